@@ -1,0 +1,62 @@
+"""Prompts stage: the chain config, validated against the release's models and frozen with its knowledge base."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from release_assets import keys
+from release_assets.artifacts import ArtifactRef
+from release_assets.chains.build import chain_files
+from release_assets.hashing import code_version, files_digest
+from release_assets.manifest import PromptChain, ReleaseManifest, member_section
+from release_assets.resources.artifact_store import ArtifactStore, build_output
+
+MODULES = ["release_assets.chains.build", "release_assets.chains.spec", "release_assets.chains.render"]
+
+
+def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
+    member: PromptChain = manifest.members[name]
+    chain_dir = project_root / member.path
+    kb = project_root / member.knowledge_base if member.knowledge_base else None
+    files = [*chain_files(chain_dir), *([kb] if kb else [])]
+
+    @dg.asset(
+        key=keys.chain(manifest.name, name),
+        ins={m: dg.AssetIn(keys.model(manifest.name, m)) for m in member.uses},
+        group_name=keys.group(manifest.name, "prompts"),
+        # The chain's files are in the code version: editing a template makes this asset (only) stale.
+        code_version=code_version(MODULES, files, member_section(manifest, name)),
+        description=(
+            f"Prompt chain `{member.path}`: templates compile in a sandbox, every variable is provided, every "
+            "binding names a model of this release, output schemas are valid."
+        ),
+        owners=manifest.owners,
+        kinds={"jinja"},
+    )
+    def chain(context: dg.AssetExecutionContext, store: ArtifactStore, **models: ArtifactRef) -> dg.Output:
+        from release_assets.chains.build import build_chain
+
+        labels = {m: ref.summary["labels"] for m, ref in models.items()}
+        return build_output(
+            context,
+            store.local(),
+            release=manifest.name,
+            member=name,
+            kind="prompt_chain",
+            # Only the models' label sets shape the chain; retraining with the same labels keeps it as is.
+            inputs={},
+            params={"labels": labels, "files": files_digest([*chain_files(chain_dir), *([kb] if kb else [])])},
+            builder=lambda out: build_chain(chain_dir, kb, labels, out),
+            metadata=lambda ref: {
+                "steps": dg.MetadataValue.md(
+                    "\n".join(f"- `{s['id']}`: {s['binding']} via `{s['template']}`" for s in ref.summary["steps"])
+                )
+            },
+        )
+
+    return chain
+
+
+def chain_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
+    return [_chain_asset(manifest, name, project_root) for name in manifest.members_of("prompt_chain")]

@@ -1,0 +1,117 @@
+"""Run a prompt chain over a batch of requests, step by step, validating every step's output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from release_assets.chains import bindings
+from release_assets.chains.render import TemplateError, render, render_string
+from release_assets.chains.spec import ChainSpec, StepSpec
+from release_assets.models.registry import Predictor
+
+
+@dataclass
+class ChainRequest:
+    id: str
+    message: str
+    attachment: list[list[int]] | None = None  # a sequence of flat 8x8 digit images
+
+
+@dataclass
+class CaseResult:
+    id: str
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def format_valid(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class KnowledgeBase:
+    facts: dict[str, str]
+    products: list[str]
+
+
+class ChainRunner:
+    def __init__(
+        self,
+        spec: ChainSpec,
+        schemas: dict[str, type[BaseModel]],
+        predictors: dict[str, Predictor],
+        kb: KnowledgeBase,
+    ) -> None:
+        assert spec.directory is not None, "a chain spec must be loaded from a folder"
+        self.spec, self.schemas, self.predictors, self.kb = spec, schemas, predictors, kb
+
+    def run(self, requests: list[ChainRequest]) -> list[CaseResult]:
+        results = [CaseResult(r.id) for r in requests]
+        contexts = [
+            {"message": r.message, "attachment": r.attachment is not None, "kb": self.kb.facts,
+             "products": self.kb.products}
+            for r in requests
+        ]
+        for step in self.spec.steps:
+            live = [i for i, res in enumerate(results) if not res.errors]
+            raw = self._run_step(step, [requests[i] for i in live], [contexts[i] for i in live], results, live)
+            for i, value in zip(live, raw, strict=True):
+                if value is None:
+                    continue
+                try:
+                    validated = self.schemas[step.id].model_validate(value).model_dump()
+                except ValidationError as exc:
+                    results[i].errors[step.id] = _short(exc)
+                    continue
+                results[i].outputs[step.id] = validated
+                contexts[i][step.id] = validated
+        return results
+
+    def _render(self, step: StepSpec, context: dict[str, Any]) -> str:
+        name = render_string(self.spec.directory, step.template, context) if "{{" in step.template else step.template
+        return render(self.spec.directory, name, context)
+
+    def _run_step(
+        self,
+        step: StepSpec,
+        requests: list[ChainRequest],
+        contexts: list[dict[str, Any]],
+        results: list[CaseResult],
+        live: list[int],
+    ) -> list[dict[str, Any] | None]:
+        texts: list[str | None] = []
+        for ctx, i in zip(contexts, live, strict=True):
+            try:
+                texts.append(self._render(step, ctx))
+            except TemplateError as exc:
+                results[i].errors[step.id] = str(exc)
+                texts.append(None)
+        ok = [j for j, t in enumerate(texts) if t is not None]
+        raw: list[dict[str, Any] | None] = [None] * len(texts)
+
+        if step.binding_kind == "classifier":
+            outs = bindings.classify(step, [texts[j] for j in ok], self.predictors[step.binding_target])
+            for j, out in zip(ok, outs, strict=True):
+                raw[j] = out
+        elif step.binding_kind == "patterns":
+            for j in ok:
+                raw[j] = bindings.extract(step, texts[j], self.kb.products if step.catalogue else [])
+            if step.attachment:
+                with_images = [j for j in ok if requests[j].attachment]
+                reader = self.predictors[step.attachment.split(":", 1)[1]]
+                read = bindings.read_sequences([requests[j].attachment for j in with_images], reader)
+                for j, value in zip(with_images, read, strict=True):
+                    raw[j][step.attachment_field] = value
+        elif step.binding_kind == "template":
+            for j in ok:
+                decided = [v for k, out in contexts[j].items() if k not in ("kb",) and isinstance(out, dict)
+                           for v in out.values()]
+                raw[j] = {"reply": texts[j], "escalate": any(v in step.escalate_intents for v in decided)}
+        return raw
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors())

@@ -1,0 +1,84 @@
+"""Per-row schemas: what every row of a dataset must look like before anything trains on it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+IRIS_SPECIES = ("setosa", "versicolor", "virginica")
+INTENTS = (
+    "refund",
+    "order_status",
+    "cancel_order",
+    "change_address",
+    "product_question",
+    "account_access",
+    "complaint",
+    "other",
+)
+ENTITY_TYPES = ("order_id", "email", "product", "amount", "date")
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class IrisRow(_Row):
+    id: str
+    features: list[float] = Field(min_length=4, max_length=4)
+    label: Literal[IRIS_SPECIES]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _plausible(self) -> IrisRow:
+        # Measurements are centimetres of a flower: anything outside (0, 10] is a unit or entry error.
+        for i, value in enumerate(self.features):
+            if not 0 < value <= 10:
+                raise ValueError(f"features[{i}]={value} outside the plausible range (0, 10] cm")
+        return self
+
+
+class DigitRow(_Row):
+    id: str
+    pixels: list[int] = Field(min_length=64, max_length=64)
+    label: Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+
+    @model_validator(mode="after")
+    def _intensity(self) -> DigitRow:
+        bad = [i for i, v in enumerate(self.pixels) if not 0 <= v <= 16]
+        if bad:
+            raise ValueError(f"pixels {bad[:5]} outside 0..16")
+        return self
+
+
+class EntitySpan(_Row):
+    type: Literal[ENTITY_TYPES]  # type: ignore[valid-type]
+    start: int = Field(ge=0)
+    end: int = Field(gt=0)
+    value: str
+
+
+class SupportMessage(_Row):
+    id: str
+    text: str = Field(min_length=1)
+    intent: Literal[INTENTS]  # type: ignore[valid-type]
+    secondary_intent: Literal[INTENTS] | None = None  # type: ignore[valid-type]
+    paraphrase_group: str = Field(min_length=1)
+    entities: list[EntitySpan] = Field(default_factory=list)
+    channel: Literal["email", "chat"]
+    # `register` would shadow BaseModel.register, so the attribute is `register_` and the field keeps its name.
+    register_: Literal["formal", "informal"] = Field(alias="register")
+    length: Literal["short", "medium", "long"]
+
+    @model_validator(mode="after")
+    def _spans_match_text(self) -> SupportMessage:
+        for i, span in enumerate(self.entities):
+            if self.text[span.start : span.end] != span.value:
+                raise ValueError(
+                    f"entities[{i}]: text[{span.start}:{span.end}] is "
+                    f"{self.text[span.start : span.end]!r}, not {span.value!r}"
+                )
+        return self
+
+
+SCHEMAS: dict[str, type[_Row]] = {"iris": IrisRow, "digits": DigitRow, "support_message": SupportMessage}

@@ -1,0 +1,67 @@
+"""The one Dagster code location: every stage of every release manifest, wired to its resources.
+
+Releases are data: each ``releases/<name>.yaml`` goes through the same stage factories, named here explicitly so
+a reader sees the whole pipeline in one place. Runs use the in-process executor: every step here is small, and a
+subprocess per step would cost more than most steps do (measured in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from release_assets import keys
+from release_assets.chains.assets import chain_assets
+from release_assets.datasets.assets import dataset_assets
+from release_assets.evaluation.assets import evaluation_assets
+from release_assets.manifest import ReleaseManifest, load_manifests
+from release_assets.models.assets import model_assets
+from release_assets.promotion.checks import gate_checks
+from release_assets.release.assets import release_unit_asset
+from release_assets.resources.artifact_store import ArtifactStore
+from release_assets.resources.io import ArtifactRefIOManager
+
+
+def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definitions:
+    stages = [
+        *dataset_assets(manifest, project_root),
+        *model_assets(manifest),
+        *chain_assets(manifest, project_root),
+        *evaluation_assets(manifest, project_root),
+    ]
+    versions = {k.path[-1]: v for a in stages for k, v in a.code_versions_by_key.items()}
+    code_versions = {name: versions.get(key[-1]) for name, key in keys.bundled(manifest).items()}
+    assets = [*stages, release_unit_asset(manifest, project_root, code_versions)]
+    job = dg.define_asset_job(
+        f"{manifest.name}_release",
+        selection=dg.AssetSelection.groups(*(keys.group(manifest.name, s) for s in keys.STAGES)),
+        description=f"Build, gate and publish the `{manifest.name}` release unit.",
+    )
+    return dg.Definitions(assets=assets, asset_checks=gate_checks(manifest), jobs=[job])
+
+
+def build_defs(manifests: list[ReleaseManifest], project_root: Path, store_root: Path) -> dg.Definitions:
+    per_release = [release_defs(m, project_root) for m in manifests]
+    everything = dg.define_asset_job(
+        "release_all",
+        selection=dg.AssetSelection.all(),
+        description="Build, gate and publish every release.",
+    )
+    shared = dg.Definitions(
+        jobs=[everything],
+        resources={
+            "store": ArtifactStore(root=str(store_root)),
+            "io_manager": ArtifactRefIOManager(root=str(store_root)),
+        },
+        executor=dg.in_process_executor,
+    )
+    return dg.Definitions.merge(*per_release, shared)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    from release_assets.settings import get_settings
+
+    settings = get_settings()
+    return build_defs(load_manifests(settings.releases_path), settings.project_root, settings.store_path)

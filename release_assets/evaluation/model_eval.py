@@ -1,0 +1,90 @@
+"""Evaluate a trained model on its test split: metrics, per-class and per-slice views, worst examples, latency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from release_assets.datasets.build import SLICE_FIELDS
+from release_assets.evaluation import report
+from release_assets.evaluation.metrics import classification_metrics, slice_accuracy, time_single_items
+from release_assets.models.registry import Predictor, predict_labels
+
+WORST_EXAMPLES = 10
+LATENCY_SAMPLES = 100
+
+
+def _describe(row: dict[str, Any]) -> str:
+    if "text" in row:
+        return row["text"]
+    if "features" in row:
+        return ", ".join(f"{v:g}" for v in row["features"])
+    return f"8x8 image {row['id']}"
+
+
+def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    predicted, proba = predict_labels(predictor, test_rows)
+    expected = [r["label"] for r in test_rows]
+    metrics = classification_metrics(expected, predicted, predictor.labels)
+    slices = slice_accuracy(test_rows, predicted, SLICE_FIELDS)
+    if not slices:  # tabular and image data have no slice attributes: the classes are the slices
+        slices = {"class": {k: {"accuracy": v["recall"], "n": v["support"]} for k, v in metrics["per_class"].items()}}
+    wrong = [
+        {
+            "id": row["id"],
+            "input": _describe(row),
+            "expected": exp,
+            "got": got,
+            "confidence": float(p.max()),
+        }
+        for row, exp, got, p in zip(test_rows, expected, predicted, proba, strict=True)
+        if exp != got
+    ]
+    wrong.sort(key=lambda e: -e["confidence"])
+    latency = time_single_items(lambda row: predictor.predict_proba([row]), test_rows[:LATENCY_SAMPLES])
+    return {
+        "metrics": {
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "min_class_recall": metrics["min_class_recall"],
+            **latency,
+            "test_rows": len(test_rows),
+        },
+        "labels": predictor.labels,
+        "per_class": metrics["per_class"],
+        "confusion": metrics["confusion"],
+        "slices": slices,
+        "examples": wrong[:WORST_EXAMPLES],
+        "predictions": {row["id"]: got for row, got in zip(test_rows, predicted, strict=True)},
+    }
+
+
+def write_report(summary: dict[str, Any], out_dir: Path, title: str) -> None:
+    """``report.json`` for machines, ``report.md`` for people; the summary returned to Dagster stays small."""
+    (out_dir / "report.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    m = summary["metrics"]
+    parts = [
+        f"# {title}",
+        report.markdown_table(["metric", "value"], [[k, v] for k, v in m.items()]),
+        "## Per class",
+        report.per_class_markdown(summary["per_class"]),
+        "## Confusion matrix",
+        report.confusion_markdown(summary["labels"], summary["confusion"]),
+        "## Slices",
+        report.slices_markdown(summary["slices"]),
+        "## Worst examples",
+        report.examples_markdown(summary["examples"], ["id", "input", "expected", "got", "confidence"]),
+    ]
+    (out_dir / "report.md").write_text("\n\n".join(parts) + "\n")
+
+
+def build_model_report(kind: str, model_dir: Path, split_dir: Path, out_dir: Path, title: str) -> dict[str, Any]:
+    from release_assets.datasets.build import read_jsonl
+    from release_assets.models.registry import MODEL_KINDS
+
+    predictor = MODEL_KINDS[kind].load(model_dir)
+    summary = evaluate(predictor, read_jsonl(split_dir / "test.jsonl"))
+    write_report(summary, out_dir, title)
+    del summary["predictions"]  # in report.json; the reference handed downstream stays small
+    return summary

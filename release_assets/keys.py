@@ -1,0 +1,70 @@
+"""Asset keys and groups, named in one place so lineage, checks, tests and the CLI agree.
+
+Keys are prefixed by release (``helpdesk/intent_model``); groups are ``<release>_<stage>`` so the UI shows one
+box per stage of each release.
+"""
+
+from __future__ import annotations
+
+from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ReleaseManifest
+
+STAGES = ("data", "models", "prompts", "evaluation", "release")
+
+
+def group(release: str, stage: str) -> str:
+    assert stage in STAGES, stage
+    return f"{release}_{stage}"
+
+
+def raw(release: str, member: str) -> list[str]:
+    return [release, member]
+
+
+def split(release: str, member: str) -> list[str]:
+    return [release, f"{member}_split"]
+
+
+def model(release: str, member: str) -> list[str]:
+    return [release, member]
+
+
+def report(release: str, member: str) -> list[str]:
+    return [release, f"{member}_report"]
+
+
+def chain(release: str, member: str) -> list[str]:
+    return [release, member]
+
+
+def chain_evaluation(release: str, member: str) -> list[str]:
+    return [release, f"{member}_evaluation"]
+
+
+def release_unit(release: str) -> list[str]:
+    return [release, "release_unit"]
+
+
+def gate_target(manifest: ReleaseManifest, member: str) -> list[str]:
+    """The asset whose output a member's gates read: raw rows, a model's report, or a chain's evaluation."""
+    kind = manifest.members[member].kind
+    if kind in DATASET_KINDS:
+        return raw(manifest.name, member)
+    if kind in MODEL_KINDS:
+        return report(manifest.name, member)
+    return chain_evaluation(manifest.name, member)
+
+
+def bundled(manifest: ReleaseManifest) -> dict[str, list[str]]:
+    """Every asset whose files go into the release unit, by name inside the bundle."""
+    out: dict[str, list[str]] = {}
+    for name, member in manifest.members.items():
+        if member.kind in DATASET_KINDS:
+            out[f"{name}_split"] = split(manifest.name, name)
+            out[name] = raw(manifest.name, name)
+        elif member.kind in MODEL_KINDS:
+            out[name] = model(manifest.name, name)
+            out[f"{name}_report"] = report(manifest.name, name)
+        else:
+            out[name] = chain(manifest.name, name)
+            out[f"{name}_evaluation"] = chain_evaluation(manifest.name, name)
+    return out

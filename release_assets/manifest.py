@@ -1,0 +1,214 @@
+"""The declarative release manifest (``releases/<name>.yaml``) and its validation.
+
+A manifest names a release's members, what kind each is, what it is built from, and the gates it must pass.
+The asset factory turns it into assets and checks, so adding a release is adding a file. Every error names the
+file and the field, because the person reading it is editing YAML, not Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be turned into assets; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(_Strict):
+    test: float = Field(gt=0, lt=1)
+    val: float = Field(default=0.0, ge=0, lt=1)
+    seed: int = 0
+
+
+class SklearnDataset(_Strict):
+    kind: Literal["sklearn_dataset"]
+    name: Literal["iris", "digits"]
+    split: SplitSpec
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return ()
+
+
+class JsonlDataset(_Strict):
+    kind: Literal["jsonl_dataset"]
+    path: str
+    schema_: Literal["support_message"] = Field(alias="schema")
+    split: SplitSpec
+    stratify: str = "intent"
+    group_by: str = "paraphrase_group"
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return ()
+
+
+class _Model(_Strict):
+    data: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return (self.data,)
+
+
+class TabularClassifier(_Model):
+    kind: Literal["tabular_classifier"]
+
+
+class TextClassifier(_Model):
+    kind: Literal["text_classifier"]
+
+
+class ImageClassifier(_Model):
+    kind: Literal["image_classifier"]
+
+
+class PromptChain(_Strict):
+    kind: Literal["prompt_chain"]
+    path: str
+    uses: list[str]
+    golden: str
+    knowledge_base: str | None = None
+    traffic: str | None = None
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(self.uses)
+
+
+Member = Annotated[
+    SklearnDataset | JsonlDataset | TabularClassifier | TextClassifier | ImageClassifier | PromptChain,
+    Field(discriminator="kind"),
+]
+
+DATASET_KINDS = ("sklearn_dataset", "jsonl_dataset")
+MODEL_KINDS = ("tabular_classifier", "text_classifier", "image_classifier")
+
+
+class Threshold(_Strict):
+    """One gate: an observed metric must stay within ``min``/``max``; ``warn`` gates never hold a release."""
+
+    min: float | None = None
+    max: float | None = None
+    severity: Literal["block", "warn"] = "block"
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs `min` or `max`")
+        return self
+
+
+class ReleaseManifest(_Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    description: str = ""
+    owners: list[str] = Field(default_factory=list)
+    members: dict[Annotated[str, Field(pattern=NAME)], Member]
+    gates: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
+    source: Path | None = Field(default=None, exclude=True)
+
+    def members_of(self, *kinds: str) -> dict[str, Member]:
+        return {name: m for name, m in self.members.items() if m.kind in kinds}
+
+    def topological_order(self) -> list[str]:
+        return _toposort({name: m.upstream for name, m in self.members.items()})
+
+
+def _toposort(edges: dict[str, tuple[str, ...]]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == "done":
+            return
+        if state.get(node) == "visiting":
+            cycle = " -> ".join([*path[path.index(node) :], node])
+            raise ManifestError(f"members form a cycle: {cycle}")
+        state[node] = "visiting"
+        for dep in edges[node]:
+            visit(dep, [*path, node])
+        state[node] = "done"
+        order.append(node)
+
+    for node in sorted(edges):
+        visit(node, [])
+    return order
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # pydantic puts the discriminator value into the location; people think in YAML paths.
+    kinds = {"sklearn_dataset", "jsonl_dataset", *MODEL_KINDS, "prompt_chain"}
+    return ".".join(str(p) for p in loc if p not in kinds) or "<top level>"
+
+
+def _check_references(manifest: ReleaseManifest, where: str) -> None:
+    for name, member in manifest.members.items():
+        field = "data" if hasattr(member, "data") else "uses"
+        for dep in member.upstream:
+            if dep not in manifest.members:
+                raise ManifestError(
+                    f"{where}: members.{name}.{field}: '{dep}' is not a declared member "
+                    f"(declared: {', '.join(sorted(manifest.members))})"
+                )
+        if member.kind in MODEL_KINDS and manifest.members[member.upstream[0]].kind not in DATASET_KINDS:
+            raise ManifestError(f"{where}: members.{name}.data: '{member.upstream[0]}' is not a dataset")
+    for name in manifest.gates:
+        if name not in manifest.members:
+            raise ManifestError(f"{where}: gates.{name}: no member named '{name}'")
+    try:
+        manifest.topological_order()
+    except ManifestError as exc:
+        raise ManifestError(f"{where}: {exc}") from None
+
+
+def parse_manifest(data: Any, where: str) -> ReleaseManifest:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected a mapping at the top level, found {type(data).__name__}")
+    try:
+        manifest = ReleaseManifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ManifestError(f"{where}: {problems}") from None
+    _check_references(manifest, where)
+    return manifest
+
+
+def load_manifest(path: Path) -> ReleaseManifest:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: not valid YAML: {exc}") from None
+    manifest = parse_manifest(data, str(path))
+    if manifest.name != path.stem:
+        raise ManifestError(f"{path}: name: '{manifest.name}' must match the file name '{path.stem}'")
+    return manifest.model_copy(update={"source": path})
+
+
+def load_manifests(releases_dir: Path) -> list[ReleaseManifest]:
+    paths = sorted(releases_dir.glob("*.yaml"))
+    if not paths:
+        raise ManifestError(f"{releases_dir}: no release manifests (*.yaml) found")
+    return [load_manifest(p) for p in paths]
+
+
+def member_section(manifest: ReleaseManifest, member: str) -> dict[str, Any]:
+    """What a member's code version hashes: its own manifest entry and its gates."""
+    return {
+        "member": manifest.members[member].model_dump(mode="json", by_alias=True),
+        "gates": {k: v.model_dump(mode="json") for k, v in manifest.gates.get(member, {}).items()},
+    }
+
+

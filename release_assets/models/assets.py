@@ -1,0 +1,58 @@
+"""Model stage: one asset per trained model, reused from the store when code, params and data are unchanged."""
+
+
+import dagster as dg
+
+from release_assets import keys
+from release_assets.artifacts import ArtifactRef
+from release_assets.hashing import code_version
+from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
+from release_assets.models.registry import MODEL_KINDS as TRAINERS
+from release_assets.resources.artifact_store import ArtifactStore, build_output
+
+KINDS = {"tabular_classifier": {"sklearn"}, "image_classifier": {"pytorch"}, "text_classifier": {"transformers"}}
+DESCRIPTIONS = {
+    "tabular_classifier": "Standardised multinomial logistic regression (scikit-learn), stored as JSON parameters.",
+    "image_classifier": "Small CNN (torch) reading 8x8 digit images, stored as safetensors.",
+    "text_classifier": "BERT-style encoder (transformers) with a WordPiece vocabulary learned from the train split, "
+    "stored as safetensors.",
+}
+
+
+def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
+    member = manifest.members[name]
+    trainer = TRAINERS[member.kind]
+
+    @dg.asset(
+        key=keys.model(manifest.name, name),
+        ins={"data": dg.AssetIn(keys.split(manifest.name, member.data))},
+        group_name=keys.group(manifest.name, "models"),
+        code_version=code_version(
+            [trainer.module, "release_assets.models.train", "release_assets.models.registry"],
+            config=member_section(manifest, name)["member"],
+        ),
+        description=f"{DESCRIPTIONS[member.kind]} Trained on the train split of `{member.data}`.",
+        owners=manifest.owners,
+        kinds=KINDS[member.kind],
+    )
+    def model(context: dg.AssetExecutionContext, store: ArtifactStore, data: ArtifactRef) -> dg.Output:
+        from release_assets.models.train import build_model
+
+        local = store.local()
+        return build_output(
+            context,
+            local,
+            release=manifest.name,
+            member=name,
+            kind=member.kind,
+            inputs={"data": data},
+            params=member.params,
+            builder=lambda out: build_model(member.kind, member.params, data.path(local.root), out),
+            metadata=lambda ref: {"labels": ", ".join(ref.summary["labels"]), "format": ref.summary["format"]},
+        )
+
+    return model
+
+
+def model_assets(manifest: ReleaseManifest) -> list[dg.AssetsDefinition]:
+    return [_model_asset(manifest, name) for name in manifest.members_of(*MODEL_KINDS)]

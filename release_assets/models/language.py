@@ -1,0 +1,154 @@
+"""A small BERT-style intent classifier, trained from scratch (or fine-tuned from a local checkpoint).
+
+The tokenizer is a WordPiece vocabulary learned from the train split with ``tokenizers``; the encoder is a
+``transformers`` BERT config a few layers deep. Both are saved in the Hugging Face layout (``tokenizer.json``,
+``config.json``, ``model.safetensors``), so the artifact loads with standard tooling and never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+TOKENIZER_FILE = "tokenizer.json"
+LABELS_FILE = "labels.json"
+
+
+class TextParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 2
+    epochs: int = 12
+    max_length: int = 64
+    vocab_size: int = 2000
+    lr: float = 1e-3
+    batch_size: int = 32
+    seed: int = 0
+    base_model: str | None = None  # a local checkpoint folder to fine-tune instead of training from scratch
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    # Lower-casing and accent stripping make casing invariance a property of the model, not a hope.
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return tok
+
+
+def _encode(tokenizer, texts: list[str], max_length: int):
+    import torch
+
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+    batch = tokenizer.encode_batch(texts)
+    ids = torch.tensor([e.ids for e in batch])
+    mask = torch.tensor([e.attention_mask for e in batch])
+    return ids, mask
+
+
+def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -> dict[str, Any]:
+    _quiet_transformers()
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(params.seed)
+    texts = [r["text"] for r in train_rows]
+    labels = sorted({r["label"] for r in train_rows})
+    index = {label: i for i, label in enumerate(labels)}
+    y = torch.tensor([index[r["label"]] for r in train_rows])
+
+    if params.base_model:
+        base = Path(params.base_model)
+        tokenizer = Tokenizer.from_file(str(base / TOKENIZER_FILE))
+        model = BertForSequenceClassification.from_pretrained(
+            base, num_labels=len(labels), ignore_mismatched_sizes=True
+        )
+    else:
+        tokenizer = train_tokenizer(texts, params.vocab_size)
+        config = BertConfig(
+            vocab_size=tokenizer.get_vocab_size(),
+            hidden_size=params.hidden,
+            num_hidden_layers=params.layers,
+            num_attention_heads=params.heads,
+            intermediate_size=params.hidden * 4,
+            max_position_embeddings=params.max_length,
+            num_labels=len(labels),
+            pad_token_id=tokenizer.token_to_id("[PAD]"),
+        )
+        model = BertForSequenceClassification(config)
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = index
+
+    ids, mask = _encode(tokenizer, texts, params.max_length)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=0.01)
+    generator = torch.Generator().manual_seed(params.seed)
+    steps = params.epochs * ((len(texts) + params.batch_size - 1) // params.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=params.lr, total_steps=max(steps, 1))
+    losses = []
+    model.train()
+    for _ in range(params.epochs):
+        order = torch.randperm(len(texts), generator=generator)
+        total = 0.0
+        for start in range(0, len(texts), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            optimiser.zero_grad()
+            out = model(input_ids=ids[batch], attention_mask=mask[batch], labels=y[batch])
+            out.loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(out.loss) * len(batch)
+        losses.append(round(total / len(texts), 5))
+
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    tokenizer.save(str(out_dir / TOKENIZER_FILE))
+    (out_dir / LABELS_FILE).write_text(json.dumps({"labels": labels, "max_length": params.max_length}))
+    return {"labels": labels, "format": "safetensors", "train_loss": losses, "params": params.model_dump()}
+
+
+class TextPredictor:
+    def __init__(self, model_dir: Path) -> None:
+        _quiet_transformers()
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import BertForSequenceClassification
+
+        meta = json.loads((model_dir / LABELS_FILE).read_text())
+        self.labels: list[str] = meta["labels"]
+        self._max_length = meta["max_length"]
+        self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        self._model = BertForSequenceClassification.from_pretrained(model_dir).eval()
+        self._torch = torch
+
+    def predict_proba(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:
+        texts = [r["text"] for r in rows]
+        out = []
+        with self._torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                ids, mask = _encode(self._tokenizer, texts[start : start + batch_size], self._max_length)
+                logits = self._model(input_ids=ids, attention_mask=mask).logits
+                out.append(self._torch.softmax(logits, dim=1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))

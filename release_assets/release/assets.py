@@ -1,0 +1,103 @@
+"""Release stage: re-decide every gate, then bundle and publish the release unit atomically."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from release_assets import keys
+from release_assets.artifacts import ArtifactRef
+from release_assets.evaluation.report import markdown_table
+from release_assets.hashing import code_version
+from release_assets.manifest import ReleaseManifest
+from release_assets.resources.artifact_store import ArtifactStore
+
+MODULES = ["release_assets.release.bundle", "release_assets.release.publish", "release_assets.promotion.policy"]
+
+
+def _verdict_table(verdicts) -> str:
+    return markdown_table(
+        ["member", "gate", "status", "observed", "threshold", "reason"],
+        [
+            [v.member, v.gate, v.status, "" if v.observed is None else v.observed,
+             " ".join(f"{k} {x:g}" for k, x in v.threshold.items() if x is not None), v.reason]
+            for v in verdicts
+        ],
+    )
+
+
+def release_unit_asset(
+    manifest: ReleaseManifest, project_root: Path, code_versions: dict[str, str | None]
+) -> dg.AssetsDefinition:
+    """``code_versions`` maps each bundled member to its asset's code version, recorded in the lineage."""
+    members = keys.bundled(manifest)
+    gate_inputs = {m: keys.gate_target(manifest, m) for m in manifest.gates}
+
+    @dg.asset(
+        key=keys.release_unit(manifest.name),
+        ins={name: dg.AssetIn(key) for name, key in members.items()},
+        group_name=keys.group(manifest.name, "release"),
+        code_version=code_version(MODULES, [manifest.source] if manifest.source else []),
+        description=(
+            f"The `{manifest.name}` release unit: every member bundled into one content-addressed tar.gz with a "
+            "manifest (digests, metrics, gate verdicts, lineage), published only if every blocking gate passes."
+        ),
+        owners=manifest.owners,
+        kinds={"python"},
+    )
+    def release_unit(context: dg.AssetExecutionContext, store: ArtifactStore, **refs: ArtifactRef) -> dg.Output:
+        from release_assets.promotion.policy import member_verdicts, release_decision
+        from release_assets.release.publish import BUNDLE, build_manifest, git_commit, publish_release
+
+        by_key = {tuple(key): refs[name] for name, key in members.items()}
+        # Blocking checks stop downstream steps only within one run; decide again from the members' own
+        # summaries so materializing this asset alone can never publish past a failed gate.
+        verdicts = [
+            v for m, key in sorted(gate_inputs.items()) for v in member_verdicts(manifest, m, by_key[tuple(key)].summary)
+        ]
+        ok, holding = release_decision(verdicts)
+        if not ok:
+            raise dg.Failure(
+                description=f"{manifest.name}: held back by {len(holding)} gate(s): "
+                + "; ".join(f"{v.member}.{v.gate}: {v.reason}" for v in holding),
+                metadata={"gates": dg.MetadataValue.md(_verdict_table(verdicts))},
+            )
+        local = store.local()
+        lineage = {
+            "dagster_run_id": context.run_id,
+            "git": git_commit(project_root),
+            "code_versions": code_versions,
+            "data_versions": {name: ref.digest[:16] for name, ref in refs.items()},
+            "fingerprints": {name: ref.fingerprint for name, ref in refs.items()},
+        }
+        manifest_json = build_manifest(manifest.name, refs, verdicts, lineage)
+        folder, published = publish_release(local, manifest.name, refs, manifest_json)
+        version = manifest_json["version"]
+        context.log.info(f"{manifest.name} {version}: {'published' if published else 'already published'} at {folder}")
+        member_rows = [
+            [name, m["digest"][:12], m["size"], ", ".join(f"{k}={v:.3g}" for k, v in m["metrics"].items()
+                                                         if k in ("accuracy", "macro_f1", "intent_accuracy", "format_valid"))]
+            for name, m in manifest_json["members"].items()
+        ]
+        ref = ArtifactRef(
+            release=manifest.name,
+            member="release_unit",
+            kind="release_unit",
+            fingerprint=version,
+            location=folder.relative_to(local.root).as_posix(),
+            files={},
+            summary={"version": version, "published": published, "gates": [v.as_dict() for v in verdicts]},
+        )
+        return dg.Output(
+            ref,
+            data_version=dg.DataVersion(version),
+            metadata={
+                "version": version,
+                "published": published,
+                "bundle": dg.MetadataValue.path(str(folder / BUNDLE)),
+                "members": dg.MetadataValue.md(markdown_table(["member", "sha256", "size", "metrics"], member_rows)),
+                "gates": dg.MetadataValue.md(_verdict_table(verdicts)),
+            },
+        )
+
+    return release_unit

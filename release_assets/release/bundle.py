@@ -1,0 +1,115 @@
+"""Deterministic, verifiable release bundles.
+
+The same member files always give the same ``bundle.tar.gz`` bytes: entries sorted, mtimes fixed, owners 0,
+gzip header without a timestamp. Reading refuses anything that could escape the extraction folder and any file
+whose digest differs from the manifest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+MANIFEST = "manifest.json"
+FIXED_MTIME = 0
+
+
+class BundleError(ValueError):
+    """A bundle that must not be trusted; the message says which entry and why."""
+
+
+def _info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, FIXED_MTIME, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_bundle(entries: dict[str, Path], manifest: dict[str, Any], out: Path) -> None:
+    """Write ``entries`` (name in bundle -> file) plus ``manifest.json`` as a reproducible tar.gz."""
+    manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    with out.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(entries):
+                _check_name(name)
+                path = entries[name]
+                with path.open("rb") as fh:
+                    tar.addfile(_info(name, path.stat().st_size), fh)
+            tar.addfile(_info(MANIFEST, len(manifest_bytes)), io.BytesIO(manifest_bytes))
+
+
+def _check_name(name: str) -> None:
+    p = PurePosixPath(name)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise BundleError(f"entry {name!r} escapes the bundle folder")
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    with tarfile.open(bundle, "r:gz") as tar:
+        member = tar.getmember(MANIFEST)
+        return json.loads(tar.extractfile(member).read())
+
+
+def verify_bundle(bundle: Path) -> dict[str, Any]:
+    """Re-hash every entry against ``manifest.json``; return the manifest or raise :class:`BundleError`."""
+    if not bundle.exists():
+        raise BundleError(f"{bundle}: no such bundle")
+    try:
+        tar = tarfile.open(bundle, "r:gz")
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{bundle}: not a readable tar.gz ({exc})") from None
+    with tar:
+        try:
+            manifest = json.loads(tar.extractfile(tar.getmember(MANIFEST)).read())
+        except KeyError:
+            raise BundleError(f"{bundle}: has no {MANIFEST}") from None
+        expected = {f["path"]: f for m in manifest["members"].values() for f in m["files"]}
+        seen = set()
+        for info in tar.getmembers():
+            if info.name == MANIFEST:
+                continue
+            _check_name(info.name)
+            if not info.isfile():
+                raise BundleError(f"{bundle}: entry {info.name!r} is a link or special file; refused")
+            if info.name not in expected:
+                raise BundleError(f"{bundle}: entry {info.name!r} is not listed in {MANIFEST}")
+            digest = hashlib.sha256(tar.extractfile(info).read()).hexdigest()
+            if digest != expected[info.name]["sha256"]:
+                raise BundleError(
+                    f"{bundle}: {info.name}: sha256 {digest[:16]}... does not match the manifest's "
+                    f"{expected[info.name]['sha256'][:16]}..."
+                )
+            seen.add(info.name)
+        missing = sorted(set(expected) - seen)
+        if missing:
+            raise BundleError(f"{bundle}: listed in {MANIFEST} but missing from the bundle: {missing[:5]}")
+    version = release_version({n: m["digest"] for n, m in manifest["members"].items()})
+    if version != manifest["version"]:
+        raise BundleError(f"{bundle}: version {manifest['version']} does not match its members' digest {version}")
+    return manifest
+
+
+def release_version(member_digests: dict[str, str]) -> str:
+    """The release's version: a digest over its members' digests, so unchanged content keeps its version."""
+    joined = "\n".join(f"{name}:{digest}" for name, digest in sorted(member_digests.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def extract_bundle(bundle: Path, target: Path) -> dict[str, Any]:
+    """Verify, then extract regular files only, each inside ``target``."""
+    manifest = verify_bundle(bundle)
+    target = target.resolve()
+    with tarfile.open(bundle, "r:gz") as tar:
+        for info in tar.getmembers():
+            dest = (target / info.name).resolve()
+            if not dest.is_relative_to(target):
+                raise BundleError(f"{bundle}: entry {info.name!r} escapes {target}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(tar.extractfile(info).read())
+    return manifest

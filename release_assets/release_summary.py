@@ -1,0 +1,85 @@
+"""What ``make release`` prints per release: version, bundle, and every gate verdict, read off a finished run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class GateLine:
+    asset: str
+    check: str
+    passed: bool
+    severity: str
+    reason: str
+
+
+@dataclass
+class ReleaseSummary:
+    release: str
+    version: str | None = None
+    bundle: str | None = None
+    published: bool | None = None
+    gates: list[GateLine] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def published_ok(self) -> bool:
+        return self.version is not None and not self.failures
+
+    def render(self) -> str:
+        if self.version and not self.failures:
+            state = "published" if self.published else "unchanged (already published, nothing new)"
+        else:
+            state = "HELD BACK" if any(not g.passed for g in self.gates) else "FAILED"
+        lines = [f"== {self.release}: {state}"]
+        if self.version:
+            lines += [f"   version: {self.version}", f"   bundle:  {self.bundle}"]
+        lines.append(f"   gates:   {sum(g.passed for g in self.gates)}/{len(self.gates)} passed")
+        for g in self.gates:
+            mark = "pass" if g.passed else ("WARN" if g.severity == "WARN" else "FAIL")
+            lines.append(f"     [{mark}] {g.asset} {g.check}: {g.reason}")
+        lines += [f"   error:   {f}" for f in self.failures]
+        return "\n".join(lines)
+
+
+def _meta(entries: dict[str, Any], name: str) -> Any:
+    value = entries.get(name)
+    return getattr(value, "value", value)
+
+
+def summarise_run(result: Any, releases: list[str], store_root: Path) -> list[ReleaseSummary]:
+    """Build one summary per release from an ``ExecuteInProcessResult``."""
+    out = {name: ReleaseSummary(name) for name in releases}
+    for evaluation in result.get_asset_check_evaluations():
+        release = evaluation.asset_key.path[0]
+        if release in out:
+            out[release].gates.append(
+                GateLine(
+                    asset="/".join(evaluation.asset_key.path[1:]),
+                    check=evaluation.check_name,
+                    passed=evaluation.passed,
+                    severity=evaluation.severity.value,
+                    reason=evaluation.description or _meta(evaluation.metadata, "reason") or "",
+                )
+            )
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key.path[-1] == "release_unit" and mat.asset_key.path[0] in out:
+            s = out[mat.asset_key.path[0]]
+            s.version = _meta(mat.metadata, "version")
+            s.bundle = _meta(mat.metadata, "bundle")
+            s.published = _meta(mat.metadata, "published")
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            step = event.step_key or ""
+            release = next((r for r in out if step.startswith(f"{r}__")), None)
+            message = event.step_failure_data.error.message if event.step_failure_data.error else step
+            if release:
+                out[release].failures.append(f"{step}: {message.strip()}")
+    for s in out.values():
+        if s.version is None and not s.failures:
+            s.failures.append("release_unit did not run (an upstream step failed or a blocking gate stopped it)")
+    return list(out.values())
