@@ -163,6 +163,8 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
                 )
         if member.kind in MODEL_KINDS and manifest.members[member.upstream[0]].kind not in DATASET_KINDS:
             raise ManifestError(f"{where}: members.{name}.data: '{member.upstream[0]}' is not a dataset")
+    for name, member in manifest.members_of(*MODEL_KINDS).items():
+        _check_params(name, member, where)
     for name in manifest.gates:
         if name not in manifest.members:
             raise ManifestError(f"{where}: gates.{name}: no member named '{name}'")
@@ -170,6 +172,19 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
         manifest.topological_order()
     except ManifestError as exc:
         raise ManifestError(f"{where}: {exc}") from None
+
+
+def _check_params(name: str, member: Any, where: str) -> None:
+    """Hyperparameters are validated here, against the trainer's own schema, so a typo fails before training."""
+    from release_assets.models.registry import MODEL_KINDS as TRAINERS
+
+    try:
+        TRAINERS[member.kind].parse_params(member.params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"members.{name}.params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ManifestError(f"{where}: {problems}") from None
 
 
 def parse_manifest(data: Any, where: str) -> ReleaseManifest:

@@ -30,6 +30,7 @@ class TextParams(BaseModel):
     lr: float = 1e-3
     batch_size: int = 32
     seed: int = 0
+    dropout: float = 0.1
     base_model: str | None = None  # a local checkpoint folder to fine-tune instead of training from scratch
 
 
@@ -67,12 +68,42 @@ def _encode(tokenizer, texts: list[str], max_length: int):
     return ids, mask
 
 
+def _classifier_class():
+    """BERT encoder + mean pooling over real tokens + linear head.
+
+    With a few hundred sentences and no pre-training, the [CLS] vector learns little; averaging every token's
+    state gives the head a bag-of-subwords signal from the first epoch, and attention refines it.
+    """
+    import torch
+    from transformers import BertModel, BertPreTrainedModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    class MeanPoolBertClassifier(BertPreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.dropout = torch.nn.Dropout(config.hidden_dropout_prob)
+            self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
+            self.post_init()
+
+        def forward(self, input_ids=None, attention_mask=None, labels=None, **_):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            logits = self.classifier(self.dropout(pooled))
+            loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
+            return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    return MeanPoolBertClassifier
+
+
 def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -> dict[str, Any]:
     _quiet_transformers()
     import torch
     from tokenizers import Tokenizer
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig
 
+    classifier = _classifier_class()
     torch.manual_seed(params.seed)
     texts = [r["text"] for r in train_rows]
     labels = sorted({r["label"] for r in train_rows})
@@ -82,9 +113,7 @@ def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -
     if params.base_model:
         base = Path(params.base_model)
         tokenizer = Tokenizer.from_file(str(base / TOKENIZER_FILE))
-        model = BertForSequenceClassification.from_pretrained(
-            base, num_labels=len(labels), ignore_mismatched_sizes=True
-        )
+        model = classifier.from_pretrained(base, num_labels=len(labels), ignore_mismatched_sizes=True)
     else:
         tokenizer = train_tokenizer(texts, params.vocab_size)
         config = BertConfig(
@@ -96,8 +125,10 @@ def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -
             max_position_embeddings=params.max_length,
             num_labels=len(labels),
             pad_token_id=tokenizer.token_to_id("[PAD]"),
+            hidden_dropout_prob=params.dropout,
+            attention_probs_dropout_prob=params.dropout,
         )
-        model = BertForSequenceClassification(config)
+        model = classifier(config)
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = index
 
@@ -118,7 +149,7 @@ def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -
             out.loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(out.loss) * len(batch)
+            total += float(out.loss.detach()) * len(batch)
         losses.append(round(total / len(texts), 5))
 
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -134,13 +165,11 @@ class TextPredictor:
         _quiet_transformers()
         import torch
         from tokenizers import Tokenizer
-        from transformers import BertForSequenceClassification
-
         meta = json.loads((model_dir / LABELS_FILE).read_text())
         self.labels: list[str] = meta["labels"]
         self._max_length = meta["max_length"]
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
-        self._model = BertForSequenceClassification.from_pretrained(model_dir).eval()
+        self._model = _classifier_class().from_pretrained(model_dir).eval()
         self._torch = torch
 
     def predict_proba(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:

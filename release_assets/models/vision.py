@@ -68,7 +68,7 @@ def train(train_rows: list[dict[str, Any]], params: VisionParams, out_dir: Path)
             loss = loss_fn(net(x[batch]), y[batch])
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         losses.append(round(total / len(x), 5))
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
     config = {"format": "release_assets.digit_cnn/v1", "labels": labels, "channels": params.channels}

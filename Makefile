@@ -1,0 +1,55 @@
+# release_assets: two commands from a fresh clone: `make release` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup release test lint format ui validate verify clean
+
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the project with dev tools
+
+release: setup ## Materialize, gate and publish both releases on the embedded defaults
+	$(BIN)/release-assets release
+
+test: setup ## Lint, format check, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: setup ## ruff check only
+	$(BIN)/ruff check .
+
+format: setup ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+validate: setup ## Validate every release manifest without running anything
+	$(BIN)/release-assets validate
+
+verify: setup ## Re-hash every published bundle in .release_store/
+	@for b in .release_store/releases/*/*/bundle.tar.gz; do [ -e "$$b" ] || { echo "no bundles yet: run make release"; exit 1; }; $(BIN)/release-assets verify "$$b" || exit 1; done
+
+ui: setup ## Start the Dagster UI on 127.0.0.1 with both releases' lineage
+	@echo "Dagster UI: http://$(HOST):$(PORT)"
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+clean: ## Remove instance state and the local artifact store (keeps .venv)
+	rm -rf .dagster .release_store

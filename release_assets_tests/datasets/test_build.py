@@ -1,0 +1,63 @@
+import json
+
+from release_assets.datasets.build import build_raw, build_split, load_jsonl, read_jsonl
+from release_assets.manifest import JsonlDataset, SklearnDataset
+
+GOOD = {
+    "id": "m1",
+    "text": "Refund order 12345 please",
+    "intent": "refund",
+    "secondary_intent": None,
+    "paraphrase_group": "refund-t1",
+    "entities": [{"type": "order_id", "start": 13, "end": 18, "value": "12345"}],
+    "channel": "chat",
+    "register": "informal",
+    "length": "short",
+}
+
+
+def _write(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+
+
+def test_valid_messages_pass(tmp_path):
+    _write(tmp_path / "m.jsonl", [GOOD])
+    loaded = load_jsonl(tmp_path / "m.jsonl", "support_message")
+    assert not loaded.failures
+    assert loaded.rows[0]["register"] == "informal"
+
+
+def test_failing_rows_are_listed_with_line_and_field(tmp_path):
+    bad_intent = {**GOOD, "id": "m2", "intent": "teleport"}
+    bad_span = {**GOOD, "id": "m3", "entities": [{"type": "order_id", "start": 0, "end": 5, "value": "12345"}]}
+    _write(tmp_path / "m.jsonl", [GOOD, bad_intent, "{not json", bad_span])
+    loaded = load_jsonl(tmp_path / "m.jsonl", "support_message")
+    assert len(loaded.rows) == 1
+    got = {(f.line, f.field) for f in loaded.failures}
+    assert (2, "intent") in got
+    assert (3, "<json>") in got
+    assert any(f.line == 4 and "Refun" in f.error for f in loaded.failures)
+
+
+def test_build_raw_reports_invalid_rows_metric(tmp_path):
+    _write(tmp_path / "m.jsonl", [GOOD, {**GOOD, "id": "x", "channel": "fax"}])
+    member = JsonlDataset(kind="jsonl_dataset", path="m.jsonl", schema="support_message", split={"test": 0.2})
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = build_raw(member, tmp_path, out)
+    assert summary["metrics"] == {"rows": 1, "invalid_rows": 1}
+    assert summary["examples"][0]["field"] == "channel"
+    assert read_jsonl(out / "rows.jsonl")[0]["group"] == "refund-t1"
+
+
+def test_iris_split_is_stratified_and_leak_free(tmp_path):
+    member = SklearnDataset(kind="sklearn_dataset", name="iris", split={"test": 0.3, "seed": 7})
+    raw, split = tmp_path / "raw", tmp_path / "split"
+    raw.mkdir()
+    split.mkdir()
+    assert build_raw(member, tmp_path, raw)["metrics"]["invalid_rows"] == 0
+    summary = build_split(member, raw, split)
+    assert summary["rows"] == {"train": 105, "test": 45}
+    train = {json.dumps(r["features"]) for r in read_jsonl(split / "train.jsonl")}
+    test = {json.dumps(r["features"]) for r in read_jsonl(split / "test.jsonl")}
+    assert not train & test  # iris has duplicate rows; they must stay on one side

@@ -1,0 +1,121 @@
+import hashlib
+import io
+import json
+import tarfile
+
+import pytest
+
+from release_assets.release.bundle import BundleError, extract_bundle, release_version, verify_bundle, write_bundle
+
+
+def _manifest(files: dict[str, bytes]) -> dict:
+    entries = [{"path": n, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in sorted(files.items())]
+    digest = hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()
+    return {"release": "r", "version": release_version({"m": digest}), "members": {"m": {"digest": digest, "files": entries}}}
+
+
+def _bundle(tmp_path, files, name="b.tar.gz"):
+    for n, b in files.items():
+        (tmp_path / n.replace("/", "_")).write_bytes(b)
+    out = tmp_path / name
+    write_bundle({n: tmp_path / n.replace("/", "_") for n in files}, _manifest(files), out)
+    return out
+
+
+FILES = {"m/model.json": b'{"w": [1, 2]}', "m/report.md": b"# report\n"}
+
+
+def test_same_content_gives_identical_bytes(tmp_path):
+    a = _bundle(tmp_path, FILES, "a.tar.gz")
+    b = _bundle(tmp_path, FILES, "b.tar.gz")
+    assert a.read_bytes() == b.read_bytes()
+    with tarfile.open(a) as tar:
+        assert [i.name for i in tar.getmembers()] == ["m/model.json", "m/report.md", "manifest.json"]
+        assert {(i.mtime, i.uid, i.gid) for i in tar.getmembers()} == {(0, 0, 0)}
+
+
+def test_verify_accepts_a_good_bundle_and_extracts_it(tmp_path):
+    bundle = _bundle(tmp_path, FILES)
+    assert verify_bundle(bundle)["release"] == "r"
+    extract_bundle(bundle, tmp_path / "x")
+    assert (tmp_path / "x" / "m" / "model.json").read_bytes() == FILES["m/model.json"]
+
+
+def _rewrite(bundle, mutate):
+    with tarfile.open(bundle) as tar:
+        items = [(i, tar.extractfile(i).read() if i.isfile() else None) for i in tar.getmembers()]
+    items = mutate(items)
+    with tarfile.open(bundle, "w:gz") as tar:
+        for info, data in items:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def test_tampered_file_is_named(tmp_path):
+    bundle = _bundle(tmp_path, FILES)
+
+    def tamper(items):
+        out = []
+        for info, data in items:
+            if info.name == "m/model.json":
+                data = b'{"w": [9, 9]}'
+                info.size = len(data)
+            out.append((info, data))
+        return out
+
+    _rewrite(bundle, tamper)
+    with pytest.raises(BundleError, match=r"m/model\.json: sha256 .* does not match"):
+        verify_bundle(bundle)
+
+
+def test_links_and_escaping_entries_are_refused(tmp_path):
+    bundle = _bundle(tmp_path, FILES)
+
+    def add_link(items):
+        link = tarfile.TarInfo("m/evil")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        return [*items, (link, None)]
+
+    _rewrite(bundle, add_link)
+    with pytest.raises(BundleError, match="link or special file"):
+        verify_bundle(bundle)
+
+    bundle2 = _bundle(tmp_path, FILES, "c.tar.gz")
+
+    def escape(items):
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 1
+        return [*items, (info, b"x")]
+
+    _rewrite(bundle2, escape)
+    with pytest.raises(BundleError, match="escapes"):
+        verify_bundle(bundle2)
+
+
+def test_missing_file_and_wrong_version_are_refused(tmp_path):
+    bundle = _bundle(tmp_path, FILES)
+    _rewrite(bundle, lambda items: [(i, d) for i, d in items if i.name != "m/report.md"])
+    with pytest.raises(BundleError, match=r"missing from the bundle: \['m/report.md'\]"):
+        verify_bundle(bundle)
+
+    bundle2 = _bundle(tmp_path, FILES, "d.tar.gz")
+
+    def bump(items):
+        out = []
+        for info, data in items:
+            if info.name == "manifest.json":
+                m = json.loads(data)
+                m["version"] = "0" * 16
+                data = json.dumps(m).encode()
+                info.size = len(data)
+            out.append((info, data))
+        return out
+
+    _rewrite(bundle2, bump)
+    with pytest.raises(BundleError, match="does not match its members' digest"):
+        verify_bundle(bundle2)
+
+
+def test_not_a_bundle(tmp_path):
+    (tmp_path / "x.tar.gz").write_text("nope")
+    with pytest.raises(BundleError, match="not a readable tar.gz"):
+        verify_bundle(tmp_path / "x.tar.gz")

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from release_assets.manifest import ManifestError, load_manifest, load_manifests, parse_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _helpdesk() -> dict:
+    return yaml.safe_load((REPO / "releases" / "helpdesk.yaml").read_text())
+
+
+def test_shipped_manifests_load_in_dependency_order():
+    manifests = {m.name: m for m in load_manifests(REPO / "releases")}
+    assert set(manifests) == {"iris", "helpdesk"}
+    order = manifests["helpdesk"].topological_order()
+    assert order.index("messages") < order.index("intent_model") < order.index("chain")
+    assert order.index("vision_model") < order.index("chain")
+
+
+def test_unknown_kind_names_file_and_field():
+    data = _helpdesk()
+    data["members"]["digits"]["kind"] = "parquet_dataset"
+    with pytest.raises(ManifestError, match=r"helpdesk\.yaml: members\.digits.*parquet_dataset"):
+        parse_manifest(data, "releases/helpdesk.yaml")
+
+
+def test_missing_field_names_it():
+    data = _helpdesk()
+    del data["members"]["chain"]["golden"]
+    with pytest.raises(ManifestError, match=r"members\.chain\.golden: Field required"):
+        parse_manifest(data, "releases/helpdesk.yaml")
+
+
+def test_dependency_on_undeclared_member():
+    data = _helpdesk()
+    data["members"]["chain"]["uses"] = ["intent_model", "ocr_model"]
+    with pytest.raises(ManifestError, match=r"members\.chain\.uses: 'ocr_model' is not a declared member"):
+        parse_manifest(data, "releases/helpdesk.yaml")
+
+
+def test_model_must_train_on_a_dataset():
+    data = _helpdesk()
+    data["members"]["vision_model"]["data"] = "intent_model"
+    with pytest.raises(ManifestError, match=r"members\.vision_model\.data: 'intent_model' is not a dataset"):
+        parse_manifest(data, "releases/helpdesk.yaml")
+
+
+def test_cycle_is_reported_with_its_path():
+    data = _helpdesk()
+    data["members"]["chain"]["uses"] = ["intent_model", "judge"]
+    data["members"]["judge"] = {"kind": "prompt_chain", "path": "p", "uses": ["chain"], "golden": "g.jsonl"}
+    with pytest.raises(ManifestError, match=r"cycle: chain -> judge -> chain"):
+        parse_manifest(data, "releases/helpdesk.yaml")
+
+
+def test_gate_on_unknown_member():
+    data = _helpdesk()
+    data["gates"]["ranker"] = {"accuracy": {"min": 0.5}}
+    with pytest.raises(ManifestError, match=r"gates\.ranker: no member named 'ranker'"):
+        parse_manifest(data, "x.yaml")
+
+
+def test_gate_without_bound():
+    data = _helpdesk()
+    data["gates"]["intent_model"]["accuracy"] = {"severity": "warn"}
+    with pytest.raises(ManifestError, match=r"gates\.intent_model\.accuracy.*needs `min` or `max`"):
+        parse_manifest(data, "x.yaml")
+
+
+def test_unknown_model_param_is_named():
+    data = _helpdesk()
+    data["members"]["intent_model"]["params"]["epochz"] = 3
+    with pytest.raises(ManifestError, match=r"members\.intent_model\.params\.epochz: Extra inputs"):
+        parse_manifest(data, "x.yaml")
+
+
+def test_file_name_must_match_release_name(tmp_path):
+    path = tmp_path / "support.yaml"
+    path.write_text((REPO / "releases" / "helpdesk.yaml").read_text())
+    with pytest.raises(ManifestError, match=r"support\.yaml: name: 'helpdesk' must match"):
+        load_manifest(path)
+
+
+def test_invalid_yaml_names_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ManifestError, match=r"broken\.yaml: not valid YAML"):
+        load_manifest(path)

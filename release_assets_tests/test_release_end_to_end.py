@@ -1,0 +1,137 @@
+"""Both releases materialized in process on tiny settings: published, reproducible, and held back by gates."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from release_assets.definitions import build_defs
+from release_assets.manifest import load_manifests
+from release_assets.release.bundle import verify_bundle
+from release_assets.release_summary import summarise_run
+from release_assets_tests.conftest import edit_manifest
+
+
+def run_release(project: Path, store: Path, instance: dg.DagsterInstance, only: list[str] | None = None):
+    manifests = [m for m in load_manifests(project / "releases") if only is None or m.name in only]
+    defs = build_defs(manifests, project, store)
+    result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
+    return result, {s.release: s for s in summarise_run(result, [m.name for m in manifests], store)}
+
+
+def materializations(result) -> dict[str, dict]:
+    return {
+        e.materialization.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def test_both_releases_publish_verify_and_a_rerun_reuses_everything(tiny_project, tmp_path):
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        first, summaries = run_release(tiny_project, store, instance)
+        assert first.success
+        for name in ("iris", "helpdesk"):
+            s = summaries[name]
+            assert s.published_ok and s.published, s.render()
+            assert all(g.passed for g in s.gates)
+            manifest = verify_bundle(Path(s.bundle))
+            assert manifest["version"] == s.version
+            assert manifest["lineage"]["dagster_run_id"] == first.run_id
+            assert all(v["status"] == "passed" for v in manifest["gates"])
+        helpdesk = json.loads((Path(summaries["helpdesk"].bundle).parent / "manifest.json").read_text())
+        assert {"intent_model", "vision_model", "chain", "chain_evaluation", "messages_split"} <= set(helpdesk["members"])
+        assert helpdesk["lineage"]["code_versions"]["intent_model"]
+        formats = {f["format"] for m in helpdesk["members"].values() for f in m["files"]}
+        assert "safetensors" in formats and "binary" not in formats  # nothing pickled slipped in
+
+        second, again = run_release(tiny_project, store, instance)
+        assert second.success
+        mats = materializations(second)
+        assert all(meta["reused"] for key, meta in mats.items() if not key.endswith("release_unit"))
+        for name in ("iris", "helpdesk"):
+            assert again[name].version == summaries[name].version
+            assert again[name].published is False  # nothing new published
+
+
+def test_a_failed_data_gate_leaves_no_release_unit(tiny_project, tmp_path):
+    project = tiny_project
+    path = project / "data" / "support" / "messages.jsonl"
+    lines = path.read_text().splitlines()
+    broken = json.loads(lines[3])
+    broken["intent"] = "teleport"
+    lines[3] = json.dumps(broken)
+    path.write_text("\n".join(lines) + "\n")
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        result, summaries = run_release(project, store, instance, only=["helpdesk"])
+    s = summaries["helpdesk"]
+    assert not s.published_ok
+    [failed] = [g for g in s.gates if not g.passed]
+    assert failed.check == "invalid_rows_gate" and "invalid_rows = 1" in failed.reason
+    evaluation = next(e for e in result.get_asset_check_evaluations() if not e.passed)
+    assert "line 4" in evaluation.metadata["worst_examples"].value or "| 4 |" in evaluation.metadata["worst_examples"].value
+    assert not (store / "releases" / "helpdesk").exists()
+
+
+def test_noisy_labels_fail_the_model_gate_and_hold_the_release(project, tmp_path):
+    # A classifier trained on shuffled labels cannot meet the accuracy gate: the gate must say so.
+    edit_manifest(project, "iris", lambda d: d["members"]["classifier"]["params"].update({"C": 1e-6}))
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        result, summaries = run_release(project, store, instance, only=["iris"])
+    s = summaries["iris"]
+    failing = {g.check for g in s.gates if not g.passed}
+    assert "accuracy_gate" in failing
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "accuracy_gate")
+    assert check.metadata["observed"].value < 0.9
+    assert "worst_examples" in check.metadata
+    assert not (store / "releases" / "iris").exists()
+
+
+def test_release_unit_alone_recomputes_gates_and_refuses(project, tmp_path):
+    """Blocking checks act within one run; materializing only release_unit must still not publish."""
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        edit_manifest(project, "iris", lambda d: d["gates"]["classifier"].update({"accuracy": {"min": 0.999}}))
+        manifests = load_manifests(project / "releases")
+        defs = build_defs([m for m in manifests if m.name == "iris"], project, store)
+        upstream = dg.AssetSelection.groups("iris_data", "iris_models", "iris_evaluation")
+        job = dg.define_asset_job("upstream_only", selection=upstream)
+        defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+        assert defs.resolve_job_def("upstream_only").execute_in_process(instance=instance, raise_on_error=False)
+        unit_only = dg.materialize(
+            [a for a in defs.get_repository_def().assets_defs_by_key.values()],
+            selection=dg.AssetSelection.keys(dg.AssetKey(["iris", "release_unit"])),
+            instance=instance,
+            raise_on_error=False,
+            resources={k: v for k, v in defs.resources.items()},
+        )
+    assert not unit_only.success
+    failure = next(e for e in unit_only.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "held back" in failure.step_failure_data.error.message
+    assert not (store / "releases" / "iris").exists()
+
+
+@pytest.mark.parametrize("change", ["format", "golden"])
+def test_chain_gates_fail_on_a_broken_chain(tiny_project, tmp_path, change):
+    if change == "format":
+        # The schema says amounts are whole numbers; "$49.99" in a message then breaks the step's contract.
+        chain = tiny_project / "prompts" / "helpdesk" / "chain.yaml"
+        chain.write_text(chain.read_text().replace("amount: float?", "amount: int?"))
+        gate = "format_valid_gate"
+    else:
+        edit_manifest(
+            tiny_project, "helpdesk", lambda d: d["gates"]["chain"].update({"required_facts": {"min": 0.99}})
+        )
+        kb = tiny_project / "data" / "support" / "knowledge_base.yaml"
+        kb.write_text(kb.read_text().replace("30 days", "thirty days"))
+        gate = "required_facts_gate"
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        _, summaries = run_release(tiny_project, store, instance, only=["helpdesk"])
+    s = summaries["helpdesk"]
+    assert gate in {g.check for g in s.gates if not g.passed}, s.render()
+    assert not s.published_ok
+    assert not (store / "releases" / "helpdesk").exists()
