@@ -54,6 +54,15 @@ def gate_target(manifest: ReleaseManifest, member: str) -> list[str]:
     return chain_evaluation(manifest.name, member)
 
 
+EVIDENCE_SUFFIXES = ("_report", "_evaluation")
+
+
+def is_evidence(bundle_name: str) -> bool:
+    """Evaluation reports travel in the bundle as evidence but do not define the release: their latency figures
+    differ on every run, and re-measuring the same models must not mint a new version."""
+    return bundle_name.endswith(EVIDENCE_SUFFIXES)
+
+
 def bundled(manifest: ReleaseManifest) -> dict[str, list[str]]:
     """Every asset whose files go into the release unit, by name inside the bundle."""
     out: dict[str, list[str]] = {}

@@ -1,6 +1,6 @@
 """A small BERT-style intent classifier, trained from scratch (or fine-tuned from a local checkpoint).
 
-The tokenizer is a WordPiece vocabulary learned from the train split with ``tokenizers``; the encoder is a
+The tokenizer is a ``tokenizers`` WordPiece model whose vocabulary is learned from the train split; the encoder is a
 ``transformers`` BERT config a few layers deep. Both are saved in the Hugging Face layout (``tokenizer.json``,
 ``config.json``, ``model.safetensors``), so the artifact loads with standard tooling and never unpickles.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class TextParams(BaseModel):
     batch_size: int = 32
     seed: int = 0
     dropout: float = 0.1
+    token_mask: float = 0.0  # share of tokens replaced by [MASK] in each training batch (regularises small data)
     base_model: str | None = None  # a local checkpoint folder to fine-tune instead of training from scratch
 
 
@@ -38,18 +40,57 @@ def _quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # per-load progress bars are noise in run logs
+
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def learn_wordpiece_vocab(words: Counter[str], vocab_size: int) -> list[str]:
+    """A WordPiece vocabulary from word counts, deterministically.
+
+    ``tokenizers``' own WordPiece trainer breaks frequency ties by hash-map order, so two runs on the same data
+    give different vocabularies (and different models). Here every choice is ordered by (count, text): all
+    characters (so nothing is ever [UNK]), then whole words, word-initial pieces and ``##`` continuations ranked
+    by how many running-text occurrences they cover.
+    """
+    chars = sorted({c for w in words for c in w})
+    vocab = [*SPECIALS, *chars, *(f"##{c}" for c in chars)]
+    pieces: Counter[str] = Counter()
+    for word, n in words.items():
+        if n >= 2:
+            pieces[word] += n * len(word)
+        for size in range(2, min(len(word), 7)):
+            pieces[word[:size]] += n * size
+            for start in range(1, len(word) - size + 1):
+                pieces[f"##{word[start : start + size]}"] += n * size // 2
+    seen = set(vocab)
+    for piece, _ in sorted(pieces.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if piece not in seen:
+            vocab.append(piece)
+            seen.add(piece)
+    return vocab
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     # Lower-casing and accent stripping make casing invariance a property of the model, not a hope.
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter(
+        w for text in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    vocab = learn_wordpiece_vocab(words, vocab_size)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.decoder = decoders.WordPiece()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -97,7 +138,13 @@ def _classifier_class():
     return MeanPoolBertClassifier
 
 
-def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -> dict[str, Any]:
+def train(
+    train_rows: list[dict[str, Any]],
+    params: TextParams,
+    out_dir: Path,
+    val_rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Train; with ``val_rows``, keep the epoch that scores best on them (ties go to the later epoch)."""
     _quiet_transformers()
     import torch
     from tokenizers import Tokenizer
@@ -137,27 +184,52 @@ def train(train_rows: list[dict[str, Any]], params: TextParams, out_dir: Path) -
     generator = torch.Generator().manual_seed(params.seed)
     steps = params.epochs * ((len(texts) + params.batch_size - 1) // params.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=params.lr, total_steps=max(steps, 1))
-    losses = []
-    model.train()
-    for _ in range(params.epochs):
+    special = torch.tensor([tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]")])
+    mask_id = tokenizer.token_to_id("[MASK]")
+    if val_rows:
+        val_ids, val_mask = _encode(tokenizer, [r["text"] for r in val_rows], params.max_length)
+        val_y = torch.tensor([index.get(r["label"], -1) for r in val_rows])
+    losses, val_scores, best = [], [], (-1.0, None, 0)
+    for epoch in range(params.epochs):
+        model.train()
         order = torch.randperm(len(texts), generator=generator)
         total = 0.0
         for start in range(0, len(texts), params.batch_size):
             batch = order[start : start + params.batch_size]
+            batch_ids = ids[batch]
+            if params.token_mask:
+                noise = torch.rand(batch_ids.shape, generator=generator) < params.token_mask
+                batch_ids = batch_ids.masked_fill(noise & ~torch.isin(batch_ids, special), mask_id)
             optimiser.zero_grad()
-            out = model(input_ids=ids[batch], attention_mask=mask[batch], labels=y[batch])
+            out = model(input_ids=batch_ids, attention_mask=mask[batch], labels=y[batch])
             out.loss.backward()
             optimiser.step()
             schedule.step()
             total += float(out.loss.detach()) * len(batch)
         losses.append(round(total / len(texts), 5))
+        if val_rows:
+            model.eval()
+            with torch.inference_mode():
+                score = float((model(input_ids=val_ids, attention_mask=val_mask).logits.argmax(1) == val_y).float().mean())
+            val_scores.append(round(score, 4))
+            if score >= best[0]:
+                best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
+    if best[1] is not None:
+        model.load_state_dict(best[1])
 
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.no_padding()
     tokenizer.no_truncation()
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
     (out_dir / LABELS_FILE).write_text(json.dumps({"labels": labels, "max_length": params.max_length}))
-    return {"labels": labels, "format": "safetensors", "train_loss": losses, "params": params.model_dump()}
+    return {
+        "labels": labels,
+        "format": "safetensors",
+        "train_loss": losses,
+        "val_accuracy": val_scores,
+        "best_epoch": best[2] or params.epochs,
+        "params": params.model_dump(),
+    }
 
 
 class TextPredictor:

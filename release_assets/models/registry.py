@@ -31,8 +31,10 @@ class ModelKind:
     def parse_params(self, raw: dict[str, Any]) -> BaseModel:
         return self._attr(self.params).model_validate(raw)
 
-    def train(self, rows: list[dict[str, Any]], params: BaseModel, out_dir: Path) -> dict[str, Any]:
-        return self._attr(self.trainer)(rows, params, out_dir)
+    def train(
+        self, rows: list[dict[str, Any]], params: BaseModel, out_dir: Path, val_rows: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        return self._attr(self.trainer)(rows, params, out_dir, val_rows=val_rows)
 
     def load(self, model_dir: Path) -> Predictor:
         return self._attr(self.predictor)(model_dir)

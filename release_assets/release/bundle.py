@@ -89,15 +89,21 @@ def verify_bundle(bundle: Path) -> dict[str, Any]:
         missing = sorted(set(expected) - seen)
         if missing:
             raise BundleError(f"{bundle}: listed in {MANIFEST} but missing from the bundle: {missing[:5]}")
-    version = release_version({n: m["digest"] for n, m in manifest["members"].items()})
+    version = release_version(manifest["members"])
     if version != manifest["version"]:
         raise BundleError(f"{bundle}: version {manifest['version']} does not match its members' digest {version}")
     return manifest
 
 
-def release_version(member_digests: dict[str, str]) -> str:
-    """The release's version: a digest over its members' digests, so unchanged content keeps its version."""
-    joined = "\n".join(f"{name}:{digest}" for name, digest in sorted(member_digests.items()))
+def release_version(members: dict[str, dict[str, Any]]) -> str:
+    """The release's version: a digest over the digests of the members that define it (data, models, chain).
+
+    Unchanged content keeps its version; evaluation reports (``role: evidence``) are bundled and verified but
+    left out, so re-measuring latency on the same models does not mint a new version.
+    """
+    joined = "\n".join(
+        f"{name}:{m['digest']}" for name, m in sorted(members.items()) if m.get("role", "artifact") == "artifact"
+    )
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef
+from release_assets.keys import is_evidence
 from release_assets.promotion.policy import Verdict
 from release_assets.release.bundle import MANIFEST, release_version, write_bundle
 from release_assets.resources.artifact_store import LocalArtifactStore
@@ -50,6 +51,7 @@ def build_manifest(
         ]
         members[name] = {
             "kind": ref.kind,
+            "role": "evidence" if is_evidence(name) else "artifact",
             "digest": ref.digest,
             "files": files,
             "size": sum(f["size"] for f in files),
@@ -58,7 +60,7 @@ def build_manifest(
         }
     return {
         "release": release,
-        "version": release_version({n: m["digest"] for n, m in members.items()}),
+        "version": release_version(members),
         "members": members,
         "gates": [v.as_dict() for v in verdicts],
         "lineage": lineage,

@@ -11,7 +11,8 @@ from release_assets.release.bundle import BundleError, extract_bundle, release_v
 def _manifest(files: dict[str, bytes]) -> dict:
     entries = [{"path": n, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in sorted(files.items())]
     digest = hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()
-    return {"release": "r", "version": release_version({"m": digest}), "members": {"m": {"digest": digest, "files": entries}}}
+    members = {"m": {"digest": digest, "files": entries, "role": "artifact"}}
+    return {"release": "r", "version": release_version(members), "members": members}
 
 
 def _bundle(tmp_path, files, name="b.tar.gz"):
@@ -119,3 +120,11 @@ def test_not_a_bundle(tmp_path):
     (tmp_path / "x.tar.gz").write_text("nope")
     with pytest.raises(BundleError, match="not a readable tar.gz"):
         verify_bundle(tmp_path / "x.tar.gz")
+
+
+def test_version_ignores_evidence_but_not_artifacts():
+    base = {"model": {"digest": "a" * 64, "role": "artifact"}, "model_report": {"digest": "b" * 64, "role": "evidence"}}
+    remeasured = {**base, "model_report": {"digest": "c" * 64, "role": "evidence"}}
+    retrained = {**base, "model": {"digest": "d" * 64, "role": "artifact"}}
+    assert release_version(base) == release_version(remeasured)
+    assert release_version(base) != release_version(retrained)
