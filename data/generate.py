@@ -1008,9 +1008,7 @@ def typo_word(rng: random.Random, word: str) -> str:
 
 
 def add_typos(rng: random.Random, segs: list[list], n: int) -> None:
-    spots = [
-        (si, m.start(), m.end()) for si, s in enumerate(segs) if s[1] is None for m in WORD_RE.finditer(s[0])
-    ]
+    spots = [(si, m.start(), m.end()) for si, s in enumerate(segs) if s[1] is None for m in WORD_RE.finditer(s[0])]
     if not spots:
         return
     for si, a, b in sorted(rng.sample(spots, min(n, len(spots))), key=lambda t: (t[0], -t[1])):
@@ -1316,9 +1314,7 @@ def build_golden(rng: random.Random, attacher: Attacher, per_intent: int = 22, a
             expected.setdefault(e["type"], e["value"])
         if digits is not None:
             expected["order_id"] = order_id
-        expected = {
-            k: expected[k] for k in ("order_id", "email", "product", "amount", "date") if k in expected
-        }
+        expected = {k: expected[k] for k in ("order_id", "email", "product", "amount", "date") if k in expected}
         must, reply = reference_reply(rng, intent, expected, g_idx)
         cases.append(
             {

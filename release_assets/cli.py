@@ -33,7 +33,10 @@ def cmd_release(args: argparse.Namespace) -> int:
     if args.release:
         unknown = set(args.release) - {m.name for m in manifests}
         if unknown:
-            print(f"unknown release(s): {sorted(unknown)}; known: {[m.name for m in manifests]}", file=sys.stderr)
+            print(
+                f"unknown release(s): {sorted(unknown)}; known: {[m.name for m in manifests]}",
+                file=sys.stderr,
+            )
             return 2
         manifests = [m for m in manifests if m.name in args.release]
     defs = build_defs(manifests, settings.project_root, settings.store_path)
@@ -65,7 +68,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     files = sum(len(m["files"]) for m in manifest["members"].values())
-    print(f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files verified")
+    print(
+        f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files verified"
+    )
     return 0
 
 

@@ -225,5 +225,3 @@ def member_section(manifest: ReleaseManifest, member: str) -> dict[str, Any]:
         "member": manifest.members[member].model_dump(mode="json", by_alias=True),
         "gates": {k: v.model_dump(mode="json") for k, v in manifest.gates.get(member, {}).items()},
     }
-
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 KEYWORDS = {
@@ -16,7 +18,7 @@ KEYWORDS = {
 
 
 class KeywordIntents:
-    labels = sorted({*KEYWORDS.values(), "other"})
+    labels: ClassVar[list[str]] = sorted({*KEYWORDS.values(), "other"})
 
     def predict_proba(self, rows):
         out = np.full((len(rows), len(self.labels)), 0.01)
@@ -29,7 +31,7 @@ class KeywordIntents:
 class PixelSumDigits:
     """Reads a digit from the first pixel: tests build images whose first pixel is the digit."""
 
-    labels = [str(i) for i in range(10)]
+    labels: ClassVar[list[str]] = [str(i) for i in range(10)]
 
     def predict_proba(self, rows):
         out = np.zeros((len(rows), 10))

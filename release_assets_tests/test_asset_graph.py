@@ -57,8 +57,12 @@ def test_release_units_depend_on_every_member_and_gated_assets_have_blocking_che
     graph = defs.get_repository_def().asset_graph
     unit = graph.get(dg.AssetKey(["helpdesk", "release_unit"]))
     assert {p.to_user_string() for p in unit.parent_keys} >= {
-        "helpdesk/intent_model", "helpdesk/vision_model", "helpdesk/chain", "helpdesk/chain_evaluation",
-        "helpdesk/messages_split", "helpdesk/digits_split",
+        "helpdesk/intent_model",
+        "helpdesk/vision_model",
+        "helpdesk/chain",
+        "helpdesk/chain_evaluation",
+        "helpdesk/messages_split",
+        "helpdesk/digits_split",
     }
     blocking = {c for c in graph.asset_check_keys if graph.get_check_spec(c).blocking}
     assert dg.AssetCheckKey(dg.AssetKey(["helpdesk", "chain_evaluation"]), "format_valid_gate") in blocking

@@ -1,6 +1,5 @@
 """Prompts stage: the chain config, validated against the release's models and frozen with its knowledge base."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -46,7 +45,10 @@ def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
             kind="prompt_chain",
             # Only the models' label sets shape the chain; retraining with the same labels keeps it as is.
             inputs={},
-            params={"labels": labels, "files": files_digest([*chain_files(chain_dir), *([kb] if kb else [])])},
+            params={
+                "labels": labels,
+                "files": files_digest([*chain_files(chain_dir), *([kb] if kb else [])]),
+            },
             builder=lambda out: build_chain(chain_dir, kb, labels, out),
             metadata=lambda ref: {
                 "steps": dg.MetadataValue.md(

@@ -51,8 +51,12 @@ class ChainRunner:
     def run(self, requests: list[ChainRequest]) -> list[CaseResult]:
         results = [CaseResult(r.id) for r in requests]
         contexts = [
-            {"message": r.message, "attachment": r.attachment is not None, "kb": self.kb.facts,
-             "products": self.kb.products}
+            {
+                "message": r.message,
+                "attachment": r.attachment is not None,
+                "kb": self.kb.facts,
+                "products": self.kb.products,
+            }
             for r in requests
         ]
         for step in self.spec.steps:
@@ -107,8 +111,12 @@ class ChainRunner:
                     raw[j][step.attachment_field] = value
         elif step.binding_kind == "template":
             for j in ok:
-                decided = [v for k, out in contexts[j].items() if k not in ("kb",) and isinstance(out, dict)
-                           for v in out.values()]
+                decided = [
+                    v
+                    for k, out in contexts[j].items()
+                    if k not in ("kb",) and isinstance(out, dict)
+                    for v in out.values()
+                ]
                 raw[j] = {"reply": texts[j], "escalate": any(v in step.escalate_intents for v in decided)}
         return raw
 

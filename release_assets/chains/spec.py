@@ -134,9 +134,7 @@ def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: st
             raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
 
 
-def _template_names(
-    directory: Path, step: StepSpec, enums: dict[str, dict[str, list[str]]], where: str
-) -> list[str]:
+def _template_names(directory: Path, step: StepSpec, enums: dict[str, dict[str, list[str]]], where: str) -> list[str]:
     """A step's template may itself be a template (``responses/{{ classify_intent.intent }}.j2``): expand it
     over every value the earlier step's enum field can take, so a missing per-intent file fails at load time."""
     if "{{" not in step.template:
@@ -148,7 +146,7 @@ def _template_names(
             f"{where}: template: a templated name may read exactly one earlier step with one enum output "
             f"field, found {refs}"
         )
-    (field, values), = enums[refs[0]].items()
+    ((field, values),) = enums[refs[0]].items()
     return sorted({env.from_string(step.template).render({refs[0]: {field: v}}) for v in values})
 
 
@@ -177,4 +175,3 @@ def output_model(step: StepSpec, model_labels: dict[str, list[str]]) -> type[Bas
             typ = SCALARS[f.type]
         fields[name] = (typ | None, None) if f.optional else (typ, ...)
     return create_model(f"{step.id}_output", __config__=ConfigDict(extra="forbid", strict=False), **fields)
-

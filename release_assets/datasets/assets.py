@@ -1,6 +1,5 @@
 """Data stage: each dataset member becomes a validated raw asset and a deterministic split asset."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +12,11 @@ from release_assets.hashing import code_version, files_digest
 from release_assets.manifest import DATASET_KINDS, JsonlDataset, ReleaseManifest, member_section
 from release_assets.resources.artifact_store import ArtifactStore, build_output
 
-BUILD_MODULES = ["release_assets.datasets.build", "release_assets.datasets.schemas", "release_assets.datasets.digits"]
+BUILD_MODULES = [
+    "release_assets.datasets.build",
+    "release_assets.datasets.schemas",
+    "release_assets.datasets.digits",
+]
 SPLIT_MODULES = ["release_assets.datasets.build", "release_assets.datasets.split"]
 
 

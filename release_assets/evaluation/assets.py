@@ -1,6 +1,5 @@
 """Evaluation stage: a report per model on its held-out split, and the chain on its golden suite."""
 
-
 from pathlib import Path
 
 import dagster as dg

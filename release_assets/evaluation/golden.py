@@ -34,7 +34,7 @@ def load_cases(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             case = json.loads(line)
-            case["message"], case["expected"]["intent"]  # noqa: B018 - required fields
+            case["message"], case["expected"]["intent"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise GoldenSuiteError(f"{path}:{line_no}: not a golden case ({type(exc).__name__}: {exc})") from None
         cases.append(case)

@@ -20,7 +20,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def confusion_markdown(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
-    return markdown_table(["expected \\ predicted", *labels], [[lab, *row] for lab, row in zip(labels, matrix)])
+    return markdown_table(
+        ["expected \\ predicted", *labels], [[lab, *row] for lab, row in zip(labels, matrix, strict=True)]
+    )
 
 
 def per_class_markdown(per_class: dict[str, dict[str, float]]) -> str:

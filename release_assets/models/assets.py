@@ -1,6 +1,5 @@
 """Model stage: one asset per trained model, reused from the store when code, params and data are unchanged."""
 
-
 import dagster as dg
 
 from release_assets import keys
@@ -10,7 +9,11 @@ from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.registry import MODEL_KINDS as TRAINERS
 from release_assets.resources.artifact_store import ArtifactStore, build_output
 
-KINDS = {"tabular_classifier": {"sklearn"}, "image_classifier": {"pytorch"}, "text_classifier": {"transformers"}}
+KINDS = {
+    "tabular_classifier": {"sklearn"},
+    "image_classifier": {"pytorch"},
+    "text_classifier": {"transformers"},
+}
 DESCRIPTIONS = {
     "tabular_classifier": "Standardised multinomial logistic regression (scikit-learn), stored as JSON parameters.",
     "image_classifier": "Small CNN (torch) reading 8x8 digit images, stored as safetensors.",
@@ -48,7 +51,10 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             inputs={"data": data},
             params=member.params,
             builder=lambda out: build_model(member.kind, member.params, data.path(local.root), out),
-            metadata=lambda ref: {"labels": ", ".join(ref.summary["labels"]), "format": ref.summary["format"]},
+            metadata=lambda ref: {
+                "labels": ", ".join(ref.summary["labels"]),
+                "format": ref.summary["format"],
+            },
         )
 
     return model

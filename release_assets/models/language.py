@@ -83,9 +83,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     # Lower-casing and accent stripping make casing invariance a property of the model, not a hope.
     normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
     pre = pre_tokenizers.BertPreTokenizer()
-    words: Counter[str] = Counter(
-        w for text in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text))
-    )
+    words: Counter[str] = Counter(w for text in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
     vocab = learn_wordpiece_vocab(words, vocab_size)
     tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizer
@@ -210,7 +208,9 @@ def train(
         if val_rows:
             model.eval()
             with torch.inference_mode():
-                score = float((model(input_ids=val_ids, attention_mask=val_mask).logits.argmax(1) == val_y).float().mean())
+                score = float(
+                    (model(input_ids=val_ids, attention_mask=val_mask).logits.argmax(1) == val_y).float().mean()
+                )
             val_scores.append(round(score, 4))
             if score >= best[0]:
                 best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
@@ -237,6 +237,7 @@ class TextPredictor:
         _quiet_transformers()
         import torch
         from tokenizers import Tokenizer
+
         meta = json.loads((model_dir / LABELS_FILE).read_text())
         self.labels: list[str] = meta["labels"]
         self._max_length = meta["max_length"]

@@ -32,7 +32,11 @@ class ModelKind:
         return self._attr(self.params).model_validate(raw)
 
     def train(
-        self, rows: list[dict[str, Any]], params: BaseModel, out_dir: Path, val_rows: list[dict[str, Any]] | None
+        self,
+        rows: list[dict[str, Any]],
+        params: BaseModel,
+        out_dir: Path,
+        val_rows: list[dict[str, Any]] | None,
     ) -> dict[str, Any]:
         return self._attr(self.trainer)(rows, params, out_dir, val_rows=val_rows)
 

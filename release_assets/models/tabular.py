@@ -23,7 +23,11 @@ class TabularParams(BaseModel):
     seed: int = 0
 
 
-def train(train_rows: list[dict[str, Any]], params: TabularParams, out_dir: Path, val_rows: list[dict[str, Any]] | None = None
+def train(
+    train_rows: list[dict[str, Any]],
+    params: TabularParams,
+    out_dir: Path,
+    val_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``val_rows`` is accepted for a uniform trainer signature; the solver needs no early stopping."""
     from sklearn.linear_model import LogisticRegression

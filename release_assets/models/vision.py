@@ -44,7 +44,11 @@ def _tensor(pixels: list[list[int]]):
     return torch.tensor(np.asarray(pixels, dtype=np.float32).reshape(-1, 1, 8, 8) / 16.0)
 
 
-def train(train_rows: list[dict[str, Any]], params: VisionParams, out_dir: Path, val_rows: list[dict[str, Any]] | None = None
+def train(
+    train_rows: list[dict[str, Any]],
+    params: VisionParams,
+    out_dir: Path,
+    val_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``val_rows`` is accepted for a uniform trainer signature; a fixed epoch count suffices here."""
     import torch

@@ -4,7 +4,6 @@ Each check reads the summary its target asset produced and asks :mod:`release_as
 verdict; a failing check's metadata shows the threshold, the observed value and the worst examples.
 """
 
-
 from collections.abc import Iterator
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Release stage: re-decide every gate, then bundle and publish the release unit atomically."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -12,15 +11,25 @@ from release_assets.hashing import code_version
 from release_assets.manifest import ReleaseManifest
 from release_assets.resources.artifact_store import ArtifactStore
 
-MODULES = ["release_assets.release.bundle", "release_assets.release.publish", "release_assets.promotion.policy"]
+MODULES = [
+    "release_assets.release.bundle",
+    "release_assets.release.publish",
+    "release_assets.promotion.policy",
+]
 
 
 def _verdict_table(verdicts) -> str:
     return markdown_table(
         ["member", "gate", "status", "observed", "threshold", "reason"],
         [
-            [v.member, v.gate, v.status, "" if v.observed is None else v.observed,
-             " ".join(f"{k} {x:g}" for k, x in v.threshold.items() if x is not None), v.reason]
+            [
+                v.member,
+                v.gate,
+                v.status,
+                "" if v.observed is None else v.observed,
+                " ".join(f"{k} {x:g}" for k, x in v.threshold.items() if x is not None),
+                v.reason,
+            ]
             for v in verdicts
         ],
     )
@@ -53,7 +62,9 @@ def release_unit_asset(
         # Blocking checks stop downstream steps only within one run; decide again from the members' own
         # summaries so materializing this asset alone can never publish past a failed gate.
         verdicts = [
-            v for m, key in sorted(gate_inputs.items()) for v in member_verdicts(manifest, m, by_key[tuple(key)].summary)
+            v
+            for m, key in sorted(gate_inputs.items())
+            for v in member_verdicts(manifest, m, by_key[tuple(key)].summary)
         ]
         ok, holding = release_decision(verdicts)
         if not ok:
@@ -64,7 +75,7 @@ def release_unit_asset(
             )
         local = store.local()
         lineage = {
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
             "git": git_commit(project_root),
             "code_versions": code_versions,
             "data_versions": {name: ref.digest[:16] for name, ref in refs.items()},
@@ -75,8 +86,16 @@ def release_unit_asset(
         version = manifest_json["version"]
         context.log.info(f"{manifest.name} {version}: {'published' if published else 'already published'} at {folder}")
         member_rows = [
-            [name, m["digest"][:12], m["size"], ", ".join(f"{k}={v:.3g}" for k, v in m["metrics"].items()
-                                                         if k in ("accuracy", "macro_f1", "intent_accuracy", "format_valid"))]
+            [
+                name,
+                m["digest"][:12],
+                m["size"],
+                ", ".join(
+                    f"{k}={v:.3g}"
+                    for k, v in m["metrics"].items()
+                    if k in ("accuracy", "macro_f1", "intent_accuracy", "format_valid")
+                ),
+            ]
             for name, m in manifest_json["members"].items()
         ]
         ref = ArtifactRef(

@@ -34,14 +34,17 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
 def write_bundle(entries: dict[str, Path], manifest: dict[str, Any], out: Path) -> None:
     """Write ``entries`` (name in bundle -> file) plus ``manifest.json`` as a reproducible tar.gz."""
     manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    with out.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in sorted(entries):
-                _check_name(name)
-                path = entries[name]
-                with path.open("rb") as fh:
-                    tar.addfile(_info(name, path.stat().st_size), fh)
-            tar.addfile(_info(MANIFEST, len(manifest_bytes)), io.BytesIO(manifest_bytes))
+    with (
+        out.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in sorted(entries):
+            _check_name(name)
+            path = entries[name]
+            with path.open("rb") as fh:
+                tar.addfile(_info(name, path.stat().st_size), fh)
+        tar.addfile(_info(MANIFEST, len(manifest_bytes)), io.BytesIO(manifest_bytes))
 
 
 def _check_name(name: str) -> None:
@@ -61,7 +64,7 @@ def verify_bundle(bundle: Path) -> dict[str, Any]:
     if not bundle.exists():
         raise BundleError(f"{bundle}: no such bundle")
     try:
-        tar = tarfile.open(bundle, "r:gz")
+        tar = tarfile.open(bundle, "r:gz")  # noqa: SIM115 - opened here to word the error, closed by `with tar` below
     except (tarfile.TarError, OSError) as exc:
         raise BundleError(f"{bundle}: not a readable tar.gz ({exc})") from None
     with tar:

@@ -15,8 +15,15 @@ from release_assets.release.bundle import MANIFEST, release_version, write_bundl
 from release_assets.resources.artifact_store import LocalArtifactStore
 
 BUNDLE = "bundle.tar.gz"
-FORMATS = {".safetensors": "safetensors", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
-           ".yaml": "yaml", ".j2": "jinja2", ".txt": "text"}
+FORMATS = {
+    ".safetensors": "safetensors",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".md": "markdown",
+    ".yaml": "yaml",
+    ".j2": "jinja2",
+    ".txt": "text",
+}
 
 
 def git_commit(project_root: Path) -> dict[str, Any]:

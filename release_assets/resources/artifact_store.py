@@ -162,9 +162,7 @@ def build_output(
     code = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
     fp = fingerprint(code, {name: ref.digest for name, ref in sorted(inputs.items())}, params)
     ref, reused = store.build(release=release, member=member, kind=kind, fingerprint=fp, builder=builder)
-    context.log.info(
-        f"{'reused' if reused else 'built'} {release}/{member} at {ref.location} ({len(ref.files)} files)"
-    )
+    context.log.info(f"{'reused' if reused else 'built'} {release}/{member} at {ref.location} ({len(ref.files)} files)")
     meta: dict[str, Any] = {
         "reused": reused,
         "fingerprint": fp,

@@ -1,6 +1,5 @@
 """An IO manager that hands assets their upstream :class:`ArtifactRef` as JSON: nothing is ever pickled."""
 
-
 import os
 from pathlib import Path
 

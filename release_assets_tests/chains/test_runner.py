@@ -48,7 +48,13 @@ def test_chain_classifies_extracts_and_replies_with_facts(chain_dir):
 def test_attachment_is_read_by_the_vision_binding_and_complaints_escalate(chain_dir):
     runner = _runner(chain_dir)
     [res] = runner.run(
-        [ChainRequest("b", "This is unacceptable, the order number is in the photo", [_image(d) for d in (4, 0, 7, 1, 9)])]
+        [
+            ChainRequest(
+                "b",
+                "This is unacceptable, the order number is in the photo",
+                [_image(d) for d in (4, 0, 7, 1, 9)],
+            )
+        ]
     )
     assert res.outputs["extract_entities"]["order_id"] == "40719"
     assert "40719" in res.outputs["generate_response"]["reply"]
@@ -73,10 +79,20 @@ def test_render_error_is_recorded_per_case(chain_dir):
 def test_score_counts_each_failure_kind(chain_dir):
     runner = _runner(chain_dir)
     cases = [
-        {"id": "1", "message": "refund for 12345", "expected": {"intent": "refund", "entities": {"order_id": "12345"}},
-         "must_contain": ["30 days"], "must_not_contain": ["guarantee"]},
-        {"id": "2", "message": "where is it", "expected": {"intent": "cancel_order", "entities": {}},
-         "must_contain": ["until they ship"], "must_not_contain": ["tracking link"]},
+        {
+            "id": "1",
+            "message": "refund for 12345",
+            "expected": {"intent": "refund", "entities": {"order_id": "12345"}},
+            "must_contain": ["30 days"],
+            "must_not_contain": ["guarantee"],
+        },
+        {
+            "id": "2",
+            "message": "where is it",
+            "expected": {"intent": "cancel_order", "entities": {}},
+            "must_contain": ["until they ship"],
+            "must_not_contain": ["tracking link"],
+        },
     ]
     results = runner.run([ChainRequest(c["id"], c["message"]) for c in cases])
     summary = score(cases, results)

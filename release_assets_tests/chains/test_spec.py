@@ -8,8 +8,14 @@ from release_assets.chains.spec import ChainSpecError, load_chain
 REPO = Path(__file__).resolve().parents[2]
 LABELS = {
     "intent_model": [
-        "account_access", "cancel_order", "change_address", "complaint", "order_status", "other",
-        "product_question", "refund",
+        "account_access",
+        "cancel_order",
+        "change_address",
+        "complaint",
+        "order_status",
+        "other",
+        "product_question",
+        "refund",
     ],
     "vision_model": [str(i) for i in range(10)],
 }

@@ -29,7 +29,11 @@ def test_valid_messages_pass(tmp_path):
 
 def test_failing_rows_are_listed_with_line_and_field(tmp_path):
     bad_intent = {**GOOD, "id": "m2", "intent": "teleport"}
-    bad_span = {**GOOD, "id": "m3", "entities": [{"type": "order_id", "start": 0, "end": 5, "value": "12345"}]}
+    bad_span = {
+        **GOOD,
+        "id": "m3",
+        "entities": [{"type": "order_id", "start": 0, "end": 5, "value": "12345"}],
+    }
     _write(tmp_path / "m.jsonl", [GOOD, bad_intent, "{not json", bad_span])
     loaded = load_jsonl(tmp_path / "m.jsonl", "support_message")
     assert len(loaded.rows) == 1

@@ -5,7 +5,13 @@ import tarfile
 
 import pytest
 
-from release_assets.release.bundle import BundleError, extract_bundle, release_version, verify_bundle, write_bundle
+from release_assets.release.bundle import (
+    BundleError,
+    extract_bundle,
+    release_version,
+    verify_bundle,
+    write_bundle,
+)
 
 
 def _manifest(files: dict[str, bytes]) -> dict:
@@ -118,12 +124,15 @@ def test_missing_file_and_wrong_version_are_refused(tmp_path):
 
 def test_not_a_bundle(tmp_path):
     (tmp_path / "x.tar.gz").write_text("nope")
-    with pytest.raises(BundleError, match="not a readable tar.gz"):
+    with pytest.raises(BundleError, match=r"not a readable tar\.gz"):
         verify_bundle(tmp_path / "x.tar.gz")
 
 
 def test_version_ignores_evidence_but_not_artifacts():
-    base = {"model": {"digest": "a" * 64, "role": "artifact"}, "model_report": {"digest": "b" * 64, "role": "evidence"}}
+    base = {
+        "model": {"digest": "a" * 64, "role": "artifact"},
+        "model_report": {"digest": "b" * 64, "role": "evidence"},
+    }
     remeasured = {**base, "model_report": {"digest": "c" * 64, "role": "evidence"}}
     retrained = {**base, "model": {"digest": "d" * 64, "role": "artifact"}}
     assert release_version(base) == release_version(remeasured)
