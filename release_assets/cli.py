@@ -22,8 +22,38 @@ def _instance(project_root: Path):
     return dg.DagsterInstance.get()
 
 
+def _end_mlflow_run() -> None:
+    """dagster-mlflow leaves its run active for later steps; a finished Dagster run should not leave it open."""
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].end_run()
+
+
+def _run_job(job_name: str, run_config: dict | None = None, manifests=None):
+    from release_assets.definitions import build_defs, resources_for
+    from release_assets.manifest import load_manifests
+    from release_assets.settings import get_settings
+
+    settings = get_settings()
+    manifests = manifests if manifests is not None else load_manifests(settings.releases_path)
+    defs = build_defs(manifests, settings.project_root, resources_for(settings))
+    with _instance(settings.project_root) as instance:
+        try:
+            return defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, raise_on_error=False, run_config=run_config
+            )
+        finally:
+            _end_mlflow_run()
+
+
+def _failure_messages(result) -> list[str]:
+    return [
+        e.step_failure_data.error.message.strip() if e.step_failure_data.error else e.step_key
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    ]
+
+
 def cmd_release(args: argparse.Namespace) -> int:
-    from release_assets.definitions import build_defs
     from release_assets.manifest import load_manifests
     from release_assets.release_summary import summarise_run
     from release_assets.settings import get_settings
@@ -39,21 +69,116 @@ def cmd_release(args: argparse.Namespace) -> int:
             )
             return 2
         manifests = [m for m in manifests if m.name in args.release]
-    defs = build_defs(manifests, settings.project_root, settings.store_path)
-    job = defs.resolve_job_def("release_all")
     start = time.perf_counter()
-    with _instance(settings.project_root) as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
-        )
+    result = _run_job(
+        "release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, manifests=manifests
+    )
     elapsed = time.perf_counter() - start
     summaries = summarise_run(result, [m.name for m in manifests], settings.store_path)
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
     return 0 if all(s.published_ok for s in summaries) else 1
+
+
+def _quiet(log_level: str = "CRITICAL") -> dict:
+    # The refusal is printed once, cleanly, by the command; Dagster's step-failure traceback is noise here.
+    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    config = {
+        **_quiet(),
+        "ops": {
+            "promote": {
+                "config": {
+                    "release": args.release,
+                    "version": args.version,
+                    "approved_by": args.approved_by,
+                    "reason": args.reason,
+                }
+            }
+        },
+    }
+    result = _run_job("promote_release", config)
+    if not result.success:
+        for message in _failure_messages(result):
+            print(message, file=sys.stderr)
+        return 1
+    print(f"{args.release}: {args.version} is now champion (approved by {args.approved_by})")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    config = {
+        **_quiet(),
+        "ops": {"rollback": {"config": {"release": args.release, "requested_by": args.by, "reason": args.reason}}},
+    }
+    result = _run_job("rollback_release", config)
+    if not result.success:
+        for message in _failure_messages(result):
+            print(message, file=sys.stderr)
+        return 1
+    from release_assets.rollout.ledger import replay
+
+    champion = replay(_release_store().events(args.release)).champion
+    print(f"{args.release}: rolled back; champion is now {champion}")
+    return 0
+
+
+def _release_store():
+    from release_assets.definitions import resources_for
+    from release_assets.settings import get_settings
+
+    return resources_for(get_settings())["store"].releases()
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from release_assets.evaluation.report import plain_table
+
+    events = _release_store().events(args.release)
+    if not events:
+        print(f"{args.release}: no ledger events yet")
+        return 0
+    rows = [
+        [
+            e["time"][:19].replace("T", " "),
+            e["action"],
+            e["actor"],
+            e["from_version"] or "-",
+            e["to_version"] or "-",
+            e["reason"],
+        ]
+        for e in events
+    ]
+    print(plain_table(["time (UTC)", "action", "actor", "from", "to", "reason"], rows))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from release_assets.evaluation.report import plain_table
+    from release_assets.manifest import load_manifests
+    from release_assets.rollout.ledger import replay
+    from release_assets.settings import get_settings
+
+    store = _release_store()
+    names = args.release or [m.name for m in load_manifests(get_settings().releases_path)]
+    rows = []
+    for name in names:
+        state = replay(store.events(name))
+        for version in store.versions(name):
+            m = store.manifest(name, version) or {}
+            gates = m.get("gates", [])
+            passed = sum(g["status"] == "passed" for g in gates)
+            marks = [a for a, v in (("champion", state.champion), ("candidate", state.candidate)) if v == version]
+            rows.append(
+                [name, version, m.get("created_at", "")[:19], f"{passed}/{len(gates)} passed", ", ".join(marks)]
+            )
+    rows.sort(key=lambda r: (r[0], r[2]))
+    print(
+        plain_table(["release", "version", "created (UTC)", "gates", "aliases"], rows) if rows else "nothing published"
+    )
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -104,7 +229,28 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("validate", help="validate every release manifest")
     p.set_defaults(fn=cmd_validate)
+    p = sub.add_parser("promote", help="approve a published version and make it champion")
+    p.add_argument("release")
+    p.add_argument("version")
+    p.add_argument("--approved-by", required=True, help="who approves (recorded in the ledger)")
+    p.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    p.set_defaults(fn=cmd_promote)
+    p = sub.add_parser("rollback", help="move champion back to the previous champion")
+    p.add_argument("release")
+    p.add_argument("--by", default=None, help="who rolls back (default: $RELEASE_ASSETS_ACTOR or the OS user)")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(fn=cmd_rollback)
+    p = sub.add_parser("history", help="the promotion ledger of a release, as a table")
+    p.add_argument("release")
+    p.set_defaults(fn=cmd_history)
+    p = sub.add_parser("list", help="published versions with their gate verdicts and aliases")
+    p.add_argument("release", nargs="*")
+    p.set_defaults(fn=cmd_list)
     args = parser.parse_args(argv)
+    if getattr(args, "by", "") is None:
+        from release_assets.rollout.ledger import default_actor
+
+        args.by = default_actor()
     return args.fn(args)
 
 

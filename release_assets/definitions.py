@@ -7,7 +7,9 @@ subprocess per step would cost more than most steps do (measured in BENCHMARKS.m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -21,6 +23,9 @@ from release_assets.promotion.checks import gate_checks
 from release_assets.release.assets import release_unit_asset
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.resources.io import ArtifactRefIOManager
+from release_assets.resources.registry import RegistryResource, mlflow_tracking
+from release_assets.rollout.jobs import promote_release, rollback_release
+from release_assets.settings import Settings, get_settings
 
 
 def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definitions:
@@ -41,7 +46,38 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
     return dg.Definitions(assets=assets, asset_checks=gate_checks(manifest), jobs=[job])
 
 
-def build_defs(manifests: list[ReleaseManifest], project_root: Path, store_root: Path) -> dg.Definitions:
+def resources_for(settings: Settings) -> dict[str, Any]:
+    """The embedded defaults (local store, sqlite MLflow), or S3 when ``RELEASE_ASSETS_STORE_BACKEND=s3``."""
+    store_root = str(settings.store_path)
+    s3_credentials = {
+        field: dg.EnvVar(var)
+        for field, var in (
+            ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+            ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+        )
+        if settings.store_backend == "s3" and os.environ.get(var)
+    }
+    return {
+        "store": ArtifactStore(
+            root=store_root,
+            backend=settings.store_backend,
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            **s3_credentials,
+        ),
+        "io_manager": ArtifactRefIOManager(root=store_root),
+        "registry": RegistryResource(
+            tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, ui_url=settings.mlflow_ui_url
+        ),
+        "mlflow": mlflow_tracking.configured(
+            {"mlflow_tracking_uri": settings.tracking_uri, "artifact_root": settings.artifact_root}
+        ),
+    }
+
+
+def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: dict[str, Any]) -> dg.Definitions:
     per_release = [release_defs(m, project_root) for m in manifests]
     everything = dg.define_asset_job(
         "release_all",
@@ -49,11 +85,8 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, store_root:
         description="Build, gate and publish every release.",
     )
     shared = dg.Definitions(
-        jobs=[everything],
-        resources={
-            "store": ArtifactStore(root=str(store_root)),
-            "io_manager": ArtifactRefIOManager(root=str(store_root)),
-        },
+        jobs=[everything, promote_release, rollback_release],
+        resources=resources,
         executor=dg.in_process_executor,
     )
     return dg.Definitions.merge(*per_release, shared)
@@ -61,7 +94,5 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, store_root:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    from release_assets.settings import get_settings
-
     settings = get_settings()
-    return build_defs(load_manifests(settings.releases_path), settings.project_root, settings.store_path)
+    return build_defs(load_manifests(settings.releases_path), settings.project_root, resources_for(settings))

@@ -77,6 +77,7 @@ class ImageClassifier(_Model):
 class PromptChain(_Strict):
     kind: Literal["prompt_chain"]
     path: str
+    chain_file: str = "chain.yaml"  # e.g. chain.llm.yaml: switch steps to LLM bindings with one manifest edit
     uses: list[str]
     golden: str
     knowledge_base: str | None = None

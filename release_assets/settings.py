@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     project_root: Path = Field(default_factory=_project_root)
     releases_dir: Path | None = None  # default: <project_root>/releases
     store_root: Path | None = None  # default: <project_root>/.release_store
+    store_backend: str = "local"  # "local" or "s3": where release units and the ledger are published
+    s3_bucket: str | None = None
+    s3_prefix: str = "release_assets"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    mlflow_tracking_uri: str | None = None  # default: sqlite under <project_root>/.mlflow/
+    mlflow_artifact_root: str | None = None  # default: <project_root>/.mlflow/artifacts
+    mlflow_ui_url: str | None = None  # where people open MLflow; links in asset metadata use it
 
     @property
     def releases_path(self) -> Path:
@@ -28,6 +36,17 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.store_root or self.project_root / ".release_store"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        (self.project_root / ".mlflow").mkdir(exist_ok=True)
+        return f"sqlite:///{self.project_root / '.mlflow' / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.mlflow_artifact_root or str(self.project_root / ".mlflow" / "artifacts")
 
 
 @lru_cache(maxsize=1)

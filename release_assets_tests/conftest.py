@@ -58,3 +58,18 @@ def make_tiny(project: Path) -> None:
 def tiny_project(project: Path) -> Path:
     make_tiny(project)
     return project
+
+
+def local_resources(project: Path, store: Path) -> dict:
+    """Embedded-default resources rooted in a test's own folders (store and MLflow)."""
+    from release_assets.definitions import resources_for
+    from release_assets.settings import Settings
+
+    return resources_for(
+        Settings(
+            project_root=project,
+            store_root=store,
+            mlflow_tracking_uri=f"sqlite:///{store.parent / 'mlflow.db'}",
+            mlflow_artifact_root=str(store.parent / "mlflow-artifacts"),
+        )
+    )

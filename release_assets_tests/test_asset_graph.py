@@ -13,6 +13,7 @@ import dagster as dg
 
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
+from release_assets_tests.conftest import local_resources
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
@@ -33,7 +34,7 @@ def graph_of(defs: dg.Definitions) -> dict:
 
 
 def test_asset_graph_matches_snapshot(tmp_path):
-    defs = build_defs(load_manifests(REPO / "releases"), REPO, tmp_path)
+    defs = build_defs(load_manifests(REPO / "releases"), REPO, local_resources(REPO, tmp_path / "store"))
     current = graph_of(defs)
     if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.parent.mkdir(exist_ok=True)
@@ -42,7 +43,7 @@ def test_asset_graph_matches_snapshot(tmp_path):
 
 
 def test_every_asset_has_owner_description_kind_and_code_version(tmp_path):
-    defs = build_defs(load_manifests(REPO / "releases"), REPO, tmp_path)
+    defs = build_defs(load_manifests(REPO / "releases"), REPO, local_resources(REPO, tmp_path / "store"))
     graph = defs.get_repository_def().asset_graph
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -53,7 +54,7 @@ def test_every_asset_has_owner_description_kind_and_code_version(tmp_path):
 
 
 def test_release_units_depend_on_every_member_and_gated_assets_have_blocking_checks(tmp_path):
-    defs = build_defs(load_manifests(REPO / "releases"), REPO, tmp_path)
+    defs = build_defs(load_manifests(REPO / "releases"), REPO, local_resources(REPO, tmp_path / "store"))
     graph = defs.get_repository_def().asset_graph
     unit = graph.get(dg.AssetKey(["helpdesk", "release_unit"]))
     assert {p.to_user_string() for p in unit.parent_keys} >= {

@@ -6,17 +6,21 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from release_assets.cli import _end_mlflow_run as end_mlflow_run
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.release.bundle import verify_bundle
 from release_assets.release_summary import summarise_run
-from release_assets_tests.conftest import edit_manifest
+from release_assets_tests.conftest import edit_manifest, local_resources
 
 
 def run_release(project: Path, store: Path, instance: dg.DagsterInstance, only: list[str] | None = None):
     manifests = [m for m in load_manifests(project / "releases") if only is None or m.name in only]
-    defs = build_defs(manifests, project, store)
-    result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
+    defs = build_defs(manifests, project, local_resources(project, store))
+    try:
+        result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
+    finally:
+        end_mlflow_run()
     return result, {s.release: s for s in summarise_run(result, [m.name for m in manifests], store)}
 
 
@@ -103,7 +107,7 @@ def test_release_unit_alone_recomputes_gates_and_refuses(project, tmp_path):
     with dg.instance_for_test() as instance:
         edit_manifest(project, "iris", lambda d: d["gates"]["classifier"].update({"accuracy": {"min": 0.999}}))
         manifests = load_manifests(project / "releases")
-        defs = build_defs([m for m in manifests if m.name == "iris"], project, store)
+        defs = build_defs([m for m in manifests if m.name == "iris"], project, local_resources(project, store))
         upstream = dg.AssetSelection.groups("iris_data", "iris_models", "iris_evaluation")
         unit = dg.AssetSelection.assets(dg.AssetKey(["iris", "release_unit"]))
         jobs = [

@@ -11,7 +11,12 @@ from release_assets.hashing import code_version, files_digest
 from release_assets.manifest import PromptChain, ReleaseManifest, member_section
 from release_assets.resources.artifact_store import ArtifactStore, build_output
 
-MODULES = ["release_assets.chains.build", "release_assets.chains.spec", "release_assets.chains.render"]
+MODULES = [
+    "release_assets.chains.build",
+    "release_assets.chains.spec",
+    "release_assets.chains.render",
+    "release_assets.chains.llm",
+]
 
 
 def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
@@ -49,7 +54,7 @@ def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
                 "labels": labels,
                 "files": files_digest([*chain_files(chain_dir), *([kb] if kb else [])]),
             },
-            builder=lambda out: build_chain(chain_dir, kb, labels, out),
+            builder=lambda out: build_chain(chain_dir, kb, labels, out, member.chain_file),
             metadata=lambda ref: {
                 "steps": dg.MetadataValue.md(
                     "\n".join(f"- `{s['id']}`: {s['binding']} via `{s['template']}`" for s in ref.summary["steps"])

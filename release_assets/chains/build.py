@@ -16,9 +16,13 @@ def chain_files(chain_dir: Path) -> list[Path]:
 
 
 def build_chain(
-    chain_dir: Path, knowledge_base: Path | None, model_labels: dict[str, list[str]], out_dir: Path
+    chain_dir: Path,
+    knowledge_base: Path | None,
+    model_labels: dict[str, list[str]],
+    out_dir: Path,
+    chain_file: str = "chain.yaml",
 ) -> dict[str, Any]:
-    spec, _ = load_chain(chain_dir, model_labels)
+    spec, _ = load_chain(chain_dir, model_labels, chain_file)
     for path in chain_files(chain_dir):
         target = out_dir / "chain" / path.relative_to(chain_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +31,7 @@ def build_chain(
         shutil.copyfile(knowledge_base, out_dir / KB_FILE)
     return {
         "name": spec.name,
+        "chain_file": chain_file,
         "steps": [{"id": s.id, "binding": s.binding, "template": s.template} for s in spec.steps],
         "templates": [p.relative_to(chain_dir).as_posix() for p in chain_files(chain_dir) if p.suffix == ".j2"],
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,6 +27,9 @@ class CaseResult:
     id: str
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # Per step: latency_ms for every step (a batch step's time is shared evenly); tokens and calls for LLM steps.
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    traces: list[dict[str, Any]] = field(default_factory=list)  # one record per LLM call, redacted
 
     @property
     def format_valid(self) -> bool:
@@ -44,9 +49,15 @@ class ChainRunner:
         schemas: dict[str, type[BaseModel]],
         predictors: dict[str, Predictor],
         kb: KnowledgeBase,
+        llm_cache_dir: Path | None = None,
     ) -> None:
         assert spec.directory is not None, "a chain spec must be loaded from a folder"
         self.spec, self.schemas, self.predictors, self.kb = spec, schemas, predictors, kb
+        self.llm_cache_dir = llm_cache_dir  # None: every LLM call goes to the model
+
+    @property
+    def has_llm(self) -> bool:
+        return any(s.is_llm for s in self.spec.steps)
 
     def run(self, requests: list[ChainRequest]) -> list[CaseResult]:
         results = [CaseResult(r.id) for r in requests]
@@ -61,7 +72,12 @@ class ChainRunner:
         ]
         for step in self.spec.steps:
             live = [i for i, res in enumerate(results) if not res.errors]
+            t0 = time.perf_counter()
             raw = self._run_step(step, [requests[i] for i in live], [contexts[i] for i in live], results, live)
+            if live and not step.is_llm:
+                share_ms = (time.perf_counter() - t0) * 1000 / len(live)
+                for i in live:
+                    results[i].usage[step.id] = {"latency_ms": share_ms}
             for i, value in zip(live, raw, strict=True):
                 if value is None:
                     continue
@@ -103,12 +119,24 @@ class ChainRunner:
         elif step.binding_kind == "patterns":
             for j in ok:
                 raw[j] = bindings.extract(step, texts[j], self.kb.products if step.catalogue else [])
-            if step.attachment:
-                with_images = [j for j in ok if requests[j].attachment]
-                reader = self.predictors[step.attachment.split(":", 1)[1]]
-                read = bindings.read_sequences([requests[j].attachment for j in with_images], reader)
-                for j, value in zip(with_images, read, strict=True):
-                    raw[j][step.attachment_field] = value
+        elif step.is_llm:
+            from release_assets.chains import llm  # httpx/transformers only load when a chain uses them
+
+            outcomes = llm.run_llm_step(
+                step,
+                self.schemas[step.id],
+                [texts[j] for j in ok],
+                [results[live[j]].id for j in ok],
+                self.llm_cache_dir,
+            )
+            for j, outcome in zip(ok, outcomes, strict=True):
+                res = results[live[j]]
+                res.usage[step.id] = outcome.usage
+                res.traces.extend(outcome.traces)
+                if outcome.error is not None:
+                    res.errors[step.id] = outcome.error
+                else:
+                    raw[j] = outcome.value
         elif step.binding_kind == "template":
             for j in ok:
                 decided = [
@@ -118,6 +146,13 @@ class ChainRunner:
                     for v in out.values()
                 ]
                 raw[j] = {"reply": texts[j], "escalate": any(v in step.escalate_intents for v in decided)}
+        if step.attachment and step.binding_kind in ("patterns", "llm"):
+            # An LLM reads text only: an attached photo is still read by the release's vision model.
+            with_images = [j for j in ok if raw[j] is not None and requests[j].attachment]
+            reader = self.predictors[step.attachment.split(":", 1)[1]]
+            read = bindings.read_sequences([requests[j].attachment for j in with_images], reader)
+            for j, value in zip(with_images, read, strict=True):
+                raw[j][step.attachment_field] = value
         return raw
 
 

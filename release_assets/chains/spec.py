@@ -13,11 +13,19 @@ from typing import Any, Literal
 
 import yaml
 from jinja2 import meta
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from release_assets.chains.render import TemplateError, compile_check, environment
 
 CHAIN_FILE = "chain.yaml"
+LLM_BINDINGS = {"llm:openai", "llm:transformers"}
+# Used to redact a `redact:` name from prompt text when the step declares no pattern of that name.
+REDACT_PATTERNS = {
+    "email": r"[\w.+-]+@[\w-]+\.[\w.-]+\w",
+    "phone": r"\+?\d[\d ()-]{7,}\d",
+}
+# Keys that look like a credential: a key belongs in the environment, never in a versioned chain file.
+SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization"}
 BASE_CONTEXT = {"message", "attachment", "kb", "products"}
 SCALARS: dict[str, type] = {"str": str, "float": float, "int": int, "bool": bool}
 
@@ -34,6 +42,50 @@ class FieldSpec(BaseModel):
     enum_from: str | None = None  # "<model member>.labels": the values a classifier can emit
 
 
+class PriceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: float = Field(ge=0)  # USD per 1000 prompt tokens
+    output: float = Field(ge=0)  # USD per 1000 completion tokens
+
+
+class LLMSpec(BaseModel):
+    """The ``llm:`` mapping of a step bound to ``llm:openai`` or ``llm:transformers``."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=512, gt=0)
+    seed: int | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0)  # first retry delay; doubles per attempt, with jitter
+    schema_retries: int = Field(default=1, ge=0, le=5)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    cache: bool = True
+    price_per_1k: PriceSpec | None = None
+    redact: list[str] = Field(default_factory=list)
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    # llm:transformers only
+    path: str | None = None
+    max_new_tokens: int = Field(default=128, gt=0)
+    do_sample: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if str(key).lower() in SECRET_KEYS:
+                    # The message names the field only: echoing the value would leak the key into logs.
+                    raise ValueError(
+                        f"`{key}` is not allowed: never put a credential in chain.yaml; name the environment "
+                        "variable that holds it with `api_key_env`"
+                    )
+        return data
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -45,6 +97,11 @@ class StepSpec(BaseModel):
     attachment: str | None = None  # e.g. vision:vision_model reads an attached image sequence ...
     attachment_field: str = "order_id"  # ... into this output field
     escalate_intents: list[str] = Field(default_factory=list)
+    llm: LLMSpec | None = None  # only for llm:openai / llm:transformers bindings
+
+    @property
+    def is_llm(self) -> bool:
+        return self.binding in LLM_BINDINGS
 
     @property
     def binding_kind(self) -> str:
@@ -78,12 +135,17 @@ class ChainSpec(BaseModel):
         return next(s for s in self.steps if s.id == step_id)
 
 
-BINDINGS = {"classifier", "vision", "patterns", "template"}
+BINDINGS = {"classifier", "vision", "patterns", "template", "llm"}
 
 
-def load_chain(directory: Path, model_labels: dict[str, list[str]]) -> tuple[ChainSpec, dict[str, type]]:
-    """Load and validate a chain; return it with one compiled output model per step."""
-    path = directory / CHAIN_FILE
+def load_chain(
+    directory: Path, model_labels: dict[str, list[str]], chain_file: str = CHAIN_FILE
+) -> tuple[ChainSpec, dict[str, type]]:
+    """Load and validate a chain; return it with one compiled output model per step.
+
+    ``chain_file`` picks a variant in the same folder (e.g. ``chain.llm.yaml``), sharing its templates.
+    """
+    path = directory / chain_file
     if not path.exists():
         raise ChainSpecError(f"{path}: chain config not found")
     try:
@@ -123,10 +185,53 @@ def load_chain(directory: Path, model_labels: dict[str, list[str]]) -> tuple[Cha
 def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str) -> None:
     if step.binding_kind not in BINDINGS:
         raise ChainSpecError(f"{where}: binding: unknown binding {step.binding!r} (known: {sorted(BINDINGS)})")
-    for ref in filter(None, [step.binding if ":" in step.binding else None, step.attachment]):
+    if step.binding_kind == "llm" or step.llm is not None:
+        _check_llm(step, where)
+    model_ref = step.binding if ":" in step.binding and not step.is_llm else None
+    for ref in filter(None, [model_ref, step.attachment]):
         target = ref.split(":", 1)[1]
         if target not in model_labels:
             raise ChainSpecError(f"{where}: binding {ref!r} names no model of this release ({sorted(model_labels)})")
+    for name, pattern in step.patterns.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
+
+
+def _check_llm(step: StepSpec, where: str) -> None:
+    """Cross-field checks pydantic cannot express: which fields each LLM binding needs or refuses."""
+    if not step.is_llm:
+        if step.binding_kind == "llm":
+            raise ChainSpecError(
+                f"{where}: binding: unknown LLM binding {step.binding!r} (known: {sorted(LLM_BINDINGS)})"
+            )
+        raise ChainSpecError(f"{where}: llm: only a step with binding llm:openai or llm:transformers takes `llm:`")
+    cfg = step.llm
+    if cfg is None:
+        raise ChainSpecError(f"{where}: llm: binding {step.binding} needs an `llm:` mapping (model, base_url, ...)")
+    if step.binding == "llm:openai":
+        if not cfg.model:
+            raise ChainSpecError(f"{where}: llm.model: required for llm:openai (the model name the endpoint serves)")
+        if not cfg.base_url:
+            raise ChainSpecError(f"{where}: llm.base_url: required for llm:openai (e.g. http://localhost:8000/v1)")
+        if not re.match(r"^https?://[^/\s]+", cfg.base_url):
+            raise ChainSpecError(f"{where}: llm.base_url: {cfg.base_url!r} is not an http(s):// URL")
+        if cfg.path is not None:
+            raise ChainSpecError(f"{where}: llm.path: only for llm:transformers; llm:openai uses model and base_url")
+    else:
+        if not cfg.path:
+            raise ChainSpecError(f"{where}: llm.path: required for llm:transformers (a local model folder)")
+        for name in ("base_url", "api_key_env"):
+            if getattr(cfg, name) is not None:
+                raise ChainSpecError(f"{where}: llm.{name}: only for llm:openai; llm:transformers runs locally")
+    outputs = set(step.output)
+    for name in cfg.redact:
+        if name not in outputs and name not in step.patterns and name not in REDACT_PATTERNS:
+            raise ChainSpecError(
+                f"{where}: llm.redact: {name!r} is neither an output field of this step nor a known pattern "
+                f"(declare it under `patterns:` or use one of {sorted(REDACT_PATTERNS)})"
+            )
     for name, pattern in step.patterns.items():
         try:
             re.compile(pattern)

@@ -8,7 +8,7 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.hashing import code_version, files_digest
 from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest
-from release_assets.resources.artifact_store import ArtifactStore, build_output
+from release_assets.resources.artifact_store import build_output
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
@@ -22,6 +22,7 @@ CHAIN_EVAL_MODULES = [
     "release_assets.chains.bindings",
     "release_assets.chains.render",
     "release_assets.chains.spec",
+    "release_assets.chains.llm",
 ]
 
 
@@ -46,6 +47,7 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             "model": dg.AssetIn(keys.model(manifest.name, name)),
             "data": dg.AssetIn(keys.split(manifest.name, member.data)),
         },
+        required_resource_keys={"store", "mlflow"},
         group_name=keys.group(manifest.name, "evaluation"),
         code_version=code_version(REPORT_MODULES),
         description=(
@@ -55,12 +57,10 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         owners=manifest.owners,
         kinds={"python"},
     )
-    def model_report(
-        context: dg.AssetExecutionContext, store: ArtifactStore, model: ArtifactRef, data: ArtifactRef
-    ) -> dg.Output:
+    def model_report(context: dg.AssetExecutionContext, model: ArtifactRef, data: ArtifactRef) -> dg.Output:
         from release_assets.evaluation.model_eval import build_model_report
 
-        local = store.local()
+        local = context.resources.store.local()
         return build_output(
             context,
             local,
@@ -72,6 +72,7 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
                 member.kind, model.path(local.root), data.path(local.root), out, f"{manifest.name}/{name}"
             ),
             metadata=lambda ref: _report_metadata(ref, local.root),
+            tracking=context.resources.mlflow,
         )
 
     return model_report
@@ -85,6 +86,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
     @dg.asset(
         key=keys.chain_evaluation(manifest.name, name),
         ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
+        required_resource_keys={"store", "mlflow"},
         group_name=keys.group(manifest.name, "evaluation"),
         code_version=code_version(CHAIN_EVAL_MODULES, [golden]),
         description=(
@@ -94,11 +96,11 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         owners=manifest.owners,
         kinds={"jinja", "python"},
     )
-    def chain_evaluation(context: dg.AssetExecutionContext, store: ArtifactStore, chain: ArtifactRef, **models):
+    def chain_evaluation(context: dg.AssetExecutionContext, chain: ArtifactRef, **models):
         from release_assets.evaluation.golden import build_chain_evaluation
         from release_assets.evaluation.report import examples_markdown
 
-        local = store.local()
+        local = context.resources.store.local()
         model_dirs = {m: (ref.kind, ref.path(local.root)) for m, ref in models.items()}
         return build_output(
             context,
@@ -108,13 +110,17 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
             kind="chain_evaluation",
             inputs={"chain": chain, **models},
             params=files_digest([golden]),
-            builder=lambda out: build_chain_evaluation(chain.path(local.root), model_dirs, golden, out),
+            # LLM answers are cached in the store, so re-evaluating an unchanged chain costs no calls.
+            builder=lambda out: build_chain_evaluation(
+                chain.path(local.root), model_dirs, golden, out, local.root / "llm_cache", member.chain_file
+            ),
             metadata=lambda ref: {
                 "worst_cases": dg.MetadataValue.md(
                     examples_markdown(ref.summary["examples"], ["id", "message", "expected", "got", "problems"])
                 ),
                 "report": dg.MetadataValue.path(str(ref.path(local.root, "report.md"))),
             },
+            tracking=context.resources.mlflow,
         )
 
     return chain_evaluation

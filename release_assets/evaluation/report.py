@@ -37,3 +37,12 @@ def slices_markdown(slices: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def examples_markdown(examples: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return markdown_table(list(columns), [[e.get(c, "") for c in columns] for e in examples])
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A fixed-width table for terminals."""
+    cells = [[str(h) for h in headers], *[[_cell(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.hashing import code_version
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.registry import MODEL_KINDS as TRAINERS
-from release_assets.resources.artifact_store import ArtifactStore, build_output
+from release_assets.resources.artifact_store import build_output
 
 KINDS = {
     "tabular_classifier": {"sklearn"},
@@ -29,6 +29,7 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.model(manifest.name, name),
         ins={"data": dg.AssetIn(keys.split(manifest.name, member.data))},
+        required_resource_keys={"store", "mlflow", "registry"},
         group_name=keys.group(manifest.name, "models"),
         code_version=code_version(
             [trainer.module, "release_assets.models.train", "release_assets.models.registry"],
@@ -38,10 +39,23 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         owners=manifest.owners,
         kinds=KINDS[member.kind],
     )
-    def model(context: dg.AssetExecutionContext, store: ArtifactStore, data: ArtifactRef) -> dg.Output:
+    def model(context: dg.AssetExecutionContext, data: ArtifactRef) -> dg.Output:
         from release_assets.models.train import build_model
 
-        local = store.local()
+        local = context.resources.store.local()
+        tracking = context.resources.mlflow
+
+        def register(ref: ArtifactRef) -> dict:
+            # A new model version only when something was trained; a reused artifact is already registered.
+            tracking.log_params({f"{manifest.name}.{name}.{k}": v for k, v in ref.summary["params"].items()})
+            version = context.resources.registry.get().register(
+                f"{manifest.name}.{name}",
+                source=ref.path(local.root).as_uri(),
+                run_id=tracking.active_run().info.run_id,
+                tags={"digest": ref.digest, "fingerprint": ref.fingerprint, "dagster_run_id": context.run.run_id},
+            )
+            return {"mlflow_model_version": f"{manifest.name}.{name} v{version}"}
+
         return build_output(
             context,
             local,

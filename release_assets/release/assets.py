@@ -9,7 +9,6 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.report import markdown_table
 from release_assets.hashing import code_version
 from release_assets.manifest import ReleaseManifest
-from release_assets.resources.artifact_store import ArtifactStore
 
 MODULES = [
     "release_assets.release.bundle",
@@ -52,11 +51,13 @@ def release_unit_asset(
             "manifest (digests, metrics, gate verdicts, lineage), published only if every blocking gate passes."
         ),
         owners=manifest.owners,
-        kinds={"python"},
+        kinds={"python", "mlflow"},
+        required_resource_keys={"store", "registry"},
     )
-    def release_unit(context: dg.AssetExecutionContext, store: ArtifactStore, **refs: ArtifactRef) -> dg.Output:
+    def release_unit(context: dg.AssetExecutionContext, **refs: ArtifactRef) -> dg.Output:
         from release_assets.promotion.policy import member_verdicts, release_decision
-        from release_assets.release.publish import BUNDLE, build_manifest, git_commit, publish_release
+        from release_assets.release.publish import build_manifest, git_commit, publish_release
+        from release_assets.rollout.ledger import record_published, replay
 
         by_key = {tuple(key): refs[name] for name, key in members.items()}
         # Blocking checks stop downstream steps only within one run; decide again from the members' own
@@ -73,7 +74,8 @@ def release_unit_asset(
                 + "; ".join(f"{v.member}.{v.gate}: {v.reason}" for v in holding),
                 metadata={"gates": dg.MetadataValue.md(_verdict_table(verdicts))},
             )
-        local = store.local()
+        local = context.resources.store.local()
+        releases = context.resources.store.releases()
         lineage = {
             "dagster_run_id": context.run.run_id,
             "git": git_commit(project_root),
@@ -81,10 +83,20 @@ def release_unit_asset(
             "data_versions": {name: ref.digest[:16] for name, ref in refs.items()},
             "fingerprints": {name: ref.fingerprint for name, ref in refs.items()},
         }
-        manifest_json = build_manifest(manifest.name, refs, verdicts, lineage)
-        folder, published = publish_release(local, manifest.name, refs, manifest_json)
-        version = manifest_json["version"]
-        context.log.info(f"{manifest.name} {version}: {'published' if published else 'already published'} at {folder}")
+        candidate = build_manifest(manifest.name, refs, verdicts, lineage)
+        bundle, published_manifest, published = publish_release(local, releases, manifest.name, refs, candidate)
+        version = published_manifest["version"]
+        registry = context.resources.registry.get()
+        # Each follow-up is idempotent, so a run that died after publishing completes them on retry.
+        if version not in replay(releases.events(manifest.name)).published:
+            record_published(releases, manifest.name, version, actor="dagster", run_id=context.run.run_id)
+        run_id = registry.release_run(manifest.name, version) or registry.log_release_unit(
+            manifest.name, published_manifest, bundle, context.run.run_id
+        )
+        state = replay(releases.events(manifest.name))
+        registry.mirror(manifest.name, {"candidate": state.candidate, "champion": state.champion})
+        uri = releases.bundle_uri(manifest.name, version)
+        context.log.info(f"{manifest.name} {version}: {'published' if published else 'already published'} at {uri}")
         member_rows = [
             [
                 name,
@@ -96,14 +108,14 @@ def release_unit_asset(
                     if k in ("accuracy", "macro_f1", "intent_accuracy", "format_valid")
                 ),
             ]
-            for name, m in manifest_json["members"].items()
+            for name, m in published_manifest["members"].items()
         ]
         ref = ArtifactRef(
             release=manifest.name,
             member="release_unit",
             kind="release_unit",
             fingerprint=version,
-            location=folder.relative_to(local.root).as_posix(),
+            location=bundle.parent.relative_to(local.root).as_posix(),
             files={},
             summary={"version": version, "published": published, "gates": [v.as_dict() for v in verdicts]},
         )
@@ -113,7 +125,10 @@ def release_unit_asset(
             metadata={
                 "version": version,
                 "published": published,
-                "bundle": dg.MetadataValue.path(str(folder / BUNDLE)),
+                "bundle": dg.MetadataValue.path(uri),
+                "champion": state.champion or "none yet",
+                "mlflow_run": dg.MetadataValue.url(registry.run_link(run_id)),
+                "mlflow_run_id": run_id,
                 "members": dg.MetadataValue.md(markdown_table(["member", "sha256", "size", "metrics"], member_rows)),
                 "gates": dg.MetadataValue.md(_verdict_table(verdicts)),
             },

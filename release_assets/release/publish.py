@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +11,8 @@ from typing import Any
 from release_assets.artifacts import ArtifactRef
 from release_assets.keys import is_evidence
 from release_assets.promotion.policy import Verdict
-from release_assets.release.bundle import MANIFEST, release_version, write_bundle
+from release_assets.release.bundle import read_manifest, release_version, write_bundle
+from release_assets.release.store import ReleaseStore
 from release_assets.resources.artifact_store import LocalArtifactStore
 
 BUNDLE = "bundle.tar.gz"
@@ -77,18 +78,28 @@ def build_manifest(
 
 
 def publish_release(
-    store: LocalArtifactStore, release: str, refs: dict[str, ArtifactRef], manifest: dict[str, Any]
-) -> tuple[Path, bool]:
-    """Publish ``bundle.tar.gz`` + ``manifest.json`` under ``releases/<name>/<version>/`` in one rename."""
+    cache: LocalArtifactStore, releases: ReleaseStore, release: str, refs: dict[str, ArtifactRef], manifest: dict
+) -> tuple[Path, dict[str, Any], bool]:
+    """Write the bundle from the members' cached files, then publish it (bundle, manifest, pointer).
 
-    def write(folder: Path) -> None:
+    Returns the local bundle (kept under the cache's ``bundles/`` for the registry to log), the manifest actually
+    published, and whether the version was new. A bundle written by an earlier, interrupted attempt is reused
+    with its own manifest, so the bundle and the published manifest always agree.
+    """
+    version = manifest["version"]
+    local_bundle = cache.root / "bundles" / release / version / BUNDLE
+    if local_bundle.exists():
+        manifest = read_manifest(local_bundle)
+    else:
         entries = {
-            f"{name}/{path}": refs[name].path(store.root, path)
+            f"{name}/{path}": refs[name].path(cache.root, path)
             for name in refs
             for path in refs[name].files
             if not path.startswith("_")
         }
-        write_bundle(entries, manifest, folder / BUNDLE)
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-
-    return store.publish(release, manifest["version"], write)
+        local_bundle.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local_bundle.with_name(f".{BUNDLE}.{os.getpid()}.tmp")
+        write_bundle(entries, manifest, tmp)
+        os.replace(tmp, local_bundle)
+    published = releases.publish(release, version, local_bundle, manifest)
+    return local_bundle, manifest, published

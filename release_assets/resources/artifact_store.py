@@ -1,4 +1,4 @@
-"""The artifact store: content-addressed build outputs, published release units, and their atomic writes.
+"""The artifact store: content-addressed build outputs, and the release store for published units.
 
 Every write goes to a private temporary folder first and becomes visible with one ``rename``, so a reader (or a
 crashed run) sees a whole artifact or none, and a rebuild of the same fingerprint reuses what is there.
@@ -6,8 +6,6 @@ crashed run) sees a whole artifact or none, and a rebuild of the same fingerprin
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,6 +16,7 @@ import dagster as dg
 
 from release_assets.artifacts import ArtifactRef, FileEntry
 from release_assets.hashing import sha256_file
+from release_assets.release.store import LocalReleaseStore, ReleaseStore, S3ReleaseStore
 
 REF_FILE = "_artifact.json"
 
@@ -89,59 +88,44 @@ class LocalArtifactStore:
         tmp.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=tmp))
 
-    # -- published releases ----------------------------------------------------------------------------------
-    def release_dir(self, name: str, version: str) -> Path:
-        return self.root / "releases" / name / version
-
-    def is_published(self, name: str, version: str) -> bool:
-        return (self.release_dir(name, version) / "manifest.json").exists()
-
-    def publish(self, name: str, version: str, write: Callable[[Path], None]) -> tuple[Path, bool]:
-        """Publish a release folder atomically; an already published version is left untouched.
-
-        ``write`` fills a scratch folder with ``bundle.tar.gz`` and ``manifest.json``; the folder appears under
-        ``releases/<name>/<version>/`` by one rename, then the ``latest`` pointer moves by one replace.
-        Returns the folder and whether anything new was published.
-        """
-        final = self.release_dir(name, version)
-        if self.is_published(name, version):
-            return final, False
-        work = self._scratch()
-        try:
-            write(work)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # a half-written leftover can only come from outside this class; keep it aside
-                final.rename(final.with_name(f"{version}.broken-{os.getpid()}"))
-            work.rename(final)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        self._write_pointer(name, {"version": version})
-        return final, True
-
-    def _write_pointer(self, name: str, value: dict[str, Any]) -> None:
-        pointer = self.root / "releases" / name / "latest.json"
-        tmp = pointer.with_name(f".latest.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value, indent=2))
-        os.replace(tmp, pointer)
-
-    def latest_version(self, name: str) -> str | None:
-        pointer = self.root / "releases" / name / "latest.json"
-        return json.loads(pointer.read_text())["version"] if pointer.exists() else None
-
-    def published_versions(self, name: str) -> list[str]:
-        base = self.root / "releases" / name
-        if not base.exists():
-            return []
-        return sorted(p.name for p in base.iterdir() if (p / "manifest.json").exists())
-
 
 class ArtifactStore(dg.ConfigurableResource):
-    """Where build outputs and release units live (a local folder; the S3 implementation comes with #4)."""
+    """Build outputs (always a local folder: they are the working cache steps read from) and published release
+    units plus the ledger (the same folder by default, or an S3 bucket through dagster-aws' ``S3Resource``)."""
 
     root: str = ".release_store"
+    backend: str = "local"  # "local" or "s3"
+    bucket: str | None = None
+    prefix: str = "release_assets"
+    endpoint_url: str | None = None  # MinIO, LocalStack, moto: any S3-compatible endpoint
+    region_name: str | None = None
+    # Bound with dg.EnvVar("AWS_ACCESS_KEY_ID") etc. by definitions.py: secrets never sit in config files.
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
 
     def local(self) -> LocalArtifactStore:
         return LocalArtifactStore(Path(self.root))
+
+    def releases(self) -> ReleaseStore:
+        if self.backend == "local":
+            return LocalReleaseStore(Path(self.root))
+        if self.backend != "s3":
+            raise ValueError(f"store backend {self.backend!r}: expected 'local' or 's3'")
+        if not self.bucket:
+            raise ValueError("the s3 store backend needs a `bucket` (RELEASE_ASSETS_S3_BUCKET)")
+        # dagster-aws builds the boto3 client; imported here so loading definitions stays free of boto3.
+        from dagster_aws.s3 import S3Resource
+
+        def resolved(value):  # inside a run Dagster resolves EnvVars; the CLI reads the store outside of one
+            return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+        s3 = S3Resource(
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            aws_access_key_id=resolved(self.aws_access_key_id),
+            aws_secret_access_key=resolved(self.aws_secret_access_key),
+        )
+        return S3ReleaseStore(s3.get_client(), self.bucket, self.prefix)
 
 
 def build_output(
@@ -155,8 +139,14 @@ def build_output(
     builder: Callable[[Path], dict[str, Any]],
     params: Any = None,
     metadata: Callable[[ArtifactRef], dict[str, Any]] | None = None,
+    tracking: Any = None,
+    on_built: Callable[[ArtifactRef], dict[str, Any]] | None = None,
 ) -> dg.Output:
-    """Build (or reuse) an asset's artifact, keyed by its code version and its inputs' content digests."""
+    """Build (or reuse) an asset's artifact, keyed by its code version and its inputs' content digests.
+
+    With ``tracking`` (the dagster-mlflow resource) the artifact's metrics are logged to this Dagster run's MLflow
+    run; ``on_built`` runs only when something was actually built (e.g. registering a newly trained model).
+    """
     from release_assets.artifacts import fingerprint
 
     code = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
@@ -172,4 +162,11 @@ def build_output(
     }
     if metadata:
         meta.update(metadata(ref))
+    if tracking is not None:
+        numeric = {f"{release}.{member}.{k}": float(v) for k, v in ref.metrics.items() if isinstance(v, int | float)}
+        if numeric:
+            tracking.log_metrics(numeric)
+        meta["mlflow_run_id"] = tracking.active_run().info.run_id
+    if on_built is not None and not reused:
+        meta.update(on_built(ref))
     return dg.Output(ref, data_version=dg.DataVersion(ref.digest[:16]), metadata=meta)

@@ -1,0 +1,74 @@
+"""Promotion with manual approval, and rollback, as Dagster jobs launchable from the UI launchpad or the CLI.
+
+Dagster has no built-in approval step (dagster#11661): here the approval *is* the launch, whose typed config
+requires who approves and why; the job refuses versions that were never published or did not pass every gate.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+
+class PromoteConfig(dg.Config):
+    release: str = Field(description="release name, e.g. helpdesk")
+    version: str = Field(description="the published version to make champion")
+    approved_by: str = Field(description="who approves this promotion (recorded in the ledger)")
+    reason: str = Field(description="why (recorded in the ledger)")
+
+
+class RollbackConfig(dg.Config):
+    release: str = Field(description="release name, e.g. helpdesk")
+    requested_by: str = Field(description="who rolls back (recorded in the ledger)")
+    reason: str = Field(description="why (recorded in the ledger)")
+
+
+def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | None]:
+    from release_assets.rollout.ledger import replay
+
+    state = replay(context.resources.store.releases().events(release))
+    aliases = {"candidate": state.candidate, "champion": state.champion}
+    context.resources.registry.get().mirror(release, aliases)
+    return aliases
+
+
+@dg.op(required_resource_keys={"store", "registry"}, description="Approve and promote a published version.")
+def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
+    from release_assets.rollout.ledger import PromotionError
+    from release_assets.rollout.ledger import promote as promote_version
+
+    try:
+        events = promote_version(
+            context.resources.store.releases(), config.release, config.version, config.approved_by, config.reason
+        )
+    except PromotionError as exc:
+        raise dg.Failure(description=f"promotion refused: {exc}") from None
+    aliases = _mirror(context, config.release)
+    context.log.info(
+        f"{config.release}: champion {events[-1]['from_version'] or 'none'} -> {aliases['champion']} "
+        f"(approved by {config.approved_by}: {config.reason})"
+    )
+
+
+@dg.op(required_resource_keys={"store", "registry"}, description="Move champion back to the previous champion.")
+def rollback(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
+    from release_assets.rollout.ledger import PromotionError
+    from release_assets.rollout.ledger import rollback as rollback_release
+
+    try:
+        event = rollback_release(context.resources.store.releases(), config.release, config.requested_by, config.reason)
+    except PromotionError as exc:
+        raise dg.Failure(description=f"rollback refused: {exc}") from None
+    aliases = _mirror(context, config.release)
+    context.log.info(
+        f"{config.release}: champion {event['from_version']} -> {aliases['champion']} (rolled back by "
+        f"{config.requested_by}: {config.reason})"
+    )
+
+
+@dg.job(description="Manual approval gate: make a published, all-gates-passed version the champion.")
+def promote_release():
+    promote()
+
+
+@dg.job(description="Roll the champion back to the previous champion, as a whole release unit.")
+def rollback_release():
+    rollback()

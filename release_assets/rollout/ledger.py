@@ -1,0 +1,137 @@
+"""The promotion ledger: who moved which release where, when and why, as append-only events.
+
+MLflow keeps no history of alias moves; this ledger is the history, and the registry aliases are derived from it.
+The champion is never stored on its own: it is replayed from the events, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from release_assets.release.store import ReleaseStore
+
+Action = Literal["published", "approved", "promoted", "rolled_back"]
+
+
+class PromotionError(ValueError):
+    """A promotion or rollback that must not happen; the message says why."""
+
+
+def default_actor() -> str:
+    return os.environ.get("RELEASE_ASSETS_ACTOR") or getpass.getuser()
+
+
+def event(
+    action: Action,
+    release: str,
+    *,
+    actor: str,
+    reason: str,
+    from_version: str | None,
+    to_version: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "action": action,
+        "release": release,
+        "actor": actor,
+        "reason": reason,
+        "from_version": from_version,
+        "to_version": to_version,
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    champions: list[str]  # champion history as a stack: the last is the champion, the one before is rollback's target
+    candidate: str | None
+    approved: set[str]
+    published: set[str]
+
+    @property
+    def champion(self) -> str | None:
+        return self.champions[-1] if self.champions else None
+
+    @property
+    def previous_champion(self) -> str | None:
+        return self.champions[-2] if len(self.champions) > 1 else None
+
+
+def replay(events: list[dict[str, Any]]) -> LedgerState:
+    champions: list[str] = []
+    candidate, approved, published = None, set(), set()
+    for e in events:
+        if e["action"] == "published":
+            candidate = e["to_version"]
+            published.add(e["to_version"])
+        elif e["action"] == "approved":
+            approved.add(e["to_version"])
+        elif e["action"] == "promoted":
+            champions.append(e["to_version"])
+        elif e["action"] == "rolled_back" and champions:
+            champions.pop()
+    return LedgerState(champions, candidate, approved, published)
+
+
+def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    return [g for g in manifest.get("gates", []) if g.get("severity", "block") == "block" and g["status"] != "passed"]
+
+
+def promote(store: ReleaseStore, release: str, version: str, approved_by: str, reason: str) -> list[dict[str, Any]]:
+    """Manual approval then promotion of ``version`` to champion; refuses anything unpublished or not all-passed."""
+    if not approved_by.strip() or not reason.strip():
+        raise PromotionError("a promotion needs both `approved_by` and `reason`")
+    manifest = store.manifest(release, version)
+    if manifest is None:
+        known = ", ".join(sorted(store.versions(release))) or "none"
+        raise PromotionError(f"{release} {version} was never published (published versions: {known})")
+    holding = _blocking_verdicts(manifest)
+    if holding:
+        listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)
+        raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
+    state = replay(store.events(release))
+    if state.champion == version:
+        raise PromotionError(f"{release} {version} is already the champion")
+    written = [
+        event("approved", release, actor=approved_by, reason=reason, from_version=state.champion, to_version=version),
+        event("promoted", release, actor=approved_by, reason=reason, from_version=state.champion, to_version=version),
+    ]
+    for e in written:
+        store.append_event(release, e)
+    return written
+
+
+def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict[str, Any]:
+    """Move the champion back to the previous champion, as a whole release unit (models and chain together)."""
+    if not reason.strip():
+        raise PromotionError("a rollback needs a `reason`")
+    state = replay(store.events(release))
+    if state.champion is None:
+        raise PromotionError(f"{release} has no champion to roll back")
+    if state.previous_champion is None:
+        raise PromotionError(f"{release} {state.champion} is the first champion; there is nothing to roll back to")
+    e = event(
+        "rolled_back",
+        release,
+        actor=actor,
+        reason=reason,
+        from_version=state.champion,
+        to_version=state.previous_champion,
+    )
+    store.append_event(release, e)
+    return e
+
+
+def record_published(store: ReleaseStore, release: str, version: str, actor: str, run_id: str) -> dict[str, Any]:
+    previous = replay(store.events(release)).candidate
+    e = event(
+        "published", release, actor=actor, reason=f"dagster run {run_id}", from_version=previous, to_version=version
+    )
+    store.append_event(release, e)
+    return e
