@@ -44,16 +44,6 @@ def release_unit(release: str) -> list[str]:
     return [release, "release_unit"]
 
 
-def gate_target(manifest: ReleaseManifest, member: str) -> list[str]:
-    """The asset whose output a member's gates read: raw rows, a model's report, or a chain's evaluation."""
-    kind = manifest.members[member].kind
-    if kind in DATASET_KINDS:
-        return raw(manifest.name, member)
-    if kind in MODEL_KINDS:
-        return report(manifest.name, member)
-    return chain_evaluation(manifest.name, member)
-
-
 EVIDENCE_SUFFIXES = ("_report", "_evaluation")
 
 

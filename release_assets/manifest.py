@@ -66,8 +66,15 @@ class TabularClassifier(_Model):
     kind: Literal["tabular_classifier"]
 
 
+class MftCase(_Strict):
+    text: str
+    expected: str
+
+
 class TextClassifier(_Model):
     kind: Literal["text_classifier"]
+    # Minimum-functionality cases: sentences any acceptable intent model must get right.
+    mft_cases: list[MftCase] = Field(default_factory=list)
 
 
 class ImageClassifier(_Model):
@@ -82,6 +89,8 @@ class PromptChain(_Strict):
     golden: str
     knowledge_base: str | None = None
     traffic: str | None = None
+    # Runs of the golden suite; above 1, cases whose outcome changes between runs are reported (flaky_rate gate).
+    repeats: int = Field(default=1, ge=1, le=20)
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -103,6 +112,9 @@ class Threshold(_Strict):
     min: float | None = None
     max: float | None = None
     severity: Literal["block", "warn"] = "block"
+    # When a gate cannot decide (no champion yet, too little data): hold the release, or pass with a warning.
+    on_inconclusive: Literal["hold", "warn"] = "hold"
+    params: dict[str, float] = Field(default_factory=dict)  # test settings, e.g. drift {alpha: 0.01}
 
     @model_validator(mode="after")
     def _has_bound(self) -> Threshold:

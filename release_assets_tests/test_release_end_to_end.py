@@ -41,11 +41,13 @@ def test_both_releases_publish_verify_and_a_rerun_reuses_everything(tiny_project
         for name in ("iris", "helpdesk"):
             s = summaries[name]
             assert s.published_ok and s.published, s.render()
-            assert all(g.passed for g in s.gates)
+            # First release: no champion, so drift and regression are inconclusive and pass with a warning.
+            assert all(g.passed or g.severity == "WARN" for g in s.gates), s.render()
+            assert {g.check for g in s.gates if not g.passed} <= {"drift_gate", "regression_gate"}
             manifest = verify_bundle(Path(s.bundle))
             assert manifest["version"] == s.version
             assert manifest["lineage"]["dagster_run_id"] == first.run_id
-            assert all(v["status"] == "passed" for v in manifest["gates"])
+            assert all(v["status"] == "passed" or v["on_inconclusive"] == "warn" for v in manifest["gates"])
         helpdesk = json.loads((Path(summaries["helpdesk"].bundle).parent / "manifest.json").read_text())
         assert {"intent_model", "vision_model", "chain", "chain_evaluation", "messages_split"} <= set(
             helpdesk["members"]
@@ -76,7 +78,7 @@ def test_a_failed_data_gate_leaves_no_release_unit(tiny_project, tmp_path):
         result, summaries = run_release(project, store, instance, only=["helpdesk"])
     s = summaries["helpdesk"]
     assert not s.published_ok
-    [failed] = [g for g in s.gates if not g.passed]
+    [failed] = [g for g in s.gates if not g.passed and g.severity == "ERROR"]
     assert failed.check == "invalid_rows_gate" and "invalid_rows = 1" in failed.reason
     evaluation = next(e for e in result.get_asset_check_evaluations() if not e.passed)
     assert (

@@ -17,7 +17,7 @@ BUILD_MODULES = [
     "release_assets.datasets.schemas",
     "release_assets.datasets.digits",
 ]
-SPLIT_MODULES = ["release_assets.datasets.build", "release_assets.datasets.split"]
+SPLIT_MODULES = ["release_assets.datasets.build", "release_assets.datasets.split", "release_assets.promotion.drift"]
 
 
 def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:

@@ -167,7 +167,12 @@ def build_raw(member: SklearnDataset | JsonlDataset, project_root: Path, out_dir
 
 
 def build_split(member: SklearnDataset | JsonlDataset, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
-    splits = split_rows(read_jsonl(raw_dir / ROWS_FILE), member.split)
-    for side, rows in splits.items():
-        write_jsonl(out_dir / f"{side}.jsonl", rows)
+    from release_assets.promotion.drift import build_profile
+
+    rows = read_jsonl(raw_dir / ROWS_FILE)
+    splits = split_rows(rows, member.split)
+    for side, side_rows in splits.items():
+        write_jsonl(out_dir / f"{side}.jsonl", side_rows)
+    # The reference profile travels in the release unit: the next candidate's drift gate compares against it.
+    (out_dir / "profile.json").write_text(json.dumps(build_profile(rows), sort_keys=True))
     return split_summary(splits)

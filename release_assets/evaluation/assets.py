@@ -7,13 +7,14 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.hashing import code_version, files_digest
-from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest
+from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest, member_section
 from release_assets.resources.artifact_store import build_output
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
     "release_assets.evaluation.metrics",
     "release_assets.evaluation.report",
+    "release_assets.evaluation.behaviour",
 ]
 CHAIN_EVAL_MODULES = [
     "release_assets.evaluation.golden",
@@ -49,7 +50,7 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         },
         required_resource_keys={"store", "mlflow"},
         group_name=keys.group(manifest.name, "evaluation"),
-        code_version=code_version(REPORT_MODULES),
+        code_version=code_version(REPORT_MODULES, config=[c.model_dump() for c in getattr(member, "mft_cases", [])]),
         description=(
             f"Evaluation of `{name}` on the test split of `{member.data}`: accuracy, macro-F1, per-class recall, "
             "confusion matrix, slices, worst examples, single-item latency p50/p95."
@@ -69,7 +70,12 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             kind="model_report",
             inputs={"model": model, "data": data},
             builder=lambda out: build_model_report(
-                member.kind, model.path(local.root), data.path(local.root), out, f"{manifest.name}/{name}"
+                member.kind,
+                model.path(local.root),
+                data.path(local.root),
+                out,
+                f"{manifest.name}/{name}",
+                [c.model_dump() for c in getattr(member, "mft_cases", [])],
             ),
             metadata=lambda ref: _report_metadata(ref, local.root),
             tracking=context.resources.mlflow,
@@ -88,7 +94,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
         required_resource_keys={"store", "mlflow"},
         group_name=keys.group(manifest.name, "evaluation"),
-        code_version=code_version(CHAIN_EVAL_MODULES, [golden]),
+        code_version=code_version(CHAIN_EVAL_MODULES, [golden], member_section(manifest, name)["member"]),
         description=(
             f"`{name}` run with the release's own models over the golden suite `{member.golden}`: format validity, "
             "intent accuracy, entity F1, required facts, forbidden phrases, latency."
@@ -112,7 +118,13 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
             params=files_digest([golden]),
             # LLM answers are cached in the store, so re-evaluating an unchanged chain costs no calls.
             builder=lambda out: build_chain_evaluation(
-                chain.path(local.root), model_dirs, golden, out, local.root / "llm_cache", member.chain_file
+                chain.path(local.root),
+                model_dirs,
+                golden,
+                out,
+                local.root / "llm_cache",
+                member.chain_file,
+                member.repeats,
             ),
             metadata=lambda ref: {
                 "worst_cases": dg.MetadataValue.md(

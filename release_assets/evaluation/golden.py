@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from release_assets.chains.runner import CaseResult, ChainRequest, ChainRunner, 
 from release_assets.evaluation.metrics import percentiles_ms
 
 WORST_EXAMPLES = 10
+_TOKENS = re.compile(r"[a-z0-9]+(?:['.-][a-z0-9]+)*")
 LATENCY_SAMPLES = 50
 
 
@@ -74,8 +77,21 @@ def _entity_counts(expected: dict[str, Any], got: dict[str, Any]) -> tuple[int, 
     return len(exp & pred), len(pred - exp), len(exp - pred)
 
 
+def token_f1(reply: str, reference: str) -> float:
+    """Token-level F1 between a reply and the golden reply (bag of lower-cased words, SQuAD style)."""
+    got, want = _TOKENS.findall(reply.lower()), _TOKENS.findall(reference.lower())
+    if not got or not want:
+        return float(got == want)
+    common = sum((Counter(got) & Counter(want)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(got), common / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
 def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, Any]:
     n = len(cases)
+    similarities = []
     tp = fp = fn = 0
     intent_ok = facts_ok = forbidden_ok = valid = 0
     failures = []
@@ -87,6 +103,8 @@ def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, A
         tp, fp, fn = tp + t, fp + f_p, fn + f_n
         missing = [p for p in case.get("must_contain", []) if p.lower() not in reply.lower()]
         forbidden = [p for p in case.get("must_not_contain", []) if p.lower() in reply.lower()]
+        if case.get("reference_reply"):
+            similarities.append(token_f1(reply, case["reference_reply"]))
         problems = []
         if not res.format_valid:
             problems.append("format: " + "; ".join(f"{k}: {v}" for k, v in res.errors.items()))
@@ -117,7 +135,7 @@ def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, A
     failures.sort(key=lambda f: (-f.pop("_weight"), f["id"]))
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
-    return {
+    summary = {
         "metrics": {
             "format_valid": valid / n if n else float("nan"),
             "intent_accuracy": intent_ok / n if n else float("nan"),
@@ -129,6 +147,9 @@ def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, A
         "examples": failures[:WORST_EXAMPLES],
         "failed_cases": len(failures),
     }
+    if similarities:  # no golden replies, no measurement (the gate reports it as not measured)
+        summary["metrics"]["reply_similarity"] = sum(similarities) / len(similarities)
+    return summary
 
 
 def llm_accounting(runner: ChainRunner, results: list[CaseResult]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -179,6 +200,29 @@ def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str
     return summary, results
 
 
+def repeat_outcomes(
+    uncached: ChainRunner, cases: list[dict[str, Any]], first: list[CaseResult], repeats: int
+) -> dict[str, Any]:
+    """Run the chain ``repeats - 1`` more times without the response cache and report the cases whose outcome
+    (intent and reply) changes between runs: a non-deterministic binding must be stable to be gated at all."""
+    from release_assets.promotion.flaky import flaky_cases
+
+    def outcome(res: CaseResult) -> str:
+        return json.dumps([res.outputs.get("classify_intent", {}).get("intent"), res.outputs.get("generate_response")])
+
+    runs = {case["id"]: [outcome(res)] for case, res in zip(cases, first, strict=True)}
+    requests = to_requests(cases)
+    for _ in range(repeats - 1):
+        for case, res in zip(cases, uncached.run(requests), strict=True):
+            runs[case["id"]].append(outcome(res))
+    flaky = flaky_cases(runs)
+    by_id = {c["id"]: c for c in cases}
+    return {
+        "flaky_cases": [{"id": i, "message": by_id[i]["message"], "outcomes": len(set(runs[i]))} for i in flaky[:10]],
+        "metrics_extra": {"flaky_rate": len(flaky) / len(cases) if cases else float("nan"), "repeats": repeats},
+    }
+
+
 def build_chain_evaluation(
     chain_artifact: Path,
     model_dirs: dict[str, tuple[str, Path]],
@@ -186,6 +230,7 @@ def build_chain_evaluation(
     out_dir: Path,
     llm_cache_dir: Path | None = None,
     chain_file: str = "chain.yaml",
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Run the frozen chain with the release's own models over the golden suite; write the report.
 
@@ -203,6 +248,10 @@ def build_chain_evaluation(
     cases = load_cases(golden_path)
     runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)
     summary, results = evaluate(runner, cases)
+    if repeats > 1:
+        extra = repeat_outcomes(ChainRunner(spec, schemas, predictors, kb), cases, results, repeats)
+        summary["metrics"].update(extra.pop("metrics_extra"))
+        summary.update(extra)
     with (out_dir / "cases.jsonl").open("w") as fh:
         for case, res in zip(cases, results, strict=True):
             row = {"id": case["id"], "outputs": res.outputs, "errors": res.errors}

@@ -73,18 +73,45 @@ def write_report(summary: dict[str, Any], out_dir: Path, title: str) -> None:
         report.confusion_markdown(summary["labels"], summary["confusion"]),
         "## Slices",
         report.slices_markdown(summary["slices"]),
+        *(
+            [
+                "## Behavioural test failures",
+                report.examples_markdown(
+                    summary["behaviour_examples"], ["test", "original", "perturbed", "before", "after"]
+                ),
+            ]
+            if summary.get("behaviour_examples")
+            else []
+        ),
         "## Worst examples",
         report.examples_markdown(summary["examples"], ["id", "input", "expected", "got", "confidence"]),
     ]
     (out_dir / "report.md").write_text("\n\n".join(parts) + "\n")
 
 
-def build_model_report(kind: str, model_dir: Path, split_dir: Path, out_dir: Path, title: str) -> dict[str, Any]:
+def build_model_report(
+    kind: str,
+    model_dir: Path,
+    split_dir: Path,
+    out_dir: Path,
+    title: str,
+    mft_cases: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     from release_assets.datasets.build import read_jsonl
     from release_assets.models.registry import MODEL_KINDS
 
     predictor = MODEL_KINDS[kind].load(model_dir)
-    summary = evaluate(predictor, read_jsonl(split_dir / "test.jsonl"))
+    test_rows = read_jsonl(split_dir / "test.jsonl")
+    summary = evaluate(predictor, test_rows)
+    if kind == "text_classifier":
+        from release_assets.evaluation.behaviour import behaviour_summary
+
+        def predict(texts: list[str]) -> list[str]:
+            return predict_labels(predictor, [{"text": t} for t in texts])[0]
+
+        behaviour = behaviour_summary(predict, [r["text"] for r in test_rows], mft_cases or [], seed=0)
+        summary["metrics"].update({k: v for k, v in behaviour["metrics"].items() if v is not None})
+        summary["behaviour_examples"] = behaviour["examples"]
     write_report(summary, out_dir, title)
     del summary["predictions"]  # in report.json; the reference handed downstream stays small
     return summary

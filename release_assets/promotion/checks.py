@@ -1,31 +1,41 @@
 """Promotion gates as blocking asset checks, one check per gate the manifest declares.
 
-Each check reads the summary its target asset produced and asks :mod:`release_assets.promotion.policy` for a
-verdict; a failing check's metadata shows the threshold, the observed value and the worst examples.
+Each check is attached to the asset whose output it reads (raw rows, split, model report, chain evaluation) and
+asks :func:`release_assets.promotion.gates.member_verdicts` for the verdict: the same function the release unit
+calls before publishing. A failing check's metadata shows the reason, threshold, observed and champion values,
+and a markdown table of the worst examples.
 """
 
 from collections.abc import Iterator
 
 import dagster as dg
 
-from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ReleaseManifest
-from release_assets.promotion.policy import Verdict, member_verdicts
+from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts
+from release_assets.promotion.policy import Verdict
 
 
 def check_name(gate: str) -> str:
     return f"{gate}_gate"
 
 
-def check_result(verdict: Verdict) -> dg.AssetCheckResult:
+def _bounds(verdict: Verdict) -> str:
+    bounds = verdict.threshold or {}
+    parts = [f"{op} {bounds[op]:g}" for op in ("min", "max") if bounds.get(op) is not None]
+    return ", ".join(parts) or "see reason"
+
+
+def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
     meta: dict = {
         "status": verdict.status,
-        "reason": verdict.reason,
-        "threshold": dg.MetadataValue.json({k: v for k, v in verdict.threshold.items() if v is not None}),
+        "reason": dg.MetadataValue.md(verdict.reason),
+        "threshold": _bounds(verdict),
         "severity": verdict.severity,
     }
+    if verdict.status == "inconclusive":
+        meta["if_inconclusive"] = verdict.on_inconclusive
     if verdict.observed is not None:
         meta["observed"] = float(verdict.observed)
     if verdict.champion is not None:
@@ -34,40 +44,66 @@ def check_result(verdict: Verdict) -> dg.AssetCheckResult:
         columns = [c for c in verdict.examples[0] if not c.startswith("_")]
         meta["worst_examples"] = dg.MetadataValue.md(examples_markdown(verdict.examples, columns))
     return dg.AssetCheckResult(
+        asset_key=asset_key,
         passed=verdict.status == "passed",
         check_name=check_name(verdict.gate),
         metadata=meta,
         description=verdict.reason,
-        severity=dg.AssetCheckSeverity.ERROR if verdict.severity == "block" else dg.AssetCheckSeverity.WARN,
+        # Only what holds the release is an ERROR (and so blocks downstream); warn gates and inconclusive
+        # verdicts the manifest lets pass show as warnings.
+        severity=dg.AssetCheckSeverity.ERROR if verdict.holds_release else dg.AssetCheckSeverity.WARN,
     )
 
 
-def _member_checks(manifest: ReleaseManifest, member: str) -> dg.AssetChecksDefinition:
-    target = dg.AssetKey(keys.gate_target(manifest, member))
-    gates = manifest.gates[member]
+def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.AssetChecksDefinition:
+    """The gates of ``member`` that read its ``role`` asset, as one check step attached to that asset.
+
+    One step per target asset, not per member: a blocking check on the raw rows must finish before the split
+    runs, so it cannot share a step with checks that read the split.
+    """
+    kind = manifest.members[member].kind
+    roles = member_roles(manifest, member)
+    gates = {g: t for g, t in manifest.gates[member].items() if gate_role(kind, g) == role}
+    target = dg.AssetKey(roles[role])
+    used_roles = {role} | ({"model", "split"} if "regression" in gates else set())
+    read = [dg.AssetKey(roles[r]) for r in sorted(used_roles)]
     specs = [
         dg.AssetCheckSpec(
             check_name(gate),
             asset=target,
+            additional_deps=[k for k in read if k != target],
             blocking=t.severity == "block",
-            description=f"`{member}`: {gate} must be "
-            + " and ".join(f"{op} {v:g}" for op, v in (("at least", t.min), ("at most", t.max)) if v is not None),
+            description=f"`{member}`: {gate} "
+            + ", ".join(f"{op} {v:g}" for op, v in (("min", t.min), ("max", t.max)) if v is not None)
+            + (" (inconclusive passes with a warning)" if t.on_inconclusive == "warn" else ""),
         )
         for gate, t in sorted(gates.items())
     ]
+    only = manifest.model_copy(update={"gates": {**manifest.gates, member: gates}})
 
     @dg.multi_asset_check(
-        name=f"{manifest.name}__{member}_gates",
+        name=f"{manifest.name}__{member}_{role}_gates",
         specs=specs,
-        ins={"ref": dg.AssetIn(target)},
-        description=f"Promotion gates of `{manifest.name}/{member}` from `releases/{manifest.name}.yaml`.",
+        ins={r: dg.AssetIn(roles[r]) for r in sorted(used_roles)},
+        required_resource_keys={"store"},
+        description=f"Promotion gates of `{manifest.name}/{member}` ({role}), from `releases/{manifest.name}.yaml`.",
     )
-    def gates_check(ref: ArtifactRef) -> Iterator[dg.AssetCheckResult]:
-        for verdict in member_verdicts(manifest, member, ref.summary, with_examples=True):
-            yield check_result(verdict)
+    def gates_check(context: dg.AssetCheckExecutionContext, **refs: ArtifactRef) -> Iterator[dg.AssetCheckResult]:
+        from release_assets.rollout.champion import ChampionView
+
+        store = context.resources.store
+        root = store.local().root
+        inputs = MemberInputs(refs=refs, store_root=root, champion=ChampionView(store.releases(), root, manifest.name))
+        for verdict in member_verdicts(only, member, inputs):
+            yield check_result(verdict, target)
 
     return gates_check
 
 
 def gate_checks(manifest: ReleaseManifest) -> list[dg.AssetChecksDefinition]:
-    return [_member_checks(manifest, member) for member in sorted(manifest.gates)]
+    by_target: set[tuple[str, str]] = {
+        (member, gate_role(manifest.members[member].kind, gate))
+        for member, gates in manifest.gates.items()
+        for gate in gates
+    }
+    return [_member_checks(manifest, member, role) for member, role in sorted(by_target)]

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from release_assets.manifest import ReleaseManifest, Threshold
+from release_assets.manifest import Threshold
 
 Status = Literal["passed", "failed", "inconclusive"]
 
@@ -27,11 +27,15 @@ class Verdict:
     severity: Literal["block", "warn"] = "block"
     champion: float | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
+    on_inconclusive: Literal["hold", "warn"] = "hold"
 
     @property
     def holds_release(self) -> bool:
-        """Failed or undecidable blocking gates hold a release; ``warn`` gates only report."""
-        return self.severity == "block" and self.status != "passed"
+        """Failed blocking gates hold a release, and so do undecidable ones unless the manifest says to pass them
+        with a warning (a first release has no champion to compare with); ``warn`` gates only report."""
+        if self.severity != "block" or self.status == "passed":
+            return False
+        return self.status == "failed" or self.on_inconclusive == "hold"
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "examples"}
@@ -49,23 +53,24 @@ def _bound_text(t: Threshold) -> str:
 def threshold_verdict(member: str, gate: str, observed: float | None, t: Threshold, **extra: Any) -> Verdict:
     bounds = {"min": t.min, "max": t.max}
     if observed is None or (isinstance(observed, float) and math.isnan(observed)):
-        return Verdict(member, gate, "inconclusive", f"{gate} was not measured", None, bounds, t.severity, **extra)
+        return Verdict(
+            member,
+            gate,
+            "inconclusive",
+            f"{gate} was not measured",
+            None,
+            bounds,
+            t.severity,
+            on_inconclusive=t.on_inconclusive,
+            **extra,
+        )
     ok = (t.min is None or observed >= t.min) and (t.max is None or observed <= t.max)
     verb = "meets" if ok else "violates"
     reason = f"{gate} = {observed:.4g} {verb} the gate {_bound_text(t)}"
-    return Verdict(member, gate, "passed" if ok else "failed", reason, float(observed), bounds, t.severity, **extra)
-
-
-def member_verdicts(
-    manifest: ReleaseManifest, member: str, summary: dict[str, Any], *, with_examples: bool = False
-) -> list[Verdict]:
-    """Verdicts for every gate the manifest sets on ``member``, from the summary its evaluation produced."""
-    metrics = summary.get("metrics", {})
-    examples = summary.get("examples", []) if with_examples else []
-    return [
-        threshold_verdict(member, gate, metrics.get(gate), t, examples=examples)
-        for gate, t in sorted(manifest.gates.get(member, {}).items())
-    ]
+    status = "passed" if ok else "failed"
+    return Verdict(
+        member, gate, status, reason, float(observed), bounds, t.severity, on_inconclusive=t.on_inconclusive, **extra
+    )
 
 
 def release_decision(verdicts: list[Verdict]) -> tuple[bool, list[Verdict]]:

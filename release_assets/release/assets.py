@@ -39,7 +39,6 @@ def release_unit_asset(
 ) -> dg.AssetsDefinition:
     """``code_versions`` maps each bundled member to its asset's code version, recorded in the lineage."""
     members = keys.bundled(manifest)
-    gate_inputs = {m: keys.gate_target(manifest, m) for m in manifest.gates}
 
     @dg.asset(
         key=keys.release_unit(manifest.name),
@@ -55,17 +54,30 @@ def release_unit_asset(
         required_resource_keys={"store", "registry"},
     )
     def release_unit(context: dg.AssetExecutionContext, **refs: ArtifactRef) -> dg.Output:
-        from release_assets.promotion.policy import member_verdicts, release_decision
+        from release_assets.promotion.gates import MemberInputs, member_roles, member_verdicts
+        from release_assets.promotion.policy import release_decision
         from release_assets.release.publish import build_manifest, git_commit, publish_release
+        from release_assets.rollout.champion import ChampionView
         from release_assets.rollout.ledger import record_published, replay
 
+        store = context.resources.store
+        local, releases = store.local(), store.releases()
         by_key = {tuple(key): refs[name] for name, key in members.items()}
-        # Blocking checks stop downstream steps only within one run; decide again from the members' own
-        # summaries so materializing this asset alone can never publish past a failed gate.
+        champion = ChampionView(releases, local.root, manifest.name)
+        # Blocking checks stop downstream steps only within one run; decide again, with the same function the
+        # checks use, so materializing this asset alone can never publish past a failed gate.
         verdicts = [
             v
-            for m, key in sorted(gate_inputs.items())
-            for v in member_verdicts(manifest, m, by_key[tuple(key)].summary)
+            for m in sorted(manifest.gates)
+            for v in member_verdicts(
+                manifest,
+                m,
+                MemberInputs(
+                    refs={role: by_key[tuple(key)] for role, key in member_roles(manifest, m).items()},
+                    store_root=local.root,
+                    champion=champion,
+                ),
+            )
         ]
         ok, holding = release_decision(verdicts)
         if not ok:
@@ -74,8 +86,6 @@ def release_unit_asset(
                 + "; ".join(f"{v.member}.{v.gate}: {v.reason}" for v in holding),
                 metadata={"gates": dg.MetadataValue.md(_verdict_table(verdicts))},
             )
-        local = context.resources.store.local()
-        releases = context.resources.store.releases()
         lineage = {
             "dagster_run_id": context.run.run_id,
             "git": git_commit(project_root),

@@ -80,7 +80,15 @@ def replay(events: list[dict[str, Any]]) -> LedgerState:
 
 
 def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    return [g for g in manifest.get("gates", []) if g.get("severity", "block") == "block" and g["status"] != "passed"]
+    """The recorded verdicts that hold a release (the same rule as ``Verdict.holds_release``)."""
+    from release_assets.promotion.policy import Verdict
+
+    fields = set(Verdict.__dataclass_fields__)
+    recorded = [
+        {"observed": None, "threshold": {}, **{k: v for k, v in g.items() if k in fields}}
+        for g in manifest.get("gates", [])
+    ]
+    return [g for g in recorded if Verdict(**g).holds_release]
 
 
 def promote(store: ReleaseStore, release: str, version: str, approved_by: str, reason: str) -> list[dict[str, Any]]:

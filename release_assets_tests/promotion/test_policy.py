@@ -1,7 +1,7 @@
 import math
 
-from release_assets.manifest import Threshold, parse_manifest
-from release_assets.promotion.policy import member_verdicts, release_decision, threshold_verdict
+from release_assets.manifest import Threshold
+from release_assets.promotion.policy import release_decision, threshold_verdict
 
 
 def test_min_and_max_bounds():
@@ -28,19 +28,10 @@ def test_warn_gates_never_hold_a_release():
     assert ok and not holding
 
 
-def test_member_verdicts_follow_the_manifest():
-    manifest = parse_manifest(
-        {
-            "name": "r",
-            "members": {
-                "d": {"kind": "sklearn_dataset", "name": "iris", "split": {"test": 0.3}},
-                "m": {"kind": "tabular_classifier", "data": "d"},
-            },
-            "gates": {"m": {"accuracy": {"min": 0.9}, "macro_f1": {"min": 0.8}}},
-        },
-        "r.yaml",
-    )
-    verdicts = member_verdicts(manifest, "m", {"metrics": {"accuracy": 0.95, "macro_f1": 0.7}})
-    assert [(v.gate, v.status) for v in verdicts] == [("accuracy", "passed"), ("macro_f1", "failed")]
-    ok, holding = release_decision(verdicts)
-    assert not ok and [v.gate for v in holding] == ["macro_f1"]
+def test_inconclusive_holds_unless_the_manifest_lets_it_pass_with_a_warning():
+    hold = threshold_verdict("m", "regression", None, Threshold(min=-0.02))
+    warn = threshold_verdict("m", "regression", None, Threshold(min=-0.02, on_inconclusive="warn"))
+    assert hold.status == warn.status == "inconclusive"
+    assert hold.holds_release and not warn.holds_release
+    failed = threshold_verdict("m", "accuracy", 0.1, Threshold(min=0.9, on_inconclusive="warn"))
+    assert failed.holds_release  # on_inconclusive never softens a real failure

@@ -1,0 +1,183 @@
+"""Every gate of a member, decided from what its assets produced: one function for checks and release unit.
+
+Plain metric gates (accuracy, format_valid, p95_ms, ...) compare a number from the member's summary with the
+manifest threshold. The catalogue gates below need data: rows for duplicates and leakage, the split for label
+coverage, the champion's reference profile for drift, the champion's model on the candidate's test split for
+regression. Both the blocking check and the release unit call :func:`member_verdicts`, so the release unit decides
+again with the same code rather than trusting a check that may not have run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from release_assets.artifacts import ArtifactRef
+from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ReleaseManifest, Threshold
+from release_assets.promotion.policy import Verdict, threshold_verdict
+
+RAW_GATES = {"invalid_rows", "rows", "duplicates"}
+SPLIT_GATES = {"leakage", "label_coverage", "drift"}
+
+
+@dataclass
+class MemberInputs:
+    """What a member's gates read: its assets' references and where their files are."""
+
+    refs: dict[str, ArtifactRef]  # by role: raw, split, model, report, evaluation
+    store_root: Path
+    champion: Any = None  # a ChampionView, or None when there is no release store to ask
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def dir(self, role: str) -> Path:
+        return self.refs[role].path(self.store_root)
+
+    def rows(self, side: str) -> list[dict[str, Any]]:
+        from release_assets.datasets.build import read_jsonl
+
+        key = f"rows:{side}"
+        if key not in self.cache:
+            path = self.dir("split" if side != "raw" else "raw") / ("rows.jsonl" if side == "raw" else f"{side}.jsonl")
+            self.cache[key] = read_jsonl(path) if path.exists() else []
+        return self.cache[key]
+
+
+def gate_role(kind: str, gate: str) -> str:
+    """Which of a member's assets a gate reads, and so which asset its check is attached to."""
+    if kind in DATASET_KINDS:
+        return "split" if gate in SPLIT_GATES else "raw"
+    if kind in MODEL_KINDS:
+        return "report"
+    return "evaluation"
+
+
+def _duplicates(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.datasets.quality import duplicates_verdict
+
+    return duplicates_verdict(member, inputs.rows("raw"), int(t.max or 0))
+
+
+def _leakage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.datasets.quality import leakage_verdict
+
+    return leakage_verdict(member, inputs.rows("train"), inputs.rows("test"), int(t.max or 0))
+
+
+def _label_coverage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.datasets.quality import label_coverage_verdict
+
+    splits = {side: inputs.rows(side) for side in ("train", "val", "test") if inputs.rows(side)}
+    labels = sorted({r["label"] for rows in splits.values() for r in rows})
+    return label_coverage_verdict(member, splits, int(t.min or 1), labels)
+
+
+def _drift(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    import json
+
+    from release_assets.promotion.drift import drift_verdict
+
+    current = json.loads((inputs.dir("split") / "profile.json").read_text())
+    reference = None
+    champion_dir = inputs.champion.member_dir(f"{member}_split") if inputs.champion else None
+    if champion_dir is not None and (champion_dir / "profile.json").exists():
+        reference = json.loads((champion_dir / "profile.json").read_text())
+    return drift_verdict(member, reference, current, t.params)
+
+
+def _slice_gap(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.promotion.slices import slice_gap_verdict
+
+    summary = inputs.refs["report"].summary
+    return slice_gap_verdict(
+        member, summary["metrics"].get("accuracy"), summary["slices"], float(t.max), int(t.params.get("min_n", 10))
+    )
+
+
+def _regression(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    import json
+
+    from release_assets.promotion.stats import regression_verdict
+
+    tolerance = -float(t.min or 0.0)
+    model = inputs.refs["model"]
+    champion = inputs.champion.member(member) if inputs.champion else None
+    if champion is None:
+        return regression_verdict(member, {}, None, {}, tolerance, model.digest, None)
+    if champion["digest"] == model.digest:
+        # The same model bytes as the champion (e.g. a prompt-only change): nothing to compare, nothing regressed.
+        return Verdict(
+            member,
+            "regression",
+            "passed",
+            f"identical to champion {inputs.champion.version} (same model digest)",
+            None,
+            {"min": t.min, "max": None},
+            champion=None,
+        )
+    from release_assets.models.registry import MODEL_KINDS as TRAINERS
+    from release_assets.models.registry import predict_labels
+
+    test = inputs.rows("test")
+    champion_predictor = TRAINERS[model.kind].load(inputs.champion.member_dir(member))
+    champion_labels, _ = predict_labels(champion_predictor, test)
+    report = json.loads((inputs.dir("report") / "report.json").read_text())
+    return regression_verdict(
+        member,
+        report["predictions"],
+        {r["id"]: label for r, label in zip(test, champion_labels, strict=True)},
+        {r["id"]: r["label"] for r in test},
+        tolerance,
+        candidate_id=model.digest,
+        champion_id=champion["digest"],
+        seed=int(t.params.get("seed", 0)),
+    )
+
+
+CATALOGUE: dict[str, Callable[[str, MemberInputs, Threshold], Verdict]] = {
+    "duplicates": _duplicates,
+    "leakage": _leakage,
+    "label_coverage": _label_coverage,
+    "drift": _drift,
+    "slice_gap": _slice_gap,
+    "regression": _regression,
+}
+
+
+def _summary_for(kind: str, gate: str, inputs: MemberInputs) -> dict[str, Any]:
+    return inputs.refs[gate_role(kind, gate)].summary
+
+
+def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
+    kind = manifest.members[member].kind
+    out = []
+    for gate, t in sorted(manifest.gates.get(member, {}).items()):
+        if gate in CATALOGUE:
+            try:
+                verdict = CATALOGUE[gate](member, inputs, t)
+            except (FileNotFoundError, KeyError) as exc:
+                verdict = Verdict(
+                    member, gate, "inconclusive", f"cannot evaluate: {exc}", None, {"min": t.min, "max": t.max}
+                )
+            verdict = replace(verdict, gate=gate, severity=t.severity, on_inconclusive=t.on_inconclusive)
+        else:
+            summary = _summary_for(kind, gate, inputs)
+            verdict = threshold_verdict(member, gate, summary.get("metrics", {}).get(gate), t)
+            if verdict.status != "passed":
+                verdict = replace(verdict, examples=summary.get("examples", []))
+        out.append(verdict)
+    return out
+
+
+def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]:
+    """Role -> asset key of every asset a member's gates read."""
+    from release_assets import keys
+
+    kind, name = manifest.members[member].kind, manifest.name
+    if kind in DATASET_KINDS:
+        return {"raw": keys.raw(name, member), "split": keys.split(name, member)}
+    if kind in MODEL_KINDS:
+        data = manifest.members[member].data
+        return {"model": keys.model(name, member), "report": keys.report(name, member), "split": keys.split(name, data)}
+    return {"evaluation": keys.chain_evaluation(name, member)}

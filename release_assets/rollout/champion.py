@@ -1,0 +1,49 @@
+"""Read the champion release unit's members: from the ledger and the release store, never from the candidate.
+
+A known failure of peer tools is a regression gate that compares the candidate with itself. Here the champion's
+files are located through its own published manifest (member fingerprints) and, when the local build cache lacks
+them, extracted from its verified bundle.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from release_assets.release.bundle import extract_bundle
+from release_assets.release.store import ReleaseStore
+from release_assets.rollout.ledger import replay
+
+
+class ChampionView:
+    def __init__(self, releases: ReleaseStore, cache_root: Path, release: str) -> None:
+        self.releases, self.cache_root, self.release = releases, Path(cache_root), release
+        self._extracted: Path | None = None
+
+    @cached_property
+    def version(self) -> str | None:
+        return replay(self.releases.events(self.release)).champion
+
+    @cached_property
+    def manifest(self) -> dict[str, Any] | None:
+        return self.releases.manifest(self.release, self.version) if self.version else None
+
+    def member(self, name: str) -> dict[str, Any] | None:
+        return (self.manifest or {}).get("members", {}).get(name)
+
+    def member_dir(self, name: str) -> Path | None:
+        """A folder holding the champion's files of bundle member ``name`` (cache hit or verified extraction)."""
+        entry = self.member(name)
+        if entry is None:
+            return None
+        fingerprint = self.manifest["lineage"]["fingerprints"].get(name)
+        cached = self.cache_root / "artifacts" / self.release / name / str(fingerprint)
+        if fingerprint and all((cached / f["path"].split("/", 1)[1]).exists() for f in entry["files"]):
+            return cached
+        if self._extracted is None:
+            self._extracted = Path(tempfile.mkdtemp(prefix=f"champion-{self.release}-"))
+            bundle = self.releases.fetch_bundle(self.release, self.version, self._extracted / "bundle.tar.gz")
+            extract_bundle(bundle, self._extracted / "files")
+        return self._extracted / "files" / name
