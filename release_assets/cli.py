@@ -53,6 +53,22 @@ def _failure_messages(result) -> list[str]:
     ]
 
 
+def _with_overrides(manifests: list, overrides: list[str]) -> list:
+    """Apply ``RELEASE:PATH=VALUE`` overrides to the named releases."""
+    from release_assets.manifest import ManifestError, apply_overrides
+
+    by_release: dict[str, list[str]] = {}
+    for item in overrides:
+        release, sep, edit = item.partition(":")
+        if not sep:
+            raise ManifestError(f"--set {item!r}: expected RELEASE:PATH=VALUE")
+        by_release.setdefault(release, []).append(edit)
+    unknown = set(by_release) - {m.name for m in manifests}
+    if unknown:
+        raise ManifestError(f"--set names release(s) not being run: {sorted(unknown)}")
+    return [apply_overrides(m, by_release[m.name]) if m.name in by_release else m for m in manifests]
+
+
 def cmd_release(args: argparse.Namespace) -> int:
     from release_assets.manifest import load_manifests
     from release_assets.release_summary import summarise_run
@@ -69,6 +85,14 @@ def cmd_release(args: argparse.Namespace) -> int:
             )
             return 2
         manifests = [m for m in manifests if m.name in args.release]
+    if args.set:
+        from release_assets.manifest import ManifestError
+
+        try:
+            manifests = _with_overrides(manifests, args.set)
+        except ManifestError as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 2
     start = time.perf_counter()
     result = _run_job(
         "release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, manifests=manifests
@@ -223,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("release", help="materialize, gate and publish releases (default: all)")
     p.add_argument("release", nargs="*", help="release names (default: every releases/*.yaml)")
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level (default: WARNING)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="RELEASE:PATH=VALUE",
+        help="override a manifest field for this run, e.g. iris:members.classifier.params.C=0.0001",
+    )
     p.set_defaults(fn=cmd_release)
     p = sub.add_parser("verify", help="re-hash a release bundle against its manifest")
     p.add_argument("path", help="bundle.tar.gz or its release folder")

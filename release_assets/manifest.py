@@ -238,3 +238,22 @@ def member_section(manifest: ReleaseManifest, member: str) -> dict[str, Any]:
         "member": manifest.members[member].model_dump(mode="json", by_alias=True),
         "gates": {k: v.model_dump(mode="json") for k, v in manifest.gates.get(member, {}).items()},
     }
+
+
+def apply_overrides(manifest: ReleaseManifest, overrides: list[str]) -> ReleaseManifest:
+    """``member.params.C=1e-4``-style edits for one run (e.g. train a deliberately worse candidate), validated
+    exactly like the file: a typo in a path or value is an error naming the override."""
+    data = manifest.model_dump(mode="json", by_alias=True, exclude={"source"})
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        if not sep or not path:
+            raise ManifestError(f"--set {item!r}: expected PATH=VALUE, e.g. members.classifier.params.C=0.0001")
+        *parents, leaf = path.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node, dict) or part not in node:
+                raise ManifestError(f"--set {item!r}: {manifest.name} has no field {path!r}")
+            node = node[part]
+        node[leaf] = yaml.safe_load(raw)
+    where = f"{manifest.source or manifest.name} with --set {' '.join(overrides)}"
+    return parse_manifest(data, where).model_copy(update={"source": manifest.source})

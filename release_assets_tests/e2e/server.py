@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import yaml
 
 from release_assets_tests.conftest import REPO, edit_manifest, make_tiny
@@ -67,7 +68,14 @@ def prepare(root: Path) -> dict[str, str]:
     edit_manifest(project, "iris", bad_iris_candidate)
     home = root / "dagster_home"
     home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    # The repo's instance config, plus a run coordinator that launches at once: runs launched from the UI would
+    # otherwise wait in the queue for a dagster-daemon, which `dagster dev` starts but a bare webserver does not.
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
+    config["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # Create the sqlite storage once, here, so the webserver and the release run do not race to create it.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
     workspace = root / "workspace.yaml"
     workspace.write_text(
         yaml.safe_dump(

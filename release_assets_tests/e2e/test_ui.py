@@ -1,0 +1,106 @@
+"""The Dagster UI, in a real browser, over an instance where helpdesk published and iris failed its accuracy gate.
+
+Each test leaves a screenshot in ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from release_assets_tests.e2e.pages import expected_groups, missing_from, rendered_groups, save_screenshot
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+LOCATION = "release_assets.definitions:defs"  # how the workspace names a python_module location with an attribute
+
+
+def test_lineage_shows_every_asset_of_both_releases(page):
+    expected = expected_groups()
+    page.goto("/asset-groups")
+    expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    page.get_by_role("button", name="Hide navigation").click()
+    # The global graph opens with every group collapsed; the graph's own settings menu expands them.
+    page.get_by_role("button", name="settings", exact=True).click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.keyboard.press("Escape")
+
+    # The graph renders only the nodes inside the viewport: zoom out until every asset of the snapshot is drawn.
+    zoom_out = page.locator("button:has([aria-label=zoom_out])")
+    deadline = time.monotonic() + 30
+    while True:
+        shown = rendered_groups(page)
+        missing = missing_from(shown, expected)
+        if not missing or time.monotonic() > deadline:
+            break
+        zoom_out.click()
+        page.wait_for_timeout(250)  # one animation frame or so; the loop is bounded by the deadline
+    assert sorted(shown) == sorted(expected), "groups drawn on the lineage page"
+    assert not missing, f"assets missing from the lineage page: {missing}\nshown: {shown}"
+    assert sum(map(len, shown.values())) == sum(map(len, expected.values())), f"unexpected nodes: {shown}"
+    save_screenshot(page, "lineage.png")
+
+
+def test_failed_gate_shows_reason_and_worst_examples(page):
+    page.goto(f"/assets/iris/classifier_report?view=checks&checkDetail=accuracy_gate")
+    expect(page.get_by_role("heading", name="accuracy_gate")).to_be_visible()
+    expect(page.get_by_text("Failed").first).to_be_visible()
+    # The reason is the check's description, shown under "Latest execution".
+    expect(page.get_by_text(re.compile(r"accuracy = [0-9.]+ violates the gate >= 0\.9")).first).to_be_visible()
+
+    worst = page.locator("tr").filter(has=page.get_by_text("worst_examples", exact=True))
+    worst.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    table = dialog.locator("table")
+    expect(table).to_be_visible()
+    expect(table.locator("tbody tr").first).to_be_visible()
+    assert table.locator("tbody tr").count() >= 1
+    save_screenshot(page, "failed_check.png")
+
+
+def test_release_unit_page_shows_the_member_table(page, ui):
+    [published] = [p.name for p in (ui.root / "store" / "releases" / "helpdesk").iterdir() if p.is_dir()]
+    page.goto("/assets/helpdesk/release_unit")
+    page.get_by_role("button", name="Hide navigation").click()
+    version = page.locator("tr").filter(has=page.get_by_text("version", exact=True))
+    expect(version).to_contain_text(published)
+
+    members = page.locator("tr").filter(has=page.get_by_text("members", exact=True)).locator("table")
+    expect(members).to_be_visible()
+    expect(members.locator("th").first).to_have_text("member")
+    for name in ("intent_model", "vision_model", "chain", "chain_evaluation", "messages_split"):
+        expect(members.get_by_role("cell", name=name, exact=True)).to_be_visible()
+    members.scroll_into_view_if_needed()
+    save_screenshot(page, "release_unit.png")
+
+
+def test_promoting_an_unpublished_version_from_the_launchpad_is_refused(page):
+    page.goto(f"/locations/{LOCATION}/jobs/promote_release/playground")
+    editor = page.locator(".CodeMirror")
+    expect(editor).to_be_visible()
+    editor.click()
+    page.keyboard.press("Control+A")
+    # Typed as one paste: CodeMirror's auto-indent would re-indent key-by-key typing. The version is quoted, as
+    # all-digit versions must be in YAML.
+    page.keyboard.insert_text(
+        "ops:\n"
+        "  promote:\n"
+        "    config:\n"
+        "      release: iris\n"
+        '      version: "0000000000000000"\n'
+        "      approved_by: e2e-test\n"
+        "      reason: a browser test of a refused promotion\n"
+    )
+    launch = page.get_by_role("button", name="Launch Run")
+    expect(launch).to_be_enabled()
+    launch.click()
+
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"), timeout=60_000)
+    # The run subprocess imports the code location: allow for a busy machine.
+    expect(page.get_by_text("Failure", exact=True).first).to_be_visible(timeout=120_000)
+    refusal = page.get_by_text(re.compile(r"promotion refused: iris 0000000000000000 was never published")).first
+    expect(refusal).to_be_visible()
+    refusal.scroll_into_view_if_needed()
+    save_screenshot(page, "promote_refused.png")

@@ -1,0 +1,115 @@
+"""Champion-relative gates end to end: regression read from the promoted champion, and data drift."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from release_assets.cli import _end_mlflow_run
+from release_assets.definitions import build_defs
+from release_assets.manifest import apply_overrides, load_manifests
+from release_assets.rollout.ledger import promote, replay
+from release_assets_tests.conftest import local_resources
+
+
+def _run(project: Path, resources: dict, instance, release: str, overrides: list[str] = ()):
+    manifests = [m for m in load_manifests(project / "releases") if m.name == release]
+    if overrides:
+        manifests = [apply_overrides(manifests[0], list(overrides))]
+    defs = build_defs(manifests, project, resources)
+    try:
+        result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
+    finally:
+        _end_mlflow_run()
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    versions = [
+        e.materialization.metadata["version"].value
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path[-1] == "release_unit"
+    ]
+    return checks, (versions[0] if versions else None)
+
+
+def test_a_worse_candidate_fails_regression_against_the_promoted_champion_and_keeps_it(project, tmp_path):
+    resources = local_resources(project, tmp_path / "store")
+    store = resources["store"].releases()
+    with dg.instance_for_test() as instance:
+        checks, v1 = _run(project, resources, instance, "iris")
+        assert checks["regression_gate"].metadata["status"].value == "inconclusive"  # no champion yet
+        promote(store, "iris", v1, "alice", "first")
+
+        # Within noise: a slightly different regularisation changes the model bytes, not its accuracy.
+        checks, v2 = _run(project, resources, instance, "iris", ["members.classifier.params.C=0.9"])
+        regression = checks["regression_gate"]
+        assert regression.passed, regression.description
+        assert "paired bootstrap CI" in regression.description
+        assert v2 is not None and v2 != v1
+
+        # Beyond noise: a crippled model is worse than the champion on the same test rows.
+        checks, v3 = _run(project, resources, instance, "iris", ["members.classifier.params.C=0.0001"])
+        regression = checks["regression_gate"]
+        assert not regression.passed
+        assert "worse beyond noise" in regression.description
+        meta = regression.metadata
+        assert meta["champion"].value > meta["observed"].value
+        assert "worst_examples" in meta
+        assert v3 is None  # held back: no release unit
+        assert replay(store.events("iris")).champion == v1  # the champion stays
+
+
+def test_regression_reads_the_champion_from_the_ledger_not_the_candidate(project, tmp_path):
+    """A peer tool once compared the candidate with itself; here the champion's numbers must be its own."""
+    resources = local_resources(project, tmp_path / "store")
+    store = resources["store"].releases()
+    with dg.instance_for_test() as instance:
+        # A weak champion, published under relaxed gates, so its numbers are unmistakably its own.
+        relaxed = [
+            "members.classifier.params.C=0.0001",
+            "gates.classifier.accuracy.min=0.5",
+            "gates.classifier.macro_f1.min=0.5",
+            "gates.classifier.min_class_recall.min=0.3",
+            "gates.classifier.slice_gap.max=0.6",
+        ]
+        _, v1 = _run(project, resources, instance, "iris", relaxed)
+        assert v1 is not None
+        promote(store, "iris", v1, "alice", "weak but promoted")
+        champion_report = json.loads(json.dumps(store.manifest("iris", v1)["members"]["classifier_report"]))
+        checks, _ = _run(project, resources, instance, "iris")
+    regression = checks["regression_gate"]
+    assert regression.metadata["champion"].value == champion_report["metrics"]["accuracy"]
+    assert regression.metadata["observed"].value != regression.metadata["champion"].value
+
+
+def test_unchanged_model_passes_regression_as_identical(project, tmp_path):
+    resources = local_resources(project, tmp_path / "store")
+    with dg.instance_for_test() as instance:
+        _, v1 = _run(project, resources, instance, "iris")
+        promote(resources["store"].releases(), "iris", v1, "alice", "first")
+        checks, _ = _run(project, resources, instance, "iris")
+    assert checks["regression_gate"].passed
+    assert "identical to champion" in checks["regression_gate"].description
+
+
+def test_shifted_messages_fail_the_drift_gate(tiny_project, tmp_path):
+    resources = local_resources(tiny_project, tmp_path / "store")
+    with dg.instance_for_test() as instance:
+        checks, v1 = _run(tiny_project, resources, instance, "helpdesk")
+        assert checks["drift_gate"].metadata["status"].value == "inconclusive"
+        promote(resources["store"].releases(), "helpdesk", v1, "alice", "first")
+        checks, v_same = _run(tiny_project, resources, instance, "helpdesk")
+        assert all(c.passed for name, c in checks.items() if name == "drift_gate")
+
+        # Every chat message becomes a long email: channel, length and text statistics all move.
+        path = tiny_project / "data" / "support" / "messages.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for row in rows:
+            row["channel"] = "email"
+            suffix = " Kindly find the warehouse logistics paperwork attached for reconciliation purposes."
+            row["text"] += suffix
+            row["length"] = "long"
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        checks, v2 = _run(tiny_project, resources, instance, "helpdesk")
+    drift = [c for name, c in checks.items() if name == "drift_gate"]
+    assert drift and not drift[0].passed
+    assert "channel" in drift[0].description or "length" in drift[0].description
+    assert v2 is None
