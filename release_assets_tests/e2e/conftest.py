@@ -59,7 +59,8 @@ def ui(tmp_path_factory) -> Iterator[server.UiServer]:
         server.wait_ready(url, process, log)
         timings["fixture_s"] = time.monotonic() - start
         print(
-            f"\nUI fixture: releases materialized in {timings['materialize_s']:.1f} s, ready in {timings['fixture_s']:.1f} s"
+            f"\nUI fixture: releases materialized in {timings['materialize_s']:.1f} s, "
+            f"webserver ready in {timings['fixture_s']:.1f} s"
         )
         yield server.UiServer(url=url, root=root, env=env, process=process, log=log, timings=timings)
     finally:

@@ -44,7 +44,7 @@ def test_lineage_shows_every_asset_of_both_releases(page):
 
 
 def test_failed_gate_shows_reason_and_worst_examples(page):
-    page.goto(f"/assets/iris/classifier_report?view=checks&checkDetail=accuracy_gate")
+    page.goto("/assets/iris/classifier_report?view=checks&checkDetail=accuracy_gate")
     expect(page.get_by_role("heading", name="accuracy_gate")).to_be_visible()
     expect(page.get_by_text("Failed").first).to_be_visible()
     # The reason is the check's description, shown under "Latest execution".
