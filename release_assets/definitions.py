@@ -25,6 +25,7 @@ from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.resources.io import ArtifactRefIOManager
 from release_assets.resources.registry import RegistryResource, mlflow_tracking
 from release_assets.rollout.jobs import promote_release, rollback_release
+from release_assets.sensors import build_code_change_sensor, failed_gate_sensor
 from release_assets.settings import Settings, get_settings
 
 
@@ -84,8 +85,10 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: 
         selection=dg.AssetSelection.all(),
         description="Build, gate and publish every release.",
     )
+    manifest_paths = {m.name: m.source for m in manifests if m.source is not None}
     shared = dg.Definitions(
         jobs=[everything, promote_release, rollback_release],
+        sensors=[build_code_change_sensor(manifest_paths), failed_gate_sensor],
         resources=resources,
         executor=dg.in_process_executor,
     )

@@ -47,3 +47,23 @@ def files_digest(paths: Iterable[Path]) -> dict[str, str]:
     """Hashes of the files a build reads, taken at build time: an edit made after definitions loaded still
     changes the build's fingerprint, so a long-running UI never serves a stale cached artifact."""
     return {str(p): sha256_file(p) for p in sorted(set(paths))}
+
+
+class CodeInputs:
+    """What an asset depends on beyond its upstream assets: its builder's source modules, the data and prompt
+    files it reads, and its manifest section. The code version hashes them; the change sensor watches them."""
+
+    def __init__(self, modules: Iterable[str], files: Iterable[Path] = (), config: Any = None) -> None:
+        self.modules = tuple(sorted(set(modules)))
+        self.files = tuple(sorted({Path(f) for f in files}))
+        self.config = config
+
+    def version(self) -> str:
+        return code_version(self.modules, self.files, self.config)
+
+    def watched(self) -> list[str]:
+        """Absolute paths of every file whose content enters the version."""
+        return sorted({str(module_source_path(m)) for m in self.modules} | {str(f.resolve()) for f in self.files})
+
+    def metadata(self) -> dict[str, Any]:
+        return {"code_inputs": {"files": self.watched(), "config_digest": sha256_json(self.config)[:16]}}

@@ -7,9 +7,9 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.chains.build import chain_files
-from release_assets.hashing import code_version, files_digest
+from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import PromptChain, ReleaseManifest, member_section
-from release_assets.resources.artifact_store import ArtifactStore, build_output
+from release_assets.resources.artifact_store import ArtifactStore, build_output, versioned
 
 MODULES = [
     "release_assets.chains.build",
@@ -30,7 +30,7 @@ def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
         ins={m: dg.AssetIn(keys.model(manifest.name, m)) for m in member.uses},
         group_name=keys.group(manifest.name, "prompts"),
         # The chain's files are in the code version: editing a template makes this asset (only) stale.
-        code_version=code_version(MODULES, files, member_section(manifest, name)),
+        **versioned(CodeInputs(MODULES, files, member_section(manifest, name)), manifest, name),
         description=(
             f"Prompt chain `{member.path}`: templates compile in a sandbox, every variable is provided, every "
             "binding names a model of this release, output schemas are valid."

@@ -8,9 +8,9 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.datasets import build
 from release_assets.evaluation.report import markdown_table
-from release_assets.hashing import code_version, files_digest
+from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import DATASET_KINDS, JsonlDataset, ReleaseManifest, member_section
-from release_assets.resources.artifact_store import ArtifactStore, build_output
+from release_assets.resources.artifact_store import ArtifactStore, build_output, versioned
 
 BUILD_MODULES = [
     "release_assets.datasets.build",
@@ -28,7 +28,7 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
     @dg.asset(
         key=keys.raw(manifest.name, name),
         group_name=keys.group(manifest.name, "data"),
-        code_version=code_version(BUILD_MODULES, source_files, member_section(manifest, name)),
+        **versioned(CodeInputs(BUILD_MODULES, source_files, member_section(manifest, name)), manifest, name),
         description=f"Rows of `{name}` validated against their schema; failing rows are listed, not kept.",
         owners=manifest.owners,
         kinds=kinds,
@@ -60,7 +60,7 @@ def _split_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         key=keys.split(manifest.name, name),
         ins={"rows": dg.AssetIn(keys.raw(manifest.name, name))},
         group_name=keys.group(manifest.name, "data"),
-        code_version=code_version(SPLIT_MODULES, config=member.split.model_dump()),
+        **versioned(CodeInputs(SPLIT_MODULES, config=member.split.model_dump()), manifest, name),
         description=(
             f"Deterministic stratified split of `{name}` (test {member.split.test:g}, val {member.split.val:g}, "
             f"seed {member.split.seed}); rows of one group never straddle a boundary."

@@ -6,9 +6,9 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.hashing import code_version, files_digest
+from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest, member_section
-from release_assets.resources.artifact_store import build_output
+from release_assets.resources.artifact_store import build_output, versioned
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
@@ -50,7 +50,11 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         },
         required_resource_keys={"store", "mlflow"},
         group_name=keys.group(manifest.name, "evaluation"),
-        code_version=code_version(REPORT_MODULES, config=[c.model_dump() for c in getattr(member, "mft_cases", [])]),
+        **versioned(
+            CodeInputs(REPORT_MODULES, config=[c.model_dump() for c in getattr(member, "mft_cases", [])]),
+            manifest,
+            name,
+        ),
         description=(
             f"Evaluation of `{name}` on the test split of `{member.data}`: accuracy, macro-F1, per-class recall, "
             "confusion matrix, slices, worst examples, single-item latency p50/p95."
@@ -94,7 +98,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
         required_resource_keys={"store", "mlflow"},
         group_name=keys.group(manifest.name, "evaluation"),
-        code_version=code_version(CHAIN_EVAL_MODULES, [golden], member_section(manifest, name)["member"]),
+        **versioned(CodeInputs(CHAIN_EVAL_MODULES, [golden], member_section(manifest, name)["member"]), manifest, name),
         description=(
             f"`{name}` run with the release's own models over the golden suite `{member.golden}`: format validity, "
             "intent accuracy, entity F1, required facts, forbidden phrases, latency."

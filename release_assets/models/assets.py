@@ -4,10 +4,10 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.hashing import code_version
+from release_assets.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.registry import MODEL_KINDS as TRAINERS
-from release_assets.resources.artifact_store import build_output
+from release_assets.resources.artifact_store import build_output, versioned
 
 KINDS = {
     "tabular_classifier": {"sklearn"},
@@ -31,9 +31,13 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         ins={"data": dg.AssetIn(keys.split(manifest.name, member.data))},
         required_resource_keys={"store", "mlflow", "registry"},
         group_name=keys.group(manifest.name, "models"),
-        code_version=code_version(
-            [trainer.module, "release_assets.models.train", "release_assets.models.registry"],
-            config=member_section(manifest, name)["member"],
+        **versioned(
+            CodeInputs(
+                [trainer.module, "release_assets.models.train", "release_assets.models.registry"],
+                config=member_section(manifest, name)["member"],
+            ),
+            manifest,
+            name,
         ),
         description=f"{DESCRIPTIONS[member.kind]} Trained on the train split of `{member.data}`.",
         owners=manifest.owners,

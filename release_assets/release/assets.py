@@ -7,8 +7,11 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.report import markdown_table
-from release_assets.hashing import code_version
+from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest
+from release_assets.resources.artifact_store import versioned
+
+RELEASE_UNIT_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 MODULES = [
     "release_assets.release.bundle",
@@ -44,7 +47,7 @@ def release_unit_asset(
         key=keys.release_unit(manifest.name),
         ins={name: dg.AssetIn(key) for name, key in members.items()},
         group_name=keys.group(manifest.name, "release"),
-        code_version=code_version(MODULES, [manifest.source] if manifest.source else []),
+        **versioned(CodeInputs(MODULES, [manifest.source] if manifest.source else []), manifest, None),
         description=(
             f"The `{manifest.name}` release unit: every member bundled into one content-addressed tar.gz with a "
             "manifest (digests, metrics, gate verdicts, lineage), published only if every blocking gate passes."
@@ -52,6 +55,9 @@ def release_unit_asset(
         owners=manifest.owners,
         kinds={"python", "mlflow"},
         required_resource_keys={"store", "registry"},
+        # For teams that turn on declarative automation: `eager()` alone would publish past failed blocking
+        # checks (dagster#17332), so the condition also requires every dependency's blocking checks to pass.
+        automation_condition=RELEASE_UNIT_AUTOMATION,
     )
     def release_unit(context: dg.AssetExecutionContext, **refs: ArtifactRef) -> dg.Output:
         from release_assets.promotion.gates import MemberInputs, member_roles, member_verdicts

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from release_assets.artifacts import ArtifactRef, FileEntry
-from release_assets.hashing import sha256_file
+from release_assets.hashing import CodeInputs, sha256_file
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, S3ReleaseStore
 
 REF_FILE = "_artifact.json"
@@ -170,3 +170,12 @@ def build_output(
     if on_built is not None and not reused:
         meta.update(on_built(ref))
     return dg.Output(ref, data_version=dg.DataVersion(ref.digest[:16]), metadata=meta)
+
+
+def versioned(inputs: CodeInputs, manifest: Any, member: str | None) -> dict[str, Any]:
+    """``code_version`` and metadata for an asset: what it watches (read by the code-change sensor) and which
+    release member it belongs to (whose manifest section the sensor compares on manifest edits)."""
+    return {
+        "code_version": inputs.version(),
+        "metadata": {**inputs.metadata(), "release": manifest.name, "member": member or "*"},
+    }

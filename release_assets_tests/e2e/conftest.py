@@ -32,6 +32,7 @@ SKIP_NUX = "window.localStorage.setItem('communityNux', JSON.stringify('1'));"
 
 
 def _require_browser():
+    """The Playwright API, or a loud skip when the package or Debian's Chromium is missing."""
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="UI tests need the `playwright` package: pip install -e '.[dev]'"
     )
@@ -94,8 +95,10 @@ def dismiss_community_modal(page) -> None:
 
 @pytest.fixture
 def page(browser, ui, request):
+    sync_api = _require_browser()
     context = browser.new_context(viewport=VIEWPORT, base_url=ui.url)
     context.set_default_timeout(TIMEOUT_MS)
+    sync_api.expect.set_options(timeout=TIMEOUT_MS)
     page = context.new_page()
     dismiss_community_modal(page)
     try:

@@ -23,7 +23,7 @@ def test_lineage_shows_every_asset_of_both_releases(page):
     expect(page.get_by_text("Global asset lineage")).to_be_visible()
     page.get_by_role("button", name="Hide navigation").click()
     # The global graph opens with every group collapsed; the graph's own settings menu expands them.
-    page.get_by_role("button", name="settings", exact=True).click()
+    page.locator("#zoom-slider-container").get_by_role("button", name="settings").click()
     page.get_by_role("menuitem", name="Expand all groups").click()
     page.keyboard.press("Escape")
 
@@ -45,8 +45,8 @@ def test_lineage_shows_every_asset_of_both_releases(page):
 
 def test_failed_gate_shows_reason_and_worst_examples(page):
     page.goto("/assets/iris/classifier_report?view=checks&checkDetail=accuracy_gate")
-    expect(page.get_by_role("heading", name="accuracy_gate")).to_be_visible()
-    expect(page.get_by_text("Failed").first).to_be_visible()
+    expect(page.get_by_text("This is a blocking asset check.")).to_be_visible()
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
     # The reason is the check's description, shown under "Latest execution".
     expect(page.get_by_text(re.compile(r"accuracy = [0-9.]+ violates the gate >= 0\.9")).first).to_be_visible()
 

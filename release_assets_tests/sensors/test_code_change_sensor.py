@@ -1,0 +1,90 @@
+"""The code-change sensor on a copy of the project: skips, exact run requests, dedupe, deleted files."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from release_assets.definitions import build_defs
+from release_assets.manifest import load_manifests
+from release_assets_tests.conftest import edit_manifest, local_resources
+
+
+@pytest.fixture
+def defs(project, tmp_path) -> dg.Definitions:
+    return build_defs(load_manifests(project / "releases"), project, local_resources(project, tmp_path / "store"))
+
+
+def tick(defs: dg.Definitions, cursor: str | None):
+    sensor = defs.get_sensor_def("code_change_sensor")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        result = sensor(context)
+    return result, context.cursor
+
+
+def keys_of(request: dg.RunRequest) -> set[str]:
+    return {k.to_user_string() for k in request.asset_selection}
+
+
+def test_baseline_then_no_change_skips(defs):
+    result, cursor = tick(defs, None)
+    assert isinstance(result, dg.SkipReason) and "baseline recorded" in result.skip_message
+    result, cursor2 = tick(defs, cursor)
+    assert isinstance(result, dg.SkipReason) and "no change" in result.skip_message
+    assert json.loads(cursor2)["files"] == json.loads(cursor)["files"]
+
+
+def test_prompt_edit_requests_exactly_the_chain_and_downstream_once(defs, project):
+    _, cursor = tick(defs, None)
+    template = project / "prompts" / "helpdesk" / "responses" / "refund.j2"
+    template.write_text(template.read_text().replace("Thanks for getting in touch", "Thank you for writing"))
+    request, cursor2 = tick(defs, cursor)
+    assert isinstance(request, dg.RunRequest)
+    assert keys_of(request) == {"helpdesk/chain", "helpdesk/chain_evaluation", "helpdesk/release_unit"}
+    assert "refund.j2" in request.tags["release_assets/trigger"]
+    again, _ = tick(defs, cursor2)  # the same change on the next tick: no second run
+    assert isinstance(again, dg.SkipReason)
+    replay, _ = tick(defs, cursor)  # had the cursor update been lost, the run key dedupes the request
+    assert replay.run_key == request.run_key
+
+
+def test_data_edit_requests_that_datas_descendants_only(defs, project):
+    _, cursor = tick(defs, None)
+    path = project / "data" / "golden" / "helpdesk.jsonl"
+    path.write_text(path.read_text() + "\n")
+    request, _ = tick(defs, cursor)
+    assert keys_of(request) == {"helpdesk/chain_evaluation", "helpdesk/release_unit"}
+
+
+def test_manifest_edit_touches_only_the_edited_member_of_that_release(defs, project):
+    _, cursor = tick(defs, None)
+    edit_manifest(project, "iris", lambda d: d["members"]["classifier"]["params"].update({"C": 0.5}))
+    request, _ = tick(defs, cursor)
+    assert keys_of(request) == {"iris/classifier", "iris/classifier_report", "iris/release_unit"}
+    assert "iris.yaml: members.classifier" in request.tags["release_assets/trigger"]
+
+
+def test_deleted_file_is_a_clear_skip_not_a_crash(defs, project):
+    _, cursor = tick(defs, None)
+    (project / "data" / "golden" / "helpdesk.jsonl").unlink()
+    result, _ = tick(defs, cursor)
+    assert isinstance(result, dg.SkipReason)
+    assert "watched file is missing" in result.skip_message and "helpdesk.jsonl" in result.skip_message
+
+
+def test_broken_manifest_is_reported_not_raised(defs, project):
+    _, cursor = tick(defs, None)
+    (project / "releases" / "iris.yaml").write_text("name: iris\nmembers: [oops\n")
+    result, _ = tick(defs, cursor)
+    assert isinstance(result, dg.SkipReason) and "not valid YAML" in result.skip_message
+
+
+def test_release_unit_automation_waits_for_blocking_checks(defs):
+    graph = defs.get_repository_def().asset_graph
+    for key in graph.get_all_asset_keys():
+        condition = graph.get(key).automation_condition
+        if key.path[-1] == "release_unit":
+            assert condition is not None
+            assert "all_deps_blocking_checks_passed" in str(condition.get_label() or "") + repr(condition)

@@ -1,0 +1,85 @@
+"""The failed-gate sensor: a concise summary in the run's event log and, when configured, a webhook POST."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+
+from release_assets.cli import _end_mlflow_run
+from release_assets.definitions import build_defs
+from release_assets.manifest import apply_overrides, load_manifests
+from release_assets.sensors import failed_gate_sensor
+from release_assets_tests.conftest import local_resources
+
+
+@pytest.fixture
+def webhook():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def _failed_run(project, tmp_path, instance):
+    [iris] = [m for m in load_manifests(project / "releases") if m.name == "iris"]
+    bad = apply_overrides(iris, ["gates.classifier.accuracy.min=0.999"])
+    defs = build_defs([bad], project, local_resources(project, tmp_path / "store"))
+    try:
+        result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
+    finally:
+        _end_mlflow_run()
+    assert not result.success
+    return instance.get_run_by_id(result.run_id)
+
+
+def _context(instance, run):
+    [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    return dg.build_run_status_sensor_context(
+        sensor_name="failed_gate_sensor",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()
+
+
+def test_failed_gate_is_summarised_in_the_run_log_and_posted(project, tmp_path, webhook, monkeypatch):
+    url, received = webhook
+    monkeypatch.setenv("RELEASE_ASSETS_GATE_WEBHOOK", url)
+    with dg.instance_for_test() as instance:
+        run = _failed_run(project, tmp_path, instance)
+        failed_gate_sensor(_context(instance, run))
+        engine = [
+            r.dagster_event.message for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        ]
+    summary = next(m for m in engine if m and m.startswith("held back by gates"))
+    assert "iris: accuracy_gate on iris/classifier_report (ERROR): accuracy = " in summary
+    assert "violates the gate >= 0.999" in summary
+    [payload] = received
+    assert payload["run_id"] == run.run_id
+    assert [(g["release"], g["check"]) for g in payload["failed_gates"]] == [("iris", "accuracy_gate")]
+
+
+def test_webhook_is_off_by_default(project, tmp_path, webhook, monkeypatch):
+    _, received = webhook
+    monkeypatch.delenv("RELEASE_ASSETS_GATE_WEBHOOK", raising=False)
+    with dg.instance_for_test() as instance:
+        run = _failed_run(project, tmp_path, instance)
+        failed_gate_sensor(_context(instance, run))
+    assert received == []
