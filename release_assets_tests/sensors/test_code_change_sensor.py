@@ -1,7 +1,6 @@
 """The code-change sensor on a copy of the project: skips, exact run requests, dedupe, deleted files."""
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import pytest
