@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release test lint format ui validate verify clean
+.PHONY: help setup release test lint format ui validate verify bench clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,5 +51,8 @@ ui: setup ## Start the Dagster UI on 127.0.0.1 with both releases' lineage
 	@echo "Dagster UI: http://$(HOST):$(PORT)"
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
+bench: setup ## Measure every performance figure (5 runs each, ~15 min) and write BENCHMARKS.md
+	$(BIN)/python bench/run.py
+
 clean: ## Remove instance state and the local artifact store (keeps .venv)
-	rm -rf .dagster .release_store
+	rm -rf .dagster .release_store .mlflow

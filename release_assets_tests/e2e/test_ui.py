@@ -6,11 +6,10 @@ Each test leaves a screenshot in ``docs/screenshots/``.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from release_assets_tests.e2e.pages import expected_groups, missing_from, rendered_groups, save_screenshot
+from release_assets_tests.e2e.pages import expected_groups, frame_graph, missing_from, save_screenshot
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -21,22 +20,17 @@ def test_lineage_shows_every_asset_of_both_releases(page):
     expected = expected_groups()
     page.goto("/asset-groups")
     expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    page.get_by_role("button", name="panel_show_right", exact=True).click()  # the group tree beside the graph
     page.get_by_role("button", name="Hide navigation").click()
-    # The global graph opens with every group collapsed; the graph's own settings menu expands them.
-    page.locator("#zoom-slider-container").get_by_role("button", name="settings").click()
-    page.get_by_role("menuitem", name="Expand all groups").click()
-    page.keyboard.press("Escape")
+    # The global graph opens with every group collapsed; the graph's own settings menu expands them, and the
+    # vertical layout fits a 16:10 screen far better than the default left-to-right one.
+    for item in ("Expand all groups", "Change graph to vertical orientation"):
+        page.locator("#zoom-slider-container").get_by_role("button", name="settings").click()
+        page.get_by_role("menuitem", name=item).click()
+        page.keyboard.press("Escape")
 
-    # The graph renders only the nodes inside the viewport: zoom out until every asset of the snapshot is drawn.
-    zoom_out = page.locator("button:has([aria-label=zoom_out])")
-    deadline = time.monotonic() + 30
-    while True:
-        shown = rendered_groups(page)
-        missing = missing_from(shown, expected)
-        if not missing or time.monotonic() > deadline:
-            break
-        zoom_out.click()
-        page.wait_for_timeout(250)  # one animation frame or so; the loop is bounded by the deadline
+    shown = frame_graph(page, expected)
+    missing = missing_from(shown, expected)
     assert sorted(shown) == sorted(expected), "groups drawn on the lineage page"
     assert not missing, f"assets missing from the lineage page: {missing}\nshown: {shown}"
     assert sum(map(len, shown.values())) == sum(map(len, expected.values())), f"unexpected nodes: {shown}"
@@ -102,5 +96,5 @@ def test_promoting_an_unpublished_version_from_the_launchpad_is_refused(page):
     expect(page.get_by_text("Failure", exact=True).first).to_be_visible(timeout=120_000)
     refusal = page.get_by_text(re.compile(r"promotion refused: iris 0000000000000000 was never published")).first
     expect(refusal).to_be_visible()
-    refusal.scroll_into_view_if_needed()
+    page.get_by_text("STEP_FAILURE", exact=True).first.scroll_into_view_if_needed()
     save_screenshot(page, "promote_refused.png")

@@ -1,0 +1,210 @@
+"""`make bench`: every performance figure the issues ask for, measured in one run, written to BENCHMARKS.md.
+
+Each figure is measured at least five times (min / median / max) in fresh processes against throwaway copies of
+the project, so the repository's own store, instance and prompts are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+
+
+def fmt(s: dict[str, float], unit: str = "s", digits: int = 2) -> str:
+    return f"{s['min']:.{digits}f} / {s['median']:.{digits}f} / {s['max']:.{digits}f} {unit} (n={s['n']})"
+
+
+def workspace() -> tuple[Path, dict[str, str]]:
+    """A copy of the project's inputs plus empty state folders, and the environment that points at them."""
+    root = Path(tempfile.mkdtemp(prefix="bench-"))
+    for folder in ("releases", "prompts", "data"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("generate.py"))
+    (root / "home").mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", root / "home" / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "home"),
+        "RELEASE_ASSETS_PROJECT_ROOT": str(root),
+        "RELEASE_ASSETS_STORE_ROOT": str(root / "store"),
+        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(root / "mlflow-artifacts"),
+        "PYTHONPATH": str(ROOT),
+    }
+    return root, env
+
+
+def run_json(args: list[str], env: dict[str, str]) -> dict:
+    out = subprocess.run([PY, *args], env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def timed(args: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run([PY, *args], env=env or os.environ, capture_output=True, check=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def bench_definitions() -> dict:
+    code = "from release_assets.definitions import defs; defs()"
+    load = [timed(["-c", code]) for _ in range(RUNS)]
+    baseline = [timed(["-c", "import dagster"]) for _ in range(RUNS)]
+    heavy = subprocess.run(
+        [
+            PY,
+            "-c",
+            code + "; import sys; print(sorted(m for m in ('torch','transformers','mlflow','sklearn','boto3') "
+            "if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    return {"load": stats(load), "import_dagster": stats(baseline), "heavy_modules": heavy}
+
+
+def bench_cold() -> dict:
+    dagster, plain, rss, gates_share, steps_all = [], [], [], [], []
+    for _ in range(RUNS):
+        _, env = workspace()
+        result = run_json(["bench/dagster_release.py"], env)
+        assert result["success"], result
+        dagster.append(result["wall_s"])
+        rss.append(result["max_rss_mb"])
+        gate_s = sum(v for k, v in result["steps"].items() if k.endswith("_gates"))
+        gates_share.append(gate_s / result["run_s"])
+        steps_all.append(result["steps"])
+        _, env = workspace()
+        plain.append(run_json(["bench/plain_release.py"], env)["wall_s"])
+    ratios = [d / p for d, p in zip(dagster, plain, strict=True)]
+    median_steps = {k: statistics.median(s[k] for s in steps_all) for k in steps_all[0]}
+    return {
+        "dagster": stats(dagster),
+        "plain": stats(plain),
+        "ratio": stats(ratios),
+        "rss_mb": stats(rss),
+        "gates_share": stats(gates_share),
+        "steps": dict(sorted(median_steps.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def bench_prompt_change(cold_median: float) -> dict:
+    root, env = workspace()
+    assert run_json(["bench/dagster_release.py"], env)["success"]
+    cursor = root / "cursor.json"
+    cursor.write_text("")
+    run_json(["bench/dagster_release.py", "--select-changed", str(cursor)], env)  # baseline tick
+    template = root / "prompts" / "helpdesk" / "responses" / "other.j2"
+    walls, assets = [], []
+    for i in range(RUNS):
+        template.write_text(template.read_text().replace("Thanks for your message", f"Thanks for your message ({i})"))
+        result = run_json(["bench/dagster_release.py", "--select-changed", str(cursor)], env)
+        assert result["success"], result
+        walls.append(result["wall_s"])
+        assets = result["assets"]
+    return {"wall": stats(walls), "ratio_to_cold": stats([w / cold_median for w in walls]), "assets": assets}
+
+
+def bench_executor() -> dict:
+    out = {}
+    for executor in ("in_process", "multiprocess"):
+        walls = []
+        for _ in range(RUNS):
+            _, env = workspace()
+            result = run_json(["bench/dagster_release.py", "--release", "iris", "--executor", executor], env)
+            assert result["success"], result
+            walls.append(result["wall_s"])
+        out[executor] = stats(walls)
+    return out
+
+
+def bench_chain_throughput() -> dict:
+    return run_json(["bench/chain_throughput.py", str(RUNS)], os.environ | {"PYTHONPATH": str(ROOT)})
+
+
+def bench_sensor() -> dict:
+    return run_json(["bench/sensor_tick.py", str(RUNS)], os.environ | {"PYTHONPATH": str(ROOT)})
+
+
+def machine() -> str:
+    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, Python {platform.python_version()}"
+
+
+def main() -> None:
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = {"definitions": bench_definitions(), "sensor": bench_sensor(), "chain": bench_chain_throughput()}
+    results["cold"] = bench_cold()
+    results["prompt_change"] = bench_prompt_change(results["cold"]["dagster"]["median"])
+    results["executor"] = bench_executor()
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1))
+    write_markdown(results, started)
+    print((ROOT / "BENCHMARKS.md").read_text())
+
+
+def write_markdown(r: dict, started: str) -> None:
+    cold, prompt, ex = r["cold"], r["prompt_change"], r["executor"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `make bench` (`python bench/run.py`, {RUNS} runs per figure) on {started}.",
+        f"Machine: {machine()}. Figures are min / median / max; ratios are taken run by run within this one run.",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+        f"| cold release of both products, Dagster (`bench/dagster_release.py`) | {fmt(cold['dagster'])} | | |",
+        f"| same training + evaluation as plain Python (`bench/plain_release.py`) | {fmt(cold['plain'])} | | |",
+        f"| ratio Dagster / plain | {fmt(cold['ratio'], 'x')} | <= 1.25x | {cold['ratio']['median'] <= 1.25} |",
+        f"| peak RSS of a cold release | {fmt(cold['rss_mb'], 'MB', 0)} | | |",
+        f"| gate checks' share of the cold release run | {fmt(cold['gates_share'], '', 3)} | < 0.10 | "
+        f"{cold['gates_share']['median'] < 0.10} |",
+        f"| definitions load in a fresh process | {fmt(r['definitions']['load'])} | < 1.5 s | "
+        f"{r['definitions']['load']['median'] < 1.5} |",
+        f"| of which `import dagster` alone | {fmt(r['definitions']['import_dagster'])} | | |",
+        f"| heavy modules imported by definitions | `{r['definitions']['heavy_modules']}` | none | "
+        f"{r['definitions']['heavy_modules'] == '[]'} |",
+        f"| prompt-only change -> new release unit (sensor tick + run) | {fmt(prompt['wall'])} | | |",
+        f"| prompt-only change / cold release | {fmt(prompt['ratio_to_cold'], 'x', 3)} | < 0.10 | "
+        f"{prompt['ratio_to_cold']['median'] < 0.10} |",
+        f"| golden-suite chain evaluation, offline bindings | {fmt(r['chain']['cases_per_s'], 'cases/s', 0)} | "
+        f">= 2000 | {r['chain']['cases_per_s']['median'] >= 2000} |",
+        f"| sensor tick over this repository ({r['sensor']['repo_files']} watched files, no change) | "
+        f"{fmt(r['sensor']['repo_ms'], 'ms', 1)} | < 50 ms | {r['sensor']['repo_ms']['median'] < 50} |",
+        f"| sensor tick over a synthetic tree of {r['sensor']['synthetic_files']} watched files | "
+        f"{fmt(r['sensor']['synthetic_ms'], 'ms', 1)} | < 1000 ms | {r['sensor']['synthetic_ms']['median'] < 1000} |",
+        f"| iris release, in-process executor | {fmt(ex['in_process'])} | | |",
+        f"| iris release, multiprocess executor (forkserver, 2 concurrent) | {fmt(ex['multiprocess'])} | | |",
+        "",
+        f"A prompt-only change re-ran: {', '.join(prompt['assets'])} (no model was retrained).",
+        "",
+        "## Where the cold release's time goes (median seconds per step)",
+        "",
+        "| step | s |",
+        "|---|---|",
+        *[f"| `{k}` | {v:.2f} |" for k, v in list(cold["steps"].items())[:25]],
+        "",
+    ]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
