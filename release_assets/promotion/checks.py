@@ -30,7 +30,7 @@ def _bounds(verdict: Verdict) -> str:
 def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
     meta: dict = {
         "status": verdict.status,
-        "reason": dg.MetadataValue.md(verdict.reason),
+        "reason": verdict.reason,
         "threshold": _bounds(verdict),
         "severity": verdict.severity,
     }

@@ -44,9 +44,11 @@ class Registry:
         self.experiment_id = ensure_experiment(tracking_uri, artifact_root)
         self.client = _mlflow().MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
-    def run_link(self, run_id: str) -> str:
-        base = self.ui_url or self.tracking_uri
-        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+    def run_link(self, run_id: str) -> str | None:
+        """A clickable MLflow UI link, when people have an MLflow UI to click through to."""
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
 
     def _ensure_model(self, name: str, description: str = "") -> None:
         from mlflow.exceptions import MlflowException

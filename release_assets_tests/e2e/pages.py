@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from release_assets_tests.conftest import REPO
 
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# The README's pictures are refreshed deliberately (UPDATE_SCREENSHOTS=1); a plain test run keeps its own copies
+# out of the working tree, so `make test` never leaves tracked files modified.
+SCREENSHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "release_assets_screenshots"
+)
 ASSET_GRAPH = REPO / "release_assets_tests" / "snapshots" / "asset_graph.json"
 
 

@@ -1,6 +1,6 @@
 """The Dagster UI, in a real browser, over an instance where helpdesk published and iris failed its accuracy gate.
 
-Each test leaves a screenshot in ``docs/screenshots/``.
+Each test leaves a screenshot (in ``docs/screenshots/`` with UPDATE_SCREENSHOTS=1, else in the temp folder).
 """
 
 from __future__ import annotations
