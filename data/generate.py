@@ -26,20 +26,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from release_assets.datasets.schemas import INTENTS as SCHEMA_INTENTS  # noqa: E402 - needs ROOT on sys.path
+
 DATA = ROOT / "data"
 SEED = 20261005
 DIGITS_SPLIT_SEED = 7
 
-INTENTS = [
-    "refund",
-    "order_status",
-    "cancel_order",
-    "change_address",
-    "product_question",
-    "account_access",
-    "complaint",
-    "other",
-]
+INTENTS = list(SCHEMA_INTENTS)  # the schema's own list: the generator can only emit intents rows may carry
 
 # ---------------------------------------------------------------------------------------------------------
 # Catalogue and knowledge base

@@ -7,20 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.datasets.build import SLICE_FIELDS
+from release_assets.datasets.quality import describe
 from release_assets.evaluation import report
 from release_assets.evaluation.metrics import classification_metrics, slice_accuracy, time_single_items
 from release_assets.models.registry import Predictor, predict_labels
 
 WORST_EXAMPLES = 10
 LATENCY_SAMPLES = 100
-
-
-def _describe(row: dict[str, Any]) -> str:
-    if "text" in row:
-        return row["text"]
-    if "features" in row:
-        return ", ".join(f"{v:g}" for v in row["features"])
-    return f"8x8 image {row['id']}"
 
 
 def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -33,7 +26,7 @@ def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str,
     wrong = [
         {
             "id": row["id"],
-            "input": _describe(row),
+            "input": describe(row),
             "expected": exp,
             "got": got,
             "confidence": float(p.max()),

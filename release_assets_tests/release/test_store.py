@@ -132,3 +132,39 @@ def test_concurrent_appends_from_processes_lose_nothing(kind, tmp_path, request)
     if kind == "local":
         lines = (Path(location) / "ledger" / "iris.jsonl").read_text().splitlines()
         assert all(json.loads(line) for line in lines)  # no torn lines
+
+
+KILL_SCRIPT = """
+import os, sys
+from pathlib import Path
+from release_assets.release.store import LocalReleaseStore, S3ReleaseStore
+from release_assets_tests.release.test_store import s3_client
+
+kind, location, bundle = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+store = LocalReleaseStore(Path(location)) if kind == "local" else S3ReleaseStore(s3_client(location), "killed")
+store._put_manifest = lambda *a, **k: os._exit(9)  # the process dies between bundle and manifest
+store.publish("iris", "v7", bundle, {"version": "v7"})
+"""
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_killed_publish_leaves_nothing_visible_and_a_retry_succeeds(kind, tmp_path, request):
+    import subprocess
+    import sys
+
+    if kind == "local":
+        location = str(tmp_path / "store")
+        store = LocalReleaseStore(Path(location))
+    else:
+        location = request.getfixturevalue("s3_endpoint")
+        s3_client(location).create_bucket(Bucket="killed")
+        store = S3ReleaseStore(s3_client(location), "killed")
+    bundle = _bundle(tmp_path)
+    repo = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, kind, location, str(bundle)], cwd=repo, capture_output=True, timeout=120
+    )
+    assert killed.returncode == 9, killed.stderr.decode()[-2000:]
+    assert store.versions("iris") == [] and store.latest("iris") is None
+    assert store.publish("iris", "v7", bundle, {"version": "v7"})
+    assert store.versions("iris") == ["v7"] and store.latest("iris") == "v7"
