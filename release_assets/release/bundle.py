@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -61,6 +62,14 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
 
 def verify_bundle(bundle: Path) -> dict[str, Any]:
     """Re-hash every entry against ``manifest.json``; return the manifest or raise :class:`BundleError`."""
+    try:
+        return _verify(bundle)
+    except (tarfile.TarError, zlib.error, EOFError, OSError, json.JSONDecodeError) as exc:
+        # Flipped bits in the compressed stream surface as decompression errors, not as a digest mismatch.
+        raise BundleError(f"{bundle}: corrupt bundle ({type(exc).__name__}: {exc})") from None
+
+
+def _verify(bundle: Path) -> dict[str, Any]:
     if not bundle.exists():
         raise BundleError(f"{bundle}: no such bundle")
     try:

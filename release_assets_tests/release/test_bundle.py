@@ -137,3 +137,12 @@ def test_version_ignores_evidence_but_not_artifacts():
     retrained = {**base, "model": {"digest": "d" * 64, "role": "artifact"}}
     assert release_version(base) == release_version(remeasured)
     assert release_version(base) != release_version(retrained)
+
+
+def test_flipped_bits_in_the_compressed_stream_are_a_clear_error(tmp_path):
+    bundle = _bundle(tmp_path, {"m/big.bin": bytes(range(256)) * 400})
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"corrupt bundle|does not match|has no manifest\.json"):
+        verify_bundle(bundle)
