@@ -98,7 +98,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         "release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, manifests=manifests
     )
     elapsed = time.perf_counter() - start
-    summaries = summarise_run(result, [m.name for m in manifests], settings.store_path)
+    summaries = summarise_run(result, [m.name for m in manifests])
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")

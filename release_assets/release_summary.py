@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -50,7 +49,7 @@ def _meta(entries: dict[str, Any], name: str) -> Any:
     return getattr(value, "value", value)
 
 
-def summarise_run(result: Any, releases: list[str], store_root: Path) -> list[ReleaseSummary]:
+def summarise_run(result: Any, releases: list[str]) -> list[ReleaseSummary]:
     """Build one summary per release from an ``ExecuteInProcessResult``."""
     out = {name: ReleaseSummary(name) for name in releases}
     for evaluation in result.get_asset_check_evaluations():

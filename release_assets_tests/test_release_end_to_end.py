@@ -21,7 +21,7 @@ def run_release(project: Path, store: Path, instance: dg.DagsterInstance, only: 
         result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
     finally:
         end_mlflow_run()
-    return result, {s.release: s for s in summarise_run(result, [m.name for m in manifests], store)}
+    return result, {s.release: s for s in summarise_run(result, [m.name for m in manifests])}
 
 
 def materializations(result) -> dict[str, dict]:

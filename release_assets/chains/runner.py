@@ -138,14 +138,11 @@ class ChainRunner:
                 else:
                     raw[j] = outcome.value
         elif step.binding_kind == "template":
+            # Escalate when an earlier step decided one of the listed values (e.g. intent == complaint).
+            earlier = [s.id for s in self.spec.steps[: self.spec.steps.index(step)]]
             for j in ok:
-                decided = [
-                    v
-                    for k, out in contexts[j].items()
-                    if k not in ("kb",) and isinstance(out, dict)
-                    for v in out.values()
-                ]
-                raw[j] = {"reply": texts[j], "escalate": any(v in step.escalate_intents for v in decided)}
+                decided = {v for sid in earlier for v in contexts[j].get(sid, {}).values() if isinstance(v, str)}
+                raw[j] = {"reply": texts[j], "escalate": bool(decided & set(step.escalate_intents))}
         if step.attachment and step.binding_kind in ("patterns", "llm"):
             # An LLM reads text only: an attached photo is still read by the release's vision model.
             with_images = [j for j in ok if raw[j] is not None and requests[j].attachment]

@@ -48,7 +48,6 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
 
         local = context.resources.store.local()
         tracking = context.resources.mlflow
-        tracking.prefetch()
 
         def register(ref: ArtifactRef) -> dict:
             # A new model version only when something was trained; a reused artifact is already registered.

@@ -6,7 +6,6 @@ The ledger is the source of truth for who is champion; :meth:`Registry.mirror` m
 
 import contextlib
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +22,9 @@ def _mlflow():
     return mlflow
 
 
-_WARM_UPS: dict[str, threading.Thread] = {}
-_WARM_UP_LOCK = threading.Lock()
-
-
-def warm_up(tracking_uri: str, artifact_root: str) -> None:
-    """Import mlflow and open (on a new database: migrate) the tracking store in a background thread.
-
-    Together that is ~3 s on this machine, most of a small release's orchestration overhead; started as training
-    begins, it overlaps training (torch releases the GIL) instead of adding to it.
-    """
-    with _WARM_UP_LOCK:
-        if tracking_uri not in _WARM_UPS:
-            thread = threading.Thread(
-                target=_ensure_experiment, args=(tracking_uri, artifact_root), name="mlflow-warm-up", daemon=True
-            )
-            _WARM_UPS[tracking_uri] = thread
-            thread.start()
-
-
 def ensure_experiment(tracking_uri: str, artifact_root: str, name: str = EXPERIMENT) -> str:
     """Create the experiment with artifacts under ``artifact_root``: left to MLflow, a sqlite backend would put
     them in ``./mlruns`` of whatever folder the process happens to run in."""
-    warm = _WARM_UPS.get(tracking_uri)
-    if warm is not None and warm is not threading.current_thread():
-        warm.join()  # one thread migrates a new sqlite database; two at once would collide
-    return _ensure_experiment(tracking_uri, artifact_root, name)
-
-
-def _ensure_experiment(tracking_uri: str, artifact_root: str, name: str = EXPERIMENT) -> str:
     mlflow = _mlflow()
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     existing = client.get_experiment_by_name(name)
@@ -179,36 +152,14 @@ def mlflow_tracking(init_context: dg.InitResourceContext):
 
     dagster-mlflow imports mlflow at module level; importing it here keeps definitions free of mlflow.
     """
-    return _LazyTracking(init_context)
+    from dagster_mlflow.resources import MlFlow
 
-
-class _LazyTracking:
-    """Stands in for dagster-mlflow's ``MlFlow`` until a step first logs: only then does it wait for the warm-up
-    and start the MLflow run, in the step's own thread (MLflow keeps the active run per thread)."""
-
-    def __init__(self, init_context: dg.InitResourceContext) -> None:
-        self._init_context = init_context
-        self._tracker = None
-
-    def prefetch(self) -> None:
-        """Start the warm-up now: called right before training, whose torch kernels leave the GIL free for it."""
-        config = self._init_context.resource_config
-        warm_up(config["mlflow_tracking_uri"], config["artifact_root"])
-
-    def _get(self):
-        if self._tracker is None:
-            from dagster_mlflow.resources import MlFlow
-
-            context = self._init_context
-            config = context.resource_config
-            _close_foreign_run(context.run.run_id)
-            ensure_experiment(config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"])
-            self._tracker = MlFlow(context)
-            _ACTIVE_OWNER.update(dagster_run_id=context.run.run_id, tracking_uri=config["mlflow_tracking_uri"])
-        return self._tracker
-
-    def __getattr__(self, name: str):
-        return getattr(self._get(), name)
+    config = init_context.resource_config
+    _close_foreign_run(init_context.run.run_id)
+    ensure_experiment(config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"])
+    tracker = MlFlow(init_context)
+    _ACTIVE_OWNER.update(dagster_run_id=init_context.run.run_id, tracking_uri=config["mlflow_tracking_uri"])
+    return tracker
 
 
 # Which Dagster run (and tracking server) the process's active MLflow run belongs to. dagster-mlflow adopts any
