@@ -215,9 +215,11 @@ def write_markdown(r: dict, started: str) -> None:
         "the steps themselves, dominated by training the intent model, which the plain reference pays too.",
         f"- Prompt-only change: the run's steps took {sum(prompt['steps'].values()):.1f} s "
         f"({', '.join(f'{k} {v:.2f} s' for k, v in prompt['steps'].items())}); the other "
-        f"{prompt['outside_steps_s']:.1f} s are a fresh process's start-up. Inside `chain_evaluation` most of the "
-        "time is importing torch and transformers to load the intent model, and inside `release_unit` importing "
-        "MLflow; both are fixed costs of a new run process, not of the work.",
+        f"{prompt['outside_steps_s']:.1f} s are the new run process (interpreter, `import dagster`, definitions) and "
+        "resource set-up, of which importing MLflow for tracking and registration is ~1.6 s. Inside "
+        "`chain_evaluation` most of the time is importing torch and transformers (~3 s) to load the intent model. "
+        "These are fixed costs of any run in a fresh process, which is how Dagster launches runs; the work itself "
+        "(render, evaluate, gate, bundle, publish) is under a second. See the issue notes for what would remove them.",
         "- Executor: the in-process executor is the default (`definitions.py`): with ~45 small steps, a process per "
         "step costs more than the steps, as the iris figures above show.",
         "",
