@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("release", help="materialize, gate and publish releases (default: all)")
     p.add_argument("release", nargs="*", help="release names (default: every releases/*.yaml)")
-    p.add_argument("--log-level", default="WARNING", help="Dagster console log level (default: WARNING)")
+    # The summary below reports every gate and step failure; Dagster's own tracebacks are opt-in.
+    p.add_argument("--log-level", default="CRITICAL", help="Dagster console log level (default: CRITICAL)")
     p.add_argument(
         "--set",
         action="append",

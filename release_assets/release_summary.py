@@ -26,13 +26,19 @@ class ReleaseSummary:
 
     @property
     def published_ok(self) -> bool:
-        return self.version is not None and not self.failures
+        return self.version is not None and not self.failures and not self.held_back
+
+    @property
+    def held_back(self) -> bool:
+        return any(not g.passed and g.severity == "ERROR" for g in self.gates)
 
     def render(self) -> str:
-        if self.version and not self.failures:
+        if self.held_back:
+            state = "HELD BACK"
+        elif self.version and not self.failures:
             state = "published" if self.published else "unchanged (already published, nothing new)"
         else:
-            state = "HELD BACK" if any(not g.passed for g in self.gates) else "FAILED"
+            state = "FAILED"
         lines = [f"== {self.release}: {state}"]
         if self.version:
             lines += [f"   version: {self.version}", f"   bundle:  {self.bundle}"]
@@ -76,9 +82,11 @@ def summarise_run(result: Any, releases: list[str]) -> list[ReleaseSummary]:
             step = event.step_key or ""
             release = next((r for r in out if step.startswith(f"{r}__")), None)
             message = event.step_failure_data.error.message if event.step_failure_data.error else step
+            if "DagsterAssetCheckFailedError" in message:
+                continue  # a blocking gate failed: the gate lines above already say which and why
             if release:
                 out[release].failures.append(f"{step}: {message.strip()}")
     for s in out.values():
-        if s.version is None and not s.failures:
-            s.failures.append("release_unit did not run (an upstream step failed or a blocking gate stopped it)")
+        if s.version is None and not s.failures and all(g.passed or g.severity == "WARN" for g in s.gates):
+            s.failures.append("release_unit did not run (an upstream step failed)")
     return list(out.values())
