@@ -32,11 +32,16 @@ class ArtifactRef(BaseModel):
     location: str  # folder relative to the artifact store root
     files: dict[str, FileEntry]
     summary: dict[str, Any] = Field(default_factory=dict)
+    # Content digests of the upstream assets this was built from, by asset key ("iris/classifier"): lets the
+    # release unit refuse a model bundled with a report of another model.
+    upstream: dict[str, str] = Field(default_factory=dict)
 
     @property
     def digest(self) -> str:
         """Content digest of the files alone: the data version downstream assets and releases key on."""
-        return sha256_json({name: entry.sha256 for name, entry in sorted(self.files.items())})
+        from release_assets.release.bundle import member_digest
+
+        return member_digest({name: entry.sha256 for name, entry in self.files.items()})
 
     @property
     def metrics(self) -> dict[str, float]:

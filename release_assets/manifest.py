@@ -178,13 +178,59 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
             raise ManifestError(f"{where}: members.{name}.data: '{member.upstream[0]}' is not a dataset")
     for name, member in manifest.members_of(*MODEL_KINDS).items():
         _check_params(name, member, where)
-    for name in manifest.gates:
+    for name, gates in manifest.gates.items():
         if name not in manifest.members:
             raise ManifestError(f"{where}: gates.{name}: no member named '{name}'")
+        _check_gates(name, manifest.members[name].kind, gates, where)
     try:
         manifest.topological_order()
     except ManifestError as exc:
         raise ManifestError(f"{where}: {exc}") from None
+
+
+# Which gates a member of each kind can have, and the bound each catalogue gate needs. A typo in a gate name
+# must fail here: at run time it would be "not measured", which a lenient manifest might let pass.
+_METRIC_GATES = {
+    "dataset": {"invalid_rows", "rows"},
+    "model": {"accuracy", "macro_f1", "min_class_recall", "p50_ms", "p95_ms"},
+    "text_model": {"invariance_rate", "directional_rate", "mft_accuracy"},
+    "chain": {
+        "format_valid",
+        "intent_accuracy",
+        "entity_f1",
+        "required_facts",
+        "forbidden_absent",
+        "reply_similarity",
+        "p50_ms",
+        "p95_ms",
+        "flaky_rate",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "llm_calls",
+        "cases_per_second",
+    },
+}
+_CATALOGUE_GATES = {
+    "dataset": {"duplicates": "max", "leakage": "max", "label_coverage": "min", "drift": "max"},
+    "model": {"slice_gap": "max", "regression": "min"},
+}
+
+
+def _check_gates(name: str, kind: str, gates: dict[str, Threshold], where: str) -> None:
+    family = "dataset" if kind in DATASET_KINDS else "model" if kind in MODEL_KINDS else "chain"
+    metrics = _METRIC_GATES[family] | (_METRIC_GATES["text_model"] if kind == "text_classifier" else set())
+    catalogue = _CATALOGUE_GATES.get(family, {})
+    for gate, t in gates.items():
+        if gate in catalogue:
+            bound = catalogue[gate]
+            if getattr(t, bound) is None:
+                raise ManifestError(f"{where}: gates.{name}.{gate}: needs `{bound}`")
+            if gate == "drift" and t.max != 0:
+                raise ManifestError(f"{where}: gates.{name}.drift: `max` must be 0 (any drifted feature fails)")
+        elif gate not in metrics:
+            known = ", ".join(sorted(metrics | set(catalogue)))
+            raise ManifestError(f"{where}: gates.{name}.{gate}: unknown gate for a {kind} (known: {known})")
 
 
 def _check_params(name: str, member: Any, where: str) -> None:

@@ -87,8 +87,11 @@ def build_code_change_sensor(manifest_paths: dict[str, Path], job_name: str = "r
         cursor = json.loads(context.cursor) if context.cursor else {}
         watched = _watched(context.repository_def)
         touched, new_cursor, reasons, problems = detect_changes(manifest_paths, watched, cursor)
-        context.update_cursor(json.dumps(new_cursor, sort_keys=True))
         elapsed_ms = (time.perf_counter() - start) * 1000
+        if problems and cursor:
+            # The cursor stays where it was: edits made meanwhile are still changes once the problem is fixed.
+            return dg.SkipReason("; ".join(problems) + " (fix it, or reload the code location if it was removed)")
+        context.update_cursor(json.dumps(new_cursor, sort_keys=True))
         if problems:
             # A run on a broken manifest or with a watched file gone would only fail; say what to fix instead.
             return dg.SkipReason("; ".join(problems) + " (fix it, or reload the code location if it was removed)")

@@ -34,7 +34,7 @@ def test_release_list_promote_history_rollback_verify(env, tmp_path, capsys):
     assert cli.main(["list", "iris"]) == 0
     assert version in capsys.readouterr().out
 
-    assert cli.main(["promote", "iris", "nope", "--approved-by", "alice", "--reason", "x"]) == 1
+    assert cli.main(["promote", "iris", "0" * 16, "--approved-by", "alice", "--reason", "x"]) == 1
     assert "was never published" in capsys.readouterr().err
     assert cli.main(["promote", "iris", version, "--approved-by", "alice", "--reason", "first"]) == 0
     assert f"{version} is now champion" in capsys.readouterr().out

@@ -89,3 +89,18 @@ def test_invalid_yaml_names_file(tmp_path):
     path.write_text("name: [unclosed\n")
     with pytest.raises(ManifestError, match=r"broken\.yaml: not valid YAML"):
         load_manifest(path)
+
+
+def test_gate_names_and_bounds_are_checked_at_load():
+    data = _helpdesk()
+    data["gates"]["intent_model"]["acuracy"] = {"min": 0.9}
+    with pytest.raises(ManifestError, match=r"gates\.intent_model\.acuracy: unknown gate for a text_classifier"):
+        parse_manifest(data, "x.yaml")
+    data = _helpdesk()
+    data["gates"]["vision_model"]["slice_gap"] = {"min": 0.1}
+    with pytest.raises(ManifestError, match=r"gates\.vision_model\.slice_gap: needs `max`"):
+        parse_manifest(data, "x.yaml")
+    data = _helpdesk()
+    data["gates"]["vision_model"]["mft_accuracy"] = {"min": 0.9}  # behavioural gates are for text models only
+    with pytest.raises(ManifestError, match=r"unknown gate for a image_classifier"):
+        parse_manifest(data, "x.yaml")

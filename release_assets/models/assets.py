@@ -73,6 +73,8 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
                 "labels": ", ".join(ref.summary["labels"]),
                 "format": ref.summary["format"],
             },
+            tracking=tracking,
+            on_built=register,
         )
 
     return model

@@ -18,7 +18,6 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ReleaseManifest, Threshold
 from release_assets.promotion.policy import Verdict, threshold_verdict
 
-RAW_GATES = {"invalid_rows", "rows", "duplicates"}
 SPLIT_GATES = {"leakage", "label_coverage", "drift"}
 
 
@@ -59,15 +58,23 @@ def _duplicates(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
     return duplicates_verdict(member, inputs.rows("raw"), int(t.max or 0))
 
 
+def _require_sides(inputs: MemberInputs) -> None:
+    for side in ("train", "test"):
+        if not inputs.rows(side):
+            raise FileNotFoundError(f"{inputs.dir('split') / f'{side}.jsonl'} is missing or empty")
+
+
 def _leakage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
     from release_assets.datasets.quality import leakage_verdict
 
+    _require_sides(inputs)
     return leakage_verdict(member, inputs.rows("train"), inputs.rows("test"), int(t.max or 0))
 
 
 def _label_coverage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
     from release_assets.datasets.quality import label_coverage_verdict
 
+    _require_sides(inputs)
     splits = {side: inputs.rows(side) for side in ("train", "val", "test") if inputs.rows(side)}
     labels = sorted({r["label"] for rows in splits.values() for r in rows})
     return label_coverage_verdict(member, splits, int(t.min or 1), labels)
@@ -80,9 +87,11 @@ def _drift(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
 
     current = json.loads((inputs.dir("split") / "profile.json").read_text())
     reference = None
-    champion_dir = inputs.champion.member_dir(f"{member}_split") if inputs.champion else None
-    if champion_dir is not None and (champion_dir / "profile.json").exists():
-        reference = json.loads((champion_dir / "profile.json").read_text())
+    if inputs.champion is not None and inputs.champion.version is not None:
+        champion_dir = inputs.champion.member_dir(f"{member}_split")
+        if champion_dir is None:
+            raise FileNotFoundError(f"champion {inputs.champion.version} has no member {member}_split")
+        reference = json.loads((champion_dir / "profile.json").read_text())  # missing: an error, which holds
     return drift_verdict(member, reference, current, t.params)
 
 
@@ -156,11 +165,12 @@ def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs
         if gate in CATALOGUE:
             try:
                 verdict = CATALOGUE[gate](member, inputs, t)
-            except (FileNotFoundError, KeyError) as exc:
-                verdict = Verdict(
-                    member, gate, "inconclusive", f"cannot evaluate: {exc}", None, {"min": t.min, "max": t.max}
-                )
-            verdict = replace(verdict, gate=gate, severity=t.severity, on_inconclusive=t.on_inconclusive)
+                verdict = replace(verdict, gate=gate, severity=t.severity, on_inconclusive=t.on_inconclusive)
+            except Exception as exc:
+                # Only "there is no champion yet" may pass with a warning; an input that cannot be read is a
+                # reason to hold, whatever `on_inconclusive` says.
+                reason = f"cannot evaluate {gate} for {member}: {type(exc).__name__}: {exc}"
+                verdict = Verdict(member, gate, "failed", reason, None, {"min": t.min, "max": t.max}, t.severity)
         else:
             summary = _summary_for(kind, gate, inputs)
             verdict = threshold_verdict(member, gate, summary.get("metrics", {}).get(gate), t)
@@ -181,3 +191,23 @@ def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]
         data = manifest.members[member].data
         return {"model": keys.model(name, member), "report": keys.report(name, member), "split": keys.split(name, data)}
     return {"evaluation": keys.chain_evaluation(name, member)}
+
+
+def consistency_verdicts(refs_by_key: dict[str, ArtifactRef]) -> list[Verdict]:
+    """Every bundled artifact must have been built from the very upstream artifacts bundled with it.
+
+    Each asset keeps only its latest materialization, so after a partial run (a model retrained, its report not)
+    or two overlapping runs, the latest report may describe another model than the latest model. Gates read from
+    such a report would judge the wrong model; the release is held until the stale asset is rematerialized.
+    """
+    out = []
+    for key, ref in sorted(refs_by_key.items()):
+        for upstream, digest in sorted(ref.upstream.items()):
+            current = refs_by_key.get(upstream)
+            if current is not None and current.digest != digest:
+                reason = (
+                    f"{key} was built from {upstream} {digest[:12]}, but the release would bundle {upstream} "
+                    f"{current.digest[:12]}: rematerialize {key}"
+                )
+                out.append(Verdict(ref.member, "consistency", "failed", reason, None, {}))
+    return out

@@ -60,7 +60,7 @@ def release_unit_asset(
         automation_condition=RELEASE_UNIT_AUTOMATION,
     )
     def release_unit(context: dg.AssetExecutionContext, **refs: ArtifactRef) -> dg.Output:
-        from release_assets.promotion.gates import MemberInputs, member_roles, member_verdicts
+        from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
         from release_assets.promotion.policy import release_decision
         from release_assets.release.publish import build_manifest, git_commit, publish_release
         from release_assets.rollout.champion import ChampionView
@@ -72,7 +72,7 @@ def release_unit_asset(
         champion = ChampionView(releases, local.root, manifest.name)
         # Blocking checks stop downstream steps only within one run; decide again, with the same function the
         # checks use, so materializing this asset alone can never publish past a failed gate.
-        verdicts = [
+        verdicts = consistency_verdicts({"/".join(key): by_key[tuple(key)] for key in members.values()}) + [
             v
             for m in sorted(manifest.gates)
             for v in member_verdicts(
@@ -106,9 +106,11 @@ def release_unit_asset(
         # Each follow-up is idempotent, so a run that died after publishing completes them on retry.
         if version not in replay(releases.events(manifest.name)).published:
             record_published(releases, manifest.name, version, actor="dagster", run_id=context.run.run_id)
-        run_id = registry.release_run(manifest.name, version) or registry.log_release_unit(
-            manifest.name, published_manifest, bundle, context.run.run_id
-        )
+        # Registered means done; a run logged but never registered (a crash in between) is logged again.
+        if registry.has_version(manifest.name, version):
+            run_id = registry.release_run(manifest.name, version)
+        else:
+            run_id = registry.log_release_unit(manifest.name, published_manifest, bundle, context.run.run_id)
         state = replay(releases.events(manifest.name))
         registry.mirror(manifest.name, {"candidate": state.candidate, "champion": state.champion})
         uri = releases.bundle_uri(manifest.name, version)

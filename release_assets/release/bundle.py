@@ -16,6 +16,9 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from release_assets.hashing import sha256_json
+from release_assets.keys import is_evidence
+
 MANIFEST = "manifest.json"
 FIXED_MTIME = 0
 
@@ -101,10 +104,24 @@ def _verify(bundle: Path) -> dict[str, Any]:
         missing = sorted(set(expected) - seen)
         if missing:
             raise BundleError(f"{bundle}: listed in {MANIFEST} but missing from the bundle: {missing[:5]}")
-    version = release_version(manifest["members"])
+    # Tie the version to the bytes: each member's digest is recomputed from its files, and which members count
+    # towards the version follows from their names, not from what the manifest claims.
+    for name, member in manifest["members"].items():
+        digest = member_digest({f["path"].split("/", 1)[1]: f["sha256"] for f in member["files"]})
+        if digest != member["digest"]:
+            raise BundleError(f"{bundle}: member {name}: digest {member['digest'][:12]} does not match its files")
+    recomputed = {
+        n: {**m, "role": "evidence" if is_evidence(n) else "artifact"} for n, m in manifest["members"].items()
+    }
+    version = release_version(recomputed)
     if version != manifest["version"]:
         raise BundleError(f"{bundle}: version {manifest['version']} does not match its members' digest {version}")
     return manifest
+
+
+def member_digest(files: dict[str, str]) -> str:
+    """A member's content digest from its files' sha256 (the same as ``ArtifactRef.digest``)."""
+    return sha256_json(dict(sorted(files.items())))
 
 
 def release_version(members: dict[str, dict[str, Any]]) -> str:

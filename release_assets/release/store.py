@@ -105,6 +105,8 @@ class LocalReleaseStore(ReleaseStore):
         os.close(fd)
         try:
             shutil.copyfile(bundle, tmp)
+            with open(tmp, "rb+") as fh:  # durable before the manifest that makes it visible
+                os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

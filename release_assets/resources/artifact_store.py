@@ -43,6 +43,7 @@ class LocalArtifactStore:
         kind: str,
         fingerprint: str,
         builder: Callable[[Path], dict[str, Any]],
+        upstream: dict[str, str] | None = None,
     ) -> tuple[ArtifactRef, bool]:
         """Return the artifact for ``fingerprint``, building it only if the store lacks it.
 
@@ -69,6 +70,7 @@ class LocalArtifactStore:
                 location=final.relative_to(self.root).as_posix(),
                 files=files,
                 summary=summary,
+                upstream=upstream or {},
             )
             (work / REF_FILE).write_text(ref.model_dump_json(indent=2))
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +153,13 @@ def build_output(
 
     code = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
     fp = fingerprint(code, {name: ref.digest for name, ref in sorted(inputs.items())}, params)
-    ref, reused = store.build(release=release, member=member, kind=kind, fingerprint=fp, builder=builder)
+    keys_by_input = context.assets_def.keys_by_input_name
+    upstream = {
+        keys_by_input[name].to_user_string(): ref.digest for name, ref in inputs.items() if name in keys_by_input
+    }
+    ref, reused = store.build(
+        release=release, member=member, kind=kind, fingerprint=fp, builder=builder, upstream=upstream
+    )
     context.log.info(f"{'reused' if reused else 'built'} {release}/{member} at {ref.location} ({len(ref.files)} files)")
     meta: dict[str, Any] = {
         "reused": reused,

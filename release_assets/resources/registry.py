@@ -102,6 +102,14 @@ class Registry:
         )
         return runs[0].info.run_id if runs else None
 
+    def has_version(self, release: str, release_version: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._version_of(release, release_version) is not None
+        except MlflowException:
+            return False  # no registered model yet
+
     def _version_of(self, release: str, release_version: str) -> str | None:
         found = self.client.search_model_versions(
             f"name='{release}' and tags.{RELEASE_VERSION_TAG}='{release_version}'"

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from release_assets.hashing import sha256_file
 from release_assets.release.bundle import extract_bundle
 from release_assets.release.store import ReleaseStore
 from release_assets.rollout.ledger import replay
@@ -40,10 +41,16 @@ class ChampionView:
             return None
         fingerprint = self.manifest["lineage"]["fingerprints"].get(name)
         cached = self.cache_root / "artifacts" / self.release / name / str(fingerprint)
-        if fingerprint and all((cached / f["path"].split("/", 1)[1]).exists() for f in entry["files"]):
+        # The cache is trusted only file by file against the champion's recorded digests: a rebuilt cache entry
+        # (training is not always byte-reproducible) must never stand in for the champion.
+        if fingerprint and all(_matches(cached / f["path"].split("/", 1)[1], f["sha256"]) for f in entry["files"]):
             return cached
         if self._extracted is None:
             self._extracted = Path(tempfile.mkdtemp(prefix=f"champion-{self.release}-"))
             bundle = self.releases.fetch_bundle(self.release, self.version, self._extracted / "bundle.tar.gz")
             extract_bundle(bundle, self._extracted / "files")
         return self._extracted / "files" / name
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    return path.exists() and sha256_file(path) == sha256

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -72,9 +73,11 @@ def replay(events: list[dict[str, Any]]) -> LedgerState:
             published.add(e["to_version"])
         elif e["action"] == "approved":
             approved.add(e["to_version"])
-        elif e["action"] == "promoted":
+        # A move applies only from the champion it says it moves from: of two concurrent promotions or rollbacks
+        # that both read the same state, the second is void instead of moving the champion twice.
+        elif e["action"] == "promoted" and e.get("from_version") == (champions[-1] if champions else None):
             champions.append(e["to_version"])
-        elif e["action"] == "rolled_back" and champions:
+        elif e["action"] == "rolled_back" and champions and e.get("from_version") == champions[-1]:
             champions.pop()
     return LedgerState(champions, candidate, approved, published)
 
@@ -91,8 +94,21 @@ def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [g for g in recorded if Verdict(**g).holds_release]
 
 
+_RELEASE = re.compile(r"^[a-z][a-z0-9_]*$")
+_VERSION = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _check_names(release: str, version: str | None = None) -> None:
+    """Names reach store paths: refuse anything that is not a release name or a version digest."""
+    if not _RELEASE.match(release):
+        raise PromotionError(f"{release!r} is not a release name (lower-case letters, digits, underscores)")
+    if version is not None and not _VERSION.match(version):
+        raise PromotionError(f"{version!r} is not a release version (16 hex digits, as `release-assets list` shows)")
+
+
 def promote(store: ReleaseStore, release: str, version: str, approved_by: str, reason: str) -> list[dict[str, Any]]:
     """Manual approval then promotion of ``version`` to champion; refuses anything unpublished or not all-passed."""
+    _check_names(release, version)
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a promotion needs both `approved_by` and `reason`")
     manifest = store.manifest(release, version)
@@ -117,6 +133,7 @@ def promote(store: ReleaseStore, release: str, version: str, approved_by: str, r
 
 def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict[str, Any]:
     """Move the champion back to the previous champion, as a whole release unit (models and chain together)."""
+    _check_names(release)
     if not reason.strip():
         raise PromotionError("a rollback needs a `reason`")
     state = replay(store.events(release))

@@ -117,3 +117,44 @@ def test_shifted_messages_fail_the_drift_gate(tiny_project, tmp_path):
     assert "channel" in drift.description and "length" in drift.description
     assert checks["digits_split:drift_gate"].passed  # only what changed drifts
     assert v2 is None
+
+
+def test_a_model_bundled_with_another_models_report_is_held(project, tmp_path):
+    """A partial run (model retrained, report not) must not publish the new model on the old model's gates."""
+    resources = local_resources(project, tmp_path / "store")
+    with dg.instance_for_test() as instance:
+        _, v1 = _run(project, resources, instance, "iris")
+        assert v1 is not None
+        [iris] = [m for m in load_manifests(project / "releases") if m.name == "iris"]
+        weak = apply_overrides(iris, ["members.classifier.params.C=0.0001"])
+        defs = build_defs([weak], project, resources)
+        model_only = dg.define_asset_job("model_only", dg.AssetSelection.assets(dg.AssetKey(["iris", "classifier"])))
+        unit_only = dg.define_asset_job("unit_only", dg.AssetSelection.assets(dg.AssetKey(["iris", "release_unit"])))
+        defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[model_only, unit_only]))
+        try:
+            assert defs.resolve_job_def("model_only").execute_in_process(instance=instance).success
+            result = defs.resolve_job_def("unit_only").execute_in_process(instance=instance, raise_on_error=False)
+        finally:
+            _end_mlflow_run()
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert "consistency" in message and "rematerialize iris/classifier_report" in message
+
+
+def test_a_rebuilt_cache_entry_never_stands_in_for_the_champion(project, tmp_path):
+    from release_assets.rollout.champion import ChampionView
+
+    resources = local_resources(project, tmp_path / "store")
+    store = resources["store"].releases()
+    with dg.instance_for_test() as instance:
+        _, v1 = _run(project, resources, instance, "iris")
+    promote(store, "iris", v1, "alice", "first")
+    cache_root = tmp_path / "store"
+    view = ChampionView(store, cache_root, "iris")
+    cached = view.member_dir("classifier")
+    assert cached.is_relative_to(cache_root / "artifacts")  # the cache is used while it matches
+    (cached / "model.json").write_text('{"tampered": true}')
+    fresh = ChampionView(store, cache_root, "iris").member_dir("classifier")
+    assert not fresh.is_relative_to(cache_root / "artifacts")  # now read from the verified bundle
+    assert json.loads((fresh / "model.json").read_text()) != {"tampered": True}

@@ -8,6 +8,7 @@ import pytest
 from release_assets.release.bundle import (
     BundleError,
     extract_bundle,
+    member_digest,
     release_version,
     verify_bundle,
     write_bundle,
@@ -16,7 +17,7 @@ from release_assets.release.bundle import (
 
 def _manifest(files: dict[str, bytes]) -> dict:
     entries = [{"path": n, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in sorted(files.items())]
-    digest = hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()
+    digest = member_digest({e["path"].split("/", 1)[1]: e["sha256"] for e in entries})
     members = {"m": {"digest": digest, "files": entries, "role": "artifact"}}
     return {"release": "r", "version": release_version(members), "members": members}
 
@@ -145,4 +146,27 @@ def test_flipped_bits_in_the_compressed_stream_are_a_clear_error(tmp_path):
     data[len(data) // 2] ^= 0xFF
     bundle.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"corrupt bundle|does not match|has no manifest\.json"):
+        verify_bundle(bundle)
+
+
+def test_a_manifest_rewritten_to_match_tampered_files_is_still_refused(tmp_path):
+    """Rewriting a file's sha256 in the manifest does not help: the member digest no longer matches."""
+    bundle = _bundle(tmp_path, FILES)
+
+    def forge(items):
+        out = []
+        for info, data in items:
+            if info.name == "m/model.json":
+                data = b'{"w": [6, 6]}'
+                info.size = len(data)
+            if info.name == "manifest.json":
+                m = json.loads(data)
+                m["members"]["m"]["files"][0]["sha256"] = hashlib.sha256(b'{"w": [6, 6]}').hexdigest()
+                data = json.dumps(m).encode()
+                info.size = len(data)
+            out.append((info, data))
+        return out
+
+    _rewrite(bundle, forge)
+    with pytest.raises(BundleError, match=r"member m: digest .* does not match its files"):
         verify_bundle(bundle)

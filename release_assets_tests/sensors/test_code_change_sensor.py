@@ -65,12 +65,21 @@ def test_manifest_edit_touches_only_the_edited_member_of_that_release(defs, proj
     assert "iris.yaml: members.classifier" in request.tags["release_assets/trigger"]
 
 
-def test_deleted_file_is_a_clear_skip_not_a_crash(defs, project):
+def test_deleted_file_is_a_clear_skip_and_edits_meanwhile_are_not_lost(defs, project):
     _, cursor = tick(defs, None)
-    (project / "data" / "golden" / "helpdesk.jsonl").unlink()
-    result, _ = tick(defs, cursor)
+    golden = project / "data" / "golden" / "helpdesk.jsonl"
+    content = golden.read_text()
+    golden.unlink()
+    template = project / "prompts" / "helpdesk" / "responses" / "other.j2"
+    template.write_text(template.read_text() + "\n")  # edited while the golden suite is missing
+    result, cursor2 = tick(defs, cursor)
     assert isinstance(result, dg.SkipReason)
     assert "watched file is missing" in result.skip_message and "helpdesk.jsonl" in result.skip_message
+    assert cursor2 == cursor  # nothing was taken as the new baseline
+    golden.write_text(content)
+    request, _ = tick(defs, cursor2)
+    assert isinstance(request, dg.RunRequest)
+    assert "helpdesk/chain" in keys_of(request)
 
 
 def test_broken_manifest_is_reported_not_raised(defs, project):
