@@ -294,6 +294,8 @@ def apply_overrides(manifest: ReleaseManifest, overrides: list[str]) -> ReleaseM
         path, sep, raw = item.partition("=")
         if not sep or not path:
             raise ManifestError(f"--set {item!r}: expected PATH=VALUE, e.g. members.classifier.params.C=0.0001")
+        if path == "name":
+            raise ManifestError(f"--set {item!r}: a release's name comes from its file and cannot be overridden")
         *parents, leaf = path.split(".")
         node = data
         for part in parents:

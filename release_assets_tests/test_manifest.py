@@ -104,3 +104,16 @@ def test_gate_names_and_bounds_are_checked_at_load():
     data["gates"]["vision_model"]["mft_accuracy"] = {"min": 0.9}  # behavioural gates are for text models only
     with pytest.raises(ManifestError, match=r"unknown gate for a image_classifier"):
         parse_manifest(data, "x.yaml")
+
+
+def test_overrides_edit_one_run_and_cannot_rename_a_release():
+    from release_assets.manifest import apply_overrides
+
+    iris = load_manifest(REPO / "releases" / "iris.yaml")
+    edited = apply_overrides(iris, ["members.classifier.params.C=0.5", "gates.classifier.accuracy.min=0.8"])
+    assert edited.members["classifier"].params["C"] == 0.5
+    assert edited.gates["classifier"]["accuracy"].min == 0.8
+    with pytest.raises(ManifestError, match="cannot be overridden"):
+        apply_overrides(iris, ["name=other"])
+    with pytest.raises(ManifestError, match=r"has no field 'members\.nope\.params\.C'"):
+        apply_overrides(iris, ["members.nope.params.C=1"])

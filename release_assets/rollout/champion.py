@@ -46,7 +46,9 @@ class ChampionView:
         if fingerprint and all(_matches(cached / f["path"].split("/", 1)[1], f["sha256"]) for f in entry["files"]):
             return cached
         if self._extracted is None:
-            self._extracted = Path(tempfile.mkdtemp(prefix=f"champion-{self.release}-"))
+            # Removed with this view (it lives for one check or one release decision).
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"champion-{self.release}-")
+            self._extracted = Path(self._tmp.name)
             bundle = self.releases.fetch_bundle(self.release, self.version, self._extracted / "bundle.tar.gz")
             extract_bundle(bundle, self._extracted / "files")
         return self._extracted / "files" / name

@@ -155,6 +155,7 @@ def test_a_rebuilt_cache_entry_never_stands_in_for_the_champion(project, tmp_pat
     cached = view.member_dir("classifier")
     assert cached.is_relative_to(cache_root / "artifacts")  # the cache is used while it matches
     (cached / "model.json").write_text('{"tampered": true}')
-    fresh = ChampionView(store, cache_root, "iris").member_dir("classifier")
+    fresh_view = ChampionView(store, cache_root, "iris")  # its extracted files live as long as the view
+    fresh = fresh_view.member_dir("classifier")
     assert not fresh.is_relative_to(cache_root / "artifacts")  # now read from the verified bundle
     assert json.loads((fresh / "model.json").read_text()) != {"tampered": True}
