@@ -110,38 +110,25 @@ def _quiet(log_level: str = "CRITICAL") -> dict:
     return {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
 
+def _run_op(job: str, op: str, op_config: dict) -> bool:
+    """Run a one-op job with typed config; print its refusal (if any) once, without Dagster's traceback."""
+    result = _run_job(job, {**_quiet(), "ops": {op: {"config": op_config}}})
+    for message in [] if result.success else _failure_messages(result):
+        print(message, file=sys.stderr)
+    return result.success
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
-    config = {
-        **_quiet(),
-        "ops": {
-            "promote": {
-                "config": {
-                    "release": args.release,
-                    "version": args.version,
-                    "approved_by": args.approved_by,
-                    "reason": args.reason,
-                }
-            }
-        },
-    }
-    result = _run_job("promote_release", config)
-    if not result.success:
-        for message in _failure_messages(result):
-            print(message, file=sys.stderr)
+    config = {"release": args.release, "version": args.version, "approved_by": args.approved_by, "reason": args.reason}
+    if not _run_op("promote_release", "promote", config):
         return 1
     print(f"{args.release}: {args.version} is now champion (approved by {args.approved_by})")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    config = {
-        **_quiet(),
-        "ops": {"rollback": {"config": {"release": args.release, "requested_by": args.by, "reason": args.reason}}},
-    }
-    result = _run_job("rollback_release", config)
-    if not result.success:
-        for message in _failure_messages(result):
-            print(message, file=sys.stderr)
+    config = {"release": args.release, "requested_by": args.by, "reason": args.reason}
+    if not _run_op("rollback_release", "rollback", config):
         return 1
     from release_assets.rollout.ledger import replay
 

@@ -14,24 +14,18 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ReleaseManifest
 from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts
-from release_assets.promotion.policy import Verdict
+from release_assets.promotion.policy import Verdict, bounds_text
 
 
 def check_name(gate: str) -> str:
     return f"{gate}_gate"
 
 
-def _bounds(verdict: Verdict) -> str:
-    bounds = verdict.threshold or {}
-    parts = [f"{op} {bounds[op]:g}" for op in ("min", "max") if bounds.get(op) is not None]
-    return ", ".join(parts) or "see reason"
-
-
 def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
     meta: dict = {
         "status": verdict.status,
         "reason": verdict.reason,
-        "threshold": _bounds(verdict),
+        "threshold": bounds_text(verdict.threshold) or "see reason",
         "severity": verdict.severity,
     }
     if verdict.status == "inconclusive":

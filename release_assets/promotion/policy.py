@@ -41,12 +41,10 @@ class Verdict:
         return {k: v for k, v in asdict(self).items() if k != "examples"}
 
 
-def _bound_text(t: Threshold) -> str:
-    parts = []
-    if t.min is not None:
-        parts.append(f">= {t.min:g}")
-    if t.max is not None:
-        parts.append(f"<= {t.max:g}")
+def bounds_text(bounds: dict[str, float | None] | None) -> str:
+    """``>= 0.9 and <= 1``: the one wording of a threshold, in reasons, checks, tables and the CLI."""
+    bounds = bounds or {}
+    parts = [f"{sign} {bounds[op]:g}" for op, sign in (("min", ">="), ("max", "<=")) if bounds.get(op) is not None]
     return " and ".join(parts)
 
 
@@ -66,7 +64,7 @@ def threshold_verdict(member: str, gate: str, observed: float | None, t: Thresho
         )
     ok = (t.min is None or observed >= t.min) and (t.max is None or observed <= t.max)
     verb = "meets" if ok else "violates"
-    reason = f"{gate} = {observed:.4g} {verb} the gate {_bound_text(t)}"
+    reason = f"{gate} = {observed:.4g} {verb} the gate {bounds_text({'min': t.min, 'max': t.max})}"
     status = "passed" if ok else "failed"
     return Verdict(
         member, gate, status, reason, float(observed), bounds, t.severity, on_inconclusive=t.on_inconclusive, **extra

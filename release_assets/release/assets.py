@@ -9,6 +9,7 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.report import markdown_table
 from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest
+from release_assets.promotion.policy import bounds_text
 from release_assets.resources.artifact_store import versioned
 
 RELEASE_UNIT_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
@@ -29,7 +30,7 @@ def _verdict_table(verdicts) -> str:
                 v.gate,
                 v.status,
                 "" if v.observed is None else v.observed,
-                " ".join(f"{k} {x:g}" for k, x in v.threshold.items() if x is not None),
+                bounds_text(v.threshold),
                 v.reason,
             ]
             for v in verdicts

@@ -4,6 +4,8 @@ Dagster has no built-in approval step (dagster#11661): here the approval *is* th
 requires who approves and why; the job refuses versions that were never published or did not pass every gate.
 """
 
+import contextlib
+
 import dagster as dg
 from pydantic import Field
 
@@ -30,17 +32,25 @@ def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | Non
     return aliases
 
 
-@dg.op(required_resource_keys={"store", "registry"}, description="Approve and promote a published version.")
-def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
+@contextlib.contextmanager
+def _refused(action: str):
+    """A refused promotion or rollback fails the step with the ledger's own reason, and nothing else."""
     from release_assets.rollout.ledger import PromotionError
-    from release_assets.rollout.ledger import promote as promote_version
 
     try:
+        yield
+    except PromotionError as exc:
+        raise dg.Failure(description=f"{action} refused: {exc}") from None
+
+
+@dg.op(required_resource_keys={"store", "registry"}, description="Approve and promote a published version.")
+def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
+    from release_assets.rollout.ledger import promote as promote_version
+
+    with _refused("promotion"):
         events = promote_version(
             context.resources.store.releases(), config.release, config.version, config.approved_by, config.reason
         )
-    except PromotionError as exc:
-        raise dg.Failure(description=f"promotion refused: {exc}") from None
     aliases = _mirror(context, config.release)
     context.log.info(
         f"{config.release}: champion {events[-1]['from_version'] or 'none'} -> {aliases['champion']} "
@@ -50,13 +60,10 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Move champion back to the previous champion.")
 def rollback(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
-    from release_assets.rollout.ledger import PromotionError
     from release_assets.rollout.ledger import rollback as rollback_release
 
-    try:
+    with _refused("rollback"):
         event = rollback_release(context.resources.store.releases(), config.release, config.requested_by, config.reason)
-    except PromotionError as exc:
-        raise dg.Failure(description=f"rollback refused: {exc}") from None
     aliases = _mirror(context, config.release)
     context.log.info(
         f"{config.release}: champion {event['from_version']} -> {aliases['champion']} (rolled back by "

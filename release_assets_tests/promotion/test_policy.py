@@ -35,3 +35,11 @@ def test_inconclusive_holds_unless_the_manifest_lets_it_pass_with_a_warning():
     assert hold.holds_release and not warn.holds_release
     failed = threshold_verdict("m", "accuracy", 0.1, Threshold(min=0.9, on_inconclusive="warn"))
     assert failed.holds_release  # on_inconclusive never softens a real failure
+
+
+def test_bounds_are_worded_one_way_everywhere():
+    from release_assets.promotion.policy import bounds_text
+
+    assert bounds_text({"min": 0.9, "max": None}) == ">= 0.9"
+    assert bounds_text({"min": 0.4, "max": 0.6}) == ">= 0.4 and <= 0.6"
+    assert bounds_text({}) == ""

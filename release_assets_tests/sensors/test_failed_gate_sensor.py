@@ -83,3 +83,19 @@ def test_webhook_is_off_by_default(project, tmp_path, webhook, monkeypatch):
         run = _failed_run(project, tmp_path, instance)
         failed_gate_sensor(_context(instance, run))
     assert received == []
+
+
+def test_an_unreachable_webhook_is_logged_not_raised(project, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RELEASE_ASSETS_GATE_WEBHOOK", f"http://127.0.0.1:{port}/hook")
+    with dg.instance_for_test() as instance:
+        run = _failed_run(project, tmp_path, instance)
+        failed_gate_sensor(_context(instance, run))  # must not raise
+        engine = [
+            r.dagster_event.message for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        ]
+    assert sum(1 for m in engine if m and m.startswith("held back by gates")) == 1
