@@ -47,12 +47,12 @@ validate: setup ## Validate every release manifest without running anything
 verify: setup ## Re-hash every published bundle in .release_store/
 	@for b in .release_store/releases/*/*/bundle.tar.gz; do [ -e "$$b" ] || { echo "no bundles yet: run make release"; exit 1; }; $(BIN)/release-assets verify "$$b" || exit 1; done
 
-ui: setup ## Start the Dagster UI on 127.0.0.1 with both releases' lineage
+ui: setup ## Start the Dagster UI (webserver + daemon: sensors run) on 127.0.0.1
 	@echo "Dagster UI: http://$(HOST):$(PORT)"
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-bench: setup ## Measure every performance figure (5 runs each, ~15 min) and write BENCHMARKS.md
+bench: setup ## Measure every performance figure (5 runs each, ~8 min) and write BENCHMARKS.md
 	$(BIN)/python bench/run.py
 
-clean: ## Remove instance state and the local artifact store (keeps .venv)
+clean: ## Remove instance state, the local artifact store and local MLflow (keeps .venv)
 	rm -rf .dagster .release_store .mlflow
