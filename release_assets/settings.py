@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     s3_prefix: str = "release_assets"
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # Bounds on every S3 call, so an unreachable or hanging endpoint fails a run in seconds, not minutes.
+    s3_connect_timeout: float = Field(5.0, gt=0)  # seconds to establish a connection
+    s3_read_timeout: float = Field(30.0, gt=0)  # seconds to wait for an answer once connected
+    # Tries per call, the first included (botocore standard mode: jittered backoff between them).
+    s3_max_attempts: int = Field(3, ge=1)
     mlflow_tracking_uri: str | None = None  # default: sqlite under <project_root>/.mlflow/
     mlflow_artifact_root: str | None = None  # default: <project_root>/.mlflow/artifacts
     mlflow_ui_url: str | None = None  # where people open MLflow; links in asset metadata use it

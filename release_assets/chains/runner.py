@@ -61,6 +61,7 @@ class ChainRunner:
 
     def run(self, requests: list[ChainRequest]) -> list[CaseResult]:
         results = [CaseResult(r.id) for r in requests]
+        # Exactly spec.BASE_CONTEXT, plus each step's output as it runs: load_chain checks templates against these.
         contexts = [
             {
                 "message": r.message,

@@ -1,21 +1,31 @@
 """The prompt-chain config (``prompts/<chain>/chain.yaml``): steps, templates, bindings and output schemas.
 
 Loading validates everything that can be checked before a single case runs: every template compiles, every
-variable a template reads is provided by the message or an earlier step, every binding names a model the release
-declares, and every output schema compiles to a pydantic model.
+variable a template reads is provided by the message or an earlier step, every step output it reads is a declared
+field, every binding names a model the release declares, and every output schema compiles to a pydantic model.
+Every refusal is a ChainSpecError whose one-line message names the file, the step and, for a template, the line.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from release_assets.chains.render import TemplateError, compile_check, environment
+from release_assets.chains.render import (
+    Scope,
+    TemplateError,
+    TemplateNotFoundError,
+    check_pattern,
+    check_template,
+    environment,
+    field_reads,
+)
+from release_assets.datasets.build import NotUTF8Error, decode_utf8
 
 CHAIN_FILE = "chain.yaml"
 LLM_BINDINGS = {"llm:openai", "llm:transformers"}
@@ -26,6 +36,7 @@ REDACT_PATTERNS = {
 }
 # Keys that look like a credential: a key belongs in the environment, never in a versioned chain file.
 SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization"}
+# What ChainRunner.run puts in every template's context, besides the outputs of the steps that ran before.
 BASE_CONTEXT = {"message", "attachment", "kb", "products"}
 SCALARS: dict[str, type] = {"str": str, "float": float, "int": int, "bool": bool}
 
@@ -148,38 +159,67 @@ def load_chain(
     path = directory / chain_file
     if not path.exists():
         raise ChainSpecError(f"{path}: chain config not found")
-    try:
-        spec = ChainSpec.model_validate({**yaml.safe_load(path.read_text()), "directory": directory})
-    except yaml.YAMLError as exc:
-        raise ChainSpecError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors())
-        raise ChainSpecError(f"{path}: {problems}") from None
+    spec = _read_spec(path, directory)
 
     schemas: dict[str, type] = {}
     enums: dict[str, dict[str, list[str]]] = {}
-    available = set(BASE_CONTEXT)
+    fields: dict[str, tuple[str, ...]] = {}  # the output fields of each step that runs before this one
     for i, step in enumerate(spec.steps):
         where = f"{path}: steps[{i}] ({step.id})"
+        if step.id in fields:
+            raise ChainSpecError(f"{where}: id: another step is already called {step.id!r}")
         _check_binding(step, model_labels, where)
         try:
             schemas[step.id] = output_model(step, model_labels)
         except (ValueError, KeyError) as exc:
             raise ChainSpecError(f"{where}: {exc}") from None
-        for name in _template_names(directory, step, enums, where):
+        scope = Scope(
+            names=frozenset(BASE_CONTEXT | fields.keys()),
+            fields=dict(fields),
+            pending=frozenset(s.id for s in spec.steps[i:]),
+        )
+        for name, note in _template_names(directory, step, scope, enums, where).items():
             try:
-                needed = compile_check(directory, name)
+                check_template(directory, name, scope)
+            except TemplateNotFoundError as exc:
+                raise ChainSpecError(f"{where}: {exc}{note}") from None
             except TemplateError as exc:
                 raise ChainSpecError(f"{where}: {exc}") from None
-            missing = needed - available
-            if missing:
-                raise ChainSpecError(
-                    f"{where}: template {name} reads undeclared variable(s) {sorted(missing)}; "
-                    f"available here: {sorted(available)}"
-                )
-        available.add(step.id)
+        fields[step.id] = tuple(step.fields())
         enums[step.id] = enum_values(step, model_labels)
     return spec, schemas
+
+
+def _read_spec(path: Path, directory: Path) -> ChainSpec:
+    try:
+        data = yaml.safe_load(decode_utf8(path.read_bytes()))
+    except NotUTF8Error as exc:
+        raise ChainSpecError(f"{path} line {exc.line}: {exc.detail}") from None
+    except yaml.YAMLError as exc:
+        raise ChainSpecError(f"{path}{yaml_where(exc)}") from None
+    if not isinstance(data, dict):
+        raise ChainSpecError(f"{path}: expected a mapping with `name` and `steps`")
+    try:
+        return ChainSpec.model_validate({**data, "directory": directory})
+    except ValidationError as exc:
+        problems = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors())
+        raise ChainSpecError(f"{path}: {problems}") from None
+
+
+def yaml_where(exc: yaml.YAMLError) -> str:
+    """Where and why a YAML file does not parse, to follow its path: `` line 22, column 16: <problem>``.
+
+    PyYAML's marks count from 0 and its message spans several lines with a code excerpt; people and editors
+    count from 1, and a log line should stay one line.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return ": not valid YAML: " + " ".join(str(exc).split())
+    text = f" line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    context_mark = getattr(exc, "context_mark", None)
+    if getattr(exc, "context", None) and context_mark is not None:
+        text += f" ({exc.context} at line {context_mark.line + 1})"
+    return text
 
 
 def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str) -> None:
@@ -239,20 +279,53 @@ def _check_llm(step: StepSpec, where: str) -> None:
             raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
 
 
-def _template_names(directory: Path, step: StepSpec, enums: dict[str, dict[str, list[str]]], where: str) -> list[str]:
-    """A step's template may itself be a template (``responses/{{ classify_intent.intent }}.j2``): expand it
-    over every value the earlier step's enum field can take, so a missing per-intent file fails at load time."""
-    if "{{" not in step.template:
-        return [step.template]
-    env = environment(str(directory))
-    refs = sorted(meta.find_undeclared_variables(env.parse(step.template)))
-    if len(refs) != 1 or refs[0] not in enums or len(enums[refs[0]]) != 1:
-        raise ChainSpecError(
-            f"{where}: template: a templated name may read exactly one earlier step with one enum output "
-            f"field, found {refs}"
-        )
-    ((field, values),) = enums[refs[0]].items()
-    return sorted({env.from_string(step.template).render({refs[0]: {field: v}}) for v in values})
+def _template_names(
+    directory: Path, step: StepSpec, scope: Scope, enums: dict[str, dict[str, list[str]]], where: str
+) -> dict[str, str]:
+    """Every template file a step can render, each with a note on how its name arises (empty for a plain name).
+
+    A step's template may itself be a template (``responses/{{ classify_intent.intent }}.j2``): when it reads
+    only enum fields of earlier steps it is expanded over every value they can take, so a missing per-intent
+    file fails at load time; otherwise any file under the folder it points to may be named, and each is checked.
+    """
+    if "{{" not in step.template:  # the runner renders a name only when it holds `{{`
+        return {step.template: ""}
+    try:
+        tree = check_pattern(directory, step.template, scope)
+    except TemplateError as exc:
+        raise ChainSpecError(f"{where}: {exc}") from None
+    reads = sorted(field_reads(tree) or ())
+    choices = [enums.get(sid, {}).get(name) for sid, name in reads]
+    if not reads or not all(choices):
+        return _pattern_files(directory, step.template, where)
+    template = environment(str(directory)).from_string(step.template)
+    names: dict[str, str] = {}
+    for values in itertools.product(*choices):
+        context: dict[str, dict[str, str]] = {}
+        for (sid, name), value in zip(reads, values, strict=True):
+            context.setdefault(sid, {})[name] = value
+        when = " and ".join(f"{sid}.{name} = {value!r}" for (sid, name), value in zip(reads, values, strict=True))
+        try:
+            name = template.render(context).strip()
+        except Exception as exc:  # e.g. a filter that cannot take this value; the runner would fail the same way
+            raise ChainSpecError(f"{where}: template: {step.template!r} fails when {when}: {exc}") from None
+        names.setdefault(name, f" (template {step.template!r} names it when {when})")
+    return dict(sorted(names.items()))
+
+
+def _pattern_files(directory: Path, pattern: str, where: str) -> dict[str, str]:
+    """The files a free-form template name can reach: those under its literal folder with its literal ending."""
+    prefix = re.split(r"\{[{%#]", pattern, maxsplit=1)[0]
+    suffix = re.split(r"[}%#]\}", pattern)[-1]
+    folder = directory / prefix.rpartition("/")[0]
+    names = sorted(
+        rel
+        for rel in (p.relative_to(directory).as_posix() for p in folder.rglob("*") if p.is_file())
+        if rel.startswith(prefix) and rel.endswith(suffix)
+    )
+    if not names:
+        raise ChainSpecError(f"{where}: template: {pattern!r} can name no file (none in {folder} matches)")
+    return {name: f" (template {pattern!r} can name it)" for name in names}
 
 
 def enum_values(step: StepSpec, model_labels: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -21,6 +21,38 @@ from release_assets.manifest import JsonlDataset, SklearnDataset, SplitSpec
 SLICE_FIELDS = ("channel", "register", "length")
 
 
+class DataFileError(ValueError):
+    """A data file that cannot be read; the message names the file and the line."""
+
+
+class NotUTF8Error(ValueError):
+    """Bytes that are not UTF-8, located the way an editor shows them: 1-based line and character column."""
+
+    def __init__(self, line: int, column: int, byte: int) -> None:
+        self.line, self.column, self.byte = line, column, byte
+        self.detail = f"not valid UTF-8 (byte 0x{byte:02x} at column {column})"
+        super().__init__(f"line {line}: {self.detail}")
+
+
+def decode_utf8(data: bytes, first_line: int = 1) -> str:
+    """Decode a file (or one of its lines); a bad byte raises NotUTF8Error instead of the codec's offset into the
+    whole file, which no person can find in an editor."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        # Everything before the bad byte decoded, so counting its characters gives the column an editor shows.
+        column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        line = first_line + data.count(b"\n", 0, exc.start)
+        raise NotUTF8Error(line, column, data[exc.start]) from None
+
+
+def byte_lines(path: Path) -> list[tuple[int, bytes]]:
+    """A JSON Lines file's non-blank lines with their 1-based numbers, split on newlines only (JSON strings may
+    hold U+2028, which str.splitlines would cut) and still undecoded, so one bad byte costs one line."""
+    return [(n, raw) for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1) if raw.strip()]
+
+
 @dataclass
 class RowFailure:
     """A row that breaks its schema: where it is and what is wrong, for a person to fix the source."""
@@ -60,14 +92,14 @@ def _validate(records: list[tuple[int, Any]], schema: str, source: str) -> Loade
 
 def _read_jsonl(path: Path) -> tuple[list[tuple[int, Any]], list[RowFailure]]:
     records, failures = [], []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((line_no, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                failures.append(RowFailure(line_no, f"line {line_no}", "<json>", f"not valid JSON: {exc.msg}"))
+    for line_no, raw in byte_lines(path):
+        try:
+            records.append((line_no, json.loads(decode_utf8(raw, line_no))))
+        except NotUTF8Error as exc:
+            # Listed like any other broken row: the rest of the source still loads.
+            failures.append(RowFailure(line_no, f"line {line_no}", "<utf-8>", exc.detail))
+        except json.JSONDecodeError as exc:
+            failures.append(RowFailure(line_no, f"line {line_no}", "<json>", f"not valid JSON: {exc.msg}"))
     return records, failures
 
 
@@ -137,8 +169,16 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Read rows this project wrote; any unreadable line is an error naming the file and the line."""
+    rows = []
+    for line_no, raw in byte_lines(path):
+        try:
+            rows.append(json.loads(decode_utf8(raw, line_no)))
+        except NotUTF8Error as exc:
+            raise DataFileError(f"{path} line {line_no}: {exc.detail}") from None
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"{path} line {line_no}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    return rows
 
 
 def split_summary(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -13,12 +13,14 @@ from release_assets.resources.artifact_store import build_output, versioned
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
     "release_assets.evaluation.metrics",
+    "release_assets.evaluation.latency",
     "release_assets.evaluation.report",
     "release_assets.evaluation.behaviour",
 ]
 CHAIN_EVAL_MODULES = [
     "release_assets.evaluation.golden",
     "release_assets.evaluation.metrics",
+    "release_assets.evaluation.latency",
     "release_assets.chains.runner",
     "release_assets.chains.bindings",
     "release_assets.chains.render",

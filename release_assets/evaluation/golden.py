@@ -12,9 +12,12 @@ from typing import Any
 import yaml
 
 from release_assets.chains.runner import CaseResult, ChainRequest, ChainRunner, KnowledgeBase
+from release_assets.chains.spec import yaml_where
+from release_assets.datasets.build import NotUTF8Error, byte_lines, decode_utf8
 from release_assets.evaluation.metrics import percentiles_ms
 
 WORST_EXAMPLES = 10
+COMMON_ERRORS = 5
 _TOKENS = re.compile(r"[a-z0-9]+(?:['.-][a-z0-9]+)*")
 LATENCY_SAMPLES = 50
 
@@ -24,7 +27,12 @@ class GoldenSuiteError(ValueError):
 
 
 def load_knowledge_base(path: Path) -> KnowledgeBase:
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(decode_utf8(path.read_bytes()))
+    except NotUTF8Error as exc:
+        raise GoldenSuiteError(f"{path}:{exc.line}: {exc.detail}") from None
+    except yaml.YAMLError as exc:
+        raise GoldenSuiteError(f"{path}{yaml_where(exc)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("facts"), dict):
         raise GoldenSuiteError(f"{path}: expected a mapping with `facts: {{id: sentence}}` and `products: [...]`")
     return KnowledgeBase(facts={str(k): str(v) for k, v in data["facts"].items()}, products=data.get("products", []))
@@ -32,12 +40,12 @@ def load_knowledge_base(path: Path) -> KnowledgeBase:
 
 def load_cases(path: Path) -> list[dict[str, Any]]:
     cases = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for line_no, raw in byte_lines(path):
         try:
-            case = json.loads(line)
+            case = json.loads(decode_utf8(raw, line_no))
             case["message"], case["expected"]["intent"]
+        except NotUTF8Error as exc:
+            raise GoldenSuiteError(f"{path}:{line_no}: {exc.detail}") from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise GoldenSuiteError(f"{path}:{line_no}: not a golden case ({type(exc).__name__}: {exc})") from None
         cases.append(case)
@@ -95,7 +103,9 @@ def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, A
     tp = fp = fn = 0
     intent_ok = facts_ok = forbidden_ok = valid = 0
     failures = []
+    errors: Counter[tuple[str, str]] = Counter()
     for case, res in zip(cases, results, strict=True):
+        errors.update(res.errors.items())
         intent = res.outputs.get("classify_intent", {}).get("intent")
         entities = res.outputs.get("extract_entities", {})
         reply = res.outputs.get("generate_response", {}).get("reply", "")
@@ -146,6 +156,12 @@ def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, A
         },
         "examples": failures[:WORST_EXAMPLES],
         "failed_cases": len(failures),
+        # Why format_valid is below 1: the same broken template fails every case it renders, so a handful of
+        # distinct messages explain most invalid cases (ties keep the order the cases first hit them).
+        "format_errors": [
+            {"step": step, "message": message, "count": count}
+            for (step, message), count in errors.most_common(COMMON_ERRORS)
+        ],
     }
     if similarities:  # no golden replies, no measurement (the gate reports it as not measured)
         summary["metrics"]["reply_similarity"] = sum(similarities) / len(similarities)
@@ -184,14 +200,11 @@ def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str
         if per_case:
             summary["metrics"].update(percentiles_ms(per_case))
     else:
-        # Batched throughput is what evaluation costs; one-at-a-time latency is what a customer waits.
-        singles = []
-        runner.run(requests[:1])
-        for request in requests[:LATENCY_SAMPLES]:
-            t0 = time.perf_counter()
-            runner.run([request])
-            singles.append(time.perf_counter() - t0)
-        summary["metrics"].update(percentiles_ms(singles))
+        # Batched throughput is what evaluation costs; one-at-a-time latency is what a customer waits, measured
+        # so that other processes' load does not count (evaluation/latency.py).
+        from release_assets.evaluation.latency import measure_latency
+
+        summary["metrics"].update(measure_latency(lambda request: runner.run([request]), requests[:LATENCY_SAMPLES]))
     summary["metrics"]["cases_per_second"] = len(requests) / elapsed if elapsed else float("inf")
     totals, per_step = llm_accounting(runner, results)
     summary["metrics"].update(totals)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,17 +65,3 @@ def slice_accuracy(rows: Sequence[dict[str, Any]], predicted: Sequence[str], fie
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float]:
     ms = np.asarray(samples_s) * 1000.0
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
-
-
-def time_single_items(fn: Callable[[Any], Any], items: Sequence[Any], repeats: int = 1) -> dict[str, float]:
-    """p50/p95 of calling ``fn`` on one item at a time: the latency a single request sees."""
-    if not items:
-        return {"p50_ms": float("nan"), "p95_ms": float("nan")}
-    fn(items[0])  # warm caches and lazy initialisation; the first call is not what requests see
-    samples = []
-    for _ in range(repeats):
-        for item in items:
-            start = time.perf_counter()
-            fn(item)
-            samples.append(time.perf_counter() - start)
-    return percentiles_ms(samples)

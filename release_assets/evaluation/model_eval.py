@@ -9,7 +9,8 @@ from typing import Any
 from release_assets.datasets.build import SLICE_FIELDS
 from release_assets.datasets.quality import describe
 from release_assets.evaluation import report
-from release_assets.evaluation.metrics import classification_metrics, slice_accuracy, time_single_items
+from release_assets.evaluation.latency import measure_latency
+from release_assets.evaluation.metrics import classification_metrics, slice_accuracy
 from release_assets.models.registry import Predictor, predict_labels
 
 WORST_EXAMPLES = 10
@@ -35,7 +36,7 @@ def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str,
         if exp != got
     ]
     wrong.sort(key=lambda e: -e["confidence"])
-    latency = time_single_items(lambda row: predictor.predict_proba([row]), test_rows[:LATENCY_SAMPLES])
+    latency = measure_latency(lambda row: predictor.predict_proba([row]), test_rows[:LATENCY_SAMPLES])
     return {
         "metrics": {
             "accuracy": metrics["accuracy"],

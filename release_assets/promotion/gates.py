@@ -158,6 +158,17 @@ def _summary_for(kind: str, gate: str, inputs: MemberInputs) -> dict[str, Any]:
     return inputs.refs[gate_role(kind, gate)].summary
 
 
+def latency_context(metrics: dict[str, Any]) -> str:
+    """How a latency figure was measured, so a held release shows whether the machine was busy at the time."""
+    if not metrics.get("latency_load_corrected"):
+        return " (least-disturbed of repeated rounds; no scheduler statistics on this machine)"
+    share = metrics.get("cpu_wait_share")
+    wall = metrics.get("wall_p95_ms")
+    if share is None or wall is None:
+        return ""
+    return f" (service time, CPU queueing excluded; wall clock p95 {wall:.4g} ms, {share:.0%} of it waiting for a CPU)"
+
+
 def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
     kind = manifest.members[member].kind
     out = []
@@ -173,7 +184,10 @@ def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs
                 verdict = Verdict(member, gate, "failed", reason, None, {"min": t.min, "max": t.max}, t.severity)
         else:
             summary = _summary_for(kind, gate, inputs)
-            verdict = threshold_verdict(member, gate, summary.get("metrics", {}).get(gate), t)
+            metrics = summary.get("metrics", {})
+            verdict = threshold_verdict(member, gate, metrics.get(gate), t)
+            if gate.endswith("_ms") and verdict.observed is not None:
+                verdict = replace(verdict, reason=verdict.reason + latency_context(metrics))
             if verdict.status != "passed":
                 verdict = replace(verdict, examples=summary.get("examples", []))
         out.append(verdict)

@@ -16,9 +16,12 @@ import dagster as dg
 
 from release_assets.artifacts import ArtifactRef, FileEntry
 from release_assets.hashing import CodeInputs, sha256_file
-from release_assets.release.store import LocalReleaseStore, ReleaseStore, S3ReleaseStore
+from release_assets.release.store import LocalReleaseStore, ReleaseStore, S3ReleaseStore, StoreError
 
 REF_FILE = "_artifact.json"
+# Bound on the preflight probe's connect and read waits: long enough for a slow but healthy endpoint, short enough
+# that a hanging one is reported before anyone wonders whether the run started.
+PREFLIGHT_TIMEOUT = 5.0
 
 
 class LocalArtifactStore:
@@ -91,9 +94,31 @@ class LocalArtifactStore:
         return Path(tempfile.mkdtemp(dir=tmp))
 
 
+class StoreUnavailable(dg.Failure):
+    """The store failed its preflight; the description is the one-line reason (see :func:`store_unavailable`)."""
+
+
+def store_unavailable(result: Any) -> str | None:
+    """The preflight's one-line reason when ``result`` (an ``execute_in_process`` result) failed on an unusable
+    store, else None. Such a run fails while initialising resources, so it has no STEP_FAILURE to read."""
+    for event in result.all_events:
+        if event.event_type_value != "RESOURCE_INIT_FAILURE":
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            if error.cls_name == StoreUnavailable.__name__:
+                return error.message.split(": ", 1)[-1].strip()
+            error = error.cause
+    return None
+
+
 class ArtifactStore(dg.ConfigurableResource):
     """Build outputs (always a local folder: they are the working cache steps read from) and published release
-    units plus the ledger (the same folder by default, or an S3 bucket through dagster-aws' ``S3Resource``)."""
+    units plus the ledger (the same folder by default, or an S3 bucket through boto3).
+
+    Every run that uses this resource checks the store first (:meth:`setup_for_execution`): an unreachable or
+    misconfigured store fails the run in seconds, before training, with one line naming what is wrong.
+    """
 
     root: str = ".release_store"
     backend: str = "local"  # "local" or "s3"
@@ -104,6 +129,11 @@ class ArtifactStore(dg.ConfigurableResource):
     # Bound with dg.EnvVar("AWS_ACCESS_KEY_ID") etc. by definitions.py: secrets never sit in config files.
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    # botocore's defaults (60 s each, retried) let an endpoint that accepts connections but never answers hang a
+    # run for minutes; these bound every S3 call. Standard retry mode backs off with jitter on transient errors.
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 30.0
+    s3_max_attempts: int = 3
 
     def local(self) -> LocalArtifactStore:
         return LocalArtifactStore(Path(self.root))
@@ -111,23 +141,71 @@ class ArtifactStore(dg.ConfigurableResource):
     def releases(self) -> ReleaseStore:
         if self.backend == "local":
             return LocalReleaseStore(Path(self.root))
+        return S3ReleaseStore(
+            self.s3_client(self.s3_connect_timeout, self.s3_read_timeout, self.s3_max_attempts),
+            self._bucket(),
+            self.prefix,
+        )
+
+    def preflight(self) -> None:
+        """Raise :class:`StoreError` (one line) unless build outputs and the release store are usable.
+
+        The S3 probe uses its own client, waiting at most :data:`PREFLIGHT_TIMEOUT` seconds to connect or for an
+        answer, twice at most: a hanging endpoint is reported in about ten seconds whatever the run's own bounds.
+        """
+        # Build outputs are local even with an S3 release store: training would fail writing them otherwise.
+        LocalReleaseStore(Path(self.root)).preflight()
+        if self.backend == "local":
+            return
+        client = self.s3_client(
+            min(self.s3_connect_timeout, PREFLIGHT_TIMEOUT),
+            min(self.s3_read_timeout, PREFLIGHT_TIMEOUT),
+            min(self.s3_max_attempts, 2),
+        )
+        S3ReleaseStore(client, self._bucket(), self.prefix).preflight()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Dagster calls this once per run (in-process executor) before any step that uses the store runs.
+        try:
+            self.preflight()
+        except StoreError as exc:
+            if context.log is not None:  # the one line, ahead of the traceback Dagster logs for the failed run
+                context.log.error(str(exc))
+            raise StoreUnavailable(description=str(exc), allow_retries=False) from None
+
+    def _bucket(self) -> str:
         if self.backend != "s3":
             raise ValueError(f"store backend {self.backend!r}: expected 'local' or 's3'")
         if not self.bucket:
             raise ValueError("the s3 store backend needs a `bucket` (RELEASE_ASSETS_S3_BUCKET)")
-        # dagster-aws builds the boto3 client; imported here so loading definitions stays free of boto3.
-        from dagster_aws.s3 import S3Resource
+        return self.bucket
+
+    def s3_client(self, connect_timeout: float, read_timeout: float, max_attempts: int) -> Any:
+        """A boto3 S3 client with these bounds and this resource's endpoint, region and credentials.
+
+        Built here rather than by dagster-aws' ``S3Resource``, which takes ``max_attempts`` but no timeouts. With
+        no keys configured boto3 falls back to its usual chain (environment, profile, instance role), as before.
+        boto3 is imported here so loading definitions stays free of it.
+        """
+        import boto3
+        from botocore.config import Config
 
         def resolved(value):  # inside a run Dagster resolves EnvVars; the CLI reads the store outside of one
             return value.get_value() if isinstance(value, dg.EnvVar) else value
 
-        s3 = S3Resource(
+        config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
+        )
+        return boto3.session.Session().client(
+            "s3",
             endpoint_url=self.endpoint_url,
             region_name=self.region_name,
             aws_access_key_id=resolved(self.aws_access_key_id),
             aws_secret_access_key=resolved(self.aws_secret_access_key),
+            config=config,
         )
-        return S3ReleaseStore(s3.get_client(), self.bucket, self.prefix)
 
 
 def build_output(

@@ -11,6 +11,8 @@ from typing import Any
 
 import dagster as dg
 
+from release_assets.resources.mlflow_cleanup import process_tags, sweep_for_run
+
 EXPERIMENT = "release_assets"
 RELEASE_VERSION_TAG = "release_version"
 
@@ -71,7 +73,12 @@ class Registry:
         run = client.create_run(
             self.experiment_id,
             run_name=f"{release} {version}",
-            tags={"dagster_run_id": dagster_run_id, "release": release, RELEASE_VERSION_TAG: version},
+            tags={
+                "dagster_run_id": dagster_run_id,
+                "release": release,
+                RELEASE_VERSION_TAG: version,
+                **process_tags(),  # lets a later sweep end it if this process dies before set_terminated
+            },
         )
         run_id = run.info.run_id
         metrics = [
@@ -146,6 +153,10 @@ class RegistryResource(dg.ConfigurableResource):
     def get(self) -> Registry:
         return Registry(self.tracking_uri, self.artifact_root, self.ui_url)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Runs that only use the registry (promote, rollback) sweep too: any run may be the next after a kill.
+        sweep_for_run(context, self.tracking_uri, lambda: ensure_experiment(self.tracking_uri, self.artifact_root))
+
 
 @dg.resource(
     config_schema={
@@ -164,8 +175,11 @@ def mlflow_tracking(init_context: dg.InitResourceContext):
 
     config = init_context.resource_config
     _close_foreign_run(init_context.run.run_id)
-    ensure_experiment(config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"])
+    experiment_id = ensure_experiment(config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"])
+    # After _close_foreign_run, which ends this process's previous run properly; the sweep is for the rest.
+    sweep_for_run(init_context, config["mlflow_tracking_uri"], lambda: experiment_id)
     tracker = MlFlow(init_context)
+    _mlflow().set_tags(process_tags())  # on the run MlFlow just started or adopted
     _ACTIVE_OWNER.update(dagster_run_id=init_context.run.run_id, tracking_uri=config["mlflow_tracking_uri"])
     return tracker
 

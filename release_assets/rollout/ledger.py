@@ -2,6 +2,8 @@
 
 MLflow keeps no history of alias moves; this ledger is the history, and the registry aliases are derived from it.
 The champion is never stored on its own: it is replayed from the events, so the two cannot disagree.
+The store chains the events by hash and verifies the chain on every read (see ``release_assets.release.store``),
+so every command that replays the ledger refuses one that was edited, cut short or reordered.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from release_assets.release.store import ReleaseStore
+from release_assets.release.store import LedgerError, ReleaseStore
 
 Action = Literal["published", "approved", "promoted", "rolled_back"]
 
@@ -24,6 +26,16 @@ class PromotionError(ValueError):
 
 def default_actor() -> str:
     return os.environ.get("RELEASE_ASSETS_ACTOR") or getpass.getuser()
+
+
+def run_by() -> str:
+    """Who actually ran the command: the CI actor, else the OS user (whatever ``actor`` claims)."""
+    if os.environ.get("GITHUB_ACTOR"):
+        return os.environ["GITHUB_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no name
+        return f"uid {os.getuid()}"
 
 
 def event(
@@ -45,6 +57,7 @@ def event(
         "from_version": from_version,
         "to_version": to_version,
         **extra,
+        "run_by": run_by(),  # after `extra`: the process's identity is recorded, never claimed by a caller
     }
 
 
@@ -80,6 +93,25 @@ def replay(events: list[dict[str, Any]]) -> LedgerState:
         elif e["action"] == "rolled_back" and champions and e.get("from_version") == champions[-1]:
             champions.pop()
     return LedgerState(champions, candidate, approved, published)
+
+
+def verify_ledger(store: ReleaseStore, release: str) -> dict[str, Any]:
+    """Verify ``release``'s ledger (chain and head record); raise :class:`LedgerError` naming the line or key.
+
+    Returns counts: ``events`` in all, ``chained`` and ``legacy`` (written before the chain), and ``head``, the head
+    record ``{"seq", "hash"}`` or None when none was written yet.
+    """
+    if not _RELEASE.match(release):
+        raise LedgerError(f"{release!r} is not a release name (lower-case letters, digits, underscores)")
+    ledger = store.read_ledger(release)
+    total = len(ledger.events)
+    return {
+        "release": release,
+        "events": total,
+        "chained": total - ledger.legacy,
+        "legacy": ledger.legacy,
+        "head": ledger.head,
+    }
 
 
 def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:

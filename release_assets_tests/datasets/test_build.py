@@ -1,6 +1,8 @@
 import json
 
-from release_assets.datasets.build import build_raw, build_split, load_jsonl, read_jsonl
+import pytest
+
+from release_assets.datasets.build import DataFileError, build_raw, build_split, load_jsonl, read_jsonl
 from release_assets.manifest import JsonlDataset, SklearnDataset
 
 GOOD = {
@@ -65,3 +67,29 @@ def test_iris_split_is_stratified_and_leak_free(tmp_path):
     train = {json.dumps(r["features"]) for r in read_jsonl(split / "train.jsonl")}
     test = {json.dumps(r["features"]) for r in read_jsonl(split / "test.jsonl")}
     assert not train & test  # iris has duplicate rows; they must stay on one side
+
+
+def test_invalid_utf8_is_a_listed_row_failure_with_line_and_column(tmp_path):
+    good = json.dumps(GOOD).encode()
+    bad = json.dumps({**GOOD, "id": "m2", "text": "Refund caf\u00e9 XX"}, ensure_ascii=False).encode()
+    bad = bad.replace(b"XX", b"\xff")
+    (tmp_path / "m.jsonl").write_bytes(b"\n".join([good, bad, good.replace(b'"m1"', b'"m3"')]) + b"\n")
+    loaded = load_jsonl(tmp_path / "m.jsonl", "support_message")
+    assert [r["id"] for r in loaded.rows] == ["m1", "m3"]  # one bad byte costs its row, not the file
+    [failure] = loaded.failures
+    column = bad.decode("utf-8", "replace").index("\ufffd") + 1
+    assert (failure.line, failure.field, failure.error) == (
+        2,
+        "<utf-8>",
+        f"not valid UTF-8 (byte 0xff at column {column})",
+    )
+
+
+def test_read_jsonl_names_file_line_and_column(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": "\xc3\xa9\xfe"}\n')
+    with pytest.raises(DataFileError, match=r"rows\.jsonl line 2: not valid UTF-8 \(byte 0xfe at column 9\)$"):
+        read_jsonl(path)
+    path.write_text('{"a": 1}\n\n{"a": }\n')
+    with pytest.raises(DataFileError, match=r"rows\.jsonl line 3: not valid JSON: Expecting value \(column 7\)$"):
+        read_jsonl(path)

@@ -2,12 +2,22 @@
 
 import json
 import multiprocessing
+import re
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from release_assets.release.store import LocalReleaseStore, ReleaseStore, S3ReleaseStore, StoreError
+from release_assets.release.store import (
+    GENESIS,
+    LedgerError,
+    LocalReleaseStore,
+    ReleaseStore,
+    S3ReleaseStore,
+    StoreError,
+    event_hash,
+)
 
 
 def _free_port() -> int:
@@ -18,16 +28,30 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    """moto's ThreadedMotoServer: a real S3 protocol endpoint, spoken to by boto3 over HTTP."""
+    """moto's ThreadedMotoServer: a real S3 protocol endpoint, spoken to by boto3 over HTTP.
+
+    moto checks ``If-None-Match``/``If-Match`` and then writes, as two steps, on a thread per request; S3 does both
+    atomically. One lock around moto's PutObject gives the tests S3's guarantee, so the concurrent-append tests
+    exercise the ledger's protocol rather than moto's timing.
+    """
+    from moto.s3.responses import S3Response
     from moto.server import ThreadedMotoServer
+
+    put_object, lock = S3Response.put_object, threading.Lock()
+
+    def atomic_put_object(self):
+        with lock:
+            return put_object(self)
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(S3Response, "put_object", atomic_put_object)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
 
 
 def s3_client(endpoint: str):
@@ -126,9 +150,12 @@ def test_concurrent_appends_from_processes_lose_nothing(kind, tmp_path, request)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(writers) as pool:
         pool.map(_append_many, [(kind, location, w, per_writer) for w in range(writers)])
-    events = reader.events("iris")
+    ledger = reader.read_ledger("iris")  # verifies the chain and the head record
+    events = ledger.events
     assert len(events) == writers * per_writer
     assert {(e["writer"], e["i"]) for e in events} == {(w, i) for w in range(writers) for i in range(per_writer)}
+    assert [e["seq"] for e in events] == list(range(1, writers * per_writer + 1))  # one chain, no fork
+    assert ledger.head == {"seq": writers * per_writer, "hash": event_hash(events[-1])}
     if kind == "local":
         lines = (Path(location) / "ledger" / "iris.jsonl").read_text().splitlines()
         assert all(json.loads(line) for line in lines)  # no torn lines
@@ -168,3 +195,153 @@ def test_a_killed_publish_leaves_nothing_visible_and_a_retry_succeeds(kind, tmp_
     assert store.versions("iris") == [] and store.latest("iris") is None
     assert store.publish("iris", "v7", bundle, {"version": "v7"})
     assert store.versions("iris") == ["v7"] and store.latest("iris") == "v7"
+
+
+def _append_from_thread(store: S3ReleaseStore, writer: int, n: int) -> None:
+    for i in range(n):
+        store.append_event("iris", {"time": "2026-01-01T00:00:00", "writer": writer, "i": i, "action": "x"})
+
+
+def test_concurrent_s3_appends_from_threads_keep_one_chain(s3_endpoint):
+    s3_client(s3_endpoint).create_bucket(Bucket="threads")
+    writers, per_writer = 4, 10
+    threads = [
+        threading.Thread(
+            target=_append_from_thread, args=(S3ReleaseStore(s3_client(s3_endpoint), "threads"), w, per_writer)
+        )
+        for w in range(writers)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ledger = S3ReleaseStore(s3_client(s3_endpoint), "threads").read_ledger("iris")
+    assert {(e["writer"], e["i"]) for e in ledger.events} == {(w, i) for w in range(writers) for i in range(per_writer)}
+    assert [e["seq"] for e in ledger.events] == list(range(1, writers * per_writer + 1))
+    assert ledger.head == {"seq": writers * per_writer, "hash": event_hash(ledger.events[-1])}
+
+
+def test_s3_writer_with_a_stale_tail_gets_412_and_chains_after_the_winner(s3_endpoint, monkeypatch):
+    """Two writers read the same tail: the loser's create-only put of seq 2 fails, and it takes seq 3."""
+    s3_client(s3_endpoint).create_bucket(Bucket="stale")
+    winner, loser = (S3ReleaseStore(s3_client(s3_endpoint), "stale") for _ in range(2))
+    first = winner.append_event("iris", {"action": "x", "n": 1})
+    monkeypatch.setattr(loser, "_tail", lambda name: (1, event_hash(first)))  # read before the winner's seq 2
+    second = winner.append_event("iris", {"action": "x", "n": 2})
+    third = loser.append_event("iris", {"action": "x", "n": 3})
+    assert (second["seq"], third["seq"], third["prev"]) == (2, 3, event_hash(second))
+    assert [e["n"] for e in loser.events("iris")] == [1, 2, 3]
+
+
+def test_appends_are_chained_and_verify(store):
+    first = store.append_event("iris", {"action": "x", "n": 1})
+    second = store.append_event("iris", {"action": "x", "n": 2})
+    assert (first["seq"], first["prev"]) == (1, GENESIS)
+    assert (second["seq"], second["prev"]) == (2, event_hash(first))
+    ledger = store.read_ledger("iris")
+    assert ledger.events == [first, second] and ledger.legacy == 0
+    assert ledger.head == {"seq": 2, "hash": event_hash(second)}
+
+
+def _ledger_of_eight(store: ReleaseStore) -> None:
+    for n in range(1, 9):
+        store.append_event("iris", {"action": "x", "n": n, "reason": "ok"})
+
+
+def _tamper(store: ReleaseStore, how: str) -> str:
+    """Change the ledger behind the store's back; returns how the store names event ``k`` (``{k}``)."""
+    if isinstance(store, LocalReleaseStore):
+        path = store.root / "ledger" / "iris.jsonl"
+        lines = path.read_text().splitlines()
+        if how == "edit_middle":
+            lines[4] = lines[4].replace('"reason": "ok"', '"reason": "edited"')
+        elif how == "edit_last":
+            lines[7] = lines[7].replace('"reason": "ok"', '"reason": "edited"')
+        elif how == "delete_middle":
+            del lines[4]
+        elif how == "delete_last":
+            del lines[7]
+        else:
+            lines[4], lines[5] = lines[5], lines[4]
+        path.write_text("\n".join(lines) + "\n")
+        return f"{path} line {{k}}"
+    client, bucket = store.client, store.bucket
+    key = store._key("ledger", "iris", "{k:012d}.json")
+    read = lambda k: client.get_object(Bucket=bucket, Key=key.format(k=k))["Body"].read()  # noqa: E731
+    write = lambda k, body: client.put_object(Bucket=bucket, Key=key.format(k=k), Body=body)  # noqa: E731
+    if how in ("edit_middle", "edit_last"):
+        k = 5 if how == "edit_middle" else 8
+        write(k, read(k).replace(b'"reason": "ok"', b'"reason": "edited"'))
+    elif how in ("delete_middle", "delete_last"):
+        client.delete_object(Bucket=bucket, Key=key.format(k=5 if how == "delete_middle" else 8))
+    else:
+        fifth, sixth = read(5), read(6)
+        write(5, sixth)
+        write(6, fifth)
+    return f"s3://{bucket}/{key}"
+
+
+def _label(store: ReleaseStore, k: int) -> str:
+    return f"line {k}" if isinstance(store, LocalReleaseStore) else f"{k:012d}.json"
+
+
+@pytest.mark.parametrize(
+    "how, where, problem",
+    [
+        ("edit_middle", 5, "edited (its hash does not match the `prev` of {next})"),
+        ("edit_last", 8, "edited (its hash does not match the head record"),
+        ("delete_middle", 5, "is missing (seq jumps from 4 to 6)"),
+        ("delete_last", 8, "is missing: the head record says 8 events, the ledger has 7 (the last event was deleted)"),
+        ("swap", 5, "reordered (seq 6 before seq 5)"),
+    ],
+)
+def test_tampering_is_detected_and_located(store, how, where, problem):
+    _ledger_of_eight(store)
+    assert len(store.events("iris")) == 8
+    location = _tamper(store, how).format(k=where)
+    separator = " " if problem.startswith("is missing") else ": "
+    expected = location + separator + problem.format(next=_label(store, where + 1))
+    with pytest.raises(LedgerError, match="^" + re.escape(expected)):
+        store.events("iris")
+
+
+def _write_legacy(store: ReleaseStore, events: list[dict]) -> None:
+    """Events as the pre-chain store wrote them: no seq, no prev, no head record."""
+    if isinstance(store, LocalReleaseStore):
+        path = store.root / "ledger" / "iris.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
+        return
+    for i, e in enumerate(events):
+        key = store._key("ledger", "iris", f"{e['time'].replace(':', '').replace('-', '')}-{i:032x}.json")
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=json.dumps(e, sort_keys=True).encode())
+
+
+def test_a_legacy_ledger_loads_and_the_chain_continues_from_it(store):
+    legacy = [{"time": f"2025-01-01T00:00:0{i}", "action": "x", "n": i} for i in (1, 2)]
+    _write_legacy(store, legacy)
+    assert store.events("iris") == legacy
+    appended = store.append_event("iris", {"time": "2026-01-01T00:00:00", "action": "x", "n": 3})
+    assert (appended["seq"], appended["prev"]) == (3, event_hash(legacy[-1]))
+    ledger = store.read_ledger("iris")
+    assert [e["n"] for e in ledger.events] == [1, 2, 3] and ledger.legacy == 2
+
+
+def test_an_unchained_event_after_the_chain_is_refused(tmp_path):
+    store = LocalReleaseStore(tmp_path)
+    store.append_event("iris", {"action": "x"})
+    with (tmp_path / "ledger" / "iris.jsonl").open("a") as fh:
+        fh.write(json.dumps({"action": "x", "forged": True}) + "\n")
+    with pytest.raises(LedgerError, match=r"iris\.jsonl line 2: no seq/prev after chained events"):
+        store.events("iris")
+
+
+def test_a_damaged_line_is_named(tmp_path):
+    store = LocalReleaseStore(tmp_path)
+    store.append_event("iris", {"action": "x"})
+    with (tmp_path / "ledger" / "iris.jsonl").open("a") as fh:
+        fh.write('{"action": "x", "seq": 2, "prev"\n')
+    with pytest.raises(LedgerError, match=r"iris\.jsonl line 2: not a JSON event"):
+        store.events("iris")
+    with pytest.raises(LedgerError, match=r"iris\.jsonl line 2: not a JSON event"):
+        store.append_event("iris", {"action": "x"})  # never chain from a line that cannot be read

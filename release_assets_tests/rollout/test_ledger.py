@@ -1,7 +1,19 @@
+import getpass
+import json
+
 import pytest
 
 from release_assets.release.store import LocalReleaseStore
-from release_assets.rollout.ledger import PromotionError, promote, record_published, replay, rollback
+from release_assets.rollout.ledger import (
+    LedgerError,
+    PromotionError,
+    event,
+    promote,
+    record_published,
+    replay,
+    rollback,
+    verify_ledger,
+)
 
 V1, V2, V3, BAD = "1" * 16, "2" * 16, "3" * 16, "b" * 16
 PASSED = [{"member": "m", "gate": "accuracy", "status": "passed", "severity": "block", "reason": "ok"}]
@@ -65,8 +77,6 @@ def test_rollback_walks_back_the_champion_history(store):
 
 
 def test_concurrent_moves_from_the_same_state_apply_once(store):
-    from release_assets.rollout.ledger import event
-
     promote(store, "r", V1, "alice", "one")
     promote(store, "r", V2, "alice", "two")
     promote(store, "r", V3, "alice", "three")
@@ -74,3 +84,57 @@ def test_concurrent_moves_from_the_same_state_apply_once(store):
     for actor in ("bob", "carol"):
         store.append_event("r", event("rolled_back", "r", actor=actor, reason="x", from_version=V3, to_version=V2))
     assert replay(store.events("r")).champion == V2
+
+
+def test_every_event_records_who_ran_it(store, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTOR", "ci-bot")
+    written = promote(store, "r", V1, "alice", "first release")
+    assert [(e["actor"], e["run_by"]) for e in written] == [("alice", "ci-bot"), ("alice", "ci-bot")]
+    assert store.events("r")[-2:] == written  # what promote returns is what was stored, seq and prev included
+    monkeypatch.delenv("GITHUB_ACTOR")
+    e = event("approved", "r", actor="bob", reason="x", from_version=None, to_version=V1, run_by="forged")
+    assert e["run_by"] == getpass.getuser()  # the process's identity, not a claim
+
+
+def test_verify_ledger_counts_and_names_tampering(store):
+    promote(store, "r", V1, "alice", "one")
+    summary = verify_ledger(store, "r")
+    assert {k: summary[k] for k in ("release", "events", "chained", "legacy")} == {
+        "release": "r",
+        "events": 5,
+        "chained": 5,
+        "legacy": 0,
+    }
+    assert summary["head"]["seq"] == 5
+    path = store.root / "ledger" / "r.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace('"actor": "dagster"', '"actor": "mallory"')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LedgerError, match=r"r\.jsonl line 2: edited \(its hash does not match the `prev` of line 3\)"):
+        verify_ledger(store, "r")
+    with pytest.raises(LedgerError, match="line 2: edited"):  # every command replays through the verified read
+        rollback(store, "r", "bob", "oops")
+    with pytest.raises(LedgerError, match="line 2: edited"):
+        record_published(store, "r", V2, actor="dagster", run_id="run")
+    assert not issubclass(LedgerError, PromotionError) and not issubclass(PromotionError, LedgerError)
+
+
+def test_a_legacy_unchained_ledger_still_replays_and_then_chains(tmp_path):
+    store = LocalReleaseStore(tmp_path)
+    bundle = tmp_path / "b.tar.gz"
+    bundle.write_bytes(b"x")
+    for version in (V1, V2):
+        store.publish("r", version, bundle, {"version": version, "gates": PASSED})
+    old = [
+        {"time": "2025-01-01T00:00:00", "action": "published", "release": "r", "actor": "dagster", "reason": "run a"}
+        | {"from_version": None, "to_version": V1},
+        {"time": "2025-01-02T00:00:00", "action": "promoted", "release": "r", "actor": "alice", "reason": "go"}
+        | {"from_version": None, "to_version": V1},
+    ]
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "r.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in old))
+    assert replay(store.events("r")).champion == V1
+    promote(store, "r", V2, "alice", "two")
+    assert replay(store.events("r")).champion == V2
+    summary = verify_ledger(store, "r")
+    assert (summary["events"], summary["chained"], summary["legacy"], summary["head"]["seq"]) == (4, 2, 2, 4)
