@@ -44,8 +44,9 @@ format: setup ## Apply ruff formatting and safe fixes
 validate: setup ## Validate every release manifest without running anything
 	$(BIN)/release-assets validate
 
-verify: setup ## Re-hash every published bundle in .release_store/
-	@for b in .release_store/releases/*/*/bundle.tar.gz; do [ -e "$$b" ] || { echo "no bundles yet: run make release"; exit 1; }; $(BIN)/release-assets verify "$$b" || exit 1; done
+verify: setup ## Re-hash every published bundle in .release_store/ and check every ledger's hash chain
+	@for d in .release_store/releases/*/*/; do [ -e "$$d/bundle.tar.gz" ] || { echo "no bundles yet: run make release"; exit 1; }; $(BIN)/release-assets verify "$$d" || exit 1; done
+	$(BIN)/release-assets verify --ledger
 
 ui: setup ## Start the Dagster UI (webserver + daemon: sensors run) on 127.0.0.1
 	@echo "Dagster UI: http://$(HOST):$(PORT)"

@@ -30,11 +30,12 @@ def _end_mlflow_run() -> None:
 
 def _run_job(job_name: str, run_config: dict | None = None, manifests=None):
     from release_assets.definitions import build_defs, resources_for
-    from release_assets.manifest import load_manifests
+    from release_assets.manifest import load_each
     from release_assets.settings import get_settings
 
     settings = get_settings()
-    manifests = manifests if manifests is not None else load_manifests(settings.releases_path)
+    if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
+        manifests = load_each(settings.releases_path, settings.project_root)[0]
     defs = build_defs(manifests, settings.project_root, resources_for(settings))
     with _instance(settings.project_root) as instance:
         try:
@@ -46,8 +47,12 @@ def _run_job(job_name: str, run_config: dict | None = None, manifests=None):
 
 
 def _failure_messages(result) -> list[str]:
-    return [
-        e.step_failure_data.error.message.strip() if e.step_failure_data.error else e.step_key
+    from release_assets.release_summary import error_text
+    from release_assets.resources.artifact_store import store_unavailable
+
+    unusable = store_unavailable(result)
+    return ([unusable] if unusable else []) + [
+        error_text(e.step_failure_data.error) if e.step_failure_data.error else e.step_key
         for e in result.all_events
         if e.event_type_value == "STEP_FAILURE"
     ]
@@ -69,40 +74,54 @@ def _with_overrides(manifests: list, overrides: list[str]) -> list:
     return [apply_overrides(m, by_release[m.name]) if m.name in by_release else m for m in manifests]
 
 
-def cmd_release(args: argparse.Namespace) -> int:
-    from release_assets.manifest import load_manifests
-    from release_assets.release_summary import summarise_run
+def _manifests(names: list[str] | None = None) -> tuple[list, bool]:
+    """The manifests asked for (default: all that load), and whether any failed to load. A broken manifest is
+    reported on one line and does not stop the others; asking for it by name is an error."""
+    from release_assets.manifest import ManifestError, load_each
     from release_assets.settings import get_settings
 
     settings = get_settings()
-    manifests = load_manifests(settings.releases_path)
-    if args.release:
-        unknown = set(args.release) - {m.name for m in manifests}
-        if unknown:
-            print(
-                f"unknown release(s): {sorted(unknown)}; known: {[m.name for m in manifests]}",
-                file=sys.stderr,
-            )
-            return 2
-        manifests = [m for m in manifests if m.name in args.release]
-    if args.set:
-        from release_assets.manifest import ManifestError
+    manifests, errors = load_each(settings.releases_path, settings.project_root)
+    for error in errors:
+        print(f"FAILED: {error}", file=sys.stderr)
+    if not names:
+        return manifests, bool(errors)
+    known = {m.name: m for m in manifests}
+    missing = [n for n in names if n not in known]
+    if missing:
+        broken = {Path(e.split(":", 1)[0]).stem for e in errors}
+        why = "cannot be loaded (see above)" if set(missing) <= broken else f"not found; known: {sorted(known)}"
+        raise ManifestError(f"release(s) {', '.join(missing)} {why}")
+    return [known[n] for n in names], False
 
-        try:
-            manifests = _with_overrides(manifests, args.set)
-        except ManifestError as exc:
-            print(f"FAILED: {exc}", file=sys.stderr)
-            return 2
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from release_assets.definitions import resources_for
+    from release_assets.release_summary import summarise_run
+    from release_assets.resources.artifact_store import store_unavailable
+    from release_assets.settings import get_settings
+
+    manifests, broken = _manifests(args.release)
+    if args.set:
+        manifests = _with_overrides(manifests, args.set)
+    if not manifests:
+        return 2
+    # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
+    resources_for(get_settings())["store"].preflight()
     start = time.perf_counter()
     result = _run_job(
         "release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, manifests=manifests
     )
     elapsed = time.perf_counter() - start
+    unusable = store_unavailable(result)
+    if unusable:  # the store went away between the preflight and the run
+        print(f"FAILED: {unusable}", file=sys.stderr)
+        return 2
     summaries = summarise_run(result, [m.name for m in manifests])
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
-    return 0 if all(s.published_ok for s in summaries) else 1
+    return 0 if all(s.published_ok for s in summaries) and not broken else 1
 
 
 def _quiet(log_level: str = "CRITICAL") -> dict:
@@ -119,10 +138,17 @@ def _run_op(job: str, op: str, op_config: dict) -> bool:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    config = {"release": args.release, "version": args.version, "approved_by": args.approved_by, "reason": args.reason}
+    config = {
+        "release": args.release,
+        "version": args.version,
+        "approved_by": args.approved_by,
+        "reason": args.reason,
+        "override_weakened_gates": args.override_weakened_gates,
+    }
     if not _run_op("promote_release", "promote", config):
         return 1
-    print(f"{args.release}: {args.version} is now champion (approved by {args.approved_by})")
+    override = " OVER WEAKENED GATES" if args.override_weakened_gates else ""
+    print(f"{args.release}: {args.version} is now champion{override} (approved by {args.approved_by})")
     return 0
 
 
@@ -141,7 +167,18 @@ def _release_store():
     from release_assets.definitions import resources_for
     from release_assets.settings import get_settings
 
-    return resources_for(get_settings())["store"].releases()
+    store = resources_for(get_settings())["store"]
+    store.preflight()  # an unreachable store is one line naming the endpoint, not a botocore traceback
+    return store.releases()
+
+
+def _note(e: dict) -> str:
+    """What a history row must not hide: a promotion over weakened gates, a release built with them."""
+    if e.get("override", {}).get("weakened_gates"):
+        return f" [OVERRIDE of weakened gates: {'; '.join(e['override']['weakened_gates'])}]"
+    if e.get("weakened_gates"):
+        return f" [built with weakened gates: {'; '.join(e['weakened_gates'])}]"
+    return ""
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -156,32 +193,39 @@ def cmd_history(args: argparse.Namespace) -> int:
             e["time"][:19].replace("T", " "),
             e["action"],
             e["actor"],
+            e.get("run_by", "-"),
             e["from_version"] or "-",
             e["to_version"] or "-",
-            e["reason"],
+            e["reason"] + _note(e),
         ]
         for e in events
     ]
-    print(plain_table(["time (UTC)", "action", "actor", "from", "to", "reason"], rows))
+    print(plain_table(["time (UTC)", "action", "actor", "run by", "from", "to", "reason"], rows))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from release_assets.evaluation.report import plain_table
-    from release_assets.manifest import load_manifests
+    from release_assets.release.store import StoreError
     from release_assets.rollout.ledger import replay
-    from release_assets.settings import get_settings
 
     store = _release_store()
-    names = args.release or [m.name for m in load_manifests(get_settings().releases_path)]
-    rows = []
+    names = args.release or [m.name for m in _manifests()[0]]
+    rows, problems = [], 0
     for name in names:
         state = replay(store.events(name))
         for version in store.versions(name):
-            m = store.manifest(name, version) or {}
+            try:
+                m = store.manifest(name, version) or {}
+            except StoreError as exc:  # one unreadable manifest must not hide the other versions
+                print(f"FAILED: {exc}", file=sys.stderr)
+                problems += 1
+                continue
             gates = m.get("gates", [])
             passed = sum(g["status"] == "passed" for g in gates)
             marks = [a for a, v in (("champion", state.champion), ("candidate", state.candidate)) if v == version]
+            if m.get("weakened_gates"):
+                marks.append(f"WEAKENED gates ({len(m['weakened_gates'])})")
             rows.append(
                 [name, version, m.get("created_at", "")[:19], f"{passed}/{len(gates)} passed", ", ".join(marks)]
             )
@@ -189,18 +233,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(
         plain_table(["release", "version", "created (UTC)", "gates", "aliases"], rows) if rows else "nothing published"
     )
-    return 0
+    return 1 if problems else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.ledger is not None:
+        return _verify_ledgers(args.ledger)
+    if not args.path:
+        print("FAILED: verify needs a bundle (or its folder), or --ledger", file=sys.stderr)
+        return 2
     from release_assets.release.bundle import BundleError, verify_bundle
+    from release_assets.rollout.verified import check_agreement
 
     path = Path(args.path)
     if path.is_dir():
         path = path / "bundle.tar.gz"
     try:
         manifest = verify_bundle(path)
-    except BundleError as exc:
+        beside = path.parent / "manifest.json"
+        if beside.exists():  # a store folder: its loose manifest must say what the bundle says
+            import json
+
+            check_agreement(json.loads(beside.read_text()), manifest, str(beside))
+    except (BundleError, ValueError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     files = sum(len(m["files"]) for m in manifest["members"].values())
@@ -210,18 +265,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_ledgers(names: list[str]) -> int:
+    from release_assets.rollout.ledger import verify_ledger
+
+    store = _release_store()
+    for name in names or [m.name for m in _manifests()[0]]:
+        summary = verify_ledger(store, name)  # LedgerError names the line; main() prints it
+        legacy = f", {summary['legacy']} written before chaining" if summary["legacy"] else ""
+        print(f"OK: ledger {name}: {summary['events']} events, hash chain intact{legacy}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from release_assets.manifest import ManifestError, load_manifests
+    from release_assets.manifest import load_each
     from release_assets.settings import get_settings
 
-    try:
-        manifests = load_manifests(get_settings().releases_path)
-    except ManifestError as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
+    settings = get_settings()
+    manifests, errors = load_each(settings.releases_path, settings.project_root)
     for m in manifests:
         print(f"OK: {m.name}: {len(m.members)} members, {sum(len(g) for g in m.gates.values())} gates")
-    return 0
+    for error in errors:
+        print(f"FAILED: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,8 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         help="override a manifest field for this run, e.g. iris:members.classifier.params.C=0.0001",
     )
     p.set_defaults(fn=cmd_release)
-    p = sub.add_parser("verify", help="re-hash a release bundle against its manifest")
-    p.add_argument("path", help="bundle.tar.gz or its release folder")
+    p = sub.add_parser("verify", help="re-hash a release bundle against its manifest, or check ledgers")
+    p.add_argument("path", nargs="?", help="bundle.tar.gz or its release folder (whose manifest.json must agree)")
+    p.add_argument(
+        "--ledger",
+        nargs="*",
+        metavar="RELEASE",
+        help="verify the promotion ledgers' hash chains instead (default: every release)",
+    )
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("validate", help="validate every release manifest")
     p.set_defaults(fn=cmd_validate)
@@ -253,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("version")
     p.add_argument("--approved-by", required=True, help="who approves (recorded in the ledger)")
     p.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    p.add_argument(
+        "--override-weakened-gates",
+        action="store_true",
+        help="promote a version built with gates loosened from the committed manifest (recorded in the ledger)",
+    )
     p.set_defaults(fn=cmd_promote)
     p = sub.add_parser("rollback", help="move champion back to the previous champion")
     p.add_argument("release")
@@ -270,7 +346,33 @@ def main(argv: list[str] | None = None) -> int:
         from release_assets.rollout.ledger import default_actor
 
         args.by = default_actor()
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except _user_errors() as exc:
+        # Errors written for people (they name the file, field, line or endpoint): one line, no traceback.
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from release_assets.chains.spec import ChainSpecError
+    from release_assets.datasets.build import DataFileError
+    from release_assets.evaluation.golden import GoldenSuiteError
+    from release_assets.manifest import ManifestError
+    from release_assets.release.bundle import BundleError
+    from release_assets.release.store import LedgerError, StoreError
+    from release_assets.rollout.ledger import PromotionError
+
+    return (
+        ManifestError,
+        StoreError,
+        LedgerError,
+        BundleError,
+        PromotionError,
+        ChainSpecError,
+        GoldenSuiteError,
+        DataFileError,
+    )
 
 
 if __name__ == "__main__":

@@ -101,4 +101,5 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: 
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = get_settings()
-    return build_defs(load_manifests(settings.releases_path), settings.project_root, resources_for(settings))
+    manifests = load_manifests(settings.releases_path, settings.project_root)
+    return build_defs(manifests, settings.project_root, resources_for(settings))

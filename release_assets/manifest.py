@@ -217,6 +217,61 @@ _CATALOGUE_GATES = {
 }
 
 
+# What each gate measures can take, so a bound it can never reach (`accuracy: {min: 1.5}` holds every release,
+# `p95_ms: {max: -1}` too) fails at load instead of at the first run. (low, high, whole): `None` is unbounded;
+# `whole` gates count rows and are compared as integers, so `max: 0.5` would silently mean 0.
+_UNIT = (0.0, 1.0, False)  # rates, shares, accuracies, F1, similarity
+_NON_NEGATIVE = (0.0, None, False)  # latencies, throughput, tokens, cost, calls
+_ROW_COUNT = (0.0, None, True)
+_GATE_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    **dict.fromkeys(("invalid_rows", "duplicates", "leakage", "label_coverage", "drift"), _ROW_COUNT),
+    "rows": _NON_NEGATIVE,
+    **dict.fromkeys(
+        (
+            "accuracy",
+            "macro_f1",
+            "min_class_recall",
+            "invariance_rate",
+            "directional_rate",
+            "mft_accuracy",
+            "format_valid",
+            "intent_accuracy",
+            "entity_f1",
+            "required_facts",
+            "forbidden_absent",
+            "reply_similarity",
+            "flaky_rate",
+            "slice_gap",  # accuracy points a slice may trail overall accuracy by
+        ),
+        _UNIT,
+    ),
+    **dict.fromkeys(
+        ("p50_ms", "p95_ms", "tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), _NON_NEGATIVE
+    ),
+    "regression": (-1.0, 0.0, False),  # a tolerated drop in accuracy, so never positive
+}
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
+
+
+def _check_bounds(name: str, gate: str, t: Threshold, where: str) -> None:
+    low, high, whole = _GATE_RANGES[gate]
+    for op in ("min", "max"):
+        value = getattr(t, op)
+        if value is None:
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ManifestError(
+                f"{where}: gates.{name}.{gate}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}"
+            )
+        if whole and value != int(value):
+            raise ManifestError(f"{where}: gates.{name}.{gate}.{op}: {value:g} is not a whole number of rows")
+    if t.min is not None and t.max is not None and t.min > t.max:
+        raise ManifestError(f"{where}: gates.{name}.{gate}: min {t.min:g} is above max {t.max:g}, nothing can pass")
+
+
 def _check_gates(name: str, kind: str, gates: dict[str, Threshold], where: str) -> None:
     family = "dataset" if kind in DATASET_KINDS else "model" if kind in MODEL_KINDS else "chain"
     metrics = _METRIC_GATES[family] | (_METRIC_GATES["text_model"] if kind == "text_classifier" else set())
@@ -231,6 +286,7 @@ def _check_gates(name: str, kind: str, gates: dict[str, Threshold], where: str) 
         elif gate not in metrics:
             known = ", ".join(sorted(metrics | set(catalogue)))
             raise ManifestError(f"{where}: gates.{name}.{gate}: unknown gate for a {kind} (known: {known})")
+        _check_bounds(name, gate, t, where)
 
 
 def _check_params(name: str, member: Any, where: str) -> None:
@@ -271,11 +327,52 @@ def load_manifest(path: Path) -> ReleaseManifest:
     return manifest.model_copy(update={"source": path})
 
 
-def load_manifests(releases_dir: Path) -> list[ReleaseManifest]:
+def _manifest_paths(releases_dir: Path) -> list[Path]:
     paths = sorted(releases_dir.glob("*.yaml"))
     if not paths:
         raise ManifestError(f"{releases_dir}: no release manifests (*.yaml) found")
-    return [load_manifest(p) for p in paths]
+    return paths
+
+
+def load_manifests(releases_dir: Path, project_root: Path | None = None) -> list[ReleaseManifest]:
+    """Every manifest, each checked against the files it names; the first error stops (for definitions)."""
+    root = project_root or releases_dir.parent
+    return [check_paths(load_manifest(p), root) for p in _manifest_paths(releases_dir)]
+
+
+def load_each(releases_dir: Path, project_root: Path | None = None) -> tuple[list[ReleaseManifest], list[str]]:
+    """Every manifest that loads, and one error line per manifest that does not: a broken release must not stop
+    the CLI from running, listing or promoting the others."""
+    root = project_root or releases_dir.parent
+    loaded, errors = [], []
+    for path in _manifest_paths(releases_dir):
+        try:
+            loaded.append(check_paths(load_manifest(path), root))
+        except ManifestError as exc:
+            errors.append(str(exc))
+    return loaded, errors
+
+
+# Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
+_PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
+
+
+def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifest:
+    where = manifest.source or manifest.name
+    for name, member in manifest.members.items():
+        for field, what in _PATH_FIELDS.items():
+            value = getattr(member, field, None)
+            if value is None:
+                continue
+            target = project_root / value
+            if not target.exists():
+                raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")
+            if what == "file" and not target.is_file():
+                raise ManifestError(f"{where}: members.{name}.{field}: {value} is not a file")
+        chain_file = getattr(member, "chain_file", None)
+        if chain_file is not None and not (project_root / member.path / chain_file).is_file():
+            raise ManifestError(f"{where}: members.{name}.chain_file: {chain_file} does not exist in {member.path}")
+    return manifest
 
 
 def member_section(manifest: ReleaseManifest, member: str) -> dict[str, Any]:

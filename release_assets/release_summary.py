@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class ReleaseSummary:
     version: str | None = None
     bundle: str | None = None
     published: bool | None = None
+    weakened_gates: list[str] = field(default_factory=list)
     gates: list[GateLine] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -42,12 +44,50 @@ class ReleaseSummary:
         lines = [f"== {self.release}: {state}"]
         if self.version:
             lines += [f"   version: {self.version}", f"   bundle:  {self.bundle}"]
+        if self.weakened_gates:
+            lines.append("   WEAKENED gates (promotion will need --override-weakened-gates):")
+            lines += [f"     {w}" for w in self.weakened_gates]
         lines.append(f"   gates:   {sum(g.passed for g in self.gates)}/{len(self.gates)} passed")
         for g in self.gates:
             mark = "pass" if g.passed else ("WARN" if g.severity == "WARN" else "FAIL")
             lines.append(f"     [{mark}] {g.asset} {g.check}: {g.reason}")
         lines += [f"   error:   {f}" for f in self.failures]
         return "\n".join(lines)
+
+
+# Errors whose message is written for people: their class name adds nothing (and Dagster's own wrappers and
+# `dagster._core...Failure:` prefixes are noise). Other exceptions keep their class name: `KeyError: 'x'` says
+# more than `'x'`.
+_WORDED = {
+    "Failure",
+    "StoreUnavailable",
+    "ManifestError",
+    "ChainSpecError",
+    "GoldenSuiteError",
+    "DataFileError",
+    "StoreError",
+    "BundleError",
+    "LedgerError",
+    "PromotionError",
+    "TemplateError",
+}
+
+
+def error_text(error: Any) -> str:
+    """The actionable line of a Dagster ``SerializableErrorInfo``: the innermost cause's message, without class
+    names a person does not need (``Error occurred while executing op ...`` wraps the real error as its cause)."""
+    while error.cause is not None:
+        error = error.cause
+    message = (error.message or "").strip()
+    # SerializableErrorInfo words it `module.path.ClassName: text` (or `ClassName: text`).
+    qualified = re.match(rf"^(?:[A-Za-z_][\w]*\.)*{re.escape(error.cls_name)}: ", message)
+    if qualified:
+        message = message[qualified.end() :]
+    elif message.startswith("dagster.") and ": " in message.split("\n", 1)[0]:
+        message = message.split(": ", 1)[1]
+    if error.cls_name not in _WORDED and not message.startswith(error.cls_name):
+        message = f"{error.cls_name}: {message}"
+    return message.strip()
 
 
 def _meta(entries: dict[str, Any], name: str) -> Any:
@@ -77,15 +117,16 @@ def summarise_run(result: Any, releases: list[str]) -> list[ReleaseSummary]:
             s.version = _meta(mat.metadata, "version")
             s.bundle = _meta(mat.metadata, "bundle")
             s.published = _meta(mat.metadata, "published")
+            s.weakened_gates = list(_meta(mat.metadata, "weakened_gates") or [])
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             step = event.step_key or ""
             release = next((r for r in out if step.startswith(f"{r}__")), None)
-            message = event.step_failure_data.error.message if event.step_failure_data.error else step
-            if "DagsterAssetCheckFailedError" in message:
+            error = event.step_failure_data.error
+            if error is not None and "DagsterAssetCheckFailedError" in error.message:
                 continue  # a blocking gate failed: the gate lines above already say which and why
             if release:
-                out[release].failures.append(f"{step}: {message.strip()}")
+                out[release].failures.append(f"{step}: {error_text(error) if error else 'failed'}")
     for s in out.values():
         if s.version is None and not s.failures and all(g.passed or g.severity == "WARN" for g in s.gates):
             s.failures.append("release_unit did not run (an upstream step failed)")

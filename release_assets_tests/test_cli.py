@@ -1,5 +1,7 @@
 """The `release-assets` commands a person types, against a throwaway project, store and instance."""
 
+import json
+
 import pytest
 
 from release_assets import cli
@@ -35,7 +37,8 @@ def test_release_list_promote_history_rollback_verify(env, tmp_path, capsys):
     assert version in capsys.readouterr().out
 
     assert cli.main(["promote", "iris", "0" * 16, "--approved-by", "alice", "--reason", "x"]) == 1
-    assert "was never published" in capsys.readouterr().err
+    refusal = capsys.readouterr().err
+    assert refusal.startswith("promotion refused: iris 0000000000000000 was never published"), refusal
     assert cli.main(["promote", "iris", version, "--approved-by", "alice", "--reason", "first"]) == 0
     assert f"{version} is now champion" in capsys.readouterr().out
 
@@ -69,3 +72,119 @@ def test_bad_override_and_bad_manifest_are_clear(env, capsys):
     edit_manifest(env, "iris", lambda d: d["members"]["classifier"].update({"kind": "quantum_classifier"}))
     assert cli.main(["validate"]) == 1
     assert "iris.yaml: members.classifier" in capsys.readouterr().err
+
+
+def _one_line_error(err: str) -> str:
+    assert "Traceback" not in err and "dagster._core" not in err, err
+    return err
+
+
+def test_a_broken_manifest_does_not_stop_the_other_releases(env, capsys):
+    (env / "releases" / "helpdesk.yaml").write_text("name: helpdesk\nmembers: [unclosed\n")
+    assert cli.main(["release", "iris"]) == 0
+    captured = capsys.readouterr()
+    assert "== iris: published" in captured.out
+    assert "helpdesk.yaml: not valid YAML" in _one_line_error(captured.err)
+    assert cli.main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "iris" in captured.out and "helpdesk.yaml" in _one_line_error(captured.err)
+    assert cli.main(["release", "helpdesk"]) == 2
+    assert "release(s) helpdesk cannot be loaded" in _one_line_error(capsys.readouterr().err)
+    assert cli.main(["validate"]) == 1
+    captured = capsys.readouterr()
+    assert "OK: iris" in captured.out and "FAILED:" in captured.err
+
+
+def test_a_missing_data_file_is_named_before_any_work(env, capsys):
+    (env / "data" / "support" / "messages.jsonl").unlink()
+    assert cli.main(["validate"]) == 1
+    err = _one_line_error(capsys.readouterr().err)
+    assert "helpdesk.yaml: members.messages.path: data/support/messages.jsonl does not exist" in err
+
+
+def test_store_problems_are_one_line_each(env, tmp_path, capsys):
+    assert cli.main(["release", "iris"]) == 0
+    out = capsys.readouterr().out
+    version = next(line.split()[-1] for line in out.splitlines() if line.strip().startswith("version:"))
+    folder = tmp_path / "store" / "releases" / "iris" / version
+
+    # A path trick in a release name never reaches the file system.
+    assert cli.main(["history", "../../../outside"]) == 2
+    assert "'../../../outside' is not a release name" in _one_line_error(capsys.readouterr().err)
+
+    # The loose manifest beside the bundle must agree with the bundle's own.
+    loose = folder / "manifest.json"
+    original = loose.read_text()
+    edited = json.loads(original)
+    edited["gates"] = [{**g, "status": "passed"} for g in edited["gates"]]  # "no warnings, all passed"
+    loose.write_text(json.dumps(edited))
+    assert cli.main(["verify", str(folder)]) == 1
+    assert "differs from the bundle's own" in _one_line_error(capsys.readouterr().err)
+
+    # A truncated manifest is named; `list` still answers for what it can read.
+    loose.write_text(original[: len(original) // 2])
+    assert cli.main(["list", "iris"]) == 1
+    assert f"{loose}: not a readable release manifest" in _one_line_error(capsys.readouterr().err)
+    assert cli.main(["promote", "iris", version, "--approved-by", "alice", "--reason", "x"]) == 1
+    assert "not a readable release manifest" in _one_line_error(capsys.readouterr().err)
+    loose.write_text(original)
+
+    # The ledger: intact, then edited.
+    assert cli.main(["verify", "--ledger", "iris"]) == 0
+    assert "OK: ledger iris: 1 events, hash chain intact" in capsys.readouterr().out
+    ledger = tmp_path / "store" / "ledger" / "iris.jsonl"
+    ledger.write_text(ledger.read_text().replace('"actor": "dagster"', '"actor": "mallory"'))
+    assert cli.main(["verify", "--ledger", "iris"]) == 2
+    assert "iris.jsonl line 1: edited" in _one_line_error(capsys.readouterr().err)
+    assert cli.main(["history", "iris"]) == 2
+    assert "iris.jsonl line 1: edited" in _one_line_error(capsys.readouterr().err)
+
+
+def test_an_unreachable_s3_store_fails_at_once_naming_the_endpoint(env, monkeypatch, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RELEASE_ASSETS_STORE_BACKEND", "s3")
+    monkeypatch.setenv("RELEASE_ASSETS_S3_BUCKET", "releases")
+    monkeypatch.setenv("RELEASE_ASSETS_S3_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    get_settings.cache_clear()
+    start = time.perf_counter()
+    assert cli.main(["release", "iris"]) == 2
+    assert cli.main(["list"]) == 2
+    assert cli.main(["history", "iris"]) == 2
+    assert time.perf_counter() - start < 30
+    err = _one_line_error(capsys.readouterr().err)
+    assert err.count(f"http://127.0.0.1:{port} is unreachable") == 3, err
+
+
+def test_weakened_gates_show_in_list_and_history_and_need_an_override(env, capsys):
+    weaken = [f"iris:gates.classifier.{g}.severity=warn" for g in ("accuracy", "macro_f1", "min_class_recall")]
+    args = ["release", "iris", "--set", "iris:members.classifier.params.C=0.0001"]
+    assert (
+        cli.main(
+            args
+            + [x for w in weaken for x in ("--set", w)]
+            + ["--set", "iris:gates.classifier.slice_gap.severity=warn"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "WEAKENED gates" in out and "gates.classifier.accuracy.severity: block -> warn" in out
+    version = next(line.split()[-1] for line in out.splitlines() if line.strip().startswith("version:"))
+    assert cli.main(["list", "iris"]) == 0
+    assert "WEAKENED gates (4)" in capsys.readouterr().out
+    assert cli.main(["promote", "iris", version, "--approved-by", "alice", "--reason", "ship"]) == 1
+    err = _one_line_error(capsys.readouterr().err)
+    assert "weakened from the committed manifest" in err and "--override-weakened-gates" in err
+    promote = ["promote", "iris", version, "--approved-by", "alice", "--reason", "demo", "--override-weakened-gates"]
+    assert cli.main(promote) == 0
+    assert "OVER WEAKENED GATES" in capsys.readouterr().out
+    assert cli.main(["history", "iris"]) == 0
+    history = capsys.readouterr().out
+    assert "OVERRIDE of weakened gates: gates.classifier.accuracy.severity: block -> warn" in history
+    assert "run by" in history

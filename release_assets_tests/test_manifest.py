@@ -117,3 +117,74 @@ def test_overrides_edit_one_run_and_cannot_rename_a_release():
         apply_overrides(iris, ["name=other"])
     with pytest.raises(ManifestError, match=r"has no field 'members\.nope\.params\.C'"):
         apply_overrides(iris, ["members.nope.params.C=1"])
+
+
+@pytest.mark.parametrize(
+    ("member", "gate", "bound", "expected"),
+    [
+        (
+            "intent_model",
+            "accuracy",
+            {"min": 1.5},
+            r"gates\.intent_model\.accuracy\.min: 1\.5 is outside accuracy's range \[0, 1\]",
+        ),
+        ("chain", "p95_ms", {"max": -5}, r"gates\.chain\.p95_ms\.max: -5 is outside p95_ms's range \[0, ∞\)"),
+        (
+            "vision_model",
+            "regression",
+            {"min": 0.02},
+            r"gates\.vision_model\.regression\.min: 0\.02 is outside regression's range \[-1, 0\]",
+        ),
+        (
+            "vision_model",
+            "slice_gap",
+            {"max": 15},
+            r"gates\.vision_model\.slice_gap\.max: 15 is outside slice_gap's range \[0, 1\]",
+        ),
+        (
+            "messages",
+            "duplicates",
+            {"max": 0.5},
+            r"gates\.messages\.duplicates\.max: 0\.5 is not a whole number of rows",
+        ),
+        (
+            "messages",
+            "invalid_rows",
+            {"max": -1},
+            r"gates\.messages\.invalid_rows\.max: -1 is outside invalid_rows's range",
+        ),
+        (
+            "intent_model",
+            "macro_f1",
+            {"min": 0.9, "max": 0.8},
+            r"gates\.intent_model\.macro_f1: min 0\.9 is above max 0\.8",
+        ),
+    ],
+)
+def test_gate_bounds_must_lie_in_the_metric_range(member, gate, bound, expected):
+    data = _helpdesk()
+    data["gates"][member][gate] = bound
+    with pytest.raises(ManifestError, match=r"^releases/helpdesk\.yaml: " + expected):
+        parse_manifest(data, "releases/helpdesk.yaml")
+
+
+def test_out_of_range_override_is_refused_naming_the_field():
+    from release_assets.manifest import apply_overrides
+
+    iris = load_manifest(REPO / "releases" / "iris.yaml")
+    with pytest.raises(
+        ManifestError, match=r"gates\.classifier\.accuracy\.min: 1\.5 is outside accuracy's range \[0, 1\]"
+    ):
+        apply_overrides(iris, ["gates.classifier.accuracy.min=1.5"])
+
+
+def test_every_gate_declares_its_range_and_test_thresholds_are_valid():
+    from release_assets.manifest import _CATALOGUE_GATES, _GATE_RANGES, _METRIC_GATES
+
+    declared = set().union(*_METRIC_GATES.values(), *(set(g) for g in _CATALOGUE_GATES.values()))
+    assert declared == set(_GATE_RANGES)
+    from release_assets_tests.conftest import TINY_GATES
+
+    data = _helpdesk()
+    data["gates"].update(TINY_GATES)
+    parse_manifest(data, "releases/helpdesk.yaml")

@@ -146,3 +146,18 @@ def test_chain_gates_fail_on_a_broken_chain(tiny_project, tmp_path, change):
     assert gate in {g.check for g in s.gates if not g.passed}, s.render()
     assert not s.published_ok
     assert not (store / "releases" / "helpdesk").exists()
+
+
+def test_a_chain_config_error_is_reported_by_its_cause_not_by_the_op_that_failed(tiny_project, tmp_path):
+    chain = tiny_project / "prompts" / "helpdesk" / "chain.yaml"
+    text = chain.read_text()
+    assert "    template: classify_intent.j2\n" in text
+    chain.write_text(text.replace("    template: classify_intent.j2\n", "    template: classify_intent.j2: oops\n"))
+    line = text[: text.index("    template: classify_intent.j2")].count("\n") + 1
+    with dg.instance_for_test() as instance:
+        _, summaries = run_release(tiny_project, tmp_path / "store", instance, only=["helpdesk"])
+    rendered = summaries["helpdesk"].render()
+    assert "FAILED" in rendered
+    [failure] = summaries["helpdesk"].failures
+    assert failure.startswith("helpdesk__chain: ") and f"chain.yaml line {line}, column" in failure, rendered
+    assert "Error occurred while executing" not in rendered and "dagster." not in rendered

@@ -182,3 +182,41 @@ def label_coverage_verdict(
     bounds: dict[str, float | None] = {"min": float(min_per_label), "max": None}
     examples = short[:MAX_EXAMPLES]
     return _verdict(member, gate, not short, reason, float(len(short)), bounds, severity=severity, examples=examples)
+
+
+# Invalid rows are found by the schema while the raw asset builds (datasets/build.py); the gate only counts them.
+# Its reason is what the CLI prints and the check shows, so it names the first rows itself: a count alone sends
+# the person to the artifact to find out which line of which file to fix.
+ROWS_IN_REASON = 3
+ROWS_IN_TABLE = 10
+_ERROR_IN_REASON = 60
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most about ``limit`` characters, cut at a word boundary."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip() + " ..."
+
+
+def _where(failure: dict[str, Any]) -> str:
+    # "<json>", "<utf-8>" and "<row>" are not fields a person can look for: the line alone says where.
+    field = str(failure.get("field", ""))
+    return f"line {failure['line']}" + (f", field {field}" if field and not field.startswith("<") else "")
+
+
+def invalid_rows_detail(file: str, failures: list[dict[str, Any]], total: int) -> tuple[str, list[dict[str, Any]]]:
+    """The first failing rows as one line for a reason (``file line 4, field intent: ...; line 9: ...``) and as
+    table rows (file, line, field, error). ``failures`` are the raw summary's examples, which it caps, so ``total``
+    is the full count the gate measured."""
+    if not failures:
+        return "", []
+    listed = "; ".join(f"{_where(f)}: {clip(f['error'], _ERROR_IN_REASON)}" for f in failures[:ROWS_IN_REASON])
+    more = total - min(len(failures), ROWS_IN_REASON)
+    text = f"{file} {listed}" + (f"; and {more} more" if more > 0 else "")
+    table = [
+        {"file": file, "line": f["line"], "field": f["field"], "error": f["error"]} for f in failures[:ROWS_IN_TABLE]
+    ]
+    return text, table

@@ -21,6 +21,19 @@ def check_name(gate: str) -> str:
     return f"{gate}_gate"
 
 
+def _example_tables(examples: list[dict]) -> dict[str, dg.MetadataValue]:
+    """One markdown table per kind of example: a row's ``_table`` names its table (e.g. a failing format_valid gate
+    has the worst cases and the most common format errors), by default ``worst_examples``. Columns starting with
+    ``_`` are bookkeeping, not shown."""
+    tables: dict[str, list[dict]] = {}
+    for example in examples:
+        tables.setdefault(example.get("_table", "worst_examples"), []).append(example)
+    return {
+        name: dg.MetadataValue.md(examples_markdown(rows, [c for c in rows[0] if not c.startswith("_")]))
+        for name, rows in tables.items()
+    }
+
+
 def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
     meta: dict = {
         "status": verdict.status,
@@ -34,9 +47,8 @@ def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResul
         meta["observed"] = float(verdict.observed)
     if verdict.champion is not None:
         meta["champion"] = float(verdict.champion)
-    if verdict.examples and verdict.status != "passed":
-        columns = [c for c in verdict.examples[0] if not c.startswith("_")]
-        meta["worst_examples"] = dg.MetadataValue.md(examples_markdown(verdict.examples, columns))
+    if verdict.status != "passed":
+        meta.update(_example_tables(verdict.examples))
     return dg.AssetCheckResult(
         asset_key=asset_key,
         passed=verdict.status == "passed",

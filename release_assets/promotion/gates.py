@@ -169,6 +169,62 @@ def latency_context(metrics: dict[str, Any]) -> str:
     return f" (service time, CPU queueing excluded; wall clock p95 {wall:.4g} ms, {share:.0%} of it waiting for a CPU)"
 
 
+def _data_file(spec: Any, summary: dict[str, Any]) -> str:
+    """The file a raw summary was read from, spelled as in the manifest (relative to the project) when it is that
+    file: the summary holds the absolute path of whichever checkout built it."""
+    source = str(summary.get("source", ""))
+    path = getattr(spec, "path", None)
+    if path and Path(source).parts[-len(Path(path).parts) :] == Path(path).parts:
+        return path
+    return source
+
+
+def _explain_invalid_rows(spec: Any, verdict: Verdict, summary: dict[str, Any]) -> Verdict:
+    from release_assets.datasets.quality import invalid_rows_detail
+
+    text, table = invalid_rows_detail(_data_file(spec, summary), summary.get("examples", []), int(verdict.observed))
+    if not text:
+        return verdict
+    # These rows replace the raw examples (which lack the file) as the check's `worst_examples` table, the one
+    # the UI and the CLI's readers already look at for a failed gate.
+    return replace(verdict, reason=f"{verdict.reason}: {text}", examples=table)
+
+
+FORMAT_ERRORS_IN_REASON = 2
+_FORMAT_MESSAGE = 160
+
+
+def _explain_format_valid(spec: Any, verdict: Verdict, summary: dict[str, Any]) -> Verdict:
+    """The most common format errors, counted by the golden evaluation: a handful of distinct messages (one broken
+    template fails every case it renders) explain most invalid cases. A summary written before they were counted
+    has no `format_errors`, and its reason stays as it was."""
+    from release_assets.datasets.quality import clip
+
+    errors = summary.get("format_errors") or []
+    if not errors:
+        return verdict
+    common = [
+        f"{e['step']}: {clip(e['message'], _FORMAT_MESSAGE)} ×{e['count']}" for e in errors[:FORMAT_ERRORS_IN_REASON]
+    ]
+    more = "; ..." if len(errors) > FORMAT_ERRORS_IN_REASON else ""
+    # `_table` puts these rows in their own check metadata table next to the worst cases (checks.check_result).
+    table = [
+        {"step": e["step"], "message": e["message"], "count": e["count"], "_table": "format_errors"} for e in errors
+    ]
+    return replace(
+        verdict,
+        reason=f"{verdict.reason} (most common: {'; '.join(common)}{more})",
+        examples=[*verdict.examples, *table],
+    )
+
+
+# Metric gates whose failing reason names what failed, not only how much (by gate name, so any member kind).
+EXPLAINED: dict[str, Callable[[Any, Verdict, dict[str, Any]], Verdict]] = {
+    "invalid_rows": _explain_invalid_rows,
+    "format_valid": _explain_format_valid,
+}
+
+
 def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
     kind = manifest.members[member].kind
     out = []
@@ -186,10 +242,14 @@ def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs
             summary = _summary_for(kind, gate, inputs)
             metrics = summary.get("metrics", {})
             verdict = threshold_verdict(member, gate, metrics.get(gate), t)
-            if gate.endswith("_ms") and verdict.observed is not None:
+            # How it was measured matters when the gate fails or the machine was busy; a quiet pass stays short.
+            busy = (metrics.get("cpu_wait_share") or 0) >= 0.1
+            if gate.endswith("_ms") and verdict.observed is not None and (busy or verdict.status != "passed"):
                 verdict = replace(verdict, reason=verdict.reason + latency_context(metrics))
             if verdict.status != "passed":
                 verdict = replace(verdict, examples=summary.get("examples", []))
+            if verdict.status == "failed" and gate in EXPLAINED:
+                verdict = EXPLAINED[gate](manifest.members[member], verdict, summary)
         out.append(verdict)
     return out
 

@@ -63,6 +63,7 @@ def release_unit_asset(
     def release_unit(context: dg.AssetExecutionContext, **refs: ArtifactRef) -> dg.Output:
         from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
         from release_assets.promotion.policy import release_decision
+        from release_assets.promotion.weakened import committed_manifest, weakened_gates
         from release_assets.release.publish import build_manifest, git_commit, publish_release
         from release_assets.rollout.champion import ChampionView
         from release_assets.rollout.ledger import record_published, replay
@@ -100,13 +101,25 @@ def release_unit_asset(
             "data_versions": {name: ref.digest[:16] for name, ref in refs.items()},
             "fingerprints": {name: ref.fingerprint for name, ref in refs.items()},
         }
-        candidate = build_manifest(manifest.name, refs, verdicts, lineage)
+        committed, committed_from = committed_manifest(manifest)
+        weakened = weakened_gates(committed, manifest)
+        lineage["committed_manifest"] = committed_from
+        if weakened:
+            context.log.warning(f"{manifest.name}: gates weakened from the committed manifest: {'; '.join(weakened)}")
+        candidate = build_manifest(manifest.name, refs, verdicts, lineage, weakened)
         bundle, published_manifest, published = publish_release(local, releases, manifest.name, refs, candidate)
         version = published_manifest["version"]
         registry = context.resources.registry.get()
         # Each follow-up is idempotent, so a run that died after publishing completes them on retry.
         if version not in replay(releases.events(manifest.name)).published:
-            record_published(releases, manifest.name, version, actor="dagster", run_id=context.run.run_id)
+            record_published(
+                releases,
+                manifest.name,
+                version,
+                actor="dagster",
+                run_id=context.run.run_id,
+                weakened_gates=published_manifest.get("weakened_gates"),
+            )
         # Registered means done; a run logged but never registered (a crash in between) is logged again.
         if registry.has_version(manifest.name, version):
             run_id = registry.release_run(manifest.name, version)
@@ -150,6 +163,8 @@ def release_unit_asset(
                 **({"mlflow_run": dg.MetadataValue.url(link)} if (link := registry.run_link(run_id)) else {}),
                 "members": dg.MetadataValue.md(markdown_table(["member", "sha256", "size", "metrics"], member_rows)),
                 "gates": dg.MetadataValue.md(_verdict_table(verdicts)),
+                # Empty when built with the committed gates; otherwise promotion needs an explicit override.
+                "weakened_gates": dg.MetadataValue.json(published_manifest.get("weakened_gates") or []),
             },
         )
 

@@ -44,6 +44,7 @@ def build_manifest(
     refs: dict[str, ArtifactRef],
     verdicts: list[Verdict],
     lineage: dict[str, Any],
+    weakened_gates: list[str] | None = None,
 ) -> dict[str, Any]:
     members = {}
     for name, ref in sorted(refs.items()):
@@ -71,6 +72,8 @@ def build_manifest(
         "version": release_version(members),
         "members": members,
         "gates": [v.as_dict() for v in verdicts],
+        # Gates loosened from the committed manifest for this build (promotion then needs an override).
+        "weakened_gates": weakened_gates or [],
         "lineage": lineage,
         # Outside the version digest: the same content published twice keeps one version.
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -37,6 +37,23 @@ class StoreError(RuntimeError):
     """A store operation that cannot complete; names the location."""
 
 
+_RELEASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_VERSION = re.compile(r"^[0-9a-f]{16}$")
+
+
+def check_release_name(name: str) -> str:
+    """Release names and versions become paths and keys: refuse anything that could leave the store."""
+    if not isinstance(name, str) or not _RELEASE_NAME.match(name):
+        raise StoreError(f"{name!r} is not a release name (lower-case letters, digits and underscores)")
+    return name
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise StoreError(f"{version!r} is not a release version (16 hex digits, as `release-assets list` shows)")
+    return version
+
+
 class LedgerError(ValueError):
     """The promotion ledger was changed after it was written, or cannot be read; names the file and line (or key).
 
@@ -131,6 +148,19 @@ def _out_of_sequence(entries: list, i: int, seq: int, last_seq: int, missing_at:
     raise LedgerError(f"{where}: out of order (seq {seq} after seq {last_seq})")
 
 
+def _manifest_json(where: str, raw: bytes) -> dict[str, Any]:
+    """A published manifest that does not parse (truncated by a full disk, edited by hand) is named, not dumped."""
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(
+            f"{where}: not a readable release manifest ({exc}); `release-assets verify` the bundle"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{where}: not a readable release manifest (expected a JSON object)")
+    return manifest
+
+
 class ReleaseStore(ABC):
     """Published release units and the append-only promotion ledger."""
 
@@ -203,8 +233,11 @@ class LocalReleaseStore(ReleaseStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
 
+    def _release_dir(self, name: str) -> Path:
+        return self.root / "releases" / check_release_name(name)
+
     def _dir(self, name: str, version: str) -> Path:
-        return self.root / "releases" / name / version
+        return self._release_dir(name) / check_version(version)
 
     def _atomic_write(self, target: Path, data: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -237,14 +270,14 @@ class LocalReleaseStore(ReleaseStore):
         self._atomic_write(self._dir(name, version) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
     def _put_pointer(self, name: str, pointer: dict[str, Any]) -> None:
-        self._atomic_write(self.root / "releases" / name / "latest.json", json.dumps(pointer).encode())
+        self._atomic_write(self._release_dir(name) / "latest.json", json.dumps(pointer).encode())
 
     def manifest(self, name: str, version: str) -> dict[str, Any] | None:
         path = self._dir(name, version) / MANIFEST
-        return json.loads(path.read_text()) if path.exists() else None
+        return _manifest_json(str(path), path.read_bytes()) if path.exists() else None
 
     def versions(self, name: str) -> list[str]:
-        base = self.root / "releases" / name
+        base = self._release_dir(name)
         return sorted(p.name for p in base.iterdir() if (p / MANIFEST).exists()) if base.exists() else []
 
     def fetch_bundle(self, name: str, version: str, dest: Path) -> Path:
@@ -258,14 +291,14 @@ class LocalReleaseStore(ReleaseStore):
         return str(self._dir(name, version) / BUNDLE)
 
     def latest(self, name: str) -> str | None:
-        path = self.root / "releases" / name / "latest.json"
+        path = self._release_dir(name) / "latest.json"
         return json.loads(path.read_text())["version"] if path.exists() else None
 
     def _ledger(self, name: str) -> Path:
-        return self.root / "ledger" / f"{name}.jsonl"
+        return self.root / "ledger" / f"{check_release_name(name)}.jsonl"
 
     def _head(self, name: str) -> Path:
-        return self.root / "ledger" / f"{name}.head.json"
+        return self.root / "ledger" / f"{check_release_name(name)}.head.json"
 
     def _lines(self, text: str) -> list[tuple[int, str]]:
         return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
@@ -334,6 +367,10 @@ class S3ReleaseStore(ReleaseStore):
         self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
 
     def _key(self, *parts: str) -> str:
+        if len(parts) > 1 and parts[0] in ("releases", "ledger"):
+            check_release_name(parts[1])
+            if parts[0] == "releases" and len(parts) > 3:
+                check_version(parts[2])
         return "/".join([p for p in (self.prefix, *parts) if p])
 
     def _get(self, key: str) -> bytes | None:
@@ -354,8 +391,9 @@ class S3ReleaseStore(ReleaseStore):
         self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(pointer).encode())
 
     def manifest(self, name: str, version: str) -> dict[str, Any] | None:
-        body = self._get(self._key("releases", name, version, MANIFEST))
-        return json.loads(body) if body is not None else None
+        key = self._key("releases", name, version, MANIFEST)
+        body = self._get(key)
+        return _manifest_json(f"s3://{self.bucket}/{key}", body) if body is not None else None
 
     def _list(self, prefix: str) -> list[str]:
         keys, token = [], None

@@ -15,6 +15,10 @@ class PromoteConfig(dg.Config):
     version: str = Field(description="the published version to make champion")
     approved_by: str = Field(description="who approves this promotion (recorded in the ledger)")
     reason: str = Field(description="why (recorded in the ledger)")
+    override_weakened_gates: bool = Field(
+        default=False,
+        description="promote a version built with gates weakened from the committed manifest (recorded in the ledger)",
+    )
 
 
 class RollbackConfig(dg.Config):
@@ -30,6 +34,27 @@ def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | Non
     aliases = {"candidate": state.candidate, "champion": state.champion}
     context.resources.registry.get().mirror(release, aliases)
     return aliases
+
+
+def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases: dict[str, str | None]) -> None:
+    """Each move shows on the release unit's asset page (Events), beside the materializations it moved between."""
+    from release_assets import keys
+
+    override = moved.get("override", {}).get("weakened_gates")
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(keys.release_unit(release)),
+            metadata={
+                "event": moved["action"],
+                "champion": aliases["champion"] or "none",
+                "from_version": moved["from_version"] or "none",
+                "actor": moved["actor"],
+                "run_by": moved.get("run_by", ""),
+                "reason": moved["reason"],
+                **({"OVERRIDE weakened gates": dg.MetadataValue.json(override)} if override else {}),
+            },
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -49,9 +74,20 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
 
     with _refused("promotion"):
         events = promote_version(
-            context.resources.store.releases(), config.release, config.version, config.approved_by, config.reason
+            context.resources.store.releases(),
+            config.release,
+            config.version,
+            config.approved_by,
+            config.reason,
+            override_weakened_gates=config.override_weakened_gates,
         )
     aliases = _mirror(context, config.release)
+    _observe(context, config.release, events[-1], aliases)
+    if events[-1].get("override"):
+        context.log.warning(
+            f"{config.release} {config.version}: promoted OVER weakened gates "
+            f"({'; '.join(events[-1]['override']['weakened_gates'])}), approved by {config.approved_by}"
+        )
     context.log.info(
         f"{config.release}: champion {events[-1]['from_version'] or 'none'} -> {aliases['champion']} "
         f"(approved by {config.approved_by}: {config.reason})"
@@ -65,6 +101,7 @@ def rollback(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
     with _refused("rollback"):
         event = rollback_release(context.resources.store.releases(), config.release, config.requested_by, config.reason)
     aliases = _mirror(context, config.release)
+    _observe(context, config.release, event, aliases)
     context.log.info(
         f"{config.release}: champion {event['from_version']} -> {aliases['champion']} (rolled back by "
         f"{config.requested_by}: {config.reason})"

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from release_assets.release.store import LedgerError, ReleaseStore
+from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name, check_version
 
 Action = Literal["published", "approved", "promoted", "rolled_back"]
 
@@ -101,8 +100,10 @@ def verify_ledger(store: ReleaseStore, release: str) -> dict[str, Any]:
     Returns counts: ``events`` in all, ``chained`` and ``legacy`` (written before the chain), and ``head``, the head
     record ``{"seq", "hash"}`` or None when none was written yet.
     """
-    if not _RELEASE.match(release):
-        raise LedgerError(f"{release!r} is not a release name (lower-case letters, digits, underscores)")
+    try:
+        check_release_name(release)
+    except StoreError as exc:
+        raise LedgerError(str(exc)) from None
     ledger = store.read_ledger(release)
     total = len(ledger.events)
     return {
@@ -126,41 +127,70 @@ def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [g for g in recorded if Verdict(**g).holds_release]
 
 
-_RELEASE = re.compile(r"^[a-z][a-z0-9_]*$")
-_VERSION = re.compile(r"^[0-9a-f]{16}$")
-
-
 def _check_names(release: str, version: str | None = None) -> None:
     """Names reach store paths: refuse anything that is not a release name or a version digest."""
-    if not _RELEASE.match(release):
-        raise PromotionError(f"{release!r} is not a release name (lower-case letters, digits, underscores)")
-    if version is not None and not _VERSION.match(version):
-        raise PromotionError(f"{version!r} is not a release version (16 hex digits, as `release-assets list` shows)")
+    try:
+        check_release_name(release)
+        if version is not None:
+            check_version(version)
+    except StoreError as exc:
+        raise PromotionError(str(exc)) from None
 
 
-def promote(store: ReleaseStore, release: str, version: str, approved_by: str, reason: str) -> list[dict[str, Any]]:
-    """Manual approval then promotion of ``version`` to champion; refuses anything unpublished or not all-passed."""
+def _verified(store: ReleaseStore, release: str, version: str, action: str) -> dict[str, Any]:
+    """The bundle's own manifest, verified; a corrupt or missing bundle refuses the move with the store's words."""
+    from release_assets.release.bundle import BundleError
+    from release_assets.rollout.verified import verified_manifest
+
+    try:
+        return verified_manifest(store, release, version)
+    except (BundleError, StoreError) as exc:
+        raise PromotionError(f"{release} {version} cannot be {action}: its bundle does not verify: {exc}") from None
+
+
+def promote(
+    store: ReleaseStore,
+    release: str,
+    version: str,
+    approved_by: str,
+    reason: str,
+    override_weakened_gates: bool = False,
+) -> list[dict[str, Any]]:
+    """Manual approval then promotion of ``version`` to champion.
+
+    Decides from the verified bundle's own manifest: refuses anything unpublished, not all-passed, or whose bundle
+    does not verify; a release built with weakened gates needs ``override_weakened_gates``, which the ledger
+    records beside the approver and the reason.
+    """
     _check_names(release, version)
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a promotion needs both `approved_by` and `reason`")
-    manifest = store.manifest(release, version)
-    if manifest is None:
+    if store.manifest(release, version) is None:
         known = ", ".join(sorted(store.versions(release))) or "none"
         raise PromotionError(f"{release} {version} was never published (published versions: {known})")
+    manifest = _verified(store, release, version, "promoted")
     holding = _blocking_verdicts(manifest)
     if holding:
         listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)
         raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
+    weakened = manifest.get("weakened_gates") or []
+    if weakened and not override_weakened_gates:
+        raise PromotionError(
+            f"{release} {version} was built with gates weakened from the committed manifest "
+            f"({'; '.join(weakened)}); promoting it needs an explicit override "
+            "(`--override-weakened-gates` with `--approved-by` and `--reason`)"
+        )
     state = replay(store.events(release))
     if state.champion == version:
         raise PromotionError(f"{release} {version} is already the champion")
-    written = [
-        event("approved", release, actor=approved_by, reason=reason, from_version=state.champion, to_version=version),
-        event("promoted", release, actor=approved_by, reason=reason, from_version=state.champion, to_version=version),
+    extra = {"override": {"weakened_gates": weakened}} if weakened else {}
+    moves = [
+        event(
+            action, release, actor=approved_by, reason=reason, from_version=state.champion, to_version=version, **extra
+        )
+        for action in ("approved", "promoted")
     ]
-    for e in written:
-        store.append_event(release, e)
-    return written
+    return [store.append_event(release, e) for e in moves]
 
 
 def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict[str, Any]:
@@ -173,6 +203,7 @@ def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict
         raise PromotionError(f"{release} has no champion to roll back")
     if state.previous_champion is None:
         raise PromotionError(f"{release} {state.champion} is the first champion; there is nothing to roll back to")
+    _verified(store, release, state.previous_champion, "rolled back to")
     e = event(
         "rolled_back",
         release,
@@ -181,14 +212,21 @@ def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict
         from_version=state.champion,
         to_version=state.previous_champion,
     )
-    store.append_event(release, e)
-    return e
+    return store.append_event(release, e)
 
 
-def record_published(store: ReleaseStore, release: str, version: str, actor: str, run_id: str) -> dict[str, Any]:
+def record_published(
+    store: ReleaseStore, release: str, version: str, actor: str, run_id: str, weakened_gates: list[str] | None = None
+) -> dict[str, Any]:
     previous = replay(store.events(release)).candidate
+    extra = {"weakened_gates": weakened_gates} if weakened_gates else {}
     e = event(
-        "published", release, actor=actor, reason=f"dagster run {run_id}", from_version=previous, to_version=version
+        "published",
+        release,
+        actor=actor,
+        reason=f"dagster run {run_id}",
+        from_version=previous,
+        to_version=version,
+        **extra,
     )
-    store.append_event(release, e)
-    return e
+    return store.append_event(release, e)

@@ -81,3 +81,34 @@ def test_label_coverage_below_minimum_and_expected_labels():
     assert cov["missing"]["train"] == ["other"]
     ok = label_coverage_verdict("support", splits, min_per_label=1)
     assert ok.status == "passed"
+
+
+def test_invalid_rows_detail_lists_the_first_rows_on_one_line():
+    from release_assets.datasets.quality import invalid_rows_detail
+
+    failures = [
+        {
+            "line": 4,
+            "id": "m4",
+            "field": "intent",
+            "error": "Input should be 'refund', 'order_status', 'cancel_order' or 'other'",
+        },
+        {"line": 7, "id": "line 7", "field": "<json>", "error": "not valid JSON: Expecting value"},
+        {"line": 9, "id": "m9", "field": "text", "error": "Field\nrequired"},
+    ] + [{"line": n, "id": f"m{n}", "field": "text", "error": "Field required"} for n in range(10, 27)]
+    # build_raw keeps the first 20 failures; the count covers all of them.
+    text, table = invalid_rows_detail("data/support/messages.jsonl", failures, total=37)
+    assert text == (
+        "data/support/messages.jsonl line 4, field intent: Input should be 'refund', 'order_status', "
+        "'cancel_order' or ...; line 7: not valid JSON: Expecting value; line 9, field text: Field required; "
+        "and 34 more"
+    )
+    assert len(table) == 10
+    assert table[1] == {
+        "file": "data/support/messages.jsonl",
+        "line": 7,
+        "field": "<json>",
+        "error": failures[1]["error"],
+    }
+    assert invalid_rows_detail("x.jsonl", failures[:1], total=1)[0].endswith("or ...")
+    assert invalid_rows_detail("x.jsonl", [], total=0) == ("", [])

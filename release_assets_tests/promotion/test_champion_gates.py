@@ -74,7 +74,7 @@ def test_regression_reads_the_champion_from_the_ledger_not_the_candidate(project
         ]
         _, v1 = _run(project, resources, instance, "iris", relaxed)
         assert v1 is not None
-        promote(store, "iris", v1, "alice", "weak but promoted")
+        promote(store, "iris", v1, "alice", "weak but promoted", override_weakened_gates=True)
         champion_report = json.loads(json.dumps(store.manifest("iris", v1)["members"]["classifier_report"]))
         checks, _ = _run(project, resources, instance, "iris")
     regression = checks["regression_gate"]

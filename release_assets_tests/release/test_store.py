@@ -80,14 +80,16 @@ def _bundle(tmp_path: Path, content: bytes = b"bundle-bytes") -> Path:
 
 
 def test_round_trip(store, tmp_path):
-    assert store.publish("iris", "v1", _bundle(tmp_path), {"version": "v1", "gates": []})
-    assert store.is_published("iris", "v1")
-    assert store.versions("iris") == ["v1"]
-    assert store.latest("iris") == "v1"
-    assert store.manifest("iris", "v1")["version"] == "v1"
-    fetched = store.fetch_bundle("iris", "v1", tmp_path / "fetched.tar.gz")
+    assert store.publish("iris", "00000000000000a1", _bundle(tmp_path), {"version": "00000000000000a1", "gates": []})
+    assert store.is_published("iris", "00000000000000a1")
+    assert store.versions("iris") == ["00000000000000a1"]
+    assert store.latest("iris") == "00000000000000a1"
+    assert store.manifest("iris", "00000000000000a1")["version"] == "00000000000000a1"
+    fetched = store.fetch_bundle("iris", "00000000000000a1", tmp_path / "fetched.tar.gz")
     assert fetched.read_bytes() == b"bundle-bytes"
-    assert store.publish("iris", "v1", _bundle(tmp_path), {"version": "v1"}) is False  # idempotent
+    assert (
+        store.publish("iris", "00000000000000a1", _bundle(tmp_path), {"version": "00000000000000a1"}) is False
+    )  # idempotent
 
 
 def test_missing_bundle_is_a_clear_error(store, tmp_path):
@@ -103,26 +105,29 @@ def test_interrupted_publish_is_invisible_and_a_retry_completes(store, tmp_path,
 
     monkeypatch.setattr(store, "_put_manifest", die)
     with pytest.raises(KeyboardInterrupt):
-        store.publish("iris", "v2", _bundle(tmp_path), {"version": "v2"})
+        store.publish("iris", "00000000000000a2", _bundle(tmp_path), {"version": "00000000000000a2"})
     assert store.versions("iris") == []
     assert store.latest("iris") is None
     monkeypatch.undo()
-    assert store.publish("iris", "v2", _bundle(tmp_path), {"version": "v2"})
-    assert store.versions("iris") == ["v2"]
+    assert store.publish("iris", "00000000000000a2", _bundle(tmp_path), {"version": "00000000000000a2"})
+    assert store.versions("iris") == ["00000000000000a2"]
 
 
 def test_s3_layout_uses_prefix(s3_endpoint, tmp_path):
     client = s3_client(s3_endpoint)
     client.create_bucket(Bucket="layout")
     store = S3ReleaseStore(client, "layout", prefix="p")
-    store.publish("helpdesk", "abc", _bundle(tmp_path), {"version": "abc"})
+    store.publish("helpdesk", "0000000000000abc", _bundle(tmp_path), {"version": "0000000000000abc"})
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="layout")["Contents"])
     assert keys == [
-        "p/releases/helpdesk/abc/bundle.tar.gz",
-        "p/releases/helpdesk/abc/manifest.json",
+        "p/releases/helpdesk/0000000000000abc/bundle.tar.gz",
+        "p/releases/helpdesk/0000000000000abc/manifest.json",
         "p/releases/helpdesk/latest.json",
     ]
-    assert store.bundle_uri("helpdesk", "abc") == "s3://layout/p/releases/helpdesk/abc/bundle.tar.gz"
+    assert (
+        store.bundle_uri("helpdesk", "0000000000000abc")
+        == "s3://layout/p/releases/helpdesk/0000000000000abc/bundle.tar.gz"
+    )
 
 
 def _append_many(args) -> None:
@@ -170,7 +175,7 @@ from release_assets_tests.release.test_store import s3_client
 kind, location, bundle = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 store = LocalReleaseStore(Path(location)) if kind == "local" else S3ReleaseStore(s3_client(location), "killed")
 store._put_manifest = lambda *a, **k: os._exit(9)  # the process dies between bundle and manifest
-store.publish("iris", "v7", bundle, {"version": "v7"})
+store.publish("iris", "00000000000000a7", bundle, {"version": "00000000000000a7"})
 """
 
 
@@ -193,8 +198,8 @@ def test_a_killed_publish_leaves_nothing_visible_and_a_retry_succeeds(kind, tmp_
     )
     assert killed.returncode == 9, killed.stderr.decode()[-2000:]
     assert store.versions("iris") == [] and store.latest("iris") is None
-    assert store.publish("iris", "v7", bundle, {"version": "v7"})
-    assert store.versions("iris") == ["v7"] and store.latest("iris") == "v7"
+    assert store.publish("iris", "00000000000000a7", bundle, {"version": "00000000000000a7"})
+    assert store.versions("iris") == ["00000000000000a7"] and store.latest("iris") == "00000000000000a7"
 
 
 def _append_from_thread(store: S3ReleaseStore, writer: int, n: int) -> None:
@@ -345,3 +350,17 @@ def test_a_damaged_line_is_named(tmp_path):
         store.events("iris")
     with pytest.raises(LedgerError, match=r"iris\.jsonl line 2: not a JSON event"):
         store.append_event("iris", {"action": "x"})  # never chain from a line that cannot be read
+
+
+@pytest.mark.parametrize("name", ["../../../outside", "Iris", "iris/../x", ""])
+def test_names_that_could_leave_the_store_are_refused_everywhere(tmp_path, name):
+    store = LocalReleaseStore(tmp_path)
+    for call in (
+        lambda: store.events(name),
+        lambda: store.versions(name),
+        lambda: store.latest(name),
+        lambda: store.manifest(name, "00000000000000a1"),
+        lambda: store.manifest("iris", name or "x"),
+    ):
+        with pytest.raises(StoreError, match=r"is not a release (name|version)"):
+            call()

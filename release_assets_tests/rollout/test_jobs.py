@@ -87,6 +87,19 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
             "rolled_back",
         ]
         assert events[-1]["actor"] == "carol" and events[-1]["reason"] == "p99 up"
+        # Every move shows on the release unit's asset page, beside its materializations.
+        observed = [
+            e.asset_observation_data.asset_observation.metadata
+            for e in instance.get_event_records(
+                dg.EventRecordsFilter(
+                    dg.DagsterEventType.ASSET_OBSERVATION, asset_key=dg.AssetKey(["iris", "release_unit"])
+                ),
+                ascending=True,
+            )
+            for e in [e.event_log_entry.dagster_event]
+        ]
+        assert [m["event"].value for m in observed] == ["promoted", "promoted", "rolled_back"]
+        assert observed[-1]["champion"].value == v1 and observed[-1]["actor"].value == "carol"
 
 
 def test_release_with_s3_settings_publishes_to_s3(project, tmp_path, monkeypatch):

@@ -14,21 +14,18 @@ from release_assets.rollout.ledger import (
     rollback,
     verify_ledger,
 )
+from release_assets_tests.bundles import PASSED, publish_unit, unit_version
 
-V1, V2, V3, BAD = "1" * 16, "2" * 16, "3" * 16, "b" * 16
-PASSED = [{"member": "m", "gate": "accuracy", "status": "passed", "severity": "block", "reason": "ok"}]
+V1, V2, V3, BAD = (unit_version("r", c) for c in ("one", "two", "three", "bad"))
+FAILING = [{**PASSED[0], "status": "failed", "reason": "accuracy = 0.5 violates the gate >= 0.9"}]
 
 
 @pytest.fixture
 def store(tmp_path):
     store = LocalReleaseStore(tmp_path)
-    bundle = tmp_path / "b.tar.gz"
-    bundle.write_bytes(b"x")
-    for version, gates in ((V1, PASSED), (V2, PASSED), (V3, PASSED)):
-        store.publish("r", version, bundle, {"version": version, "gates": gates})
-        record_published(store, "r", version, actor="dagster", run_id="run")
-    failing = [{**PASSED[0], "status": "failed", "reason": "accuracy = 0.5 violates the gate >= 0.9"}]
-    store.publish("r", BAD, bundle, {"version": BAD, "gates": failing})
+    for content in ("one", "two", "three"):
+        record_published(store, "r", publish_unit(store, "r", content), actor="dagster", run_id="run")
+    publish_unit(store, "r", "bad", FAILING)
     return store
 
 
@@ -42,9 +39,8 @@ def test_promote_records_approval_then_promotion_with_who_and_why(store):
 
 
 def test_refusals_are_clear(store):
-    with pytest.raises(
-        PromotionError, match=r"r 0{16} was never published \(published versions: 1{16}, 2{16}, 3{16}, b{16}\)"
-    ):
+    known = ", ".join(sorted((V1, V2, V3, BAD)))
+    with pytest.raises(PromotionError, match=rf"r 0{{16}} was never published \(published versions: {known}\)"):
         promote(store, "r", "0" * 16, "alice", "why")
     with pytest.raises(PromotionError, match="is not a release version"):
         promote(store, "r", "../../../tmp/x", "alice", "path tricks")
@@ -121,10 +117,8 @@ def test_verify_ledger_counts_and_names_tampering(store):
 
 def test_a_legacy_unchained_ledger_still_replays_and_then_chains(tmp_path):
     store = LocalReleaseStore(tmp_path)
-    bundle = tmp_path / "b.tar.gz"
-    bundle.write_bytes(b"x")
-    for version in (V1, V2):
-        store.publish("r", version, bundle, {"version": version, "gates": PASSED})
+    for content in ("one", "two"):
+        publish_unit(store, "r", content)
     old = [
         {"time": "2025-01-01T00:00:00", "action": "published", "release": "r", "actor": "dagster", "reason": "run a"}
         | {"from_version": None, "to_version": V1},
@@ -138,3 +132,52 @@ def test_a_legacy_unchained_ledger_still_replays_and_then_chains(tmp_path):
     assert replay(store.events("r")).champion == V2
     summary = verify_ledger(store, "r")
     assert (summary["events"], summary["chained"], summary["legacy"], summary["head"]["seq"]) == (4, 2, 2, 4)
+
+
+def _bundle(store, version):
+    return store.root / "releases" / "r" / version / "bundle.tar.gz"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_promotion_refuses_a_bundle_that_does_not_verify(store, damage):
+    bundle = _bundle(store, V1)
+    if damage == "corrupt":
+        data = bytearray(bundle.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        bundle.write_bytes(bytes(data))
+    else:
+        bundle.unlink()
+    with pytest.raises(
+        PromotionError, match=rf"r {V1} cannot be promoted: its bundle does not verify: .*bundle\.tar\.gz"
+    ):
+        promote(store, "r", V1, "alice", "go")
+    assert replay(store.events("r")).champion is None
+
+
+def test_promotion_decides_from_the_bundle_not_from_an_edited_store_manifest(store):
+    loose = store.root / "releases" / "r" / BAD / "manifest.json"
+    edited = json.loads(loose.read_text())
+    edited["gates"] = PASSED  # "the gates passed", says the copy beside the bundle
+    loose.write_text(json.dumps(edited))
+    with pytest.raises(PromotionError, match=r"differs from the bundle's own in gates \(m\.accuracy\)"):
+        promote(store, "r", BAD, "alice", "trust me")
+    assert replay(store.events("r")).champion is None
+
+
+def test_rollback_refuses_a_target_whose_bundle_does_not_verify(store):
+    promote(store, "r", V1, "alice", "one")
+    promote(store, "r", V2, "alice", "two")
+    _bundle(store, V1).write_bytes(b"not a bundle")
+    with pytest.raises(PromotionError, match=rf"r {V1} cannot be rolled back to: its bundle does not verify"):
+        rollback(store, "r", "bob", "error rate up")
+    assert replay(store.events("r")).champion == V2
+
+
+def test_weakened_gates_need_an_explicit_override_which_the_ledger_records(store):
+    weakened = ["gates.m.accuracy.severity: block -> warn"]
+    version = publish_unit(store, "r", "crippled", weakened_gates=weakened)
+    with pytest.raises(PromotionError, match=r"weakened from the committed manifest \(gates\.m\.accuracy\.severity"):
+        promote(store, "r", version, "alice", "looks fine")
+    written = promote(store, "r", version, "alice", "hotfix, accepted risk", override_weakened_gates=True)
+    assert all(e["override"] == {"weakened_gates": weakened} for e in written)
+    assert replay(store.events("r")).champion == version
