@@ -14,6 +14,7 @@ from release_assets.resources.artifact_store import ArtifactStore, build_output,
 MODULES = [
     "release_assets.chains.build",
     "release_assets.chains.spec",
+    "release_assets.textfiles",
     "release_assets.chains.render",
     "release_assets.chains.llm",
 ]

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from release_assets.chains.render import (
@@ -25,7 +24,7 @@ from release_assets.chains.render import (
     environment,
     field_reads,
 )
-from release_assets.datasets.build import NotUTF8Error, decode_utf8
+from release_assets.textfiles import read_yaml
 
 CHAIN_FILE = "chain.yaml"
 LLM_BINDINGS = {"llm:openai", "llm:transformers"}
@@ -191,12 +190,7 @@ def load_chain(
 
 
 def _read_spec(path: Path, directory: Path) -> ChainSpec:
-    try:
-        data = yaml.safe_load(decode_utf8(path.read_bytes()))
-    except NotUTF8Error as exc:
-        raise ChainSpecError(f"{path} line {exc.line}: {exc.detail}") from None
-    except yaml.YAMLError as exc:
-        raise ChainSpecError(f"{path}{yaml_where(exc)}") from None
+    data = read_yaml(path, ChainSpecError)
     if not isinstance(data, dict):
         raise ChainSpecError(f"{path}: expected a mapping with `name` and `steps`")
     try:
@@ -204,22 +198,6 @@ def _read_spec(path: Path, directory: Path) -> ChainSpec:
     except ValidationError as exc:
         problems = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors())
         raise ChainSpecError(f"{path}: {problems}") from None
-
-
-def yaml_where(exc: yaml.YAMLError) -> str:
-    """Where and why a YAML file does not parse, to follow its path: `` line 22, column 16: <problem>``.
-
-    PyYAML's marks count from 0 and its message spans several lines with a code excerpt; people and editors
-    count from 1, and a log line should stay one line.
-    """
-    mark = getattr(exc, "problem_mark", None)
-    if mark is None:
-        return ": not valid YAML: " + " ".join(str(exc).split())
-    text = f" line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
-    context_mark = getattr(exc, "context_mark", None)
-    if getattr(exc, "context", None) and context_mark is not None:
-        text += f" ({exc.context} at line {context_mark.line + 1})"
-    return text
 
 
 def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str) -> None:

@@ -14,10 +14,16 @@ from release_assets.resources.artifact_store import ArtifactStore, build_output,
 
 BUILD_MODULES = [
     "release_assets.datasets.build",
+    "release_assets.textfiles",
     "release_assets.datasets.schemas",
     "release_assets.datasets.digits",
 ]
-SPLIT_MODULES = ["release_assets.datasets.build", "release_assets.datasets.split", "release_assets.promotion.drift"]
+SPLIT_MODULES = [
+    "release_assets.datasets.build",
+    "release_assets.textfiles",
+    "release_assets.datasets.split",
+    "release_assets.promotion.drift",
+]
 
 
 def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:

@@ -17,40 +17,13 @@ from pydantic import ValidationError
 from release_assets.datasets.schemas import IRIS_SPECIES, SCHEMAS
 from release_assets.datasets.split import SPLITS, assign_splits
 from release_assets.manifest import JsonlDataset, SklearnDataset, SplitSpec
+from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8
 
 SLICE_FIELDS = ("channel", "register", "length")
 
 
 class DataFileError(ValueError):
     """A data file that cannot be read; the message names the file and the line."""
-
-
-class NotUTF8Error(ValueError):
-    """Bytes that are not UTF-8, located the way an editor shows them: 1-based line and character column."""
-
-    def __init__(self, line: int, column: int, byte: int) -> None:
-        self.line, self.column, self.byte = line, column, byte
-        self.detail = f"not valid UTF-8 (byte 0x{byte:02x} at column {column})"
-        super().__init__(f"line {line}: {self.detail}")
-
-
-def decode_utf8(data: bytes, first_line: int = 1) -> str:
-    """Decode a file (or one of its lines); a bad byte raises NotUTF8Error instead of the codec's offset into the
-    whole file, which no person can find in an editor."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line_start = data.rfind(b"\n", 0, exc.start) + 1
-        # Everything before the bad byte decoded, so counting its characters gives the column an editor shows.
-        column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
-        line = first_line + data.count(b"\n", 0, exc.start)
-        raise NotUTF8Error(line, column, data[exc.start]) from None
-
-
-def byte_lines(path: Path) -> list[tuple[int, bytes]]:
-    """A JSON Lines file's non-blank lines with their 1-based numbers, split on newlines only (JSON strings may
-    hold U+2028, which str.splitlines would cut) and still undecoded, so one bad byte costs one line."""
-    return [(n, raw) for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1) if raw.strip()]
 
 
 @dataclass

@@ -25,6 +25,7 @@ CHAIN_EVAL_MODULES = [
     "release_assets.chains.bindings",
     "release_assets.chains.render",
     "release_assets.chains.spec",
+    "release_assets.textfiles",
     "release_assets.chains.llm",
 ]
 

@@ -9,12 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from release_assets.chains.runner import CaseResult, ChainRequest, ChainRunner, KnowledgeBase
-from release_assets.chains.spec import yaml_where
-from release_assets.datasets.build import NotUTF8Error, byte_lines, decode_utf8
 from release_assets.evaluation.metrics import percentiles_ms
+from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8, read_yaml
 
 WORST_EXAMPLES = 10
 COMMON_ERRORS = 5
@@ -27,12 +24,7 @@ class GoldenSuiteError(ValueError):
 
 
 def load_knowledge_base(path: Path) -> KnowledgeBase:
-    try:
-        data = yaml.safe_load(decode_utf8(path.read_bytes()))
-    except NotUTF8Error as exc:
-        raise GoldenSuiteError(f"{path}:{exc.line}: {exc.detail}") from None
-    except yaml.YAMLError as exc:
-        raise GoldenSuiteError(f"{path}{yaml_where(exc)}") from None
+    data = read_yaml(path, GoldenSuiteError, line_sep=":")
     if not isinstance(data, dict) or not isinstance(data.get("facts"), dict):
         raise GoldenSuiteError(f"{path}: expected a mapping with `facts: {{id: sentence}}` and `products: [...]`")
     return KnowledgeBase(facts={str(k): str(v) for k, v in data["facts"].items()}, products=data.get("products", []))
