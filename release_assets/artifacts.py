@@ -1,17 +1,22 @@
-"""What one asset hands to the next: a reference to content-addressed files in the artifact store.
+"""What one asset hands to the next, and the content-addressed cache those references point into.
 
 Assets never pass models or datasets through Dagster's IO layer (that would pickle them); they pass this small
-JSON-able reference, and the files live in the store under a folder named by the builder's input fingerprint.
+JSON-able reference, and the files live in the cache under a folder named by the builder's input fingerprint.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from release_assets.hashing import sha256_json
+from release_assets.hashing import sha256_file, sha256_json
+
+REF_FILE = "_artifact.json"
 
 
 class FileEntry(BaseModel):
@@ -54,3 +59,78 @@ class ArtifactRef(BaseModel):
 def fingerprint(code_version: str, inputs: dict[str, str], params: Any = None) -> str:
     """Identity of a build: same code, same input content and same params give the same artifact."""
     return sha256_json({"code": code_version, "inputs": inputs, "params": params})[:24]
+
+
+class LocalArtifactStore:
+    """The content-addressed build cache: ``artifacts/<release>/<member>/<fingerprint>/`` under ``root``.
+
+    Every write goes to a private temporary folder first and becomes visible with one ``rename``, so a reader (or a
+    crashed run) sees a whole artifact or none, and a rebuild of the same fingerprint reuses what is there.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    def artifact_dir(self, release: str, member: str, fingerprint: str) -> Path:
+        return self.root / "artifacts" / release / member / fingerprint
+
+    def cached(self, release: str, member: str, fingerprint: str) -> ArtifactRef | None:
+        ref_path = self.artifact_dir(release, member, fingerprint) / REF_FILE
+        if not ref_path.exists():
+            return None
+        return ArtifactRef.model_validate_json(ref_path.read_text())
+
+    def build(
+        self,
+        *,
+        release: str,
+        member: str,
+        kind: str,
+        fingerprint: str,
+        builder: Callable[[Path], dict[str, Any]],
+        upstream: dict[str, str] | None = None,
+    ) -> tuple[ArtifactRef, bool]:
+        """Return the artifact for ``fingerprint``, building it only if the store lacks it.
+
+        ``builder`` writes files into the folder it is given and returns the summary. The second value tells
+        whether the artifact was reused.
+        """
+        existing = self.cached(release, member, fingerprint)
+        if existing is not None:
+            return existing, True
+        final = self.artifact_dir(release, member, fingerprint)
+        work = self._scratch()
+        try:
+            summary = builder(work)
+            files = {
+                p.relative_to(work).as_posix(): FileEntry(sha256=sha256_file(p), size=p.stat().st_size)
+                for p in sorted(work.rglob("*"))
+                if p.is_file()
+            }
+            ref = ArtifactRef(
+                release=release,
+                member=member,
+                kind=kind,
+                fingerprint=fingerprint,
+                location=final.relative_to(self.root).as_posix(),
+                files=files,
+                summary=summary,
+                upstream=upstream or {},
+            )
+            (work / REF_FILE).write_text(ref.model_dump_json(indent=2))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                work.rename(final)
+            except OSError:
+                # Another run built the same fingerprint first; its content is identical by construction.
+                if not (final / REF_FILE).exists():
+                    raise
+                return ArtifactRef.model_validate_json((final / REF_FILE).read_text()), True
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return ref, False
+
+    def _scratch(self) -> Path:
+        tmp = self.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=tmp))

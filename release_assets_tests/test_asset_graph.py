@@ -1,7 +1,8 @@
 """A snapshot of the lineage: asset keys, their dependencies, groups and gate checks.
 
 A change here is a change users see in the Dagster UI. Regenerate deliberately with
-``UPDATE_SNAPSHOTS=1 pytest release_assets_tests/test_asset_graph.py`` and review the diff.
+``UPDATE_SNAPSHOTS=1 make test`` (or ``UPDATE_SNAPSHOTS=1 .venv/bin/pytest release_assets_tests/test_asset_graph.py``)
+and review the diff. A missing snapshot fails: writing it silently would make the test pass against itself.
 """
 
 import json
@@ -17,6 +18,7 @@ from release_assets_tests.conftest import local_resources
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+REGENERATE = "UPDATE_SNAPSHOTS=1 make test"
 
 
 def graph_of(defs: dg.Definitions) -> dict:
@@ -36,10 +38,11 @@ def graph_of(defs: dg.Definitions) -> dict:
 def test_asset_graph_matches_snapshot(tmp_path):
     defs = build_defs(load_manifests(REPO / "releases"), REPO, local_resources(REPO, tmp_path / "store"))
     current = graph_of(defs)
-    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+    if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
-    assert current == json.loads(SNAPSHOT.read_text())
+    assert SNAPSHOT.exists(), f"{SNAPSHOT} is missing: generate it with {REGENERATE}, then review and commit it"
+    assert current == json.loads(SNAPSHOT.read_text()), f"the asset graph changed: if intended, run {REGENERATE}"
 
 
 def test_every_asset_has_owner_description_kind_and_code_version(tmp_path):

@@ -1,4 +1,5 @@
-"""What turns a step's rendered text into its raw output: the release's own models, patterns, or templates.
+"""What turns a step's rendered text into its raw output: the release's own models, patterns, templates, or
+retrieval over the knowledge base.
 
 Each binding works on a whole batch of cases at once, so a classifier sees one batched forward pass per step
 rather than one per case.
@@ -7,7 +8,8 @@ rather than one per case.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from release_assets.chains.spec import StepSpec
@@ -49,3 +51,42 @@ def read_sequences(images: Sequence[Sequence[Sequence[int]]], predictor: Predict
         out.append("".join(labels[i : i + len(seq)]))
         i += len(seq)
     return out
+
+
+def retrieve(step: StepSpec, texts: Sequence[str], facts: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The knowledge-base fact each text is most about, by TF-IDF cosine similarity, with that similarity.
+
+    No model is trained: the index is the chain's own knowledge base, so a release needs no model to answer
+    from it. Deterministic: a tie goes to the fact listed first. Below ``min_score`` the fact is None, so a
+    later step can abstain rather than answer from a fact that merely shares a word with the question.
+    """
+    if not texts:
+        return []
+    if not facts:
+        return [{"fact": None, "score": 0.0} for _ in texts]
+    ids, vectorizer, matrix = _fact_index(tuple(facts.items()))
+    # Rows are l2-normalised, so the dot product is the cosine similarity.
+    scores = (vectorizer.transform(list(texts)) @ matrix.T).toarray()
+    out = []
+    for row in scores:
+        best = int(row.argmax())  # the first maximum: ties resolve the same way on every run
+        score = float(row[best])
+        fact = ids[best] if step.min_score is None or score >= step.min_score else None
+        out.append({"fact": fact, "score": score})
+    return out
+
+
+@lru_cache(maxsize=4)
+def _fact_index(facts: tuple[tuple[str, str], ...]) -> tuple[list[str], Any, Any]:
+    """Fit once per knowledge base, not once per case: latency is measured one request at a time."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn loads only when a chain retrieves
+
+    # A fact's id is its title (`return_window`): its words are indexed with the sentence. English stop words
+    # carry no topic; word pairs keep "gift card" apart from "gift wrap"; sublinear tf stops a repeated word
+    # from outweighing the rest of the question.
+    docs = [f"{fact_id.replace('_', ' ')} {text}" for fact_id, text in facts]
+    vectorizer = TfidfVectorizer(
+        lowercase=True, strip_accents="unicode", stop_words="english", ngram_range=(1, 2), sublinear_tf=True
+    )
+    matrix = vectorizer.fit_transform(docs)
+    return [fact_id for fact_id, _ in facts], vectorizer, matrix

@@ -138,12 +138,18 @@ class ChainRunner:
                     res.errors[step.id] = outcome.error
                 else:
                     raw[j] = outcome.value
+        elif step.binding_kind == "retrieve":
+            outs = bindings.retrieve(step, [texts[j] for j in ok], self.kb.facts)
+            for j, out in zip(ok, outs, strict=True):
+                raw[j] = out
         elif step.binding_kind == "template":
             # Escalate when an earlier step decided one of the listed values (e.g. intent == complaint).
             earlier = [s.id for s in self.spec.steps[: self.spec.steps.index(step)]]
             for j in ok:
-                decided = {v for sid in earlier for v in contexts[j].get(sid, {}).values() if isinstance(v, str)}
-                raw[j] = {"reply": texts[j], "escalate": bool(decided & set(step.escalate_intents))}
+                raw[j] = {"reply": texts[j]}
+                if "escalate" in step.output:  # optional: a chain that never escalates does not declare it
+                    decided = {v for sid in earlier for v in contexts[j].get(sid, {}).values() if isinstance(v, str)}
+                    raw[j]["escalate"] = bool(decided & set(step.escalate_intents))
         if step.attachment and step.binding_kind in ("patterns", "llm"):
             # An LLM reads text only: an attached photo is still read by the release's vision model.
             with_images = [j for j in ok if raw[j] is not None and requests[j].attachment]

@@ -2,7 +2,8 @@
 
 Loading validates everything that can be checked before a single case runs: every template compiles, every
 variable a template reads is provided by the message or an earlier step, every step output it reads is a declared
-field, every binding names a model the release declares, and every output schema compiles to a pydantic model.
+field, every binding names a model the release declares, every output schema compiles to a pydantic model, and
+every step output the golden suite is scored against (``evaluation:``) exists.
 Every refusal is a ChainSpecError whose one-line message names the file, the step and, for a template, the line.
 """
 
@@ -107,6 +108,7 @@ class StepSpec(BaseModel):
     attachment: str | None = None  # e.g. vision:vision_model reads an attached image sequence ...
     attachment_field: str = "order_id"  # ... into this output field
     escalate_intents: list[str] = Field(default_factory=list)
+    min_score: float | None = Field(default=None, ge=0, le=1)  # retrieve only: below it, no fact (abstain)
     llm: LLMSpec | None = None  # only for llm:openai / llm:transformers bindings
 
     @property
@@ -134,18 +136,44 @@ class StepSpec(BaseModel):
         return out
 
 
+class EvaluationSpec(BaseModel):
+    """Which step output each golden field is scored against (evaluation/golden.py reads nothing else).
+
+    The chain names its own steps, so the mapping lives with them: a release whose steps are called differently
+    is still one YAML file. A key left out is a metric not measured, not a metric that fails.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    intent: str | None = None  # "<step>.<field>": compared with expected.intent -> intent_accuracy
+    entities: str | None = None  # "<step>": its whole output compared with expected.entities -> entity_f1
+    reply: str | None = None  # "<step>.<field>", a str: must_contain, must_not_contain, reference_reply
+
+    def target(self, key: str) -> tuple[str, str | None] | None:
+        """``(step, field)`` a key is mapped to (field None for a whole step), or None when it is not mapped."""
+        ref = getattr(self, key)
+        if ref is None:
+            return None
+        step, _, name = ref.partition(".")
+        return step, name or None
+
+
 class ChainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
     steps: list[StepSpec] = Field(min_length=1)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     directory: Path | None = Field(default=None, exclude=True)
 
     def step(self, step_id: str) -> StepSpec:
         return next(s for s in self.steps if s.id == step_id)
 
 
-BINDINGS = {"classifier", "vision", "patterns", "template", "llm"}
+BINDINGS = {"classifier", "vision", "patterns", "template", "llm", "retrieve"}
+# What the offline bindings that build their output themselves emit (bindings.py): a declared field they never
+# fill, or one they fill that is not declared, would fail every case at run time instead of once, here.
+RETRIEVE_OUTPUT = {"fact": "str", "score": "float"}
+TEMPLATE_OUTPUT = {"reply": "str", "escalate": "bool"}  # escalate is optional
 
 
 def load_chain(
@@ -186,7 +214,38 @@ def load_chain(
                 raise ChainSpecError(f"{where}: {exc}") from None
         fields[step.id] = tuple(step.fields())
         enums[step.id] = enum_values(step, model_labels)
+    _check_evaluation(spec, path)
     return spec, schemas
+
+
+_EXAMPLES = {"intent": "classify_intent.intent", "entities": "extract_entities", "reply": "generate_response.reply"}
+
+
+def _check_evaluation(spec: ChainSpec, path: Path) -> None:
+    """Every ``evaluation:`` entry names a step and, except ``entities`` (a whole step), one of its fields."""
+    steps = {s.id: s for s in spec.steps}
+    for key in EvaluationSpec.model_fields:
+        target = spec.evaluation.target(key)
+        if target is None:
+            continue
+        where = f"{path}: evaluation.{key}: {getattr(spec.evaluation, key)!r}"
+        step_id, name = target
+        whole = key == "entities"
+        if (name is None) != whole:
+            form = "a step id (its output fields are the entities)" if whole else "<step>.<output field>"
+            raise ChainSpecError(f"{where}: expected {form}, e.g. {_EXAMPLES[key]}")
+        if step_id not in steps:
+            raise ChainSpecError(f"{where}: no step {step_id!r} (steps: {', '.join(steps)})")
+        if name is None:
+            continue
+        declared = steps[step_id].fields()
+        if name not in declared:
+            raise ChainSpecError(
+                f"{where}: step {step_id} has no output field {name!r} (fields: {', '.join(declared)})"
+            )
+        if key == "reply" and declared[name].type != "str":
+            # Replies are searched for phrases and compared word by word: only text can be.
+            raise ChainSpecError(f"{where}: {step_id}.{name} is a {declared[name].type}, a reply must be a str field")
 
 
 def _read_spec(path: Path, directory: Path) -> ChainSpec:
@@ -205,6 +264,16 @@ def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: st
         raise ChainSpecError(f"{where}: binding: unknown binding {step.binding!r} (known: {sorted(BINDINGS)})")
     if step.binding_kind == "llm" or step.llm is not None:
         _check_llm(step, where)
+    if step.min_score is not None and step.binding_kind != "retrieve":
+        raise ChainSpecError(f"{where}: min_score: only a step with binding retrieve takes `min_score`")
+    if step.binding_kind == "retrieve":
+        if step.binding != "retrieve":
+            raise ChainSpecError(f"{where}: binding: retrieve searches the knowledge base and names no model")
+        _check_output(step, RETRIEVE_OUTPUT, set(RETRIEVE_OUTPUT), where)
+        if step.min_score is not None and not step.fields()["fact"].optional:
+            raise ChainSpecError(f"{where}: output.fact: below min_score there is no fact, so declare `fact: str?`")
+    elif step.binding_kind == "template":
+        _check_output(step, TEMPLATE_OUTPUT, {"reply"}, where)
     model_ref = step.binding if ":" in step.binding and not step.is_llm else None
     for ref in filter(None, [model_ref, step.attachment]):
         target = ref.split(":", 1)[1]
@@ -215,6 +284,21 @@ def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: st
             re.compile(pattern)
         except re.error as exc:
             raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
+
+
+def _check_output(step: StepSpec, allowed: dict[str, str], required: set[str], where: str) -> None:
+    """A binding that builds its own output (retrieve, template) fills exactly these fields, of these types."""
+    try:
+        declared = step.fields()
+    except ValueError as exc:
+        raise ChainSpecError(f"{where}: {exc}") from None
+    shape = ", ".join(f"{k}: {v}" for k, v in allowed.items())
+    missing = sorted(required - declared.keys())
+    if missing:
+        raise ChainSpecError(f"{where}: output.{missing[0]}: binding {step.binding} outputs {{{shape}}}; declare it")
+    for name, f in declared.items():
+        if allowed.get(name) != f.type:
+            raise ChainSpecError(f"{where}: output.{name}: binding {step.binding} outputs only {{{shape}}}")
 
 
 def _check_llm(step: StepSpec, where: str) -> None:

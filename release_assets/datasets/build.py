@@ -19,8 +19,6 @@ from release_assets.datasets.split import SPLITS, assign_splits
 from release_assets.manifest import JsonlDataset, SklearnDataset, SplitSpec
 from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8
 
-SLICE_FIELDS = ("channel", "register", "length")
-
 
 class DataFileError(ValueError):
     """A data file that cannot be read; the message names the file and the line."""

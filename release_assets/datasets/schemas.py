@@ -18,6 +18,8 @@ INTENTS = (
     "other",
 )
 ENTITY_TYPES = ("order_id", "email", "product", "amount", "date")
+# Attributes of a support message that slice accuracy and drift are reported by.
+SLICE_FIELDS = ("channel", "register", "length")
 
 
 class _Row(BaseModel):

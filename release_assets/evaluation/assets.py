@@ -6,9 +6,9 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
+from release_assets.asset_output import build_output, versioned
 from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest, member_section
-from release_assets.resources.artifact_store import build_output, versioned
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",

@@ -1,4 +1,9 @@
-"""Score a prompt chain on its golden suite: format validity, intent accuracy, entity F1, facts, latency."""
+"""Score a prompt chain on its golden suite: format validity, intent accuracy, entity F1, facts, latency.
+
+Which step output each golden field is compared with is the chain's own ``evaluation:`` mapping
+(:class:`~release_assets.chains.spec.EvaluationSpec`); nothing here knows a step by name, and a metric whose field
+is not mapped is left out of the summary (its gate then reports it as not measured).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.chains.runner import CaseResult, ChainRequest, ChainRunner, KnowledgeBase
+from release_assets.chains.spec import EvaluationSpec
 from release_assets.evaluation.metrics import percentiles_ms
 from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8, read_yaml
 
@@ -30,12 +36,16 @@ def load_knowledge_base(path: Path) -> KnowledgeBase:
     return KnowledgeBase(facts={str(k): str(v) for k, v in data["facts"].items()}, products=data.get("products", []))
 
 
-def load_cases(path: Path) -> list[dict[str, Any]]:
+def load_cases(path: Path, evaluation: EvaluationSpec | None = None) -> list[dict[str, Any]]:
+    """Every case needs an ``id`` and a ``message``; ``expected.intent`` only when the chain maps ``intent``."""
+    needs_intent = evaluation is not None and evaluation.intent is not None
     cases = []
     for line_no, raw in byte_lines(path):
         try:
             case = json.loads(decode_utf8(raw, line_no))
-            case["message"], case["expected"]["intent"]
+            case["id"], case["message"]
+            if needs_intent:
+                case["expected"]["intent"]
         except NotUTF8Error as exc:
             raise GoldenSuiteError(f"{path}:{line_no}: {exc.detail}") from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -89,7 +99,46 @@ def token_f1(reply: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, Any]:
+class _Targets:
+    """Reads the mapped outputs of one case: the intent value, the entity dict, the reply text."""
+
+    def __init__(self, evaluation: EvaluationSpec) -> None:
+        self.intent, self.entities, self.reply = (evaluation.target(k) for k in ("intent", "entities", "reply"))
+
+    @staticmethod
+    def _read(res: CaseResult, target: tuple[str, str | None]) -> Any:
+        step, name = target
+        out = res.outputs.get(step, {})
+        return out if name is None else out.get(name)
+
+    def intent_of(self, res: CaseResult) -> Any:
+        return self._read(res, self.intent) if self.intent else None
+
+    def entities_of(self, res: CaseResult) -> dict[str, Any]:
+        return self._read(res, self.entities) if self.entities else {}
+
+    def reply_of(self, res: CaseResult) -> str:
+        return (self._read(res, self.reply) or "") if self.reply else ""
+
+    def outcome(self, res: CaseResult) -> Any:
+        """What must not change between runs: the decision and the whole step that replies (or every output,
+        when neither is mapped)."""
+        if not (self.intent or self.reply):
+            return res.outputs
+        return [self.intent_of(res), res.outputs.get(self.reply[0]) if self.reply else None]
+
+
+def _labelled(intent: list[Any], entities: dict[str, Any]) -> str:
+    """``refund, order_id=12345``: the decision and the entities, as the worst-cases table shows them."""
+    return ", ".join([*(f"{v}" for v in intent), *(f"{k}={v}" for k, v in entities.items())])
+
+
+def score(
+    cases: list[dict[str, Any]], results: list[CaseResult], evaluation: EvaluationSpec | None = None
+) -> dict[str, Any]:
+    """Compare each result with its case through ``evaluation`` (default: nothing mapped, so only format
+    validity is measured)."""
+    targets = _Targets(evaluation or EvaluationSpec())
     n = len(cases)
     similarities = []
     tp = fp = fn = 0
@@ -98,54 +147,67 @@ def score(cases: list[dict[str, Any]], results: list[CaseResult]) -> dict[str, A
     errors: Counter[tuple[str, str]] = Counter()
     for case, res in zip(cases, results, strict=True):
         errors.update(res.errors.items())
-        intent = res.outputs.get("classify_intent", {}).get("intent")
-        entities = res.outputs.get("extract_entities", {})
-        reply = res.outputs.get("generate_response", {}).get("reply", "")
-        t, f_p, f_n = _entity_counts(case["expected"].get("entities", {}), entities)
-        tp, fp, fn = tp + t, fp + f_p, fn + f_n
-        missing = [p for p in case.get("must_contain", []) if p.lower() not in reply.lower()]
-        forbidden = [p for p in case.get("must_not_contain", []) if p.lower() in reply.lower()]
-        if case.get("reference_reply"):
-            similarities.append(token_f1(reply, case["reference_reply"]))
+        expected = case.get("expected") or {}
+        intent = targets.intent_of(res)
+        entities = targets.entities_of(res)
+        reply = targets.reply_of(res)
         problems = []
         if not res.format_valid:
             problems.append("format: " + "; ".join(f"{k}: {v}" for k, v in res.errors.items()))
-        if intent != case["expected"]["intent"]:
-            problems.append(f"intent {intent}")
-        if f_p or f_n:
-            problems.append("entities")
-        if missing:
-            problems.append(f"missing {missing}")
-        if forbidden:
-            problems.append(f"forbidden {forbidden}")
+        if targets.intent:
+            intent_ok += intent == expected["intent"]
+            if intent != expected["intent"]:
+                problems.append(f"intent {intent}")
+        if targets.entities:
+            t, f_p, f_n = _entity_counts(expected.get("entities", {}), entities)
+            tp, fp, fn = tp + t, fp + f_p, fn + f_n
+            if f_p or f_n:
+                problems.append("entities")
+        if targets.reply:
+            missing = [p for p in case.get("must_contain", []) if p.lower() not in reply.lower()]
+            forbidden = [p for p in case.get("must_not_contain", []) if p.lower() in reply.lower()]
+            if case.get("reference_reply"):
+                similarities.append(token_f1(reply, case["reference_reply"]))
+            if missing:
+                problems.append(f"missing {missing}")
+            if forbidden:
+                problems.append(f"forbidden {forbidden}")
+            facts_ok += not missing
+            forbidden_ok += not forbidden
         valid += res.format_valid
-        intent_ok += intent == case["expected"]["intent"]
-        facts_ok += not missing
-        forbidden_ok += not forbidden
         if problems:
+            decided = [intent] if targets.intent else []
             failures.append(
                 {
                     "id": case["id"],
                     "message": case["message"],
-                    "expected": case["expected"]["intent"]
-                    + "".join(f", {k}={v}" for k, v in case["expected"].get("entities", {}).items()),
-                    "got": f"{intent}" + "".join(f", {k}={v}" for k, v in entities.items() if v is not None),
+                    "expected": _labelled(
+                        [expected["intent"]] if targets.intent else [],
+                        expected.get("entities", {}) if targets.entities else {},
+                    ),
+                    "got": _labelled(decided, {k: v for k, v in entities.items() if v is not None}),
                     "problems": "; ".join(problems),
                     "_weight": len(problems),
                 }
             )
     failures.sort(key=lambda f: (-f.pop("_weight"), f["id"]))
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
+
+    def rate(k: int) -> float:
+        return k / n if n else float("nan")
+
+    metrics: dict[str, Any] = {"format_valid": rate(valid)}
+    if targets.intent:
+        metrics["intent_accuracy"] = rate(intent_ok)
+    if targets.entities:
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        metrics["entity_f1"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    if targets.reply:
+        metrics["required_facts"] = rate(facts_ok)
+        metrics["forbidden_absent"] = rate(forbidden_ok)
+    metrics["cases"] = n
     summary = {
-        "metrics": {
-            "format_valid": valid / n if n else float("nan"),
-            "intent_accuracy": intent_ok / n if n else float("nan"),
-            "entity_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "required_facts": facts_ok / n if n else float("nan"),
-            "forbidden_absent": forbidden_ok / n if n else float("nan"),
-            "cases": n,
-        },
+        "metrics": metrics,
         "examples": failures[:WORST_EXAMPLES],
         "failed_cases": len(failures),
         # Why format_valid is below 1: the same broken template fails every case it renders, so a handful of
@@ -183,7 +245,7 @@ def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str
     start = time.perf_counter()
     results = runner.run(requests)
     elapsed = time.perf_counter() - start
-    summary = score(cases, results)
+    summary = score(cases, results, runner.spec.evaluation)
     if runner.has_llm:
         # Re-running cases one at a time would pay for every LLM call again (or time only the cache): per-case
         # latency comes from this run instead, with each call's model latency (the original one on a cache hit,
@@ -209,11 +271,14 @@ def repeat_outcomes(
     uncached: ChainRunner, cases: list[dict[str, Any]], first: list[CaseResult], repeats: int
 ) -> dict[str, Any]:
     """Run the chain ``repeats - 1`` more times without the response cache and report the cases whose outcome
-    (intent and reply) changes between runs: a non-deterministic binding must be stable to be gated at all."""
+    (the mapped intent and the reply step's output) changes between runs: a non-deterministic binding must be
+    stable to be gated at all."""
     from release_assets.promotion.flaky import flaky_cases
 
+    targets = _Targets(uncached.spec.evaluation)
+
     def outcome(res: CaseResult) -> str:
-        return json.dumps([res.outputs.get("classify_intent", {}).get("intent"), res.outputs.get("generate_response")])
+        return json.dumps(targets.outcome(res), sort_keys=True)
 
     runs = {case["id"]: [outcome(res)] for case, res in zip(cases, first, strict=True)}
     requests = to_requests(cases)
@@ -250,7 +315,7 @@ def build_chain_evaluation(
     predictors = {name: MODEL_KINDS[kind].load(path) for name, (kind, path) in model_dirs.items()}
     spec, schemas = load_chain(chain_artifact / "chain", {n: p.labels for n, p in predictors.items()}, chain_file)
     kb = load_knowledge_base(chain_artifact / KB_FILE)
-    cases = load_cases(golden_path)
+    cases = load_cases(golden_path, spec.evaluation)
     runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)
     summary, results = evaluate(runner, cases)
     if repeats > 1:

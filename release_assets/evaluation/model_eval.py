@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from release_assets.datasets.build import SLICE_FIELDS
 from release_assets.datasets.quality import describe
+from release_assets.datasets.schemas import SLICE_FIELDS
 from release_assets.evaluation import report
 from release_assets.evaluation.latency import measure_latency
 from release_assets.evaluation.metrics import classification_metrics, slice_accuracy

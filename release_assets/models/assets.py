@@ -4,10 +4,10 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
+from release_assets.asset_output import build_output, versioned
 from release_assets.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.registry import MODEL_KINDS as TRAINERS
-from release_assets.resources.artifact_store import build_output, versioned
 
 KINDS = {
     "tabular_classifier": {"sklearn"},

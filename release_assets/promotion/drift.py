@@ -17,9 +17,9 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from release_assets.datasets.schemas import SLICE_FIELDS
 from release_assets.promotion.policy import Status, Verdict
 
-SLICE_FIELDS = ("channel", "register", "length")
 QUANTILES = 20
 SAMPLE_CAP = 2000
 TOP_TOKENS = 500

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from release_assets.artifacts import ArtifactRef
+from release_assets.artifacts import ArtifactRef, LocalArtifactStore
+from release_assets.atomic import replacing
 from release_assets.keys import is_evidence
 from release_assets.promotion.policy import Verdict
 from release_assets.release.bundle import read_manifest, release_version, write_bundle
-from release_assets.release.store import ReleaseStore
-from release_assets.resources.artifact_store import LocalArtifactStore
+from release_assets.release.store import BUNDLE, ReleaseStore
 
-BUNDLE = "bundle.tar.gz"
 FORMATS = {
     ".safetensors": "safetensors",
     ".json": "json",
@@ -100,9 +98,7 @@ def publish_release(
             for path in refs[name].files
             if not path.startswith("_")
         }
-        local_bundle.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local_bundle.with_name(f".{BUNDLE}.{os.getpid()}.tmp")
-        write_bundle(entries, manifest, tmp)
-        os.replace(tmp, local_bundle)
+        with replacing(local_bundle) as tmp:
+            write_bundle(entries, manifest, tmp)
     published = releases.publish(release, version, local_bundle, manifest)
     return local_bundle, manifest, published

@@ -18,13 +18,15 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from release_assets.atomic import copy_atomic, write_atomic
+from release_assets.manifest import NAME
 
 BUNDLE = "bundle.tar.gz"
 MANIFEST = "manifest.json"
@@ -37,7 +39,7 @@ class StoreError(RuntimeError):
     """A store operation that cannot complete; names the location."""
 
 
-_RELEASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_RELEASE_NAME = re.compile(NAME)
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -239,38 +241,14 @@ class LocalReleaseStore(ReleaseStore):
     def _dir(self, name: str, version: str) -> Path:
         return self._release_dir(name) / check_version(version)
 
-    def _atomic_write(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def _put_bundle(self, name: str, version: str, bundle: Path) -> None:
-        target = self._dir(name, version) / BUNDLE
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{BUNDLE}.")
-        os.close(fd)
-        try:
-            shutil.copyfile(bundle, tmp)
-            with open(tmp, "rb+") as fh:  # durable before the manifest that makes it visible
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        copy_atomic(bundle, self._dir(name, version) / BUNDLE)  # durable before the manifest that makes it visible
 
     def _put_manifest(self, name: str, version: str, manifest: dict[str, Any]) -> None:
-        self._atomic_write(self._dir(name, version) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        write_atomic(self._dir(name, version) / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
     def _put_pointer(self, name: str, pointer: dict[str, Any]) -> None:
-        self._atomic_write(self._release_dir(name) / "latest.json", json.dumps(pointer).encode())
+        write_atomic(self._release_dir(name) / "latest.json", json.dumps(pointer).encode())
 
     def manifest(self, name: str, version: str) -> dict[str, Any] | None:
         path = self._dir(name, version) / MANIFEST
@@ -321,7 +299,7 @@ class LocalReleaseStore(ReleaseStore):
             event.update(seq=seq, prev=prev)
             os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode())
             os.fsync(fd)
-            self._atomic_write(self._head(name), json.dumps({"seq": seq, "hash": event_hash(event)}).encode())
+            write_atomic(self._head(name), json.dumps({"seq": seq, "hash": event_hash(event)}).encode())
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

@@ -1,11 +1,11 @@
 """An IO manager that hands assets their upstream :class:`ArtifactRef` as JSON: nothing is ever pickled."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
 from release_assets.artifacts import ArtifactRef
+from release_assets.atomic import write_atomic
 
 
 class ArtifactRefIOManager(dg.ConfigurableIOManager):
@@ -19,11 +19,8 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: ArtifactRef) -> None:
         if not isinstance(obj, ArtifactRef):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected an ArtifactRef, got {type(obj).__name__}")
-        path = self._path(context.asset_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(obj.model_dump_json(indent=1))
-        os.replace(tmp, path)  # a reader sees the old reference or the new one, never half of one
+        # A reader sees the old reference or the new one, never half of one.
+        write_atomic(self._path(context.asset_key), obj.model_dump_json(indent=1).encode())
 
     def load_input(self, context: dg.InputContext) -> ArtifactRef:
         path = self._path(context.asset_key)

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from release_assets.artifacts import LocalArtifactStore
 from release_assets.hashing import sha256_file
 from release_assets.release.bundle import extract_bundle
 from release_assets.release.store import ReleaseStore
@@ -40,7 +41,7 @@ class ChampionView:
         if entry is None:
             return None
         fingerprint = self.manifest["lineage"]["fingerprints"].get(name)
-        cached = self.cache_root / "artifacts" / self.release / name / str(fingerprint)
+        cached = LocalArtifactStore(self.cache_root).artifact_dir(self.release, name, str(fingerprint))
         # The cache is trusted only file by file against the champion's recorded digests: a rebuilt cache entry
         # (training is not always byte-reproducible) must never stand in for the champion.
         if fingerprint and all(_matches(cached / f["path"].split("/", 1)[1], f["sha256"]) for f in entry["files"]):

@@ -28,12 +28,10 @@ class RollbackConfig(dg.Config):
 
 
 def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | None]:
-    from release_assets.rollout.ledger import replay
+    from release_assets.rollout.aliases import mirror_aliases
 
-    state = replay(context.resources.store.releases().events(release))
-    aliases = {"candidate": state.candidate, "champion": state.champion}
-    context.resources.registry.get().mirror(release, aliases)
-    return aliases
+    state = mirror_aliases(context.resources.store.releases(), context.resources.registry.get(), release)
+    return {"candidate": state.candidate, "champion": state.champion}
 
 
 def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases: dict[str, str | None]) -> None:

@@ -95,7 +95,7 @@ def test_score_counts_each_failure_kind(chain_dir):
         },
     ]
     results = runner.run([ChainRequest(c["id"], c["message"]) for c in cases])
-    summary = score(cases, results)
+    summary = score(cases, results, runner.spec.evaluation)
     m = summary["metrics"]
     assert m["format_valid"] == 1.0
     assert m["intent_accuracy"] == 0.5

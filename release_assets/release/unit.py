@@ -1,0 +1,119 @@
+"""The release unit's whole decision, without Dagster: re-decide every gate, then bundle, publish and record.
+
+``release/assets.py`` only hands this the member artifacts and the stores, and turns what it returns into Dagster
+output and metadata. Blocking checks stop downstream steps only within one run, so the gates are decided again
+here, with the same function the checks use: materializing the release unit alone can never publish past a
+failed gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from release_assets.artifacts import ArtifactRef, LocalArtifactStore
+from release_assets.manifest import ReleaseManifest
+from release_assets.promotion.policy import Verdict
+from release_assets.release.store import ReleaseStore
+
+
+class HeldBack(Exception):
+    """The gates hold the release; ``holding`` are the verdicts that do, ``verdicts`` all of them."""
+
+    def __init__(self, release: str, verdicts: list[Verdict], holding: list[Verdict]) -> None:
+        self.release, self.verdicts, self.holding = release, verdicts, holding
+        listed = "; ".join(f"{v.member}.{v.gate}: {v.reason}" for v in holding)
+        super().__init__(f"{release}: held back by {len(holding)} gate(s): {listed}")
+
+
+@dataclass
+class PublishedUnit:
+    version: str
+    published: bool  # False: this content was already published (nothing new)
+    bundle: Path  # the local copy the registry logs
+    uri: str  # where people find it in the release store
+    manifest: dict[str, Any]  # the manifest actually published (inside the bundle)
+    verdicts: list[Verdict]
+    champion: str | None
+    mlflow_run_id: str | None
+    weakened_gates: list[str] = field(default_factory=list)
+
+
+def decide(
+    manifest: ReleaseManifest,
+    refs_by_key: dict[tuple[str, ...], ArtifactRef],
+    cache: LocalArtifactStore,
+    releases: ReleaseStore,
+) -> list[Verdict]:
+    """Every gate of every member, plus the bundle's consistency (each artifact built from the bundled ones)."""
+    from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
+    from release_assets.rollout.champion import ChampionView
+
+    champion = ChampionView(releases, cache.root, manifest.name)
+    verdicts = consistency_verdicts({"/".join(key): ref for key, ref in refs_by_key.items()})
+    for member in sorted(manifest.gates):
+        roles = {role: refs_by_key[tuple(key)] for role, key in member_roles(manifest, member).items()}
+        inputs = MemberInputs(refs=roles, store_root=cache.root, champion=champion)
+        verdicts += member_verdicts(manifest, member, inputs)
+    return verdicts
+
+
+def release(
+    manifest: ReleaseManifest,
+    refs: dict[str, ArtifactRef],
+    refs_by_key: dict[tuple[str, ...], ArtifactRef],
+    *,
+    cache: LocalArtifactStore,
+    releases: ReleaseStore,
+    registry: Any,
+    lineage: dict[str, Any],
+    run_id: str,
+) -> PublishedUnit:
+    """Decide, then publish ``refs`` (bundle name -> artifact) as one release unit; raise :class:`HeldBack`.
+
+    Every follow-up after publishing (ledger event, registry version, aliases) is idempotent, so a run that died
+    half way completes them on retry.
+    """
+    from release_assets.promotion.policy import release_decision
+    from release_assets.promotion.weakened import committed_manifest, weakened_gates
+    from release_assets.release.publish import build_manifest, publish_release
+    from release_assets.rollout.aliases import mirror_aliases
+    from release_assets.rollout.ledger import record_published, replay
+
+    verdicts = decide(manifest, refs_by_key, cache, releases)
+    ok, holding = release_decision(verdicts)
+    if not ok:
+        raise HeldBack(manifest.name, verdicts, holding)
+    committed, committed_from = committed_manifest(manifest)
+    weakened = weakened_gates(committed, manifest)
+    lineage = {**lineage, "committed_manifest": committed_from}
+    candidate = build_manifest(manifest.name, refs, verdicts, lineage, weakened)
+    bundle, published_manifest, published = publish_release(cache, releases, manifest.name, refs, candidate)
+    version = published_manifest["version"]
+    if version not in replay(releases.events(manifest.name)).published:
+        record_published(
+            releases,
+            manifest.name,
+            version,
+            actor="dagster",
+            run_id=run_id,
+            weakened_gates=published_manifest.get("weakened_gates"),
+        )
+    # Registered means done; a run logged but never registered (a crash in between) is logged again.
+    if registry.has_version(manifest.name, version):
+        mlflow_run_id = registry.release_run(manifest.name, version)
+    else:
+        mlflow_run_id = registry.log_release_unit(manifest.name, published_manifest, bundle, run_id)
+    state = mirror_aliases(releases, registry, manifest.name)
+    return PublishedUnit(
+        version=version,
+        published=published,
+        bundle=bundle,
+        uri=releases.bundle_uri(manifest.name, version),
+        manifest=published_manifest,
+        verdicts=verdicts,
+        champion=state.champion,
+        mlflow_run_id=mlflow_run_id,
+        weakened_gates=list(published_manifest.get("weakened_gates") or []),
+    )
