@@ -188,105 +188,41 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
         raise ManifestError(f"{where}: {exc}") from None
 
 
-# Which gates a member of each kind can have, and the bound each catalogue gate needs. A typo in a gate name
-# must fail here: at run time it would be "not measured", which a lenient manifest might let pass.
-_METRIC_GATES = {
-    "dataset": {"invalid_rows", "rows"},
-    "model": {"accuracy", "macro_f1", "min_class_recall", "p50_ms", "p95_ms"},
-    "text_model": {"invariance_rate", "directional_rate", "mft_accuracy"},
-    "chain": {
-        "format_valid",
-        "intent_accuracy",
-        "entity_f1",
-        "required_facts",
-        "forbidden_absent",
-        "reply_similarity",
-        "p50_ms",
-        "p95_ms",
-        "flaky_rate",
-        "tokens_in",
-        "tokens_out",
-        "cost_usd",
-        "llm_calls",
-        "cases_per_second",
-    },
-}
-_CATALOGUE_GATES = {
-    "dataset": {"duplicates": "max", "leakage": "max", "label_coverage": "min", "drift": "max"},
-    "model": {"slice_gap": "max", "regression": "min"},
-}
-
-
-# What each gate measures can take, so a bound it can never reach (`accuracy: {min: 1.5}` holds every release,
-# `p95_ms: {max: -1}` too) fails at load instead of at the first run. (low, high, whole): `None` is unbounded;
-# `whole` gates count rows and are compared as integers, so `max: 0.5` would silently mean 0.
-_UNIT = (0.0, 1.0, False)  # rates, shares, accuracies, F1, similarity
-_NON_NEGATIVE = (0.0, None, False)  # latencies, throughput, tokens, cost, calls
-_ROW_COUNT = (0.0, None, True)
-_GATE_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    **dict.fromkeys(("invalid_rows", "duplicates", "leakage", "label_coverage", "drift"), _ROW_COUNT),
-    "rows": _NON_NEGATIVE,
-    **dict.fromkeys(
-        (
-            "accuracy",
-            "macro_f1",
-            "min_class_recall",
-            "invariance_rate",
-            "directional_rate",
-            "mft_accuracy",
-            "format_valid",
-            "intent_accuracy",
-            "entity_f1",
-            "required_facts",
-            "forbidden_absent",
-            "reply_similarity",
-            "flaky_rate",
-            "slice_gap",  # accuracy points a slice may trail overall accuracy by
-        ),
-        _UNIT,
-    ),
-    **dict.fromkeys(
-        ("p50_ms", "p95_ms", "tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), _NON_NEGATIVE
-    ),
-    "regression": (-1.0, 0.0, False),  # a tolerated drop in accuracy, so never positive
-}
-
-
 def _range_text(low: float | None, high: float | None) -> str:
     return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
 
 
-def _check_bounds(name: str, gate: str, t: Threshold, where: str) -> None:
-    low, high, whole = _GATE_RANGES[gate]
-    for op in ("min", "max"):
-        value = getattr(t, op)
-        if value is None:
-            continue
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ManifestError(
-                f"{where}: gates.{name}.{gate}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}"
-            )
-        if whole and value != int(value):
-            raise ManifestError(f"{where}: gates.{name}.{gate}.{op}: {value:g} is not a whole number of rows")
-    if t.min is not None and t.max is not None and t.min > t.max:
-        raise ManifestError(f"{where}: gates.{name}.{gate}: min {t.min:g} is above max {t.max:g}, nothing can pass")
-
-
 def _check_gates(name: str, kind: str, gates: dict[str, Threshold], where: str) -> None:
-    family = "dataset" if kind in DATASET_KINDS else "model" if kind in MODEL_KINDS else "chain"
-    metrics = _METRIC_GATES[family] | (_METRIC_GATES["text_model"] if kind == "text_classifier" else set())
-    catalogue = _CATALOGUE_GATES.get(family, {})
+    """Names, required bounds and their ranges, from the one gate table: a typo in a gate name must fail here (at
+    run time it would be "not measured"), and so must a bound no measurement can meet (`accuracy: {min: 1.5}`)."""
+    from release_assets.promotion.gate_table import gates_for
+
+    known = gates_for(kind)
     for gate, t in gates.items():
-        if gate in catalogue:
-            bound = catalogue[gate]
-            if getattr(t, bound) is None:
-                raise ManifestError(f"{where}: gates.{name}.{gate}: needs `{bound}`")
-            if gate == "drift" and t.max != 0:
-                raise ManifestError(f"{where}: gates.{name}.drift: `max` must be 0 (any drifted feature fails)")
-        elif gate not in metrics:
-            known = ", ".join(sorted(metrics | set(catalogue)))
-            raise ManifestError(f"{where}: gates.{name}.{gate}: unknown gate for a {kind} (known: {known})")
-        _check_bounds(name, gate, t, where)
+        spec = known.get(gate)
+        if spec is None:
+            raise ManifestError(
+                f"{where}: gates.{name}.{gate}: unknown gate for a {kind} (known: {', '.join(sorted(known))})"
+            )
+        if spec.needs != "any" and getattr(t, spec.needs) is None:
+            raise ManifestError(f"{where}: gates.{name}.{gate}: needs `{spec.needs}`")
+        if spec.fixed_max is not None and t.max is not None and t.max != spec.fixed_max:
+            raise ManifestError(
+                f"{where}: gates.{name}.{gate}: `max` must be {spec.fixed_max:g} (any drifted feature fails)"
+            )
+        low, high = spec.range
+        for op in ("min", "max"):
+            value = getattr(t, op)
+            if value is None:
+                continue
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ManifestError(
+                    f"{where}: gates.{name}.{gate}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}"
+                )
+            if spec.whole and value != int(value):
+                raise ManifestError(f"{where}: gates.{name}.{gate}.{op}: {value:g} is not a whole number of rows")
+        if t.min is not None and t.max is not None and t.min > t.max:
+            raise ManifestError(f"{where}: gates.{name}.{gate}: min {t.min:g} is above max {t.max:g}, nothing can pass")
 
 
 def _check_params(name: str, member: Any, where: str) -> None:

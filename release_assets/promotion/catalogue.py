@@ -1,0 +1,108 @@
+"""The gates that need data rather than one number: each decides a verdict from a member's inputs.
+
+Duplicates and leakage read rows, label coverage the split, drift the champion's reference profile, regression
+the champion's model re-scored on the candidate's test split, slice gap the report's slices. Each is named by one
+entry of :data:`release_assets.promotion.gate_table.GATES`; heavy imports stay inside the functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from release_assets.promotion.inputs import MemberInputs
+from release_assets.promotion.policy import Verdict
+
+if TYPE_CHECKING:
+    from release_assets.manifest import Threshold
+
+
+def duplicates(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.datasets.quality import duplicates_verdict
+
+    return duplicates_verdict(member, inputs.rows("raw"), int(t.max or 0))
+
+
+def _require_sides(inputs: MemberInputs) -> None:
+    for side in ("train", "test"):
+        if not inputs.rows(side):
+            raise FileNotFoundError(f"{inputs.dir('split') / f'{side}.jsonl'} is missing or empty")
+
+
+def leakage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.datasets.quality import leakage_verdict
+
+    _require_sides(inputs)
+    return leakage_verdict(member, inputs.rows("train"), inputs.rows("test"), int(t.max or 0))
+
+
+def label_coverage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.datasets.quality import label_coverage_verdict
+
+    _require_sides(inputs)
+    splits = {side: inputs.rows(side) for side in ("train", "val", "test") if inputs.rows(side)}
+    labels = sorted({r["label"] for rows in splits.values() for r in rows})
+    return label_coverage_verdict(member, splits, int(t.min or 1), labels)
+
+
+def drift(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    import json
+
+    from release_assets.promotion.drift import drift_verdict
+
+    current = json.loads((inputs.dir("split") / "profile.json").read_text())
+    reference = None
+    if inputs.champion is not None and inputs.champion.version is not None:
+        champion_dir = inputs.champion.member_dir(f"{member}_split")
+        if champion_dir is None:
+            raise FileNotFoundError(f"champion {inputs.champion.version} has no member {member}_split")
+        reference = json.loads((champion_dir / "profile.json").read_text())  # missing: an error, which holds
+    return drift_verdict(member, reference, current, t.params)
+
+
+def slice_gap(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    from release_assets.promotion.slices import slice_gap_verdict
+
+    summary = inputs.refs["report"].summary
+    return slice_gap_verdict(
+        member, summary["metrics"].get("accuracy"), summary["slices"], float(t.max), int(t.params.get("min_n", 10))
+    )
+
+
+def regression(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
+    import json
+
+    from release_assets.promotion.stats import regression_verdict
+
+    tolerance = -float(t.min or 0.0)
+    model = inputs.refs["model"]
+    champion = inputs.champion.member(member) if inputs.champion else None
+    if champion is None:
+        return regression_verdict(member, {}, None, {}, tolerance, model.digest, None)
+    if champion["digest"] == model.digest:
+        # The same model bytes as the champion (e.g. a prompt-only change): nothing to compare, nothing regressed.
+        return Verdict(
+            member,
+            "regression",
+            "passed",
+            f"identical to champion {inputs.champion.version} (same model digest)",
+            None,
+            {"min": t.min, "max": None},
+            champion=None,
+        )
+    from release_assets.models.registry import MODEL_KINDS as TRAINERS
+    from release_assets.models.registry import predict_labels
+
+    test = inputs.rows("test")
+    champion_predictor = TRAINERS[model.kind].load(inputs.champion.member_dir(member))
+    champion_labels, _ = predict_labels(champion_predictor, test)
+    report = json.loads((inputs.dir("report") / "report.json").read_text())
+    return regression_verdict(
+        member,
+        report["predictions"],
+        {r["id"]: label for r, label in zip(test, champion_labels, strict=True)},
+        {r["id"]: r["label"] for r in test},
+        tolerance,
+        candidate_id=model.digest,
+        champion_id=champion["digest"],
+        seed=int(t.params.get("seed", 0)),
+    )

@@ -1,0 +1,81 @@
+"""Every gate, declared once: which member kinds may have it, which asset it reads, the bound it takes and the
+range of that bound, how it decides, and its default when it cannot decide.
+
+Manifest validation (names, bounds, ranges), the checks (which asset each is attached to) and the release unit
+(the verdict) all read this table. Adding a gate is one entry here, one decide function (or none: a metric the
+member's summary reports is compared with the bound), and a fixture that makes it fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from release_assets.manifest import DATASET_KINDS, MODEL_KINDS
+from release_assets.promotion import catalogue, explain
+
+DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
+
+UNIT = (0.0, 1.0)  # rates, shares, accuracies, F1, similarity
+NON_NEGATIVE = (0.0, None)  # latencies, throughput, tokens, cost, calls, row counts
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    name: str
+    kinds: frozenset[str]
+    # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
+    # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
+    reads: Literal["summary", "raw", "split", "report", "evaluation"]
+    range: tuple[float | None, float | None] = UNIT
+    needs: Literal["min", "max", "any"] = "any"  # the bound the manifest must give
+    whole: bool = False  # counts rows: compared as integers, so `max: 0.5` would silently mean 0
+    # None: the member's summary reports a metric of the gate's name, compared with the bound.
+    decide: Callable[..., Any] | None = None
+    # Adds where a failing metric came from to the reason (the failing rows, the most common errors).
+    explain: Callable[..., Any] | None = None
+    fixed_max: float | None = None  # drift: any drifted feature fails, so the only meaningful `max` is 0
+    on_inconclusive: Literal["hold", "warn"] = "hold"  # when the manifest does not say
+
+    def role(self, kind: str) -> str:
+        if self.reads != "summary":
+            return self.reads
+        return "raw" if kind in DATASETS else "report" if kind in MODELS else "evaluation"
+
+
+def _metrics(kinds: frozenset[str], names: tuple[str, ...], rng=UNIT) -> list[GateSpec]:
+    return [GateSpec(n, kinds, "summary", rng) for n in names]
+
+
+_GATES: list[GateSpec] = [
+    # data: raw rows, then the split
+    GateSpec("invalid_rows", DATASETS, "summary", NON_NEGATIVE, whole=True, explain=explain.invalid_rows),
+    GateSpec("rows", DATASETS, "summary", NON_NEGATIVE),
+    GateSpec("duplicates", DATASETS, "raw", NON_NEGATIVE, "max", True, catalogue.duplicates),
+    GateSpec("leakage", DATASETS, "split", NON_NEGATIVE, "max", True, catalogue.leakage),
+    GateSpec("label_coverage", DATASETS, "split", NON_NEGATIVE, "min", True, catalogue.label_coverage),
+    GateSpec("drift", DATASETS, "split", NON_NEGATIVE, "max", True, catalogue.drift, fixed_max=0),
+    # models: their evaluation report
+    *_metrics(MODELS, ("accuracy", "macro_f1", "min_class_recall")),
+    *_metrics(frozenset({"text_classifier"}), ("invariance_rate", "directional_rate", "mft_accuracy")),
+    # accuracy points the worst slice may trail overall accuracy by
+    GateSpec("slice_gap", MODELS, "report", UNIT, "max", decide=catalogue.slice_gap),
+    # a tolerated drop in accuracy against the champion, so never positive
+    GateSpec("regression", MODELS, "report", (-1.0, 0.0), "min", decide=catalogue.regression),
+    # chains: the golden-suite evaluation
+    GateSpec("format_valid", CHAINS, "summary", explain=explain.format_valid),
+    *_metrics(
+        CHAINS,
+        ("intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity", "flaky_rate"),
+    ),
+    *_metrics(CHAINS, ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
+    # single-request service latency, of a model or of the whole chain (evaluation/latency.py)
+    *_metrics(MODELS | CHAINS, ("p50_ms", "p95_ms"), NON_NEGATIVE),
+]
+GATES: dict[str, GateSpec] = {g.name: g for g in _GATES}
+assert len(GATES) == len(_GATES), "a gate is declared twice"
+
+
+def gates_for(kind: str) -> dict[str, GateSpec]:
+    return {name: g for name, g in GATES.items() if kind in g.kinds}
