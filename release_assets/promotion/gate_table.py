@@ -1,5 +1,6 @@
 """Every gate, declared once: which member kinds may have it, which asset it reads, the bound it takes and the
-range of that bound, how it decides, and its default when it cannot decide.
+range of that bound, and how it decides. (When a gate cannot decide, every gate holds unless its manifest entry
+says `on_inconclusive: warn`: one safe default, in `manifest.Threshold`, rather than a per-gate one to remember.)
 
 Manifest validation (names, bounds, ranges), the checks (which asset each is attached to) and the release unit
 (the verdict) all read this table. Adding a gate is one entry here, one decide function (or none: a metric the
@@ -36,7 +37,6 @@ class GateSpec:
     # Adds where a failing metric came from to the reason (the failing rows, the most common errors).
     explain: Callable[..., Any] | None = None
     fixed_max: float | None = None  # drift: any drifted feature fails, so the only meaningful `max` is 0
-    on_inconclusive: Literal["hold", "warn"] = "hold"  # when the manifest does not say
 
     def role(self, kind: str) -> str:
         if self.reads != "summary":
