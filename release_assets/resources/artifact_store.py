@@ -9,7 +9,8 @@ from typing import Any
 import dagster as dg
 
 from release_assets.artifacts import LocalArtifactStore
-from release_assets.release.store import LocalReleaseStore, ReleaseStore, S3ReleaseStore, StoreError
+from release_assets.release.s3_store import S3ReleaseStore
+from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 
 # Bound on the preflight probe's connect and read waits: long enough for a slow but healthy endpoint, short enough
 # that a hanging one is reported before anyone wonders whether the run started.

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import (
     GENESIS,
     LedgerError,
     LocalReleaseStore,
     ReleaseStore,
-    S3ReleaseStore,
     StoreError,
     event_hash,
 )
@@ -169,7 +169,8 @@ def test_concurrent_appends_from_processes_lose_nothing(kind, tmp_path, request)
 KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
-from release_assets.release.store import LocalReleaseStore, S3ReleaseStore
+from release_assets.release.s3_store import S3ReleaseStore
+from release_assets.release.store import LocalReleaseStore
 from release_assets_tests.release.test_store import s3_client
 
 kind, location, bundle = sys.argv[1], sys.argv[2], Path(sys.argv[3])

@@ -17,7 +17,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from release_assets.release.store import LocalReleaseStore, S3ReleaseStore, StoreError
+from release_assets.release.s3_store import S3ReleaseStore
+from release_assets.release.store import LocalReleaseStore, StoreError
 from release_assets.resources.artifact_store import ArtifactStore, store_unavailable
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
