@@ -6,7 +6,7 @@ box per stage of each release.
 
 from __future__ import annotations
 
-from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ReleaseManifest
+from release_assets.manifest import ReleaseManifest, family
 
 STAGES = ("data", "models", "prompts", "evaluation", "release")
 
@@ -57,10 +57,10 @@ def bundled(manifest: ReleaseManifest) -> dict[str, list[str]]:
     """Every asset whose files go into the release unit, by name inside the bundle."""
     out: dict[str, list[str]] = {}
     for name, member in manifest.members.items():
-        if member.kind in DATASET_KINDS:
+        if family(member.kind) == "dataset":
             out[f"{name}_split"] = split(manifest.name, name)
             out[name] = raw(manifest.name, name)
-        elif member.kind in MODEL_KINDS:
+        elif family(member.kind) == "model":
             out[name] = model(manifest.name, name)
             out[f"{name}_report"] = report(manifest.name, name)
         else:

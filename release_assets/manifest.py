@@ -106,6 +106,11 @@ DATASET_KINDS = ("sklearn_dataset", "jsonl_dataset")
 MODEL_KINDS = ("tabular_classifier", "text_classifier", "image_classifier")
 
 
+def family(kind: str) -> Literal["dataset", "model", "chain"]:
+    """The one mapping from member kind to what the pipeline does with it (its assets, bundle entries, gates)."""
+    return "dataset" if kind in DATASET_KINDS else "model" if kind in MODEL_KINDS else "chain"
+
+
 class Threshold(_Strict):
     """One gate: an observed metric must stay within ``min``/``max``; ``warn`` gates never hold a release."""
 
@@ -166,6 +171,8 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def _check_references(manifest: ReleaseManifest, where: str) -> None:
+    from release_assets.promotion.gate_table import check_thresholds
+
     for name, member in manifest.members.items():
         field = "data" if hasattr(member, "data") else "uses"
         for dep in member.upstream:
@@ -181,48 +188,11 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
     for name, gates in manifest.gates.items():
         if name not in manifest.members:
             raise ManifestError(f"{where}: gates.{name}: no member named '{name}'")
-        _check_gates(name, manifest.members[name].kind, gates, where)
+        check_thresholds(name, manifest.members[name].kind, gates, where)
     try:
         manifest.topological_order()
     except ManifestError as exc:
         raise ManifestError(f"{where}: {exc}") from None
-
-
-def _range_text(low: float | None, high: float | None) -> str:
-    return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
-
-
-def _check_gates(name: str, kind: str, gates: dict[str, Threshold], where: str) -> None:
-    """Names, required bounds and their ranges, from the one gate table: a typo in a gate name must fail here (at
-    run time it would be "not measured"), and so must a bound no measurement can meet (`accuracy: {min: 1.5}`)."""
-    from release_assets.promotion.gate_table import gates_for
-
-    known = gates_for(kind)
-    for gate, t in gates.items():
-        spec = known.get(gate)
-        if spec is None:
-            raise ManifestError(
-                f"{where}: gates.{name}.{gate}: unknown gate for a {kind} (known: {', '.join(sorted(known))})"
-            )
-        if spec.needs != "any" and getattr(t, spec.needs) is None:
-            raise ManifestError(f"{where}: gates.{name}.{gate}: needs `{spec.needs}`")
-        if spec.fixed_max is not None and t.max is not None and t.max != spec.fixed_max:
-            raise ManifestError(
-                f"{where}: gates.{name}.{gate}: `max` must be {spec.fixed_max:g} (any drifted feature fails)"
-            )
-        low, high = spec.range
-        for op in ("min", "max"):
-            value = getattr(t, op)
-            if value is None:
-                continue
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise ManifestError(
-                    f"{where}: gates.{name}.{gate}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}"
-                )
-            if spec.whole and value != int(value):
-                raise ManifestError(f"{where}: gates.{name}.{gate}.{op}: {value:g} is not a whole number of rows")
-        if t.min is not None and t.max is not None and t.min > t.max:
-            raise ManifestError(f"{where}: gates.{name}.{gate}: min {t.min:g} is above max {t.max:g}, nothing can pass")
 
 
 def _check_params(name: str, member: Any, where: str) -> None:

@@ -9,11 +9,27 @@ from typing import Any
 
 @dataclass
 class GateLine:
-    asset: str
+    """One gate's outcome as read off an asset check evaluation (the run summary and the failed-gate sensor)."""
+
+    asset: str  # the asset key without its release prefix, e.g. classifier_report
     check: str
     passed: bool
-    severity: str
+    severity: str  # ERROR holds the release, WARN only reports
     reason: str
+    release: str = ""
+
+    @classmethod
+    def from_evaluation(cls, evaluation: Any) -> GateLine:
+        """From a Dagster ``AssetCheckEvaluation``: the check's description is the verdict's reason."""
+        path = evaluation.asset_key.path
+        return cls(
+            asset="/".join(path[1:]),
+            check=evaluation.check_name,
+            passed=evaluation.passed,
+            severity=evaluation.severity.value,
+            reason=evaluation.description or _meta(evaluation.metadata, "reason") or "",
+            release=path[0],
+        )
 
 
 @dataclass
@@ -99,17 +115,9 @@ def summarise_run(result: Any, releases: list[str]) -> list[ReleaseSummary]:
     """Build one summary per release from an ``ExecuteInProcessResult``."""
     out = {name: ReleaseSummary(name) for name in releases}
     for evaluation in result.get_asset_check_evaluations():
-        release = evaluation.asset_key.path[0]
-        if release in out:
-            out[release].gates.append(
-                GateLine(
-                    asset="/".join(evaluation.asset_key.path[1:]),
-                    check=evaluation.check_name,
-                    passed=evaluation.passed,
-                    severity=evaluation.severity.value,
-                    reason=evaluation.description or _meta(evaluation.metadata, "reason") or "",
-                )
-            )
+        line = GateLine.from_evaluation(evaluation)
+        if line.release in out:
+            out[line.release].gates.append(line)
     for event in result.get_asset_materialization_events():
         mat = event.materialization
         if mat.asset_key.path[-1] == "release_unit" and mat.asset_key.path[0] in out:

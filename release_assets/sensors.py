@@ -17,6 +17,7 @@ import dagster as dg
 
 from release_assets.hashing import sha256_json
 from release_assets.manifest import ManifestError, ReleaseManifest, load_manifest, member_section
+from release_assets.release_summary import GateLine
 from release_assets.watch import scan
 
 SENSOR_INTERVAL_S = 5
@@ -116,21 +117,13 @@ def build_code_change_sensor(manifest_paths: dict[str, Path], job_name: str = "r
 
 def _failed_gates(instance: dg.DagsterInstance, run_id: str) -> list[dict[str, Any]]:
     records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-    out = []
-    for record in records:
-        evaluation = record.dagster_event.event_specific_data
-        if evaluation.passed:
-            continue
-        out.append(
-            {
-                "release": evaluation.asset_key.path[0],
-                "asset": evaluation.asset_key.to_user_string(),
-                "check": evaluation.check_name,
-                "severity": evaluation.severity.value,
-                "reason": evaluation.description or "",
-            }
-        )
-    return out
+    lines = [GateLine.from_evaluation(record.dagster_event.event_specific_data) for record in records]
+    return [
+        {"release": g.release, "asset": f"{g.release}/{g.asset}", "check": g.check, "severity": g.severity}
+        | {"reason": g.reason}
+        for g in lines
+        if not g.passed
+    ]
 
 
 def post_webhook(url: str, payload: dict[str, Any], timeout_s: float = 5.0) -> int:

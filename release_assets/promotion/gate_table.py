@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from release_assets.manifest import DATASET_KINDS, MODEL_KINDS
+from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ManifestError, Threshold, family
 from release_assets.promotion import catalogue, explain
 
 DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
@@ -41,7 +41,7 @@ class GateSpec:
     def role(self, kind: str) -> str:
         if self.reads != "summary":
             return self.reads
-        return "raw" if kind in DATASETS else "report" if kind in MODELS else "evaluation"
+        return {"dataset": "raw", "model": "report", "chain": "evaluation"}[family(kind)]
 
 
 def _metrics(kinds: frozenset[str], names: tuple[str, ...], rng=UNIT) -> list[GateSpec]:
@@ -79,3 +79,33 @@ assert len(GATES) == len(_GATES), "a gate is declared twice"
 
 def gates_for(kind: str) -> dict[str, GateSpec]:
     return {name: g for name, g in GATES.items() if kind in g.kinds}
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
+
+
+def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where: str) -> None:
+    """Names, required bounds and their ranges, from this table, when a manifest loads: a typo in a gate name must
+    fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`)."""
+    known = gates_for(kind)
+    for gate, t in gates.items():
+        at = f"{where}: gates.{member}.{gate}"
+        spec = known.get(gate)
+        if spec is None:
+            raise ManifestError(f"{at}: unknown gate for a {kind} (known: {', '.join(sorted(known))})")
+        if spec.needs != "any" and getattr(t, spec.needs) is None:
+            raise ManifestError(f"{at}: needs `{spec.needs}`")
+        if spec.fixed_max is not None and t.max is not None and t.max != spec.fixed_max:
+            raise ManifestError(f"{at}: `max` must be {spec.fixed_max:g} (any drifted feature fails)")
+        low, high = spec.range
+        for op in ("min", "max"):
+            value = getattr(t, op)
+            if value is None:
+                continue
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ManifestError(f"{at}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}")
+            if spec.whole and value != int(value):
+                raise ManifestError(f"{at}.{op}: {value:g} is not a whole number of rows")
+        if t.min is not None and t.max is not None and t.min > t.max:
+            raise ManifestError(f"{at}: min {t.min:g} is above max {t.max:g}, nothing can pass")

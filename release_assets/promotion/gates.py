@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from release_assets.artifacts import ArtifactRef
-from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ReleaseManifest
+from release_assets.manifest import ReleaseManifest, family
 from release_assets.promotion.explain import latency_context
 from release_assets.promotion.gate_table import GATES
 from release_assets.promotion.inputs import MemberInputs
@@ -64,9 +64,9 @@ def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]
     from release_assets import keys
 
     kind, name = manifest.members[member].kind, manifest.name
-    if kind in DATASET_KINDS:
+    if family(kind) == "dataset":
         return {"raw": keys.raw(name, member), "split": keys.split(name, member)}
-    if kind in MODEL_KINDS:
+    if family(kind) == "model":
         data = manifest.members[member].data
         return {"model": keys.model(name, member), "report": keys.report(name, member), "split": keys.split(name, data)}
     return {"evaluation": keys.chain_evaluation(name, member)}
