@@ -156,141 +156,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     config = {"release": args.release, "requested_by": args.by, "reason": args.reason}
     if not _run_op("rollback_release", "rollback", config):
         return 1
+    from release_assets.cli_inspect import release_store
     from release_assets.rollout.ledger import replay
 
-    champion = replay(_release_store().events(args.release)).champion
+    champion = replay(release_store().events(args.release)).champion
     print(f"{args.release}: rolled back; champion is now {champion}")
     return 0
 
 
-def _release_store():
-    from release_assets.definitions import resources_for
-    from release_assets.settings import get_settings
-
-    store = resources_for(get_settings())["store"]
-    store.preflight()  # an unreachable store is one line naming the endpoint, not a botocore traceback
-    return store.releases()
-
-
-def _note(e: dict) -> str:
-    """What a history row must not hide: a promotion over weakened gates, a release built with them."""
-    if e.get("override", {}).get("weakened_gates"):
-        return f" [OVERRIDE of weakened gates: {'; '.join(e['override']['weakened_gates'])}]"
-    if e.get("weakened_gates"):
-        return f" [built with weakened gates: {'; '.join(e['weakened_gates'])}]"
-    return ""
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    from release_assets.evaluation.report import plain_table
-
-    events = _release_store().events(args.release)
-    if not events:
-        print(f"{args.release}: no ledger events yet")
-        return 0
-    rows = [
-        [
-            e["time"][:19].replace("T", " "),
-            e["action"],
-            e["actor"],
-            e.get("run_by", "-"),
-            e["from_version"] or "-",
-            e["to_version"] or "-",
-            e["reason"] + _note(e),
-        ]
-        for e in events
-    ]
-    print(plain_table(["time (UTC)", "action", "actor", "run by", "from", "to", "reason"], rows))
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from release_assets.evaluation.report import plain_table
-    from release_assets.release.store import StoreError
-    from release_assets.rollout.ledger import replay
-
-    store = _release_store()
-    names = args.release or [m.name for m in _manifests()[0]]
-    rows, problems = [], 0
-    for name in names:
-        state = replay(store.events(name))
-        for version in store.versions(name):
-            try:
-                m = store.manifest(name, version) or {}
-            except StoreError as exc:  # one unreadable manifest must not hide the other versions
-                print(f"FAILED: {exc}", file=sys.stderr)
-                problems += 1
-                continue
-            gates = m.get("gates", [])
-            passed = sum(g["status"] == "passed" for g in gates)
-            marks = [a for a, v in (("champion", state.champion), ("candidate", state.candidate)) if v == version]
-            if m.get("weakened_gates"):
-                marks.append(f"WEAKENED gates ({len(m['weakened_gates'])})")
-            rows.append(
-                [name, version, m.get("created_at", "")[:19], f"{passed}/{len(gates)} passed", ", ".join(marks)]
-            )
-    rows.sort(key=lambda r: (r[0], r[2]))
-    print(
-        plain_table(["release", "version", "created (UTC)", "gates", "aliases"], rows) if rows else "nothing published"
-    )
-    return 1 if problems else 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    if args.ledger is not None:
-        return _verify_ledgers(args.ledger)
-    if not args.path:
-        print("FAILED: verify needs a bundle (or its folder), or --ledger", file=sys.stderr)
-        return 2
-    from release_assets.release.bundle import BundleError, verify_bundle
-    from release_assets.rollout.verified import check_agreement
-
-    path = Path(args.path)
-    if path.is_dir():
-        path = path / "bundle.tar.gz"
-    try:
-        manifest = verify_bundle(path)
-        beside = path.parent / "manifest.json"
-        if beside.exists():  # a store folder: its loose manifest must say what the bundle says
-            import json
-
-            check_agreement(json.loads(beside.read_text()), manifest, str(beside))
-    except (BundleError, ValueError) as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
-    files = sum(len(m["files"]) for m in manifest["members"].values())
-    print(
-        f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files verified"
-    )
-    return 0
-
-
-def _verify_ledgers(names: list[str]) -> int:
-    from release_assets.rollout.ledger import verify_ledger
-
-    store = _release_store()
-    for name in names or [m.name for m in _manifests()[0]]:
-        summary = verify_ledger(store, name)  # LedgerError names the line; main() prints it
-        legacy = f", {summary['legacy']} written before chaining" if summary["legacy"] else ""
-        print(f"OK: ledger {name}: {summary['events']} events, hash chain intact{legacy}")
-    return 0
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    from release_assets.manifest import load_each
-    from release_assets.settings import get_settings
-
-    settings = get_settings()
-    manifests, errors = load_each(settings.releases_path, settings.project_root)
-    for m in manifests:
-        print(f"OK: {m.name}: {len(m.members)} members, {sum(len(g) for g in m.gates.values())} gates")
-    for error in errors:
-        print(f"FAILED: {error}", file=sys.stderr)
-    return 1 if errors else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     import warnings
+
+    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
