@@ -34,22 +34,23 @@ def sha256_json(value: Any) -> str:
 
 @functools.cache
 def module_file(module: str) -> Path | None:
-    """The source file of a module, or None, found without importing it or its parent packages (no torch at
-    definition time): only the top-level name is looked up, the rest is the package's folder layout."""
-    top, *rest = module.split(".")
-    try:
-        spec = importlib.util.find_spec(top)  # a top-level name is located, never imported
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if not rest:
-        return Path(spec.origin) if spec.origin and spec.has_location else None
-    for base in spec.submodule_search_locations or ():
-        path = Path(base, *rest)
-        for candidate in (path.with_name(path.name + ".py"), path / "__init__.py"):
-            if candidate.is_file():
-                return candidate
+    """The source file of a module, or None, found without importing it or its packages (no torch at definition
+    time): a top-level name is located by Python's finders, a submodule in its package's folder."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        return None  # e.g. a string constant that only looks like a module name
+    parent, _, name = module.rpartition(".")
+    if not parent:
+        try:
+            spec = importlib.util.find_spec(module)  # a top-level name is located, never imported
+        except (ImportError, ValueError):
+            return None
+        return Path(spec.origin) if spec is not None and spec.has_location and spec.origin else None
+    package = module_file(parent)
+    if package is None or package.name != "__init__.py":
+        return None  # only a package has submodules: `from a.b import name` names no module unless a.b is one
+    for candidate in (package.with_name(f"{name}.py"), package.with_name(name) / "__init__.py"):
+        if candidate.is_file():
+            return candidate
     return None
 
 
@@ -100,6 +101,8 @@ def _absolute(module: str | None, level: int, package: str) -> str | None:
 
 @functools.cache
 def _string_names(prefix: str) -> re.Pattern[bytes]:
+    """Quoted dotted names under ``prefix``, like the module names in the model registry's ``MODEL_KINDS``. Comments
+    and docstrings that quote one count too: a harmless extra, never a miss."""
     return re.compile(rb"""["'](%s(?:\.\w+)*)["']""" % re.escape(prefix.encode()))
 
 
@@ -108,20 +111,21 @@ def imported_modules(module: str, prefix: str = PROJECT) -> frozenset[str]:
     """Modules under ``prefix`` that running ``module`` may load: its imports (a name in ``from a.b import c``
     counts when it is itself a module), string constants naming a module (loaded later by name, as the model
     registry does), and its own package, whose ``__init__`` Python runs first."""
-    path = module_source_path(module)
     source = module_source(module)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    candidates = {module.rpartition(".")[0]}  # its package, empty for a top-level name (filtered out)
+    # Relative imports resolve against the module's package: itself for a package's __init__.
+    here = module if module_source_path(module).name == "__init__.py" else module.rpartition(".")[0]
+    # Its own package (empty for a top-level name); followed hop by hop this also covers `import a.b.c` running
+    # the __init__ of a and of a.b.
+    candidates = {module.rpartition(".")[0]}
     for node in _import_statements(source):
         if isinstance(node, ast.Import):
             candidates.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = _absolute(node.module, node.level, package)
+            base = _absolute(node.module, node.level, here)
             if base:
                 candidates.add(base)
                 candidates.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
     candidates.update(m.decode() for m in _string_names(prefix).findall(source))
-    # `import a.b.c` runs a and a.b too; adding each found module's package covers it, hop by hop.
     in_project = {c for c in candidates if (c == prefix or c.startswith(prefix + ".")) and c != module}
     return frozenset(c for c in in_project if module_file(c) is not None)
 
