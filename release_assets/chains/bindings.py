@@ -53,7 +53,12 @@ def read_sequences(images: Sequence[Sequence[Sequence[int]]], predictor: Predict
     return out
 
 
-def retrieve(step: StepSpec, texts: Sequence[str], facts: Mapping[str, str]) -> list[dict[str, Any]]:
+def retrieve(
+    step: StepSpec,
+    texts: Sequence[str],
+    facts: Mapping[str, str],
+    questions: Mapping[str, Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
     """The knowledge-base fact each text is most about, by TF-IDF cosine similarity, with that similarity.
 
     No model is trained: the index is the chain's own knowledge base, so a release needs no model to answer
@@ -64,7 +69,9 @@ def retrieve(step: StepSpec, texts: Sequence[str], facts: Mapping[str, str]) -> 
         return []
     if not facts:
         return [{"fact": None, "score": 0.0} for _ in texts]
-    ids, vectorizer, matrix = _fact_index(tuple(facts.items()))
+    questions = questions or {}
+    docs = tuple((fact_id, " ".join([text, *questions.get(fact_id, ())])) for fact_id, text in facts.items())
+    ids, vectorizer, matrix = _fact_index(docs)
     # Rows are l2-normalised, so the dot product is the cosine similarity.
     scores = (vectorizer.transform(list(texts)) @ matrix.T).toarray()
     out = []
@@ -77,16 +84,15 @@ def retrieve(step: StepSpec, texts: Sequence[str], facts: Mapping[str, str]) -> 
 
 
 @lru_cache(maxsize=4)
-def _fact_index(facts: tuple[tuple[str, str], ...]) -> tuple[list[str], Any, Any]:
+def _fact_index(docs: tuple[tuple[str, str], ...]) -> tuple[list[str], Any, Any]:
     """Fit once per knowledge base, not once per case: latency is measured one request at a time."""
     from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn loads only when a chain retrieves
 
-    # A fact's id is its title (`return_window`): its words are indexed with the sentence. English stop words
-    # carry no topic; word pairs keep "gift card" apart from "gift wrap"; sublinear tf stops a repeated word
-    # from outweighing the rest of the question.
-    docs = [f"{fact_id.replace('_', ' ')} {text}" for fact_id, text in facts]
+    # A fact's id is its title (`return_window`), so its words are indexed with its text. Character n-grams
+    # within words match inflections and spellings a word index would miss ("returned" and "return",
+    # "instalments" and "installments"); sublinear tf keeps a repeated word from outweighing the rest.
     vectorizer = TfidfVectorizer(
-        lowercase=True, strip_accents="unicode", stop_words="english", ngram_range=(1, 2), sublinear_tf=True
+        lowercase=True, strip_accents="unicode", analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True
     )
-    matrix = vectorizer.fit_transform(docs)
-    return [fact_id for fact_id, _ in facts], vectorizer, matrix
+    matrix = vectorizer.fit_transform([f"{fact_id.replace('_', ' ')} {text}" for fact_id, text in docs])
+    return [fact_id for fact_id, _ in docs], vectorizer, matrix

@@ -40,6 +40,8 @@ class CaseResult:
 class KnowledgeBase:
     facts: dict[str, str]
     products: list[str]
+    # Fact id -> the help-centre headings it sits under: searched by the retrieve binding, never quoted.
+    questions: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ChainRunner:
@@ -139,7 +141,7 @@ class ChainRunner:
                 else:
                     raw[j] = outcome.value
         elif step.binding_kind == "retrieve":
-            outs = bindings.retrieve(step, [texts[j] for j in ok], self.kb.facts)
+            outs = bindings.retrieve(step, [texts[j] for j in ok], self.kb.facts, self.kb.questions)
             for j, out in zip(ok, outs, strict=True):
                 raw[j] = out
         elif step.binding_kind == "template":

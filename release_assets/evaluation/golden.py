@@ -30,10 +30,22 @@ class GoldenSuiteError(ValueError):
 
 
 def load_knowledge_base(path: Path) -> KnowledgeBase:
+    """``facts: {id: sentence}``, optionally ``products: [...]`` and ``questions: {fact id: [heading, ...]}``."""
     data = read_yaml(path, GoldenSuiteError, line_sep=":")
     if not isinstance(data, dict) or not isinstance(data.get("facts"), dict):
         raise GoldenSuiteError(f"{path}: expected a mapping with `facts: {{id: sentence}}` and `products: [...]`")
-    return KnowledgeBase(facts={str(k): str(v) for k, v in data["facts"].items()}, products=data.get("products", []))
+    facts = {str(k): str(v) for k, v in data["facts"].items()}
+    questions = data.get("questions") or {}
+    if not isinstance(questions, dict) or not all(isinstance(v, list) for v in questions.values()):
+        raise GoldenSuiteError(f"{path}: questions: expected `{{fact id: [question, ...]}}`")
+    unknown = sorted(str(k) for k in questions if str(k) not in facts)
+    if unknown:
+        raise GoldenSuiteError(f"{path}: questions.{unknown[0]}: no fact with that id")
+    return KnowledgeBase(
+        facts=facts,
+        products=data.get("products", []),
+        questions={str(k): [str(q) for q in v] for k, v in questions.items()},
+    )
 
 
 def load_cases(path: Path, evaluation: EvaluationSpec | None = None) -> list[dict[str, Any]]:

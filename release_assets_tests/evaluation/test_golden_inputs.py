@@ -2,13 +2,19 @@
 
 import pytest
 
+from release_assets.chains.spec import EvaluationSpec
 from release_assets.evaluation.golden import GoldenSuiteError, load_cases, load_knowledge_base, score, token_f1
 
 
 def test_a_broken_golden_line_names_file_and_line(tmp_path):
     path = tmp_path / "golden.jsonl"
     path.write_text('{"id": "g1", "message": "hi", "expected": {"intent": "other"}}\n{"id": "g2", "message": "x"}\n')
-    with pytest.raises(GoldenSuiteError, match=r"golden\.jsonl:2: not a golden case \(KeyError"):
+    # expected.intent is required only by a chain that maps `intent` to one of its steps.
+    with pytest.raises(GoldenSuiteError, match=r"golden\.jsonl:2: not a golden case \(KeyError: 'expected'"):
+        load_cases(path, EvaluationSpec(intent="classify_intent.intent"))
+    assert [c["id"] for c in load_cases(path, EvaluationSpec(reply="answer.reply"))] == ["g1", "g2"]
+    path.write_text('{"id": "g1", "expected": {"intent": "other"}}\n')
+    with pytest.raises(GoldenSuiteError, match=r"golden\.jsonl:1: not a golden case \(KeyError: 'message'"):
         load_cases(path)
     path.write_text("{not json\n")
     with pytest.raises(GoldenSuiteError, match=r"golden\.jsonl:1: not a golden case \(JSONDecodeError"):

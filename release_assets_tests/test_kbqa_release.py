@@ -1,0 +1,78 @@
+"""The kbqa release: a prompt chain and no model or dataset at all, materialized, gated and published in process;
+held back when its knowledge base loses the phrases answers must quote."""
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from release_assets.evaluation.golden import load_cases, load_knowledge_base
+from release_assets.release.bundle import verify_bundle
+from release_assets_tests.test_release_end_to_end import materializations, run_release
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_kbqa_materializes_passes_its_gates_and_publishes(project, tmp_path):
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        result, summaries = run_release(project, store, instance, only=["kbqa"])
+    assert result.success
+    s = summaries["kbqa"]
+    assert s.published_ok and s.published, s.render()
+    gates = {g.check: g for g in s.gates}
+    assert set(gates) == {
+        "format_valid_gate",
+        "intent_accuracy_gate",
+        "required_facts_gate",
+        "forbidden_absent_gate",
+        "reply_similarity_gate",
+        "p95_ms_gate",
+    }
+    assert all(g.passed for g in gates.values()), s.render()
+    manifest = verify_bundle(Path(s.bundle))
+    assert manifest["version"] == s.version and set(manifest["members"]) == {"chain", "chain_evaluation"}
+    assert set(materializations(result)) == {"kbqa/chain", "kbqa/chain_evaluation", "kbqa/release_unit"}
+    metrics = manifest["members"]["chain_evaluation"]["metrics"]
+    # Mapped: intent (the retrieved fact) and reply. Not mapped: entities, so entity_f1 is not measured at all.
+    assert "entity_f1" not in metrics and metrics["intent_accuracy"] > 0.4 and metrics["format_valid"] == 1.0
+
+
+def test_a_knowledge_base_without_its_key_phrases_fails_required_facts(project, tmp_path):
+    # Every fact keeps its topic but loses the phrase an answer must quote ("45 days" -> "some days"): retrieval
+    # still finds facts, but their answers no longer say what the customer needs to know.
+    kb = project / "data" / "kbqa" / "knowledge_base.yaml"
+    text = kb.read_text()
+    keys = {
+        p
+        for c in load_cases(project / "data" / "golden" / "kbqa.jsonl")
+        if c["expected"]["intent"]
+        for p in c["must_contain"]
+    }
+    for key in sorted(keys, key=len, reverse=True):
+        assert key in text, key
+        text = text.replace(key, "(see our website)")
+    kb.write_text(text)
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        _, summaries = run_release(project, store, instance, only=["kbqa"])
+    s = summaries["kbqa"]
+    failed = {g.check: g for g in s.gates if not g.passed}
+    assert "required_facts_gate" in failed, s.render()
+    assert "format_valid_gate" not in failed and "forbidden_absent_gate" not in failed
+    assert not s.published_ok
+    assert not (store / "releases" / "kbqa").exists()
+
+
+def test_shipped_kbqa_data_is_consistent():
+    kb = load_knowledge_base(REPO / "data" / "kbqa" / "knowledge_base.yaml")
+    cases = load_cases(REPO / "data" / "golden" / "kbqa.jsonl")
+    assert 25 <= len(kb.facts) <= 40 and 60 <= len(cases) <= 110
+    assert set(kb.questions) <= set(kb.facts)
+    for case in cases:
+        fact = case["expected"]["intent"]
+        if fact is not None:
+            assert fact in kb.facts, case["id"]
+            assert all(p in kb.facts[fact] for p in case["must_contain"]), case["id"]
+    manifest = yaml.safe_load((REPO / "releases" / "kbqa.yaml").read_text())
+    assert manifest["members"]["chain"]["uses"] == []
