@@ -26,7 +26,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the project with dev tools
 
-release: setup ## Materialize, gate and publish both releases on the embedded defaults
+release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults
 	$(BIN)/release-assets release
 
 test: setup ## Lint, format check, then the whole test suite

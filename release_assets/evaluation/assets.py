@@ -104,7 +104,8 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         **versioned(CodeInputs(CHAIN_EVAL_MODULES, [golden], member_section(manifest, name)["member"]), manifest, name),
         description=(
             f"`{name}` run with the release's own models over the golden suite `{member.golden}`: format validity, "
-            "intent accuracy, entity F1, required facts, forbidden phrases, latency."
+            "and what the chain file's `evaluation:` maps (decision accuracy, entity F1, required facts, forbidden "
+            "phrases, reply similarity), latency."
         ),
         owners=manifest.owners,
         kinds={"jinja", "python"},
