@@ -20,6 +20,13 @@ class ManifestError(ValueError):
     """A manifest that cannot be turned into assets; the message names file and field."""
 
 
+def validation_problems(exc: ValidationError, prefix: str = "", path=None) -> str:
+    """pydantic's errors as one line, each as ``field.path: message``: the short error text of every schema
+    (manifests, chain files, step outputs), so a person reads field names, not pydantic's report layout."""
+    where = path or (lambda loc: ".".join(str(p) for p in loc))
+    return "; ".join(f"{prefix}{where(e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -202,10 +209,7 @@ def _check_params(name: str, member: Any, where: str) -> None:
     try:
         TRAINERS[member.kind].parse_params(member.params)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"members.{name}.params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ManifestError(f"{where}: {problems}") from None
+        raise ManifestError(f"{where}: {validation_problems(exc, f'members.{name}.params.')}") from None
 
 
 def parse_manifest(data: Any, where: str) -> ReleaseManifest:
@@ -214,8 +218,7 @@ def parse_manifest(data: Any, where: str) -> ReleaseManifest:
     try:
         manifest = ReleaseManifest.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ManifestError(f"{where}: {problems}") from None
+        raise ManifestError(f"{where}: {validation_problems(exc, path=_field_path)}") from None
     _check_references(manifest, where)
     return manifest
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from release_assets.chains import bindings
 from release_assets.chains.render import TemplateError, render, render_string
 from release_assets.chains.spec import ChainSpec, StepSpec
+from release_assets.manifest import validation_problems
 from release_assets.models.registry import Predictor
 
 
@@ -87,7 +88,7 @@ class ChainRunner:
                 try:
                     validated = self.schemas[step.id].model_validate(value).model_dump()
                 except ValidationError as exc:
-                    results[i].errors[step.id] = _short(exc)
+                    results[i].errors[step.id] = validation_problems(exc)
                     continue
                 results[i].outputs[step.id] = validated
                 contexts[i][step.id] = validated
@@ -160,7 +161,3 @@ class ChainRunner:
             for j, value in zip(with_images, read, strict=True):
                 raw[j][step.attachment_field] = value
         return raw
-
-
-def _short(exc: ValidationError) -> str:
-    return "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors())

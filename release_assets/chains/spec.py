@@ -25,6 +25,7 @@ from release_assets.chains.render import (
     environment,
     field_reads,
 )
+from release_assets.manifest import validation_problems
 from release_assets.textfiles import read_yaml
 
 CHAIN_FILE = "chain.yaml"
@@ -255,8 +256,7 @@ def _read_spec(path: Path, directory: Path) -> ChainSpec:
     try:
         return ChainSpec.model_validate({**data, "directory": directory})
     except ValidationError as exc:
-        problems = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors())
-        raise ChainSpecError(f"{path}: {problems}") from None
+        raise ChainSpecError(f"{path}: {validation_problems(exc)}") from None
 
 
 def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str) -> None:
