@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -167,7 +168,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
+    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_predict, cmd_validate, cmd_verify
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -218,6 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("list", help="published versions with their gate verdicts and aliases")
     p.add_argument("release", nargs="*")
     p.set_defaults(fn=cmd_list)
+    p = sub.add_parser("predict", help="answer one request with a published release, as JSON")
+    p.add_argument("release")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--version", help="a published version (default: the champion)")
+    which.add_argument("--alias", choices=["champion", "candidate", "canary"])
+    body = p.add_mutually_exclusive_group()
+    body.add_argument("--message", help="the customer's message (chains)")
+    body.add_argument("--json", metavar="FILE", help="the request as a JSON file, or - for standard input")
+    p.add_argument("--image", metavar="PATH", help="a PNG or JPEG photo of a handwritten number to attach")
+    p.set_defaults(fn=cmd_predict)
     args = parser.parse_args(argv)
     if getattr(args, "by", "") is None:
         from release_assets.rollout.ledger import default_actor
@@ -239,8 +250,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from release_assets.release.bundle import BundleError
     from release_assets.release.store import LedgerError, StoreError
     from release_assets.rollout.ledger import PromotionError
+    from release_assets.serving.loader import StepFailed
+    from release_assets.serving.requests import RequestError
 
     return (
+        RequestError,
+        StepFailed,
+        json.JSONDecodeError,
         ManifestError,
         StoreError,
         LedgerError,

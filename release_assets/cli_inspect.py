@@ -1,4 +1,4 @@
-"""The read-only ``release-assets`` commands: ``list``, ``history``, ``verify`` and ``validate``.
+"""The read-only ``release-assets`` commands: ``list``, ``history``, ``verify``, ``validate`` and ``predict``.
 
 They read the manifests and the release store, never run a job; ``cli.py`` parses the arguments and reports
 errors written for people on one line.
@@ -141,3 +141,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"FAILED: {error}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def serving_cache() -> Path:
+    """Extracted, verified release versions for serving: beside the store's build cache, reused across runs."""
+    from release_assets.settings import get_settings
+
+    return get_settings().store_path / "serving"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """One request through a published release, printed as JSON (what ``serve`` would answer)."""
+    import base64
+    import json
+
+    from release_assets.serving.loader import load_release
+
+    if args.json == "-" or (args.json is None and args.message is None):
+        request = json.loads(sys.stdin.read())
+    elif args.json is not None:
+        request = json.loads(Path(args.json).read_text(encoding="utf-8"))
+    else:
+        request = {"message": args.message}
+    if args.image:
+        if not isinstance(request, dict):
+            raise ValueError("--image needs a JSON object request")
+        request["attachment"] = {"image_b64": base64.b64encode(Path(args.image).read_bytes()).decode()}
+    loaded = load_release(release_store(), args.release, args.version, args.alias, cache_dir=serving_cache())
+    print(json.dumps(loaded.predict(request), indent=1, sort_keys=True))
+    return 0

@@ -188,3 +188,28 @@ def test_weakened_gates_show_in_list_and_history_and_need_an_override(env, capsy
     history = capsys.readouterr().out
     assert "OVERRIDE of weakened gates: gates.classifier.accuracy.severity: block -> warn" in history
     assert "run by" in history
+
+
+def test_predict_answers_as_json_from_a_message_a_file_or_stdin(env, tmp_path, capsys, monkeypatch):
+    import io
+
+    assert cli.main(["release", "iris", "kbqa"]) == 0
+    out = capsys.readouterr().out
+    iris_version = out.split("== iris: published")[1].split("version: ")[1].split()[0]
+    request = tmp_path / "flower.json"
+    request.write_text(json.dumps({"features": [6.7, 3.0, 5.2, 2.3]}))
+    assert cli.main(["predict", "iris", "--alias", "candidate", "--json", str(request)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["version"] == iris_version and answer["label"] == "virginica"
+
+    assert cli.main(["predict", "kbqa", "--alias", "candidate", "--message", "Can I send my boots back?"]) == 0
+    assert json.loads(capsys.readouterr().out)["reply"]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"message": "Do you ship abroad?"})))
+    assert cli.main(["predict", "kbqa", "--alias", "candidate", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["release"] == "kbqa"
+
+    assert cli.main(["predict", "kbqa", "--alias", "candidate", "--json", str(request)]) == 2
+    assert "features: unknown field" in _one_line_error(capsys.readouterr().err)
+    assert cli.main(["predict", "iris", "--message", "hi"]) == 2
+    assert "iris has no champion" in _one_line_error(capsys.readouterr().err)

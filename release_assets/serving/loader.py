@@ -1,0 +1,209 @@
+"""Load a published release for serving: verified, extracted once per version, and ready to ``predict``.
+
+Nothing is rebuilt between the gate and the server: the release unit's bundle is fetched from the release store,
+every file is re-hashed against the bundle's own manifest before use (a tampered bundle is refused naming the
+file), and the chain runs with the chain file the release was built with (recorded in the manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from release_assets.hashing import sha256_file
+from release_assets.release.bundle import BundleError
+from release_assets.release.store import BUNDLE, ReleaseStore, StoreError, check_release_name, check_version
+from release_assets.serving.requests import RequestError, parse_chain_request, parse_features
+
+ALIASES = ("champion", "candidate", "canary")
+CHAIN, CLASSIFIER = "chain", "classifier"
+VERIFIED = ".verified.json"  # written last into an extracted version: the manifest the files were checked against
+
+
+class StepFailed(RuntimeError):
+    """A chain step failed on a valid request (a model or template error): the server answers 500."""
+
+
+def resolve_version(store: ReleaseStore, release: str, version: str | None, alias: str | None) -> str:
+    """An explicit version, or the one an alias points at: champion/candidate from the ledger, canary from the
+    release's flag file (the version its canary variant serves)."""
+    from release_assets.rollout.ledger import replay
+
+    check_release_name(release)
+    if version is not None and alias is not None:
+        raise ValueError("give a version or an alias, not both")
+    if version is not None:
+        return check_version(version)
+    alias = alias or "champion"
+    if alias not in ALIASES:
+        raise ValueError(f"alias {alias!r}: expected one of {', '.join(ALIASES)}")
+    if alias == "canary":
+        from release_assets.serving.flags import canary_version
+
+        found = canary_version(store, release)
+    else:
+        state = replay(store.events(release))
+        found = state.champion if alias == "champion" else state.candidate
+    if found is None:
+        hint = " (promote one, or pass --version)" if alias == "champion" else ""
+        raise StoreError(f"{release} has no {alias}{hint}")
+    return found
+
+
+def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The verified files of ``release``/``version`` under ``cache_dir``, extracted once; every load re-hashes them."""
+    from release_assets.rollout.verified import verified_manifest
+
+    target = cache_dir / release / version
+    marker = target / VERIFIED
+    if not marker.exists():
+        manifest = verified_manifest(store, release, version)  # fetch, re-hash every entry, compare manifests
+        work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{release}-{version}-"))
+        try:
+            from release_assets.release.bundle import extract_bundle
+
+            bundle = store.fetch_bundle(release, version, work / BUNDLE)
+            extract_bundle(bundle, work / "files")
+            bundle.unlink()
+            (work / VERIFIED).write_text(json.dumps(manifest, sort_keys=True))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                work.rename(target)
+            except OSError:  # another process extracted the same version first
+                if not marker.exists():
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    manifest = json.loads(marker.read_text())
+    # The extracted copy sits on a disk anyone may edit: it is trusted only file by file, on every load.
+    for member in manifest["members"].values():
+        for entry in member["files"]:
+            path = target / "files" / entry["path"]
+            if not path.is_file() or sha256_file(path) != entry["sha256"]:
+                raise BundleError(f"{path}: does not match the verified bundle's sha256; refusing to serve it")
+    return target / "files", manifest
+
+
+class LoadedRelease:
+    """One verified release version, ready to answer requests; safe to call from several threads."""
+
+    def __init__(self, release: str, version: str, root: Path, manifest: dict[str, Any]) -> None:
+        from release_assets.models.registry import MODEL_KINDS
+
+        self.release, self.version, self.manifest = release, version, manifest
+        members = manifest["members"]
+        chains = [name for name, m in members.items() if m["kind"] == "prompt_chain"]
+        models = {name: m["kind"] for name, m in members.items() if m["kind"] in MODEL_KINDS}
+        self._predictors = {name: MODEL_KINDS[kind].load(root / name) for name, kind in models.items()}
+        if chains:
+            self.kind = CHAIN
+            self._chain_member = chains[0]
+            self._runner = self._chain_runner(root / chains[0], members[chains[0]].get("chain_file", "chain.yaml"))
+        elif len(self._predictors) == 1:
+            self.kind = CLASSIFIER
+            [(self._model_name, self._model)] = self._predictors.items()
+            self._n_features = _feature_count(root, members)
+        else:
+            raise BundleError(f"{release} {version}: no chain and not exactly one model: nothing to serve")
+
+    def _chain_runner(self, chain_dir: Path, chain_file: str):
+        from release_assets.chains.build import KB_FILE
+        from release_assets.chains.runner import ChainRunner, KnowledgeBase
+        from release_assets.chains.spec import load_chain
+        from release_assets.evaluation.golden import load_knowledge_base
+
+        labels = {name: p.labels for name, p in self._predictors.items()}
+        spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)
+        kb_path = chain_dir / KB_FILE
+        kb = load_knowledge_base(kb_path) if kb_path.exists() else KnowledgeBase(facts={}, products=[])
+        self.chain_file = chain_file
+        return ChainRunner(spec, schemas, self._predictors, kb)
+
+    def predict(
+        self, request: Any, *, variant: str = "champion", request_id: str | None = None, observer: Any = None
+    ) -> dict[str, Any]:
+        """Answer one request; :class:`RequestError` for bad input, :class:`StepFailed` when a step fails."""
+        request_id = request_id or uuid.uuid4().hex
+        head = {"release": self.release, "version": self.version, "variant": variant}
+        if self.kind == CLASSIFIER:
+            features = parse_features(request, self._n_features)
+            proba = self._model.predict_proba([{"features": features}])[0]
+            label = self._model.labels[int(proba.argmax())]
+            probabilities = {name: round(float(p), 6) for name, p in zip(self._model.labels, proba, strict=True)}
+            return {**head, "label": label, "probabilities": probabilities, "request_id": request_id}
+        return {**head, **self._run_chain(parse_chain_request(request), request_id, observer)}
+
+    def _run_chain(self, parsed, request_id: str, observer: Any) -> dict[str, Any]:
+        from release_assets.chains.runner import ChainRequest
+
+        run_kwargs = {"observer": observer} if observer is not None else {}
+        start = time.perf_counter()
+        [result] = self._runner.run([ChainRequest(request_id, parsed.message, parsed.digits)], **run_kwargs)
+        total_ms = (time.perf_counter() - start) * 1000
+        if result.errors:
+            listed = "; ".join(f"{step}: {error}" for step, error in result.errors.items())
+            raise StepFailed(f"request {request_id}: {listed}")
+        fields = self._chain_fields(result.outputs)
+        return {**fields, "latency_ms": _latencies(result, total_ms), "request_id": request_id}
+
+    def _chain_fields(self, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The response's named fields, found through the chain's own ``evaluation:`` mapping (no step names)."""
+        mapping = self._runner.spec.evaluation
+
+        def value(key: str) -> Any:
+            target = mapping.target(key) if hasattr(mapping, key) else None
+            if target is None:
+                return None
+            step, field = target
+            return outputs.get(step, {}) if field is None else outputs.get(step, {}).get(field)
+
+        decided = mapping.target("intent")
+        reply = mapping.target("reply")
+        decision_step = outputs.get(decided[0], {}) if decided else {}
+        reply_step = outputs.get(reply[0], {}) if reply else {}
+        return {
+            "intent": value("intent"),
+            "confidence": decision_step.get("confidence", decision_step.get("score")),
+            "entities": {k: v for k, v in (value("entities") or {}).items() if v is not None},
+            "reply": value("reply"),
+            "escalate": bool(reply_step.get("escalate", False)),
+            "abstained": bool(value("abstained") if hasattr(mapping, "abstained") else reply_step.get("abstained")),
+        }
+
+
+def _latencies(result, total_ms: float) -> dict[str, float]:
+    steps = {step: round(u.get("latency_ms", 0.0), 3) for step, u in result.usage.items()}
+    return {**steps, "total": round(total_ms, 3)}
+
+
+def _feature_count(root: Path, members: dict[str, Any]) -> int:
+    for name, member in members.items():
+        if member["kind"] == "tabular_classifier":
+            from release_assets.models.tabular import MODEL_FILE
+
+            model = json.loads((root / name / MODEL_FILE).read_text())
+            return len(model["mean"])
+    raise BundleError("no tabular model to read the feature count from")
+
+
+def load_release(
+    store: ReleaseStore,
+    release: str,
+    version: str | None = None,
+    alias: str | None = None,
+    cache_dir: Path | None = None,
+) -> LoadedRelease:
+    """Load ``release`` at ``version`` (or the version ``alias`` points at; default: the champion), verified."""
+    version = resolve_version(store, release, version, alias)
+    cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "release_assets_serving")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    root, manifest = _extract(store, release, version, cache_dir)
+    return LoadedRelease(release, version, root, manifest)
+
+
+__all__ = ["LoadedRelease", "RequestError", "StepFailed", "load_release", "resolve_version"]

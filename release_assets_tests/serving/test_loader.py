@@ -1,0 +1,163 @@
+"""A published release, loaded for serving: verified, cached per version, answering requests."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+
+from release_assets.release.bundle import BundleError
+from release_assets.release.store import LocalReleaseStore, StoreError
+from release_assets.rollout.ledger import promote
+from release_assets.serving.loader import StepFailed, load_release
+from release_assets.serving.requests import RequestError, image_to_digits
+from release_assets_tests.serving.published import publish_tiny
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    store, versions = publish_tiny(root)
+    return LocalReleaseStore(store), versions, root / "cache"
+
+
+def test_helpdesk_answers_a_message_with_the_chain_it_was_built_with(published):
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    assert loaded.manifest["members"]["chain"]["chain_file"] == "chain.yaml" == loaded.chain_file
+    answer = loaded.predict({"message": "Where is my order 12345? I paid $49.99", "user_id": "u1"}, request_id="r1")
+    assert answer["release"] == "helpdesk" and answer["version"] == versions["helpdesk"]
+    assert answer["variant"] == "champion" and answer["request_id"] == "r1"
+    assert answer["intent"] in loaded._predictors["intent_model"].labels
+    assert 0 <= answer["confidence"] <= 1 and isinstance(answer["reply"], str) and answer["reply"]
+    assert answer["entities"]["order_id"] == "12345"
+    assert {"classify_intent", "extract_entities", "generate_response", "total"} <= set(answer["latency_ms"])
+    assert isinstance(answer["escalate"], bool) and isinstance(answer["abstained"], bool)
+
+
+def test_iris_answers_features_with_probabilities(published):
+    store, versions, cache = published
+    loaded = load_release(store, "iris", version=versions["iris"], cache_dir=cache)
+    answer = loaded.predict({"features": [5.1, 3.5, 1.4, 0.2]})
+    assert answer["label"] == "setosa"
+    assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
+    with pytest.raises(RequestError) as bad:
+        loaded.predict({"features": [5.1, "x", 1.4, 0.2]})
+    assert bad.value.field == "features[1]" and bad.value.status == 422
+
+
+def test_kbqa_a_chain_with_other_step_names_answers_through_its_mapping(published):
+    store, versions, cache = published
+    loaded = load_release(store, "kbqa", version=versions["kbqa"], cache_dir=cache)
+    answer = loaded.predict({"message": "How long do I have to send something back?"})
+    assert isinstance(answer["reply"], str) and answer["reply"]
+    assert set(answer["latency_ms"]) >= {"retrieve", "answer", "total"}
+
+
+def test_aliases_follow_the_ledger(published):
+    store, versions, cache = published
+    with pytest.raises(StoreError, match="iris has no champion"):
+        load_release(store, "iris", cache_dir=cache)
+    assert load_release(store, "iris", alias="candidate", cache_dir=cache).version == versions["iris"]
+    promote(store, "iris", versions["iris"], "alice", "serve it")
+    assert load_release(store, "iris", cache_dir=cache).version == versions["iris"]
+
+
+@pytest.mark.parametrize(
+    ("request_body", "field"),
+    [
+        ({}, "message"),
+        ({"message": ""}, "message"),
+        ({"message": 42}, "message"),
+        ({"message": "hi", "attachment": {"digits": [[1] * 63]}}, "attachment.digits[0]"),
+        ({"message": "hi", "attachment": {"url": "http://x"}}, "attachment"),
+        ({"message": "hi", "surprise": 1}, "surprise"),
+        (["not", "an", "object"], "<body>"),
+    ],
+)
+def test_bad_requests_name_the_field(published, request_body, field):
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    with pytest.raises(RequestError) as bad:
+        loaded.predict(request_body)
+    assert bad.value.field == field and bad.value.status == 422
+
+
+def test_a_tampered_bundle_is_refused_naming_the_file(tmp_path, published):
+    store, versions, _ = published
+    bundle = store.root / "releases" / "iris" / versions["iris"] / "bundle.tar.gz"
+    original = bundle.read_bytes()
+    try:
+        data = bytearray(original)
+        data[len(data) // 2] ^= 0xFF
+        bundle.write_bytes(bytes(data))
+        with pytest.raises(BundleError, match=str(bundle)):
+            load_release(store, "iris", version=versions["iris"], cache_dir=tmp_path / "fresh")
+    finally:
+        bundle.write_bytes(original)
+
+
+def test_an_edited_extracted_copy_is_refused_on_the_next_load(tmp_path, published):
+    store, versions, _ = published
+    cache = tmp_path / "cache"
+    load_release(store, "iris", version=versions["iris"], cache_dir=cache)
+    [model_file] = list((cache / "iris" / versions["iris"] / "files" / "classifier").glob("model.json"))
+    model_file.write_text(json.dumps({**json.loads(model_file.read_text()), "intercept": [9, 9, 9]}))
+    with pytest.raises(BundleError, match=r"model\.json: does not match the verified bundle"):
+        load_release(store, "iris", version=versions["iris"], cache_dir=cache)
+
+
+def _photo_of(digit_images: list[np.ndarray]) -> bytes:
+    """Dark ink on white paper, each 8x8 digit drawn at 4x with white gaps: how a customer photographs a number."""
+    from PIL import Image
+
+    tiles = [np.kron(255 - img * 255 / 16, np.ones((4, 4))) for img in digit_images]
+    gap = np.full((32, 6), 255.0)
+    strip = np.hstack([gap, *[x for tile in tiles for x in (tile, gap)]])
+    page = np.pad(strip, 10, constant_values=255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(page).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_photo_becomes_one_8x8_image_per_digit_as_the_digits_model_was_trained():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    digits = load_digits()
+    read = image_to_digits(_photo_of(list(digits.images[:10])))
+    assert len(read) == 10 and all(len(d) == 64 and min(d) >= 0 and max(d) <= 16 for d in read)
+    for got, want in zip(read, digits.images[:10], strict=True):
+        a, b = np.asarray(got, dtype=float), want.ravel()
+        assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.8
+    # A classifier trained on the other digits reads the photographed ones: the preprocessing matches training.
+    model = LogisticRegression(max_iter=2000).fit(digits.data[10:], digits.target[10:])
+    assert (model.predict(np.asarray(read)) == digits.target[:10]).sum() >= 8
+
+
+def test_predict_reads_a_png_attachment(published):
+    from sklearn.datasets import load_digits
+
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    images = load_digits().images[:5]
+    photo = base64.b64encode(_photo_of(list(images))).decode()
+    answer = loaded.predict({"message": "Here is the photo of my order number", "attachment": {"image_b64": photo}})
+    assert answer["entities"].get("order_id") is not None and len(answer["entities"]["order_id"]) == 5
+    with pytest.raises(RequestError) as bad:
+        loaded.predict({"message": "photo", "attachment": {"image_b64": base64.b64encode(b"not an image").decode()}})
+    assert bad.value.status == 400 and bad.value.field == "attachment.image_b64"
+
+
+def test_a_failing_step_is_reported_as_a_step_failure(published, monkeypatch):
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    from release_assets.chains import bindings
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(bindings, "extract", broken)
+    with pytest.raises((StepFailed, RuntimeError), match="model exploded"):
+        loaded.predict({"message": "Where is my order 12345?"})
