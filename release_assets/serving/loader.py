@@ -28,6 +28,10 @@ VERIFIED = ".verified.json"  # written last into an extracted version: the manif
 class StepFailed(RuntimeError):
     """A chain step failed on a valid request (a model or template error): the server answers 500."""
 
+    def __init__(self, message: str, errors: dict[str, str]) -> None:
+        super().__init__(message)
+        self.errors = errors  # step -> error, counted as schema failures by the server's metrics
+
 
 def resolve_version(store: ReleaseStore, release: str, version: str | None, alias: str | None) -> str:
     """An explicit version, or the one an alias points at: champion/candidate from the ledger, canary from the
@@ -128,7 +132,8 @@ class LoadedRelease:
         self, request: Any, *, variant: str = "champion", request_id: str | None = None, observer: Any = None
     ) -> dict[str, Any]:
         """Answer one request; :class:`RequestError` for bad input, :class:`StepFailed` when a step fails."""
-        request_id = request_id or uuid.uuid4().hex
+        # Hyphenated: a bare 32-hex id would look like a secret to the trace redactor and be masked.
+        request_id = request_id or str(uuid.uuid4())
         head = {"release": self.release, "version": self.version, "variant": variant}
         if self.kind == CLASSIFIER:
             features = parse_features(request, self._n_features)
@@ -147,7 +152,7 @@ class LoadedRelease:
         total_ms = (time.perf_counter() - start) * 1000
         if result.errors:
             listed = "; ".join(f"{step}: {error}" for step, error in result.errors.items())
-            raise StepFailed(f"request {request_id}: {listed}")
+            raise StepFailed(f"request {request_id}: {listed}", dict(result.errors))
         fields = self._chain_fields(result.outputs)
         return {**fields, "latency_ms": _latencies(result, total_ms), "request_id": request_id}
 

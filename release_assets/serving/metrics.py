@@ -1,0 +1,197 @@
+"""Prometheus metrics for the serving app, on a registry of their own.
+
+Each ``ServingMetrics`` owns a ``CollectorRegistry`` rather than the process-wide default, so two apps (or two
+tests) in one process never collide on metric names. Durations are exported in seconds, the Prometheus base unit;
+the bucket edges are chosen for answers that take 0.5–500 ms.
+
+What the response-derived counters read (``observe_response``):
+
+- schema failures: a step whose output failed validation. A response counts one failure per step named in a
+  non-empty ``errors`` dict (``{step: problem}``, the chain runner's shape); else one (step ``error_step`` or
+  ``"unknown"``) when it carries a truthy ``error`` field; else one (step ``"unknown"``) when ``format_valid`` is
+  ``False``. A response with none of these is schema-valid.
+- escalations / abstentions: ``escalate`` / ``abstained`` is ``True``.
+- low confidence: ``confidence`` is a number below the threshold; a classifier response without ``confidence``
+  is judged by its highest class probability.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
+
+# Spelled out: prometheus_client >= 0.22 defaults to the 1.0.0 text format, and older ones lack this constant.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+PREFIX = "release_assets_serving"
+# 0.5 ms .. 500 ms, roughly 1-2.5-5 per decade, plus 1 s so a slow tail is visible rather than all in +Inf.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+LABELS = ("release", "version", "variant")
+SHADOW_LABELS = ("release", "primary_version", "shadow_version")
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+def schema_failures(response: dict[str, Any]) -> list[str]:
+    """The steps whose output failed validation in this response (see the module docstring)."""
+    errors = response.get("errors")
+    if isinstance(errors, dict) and errors:
+        return [str(step) for step in errors]
+    if response.get("error"):
+        return [str(response.get("error_step") or "unknown")]
+    if response.get("format_valid") is False:
+        return ["unknown"]
+    return []
+
+
+def confidence_of(response: dict[str, Any]) -> float | None:
+    value = response.get("confidence")
+    # bool is an int subclass: a stray True must not read as confidence 1.0.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    probs = response.get("probabilities")
+    if isinstance(probs, dict) and probs:
+        numbers = [float(p) for p in probs.values() if isinstance(p, int | float) and not isinstance(p, bool)]
+        return max(numbers) if numbers else None
+    return None
+
+
+class ServingMetrics:
+    def __init__(self, low_confidence: float = 0.5, registry: CollectorRegistry | None = None) -> None:
+        self.low_confidence = low_confidence
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            f"{PREFIX}_requests", "Predict requests answered, by status class.", [*LABELS, "status_class"], registry=r
+        )
+        self.errors = Counter(
+            f"{PREFIX}_errors",
+            "Predictions that raised (answered 500), by exception type.",
+            [*LABELS, "error"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Wall time of predict requests that reached the model, from first byte read to answer.",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.step_latency = Histogram(
+            f"{PREFIX}_step_duration_seconds",
+            "Per-step time reported in the answer's latency_ms.",
+            [*LABELS, "step"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.schema_failures = Counter(
+            f"{PREFIX}_schema_failures", "Step outputs that failed schema validation.", [*LABELS, "step"], registry=r
+        )
+        self.escalations = Counter(f"{PREFIX}_escalations", "Answers with escalate=true.", LABELS, registry=r)
+        self.abstentions = Counter(f"{PREFIX}_abstentions", "Answers with abstained=true.", LABELS, registry=r)
+        self.low_confidence_answers = Counter(
+            f"{PREFIX}_low_confidence", f"Answers whose confidence is below {low_confidence}.", LABELS, registry=r
+        )
+        self.shadow_submitted = Counter(
+            f"{PREFIX}_shadow_submitted", "Requests handed to the shadow pool.", SHADOW_LABELS, registry=r
+        )
+        self.shadow_dropped = Counter(
+            f"{PREFIX}_shadow_dropped", "Shadow requests dropped: the pool's queue was full.", SHADOW_LABELS, registry=r
+        )
+        self.shadow_failures = Counter(
+            f"{PREFIX}_shadow_failures", "Shadow predictions that raised.", SHADOW_LABELS, registry=r
+        )
+        self.shadow_comparisons = Counter(
+            f"{PREFIX}_shadow_comparisons",
+            "Shadow answers compared with the primary, per compared field and outcome.",
+            [*SHADOW_LABELS, "field", "agreed"],
+            registry=r,
+        )
+        self.shadow_agreement = Gauge(
+            f"{PREFIX}_shadow_agreement_ratio",
+            "Share of shadow comparisons that agreed since start, per field.",
+            [*SHADOW_LABELS, "field"],
+            registry=r,
+        )
+        # A Summary, not a Histogram: the difference is signed (a faster shadow is negative), and sum/count
+        # give the mean shift, which is what a rollout decision reads.
+        self.shadow_latency_diff = Summary(
+            f"{PREFIX}_shadow_latency_diff_seconds", "Shadow minus primary latency.", SHADOW_LABELS, registry=r
+        )
+        # The shadow pool reports from its own thread; the agreement ratio is a read-modify-write.
+        self._lock = threading.Lock()
+        self._agreement: dict[tuple[str, ...], list[int]] = {}
+
+    def observe_request(self, release: str, version: str, variant: str, status: int) -> None:
+        self.requests.labels(release, version, variant, status_class(status)).inc()
+
+    def observe_latency(self, release: str, version: str, variant: str, seconds: float) -> None:
+        self.latency.labels(release, version, variant).observe(seconds)
+
+    def observe_error(self, release: str, version: str, variant: str, error: BaseException) -> None:
+        """A prediction that raised. An exception carrying ``errors`` ({step: problem}) also counts those steps as
+        schema failures: the loader raises rather than answer a response whose steps failed validation."""
+        labels = (release, version, variant)
+        self.errors.labels(*labels, type(error).__name__).inc()
+        steps = getattr(error, "errors", None)
+        if isinstance(steps, dict):
+            for step in steps:
+                self.schema_failures.labels(*labels, str(step)).inc()
+
+    def observe_response(self, release: str, version: str, variant: str, response: dict[str, Any]) -> None:
+        """Feed everything an answer reports about itself: step latencies, schema failures, flags, confidence."""
+        labels = (release, version, variant)
+        steps = response.get("latency_ms")
+        if isinstance(steps, dict):
+            for step, ms in steps.items():
+                if isinstance(ms, int | float) and not isinstance(ms, bool):
+                    self.step_latency.labels(*labels, str(step)).observe(ms / 1000)
+        for step in schema_failures(response):
+            self.schema_failures.labels(*labels, step).inc()
+        if response.get("escalate") is True:
+            self.escalations.labels(*labels).inc()
+        if response.get("abstained") is True:
+            self.abstentions.labels(*labels).inc()
+        confidence = confidence_of(response)
+        if confidence is not None and confidence < self.low_confidence:
+            self.low_confidence_answers.labels(*labels).inc()
+
+    def observe_shadow_submit(self, release: str, primary_version: str, shadow_version: str, accepted: bool) -> None:
+        counter = self.shadow_submitted if accepted else self.shadow_dropped
+        counter.labels(release, primary_version, shadow_version).inc()
+
+    def observe_shadow(
+        self,
+        release: str,
+        primary_version: str,
+        shadow_version: str,
+        agreed: dict[str, bool],
+        latency_diff_ms: float | None,
+    ) -> None:
+        """One shadow answer compared with the primary one (None: no latency to compare)."""
+        pair = (release, primary_version, shadow_version)
+        with self._lock:
+            for field, ok in agreed.items():
+                self.shadow_comparisons.labels(*pair, field, "true" if ok else "false").inc()
+                counts = self._agreement.setdefault((*pair, field), [0, 0])
+                counts[0] += bool(ok)
+                counts[1] += 1
+                self.shadow_agreement.labels(*pair, field).set(counts[0] / counts[1])
+        if latency_diff_ms is not None:
+            self.shadow_latency_diff.labels(*pair).observe(latency_diff_ms / 1000)
+
+    def observe_pair(self, pair: dict[str, Any]) -> None:
+        """``ShadowPool``'s ``on_pair``: its pair record (``agreement``, ``latency_diff_ms``, ``shadow_error``)."""
+        labels = (str(pair["release"]), str(pair.get("primary_version")), str(pair["shadow_version"]))
+        if pair.get("shadow_error"):
+            self.shadow_failures.labels(*labels).inc()
+            return  # a failed shadow has nothing to agree with
+        self.observe_shadow(*labels, pair.get("agreement") or {}, pair.get("latency_diff_ms"))
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format (version 0.0.4)."""
+        return generate_latest(self.registry)
