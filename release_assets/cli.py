@@ -168,7 +168,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_predict, cmd_validate, cmd_verify
+    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_predict, cmd_serve, cmd_validate, cmd_verify
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -229,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     body.add_argument("--json", metavar="FILE", help="the request as a JSON file, or - for standard input")
     p.add_argument("--image", metavar="PATH", help="a PNG or JPEG photo of a handwritten number to attach")
     p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("serve", help="serve the releases' champions over HTTP (predict, healthz, readyz, metrics)")
+    p.add_argument("release", nargs="*", help="release names (default: every releases/*.yaml)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--traces", metavar="PATH", help="span file (default: <store>/traces/serve.jsonl)")
+    p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body in bytes (default 64 KiB)")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.set_defaults(fn=cmd_serve)
     args = parser.parse_args(argv)
     if getattr(args, "by", "") is None:
         from release_assets.rollout.ledger import default_actor

@@ -1,0 +1,105 @@
+"""Assemble what ``release-assets serve`` runs: the champions, verified; flags, shadow, traces and metrics.
+
+Plain Python: the CLI hands this the release store and settings and runs the app under uvicorn. Loading a
+champion that fails (a tampered bundle, no champion yet) does not stop the process: it serves the releases that
+loaded, and ``/readyz`` answers 503 naming the one that did not, until it is fixed and the server restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from release_assets.release.store import ReleaseStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Server:
+    app: Any
+    loaded: dict[str, Any]  # release -> LoadedRelease, or None when its champion failed to load
+    problems: dict[str, str]  # release -> why it is not ready
+    closers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the shadow workers (bounded), the flag provider and the trace exporters, in that order."""
+        for close in self.closers:
+            try:
+                close()
+            except Exception:  # shutting down: report, never mask the others
+                log.exception("while shutting the server down")
+
+
+def build_server(
+    store: ReleaseStore,
+    releases: list[str],
+    *,
+    cache_dir: Path,
+    flags_dir: Path | None,
+    trace_path: Path | None,
+    token: str | None = None,
+    max_body: int = 64 * 1024,
+    shadow_queue: int = 256,
+) -> Server:
+    from release_assets.serving.app import create_app
+    from release_assets.serving.flags import FlagRouter
+    from release_assets.serving.loader import load_release
+    from release_assets.serving.metrics import ServingMetrics
+    from release_assets.serving.shadow import ShadowPool
+    from release_assets.serving.traces import Tracing
+
+    loaded: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for release in releases:
+        try:
+            loaded[release] = load_release(store, release, cache_dir=cache_dir)
+        except Exception as exc:  # each failure names its file or reason; the others still serve
+            loaded[release], problems[release] = None, f"{type(exc).__name__}: {exc}"
+            log.error("%s: champion not loaded: %s", release, exc)
+
+    versions: dict[tuple[str, str], Any] = {(r, x.version): x for r, x in loaded.items() if x is not None}
+    lock = threading.Lock()
+
+    def load_version(release: str, version: str):
+        """Canary and shadow versions, loaded (and verified) on first use, then kept."""
+        with lock:
+            if (release, version) not in versions:
+                versions[(release, version)] = load_release(store, release, version=version, cache_dir=cache_dir)
+            return versions[(release, version)]
+
+    metrics = ServingMetrics()
+    tracing = Tracing(jsonl_path=trace_path)
+
+    def on_pair(pair: dict) -> None:
+        metrics.observe_pair(pair)
+        tracing.shadow_span(pair)
+
+    shadow = ShadowPool(
+        lambda release, version, request: load_version(release, version).predict(request, variant="shadow"),
+        on_pair,
+        max_queue=shadow_queue,
+    )
+    router = FlagRouter(flags_dir) if flags_dir is not None else None
+
+    def ready() -> tuple[bool, Any]:
+        if problems:
+            return False, {"not_ready": problems}
+        return True, {release: x.version for release, x in loaded.items()}
+
+    app = create_app(
+        loaded,
+        router=router,
+        shadow=shadow,
+        tracing=tracing if tracing.enabled else None,
+        metrics=metrics,
+        token=token,
+        max_body=max_body,
+        ready=ready,
+        loader=load_version,
+    )
+    closers = [shadow.close, *([router.close] if router else []), tracing.shutdown]
+    return Server(app, loaded, problems, closers)

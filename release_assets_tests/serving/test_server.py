@@ -1,0 +1,159 @@
+"""`release-assets serve` end to end: champions from a real store, flag-routed canary, live shadow, readiness."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from release_assets.release.store import LocalReleaseStore
+from release_assets.rollout.ledger import promote
+from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
+from release_assets.serving.server import build_server
+from release_assets_tests.conftest import REPO, edit_manifest
+from release_assets_tests.serving.published import publish_tiny
+
+
+@pytest.fixture(scope="module")
+def store_with_two_iris(tmp_path_factory):
+    from release_assets_tests.test_release_end_to_end import run_release
+
+    root = tmp_path_factory.mktemp("server")
+    store_path, versions = publish_tiny(root, ("iris", "helpdesk"))
+    edit_manifest(root / "project", "iris", lambda d: d["members"]["classifier"]["params"].update({"C": 0.5}))
+    with dg.instance_for_test() as instance:
+        _, summaries = run_release(root / "project", store_path, instance, only=["iris"])
+    versions["iris_v2"] = summaries["iris"].version
+    assert versions["iris_v2"] not in (None, versions["iris"])
+    store = LocalReleaseStore(store_path)
+    for release in ("iris", "helpdesk"):
+        promote(store, release, versions[release], "alice", "serve it")
+    return store, versions, root
+
+
+def _server(store, root, **kwargs):
+    return build_server(
+        store,
+        ["iris", "helpdesk"],
+        cache_dir=root / "cache",
+        flags_dir=store_flags_dir(store),
+        trace_path=root / "traces.jsonl",
+        **kwargs,
+    )
+
+
+FLOWER = {"features": [6.1, 2.8, 4.7, 1.2], "user_id": "u-1"}
+
+
+def test_champions_serve_and_a_canary_flag_routes_without_restart(store_with_two_iris):
+    store, versions, root = store_with_two_iris
+    server = _server(store, root)
+    try:
+        client = TestClient(server.app)
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert client.post("/v1/helpdesk/predict", json={"message": "Where is order 12345?"}).status_code == 200
+        first = client.post("/v1/iris/predict", json=FLOWER).json()
+        assert (first["variant"], first["version"]) == ("champion", versions["iris"])
+        path = flags_path(store_flags_dir(store), "iris")
+        write_flags(path, flag_document("iris", versions["iris"], versions["iris_v2"], 100))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            answer = client.post("/v1/iris/predict", json=FLOWER).json()
+            if answer["variant"] == "canary":
+                break
+            time.sleep(0.1)
+        assert (answer["variant"], answer["version"]) == ("canary", versions["iris_v2"])
+        path.unlink()
+    finally:
+        server.close()
+
+
+def test_shadow_pairs_are_measured_and_never_returned(store_with_two_iris):
+    store, versions, root = store_with_two_iris
+    path = flags_path(store_flags_dir(store), "iris")
+    write_flags(path, flag_document("iris", versions["iris"], shadow=versions["iris_v2"], shadow_percent=100))
+    server = _server(store, root)
+    try:
+        client = TestClient(server.app)
+        for i in range(20):
+            answer = client.post("/v1/iris/predict", json={**FLOWER, "user_id": f"u-{i}"}).json()
+            assert answer["version"] == versions["iris"] and answer["variant"] == "champion"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "shadow_comparisons_total" not in client.get("/metrics").text:
+            time.sleep(0.1)
+        assert 'field="label"' in client.get("/metrics").text
+    finally:
+        server.close()
+        path.unlink()
+
+
+def test_a_tampered_champion_keeps_the_server_not_ready_and_the_others_serve(store_with_two_iris, tmp_path):
+    store, versions, _ = store_with_two_iris
+    bundle = store.root / "releases" / "iris" / versions["iris"] / "bundle.tar.gz"
+    original = bundle.read_bytes()
+    try:
+        data = bytearray(original)
+        data[len(data) // 2] ^= 0xFF
+        bundle.write_bytes(bytes(data))
+        server = build_server(
+            store, ["iris", "helpdesk"], cache_dir=tmp_path / "fresh", flags_dir=None, trace_path=None
+        )
+        try:
+            client = TestClient(server.app)
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "iris" in ready.text and "bundle" in ready.text
+            assert client.post("/v1/helpdesk/predict", json={"message": "hello"}).status_code == 200
+            assert client.post("/v1/iris/predict", json=FLOWER).status_code == 503
+        finally:
+            server.close()
+    finally:
+        bundle.write_bytes(original)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_serve_command_is_ready_in_seconds_and_stops(store_with_two_iris, tmp_path):
+    store, versions, root = store_with_two_iris
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RELEASE_ASSETS_PROJECT_ROOT": str(root / "project"),
+        "RELEASE_ASSETS_STORE_ROOT": str(store.root),
+        "RELEASE_ASSETS_SERVE_TOKEN": "s3cret",
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = [sys.executable, "-m", "release_assets.cli", "serve", "iris", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        start, ready = time.monotonic(), None
+        while time.monotonic() - start < 60 and proc.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert ready is not None and ready.status_code == 200, proc.stderr.read() if proc.poll() is not None else ""
+        url = f"http://127.0.0.1:{port}/v1/iris/predict"
+        assert httpx.post(url, json=FLOWER, timeout=5).status_code == 401
+        answer = httpx.post(url, json=FLOWER, headers={"Authorization": "Bearer s3cret"}, timeout=5)
+        assert answer.status_code == 200 and answer.json()["version"] == versions["iris"]
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "release_assets_serving_requests_total" in metrics.text
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
