@@ -1,0 +1,226 @@
+"""Span export for ``traces``: the ``Redactor``, a wrapper that redacts before any exporter, and a size-rotated
+JSONL file.
+
+Redaction sits in the export path rather than where attributes are set, so nothing (an exception message recorded
+by the SDK, an attribute another module adds) reaches a file or a collector unredacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
+
+from release_assets.chains.llm.traces import Redactor as StepRedactor
+from release_assets.chains.spec import REDACT_PATTERNS
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+REDACT_ENV = "RELEASE_ASSETS_TRACE_REDACT"
+# (name, regex); every match becomes [REDACTED]. Credentials come first: a key can hold digits or an address that
+# a later rule would only partly replace.
+DEFAULT_RULES: list[tuple[str, str]] = [
+    ("bearer", r"(?i)\bbearer\s+[\w.~+/=-]{8,}"),
+    ("api_key", r"\bsk-[\w-]{16,}"),
+    ("credential", r"(?i)\b(?:api[_-]?key|token|secret|password)\b[\"']?\s*[:=]\s*[\"']?[^\s\"',;]{6,}"),
+    ("hex_secret", r"\b[0-9a-fA-F]{32,}\b"),
+    # Long base64/base64url runs mixing digits and both cases: secrets do, words and file paths rarely do.
+    ("base64_secret", r"(?<![\w+/])(?=[\w+/-]*\d)(?=[\w+/-]*[A-Z])(?=[\w+/-]*[a-z])[\w+/-]{32,}={0,2}"),
+    ("email", REDACT_PATTERNS["email"]),  # the pattern LLM steps' `redact: [email]` uses
+    ("order_id", r"\b\d{5}\b"),  # the helpdesk's order numbers
+]
+
+
+class Redactor(StepRedactor):
+    """The LLM traces' redactor (``chains/llm/traces.py``) with project-wide rules instead of one step's
+    ``redact:`` list: the inherited ``text`` replaces every match of every rule with ``[REDACTED]``.
+
+    Configure with a YAML or JSON file (``Redactor.from_file``; ``$RELEASE_ASSETS_TRACE_REDACT`` names one)::
+
+        defaults: true          # keep DEFAULT_RULES (the default); false: only the rules below
+        rules:
+          phone: '\\+?\\d[\\d ()-]{7,}\\d'   # added
+          order_id: null        # a default dropped; a default's name with a regex replaces it
+    """
+
+    def __init__(self, rules: list[tuple[str, str]] | None = None, where: str = "redaction rules") -> None:
+        # Not super().__init__, which reads a step's config: here the rules are the whole configuration, no output
+        # field is withheld by name and no API key is known (LLM traces arrive with theirs already scrubbed).
+        self.rules = list(DEFAULT_RULES if rules is None else rules)
+        self.patterns = [_compile(name, pattern, where) for name, pattern in self.rules]
+        self.fields, self.secret = set(), None
+
+    @classmethod
+    def from_file(cls, path: Path) -> Redactor:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}  # JSON is YAML too
+        if not isinstance(data, dict) or not isinstance(data.get("rules") or {}, dict):
+            raise ValueError(f"{path}: expected `rules: {{name: regex or null}}` and optionally `defaults: false`")
+        rules = dict(DEFAULT_RULES) if data.get("defaults", True) else {}
+        for name, pattern in (data.get("rules") or {}).items():
+            if pattern is None:
+                rules.pop(str(name), None)
+            else:
+                rules[str(name)] = str(pattern)
+        return cls(list(rules.items()), where=str(path))
+
+    @classmethod
+    def from_env(cls) -> Redactor:
+        path = os.environ.get(REDACT_ENV)
+        return cls.from_file(Path(path)) if path else cls()
+
+
+def _compile(name: str, pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{where}: rule {name!r}: invalid regular expression: {exc}") from None
+
+
+def _redact_value(value: Any, text: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, tuple | list):
+        return type(value)(_redact_value(v, text) for v in value)
+    return value
+
+
+def _redact_attributes(attributes: Any, text: Callable[[str], str]) -> dict[str, Any]:
+    return {k: _redact_value(v, text) for k, v in (attributes or {}).items()}
+
+
+def redact_span(span: ReadableSpan, text: Callable[[str], str]) -> ReadableSpan:
+    """A copy of ``span`` whose string attributes, event attributes and status description passed ``text``."""
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, text(status.description))
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_redact_attributes(span.attributes, text),
+        events=[Event(e.name, _redact_attributes(e.attributes, text), e.timestamp) for e in span.events],
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingExporter(SpanExporter):
+    """Passes every span through ``text`` (e.g. ``Redactor.text``) before the wrapped exporter sees it."""
+
+    def __init__(self, inner: SpanExporter, text: Callable[[str], str]) -> None:
+        self.inner, self.text = inner, text
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([redact_span(s, self.text) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """One span as one JSON object: ids in OTLP's hex form, so a line can be matched with the collector's view."""
+    ctx = span.context
+    return {
+        "name": span.name,
+        "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+        "span_id": f"{ctx.span_id:016x}" if ctx else None,
+        "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "kind": span.kind.name,
+        "start_time": _iso(span.start_time),
+        "end_time": _iso(span.end_time),
+        "duration_ms": (span.end_time - span.start_time) / 1e6 if span.end_time and span.start_time else None,
+        "status": {"code": span.status.status_code.name, "description": span.status.description},
+        "attributes": dict(span.attributes or {}),
+        "events": [
+            {"name": e.name, "time": _iso(e.timestamp), "attributes": dict(e.attributes or {})} for e in span.events
+        ],
+        "service": span.resource.attributes.get("service.name") if span.resource else None,
+    }
+
+
+class JsonlSpanExporter(SpanExporter):
+    """One span per line in ``path``; past ``max_bytes`` the file becomes ``path.1`` (``path.1`` -> ``path.2``,
+    ...) and the oldest beyond ``backups`` is deleted. A line is never split across files, so every file parses.
+
+    Thread-safe: the batch processor's worker and a caller's ``force_flush`` may export at the same time.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
+        if max_bytes <= 0 or backups < 0:
+            raise ValueError(f"max_bytes must be > 0 and backups >= 0 (got {max_bytes}, {backups})")
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
+        self._lock = threading.Lock()
+        self._fh: Any = None
+        self._size = 0
+        self._closed = False
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("ab")
+        self._size = self._fh.tell()
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        self._fh = None
+        if self.backups == 0:
+            self.path.unlink()
+        else:
+            for n in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{n}")
+                if older.exists():
+                    older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self._open()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [(json.dumps(span_record(s), default=str, ensure_ascii=False) + "\n").encode() for s in spans]
+        with self._lock:
+            if self._closed:
+                return SpanExportResult.FAILURE
+            try:
+                if self._fh is None:
+                    self._open()
+                for line in lines:
+                    # An oversized line still gets written, alone in a fresh file, rather than dropped.
+                    if self._size and self._size + len(line) > self.max_bytes:
+                        self._rotate()
+                    self._fh.write(line)
+                    self._size += len(line)
+                self._fh.flush()  # per batch: a crash loses at most the batch in flight
+            except OSError:
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # every export already flushed
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None

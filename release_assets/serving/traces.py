@@ -1,0 +1,380 @@
+"""Traces as OpenTelemetry spans with OpenInference attributes: one span per request, one child per chain step.
+
+``Tracing`` owns its ``TracerProvider`` (never the global one, so two apps or two tests in a process keep their
+spans apart) and exports through a ``BatchSpanProcessor`` per exporter: a size-rotated JSONL file when given a
+path, OTLP/HTTP when given an endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` by default). Every exported string passes
+the ``Redactor`` first (``trace_export``). With neither exporter tracing is off: no provider, no spans, and no
+observer, so ``ChainRunner.run`` does no extra work.
+
+Offline evaluation writes the same spans with ``trace_golden_run`` (variant ``golden``), so a golden case and a
+served request are read the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from openinference.semconv.trace import DocumentAttributes, MessageAttributes, OpenInferenceMimeTypeValues
+from openinference.semconv.trace import OpenInferenceSpanKindValues as Kind
+from openinference.semconv.trace import SpanAttributes as A
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from release_assets.serving.trace_export import (
+    DEFAULT_BACKUPS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_RULES,
+    REDACT_ENV,
+    JsonlSpanExporter,
+    RedactingExporter,
+    Redactor,
+)
+
+if TYPE_CHECKING:
+    from release_assets.chains.runner import CaseResult
+    from release_assets.chains.spec import ChainSpec
+
+__all__ = [
+    "DEFAULT_RULES",
+    "FROM_ENV",
+    "REDACT_ENV",
+    "JsonlSpanExporter",
+    "Redactor",
+    "RequestSpan",
+    "SpanObserver",
+    "Tracing",
+    "set_output",
+    "trace_golden_run",
+    "traces_url",
+]
+
+ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+FROM_ENV = f"env:{ENDPOINT_ENV}"  # Tracing's default endpoint: read when constructed, not when imported
+
+
+class _Step(NamedTuple):
+    """The arguments of ``on_step``, in its order."""
+
+    request_id: str
+    step_id: str
+    rendered: str | None
+    raw: Any
+    output: dict[str, Any] | None
+    error: str | None
+    latency_ms: float
+    binding: str
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
+
+
+def _io(direction: str, value: Any) -> dict[str, Any]:
+    """``input.value``/``output.value`` and its mime type: text as is, anything else as JSON."""
+    key, mime = (A.INPUT_VALUE, A.INPUT_MIME_TYPE) if direction == "input" else (A.OUTPUT_VALUE, A.OUTPUT_MIME_TYPE)
+    if isinstance(value, str):
+        return {key: value, mime: OpenInferenceMimeTypeValues.TEXT.value}
+    return {key: _json(value), mime: OpenInferenceMimeTypeValues.JSON.value}
+
+
+def _step_kind(binding: str) -> Kind:
+    return {"llm": Kind.LLM, "retrieve": Kind.RETRIEVER}.get(binding.split(":", 1)[0], Kind.TOOL)
+
+
+def _step_span(tracer: Tracer, context: Context | None, step: _Step, end_ns: int) -> None:
+    """One finished step as one span ending at ``end_ns`` and lasting its ``latency_ms`` (a batch step's share)."""
+    kind = _step_kind(step.binding)
+    attrs: dict[str, Any] = {
+        A.OPENINFERENCE_SPAN_KIND: kind.value,
+        A.METADATA: _json({"request_id": step.request_id, "step": step.step_id, "binding": step.binding}),
+        "step.latency_ms": float(step.latency_ms),
+    }
+    if step.rendered is not None:
+        attrs.update(_io("input", step.rendered))
+    raw, answer = step.raw, step.raw
+    if kind is Kind.LLM and isinstance(raw, dict):  # the runner passes an LLM step's last (redacted) trace record
+        answer = raw.get("raw")
+        if raw.get("model"):
+            attrs[A.LLM_MODEL_NAME] = str(raw["model"])
+        attrs[A.LLM_TOKEN_COUNT_PROMPT] = int(raw.get("tokens_in") or 0)
+        attrs[A.LLM_TOKEN_COUNT_COMPLETION] = int(raw.get("tokens_out") or 0)
+        for n, message in enumerate(raw.get("messages") or []):
+            attrs[f"{A.LLM_INPUT_MESSAGES}.{n}.{MessageAttributes.MESSAGE_ROLE}"] = message["role"]
+            attrs[f"{A.LLM_INPUT_MESSAGES}.{n}.{MessageAttributes.MESSAGE_CONTENT}"] = message["content"]
+        if answer is not None:
+            attrs[f"{A.LLM_OUTPUT_MESSAGES}.0.{MessageAttributes.MESSAGE_ROLE}"] = "assistant"
+            attrs[f"{A.LLM_OUTPUT_MESSAGES}.0.{MessageAttributes.MESSAGE_CONTENT}"] = answer
+    elif kind is Kind.RETRIEVER and isinstance(raw, dict) and raw.get("fact") is not None:
+        attrs[f"{A.RETRIEVAL_DOCUMENTS}.0.{DocumentAttributes.DOCUMENT_ID}"] = str(raw["fact"])
+        attrs[f"{A.RETRIEVAL_DOCUMENTS}.0.{DocumentAttributes.DOCUMENT_SCORE}"] = float(raw.get("score") or 0.0)
+    elif kind is Kind.TOOL and step.binding:
+        attrs[A.TOOL_NAME] = step.binding
+    if answer is not None:
+        attrs.update(_io("output", answer))
+    if step.output is not None:
+        attrs["step.output"] = _json(step.output)  # what validation kept, next to what the binding said
+    start_ns = end_ns - int(step.latency_ms * 1e6)
+    span = tracer.start_span(step.step_id, context=context, attributes=attrs, start_time=start_ns)
+    span.set_status(Status(StatusCode.ERROR, step.error) if step.error else Status(StatusCode.OK))
+    span.end(end_time=end_ns)
+
+
+class SpanObserver:
+    """A ``ChainRunner.run`` observer: each step a request ran becomes a child of that request's span."""
+
+    def __init__(self, tracer: Tracer, parent: Span | Mapping[str, Span]) -> None:
+        self._tracer = tracer
+        # Context is itself a dict, so a batch's {request id: context} lives apart from the single-request context.
+        self._context: Context | None = None if isinstance(parent, Mapping) else trace.set_span_in_context(parent)
+        self._by_request: dict[str, Context] = (
+            {rid: trace.set_span_in_context(span) for rid, span in parent.items()}
+            if isinstance(parent, Mapping)
+            else {}
+        )
+
+    def on_step(
+        self,
+        request_id: str,
+        step_id: str,
+        rendered: str | None,
+        raw: Any,
+        output: dict[str, Any] | None,
+        error: str | None,
+        latency_ms: float,
+        binding: str,
+    ) -> None:
+        context = self._context if self._context is not None else self._by_request.get(request_id)
+        if context is not None:  # None: a request of the batch nobody opened a span for
+            step = _Step(request_id, step_id, rendered, raw, output, error, latency_ms, binding)
+            _step_span(self._tracer, context, step, time.time_ns())
+
+
+class RequestSpan:
+    """What ``Tracing.request_span`` yields: the OpenTelemetry ``span`` and ``set_output``."""
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+    def set_output(self, value: Any, error: str | None = None) -> None:
+        set_output(self.span, value, error)
+
+
+class _ObservedRequestSpan(RequestSpan, SpanObserver):
+    """With tracing on, the request span is also its request's chain observer (``runner.run(..., observer=rs)``)
+    and keeps the latest step output as the request's output until ``set_output`` says otherwise. With tracing
+    off a plain ``RequestSpan`` is yielded, which has no ``on_step``: nothing to observe, nothing to pay."""
+
+    def __init__(self, tracer: Tracer, span: Span) -> None:
+        RequestSpan.__init__(self, span)
+        SpanObserver.__init__(self, tracer, span)
+
+    def on_step(
+        self,
+        request_id: str,
+        step_id: str,
+        rendered: str | None,
+        raw: Any,
+        output: dict[str, Any] | None,
+        error: str | None,
+        latency_ms: float,
+        binding: str,
+    ) -> None:
+        SpanObserver.on_step(self, request_id, step_id, rendered, raw, output, error, latency_ms, binding)
+        if output is not None:
+            self.span.set_attributes(_io("output", output))
+        if error:
+            self.span.set_status(Status(StatusCode.ERROR, f"{step_id}: {error}"))
+
+
+def _span_of(span: Span | RequestSpan) -> Span:
+    return span.span if isinstance(span, RequestSpan) else span
+
+
+def set_output(span: Span | RequestSpan, value: Any, error: str | None = None) -> None:
+    """The request's answer on its span (``output.value``); an error marks the span failed."""
+    span = _span_of(span)
+    if span.is_recording():
+        if value is not None:
+            span.set_attributes(_io("output", value))
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
+
+
+def _request_attributes(
+    release: str, version: str, variant: str, request_id: str, kind: str, input_value: Any, **extra: Any
+) -> dict[str, Any]:
+    """A request span's attributes. ``kind`` is a release member kind (``prompt_chain``, ``text_classifier``) or
+    an OpenInference kind; a request is the entry that links its steps, so anything else is CHAIN."""
+    span_kind = kind.upper() if kind.upper() in Kind.__members__ else Kind.CHAIN.value
+    meta = {"release": release, "version": version, "variant": variant, "request_id": request_id, "kind": kind}
+    attrs: dict[str, Any] = {A.OPENINFERENCE_SPAN_KIND: span_kind}
+    if input_value is not None:
+        attrs.update(_io("input", input_value))
+    for key, attribute in (("session_id", A.SESSION_ID), ("user_id", A.USER_ID)):
+        if extra.get(key):
+            attrs[attribute] = str(extra.pop(key))
+    attrs[A.METADATA] = _json({**meta, **{k: v for k, v in extra.items() if v is not None}})
+    return attrs
+
+
+class Tracing:
+    def __init__(
+        self,
+        service_name: str = "release-assets",
+        jsonl_path: Path | None = None,
+        otlp_endpoint: str | None = FROM_ENV,
+        redactor: Redactor | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        backups: int = DEFAULT_BACKUPS,
+    ) -> None:
+        """``otlp_endpoint`` is the collector's base URL (``/v1/traces`` is appended); the default reads
+        ``$OTEL_EXPORTER_OTLP_ENDPOINT``, None turns OTLP off. ``redactor`` defaults to ``Redactor.from_env()``."""
+        if otlp_endpoint == FROM_ENV:
+            otlp_endpoint = os.environ.get(ENDPOINT_ENV) or None
+        self.redactor = redactor if redactor is not None else Redactor.from_env()
+        exporters: list[SpanExporter] = []
+        if jsonl_path is not None:
+            exporters.append(JsonlSpanExporter(Path(jsonl_path), max_bytes, backups))
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporters.append(OTLPSpanExporter(endpoint=traces_url(otlp_endpoint)))
+        self.enabled = bool(exporters)
+        self.provider: TracerProvider | None = None
+        self.tracer: Tracer = trace.NoOpTracer()
+        if self.enabled:
+            self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            for exporter in exporters:
+                self.provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter, self.redactor.text)))
+            self.tracer = self.provider.get_tracer("release_assets.serving")
+
+    @contextmanager
+    def request_span(
+        self,
+        release: str,
+        version: str,
+        variant: str,
+        request_id: str,
+        kind: str = "prompt_chain",
+        *,
+        input_value: Any = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[RequestSpan]:
+        """One request's span, current inside the block; an exception marks it failed and propagates."""
+        if not self.enabled:
+            yield RequestSpan(trace.INVALID_SPAN)
+            return
+        extra = {"session_id": session_id, "user_id": user_id, **(metadata or {})}
+        attrs = _request_attributes(release, version, variant, request_id, kind, input_value, **extra)
+        with self.tracer.start_as_current_span(f"{release} request", attributes=attrs) as span:
+            yield _ObservedRequestSpan(self.tracer, span)
+
+    def observer(self, parent: Span | RequestSpan | Mapping[str, Span | RequestSpan]) -> SpanObserver | None:
+        """For ``ChainRunner.run(requests, observer=...)``: a request span, or ``{request id: span}`` for a batch.
+        None when tracing is off or the span is not recording, so the runner skips all observation work."""
+        if not self.enabled:
+            return None
+        if isinstance(parent, _ObservedRequestSpan):
+            return parent if parent.span.is_recording() else None
+        if isinstance(parent, Mapping):
+            return SpanObserver(self.tracer, {k: _span_of(v) for k, v in parent.items()})
+        span = _span_of(parent)
+        return SpanObserver(self.tracer, span) if span.is_recording() else None
+
+    def shadow_span(self, pair: Mapping[str, Any], parent: Span | RequestSpan | None = None) -> None:
+        """One span per shadow pair (fits ``ShadowPool(on_pair=tracing.shadow_span)``): the pair as output and
+        metadata, the request as input when the pair holds one, failed when ``shadow_error`` (or ``error``) is set.
+        Under ``parent`` when given, else under the current span if any."""
+        if not self.enabled:
+            return
+        inputs = ("input", "request", "message")
+        attrs: dict[str, Any] = {
+            A.OPENINFERENCE_SPAN_KIND: Kind.CHAIN.value,
+            A.METADATA: _json({k: v for k, v in pair.items() if k not in inputs}),
+            **_io("output", dict(pair)),
+        }
+        request = next((pair[k] for k in inputs if pair.get(k) is not None), None)
+        if request is not None:
+            attrs.update(_io("input", request))
+        for key, attribute in (("session_id", A.SESSION_ID), ("user_id", A.USER_ID)):
+            if pair.get(key):
+                attrs[attribute] = str(pair[key])
+        context = trace.set_span_in_context(_span_of(parent)) if parent is not None else None
+        name = f"{pair['release']} shadow" if pair.get("release") else "shadow pair"
+        span = self.tracer.start_span(name, context=context, attributes=attrs)
+        error = pair.get("shadow_error") or pair.get("error")
+        span.set_status(Status(StatusCode.ERROR, str(error)) if error else Status(StatusCode.OK))
+        span.end()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.provider.force_flush(timeout_millis) if self.provider else True
+
+    def shutdown(self) -> None:
+        if self.provider:
+            self.provider.shutdown()
+
+
+def traces_url(endpoint: str) -> str:
+    """OTLP/HTTP's traces path on a collector base URL (as ``OTEL_EXPORTER_OTLP_ENDPOINT`` gives it)."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/traces") else f"{endpoint}/v1/traces"
+
+
+def trace_golden_run(
+    tracing: Tracing,
+    release: str,
+    version: str,
+    results: Sequence[CaseResult],
+    *,
+    cases: Sequence[Mapping[str, Any]] | None = None,
+    spec: ChainSpec | None = None,
+    variant: str = "golden",
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Spans for a finished golden run, shaped like served requests: one per case (its message as input, its
+    outputs as output, its ``expected`` and ``metadata``, e.g. the golden file's digest, in the metadata) with
+    one child per step. Returns the number of request spans.
+
+    Built after the run from the ``CaseResult``s: step spans carry outputs, errors and latency, and for LLM steps
+    the recorded prompt and answer (a non-LLM step's rendered text is not kept in a result). Steps are laid end
+    to end, ending now. ``spec`` gives each step's binding (without it only LLM steps' are known).
+    """
+    if not tracing.enabled:
+        return 0
+    by_id = {str(c["id"]): c for c in cases or []}
+    bindings = {s.id: s.binding for s in spec.steps} if spec else {}
+    for res in results:
+        case = by_id.get(res.id, {})
+        steps = [*res.outputs, *(s for s in res.errors if s not in res.outputs)]  # a failed step ran last
+        latencies = [float(res.usage.get(s, {}).get("latency_ms", 0.0)) for s in steps]
+        end_ns = time.time_ns()
+        t = end_ns - int(sum(latencies) * 1e6)
+        extra = {"expected": case.get("expected"), **(metadata or {})}
+        attrs = _request_attributes(release, version, variant, res.id, "prompt_chain", case.get("message"), **extra)
+        span = tracing.tracer.start_span(f"{release} request", attributes=attrs, start_time=t)
+        context = trace.set_span_in_context(span)
+        for step_id, latency in zip(steps, latencies, strict=True):
+            record = next((r for r in reversed(res.traces) if r.get("step") == step_id), None)
+            binding = bindings.get(step_id) or (record or {}).get("binding") or ""
+            rendered = record["messages"][0]["content"] if record and record.get("messages") else None
+            step = _Step(
+                res.id, step_id, rendered, record, res.outputs.get(step_id), res.errors.get(step_id), latency, binding
+            )
+            t += int(latency * 1e6)
+            _step_span(tracing.tracer, context, step, t)
+        set_output(span, res.outputs, "; ".join(f"{k}: {v}" for k, v in res.errors.items()) or None)
+        span.end(end_time=end_ns)
+    return len(results)
