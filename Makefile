@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release test lint format ui validate verify bench clean
+.PHONY: help setup release test lint format ui validate verify bench bench-serving serve clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,12 @@ ui: setup ## Start the Dagster UI (webserver + daemon: sensors run) on 127.0.0.1
 
 bench: setup ## Measure every performance figure (5 runs each, ~8 min) and write BENCHMARKS.md
 	$(BIN)/python bench/run.py
+
+bench-serving: setup ## Measure the serving figures (load at 100 req/s, shadow, routing, ~6 min) into BENCHMARKS.md
+	$(BIN)/python bench/serving.py
+
+serve: setup ## Serve the promoted champions on http://127.0.0.1:8000 (predict, healthz, readyz, metrics)
+	$(BIN)/release-assets serve --host $(HOST) --port 8000
 
 clean: ## Remove instance state, the local artifact store and local MLflow (keeps .venv)
 	rm -rf .dagster .release_store .mlflow
