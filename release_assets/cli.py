@@ -165,6 +165,27 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flags(args: argparse.Namespace) -> int:
+    """Write a release's flag file (champion from the ledger, optional canary and shadow shares); a running
+    ``serve`` picks it up without a restart. Routing never changes over HTTP: only through this file."""
+    from release_assets.cli_inspect import release_store
+    from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
+    from release_assets.serving.loader import resolve_version
+
+    store = release_store()
+    champion = resolve_version(store, args.release, None, "champion")
+    document = flag_document(args.release, champion, args.canary, args.canary_percent, args.shadow, args.shadow_percent)
+    path = flags_path(store_flags_dir(store), args.release)
+    write_flags(path, document)
+    print(
+        f"{args.release}: champion {champion}"
+        + (f", canary {args.canary} {args.canary_percent}%" if args.canary else "")
+        + (f", shadow {args.shadow} {args.shadow_percent}%" if args.shadow else "")
+        + f" -> {path}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -237,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body in bytes (default 64 KiB)")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("flags", help="route a share of a release's traffic to a canary, or shadow it (flag file)")
+    p.add_argument("release")
+    p.add_argument("--canary", metavar="VERSION", help="published version to serve to --canary-percent of keys")
+    p.add_argument("--canary-percent", type=int, default=0)
+    p.add_argument("--shadow", metavar="VERSION", help="published version to mirror --shadow-percent of requests to")
+    p.add_argument("--shadow-percent", type=int, default=0)
+    p.set_defaults(fn=cmd_flags)
     args = parser.parse_args(argv)
     if getattr(args, "by", "") is None:
         from release_assets.rollout.ledger import default_actor
@@ -258,12 +286,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from release_assets.release.bundle import BundleError
     from release_assets.release.store import LedgerError, StoreError
     from release_assets.rollout.ledger import PromotionError
+    from release_assets.serving.flags import FlagError
     from release_assets.serving.loader import StepFailed
     from release_assets.serving.requests import RequestError
 
     return (
         RequestError,
         StepFailed,
+        FlagError,
         json.JSONDecodeError,
         ManifestError,
         StoreError,

@@ -213,3 +213,18 @@ def test_predict_answers_as_json_from_a_message_a_file_or_stdin(env, tmp_path, c
     assert "features: unknown field" in _one_line_error(capsys.readouterr().err)
     assert cli.main(["predict", "iris", "--message", "hi"]) == 2
     assert "iris has no champion" in _one_line_error(capsys.readouterr().err)
+
+
+def test_flags_route_a_canary_share_through_the_flag_file(env, tmp_path, capsys):
+    assert cli.main(["release", "iris"]) == 0
+    version = capsys.readouterr().out.split("version: ")[1].split()[0]
+    assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "10"]) == 2
+    assert "iris has no champion" in _one_line_error(capsys.readouterr().err)
+    assert cli.main(["promote", "iris", version, "--approved-by", "alice", "--reason", "first"]) == 0
+    capsys.readouterr()
+    assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "101"]) == 2
+    assert "canary_percent" in _one_line_error(capsys.readouterr().err)
+    assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "10"]) == 0
+    path = tmp_path / "store" / "flags" / "iris.flagd.json"
+    document = json.loads(path.read_text())
+    assert document["flags"]["iris.route"]["variants"] == {"champion": version, "canary": version}
