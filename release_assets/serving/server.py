@@ -8,6 +8,7 @@ loaded, and ``/readyz`` answers 503 naming the one that did not, until it is fix
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,11 @@ def build_server(
             loaded[release], problems[release] = None, f"{type(exc).__name__}: {exc}"
             log.error("%s: champion not loaded: %s", release, exc)
 
+    # Requests run concurrently in the threadpool: one intra-op thread per request, not a pool per request that
+    # oversubscribes two cores and turns into tail latency. (Only if a model loaded torch: never import it here.)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
     versions: dict[tuple[str, str], Any] = {(r, x.version): x for r, x in loaded.items() if x is not None}
     lock = threading.Lock()
 
