@@ -60,6 +60,27 @@ GENERIC = {
     "Vista Fitness Watch": ["fitness watch", "watch"],
 }
 
+# Partial names customers use for a product, written to the knowledge base (`aliases:`); the chain's extractor
+# matches them whole-word, case-insensitively, longest first. Only unambiguous ones: "desk", "lamp" or "watch"
+# alone could mean several products (or nothing), so the one-word generics above stay unmatched.
+ALIASES = {
+    "Aurora Desk Lamp": ["desk lamp", "aurora lamp"],
+    "Trail Runner 2 shoes": ["trail runner 2", "trail runners", "trail runner", "running shoes"],
+    "Nimbus Wireless Earbuds": ["nimbus earbuds", "wireless earbuds", "earbuds"],
+    "Cascade Water Bottle": ["water bottle", "cascade bottle"],
+    "Summit Hiking Backpack": ["hiking backpack", "summit backpack", "backpack"],
+    "Lumen Smart Bulb": ["smart bulb", "lumen bulb"],
+    "Harbor Rain Jacket": ["rain jacket", "harbor jacket"],
+    "Orbit Bluetooth Speaker": ["bluetooth speaker", "orbit speaker"],
+    "Pioneer Cast Iron Skillet": ["cast iron skillet", "cast iron pan", "skillet"],
+    "Willow Linen Sheets": ["linen sheets", "willow sheets"],
+    "Atlas Standing Desk": ["standing desk", "atlas desk"],
+    "Echo Yoga Mat": ["yoga mat", "echo mat"],
+    "Ember Ceramic Mug Set": ["ceramic mug set", "ceramic mugs", "mug set"],
+    "Breeze Desk Fan": ["desk fan", "breeze fan"],
+    "Vista Fitness Watch": ["fitness watch", "vista watch"],
+}
+
 PRODUCTS = {
     "Aurora Desk Lamp": "39.99",
     "Trail Runner 2 shoes": "119.00",
@@ -926,6 +947,7 @@ class Context:
         self.name = f"{self.first} {rng.choice(LAST)}"
         self.city = rng.choice(CITIES)
         self.addr = f"{rng.randint(2, 240)} {rng.choice(STREETS)}, {self.city}"
+        self.generics: list[tuple[str, str]] = []  # (generic noun rendered, the product it stands for)
 
     def slot(self, name: str) -> list[list]:
         rng = self.rng
@@ -949,7 +971,9 @@ class Context:
         if name in ("product", "product2"):
             product = getattr(self, name)
             if rng.random() < self.generic_rate:
-                return [[rng.choice(GENERIC[product]), None]]
+                generic = rng.choice(GENERIC[product])
+                self.generics.append((generic, product))
+                return [[generic, None]]
             return [[product, "product"]]
         if name in ("email", "email2"):
             return [[getattr(self, name), "email"]]
@@ -1285,6 +1309,130 @@ def reference_reply(rng: random.Random, intent: str, ents: dict, g_idx: int) -> 
 
 MUST_NOT = ["I don't know", "as an AI", "guarantee", "{{", "}}", "None", "null", "undefined"]
 
+# Intents the chain acts on one order for (prompts/helpdesk/chain.yaml, clarify.requires): without an order id
+# the right reply is a question asking for it, so a golden case expects `abstain: true` and the words
+# "order number" in the reply instead of the intent's fact.
+NEEDS_ORDER = ("cancel_order", "change_address", "order_status")
+CLARIFY_MUST = ["order number"]
+CLARIFY_REPLY = {
+    "cancel_order": "I can cancel it for you: could you send me the order number, so I cancel the right order?",
+    "change_address": "Happy to update the address. Which order is it? Please send me the order number.",
+    "order_status": "Let me check on that. Could you send me the order number, so I can look up your delivery?",
+}
+GREETING_REPLY = "Hi, thanks for getting in touch! What can I help you with today? If it is about an order, please include the order number."
+
+
+def clarify_reference(intent: str) -> tuple[list[str], str]:
+    return list(CLARIFY_MUST), CLARIFY_REPLY[intent]
+
+
+def names_alias(text: str, alias: str) -> bool:
+    return re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, alias.split())) + r"(?!\w)", text, re.I) is not None
+
+
+# Held-out edge cases, written apart from every template above (the generator asserts no 4+-word chunk of them
+# occurs in a training message), for what 60 independently written messages showed the chain getting wrong:
+# an order number before a full stop, amounts without a currency sign, products named by a partial name, and
+# messages the chain must not act on (greetings, vague asks, an order intent without its order number).
+# Slots: {oid} a 5-digit order id, {amount} a price without currency sign, {product} a catalogue name.
+# (intent, message, product named by an alias or None, whether the chain must ask instead of acting)
+EDGE_GOLDEN = [
+    ("order_status", "Hi, could you tell me when my parcel is going to arrive? It is order {oid}.", None, False),
+    ("order_status", "Still nothing in my mailbox. My order number is {oid}.", None, False),
+    ("cancel_order", "I changed my mind about this purchase. Please cancel order {oid}.", None, False),
+    ("cancel_order", "Please stop the shipment and cancel it, the number is {oid}.", None, False),
+    ("refund", "The blender arrived cracked and I would like my money back. Order {oid}.", None, False),
+    (
+        "change_address",
+        "I moved flats last month, so the delivery address needs to change on order #{oid}.",
+        None,
+        False,
+    ),
+    ("complaint", "This is the third time I have written and nobody has replied about order {oid}.", None, False),
+    (
+        "refund",
+        "I paid {amount} for the {product} and it stopped working after a week, so I would like that money back.",
+        None,
+        False,
+    ),
+    ("refund", "You charged me {amount} twice for order {oid}, please return the extra payment.", None, False),
+    ("product_question", "Is the {product} still {amount} or has the price gone up?", None, False),
+    ("complaint", "I was billed {amount} for a parcel that never came and I am fed up with your service.", None, False),
+    ("product_question", "Does the rain jacket have taped seams?", "Harbor Rain Jacket", False),
+    ("product_question", "How bright does the desk lamp get at full power?", "Aurora Desk Lamp", False),
+    ("product_question", "Can the cast iron skillet go in the oven?", "Pioneer Cast Iron Skillet", False),
+    ("product_question", "Are the linen sheets okay in a hot dryer?", "Willow Linen Sheets", False),
+    ("product_question", "Does the STANDING DESK go low enough for a short person?", "Atlas Standing Desk", False),
+    (
+        "refund",
+        "The yoga mat started peeling after one week, I want to send it back for a refund.",
+        "Echo Yoga Mat",
+        False,
+    ),
+    ("refund", "Please refund the Fitness Watch, it never synced with my phone.", "Vista Fitness Watch", False),
+    (
+        "complaint",
+        "The bluetooth speaker died after two days and I am really disappointed with the quality.",
+        "Orbit Bluetooth Speaker",
+        False,
+    ),
+    ("other", "hello", None, True),
+    ("other", "Hi there!", None, True),
+    ("other", "Good morning", None, True),
+    ("other", "hey, is anyone there?", None, True),
+    ("other", "Got a question.", None, True),
+    ("other", "Can someone help me please?", None, True),
+    ("other", "I need some help with something.", None, True),
+    ("other", "Hello, quick thing for you", None, True),
+    ("order_status", "I would like an update on the delivery of my purchase", None, True),
+    ("order_status", "My package still has not turned up, can you check on it?", None, True),
+    ("order_status", "No sign of the {product} so far, when is it due?", None, True),
+    ("cancel_order", "Please cancel my most recent order, I picked the wrong size.", None, True),
+    ("cancel_order", "Turns out I do not need the {product} anymore, can you stop it from being sent?", None, True),
+    ("change_address", "I moved last week, please update the shipping address on my order.", None, True),
+    ("change_address", "Can my parcel go to my work address instead?", None, True),
+    ("change_address", "The delivery for my {product} should go to my parents' house, can you change it?", None, True),
+]
+
+
+def build_edge_golden(rng: random.Random, first_id: int) -> list[dict]:
+    """EDGE_GOLDEN as written (no openers, typos or casing: the point is the exact punctuation and wording)."""
+    cases = []
+    for k, (intent, template, alias_of, must_ask) in enumerate(EDGE_GOLDEN):
+        product = rng.choice(list(PRODUCTS))
+        values = {
+            "oid": str(rng.randint(10000, 99999)),
+            "amount": PRODUCTS[product]
+            if rng.random() < 0.5
+            else f"{rng.randint(5, 250)}.{rng.choice(['00', '50', '99'])}",
+            "product": product,
+        }
+        text = template.format(**values)
+        entities = {
+            "order_id": values["oid"] if "{oid}" in template else None,
+            "product": product if "{product}" in template else alias_of,
+            "amount": values["amount"] if "{amount}" in template else None,
+        }
+        entities = {k: v for k, v in entities.items() if v is not None}
+        outcome: dict = {"intent": intent, "entities": entities}
+        if must_ask:
+            outcome["abstain"] = True
+            must, reply = ([], GREETING_REPLY) if intent == "other" else clarify_reference(intent)
+        else:
+            must, reply = reference_reply(rng, intent, entities, k)
+        cases.append(
+            {
+                "id": f"g{first_id + k:04d}",
+                "message": text,
+                "attachment": None,
+                "expected": outcome,
+                "must_contain": must,
+                "must_not_contain": list(MUST_NOT),
+                "reference_reply": reply,
+            }
+        )
+    return cases
+
 
 def build_golden(rng: random.Random, attacher: Attacher, per_intent: int = 22, attach_share: float = 0.3):
     plan = []
@@ -1310,13 +1458,21 @@ def build_golden(rng: random.Random, attacher: Attacher, per_intent: int = 22, a
             expected.setdefault(e["type"], e["value"])
         if digits is not None:
             expected["order_id"] = order_id
+        for generic, product in ctx.generics:
+            # A catalogue alias names the product it stands for (unless a typo broke it): the customer meant it.
+            if generic in ALIASES[product] and "product" not in expected and names_alias(text, generic):
+                expected["product"] = product
         expected = {k: expected[k] for k in ("order_id", "email", "product", "amount", "date") if k in expected}
-        must, reply = reference_reply(rng, intent, expected, g_idx)
+        must, reply = reference_reply(rng, intent, expected, g_idx)  # drawn for every case: keeps the stream
+        outcome: dict = {"intent": intent, "entities": expected}
+        if intent in NEEDS_ORDER and "order_id" not in expected:
+            must, reply = clarify_reference(intent)
+            outcome["abstain"] = True
         cases.append(
             {
                 "message": text,
                 "attachment": None if digits is None else {"digits": digits},
-                "expected": {"intent": intent, "entities": expected},
+                "expected": outcome,
                 "must_contain": must,
                 "must_not_contain": list(MUST_NOT),
                 "reference_reply": reply,
@@ -1386,6 +1542,9 @@ def write_kb(path: Path) -> None:
     lines += [f"  {key}: {json.dumps(text)}" for key, text in FACTS.items()]
     lines.append("products:")
     lines += [f"  - {json.dumps(name)}" for name in PRODUCTS]
+    lines.append("# Partial names customers use: the extractor matches them whole-word, any case, longest first.")
+    lines.append("aliases:")
+    lines += [f"  {json.dumps(name)}: {json.dumps(ALIASES[name])}" for name in PRODUCTS]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
 
 
@@ -1413,10 +1572,10 @@ def check(messages, golden, traffic, test_indices) -> None:
     # Held-out phrasings: no literal chunk of a golden template that is 4+ words long appears in any message.
     train_text = "\n".join(r["text"].lower() for r in messages)
     train_tpls = {clean_tpl(t).lower() for ts in TRAIN.values() for t in ts}
+    held_out = [tpl for tpls in GOLDEN.values() for tpl in tpls] + [e[1] for e in EDGE_GOLDEN]
     leaks = [
         (tpl, chunk)
-        for tpls in GOLDEN.values()
-        for tpl in tpls
+        for tpl in held_out
         for chunk in literal_chunks(tpl)
         if tpl.lower() in train_tpls or (len(chunk.split()) >= 4 and chunk in train_text)
     ]
@@ -1435,6 +1594,14 @@ def check(messages, golden, traffic, test_indices) -> None:
         for m in case["must_not_contain"]:
             assert m not in case["reference_reply"], (case["id"], m)
     assert [t["received_at"] for t in traffic] == sorted(t["received_at"] for t in traffic)
+    # Aliases: one product each, and every edge case said to name a product by alias does.
+    assert set(ALIASES) == set(PRODUCTS), set(ALIASES) ^ set(PRODUCTS)
+    owners = Counter(a.lower() for names in ALIASES.values() for a in names)
+    assert all(n == 1 for n in owners.values()) and not owners.keys() & {p.lower() for p in PRODUCTS}, owners
+    for _, tpl, alias_of, _ in EDGE_GOLDEN:
+        assert alias_of is None or any(names_alias(tpl, a) for a in ALIASES[alias_of]), tpl
+    messages_seen = Counter(c["message"] for c in golden)
+    assert all(messages_seen[tpl] == 1 for _, tpl, _, _ in EDGE_GOLDEN if "{" not in tpl), messages_seen
 
 
 def table(counter: Counter, keys=None) -> str:
@@ -1463,6 +1630,9 @@ def write_sources(path: Path, messages, golden, traffic, traffic_meta, test_indi
     t_att = sum(1 for t in traffic if t["attachment"])
     t_src = Counter(s for _, s in traffic_meta)
     golden_list = "\n".join(f"- **{i}**: " + "; ".join(f"`{t}`" for t in GOLDEN[i]) for i in INTENTS)
+    edge_list = "\n".join(f"- {'ask' if ask else 'act'}, **{i}**: `{t}`" for i, t, _, ask in EDGE_GOLDEN)
+    g_abstain = sum(1 for c in golden if c["expected"].get("abstain"))
+    n_aliases = sum(len(v) for v in ALIASES.values())
     extra_list = "\n".join(f"- **{i}**: " + "; ".join(f"`{t}`" for t in EXTRA[i]) for i in INTENTS)
     kbqa_answerable = sum(1 for c in kbqa_golden if c["expected"]["intent"] is not None)
     kbqa_table = "\n".join(f"| `{f}` | {key} | {len(qs)} |" for f, (_, key, _, qs) in KBQA_FACTS.items())
@@ -1548,26 +1718,42 @@ Messages with a `secondary_intent`: {stats["secondary"]}.
 ### `support/knowledge_base.yaml`
 
 `facts:` maps fact id -> one sentence; `products:` lists the {len(PRODUCTS)} catalogue names used by the
-`product` entity. Intent -> fact used by the golden `must_contain`: refund -> `refund_window` ("30 days"),
+`product` entity; `aliases:` maps each product to the partial names customers use for it ({n_aliases} in all,
+e.g. "rain jacket" for Harbor Rain Jacket), which the chain's extractor matches whole-word, case-insensitively,
+longest first. Only unambiguous partial names are aliases: one-word generics such as "lamp", "desk" or "watch"
+could mean several products and stay unmatched.
+
+Intent -> fact used by the golden `must_contain`: refund -> `refund_window` ("30 days"),
 order_status -> `shipping_standard` ("3-5 business days"), cancel_order -> `cancel_policy` ("until they ship"),
 change_address -> `address_change` ("until the order ships"), product_question -> `product_warranty`
 ("2-year warranty", plus the product name when one is mentioned), account_access -> `account_reset`
 ("example.com/reset"), complaint -> `complaint_escalation` ("1 business day"), other -> nothing, or
 `support_hours` ("Monday to Friday") for the support-hours question. Refund, order_status and cancel_order
-cases that carry an order id (in text or attachment) must also echo that order id.
+cases that carry an order id (in text or attachment) must also echo that order id. Cancel_order, change_address
+and order_status cases without an order id expect the chain to ask for it instead (`expected.abstain: true`,
+`must_contain: ["order number"]`): those intents act on one order (chain.yaml `clarify.requires`).
 
 ### `golden/helpdesk.jsonl`
 
 One JSON object per line:
-`{{"id", "message", "attachment", "expected": {{"intent", "entities"}}, "must_contain", "must_not_contain",
-"reference_reply"}}`. `expected.entities` holds only the entity types present (`order_id`, `email`, `product`,
-`amount`, `date`). {len(golden)} cases; per intent: {", ".join(f"{i} {g_intent[i]}" for i in INTENTS)}.
-{g_att} cases ({g_att / len(golden):.0%}) carry an attachment.
+`{{"id", "message", "attachment", "expected": {{"intent", "entities", "abstain"?}}, "must_contain",
+"must_not_contain", "reference_reply"}}`. `expected.entities` holds only the entity types present (`order_id`,
+`email`, `product`, `amount`, `date`); a generic noun that is a catalogue alias (e.g. "yoga mat") counts as a
+mention of its product. `expected.abstain: true` marks a case the chain must answer with a clarifying question
+({g_abstain} cases); cases without it may be acted on. {len(golden)} cases; per intent:
+{", ".join(f"{i} {g_intent[i]}" for i in INTENTS)}. {g_att} cases ({g_att / len(golden):.0%}) carry an attachment.
 
 **Held-out phrasings.** Golden messages are rendered only from these core phrasings, none of which is used in
 `messages.jsonl` (the generator asserts that no 4+-word literal chunk of them occurs in any training message):
 
 {golden_list}
+
+**Edge cases** (the last {len(EDGE_GOLDEN)} cases, `random.Random(SEED + 7)`): written as is, without openers,
+typos or casing, from what 60 independently written messages showed the chain getting wrong: an order number
+right before a full stop, amounts without a currency sign, products named by an alias, and messages the chain
+must not act on (greetings, vague asks, an order intent without its order number). Also held out from training:
+
+{edge_list}
 
 ### Attachments (golden and traffic)
 
@@ -2069,6 +2255,7 @@ def main() -> None:
     test_indices, labels = digits_test_split()
     messages = build_messages(random.Random(SEED + 1))
     golden = build_golden(random.Random(SEED + 2), Attacher(random.Random(SEED + 3), test_indices, labels))
+    golden += build_edge_golden(random.Random(SEED + 7), first_id=len(golden) + 1)
     traffic, traffic_meta = build_traffic(
         random.Random(SEED + 4), Attacher(random.Random(SEED + 5), test_indices, labels)
     )

@@ -20,24 +20,97 @@ def classify(step: StepSpec, texts: Sequence[str], predictor: Predictor) -> list
     enum_field = next(name for name, f in step.fields().items() if f.type == "enum")
     labels, proba = predict_labels(predictor, [{"text": t} for t in texts])
     wants_confidence = "confidence" in step.output
-    return [
-        {enum_field: label, **({"confidence": float(p.max())} if wants_confidence else {})}
-        for label, p in zip(labels, proba, strict=True)
-    ]
+    threshold = confidence_threshold(step, predictor) if "unsure" in step.output else None
+    out = []
+    for label, p in zip(labels, proba, strict=True):
+        row: dict[str, Any] = {enum_field: label}
+        if wants_confidence:
+            row["confidence"] = float(p.max())
+        if threshold is not None:
+            row["unsure"] = bool(float(p.max()) < threshold)
+        out.append(row)
+    return out
 
 
-def extract(step: StepSpec, text: str, catalogue: Sequence[str]) -> dict[str, Any]:
+def confidence_threshold(step: StepSpec, predictor: Predictor) -> float:
+    """The confidence below which the step is unsure: the chain's number, or (``min_confidence: model``) the one
+    the model's trainer chose on its validation split and froze into the model folder (``abstain.json``), so the
+    threshold travels with the model it was measured on.
+
+    A model that recorded none (no validation split, or a test stand-in) gives 0: the step is never unsure, the
+    entity checks of ``clarify.requires`` still apply, and the confident_wrong_rate gate measures the result.
+    """
+    if step.min_confidence == "model":
+        recorded = getattr(predictor, "abstain_threshold", None)
+        return float(recorded) if recorded is not None else 0.0
+    return float(step.min_confidence or 0.0)
+
+
+def extract(
+    step: StepSpec, text: str, catalogue: Sequence[str], aliases: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, pattern in step.patterns.items():
         match = re.search(pattern, text)
         if match:
-            out[name] = match.group(1) if match.groups() else match.group(0)
-    lowered = text.lower()
-    for product in sorted(catalogue, key=len, reverse=True):  # longest first: "Desk Lamp Pro" over "Desk Lamp"
-        if product.lower() in lowered:
-            out["product"] = product
-            break
+            # A pattern may offer alternatives ("$49.99" or "49.99"), each with its own group: the one that matched.
+            out[name] = next((g for g in match.groups() if g is not None), match.group(0))
+    product = match_product(text, catalogue, aliases or {})
+    if product is not None:
+        out["product"] = product
     return out
+
+
+def match_product(text: str, catalogue: Sequence[str], aliases: Mapping[str, Sequence[str]]) -> str | None:
+    """The catalogue product a text names, in full or by one of its aliases ("rain jacket" for "Harbor Rain
+    Jacket"): whole words, any case, the longest name or alias found wins ("Desk Lamp Pro" over "Desk Lamp");
+    equally long ones go to the catalogue's order. Aliases of products not in the catalogue are ignored."""
+    for phrase, product in _phrases(tuple(catalogue), tuple((k, tuple(v)) for k, v in aliases.items())):
+        if phrase.search(text):
+            return product
+    return None
+
+
+@lru_cache(maxsize=8)
+def _phrases(
+    catalogue: tuple[str, ...], aliases: tuple[tuple[str, tuple[str, ...]], ...]
+) -> list[tuple[re.Pattern[str], str]]:
+    """Compiled once per catalogue: the chain's latency is measured one request at a time."""
+    named = dict(aliases)
+    pairs = [(name, name) for name in catalogue]
+    pairs += [(alias, name) for name in catalogue for alias in named.get(name, ())]
+    pairs.sort(key=lambda pair: -len(pair[0]))  # stable: ties keep catalogue order, full names before aliases
+    # Whole words: "mat" must not match inside "format"; any run of spaces between words still matches.
+    return [
+        (re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?!\w)", re.IGNORECASE), name)
+        for phrase, name in pairs
+    ]
+
+
+def clarification(step: StepSpec, context: Mapping[str, Any], earlier: Sequence[str]) -> dict[str, Any] | None:
+    """What a clarifying question must say, or None when the step may act on the earlier steps' decision.
+
+    Unsure (any ``clarify.when`` flag is true): the intent itself is in doubt, so the question asks what the
+    customer needs, and no entity is requested on the strength of a guessed intent. Otherwise the entities a
+    decided value ``clarify.requires`` that no earlier step found are named, in the order the chain lists them.
+    """
+    spec = step.clarify
+    if spec is None:
+        return None
+    if any(_field(context, ref) is True for ref in spec.when):
+        return {"missing": [], "unsure": True}
+    decided = {v for sid in earlier for v in context.get(sid, {}).values() if isinstance(v, str)}
+    found = {k for sid in earlier for k, v in context.get(sid, {}).items() if v not in (None, "")}
+    for value, needed in spec.requires.items():  # the first listed value decided that lacks an entity
+        missing = [name for name in needed if name not in found]
+        if value in decided and missing:
+            return {"missing": missing, "unsure": False}
+    return None
+
+
+def _field(context: Mapping[str, Any], ref: str) -> Any:
+    step_id, _, name = ref.partition(".")
+    return (context.get(step_id) or {}).get(name)
 
 
 def read_sequences(images: Sequence[Sequence[Sequence[int]]], predictor: Predictor) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,6 +43,24 @@ class KnowledgeBase:
     products: list[str]
     # Fact id -> the help-centre headings it sits under: searched by the retrieve binding, never quoted.
     questions: dict[str, list[str]] = field(default_factory=dict)
+    # Product -> the partial names customers use for it ("rain jacket"), matched by the patterns binding.
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+
+
+class StepObserver(Protocol):
+    """Told about every step each request ran (serving/traces.py turns these into spans)."""
+
+    def on_step(
+        self,
+        request_id: str,
+        step_id: str,
+        rendered: str | None,
+        raw: Any,
+        output: dict[str, Any] | None,
+        error: str | None,
+        latency_ms: float,
+        binding: str,
+    ) -> None: ...
 
 
 class ChainRunner:
@@ -62,7 +80,7 @@ class ChainRunner:
     def has_llm(self) -> bool:
         return any(s.is_llm for s in self.spec.steps)
 
-    def run(self, requests: list[ChainRequest]) -> list[CaseResult]:
+    def run(self, requests: list[ChainRequest], observer: StepObserver | None = None) -> list[CaseResult]:
         results = [CaseResult(r.id) for r in requests]
         # Exactly spec.BASE_CONTEXT, plus each step's output as it runs: load_chain checks templates against these.
         contexts = [
@@ -77,7 +95,10 @@ class ChainRunner:
         for step in self.spec.steps:
             live = [i for i, res in enumerate(results) if not res.errors]
             t0 = time.perf_counter()
-            raw = self._run_step(step, [requests[i] for i in live], [contexts[i] for i in live], results, live)
+            rendered: list[str | None] | None = [] if observer is not None else None  # kept only when observed
+            raw = self._run_step(
+                step, [requests[i] for i in live], [contexts[i] for i in live], results, live, rendered
+            )
             if live and not step.is_llm:
                 share_ms = (time.perf_counter() - t0) * 1000 / len(live)
                 for i in live:
@@ -92,7 +113,29 @@ class ChainRunner:
                     continue
                 results[i].outputs[step.id] = validated
                 contexts[i][step.id] = validated
+            if observer is not None:
+                self._observe(observer, step, live, rendered or [], raw, results)
         return results
+
+    @staticmethod
+    def _observe(
+        observer: StepObserver,
+        step: StepSpec,
+        live: list[int],
+        rendered: list[str | None],
+        raw: list[dict[str, Any] | None],
+        results: list[CaseResult],
+    ) -> None:
+        """One call per request that ran ``step``. An LLM step's ``raw`` is its last call's trace record (already
+        redacted, with the answer text under ``raw``): the parsed value alone would hide what the model said."""
+        for j, i in enumerate(live):
+            res = results[i]
+            answer: Any = raw[j]
+            if step.is_llm:
+                answer = next((t for t in reversed(res.traces) if t.get("step") == step.id), None)
+            latency = res.usage.get(step.id, {}).get("latency_ms", 0.0)
+            output, error = res.outputs.get(step.id), res.errors.get(step.id)
+            observer.on_step(res.id, step.id, rendered[j], answer, output, error, latency, step.binding)
 
     def _render(self, step: StepSpec, context: dict[str, Any]) -> str:
         name = render_string(self.spec.directory, step.template, context) if "{{" in step.template else step.template
@@ -105,6 +148,7 @@ class ChainRunner:
         contexts: list[dict[str, Any]],
         results: list[CaseResult],
         live: list[int],
+        rendered: list[str | None] | None = None,
     ) -> list[dict[str, Any] | None]:
         texts: list[str | None] = []
         for ctx, i in zip(contexts, live, strict=True):
@@ -113,6 +157,8 @@ class ChainRunner:
             except TemplateError as exc:
                 results[i].errors[step.id] = str(exc)
                 texts.append(None)
+        if rendered is not None:  # the observer's input: what each request's template rendered to
+            rendered.extend(texts)
         ok = [j for j, t in enumerate(texts) if t is not None]
         raw: list[dict[str, Any] | None] = [None] * len(texts)
 
@@ -122,7 +168,7 @@ class ChainRunner:
                 raw[j] = out
         elif step.binding_kind == "patterns":
             for j in ok:
-                raw[j] = bindings.extract(step, texts[j], self.kb.products if step.catalogue else [])
+                raw[j] = bindings.extract(step, texts[j], self.kb.products if step.catalogue else [], self.kb.aliases)
         elif step.is_llm:
             from release_assets.chains import llm  # httpx/transformers only load when a chain uses them
 
@@ -153,6 +199,22 @@ class ChainRunner:
                 if "escalate" in step.output:  # optional: a chain that never escalates does not declare it
                     decided = {v for sid in earlier for v in contexts[j].get(sid, {}).values() if isinstance(v, str)}
                     raw[j]["escalate"] = bool(decided & set(step.escalate_intents))
+            # -- abstain (spec.ClarifySpec): ask a clarifying question instead of acting on a doubtful decision --
+            if step.clarify is not None:
+                for j in ok:
+                    asks = bindings.clarification(step, contexts[j], earlier)
+                    raw[j]["abstained"] = asks is not None
+                    if asks is None:
+                        continue
+                    if "escalate" in step.output:
+                        raw[j]["escalate"] = False  # nothing is acted on, so nothing is escalated either
+                    try:
+                        context = {**contexts[j], "clarify": asks}
+                        raw[j]["reply"] = render(self.spec.directory, step.clarify.template, context)
+                    except TemplateError as exc:
+                        results[live[j]].errors[step.id] = str(exc)
+                        raw[j] = None
+            # -- end abstain --
         if step.attachment and step.binding_kind in ("patterns", "llm"):
             # An LLM reads text only: an attached photo is still read by the release's vision model.
             with_images = [j for j in ok if raw[j] is not None and requests[j].attachment]

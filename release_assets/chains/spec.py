@@ -98,6 +98,21 @@ class LLMSpec(BaseModel):
         return data
 
 
+class ClarifySpec(BaseModel):
+    """The ``clarify:`` mapping of a template step: when to ask a question instead of acting on the decision.
+
+    Declared in the chain, not in code: which intents need which entities is a support policy, and the release
+    that changes it is one YAML edit that the golden suite then measures.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    template: str  # rendered with `clarify.missing` and `clarify.unsure` (CLARIFY_FIELDS)
+    # "<step>.<bool field>" refs: any of them true means an earlier step is not sure enough to act on
+    when: list[str] = Field(default_factory=list)
+    # <value an earlier step decided>: [<entity field of an earlier step>, ...] it cannot be acted on without
+    requires: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -110,6 +125,10 @@ class StepSpec(BaseModel):
     attachment_field: str = "order_id"  # ... into this output field
     escalate_intents: list[str] = Field(default_factory=list)
     min_score: float | None = Field(default=None, ge=0, le=1)  # retrieve only: below it, no fact (abstain)
+    # classifier only: below it the step outputs `unsure: true`; "model" reads the threshold the model's trainer
+    # chose on its validation split (a number overrides it, e.g. 0 never abstains)
+    min_confidence: float | Literal["model"] | None = Field(default=None)
+    clarify: ClarifySpec | None = None  # template only: ask instead of acting (see ClarifySpec)
     llm: LLMSpec | None = None  # only for llm:openai / llm:transformers bindings
 
     @property
@@ -148,6 +167,8 @@ class EvaluationSpec(BaseModel):
     intent: str | None = None  # "<step>.<field>": compared with expected.intent -> intent_accuracy
     entities: str | None = None  # "<step>": its whole output compared with expected.entities -> entity_f1
     reply: str | None = None  # "<step>.<field>", a str: must_contain, must_not_contain, reference_reply
+    # "<step>.<field>", a bool: the chain asked instead of acting -> abstain_rate, confident_wrong_rate
+    abstained: str | None = None
 
     def target(self, key: str) -> tuple[str, str | None] | None:
         """``(step, field)`` a key is mapped to (field None for a whole step), or None when it is not mapped."""
@@ -174,7 +195,10 @@ BINDINGS = {"classifier", "vision", "patterns", "template", "llm", "retrieve"}
 # What the offline bindings that build their output themselves emit (bindings.py): a declared field they never
 # fill, or one they fill that is not declared, would fail every case at run time instead of once, here.
 RETRIEVE_OUTPUT = {"fact": "str", "score": "float"}
-TEMPLATE_OUTPUT = {"reply": "str", "escalate": "bool"}  # escalate is optional
+TEMPLATE_OUTPUT = {"reply": "str", "escalate": "bool", "abstained": "bool"}  # escalate is optional
+# What a template step with `clarify:` gives its clarifying template, besides the usual context: the entities
+# missing (empty when unsure) and whether an earlier step was unsure.
+CLARIFY_FIELDS = ("missing", "unsure")
 
 
 def load_chain(
@@ -207,19 +231,62 @@ def load_chain(
             pending=frozenset(s.id for s in spec.steps[i:]),
         )
         for name, note in _template_names(directory, step, scope, enums, where).items():
-            try:
-                check_template(directory, name, scope)
-            except TemplateNotFoundError as exc:
-                raise ChainSpecError(f"{where}: {exc}{note}") from None
-            except TemplateError as exc:
-                raise ChainSpecError(f"{where}: {exc}") from None
+            _check_template_file(directory, name, scope, note, where)
+        if step.clarify is not None:
+            _check_clarify(step, spec.steps[:i], enums, where)
+            # The clarifying template also reads the `clarify` fields, and nothing else of it.
+            asks = Scope(scope.names | {"clarify"}, {**scope.fields, "clarify": CLARIFY_FIELDS}, scope.pending)
+            _check_template_file(directory, step.clarify.template, asks, " (named by clarify.template)", where)
         fields[step.id] = tuple(step.fields())
         enums[step.id] = enum_values(step, model_labels)
     _check_evaluation(spec, path)
     return spec, schemas
 
 
-_EXAMPLES = {"intent": "classify_intent.intent", "entities": "extract_entities", "reply": "generate_response.reply"}
+def _check_template_file(directory: Path, name: str, scope: Scope, note: str, where: str) -> None:
+    try:
+        check_template(directory, name, scope)
+    except TemplateNotFoundError as exc:
+        raise ChainSpecError(f"{where}: {exc}{note}") from None
+    except TemplateError as exc:
+        raise ChainSpecError(f"{where}: {exc}") from None
+
+
+def _check_clarify(step: StepSpec, earlier: list[StepSpec], enums: dict[str, dict[str, list[str]]], where: str) -> None:
+    """`when` names earlier bool fields, `requires` maps values earlier steps can decide to their output fields:
+    a typo in either would otherwise never ask (or always ask), silently."""
+    assert step.clarify is not None
+    steps = {s.id: s for s in earlier}
+    for ref in step.clarify.when:
+        step_id, _, name = ref.partition(".")
+        declared = steps[step_id].fields() if step_id in steps else {}
+        if name not in declared or declared[name].type != "bool":
+            raise ChainSpecError(
+                f"{where}: clarify.when: {ref!r} is not a bool output of an earlier step (e.g. classify_intent.unsure)"
+            )
+    decidable = {v for per_step in enums.values() for values in per_step.values() for v in values}
+    entities = {name for s in earlier for name in s.fields()}
+    for value, needed in step.clarify.requires.items():
+        if value not in decidable:
+            raise ChainSpecError(
+                f"{where}: clarify.requires.{value}: no earlier step can decide {value!r} "
+                f"(values: {', '.join(sorted(decidable)) or 'none'})"
+            )
+        unknown = [n for n in needed if n not in entities]
+        if unknown:
+            raise ChainSpecError(
+                f"{where}: clarify.requires.{value}: {unknown[0]!r} is not an output field of an earlier step"
+            )
+
+
+_EXAMPLES = {
+    "intent": "classify_intent.intent",
+    "entities": "extract_entities",
+    "reply": "generate_response.reply",
+    "abstained": "generate_response.abstained",
+}
+# The type a mapped field must have: replies are searched for phrases, abstentions are counted.
+_EVALUATION_TYPES = {"reply": "str", "abstained": "bool"}
 
 
 def _check_evaluation(spec: ChainSpec, path: Path) -> None:
@@ -244,9 +311,12 @@ def _check_evaluation(spec: ChainSpec, path: Path) -> None:
             raise ChainSpecError(
                 f"{where}: step {step_id} has no output field {name!r} (fields: {', '.join(declared)})"
             )
-        if key == "reply" and declared[name].type != "str":
-            # Replies are searched for phrases and compared word by word: only text can be.
-            raise ChainSpecError(f"{where}: {step_id}.{name} is a {declared[name].type}, a reply must be a str field")
+        want = _EVALUATION_TYPES.get(key)
+        if want is not None and declared[name].type != want:
+            # Replies are searched for phrases and compared word by word: only text can be; abstentions are counted.
+            raise ChainSpecError(
+                f"{where}: {step_id}.{name} is a {declared[name].type}, a {key} must be a {want} field"
+            )
 
 
 def _read_spec(path: Path, directory: Path) -> ChainSpec:
@@ -266,6 +336,7 @@ def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: st
         _check_llm(step, where)
     if step.min_score is not None and step.binding_kind != "retrieve":
         raise ChainSpecError(f"{where}: min_score: only a step with binding retrieve takes `min_score`")
+    _check_abstain(step, where)
     if step.binding_kind == "retrieve":
         if step.binding != "retrieve":
             raise ChainSpecError(f"{where}: binding: retrieve searches the knowledge base and names no model")
@@ -284,6 +355,29 @@ def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: st
             re.compile(pattern)
         except re.error as exc:
             raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
+
+
+def _check_abstain(step: StepSpec, where: str) -> None:
+    """`min_confidence` comes with an `unsure: bool` output, `clarify:` with `abstained: bool`, and neither without
+    the other: a flag nobody sets, or a threshold nobody can read, would look like a working abstain path."""
+    if step.min_confidence is not None and step.binding_kind != "classifier":
+        raise ChainSpecError(f"{where}: min_confidence: only a step with a classifier binding takes `min_confidence`")
+    if isinstance(step.min_confidence, float) and not 0 <= step.min_confidence <= 1:
+        raise ChainSpecError(f"{where}: min_confidence: {step.min_confidence:g} is outside [0, 1]")
+    if step.clarify is not None and step.binding_kind != "template":
+        raise ChainSpecError(f"{where}: clarify: only a step with binding template asks clarifying questions")
+    try:
+        declared = step.fields()
+    except ValueError:
+        return  # reported, with its field, when the output model compiles
+    for flag, option, kind in (("unsure", "min_confidence", "classifier"), ("abstained", "clarify", "template")):
+        if step.binding_kind != kind:
+            continue
+        has_option = getattr(step, option) is not None
+        if has_option and (flag not in declared or declared[flag].type != "bool"):
+            raise ChainSpecError(f"{where}: output.{flag}: a step with `{option}` outputs it; declare `{flag}: bool`")
+        if flag in declared and not has_option:
+            raise ChainSpecError(f"{where}: output.{flag}: only a step with `{option}` sets it")
 
 
 def _check_output(step: StepSpec, allowed: dict[str, str], required: set[str], where: str) -> None:

@@ -41,11 +41,33 @@ def load_knowledge_base(path: Path) -> KnowledgeBase:
     unknown = sorted(str(k) for k in questions if str(k) not in facts)
     if unknown:
         raise GoldenSuiteError(f"{path}: questions.{unknown[0]}: no fact with that id")
+    products = data.get("products", [])
     return KnowledgeBase(
         facts=facts,
-        products=data.get("products", []),
+        products=products,
         questions={str(k): [str(q) for q in v] for k, v in questions.items()},
+        aliases=_aliases(path, data.get("aliases") or {}, products),
     )
+
+
+def _aliases(path: Path, aliases: Any, products: list[str]) -> dict[str, list[str]]:
+    """``aliases: {product: [partial name, ...]}``. One alias naming two products would make extraction depend on
+    the order of a YAML mapping, so it is refused here, like an alias of a product the catalogue does not sell."""
+    if not isinstance(aliases, dict) or not all(isinstance(v, list) for v in aliases.values()):
+        raise GoldenSuiteError(f"{path}: aliases: expected `{{product: [alias, ...]}}`")
+    owner: dict[str, str] = {name.lower(): name for name in products}
+    out: dict[str, list[str]] = {}
+    for product, names in aliases.items():
+        if product not in products:
+            raise GoldenSuiteError(f"{path}: aliases.{product}: not a product of the catalogue")
+        for alias in map(str, names):
+            key = " ".join(alias.lower().split())
+            if not key:
+                raise GoldenSuiteError(f"{path}: aliases.{product}: an alias must not be empty")
+            if owner.setdefault(key, product) != product:
+                raise GoldenSuiteError(f"{path}: aliases.{product}: {alias!r} already names {owner[key]!r}")
+        out[str(product)] = [str(a) for a in names]
+    return out
 
 
 def load_cases(path: Path, evaluation: EvaluationSpec | None = None) -> list[dict[str, Any]]:
@@ -115,7 +137,9 @@ class _Targets:
     """Reads the mapped outputs of one case: the intent value, the entity dict, the reply text."""
 
     def __init__(self, evaluation: EvaluationSpec) -> None:
-        self.intent, self.entities, self.reply = (evaluation.target(k) for k in ("intent", "entities", "reply"))
+        self.intent, self.entities, self.reply, self.abstained = (
+            evaluation.target(k) for k in ("intent", "entities", "reply", "abstained")
+        )
 
     @staticmethod
     def _read(res: CaseResult, target: tuple[str, str | None]) -> Any:
@@ -131,6 +155,10 @@ class _Targets:
 
     def reply_of(self, res: CaseResult) -> str:
         return (self._read(res, self.reply) or "") if self.reply else ""
+
+    def abstained_of(self, res: CaseResult) -> bool:
+        """A case whose reply step never ran (a format failure) did not abstain: it did not ask either."""
+        return bool(self._read(res, self.abstained)) if self.abstained else False
 
     def outcome(self, res: CaseResult) -> Any:
         """What must not change between runs: the decision and the whole step that replies (or every output,
@@ -154,7 +182,7 @@ def score(
     n = len(cases)
     similarities = []
     tp = fp = fn = 0
-    intent_ok = facts_ok = forbidden_ok = valid = 0
+    intent_ok = facts_ok = forbidden_ok = valid = abstained_n = confident_wrong = 0
     failures = []
     errors: Counter[tuple[str, str]] = Counter()
     for case, res in zip(cases, results, strict=True):
@@ -163,13 +191,22 @@ def score(
         intent = targets.intent_of(res)
         entities = targets.entities_of(res)
         reply = targets.reply_of(res)
+        abstained = targets.abstained_of(res)
         problems = []
         if not res.format_valid:
             problems.append("format: " + "; ".join(f"{k}: {v}" for k, v in res.errors.items()))
         if targets.intent:
             intent_ok += intent == expected["intent"]
             if intent != expected["intent"]:
-                problems.append(f"intent {intent}")
+                # Acting on a wrong intent is the costly mistake (a fluent wrong answer); asking is not.
+                acted_wrongly = bool(targets.abstained) and not abstained
+                confident_wrong += acted_wrongly
+                problems.append(f"intent {intent}" + (" (acted on it)" if acted_wrongly else ""))
+        if targets.abstained:
+            abstained_n += abstained
+            should_ask = expected.get("abstain")  # optional in a golden case: whether it must ask or must act
+            if should_ask is not None and bool(should_ask) != abstained:
+                problems.append("acted, should have asked" if should_ask else "asked, should have acted")
         if targets.entities:
             t, f_p, f_n = _entity_counts(expected.get("entities", {}), entities)
             tp, fp, fn = tp + t, fp + f_p, fn + f_n
@@ -197,7 +234,10 @@ def score(
                         [expected["intent"]] if targets.intent else [],
                         expected.get("entities", {}) if targets.entities else {},
                     ),
-                    "got": _labelled(decided, {k: v for k, v in entities.items() if v is not None}),
+                    "got": _labelled(
+                        [*decided, *(["abstained"] if abstained else [])],
+                        {k: v for k, v in entities.items() if v is not None},
+                    ),
                     "problems": "; ".join(problems),
                     "_weight": len(problems),
                 }
@@ -217,6 +257,10 @@ def score(
     if targets.reply:
         metrics["required_facts"] = rate(facts_ok)
         metrics["forbidden_absent"] = rate(forbidden_ok)
+    if targets.abstained:
+        metrics["abstain_rate"] = rate(abstained_n)
+        if targets.intent:  # "wrong" needs the intent: acted (did not abstain) on an intent that was not expected
+            metrics["confident_wrong_rate"] = rate(confident_wrong)
     metrics["cases"] = n
     summary = {
         "metrics": metrics,

@@ -54,6 +54,51 @@ def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str,
     }
 
 
+def abstain_summary(predictor: Predictor, model_dir: Path, test_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The abstain threshold the trainer chose on the validation split, and what it does on the test split: the
+    share of cases a chain would act on (confidence at or above it) and how accurate those are. None when the
+    model recorded no threshold."""
+    from release_assets.models.language import ABSTAIN_FILE
+
+    path = model_dir / ABSTAIN_FILE
+    if not path.exists():
+        return None
+    chosen = json.loads(path.read_text())
+    threshold = chosen.get("threshold")
+    if threshold is None:
+        return None
+    predicted, proba = predict_labels(predictor, test_rows)
+    answered = [
+        got == row["label"] for row, got, p in zip(test_rows, predicted, proba, strict=True) if p.max() >= threshold
+    ]
+    return {
+        "threshold": threshold,
+        "val": chosen,
+        "test": {
+            "answered_share": len(answered) / len(test_rows) if test_rows else None,
+            "answered_accuracy": sum(answered) / len(answered) if answered else None,
+            "rows": len(test_rows),
+        },
+    }
+
+
+def _abstain_markdown(abstain: dict[str, Any]) -> str:
+    val, test = abstain["val"], abstain["test"]
+    cases = val.get("cases") or 0
+    table = report.markdown_table(
+        ["split", "rows", "answered share", "answered accuracy"],
+        [
+            ["val", cases, val.get("answered", 0) / cases if cases else "", val.get("answered_accuracy")],
+            ["test", test["rows"], test["answered_share"], test["answered_accuracy"]],
+        ],
+    )
+    return (
+        f"Threshold {abstain['threshold']:.4g}: the lowest confidence at which the answered validation cases reach "
+        f"{val.get('target')} accuracy{'' if val.get('reached') else ' (not reached: only certain cases answered)'}. "
+        "Chains with `min_confidence: model` ask instead of acting below it.\n\n" + table
+    )
+
+
 def write_report(summary: dict[str, Any], out_dir: Path, title: str) -> None:
     """``report.json`` for machines, ``report.md`` for people; the summary returned to Dagster stays small."""
     (out_dir / "report.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
@@ -77,6 +122,7 @@ def write_report(summary: dict[str, Any], out_dir: Path, title: str) -> None:
             if summary.get("behaviour_examples")
             else []
         ),
+        *(["## Abstain threshold", _abstain_markdown(summary["abstain"])] if summary.get("abstain") else []),
         "## Worst examples",
         report.examples_markdown(summary["examples"], ["id", "input", "expected", "got", "confidence"]),
     ]
@@ -106,6 +152,16 @@ def build_model_report(
         behaviour = behaviour_summary(predict, [r["text"] for r in test_rows], mft_cases or [], seed=0)
         summary["metrics"].update({k: v for k, v in behaviour["metrics"].items() if v is not None})
         summary["behaviour_examples"] = behaviour["examples"]
+        abstain = abstain_summary(predictor, model_dir, test_rows)
+        if abstain is not None:
+            summary["abstain"] = abstain
+            summary["metrics"].update(
+                {
+                    "abstain_threshold": abstain["threshold"],
+                    "answered_share": abstain["test"]["answered_share"],
+                    "answered_accuracy": abstain["test"]["answered_accuracy"],
+                }
+            )
     write_report(summary, out_dir, title)
     del summary["predictions"]  # in report.json; the reference handed downstream stays small
     return summary

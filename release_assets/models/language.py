@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
+# The confidence below which a chain should ask rather than act, chosen on the validation split at training time
+# and frozen with the weights it was measured on (chains read it with `min_confidence: model`).
+ABSTAIN_FILE = "abstain.json"
 
 
 class TextParams(BaseModel):
@@ -34,6 +37,8 @@ class TextParams(BaseModel):
     dropout: float = 0.1
     token_mask: float = 0.0  # share of tokens replaced by [MASK] in each training batch (regularises small data)
     base_model: str | None = None  # a local checkpoint folder to fine-tune instead of training from scratch
+    # Accuracy the answered validation cases must reach: the abstain threshold is the lowest confidence that does.
+    abstain_target: float = Field(default=0.8, gt=0, le=1)
 
 
 def _quiet_transformers() -> None:
@@ -136,6 +141,40 @@ def _classifier_class():
     return MeanPoolBertClassifier
 
 
+def choose_abstain_threshold(confidences: list[float], correct: list[bool], target: float) -> dict[str, Any]:
+    """The lowest confidence at which the cases answered (confidence >= it) are at least ``target`` accurate.
+
+    Lowest, so the chain answers as many cases as the target allows. The candidates are the observed confidences
+    (0 when every case may be answered), so the choice is exact and the same on every run; equal confidences are
+    never split. When no threshold reaches the target: 1.0 (answer only the certain), with ``reached: false``, so
+    the report says so rather than hiding it. With no cases there is nothing to measure: ``threshold`` is None.
+    """
+    pairs = sorted(zip(confidences, correct, strict=True))
+    n = len(pairs)
+    right_from = [0] * (n + 1)  # right_from[i]: correct cases among pairs[i:], the ones answered at pairs[i][0]
+    for i in range(n - 1, -1, -1):
+        right_from[i] = right_from[i + 1] + bool(pairs[i][1])
+    first = next(
+        (i for i in range(n) if (i == 0 or pairs[i][0] > pairs[i - 1][0]) and right_from[i] / (n - i) >= target),
+        None,
+    )
+    if first is not None:
+        threshold, answered, right = (0.0 if first == 0 else pairs[first][0]), n - first, right_from[first]
+    else:
+        threshold = 1.0 if n else None
+        answered = sum(1 for c, _ in pairs if c >= 1.0)
+        right = sum(bool(ok) for c, ok in pairs if c >= 1.0)
+    return {
+        "threshold": threshold,
+        "target": target,
+        "reached": first is not None,
+        "cases": n,
+        "answered": answered,
+        "answered_accuracy": right / answered if answered else None,
+        "accuracy": right_from[0] / n if n else None,
+    }
+
+
 def train(
     train_rows: list[dict[str, Any]],
     params: TextParams,
@@ -216,8 +255,21 @@ def train(
                 best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
     if best[1] is not None:
         model.load_state_dict(best[1])
+    abstain = {"threshold": None, "target": params.abstain_target, "reached": False, "cases": 0}
+    if val_rows:
+        # Val picked the epoch too, so its accuracy flatters the model a little; it is still data the weights never
+        # trained on, which the test split (kept for the report) and the golden suite (the chain's) must not be.
+        model.eval()
+        with torch.inference_mode():
+            proba = torch.softmax(model(input_ids=val_ids, attention_mask=val_mask).logits, dim=1)
+        confidence, predicted = proba.max(1)
+        abstain = choose_abstain_threshold(
+            [float(c) for c in confidence], (predicted == val_y).tolist(), params.abstain_target
+        )
+    abstain["split"] = "val" if val_rows else None
 
     model.save_pretrained(out_dir, safe_serialization=True)
+    (out_dir / ABSTAIN_FILE).write_text(json.dumps(abstain, indent=1, sort_keys=True))
     tokenizer.no_padding()
     tokenizer.no_truncation()
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
@@ -229,6 +281,7 @@ def train(
         "val_accuracy": val_scores,
         "best_epoch": best[2] or params.epochs,
         "params": params.model_dump(),
+        "abstain": abstain,
     }
 
 
@@ -244,6 +297,11 @@ class TextPredictor:
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._model = _classifier_class().from_pretrained(model_dir).eval()
         self._torch = torch
+        # None for a model trained without a validation split (or before thresholds were recorded): never abstain.
+        abstain = model_dir / ABSTAIN_FILE
+        self.abstain_threshold: float | None = (
+            json.loads(abstain.read_text()).get("threshold") if abstain.exists() else None
+        )
 
     def predict_proba(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:
         texts = [r["text"] for r in rows]

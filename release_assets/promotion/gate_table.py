@@ -70,6 +70,10 @@ _GATES: list[GateSpec] = [
         ("intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity", "flaky_rate"),
     ),
     *_metrics(CHAINS, ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
+    # share of golden cases the chain acted on (did not ask) with a wrong intent: only an upper bound makes sense
+    GateSpec("confident_wrong_rate", CHAINS, "summary", UNIT, "max"),
+    # share of golden cases answered with a clarifying question: either bound (too timid, or never asks)
+    GateSpec("abstain_rate", CHAINS, "summary", UNIT),
     # single-request service latency, of a model or of the whole chain (evaluation/latency.py)
     *_metrics(MODELS | CHAINS, ("p50_ms", "p95_ms"), NON_NEGATIVE),
 ]

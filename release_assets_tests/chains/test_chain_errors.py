@@ -169,7 +169,7 @@ def test_building_a_chain_refuses_a_knowledge_base_that_is_not_utf8(chain_dir, t
 def test_unknown_output_field_is_refused_at_load(chain_dir, access):
     (chain_dir / "responses" / "refund.j2").write_text(f"Thanks\n\n{{{{ {access} }}}}\n")
     assert (
-        "responses/refund.j2:3: classify_intent has no output field 'no_such_attr' (fields: intent, confidence)"
+        "responses/refund.j2:3: classify_intent has no output field 'no_such_attr' (fields: intent, confidence, unsure)"
         in _error(chain_dir)
     )
 

@@ -78,16 +78,27 @@ def test_a_chain_with_other_step_names_is_scored_through_its_mapping(chains):
     original, renamed = chains
     spec = yaml.safe_load((renamed / "chain.yaml").read_text())
     assert [s["id"] for s in spec["steps"]] == ["route", "slots", "compose"]
-    assert spec["evaluation"] == {"intent": "route.topic", "entities": "slots", "reply": "compose.reply"}
+    assert spec["evaluation"] == {
+        "intent": "route.topic",
+        "entities": "slots",
+        "reply": "compose.reply",
+        "abstained": "compose.abstained",
+    }
     cases = load_cases(GOLDEN)[:60]
     before = _runner(original)
     after = _runner(renamed, names=RENAMED_MODELS)
     want = score(cases, before.run(to_requests(cases)), before.spec.evaluation)
     got = score(cases, after.run(to_requests(cases)), after.spec.evaluation)
     assert got == want
-    assert {"intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity"} <= set(
-        got["metrics"]
-    )
+    assert {
+        "intent_accuracy",
+        "entity_f1",
+        "required_facts",
+        "forbidden_absent",
+        "reply_similarity",
+        "abstain_rate",
+        "confident_wrong_rate",
+    } <= set(got["metrics"])
     assert 0 < got["metrics"]["intent_accuracy"] < 1 and got["examples"]  # a real comparison, not all-pass
 
 
@@ -172,10 +183,12 @@ def test_the_golden_suite_needs_an_expected_intent_only_when_intent_is_mapped(ch
 
 
 def test_shipped_helpdesk_variants_map_the_same_steps():
-    for variant in ("chain.yaml", "chain.llm.yaml"):
+    shared = {"intent": "classify_intent.intent", "entities": "extract_entities", "reply": "generate_response.reply"}
+    for variant, abstains in (("chain.yaml", True), ("chain.llm.yaml", False)):
         data = yaml.safe_load((REPO / "prompts" / "helpdesk" / variant).read_text())
+        # The LLM's reply step has no clarify path, so only the template chain maps `abstained`.
         assert data["evaluation"] == {
-            "intent": "classify_intent.intent",
-            "entities": "extract_entities",
-            "reply": "generate_response.reply",
+            **shared,
+            **({"abstained": "generate_response.abstained"} if abstains else {}),
         }, variant
+        load_chain(REPO / "prompts" / "helpdesk", {"intent_model": KeywordIntents.labels, "vision_model": []}, variant)

@@ -88,8 +88,8 @@ def test_score_counts_each_failure_kind(chain_dir):
         },
         {
             "id": "2",
-            "message": "where is it",
-            "expected": {"intent": "cancel_order", "entities": {}},
+            "message": "where is 54321",  # with its order id: order_status acts (and names the tracking link)
+            "expected": {"intent": "cancel_order", "entities": {"order_id": "54321"}},
             "must_contain": ["until they ship"],
             "must_not_contain": ["tracking link"],
         },
