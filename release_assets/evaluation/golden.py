@@ -349,6 +349,22 @@ def repeat_outcomes(
     }
 
 
+def _trace(path: Path, spec: Any, cases: list[dict[str, Any]], results: list[CaseResult], golden: Path) -> None:
+    """The golden run as the same OpenTelemetry spans serving writes (a request span per case, a child per step),
+    redacted, into the evaluation's own folder: lineage from the golden file to each answer, readable by the
+    same tools as live traces. Written to the artifact only; no collector is called during a build."""
+    from release_assets.hashing import sha256_file
+    from release_assets.serving.traces import Tracing, trace_golden_run
+
+    tracing = Tracing(jsonl_path=path, otlp_endpoint=None)
+    try:
+        # 16 hex characters: a full sha256 would look like a secret to the redactor.
+        metadata = {"golden": golden.name, "golden_sha256": sha256_file(golden)[:16]}
+        trace_golden_run(tracing, spec.name, "candidate", results, cases=cases, spec=spec, metadata=metadata)
+    finally:
+        tracing.shutdown()
+
+
 def build_chain_evaluation(
     chain_artifact: Path,
     model_dirs: dict[str, tuple[str, Path]],
@@ -374,6 +390,7 @@ def build_chain_evaluation(
     cases = load_cases(golden_path, spec.evaluation)
     runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)
     summary, results = evaluate(runner, cases)
+    _trace(out_dir / "traces.jsonl", spec, cases, results, golden_path)
     if repeats > 1:
         extra = repeat_outcomes(ChainRunner(spec, schemas, predictors, kb), cases, results, repeats)
         summary["metrics"].update(extra.pop("metrics_extra"))

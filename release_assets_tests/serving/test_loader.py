@@ -12,6 +12,7 @@ from release_assets.release.store import LocalReleaseStore, StoreError
 from release_assets.rollout.ledger import promote
 from release_assets.serving.loader import StepFailed, load_release
 from release_assets.serving.requests import RequestError, image_to_digits
+from release_assets_tests.conftest import REPO
 from release_assets_tests.serving.published import publish_tiny
 
 
@@ -161,3 +162,23 @@ def test_a_failing_step_is_reported_as_a_step_failure(published, monkeypatch):
     monkeypatch.setattr(bindings, "extract", broken)
     with pytest.raises((StepFailed, RuntimeError), match="model exploded"):
         loaded.predict({"message": "Where is my order 12345?"})
+
+
+def test_the_golden_run_is_traced_with_the_same_spans_as_serving(published):
+    store, _, _ = published
+    [path] = list(store.root.glob("artifacts/helpdesk/chain_evaluation/*/traces.jsonl"))
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    cases = [s for s in spans if s["parent_id"] is None]
+    golden = (REPO / "data" / "golden" / "helpdesk.jsonl").read_text().splitlines()
+    assert len(cases) == len([line for line in golden if line.strip()])
+    steps = {s["name"] for s in spans if s["parent_id"] is not None}
+    assert {"classify_intent", "extract_entities", "generate_response"} <= steps
+    assert all(s["attributes"]["openinference.span.kind"] == "CHAIN" for s in cases)
+    assert '"golden_sha256"' in cases[0]["attributes"]["metadata"]
+    import re
+
+    # The golden suite has order ids and emails; none may reach a trace's inputs or outputs.
+    texts = " ".join(str(s["attributes"].get(k, "")) for s in spans for k in ("input.value", "output.value"))
+    assert "[REDACTED]" in texts
+    assert not re.search(r"[\w.+-]+@[\w-]+\.[a-z]{2,}", texts)
+    assert not re.search(r"\b\d{5}\b", texts)
