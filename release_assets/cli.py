@@ -169,12 +169,18 @@ def cmd_flags(args: argparse.Namespace) -> int:
     """Write a release's flag file (champion from the ledger, optional canary and shadow shares); a running
     ``serve`` picks it up without a restart. Routing never changes over HTTP: only through this file."""
     from release_assets.cli_inspect import release_store
+    from release_assets.rollout.ledger import check_servable, record_routing
     from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
     from release_assets.serving.loader import resolve_version
 
     store = release_store()
     champion = resolve_version(store, args.release, None, "champion")
     document = flag_document(args.release, champion, args.canary, args.canary_percent, args.shadow, args.shadow_percent)
+    if args.canary and args.canary_percent > 0:
+        # Users will get this version's answers: the same checks as promotion, and a ledger record of who and why.
+        check_servable(store, args.release, args.canary, args.override_weakened_gates)
+        routing = {"canary": args.canary, "canary_percent": args.canary_percent}
+        record_routing(store, args.release, routing, args.approved_by or "", args.reason or "")
     path = flags_path(store_flags_dir(store), args.release)
     write_flags(path, document)
     print(
@@ -264,21 +270,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--canary-percent", type=int, default=0)
     p.add_argument("--shadow", metavar="VERSION", help="published version to mirror --shadow-percent of requests to")
     p.add_argument("--shadow-percent", type=int, default=0)
+    p.add_argument("--approved-by", help="who sends users to the canary (required with --canary-percent > 0)")
+    p.add_argument("--reason", help="why (recorded in the ledger)")
+    p.add_argument("--override-weakened-gates", action="store_true", help="a canary built with weakened gates")
     p.set_defaults(fn=cmd_flags)
     args = parser.parse_args(argv)
-    if getattr(args, "by", "") is None:
-        from release_assets.rollout.ledger import default_actor
-
-        args.by = default_actor()
     try:
+        if getattr(args, "by", "") is None:
+            from release_assets.rollout.ledger import default_actor
+
+            args.by = default_actor()
         return args.fn(args)
     except _user_errors() as exc:
         # Errors written for people (they name the file, field, line or endpoint): one line, no traceback.
         print(f"FAILED: {exc}", file=sys.stderr)
         return 2
+    except (OSError, UnicodeDecodeError, KeyError) as exc:
+        # A file named on the command line that is missing or unreadable, a nameless container user: the message
+        # names it; a traceback would not help the person who typed the command.
+        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from pydantic import ValidationError  # an invalid RELEASE_ASSETS_* setting: pydantic names the variable
+
     from release_assets.chains.spec import ChainSpecError
     from release_assets.datasets.build import DataFileError
     from release_assets.evaluation.golden import GoldenSuiteError
@@ -291,6 +307,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from release_assets.serving.requests import RequestError
 
     return (
+        ValidationError,
         RequestError,
         StepFailed,
         FlagError,

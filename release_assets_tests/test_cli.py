@@ -224,7 +224,12 @@ def test_flags_route_a_canary_share_through_the_flag_file(env, tmp_path, capsys)
     capsys.readouterr()
     assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "101"]) == 2
     assert "canary_percent" in _one_line_error(capsys.readouterr().err)
-    assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "10"]) == 0
+    assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "10"]) == 2
+    assert "needs both `approved_by` and `reason`" in _one_line_error(capsys.readouterr().err)
+    canary = ["flags", "iris", "--canary", version, "--canary-percent", "10", "--approved-by", "bob"]
+    assert cli.main([*canary, "--reason", "5% first"]) == 0
+    last = json.loads((tmp_path / "store" / "ledger" / "iris.jsonl").read_text().splitlines()[-1])
+    assert last["action"] == "routed" and last["routing"] == {"canary": version, "canary_percent": 10}
     path = tmp_path / "store" / "flags" / "iris.flagd.json"
     document = json.loads(path.read_text())
     assert document["flags"]["iris.route"]["variants"] == {"champion": version, "canary": version}

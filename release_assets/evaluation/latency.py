@@ -63,11 +63,13 @@ def single_threaded() -> Iterator[None]:
 
 def _time_once(fn: Callable[[Any], Any], item: Any) -> tuple[float, float]:
     """(service seconds, wall seconds) of one call."""
-    d0 = _run_delay_ns()
+    # The wall window encloses the wait window: a preemption while reading schedstat is never subtracted from a
+    # wall time that did not include it (which would flatter a slower candidate under load).
     t0 = time.perf_counter_ns()
+    d0 = _run_delay_ns()
     fn(item)
-    t1 = time.perf_counter_ns()
     d1 = _run_delay_ns()
+    t1 = time.perf_counter_ns()
     wall = t1 - t0
     waited = (d1 - d0) if d0 is not None and d1 is not None else 0
     return max(wall - waited, 0) / 1e9, wall / 1e9

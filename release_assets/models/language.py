@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,18 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     return tok
 
 
+# A tokenizer is not safe to configure while another thread encodes with it ("Already borrowed",
+# huggingface/tokenizers#537): a server answers requests from a threadpool, so encoding is serialised (~0.1 ms).
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def _encode(tokenizer, texts: list[str], max_length: int):
     import torch
 
-    tokenizer.enable_truncation(max_length)
-    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
-    batch = tokenizer.encode_batch(texts)
+    with _TOKENIZER_LOCK:
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+        batch = tokenizer.encode_batch(texts)
     ids = torch.tensor([e.ids for e in batch])
     mask = torch.tensor([e.attention_mask for e in batch])
     return ids, mask

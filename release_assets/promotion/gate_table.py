@@ -9,6 +9,7 @@ member's summary reports is compared with the bound), and a fixture that makes i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -107,9 +108,11 @@ def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where:
             value = getattr(t, op)
             if value is None:
                 continue
+            if not math.isfinite(value):
+                raise ManifestError(f"{at}.{op}: {value} is not a finite number")
             if (low is not None and value < low) or (high is not None and value > high):
                 raise ManifestError(f"{at}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}")
-            if spec.whole and value != int(value):
+            if spec.whole and not float(value).is_integer():
                 raise ManifestError(f"{at}.{op}: {value:g} is not a whole number of rows")
         if t.min is not None and t.max is not None and t.min > t.max:
             raise ManifestError(f"{at}: min {t.min:g} is above max {t.max:g}, nothing can pass")

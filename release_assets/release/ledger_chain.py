@@ -85,6 +85,13 @@ def verify_chain(
             if prev != last_hash:
                 raise LedgerError(f"{entries[i - 1][0]}: edited (its hash does not match the `prev` of {label})")
         last_seq, last_hash = i + 1, event_hash(e)  # seq == position, checked above
+    # Without its head record a truncated chain looks whole. Every append writes the head right after the event,
+    # so only a writer that died between the two on the very first chained event can leave none behind.
+    if head is None and last_seq - legacy > 1:
+        raise LedgerError(
+            f"{head_at}: missing, though the ledger holds {last_seq - legacy} chained events "
+            "(deleted with the events after it?)"
+        )
     if head is not None and head["seq"] > last_seq:
         lost = head["seq"] - last_seq
         what = "the last event was deleted" if lost == 1 else f"the last {lost} events were deleted"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name, check_version
 
-Action = Literal["published", "approved", "promoted", "rolled_back"]
+Action = Literal["published", "approved", "promoted", "rolled_back", "routed"]
 
 
 class PromotionError(ValueError):
@@ -191,6 +191,47 @@ def promote(
         for action in ("approved", "promoted")
     ]
     return [store.append_event(release, e) for e in moves]
+
+
+def check_servable(
+    store: ReleaseStore, release: str, version: str, override_weakened_gates: bool = False
+) -> dict[str, Any]:
+    """What promotion requires of a version before it may answer users (all gates passed, bundle verified,
+    weakened gates only with an override): a canary serves real traffic, so it must pass the same checks."""
+    _check_names(release, version)
+    if store.manifest(release, version) is None:
+        raise PromotionError(f"{release} {version} was never published")
+    manifest = _verified(store, release, version, "served")
+    holding = _blocking_verdicts(manifest)
+    if holding:
+        listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']}" for g in holding)
+        raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
+    weakened = manifest.get("weakened_gates") or []
+    if weakened and not override_weakened_gates:
+        raise PromotionError(
+            f"{release} {version} was built with gates weakened from the committed manifest ({'; '.join(weakened)});"
+            " serving it needs --override-weakened-gates"
+        )
+    return manifest
+
+
+def record_routing(
+    store: ReleaseStore, release: str, routing: dict[str, Any], actor: str, reason: str
+) -> dict[str, Any]:
+    """A flag change that sends users to another version is recorded like a promotion: who, why, what share."""
+    if not actor.strip() or not reason.strip():
+        raise PromotionError("sending traffic to a canary needs both `approved_by` and `reason`")
+    state = replay(store.events(release))
+    e = event(
+        "routed",
+        release,
+        actor=actor,
+        reason=reason,
+        from_version=state.champion,
+        to_version=routing.get("canary"),
+        routing=routing,
+    )
+    return store.append_event(release, e)
 
 
 def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict[str, Any]:

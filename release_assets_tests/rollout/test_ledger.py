@@ -181,3 +181,12 @@ def test_weakened_gates_need_an_explicit_override_which_the_ledger_records(store
     written = promote(store, "r", version, "alice", "hotfix, accepted risk", override_weakened_gates=True)
     assert all(e["override"] == {"weakened_gates": weakened} for e in written)
     assert replay(store.events("r")).champion == version
+
+
+def test_deleting_the_head_record_and_the_last_event_is_detected(store):
+    promote(store, "r", V1, "alice", "one")
+    (store.root / "ledger" / "r.head.json").unlink()
+    path = store.root / "ledger" / "r.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+    with pytest.raises(LedgerError, match=r"r\.head\.json: missing, though the ledger holds 4 chained events"):
+        verify_ledger(store, "r")
