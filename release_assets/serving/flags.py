@@ -215,6 +215,10 @@ class FlagRouter:
         if details.variant not in (CHAMPION, CANARY) or not _VERSION.match(str(details.value)):
             self._fallback(release, "unexpected_variant", f"{details.variant!r} -> {details.value!r}")
             return CHAMPION, None
+        if details.variant == CHAMPION:
+            # The ledger decides the champion, not a flag file written before the last promotion or rollback: a
+            # stale file must never send traffic back to a version that was rolled back.
+            return CHAMPION, None
         return details.variant, details.value
 
     def shadow(self, release: str, key: str) -> str | None:

@@ -17,6 +17,8 @@ from typing import Any
 
 MAX_MESSAGE_CHARS = 4000
 MAX_DIGITS = 16  # an order number is a handful of digits; more is not a photo of one
+MAX_FEATURE = 1e6  # far beyond any measurement in centimetres, far below overflow
+MAX_PIXELS = 4_000_000  # a phone photo of a number; a bigger image is refused before it is decoded
 DIGIT_SIDE = 8  # scikit-learn's digits: 8x8 pixels, intensity 0..16, ink bright on a dark ground
 
 
@@ -53,11 +55,22 @@ def parse_chain_request(request: Any) -> ChainInput:
         raise RequestError("must not be empty", "message")
     if len(message) > MAX_MESSAGE_CHARS:
         raise RequestError(f"longer than {MAX_MESSAGE_CHARS} characters", "message")
+    _encodable(message, "message")
     user_id = request.get("user_id")
     if user_id is not None and (not isinstance(user_id, str) or not user_id or len(user_id) > 200):
         raise RequestError("must be a non-empty string of at most 200 characters", "user_id")
+    if user_id is not None:
+        _encodable(user_id, "user_id")
     attachment = request.get("attachment")
     return ChainInput(message, user_id, None if attachment is None else _attachment(attachment))
+
+
+def _encodable(text: str, field: str) -> None:
+    """JSON may carry a lone surrogate ("\\ud800"), which no tokenizer or trace file can encode: refuse it here."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError("contains a lone surrogate (not valid Unicode text)", field) from None
 
 
 def _attachment(attachment: Any) -> list[list[int]]:
@@ -98,6 +111,8 @@ def parse_features(request: Any, n_features: int) -> list[float]:
     for i, x in enumerate(features):
         if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
             raise RequestError("must be a finite number", f"features[{i}]")
+        if abs(x) > MAX_FEATURE:  # 1e308 scales to inf, and inf - inf is a NaN probability: refuse, do not 500
+            raise RequestError(f"outside [-{MAX_FEATURE:g}, {MAX_FEATURE:g}]", f"features[{i}]")
     return [float(x) for x in features]
 
 
@@ -113,9 +128,16 @@ def image_to_digits(data: bytes) -> list[list[int]]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            grey = np.asarray(img.convert("L"), dtype=np.float64)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as img:
+            # The header's size is known before decoding: a small file may declare a huge image (a bomb).
+            if img.width * img.height > MAX_PIXELS:
+                raise RequestError(
+                    f"{img.width}x{img.height} pixels is above the {MAX_PIXELS:,} accepted", "attachment.image_b64", 400
+                )
+            grey = np.asarray(img.convert("L"), dtype=np.float32)
+    except RequestError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise RequestError(f"not a readable PNG or JPEG image ({exc})", "attachment.image_b64", 400) from None
     ink = 255.0 - grey
     if ink.max() - ink.min() < 32:

@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
 from release_assets.chains.llm.traces import Redactor as StepRedactor
-from release_assets.chains.spec import REDACT_PATTERNS
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
@@ -35,9 +34,10 @@ DEFAULT_RULES: list[tuple[str, str]] = [
     ("credential", r"(?i)\b(?:api[_-]?key|token|secret|password)\b[\"']?\s*[:=]\s*[\"']?[^\s\"',;]{6,}"),
     ("hex_secret", r"\b[0-9a-fA-F]{32,}\b"),
     # Long base64/base64url runs mixing digits and both cases: secrets do, words and file paths rarely do.
-    ("base64_secret", r"(?<![\w+/])(?=[\w+/-]*\d)(?=[\w+/-]*[A-Z])(?=[\w+/-]*[a-z])[\w+/-]{32,}={0,2}"),
-    ("email", REDACT_PATTERNS["email"]),  # the pattern LLM steps' `redact: [email]` uses
-    ("order_id", r"\b\d{5}\b"),  # the helpdesk's order numbers
+    ("base64_secret", r"(?<![\w+/-])(?=[\w+/-]*\d)(?=[\w+/-]*[A-Z])(?=[\w+/-]*[a-z])[\w+/-]{32,}={0,2}"),
+    # Anchored at the start of a run and possessive: linear on "a-a-a-..." without an "@" (a client's payload).
+    ("email", r"(?<![\w.+-])[\w.+-]++@[\w-]+\.[\w.-]+\w"),
+    ("order_id", r"(?<!\d)\d{5}(?!\d)"),  # the helpdesk's order numbers, also inside "ord12345" or "\n12345"
 ]
 
 
@@ -86,9 +86,13 @@ def _compile(name: str, pattern: str, where: str) -> re.Pattern[str]:
         raise ValueError(f"{where}: rule {name!r}: invalid regular expression: {exc}") from None
 
 
+MAX_ATTRIBUTE_CHARS = 4096  # a span carries the gist; redacting a 64 KiB client payload would stall the exporter
+
+
 def _redact_value(value: Any, text: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return text(value)
+        clipped = value if len(value) <= MAX_ATTRIBUTE_CHARS else value[:MAX_ATTRIBUTE_CHARS] + "...[truncated]"
+        return text(clipped)
     if isinstance(value, tuple | list):
         return type(value)(_redact_value(v, text) for v in value)
     return value

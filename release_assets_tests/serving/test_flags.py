@@ -124,7 +124,7 @@ def test_split_is_sticky_and_within_two_points(tmp_path: Path, percent: int):
     finally:
         first.close()
         again.close()
-    assert set(routed) == {("champion", V1), ("canary", V2)}
+    assert set(routed) == {("champion", None), ("canary", V2)}
     share = sum(variant == "canary" for variant, _ in routed) / len(KEYS) * 100
     assert abs(share - percent) <= 2, share
 
@@ -179,14 +179,14 @@ def test_shadow_samples_its_share_independently_of_the_route(tmp_path: Path, rou
 
 def test_a_flag_change_applies_without_restart(tmp_path: Path, router: FlagRouter):
     write(tmp_path, canary=V2, canary_percent=0)
-    assert router.route("iris", "user-2") == ("champion", V1)
+    assert router.route("iris", "user-2") == ("champion", None)
     write(tmp_path, canary=V2, canary_percent=100)
     waited = wait_for(lambda: router.route("iris", "user-2") == ("canary", V2))
     # ~1 ms here; flagd 0.5 polls every deadline_ms. If an upgrade starts honouring offline_poll_interval_ms
     # instead (default 5 s), this fails rather than quietly slowing every rollback.
     assert waited < 2, waited
     write(tmp_path, canary=V2, canary_percent=0)  # and back: the rollback path
-    wait_for(lambda: router.route("iris", "user-2") == ("champion", V1))
+    wait_for(lambda: router.route("iris", "user-2") == ("champion", None))
 
 
 def test_missing_file_answers_champion_then_the_file_is_picked_up(tmp_path: Path, router: FlagRouter):
@@ -275,3 +275,9 @@ def test_canary_version_reads_the_release_flag_file(tmp_path: Path):
 def test_poll_interval_below_a_millisecond_is_refused(tmp_path: Path):
     with pytest.raises(ValueError, match="poll_interval_s"):
         FlagRouter(tmp_path, poll_interval_s=0.0001)
+
+
+def test_a_stale_champion_in_the_flag_file_never_overrides_the_ledger(tmp_path: Path, router: FlagRouter):
+    # Written before a rollback: the file still names the old champion V1; the server's own champion must answer.
+    write(tmp_path, canary=V2, canary_percent=0)
+    assert {router.route("iris", k) for k in KEYS[:200]} == {("champion", None)}

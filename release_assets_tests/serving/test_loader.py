@@ -182,3 +182,29 @@ def test_the_golden_run_is_traced_with_the_same_spans_as_serving(published):
     assert "[REDACTED]" in texts
     assert not re.search(r"[\w.+-]+@[\w-]+\.[a-z]{2,}", texts)
     assert not re.search(r"\b\d{5}\b", texts)
+
+
+def test_inputs_that_used_to_reach_a_500_are_refused_by_field():
+    from release_assets.serving.requests import parse_chain_request, parse_features
+
+    with pytest.raises(RequestError) as bad:
+        parse_chain_request({"message": "\ud800 hello"})
+    assert (bad.value.field, bad.value.status) == ("message", 422)
+    with pytest.raises(RequestError) as bad:
+        parse_features({"features": [1e308, -1e308, 1e308, 1e308]}, 4)
+    assert (bad.value.field, bad.value.status) == ("features[0]", 422)
+
+
+def test_an_image_bomb_is_refused_before_it_is_decoded():
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (5000, 5000), 255).save(out, format="PNG")  # 25 MP of white: tiny as a PNG
+    assert len(out.getvalue()) < 200_000
+    with pytest.raises(RequestError) as bad:
+        image_to_digits(out.getvalue())
+    assert bad.value.status == 400 and "pixels" in str(bad.value)
+    gif = io.BytesIO()
+    Image.new("L", (40, 20), 255).save(gif, format="GIF")
+    with pytest.raises(RequestError, match="not a readable PNG or JPEG"):
+        image_to_digits(gif.getvalue())

@@ -384,3 +384,16 @@ def test_llm_steps_are_llm_spans_with_model_tokens_and_the_raw_answer(chain_dir,
     assert json.loads(extract["step.output"])["order_id"] == "[REDACTED]"
     assert by_name["generate_response"]["attributes"]["openinference.span.kind"] == "LLM"
     assert by_name["generate_response"]["parent_id"] == by_name["helpdesk request"]["span_id"]
+
+
+def test_redaction_is_bounded_and_finds_order_ids_next_to_escapes():
+    import time as _time
+
+    from release_assets.serving.trace_export import MAX_ATTRIBUTE_CHARS, Redactor, _redact_value
+
+    redactor = Redactor()
+    start = _time.perf_counter()
+    out = _redact_value("a-" * 32_768, redactor.text)  # a 64 KiB client payload with no "@" anywhere
+    assert _time.perf_counter() - start < 1.0
+    assert len(out) <= MAX_ATTRIBUTE_CHARS + len("...[truncated]")
+    assert redactor.text('{"message": "hi\\n12345 and ord67890"}').count("[REDACTED]") == 2
