@@ -256,7 +256,14 @@ class Tracing:
         if self.enabled:
             self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
             for exporter in exporters:
-                self.provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter, self.redactor.text)))
+                # Small, frequent batches: exporting (redaction, JSON) holds the GIL, and one 512-span batch every
+                # 5 s stalled requests for a few hundred ms; 64 spans a second spreads the same work thinly.
+                processor = BatchSpanProcessor(
+                    RedactingExporter(exporter, self.redactor.text),
+                    max_export_batch_size=64,
+                    schedule_delay_millis=1000,
+                )
+                self.provider.add_span_processor(processor)
             self.tracer = self.provider.get_tracer("release_assets.serving")
 
     @contextmanager
