@@ -84,13 +84,41 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
         finally:
             shutil.rmtree(work, ignore_errors=True)
     manifest = json.loads(marker.read_text())
+    _check_marker(manifest, release, version, marker)
     # The extracted copy sits on a disk anyone may edit: it is trusted only file by file, on every load.
+    listed = set()
     for member in manifest["members"].values():
         for entry in member["files"]:
             path = target / "files" / entry["path"]
+            listed.add(path)
             if not path.is_file() or sha256_file(path) != entry["sha256"]:
                 raise BundleError(f"{path}: does not match the verified bundle's sha256; refusing to serve it")
+    own = target / "files" / "manifest.json"  # the bundle's own copy, extracted with it: it must say the same
+    if own.exists():
+        listed.add(own)
+        if json.loads(own.read_text()) != manifest:
+            raise BundleError(f"{own}: differs from the manifest the files were verified against")
+    unlisted = sorted(str(p) for p in (target / "files").rglob("*") if p.is_file() and p not in listed)
+    if unlisted:
+        raise BundleError(f"{unlisted[0]}: not in the verified bundle; refusing to serve {release} {version}")
     return target / "files", manifest
+
+
+def _check_marker(manifest: dict[str, Any], release: str, version: str, marker: Path) -> None:
+    """The marker vouches for the files, so it is itself tied to the version asked for: its member digests must
+    recompute from its file list, and the release version from those digests (as ``verify_bundle`` does)."""
+    from release_assets.keys import is_evidence
+    from release_assets.release.bundle import member_digest, release_version
+
+    if manifest.get("release") != release or manifest.get("version") != version:
+        raise BundleError(f"{marker}: describes {manifest.get('release')} {manifest.get('version')}, not {version}")
+    for name, member in manifest["members"].items():
+        files = {f["path"].split("/", 1)[1]: f["sha256"] for f in member["files"]}
+        if member_digest(files) != member["digest"]:
+            raise BundleError(f"{marker}: member {name}'s digest does not match its files")
+    roles = {n: {**m, "role": "evidence" if is_evidence(n) else "artifact"} for n, m in manifest["members"].items()}
+    if release_version(roles) != version:
+        raise BundleError(f"{marker}: its members do not make version {version}")
 
 
 class LoadedRelease:
@@ -126,6 +154,7 @@ class LoadedRelease:
         kb_path = chain_dir / KB_FILE
         kb = load_knowledge_base(kb_path) if kb_path.exists() else KnowledgeBase(facts={}, products=[])
         self.chain_file = chain_file
+        _freeze_templates(spec.directory)
         return ChainRunner(spec, schemas, self._predictors, kb)
 
     def predict(
@@ -179,6 +208,17 @@ class LoadedRelease:
             "escalate": bool(reply_step.get("escalate", False)),
             "abstained": bool(value("abstained") if hasattr(mapping, "abstained") else reply_step.get("abstained")),
         }
+
+
+def _freeze_templates(template_dir: Path) -> None:
+    """Compile every template now, from the files just verified, and never read them again: Jinja otherwise
+    loads a template on first use and re-reads it when its mtime changes, which would serve an unverified edit."""
+    from release_assets.chains.render import environment
+
+    env = environment(str(template_dir))
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)
+    env.auto_reload = False
 
 
 def _latencies(result, total_ms: float) -> dict[str, float]:

@@ -208,3 +208,36 @@ def test_an_image_bomb_is_refused_before_it_is_decoded():
     Image.new("L", (40, 20), 255).save(gif, format="GIF")
     with pytest.raises(RequestError, match="not a readable PNG or JPEG"):
         image_to_digits(gif.getvalue())
+
+
+def test_a_template_edited_after_loading_is_never_served(tmp_path, published):
+    store, versions, _ = published
+    cache = tmp_path / "cache"
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    before = loaded.predict({"message": "I want a refund for order 12345"})["reply"]
+    for template in (cache / "helpdesk" / versions["helpdesk"] / "files" / "chain" / "chain").rglob("*.j2"):
+        template.write_text("INJECTED {{ message }}")
+    after = loaded.predict({"message": "I want a refund for order 12345"})["reply"]
+    assert "INJECTED" not in after and after == before
+    with pytest.raises(BundleError, match="does not match the verified bundle"):
+        load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+
+
+def test_a_cached_copy_of_another_version_or_with_extra_files_is_refused(tmp_path, published):
+    import shutil
+
+    store, versions, _ = published
+    cache = tmp_path / "cache"
+    load_release(store, "iris", version=versions["iris"], cache_dir=cache)
+    extracted = cache / "iris" / versions["iris"]
+    (extracted / "files" / "classifier" / "extra.py").write_text("print('not in the bundle')")
+    with pytest.raises(BundleError, match=r"extra\.py: not in the verified bundle"):
+        load_release(store, "iris", version=versions["iris"], cache_dir=cache)
+    (extracted / "files" / "classifier" / "extra.py").unlink()
+    # A copy of one version's folder under another version's name vouches for the wrong version.
+    other = "0123456789abcdef"
+    shutil.copytree(extracted, cache / "iris" / other)
+    from release_assets.serving.loader import _extract
+
+    with pytest.raises(BundleError, match=f"not {other}"):
+        _extract(store, "iris", other, cache)
