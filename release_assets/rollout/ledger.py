@@ -190,7 +190,15 @@ def promote(
         )
         for action in ("approved", "promoted")
     ]
-    return [store.append_event(release, e) for e in moves]
+    written = [store.append_event(release, e) for e in moves]
+    # Two promotions that read the same champion both append, and replay voids the second (it no longer moves
+    # from the champion it names): say so instead of reporting a promotion that did not take effect.
+    if replay(store.events(release)).champion != version:
+        raise PromotionError(
+            f"{release} {version} was not promoted: another promotion or rollback moved the champion at the same "
+            "time (see `release-assets history`)"
+        )
+    return written
 
 
 def check_servable(

@@ -190,3 +190,19 @@ def test_deleting_the_head_record_and_the_last_event_is_detected(store):
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
     with pytest.raises(LedgerError, match=r"r\.head\.json: missing, though the ledger holds 4 chained events"):
         verify_ledger(store, "r")
+
+
+def test_a_promotion_that_loses_a_race_says_so(store, monkeypatch):
+    promote(store, "r", V1, "alice", "one")
+    real_append = store.append_event
+
+    def racing_append(release, e):
+        # Another promotion to V3 lands between this one's read of the ledger and its own events.
+        if e["action"] == "approved" and e["to_version"] == V2:
+            real_append(release, event("promoted", "r", actor="bob", reason="x", from_version=V1, to_version=V3))
+        return real_append(release, e)
+
+    monkeypatch.setattr(store, "append_event", racing_append)
+    with pytest.raises(PromotionError, match=rf"r {V2} was not promoted: another promotion"):
+        promote(store, "r", V2, "alice", "two")
+    assert replay(store.events("r")).champion == V3
