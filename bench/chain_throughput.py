@@ -21,7 +21,8 @@ def main(runs: int) -> None:
     from release_assets.chains.runner import ChainRunner
     from release_assets.chains.spec import load_chain
     from release_assets.datasets.build import build_raw, build_split
-    from release_assets.evaluation.golden import load_cases, load_knowledge_base, score, to_requests
+    from release_assets.evaluation.golden import score
+    from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base, to_requests
     from release_assets.manifest import load_manifest
     from release_assets.models.registry import MODEL_KINDS
     from release_assets.models.train import build_model

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def plain_release(project_root: Path = ROOT) -> dict:
     from release_assets.chains.build import build_chain
     from release_assets.datasets.build import build_raw, build_split
-    from release_assets.evaluation.golden import build_chain_evaluation
+    from release_assets.evaluation.chain_evaluation import build_chain_evaluation
     from release_assets.evaluation.model_eval import build_model_report
     from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, load_manifests
     from release_assets.models.train import build_model

@@ -148,7 +148,8 @@ def _routing_cost(env: dict[str, str], rounds: int = 2000) -> dict:
     code = f"""
 import json, statistics, time
 from pathlib import Path
-from release_assets.cli_inspect import release_store, serving_cache
+from release_assets.cli_inspect import release_store
+from release_assets.cli_serving import serving_cache
 from release_assets.serving.flags import FlagRouter, flag_document, flags_path, store_flags_dir, write_flags
 from release_assets.serving.loader import load_release
 store = release_store()

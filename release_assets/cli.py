@@ -59,22 +59,6 @@ def _failure_messages(result) -> list[str]:
     ]
 
 
-def _with_overrides(manifests: list, overrides: list[str]) -> list:
-    """Apply ``RELEASE:PATH=VALUE`` overrides to the named releases."""
-    from release_assets.manifest import ManifestError, apply_overrides
-
-    by_release: dict[str, list[str]] = {}
-    for item in overrides:
-        release, sep, edit = item.partition(":")
-        if not sep:
-            raise ManifestError(f"--set {item!r}: expected RELEASE:PATH=VALUE")
-        by_release.setdefault(release, []).append(edit)
-    unknown = set(by_release) - {m.name for m in manifests}
-    if unknown:
-        raise ManifestError(f"--set names release(s) not being run: {sorted(unknown)}")
-    return [apply_overrides(m, by_release[m.name]) if m.name in by_release else m for m in manifests]
-
-
 def _manifests(names: list[str] | None = None) -> tuple[list, bool]:
     """The manifests asked for (default: all that load), and whether any failed to load. A broken manifest is
     reported on one line and does not stop the others; asking for it by name is an error."""
@@ -98,13 +82,14 @@ def _manifests(names: list[str] | None = None) -> tuple[list, bool]:
 
 def cmd_release(args: argparse.Namespace) -> int:
     from release_assets.definitions import resources_for
+    from release_assets.manifest_overrides import apply_release_overrides
     from release_assets.release_summary import summarise_run
     from release_assets.resources.artifact_store import store_unavailable
     from release_assets.settings import get_settings
 
     manifests, broken = _manifests(args.release)
     if args.set:
-        manifests = _with_overrides(manifests, args.set)
+        manifests = apply_release_overrides(manifests, args.set)
     if not manifests:
         return 2
     # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
@@ -165,37 +150,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_flags(args: argparse.Namespace) -> int:
-    """Write a release's flag file (champion from the ledger, optional canary and shadow shares); a running
-    ``serve`` picks it up without a restart. Routing never changes over HTTP: only through this file."""
-    from release_assets.cli_inspect import release_store
-    from release_assets.rollout.ledger import check_servable, record_routing
-    from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
-    from release_assets.serving.loader import resolve_version
-
-    store = release_store()
-    champion = resolve_version(store, args.release, None, "champion")
-    document = flag_document(args.release, champion, args.canary, args.canary_percent, args.shadow, args.shadow_percent)
-    if args.canary and args.canary_percent > 0:
-        # Users will get this version's answers: the same checks as promotion, and a ledger record of who and why.
-        check_servable(store, args.release, args.canary, args.override_weakened_gates)
-        routing = {"canary": args.canary, "canary_percent": args.canary_percent}
-        record_routing(store, args.release, routing, args.approved_by or "", args.reason or "")
-    path = flags_path(store_flags_dir(store), args.release)
-    write_flags(path, document)
-    print(
-        f"{args.release}: champion {champion}"
-        + (f", canary {args.canary} {args.canary_percent}%" if args.canary else "")
-        + (f", shadow {args.shadow} {args.shadow_percent}%" if args.shadow else "")
-        + f" -> {path}"
-    )
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_predict, cmd_serve, cmd_validate, cmd_verify
+    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
+    from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -297,7 +256,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     from release_assets.chains.spec import ChainSpecError
     from release_assets.datasets.build import DataFileError
-    from release_assets.evaluation.golden import GoldenSuiteError
+    from release_assets.evaluation.golden_inputs import GoldenSuiteError
     from release_assets.manifest import ManifestError
     from release_assets.release.bundle import BundleError
     from release_assets.release.store import LedgerError, StoreError

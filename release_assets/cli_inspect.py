@@ -1,4 +1,4 @@
-"""The read-only ``release-assets`` commands: ``list``, ``history``, ``verify``, ``validate`` and ``predict``.
+"""The read-only ``release-assets`` commands: ``list``, ``history``, ``verify`` and ``validate``.
 
 They read the manifests and the release store, never run a job; ``cli.py`` parses the arguments and reports
 errors written for people on one line.
@@ -141,69 +141,3 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"FAILED: {error}", file=sys.stderr)
     return 1 if errors else 0
-
-
-def serving_cache() -> Path:
-    """Extracted, verified release versions for serving: beside the store's build cache, reused across runs."""
-    from release_assets.settings import get_settings
-
-    return get_settings().store_path / "serving"
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    """One request through a published release, printed as JSON (what ``serve`` would answer)."""
-    import base64
-    import json
-
-    from release_assets.serving.loader import load_release
-
-    if args.json == "-" or (args.json is None and args.message is None):
-        request = json.loads(sys.stdin.read())
-    elif args.json is not None:
-        request = json.loads(Path(args.json).read_text(encoding="utf-8"))
-    else:
-        request = {"message": args.message}
-    if args.image:
-        if not isinstance(request, dict):
-            raise ValueError("--image needs a JSON object request")
-        request["attachment"] = {"image_b64": base64.b64encode(Path(args.image).read_bytes()).decode()}
-    loaded = load_release(release_store(), args.release, args.version, args.alias, cache_dir=serving_cache())
-    print(json.dumps(loaded.predict(request), indent=1, sort_keys=True))
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the champions of the named releases (default: every manifest) on 127.0.0.1 until interrupted."""
-    import os
-
-    import uvicorn
-
-    from release_assets.release.store import LocalReleaseStore
-    from release_assets.serving.flags import store_flags_dir
-    from release_assets.serving.server import build_server
-    from release_assets.settings import get_settings
-
-    store = release_store()
-    releases = args.release or [m.name for m in _manifests()[0]]
-    # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing.
-    flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
-    trace_path = Path(args.traces) if args.traces else get_settings().store_path / "traces" / "serve.jsonl"
-    server = build_server(
-        store,
-        releases,
-        cache_dir=serving_cache(),
-        flags_dir=flags_dir,
-        trace_path=trace_path,
-        token=os.environ.get("RELEASE_ASSETS_SERVE_TOKEN") or None,
-        max_body=args.max_body,
-    )
-    for release, problem in server.problems.items():
-        print(f"NOT READY: {release}: {problem}", file=sys.stderr)
-    for release, loaded in server.loaded.items():
-        if loaded is not None:
-            print(f"serving {release} {loaded.version} at http://{args.host}:{args.port}/v1/{release}/predict")
-    try:
-        uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
-    finally:
-        server.close()
-    return 0

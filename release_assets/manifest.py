@@ -245,6 +245,8 @@ def _manifest_paths(releases_dir: Path) -> list[Path]:
 
 def load_manifests(releases_dir: Path, project_root: Path | None = None) -> list[ReleaseManifest]:
     """Every manifest, each checked against the files it names; the first error stops (for definitions)."""
+    from release_assets.manifest_paths import check_paths
+
     root = project_root or releases_dir.parent
     return [check_paths(load_manifest(p), root) for p in _manifest_paths(releases_dir)]
 
@@ -252,6 +254,8 @@ def load_manifests(releases_dir: Path, project_root: Path | None = None) -> list
 def load_each(releases_dir: Path, project_root: Path | None = None) -> tuple[list[ReleaseManifest], list[str]]:
     """Every manifest that loads, and one error line per manifest that does not: a broken release must not stop
     the CLI from running, listing or promoting the others."""
+    from release_assets.manifest_paths import check_paths
+
     root = project_root or releases_dir.parent
     loaded, errors = [], []
     for path in _manifest_paths(releases_dir):
@@ -262,52 +266,9 @@ def load_each(releases_dir: Path, project_root: Path | None = None) -> tuple[lis
     return loaded, errors
 
 
-# Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
-_PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
-
-
-def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifest:
-    where = manifest.source or manifest.name
-    for name, member in manifest.members.items():
-        for field, what in _PATH_FIELDS.items():
-            value = getattr(member, field, None)
-            if value is None:
-                continue
-            target = project_root / value
-            if not target.exists():
-                raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")
-            if what == "file" and not target.is_file():
-                raise ManifestError(f"{where}: members.{name}.{field}: {value} is not a file")
-        chain_file = getattr(member, "chain_file", None)
-        if chain_file is not None and not (project_root / member.path / chain_file).is_file():
-            raise ManifestError(f"{where}: members.{name}.chain_file: {chain_file} does not exist in {member.path}")
-    return manifest
-
-
 def member_section(manifest: ReleaseManifest, member: str) -> dict[str, Any]:
     """What a member's code version hashes: its own manifest entry and its gates."""
     return {
         "member": manifest.members[member].model_dump(mode="json", by_alias=True),
         "gates": {k: v.model_dump(mode="json") for k, v in manifest.gates.get(member, {}).items()},
     }
-
-
-def apply_overrides(manifest: ReleaseManifest, overrides: list[str]) -> ReleaseManifest:
-    """``member.params.C=1e-4``-style edits for one run (e.g. train a deliberately worse candidate), validated
-    exactly like the file: a typo in a path or value is an error naming the override."""
-    data = manifest.model_dump(mode="json", by_alias=True, exclude={"source"})
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        if not sep or not path:
-            raise ManifestError(f"--set {item!r}: expected PATH=VALUE, e.g. members.classifier.params.C=0.0001")
-        if path == "name":
-            raise ManifestError(f"--set {item!r}: a release's name comes from its file and cannot be overridden")
-        *parents, leaf = path.split(".")
-        node = data
-        for part in parents:
-            if not isinstance(node, dict) or part not in node:
-                raise ManifestError(f"--set {item!r}: {manifest.name} has no field {path!r}")
-            node = node[part]
-        node[leaf] = yaml.safe_load(raw)
-    where = f"{manifest.source or manifest.name} with --set {' '.join(overrides)}"
-    return parse_manifest(data, where).model_copy(update={"source": manifest.source})

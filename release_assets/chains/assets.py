@@ -6,7 +6,7 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.asset_output import build_output, versioned
+from release_assets.assets import build_output, versioned
 from release_assets.chains.build import chain_files
 from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import PromptChain, ReleaseManifest, member_section

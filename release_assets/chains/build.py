@@ -28,7 +28,7 @@ def build_chain(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     if knowledge_base is not None:
-        from release_assets.evaluation.golden import load_knowledge_base  # the reader evaluation will use
+        from release_assets.evaluation.golden_inputs import load_knowledge_base  # the reader evaluation will use
 
         # Refuse an unreadable knowledge base here, where it is frozen, rather than when the chain is evaluated.
         load_knowledge_base(knowledge_base)

@@ -6,7 +6,7 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.asset_output import build_output, versioned
+from release_assets.assets import build_output, versioned
 from release_assets.datasets import build
 from release_assets.evaluation.report import markdown_table
 from release_assets.hashing import CodeInputs, files_digest

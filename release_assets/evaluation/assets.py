@@ -6,7 +6,7 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.asset_output import build_output, versioned
+from release_assets.assets import build_output, versioned
 from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest, member_section
 
@@ -18,7 +18,7 @@ REPORT_MODULES = [
     "release_assets.evaluation.behaviour",
 ]
 CHAIN_EVAL_MODULES = [
-    "release_assets.evaluation.golden",
+    "release_assets.evaluation.chain_evaluation",
     "release_assets.evaluation.metrics",
     "release_assets.evaluation.latency",
     "release_assets.chains.runner",
@@ -111,7 +111,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         kinds={"jinja", "python"},
     )
     def chain_evaluation(context: dg.AssetExecutionContext, chain: ArtifactRef, **models):
-        from release_assets.evaluation.golden import build_chain_evaluation
+        from release_assets.evaluation.chain_evaluation import build_chain_evaluation
         from release_assets.evaluation.report import examples_markdown
 
         local = context.resources.store.local()

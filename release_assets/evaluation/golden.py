@@ -11,97 +11,17 @@ import json
 import re
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from release_assets.chains.runner import CaseResult, ChainRequest, ChainRunner, KnowledgeBase
+from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.chains.spec import EvaluationSpec
+from release_assets.evaluation.golden_inputs import to_requests
 from release_assets.evaluation.metrics import percentiles_ms
-from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8, read_yaml
 
 WORST_EXAMPLES = 10
 COMMON_ERRORS = 5
 _TOKENS = re.compile(r"[a-z0-9]+(?:['.-][a-z0-9]+)*")
 LATENCY_SAMPLES = 50
-
-
-class GoldenSuiteError(ValueError):
-    """A golden case that cannot be scored; the message names file and line."""
-
-
-def load_knowledge_base(path: Path) -> KnowledgeBase:
-    """``facts: {id: sentence}``, optionally ``products: [...]`` and ``questions: {fact id: [heading, ...]}``."""
-    data = read_yaml(path, GoldenSuiteError, line_sep=":")
-    if not isinstance(data, dict) or not isinstance(data.get("facts"), dict):
-        raise GoldenSuiteError(f"{path}: expected a mapping with `facts: {{id: sentence}}` and `products: [...]`")
-    facts = {str(k): str(v) for k, v in data["facts"].items()}
-    questions = data.get("questions") or {}
-    if not isinstance(questions, dict) or not all(isinstance(v, list) for v in questions.values()):
-        raise GoldenSuiteError(f"{path}: questions: expected `{{fact id: [question, ...]}}`")
-    unknown = sorted(str(k) for k in questions if str(k) not in facts)
-    if unknown:
-        raise GoldenSuiteError(f"{path}: questions.{unknown[0]}: no fact with that id")
-    products = data.get("products", [])
-    return KnowledgeBase(
-        facts=facts,
-        products=products,
-        questions={str(k): [str(q) for q in v] for k, v in questions.items()},
-        aliases=_aliases(path, data.get("aliases") or {}, products),
-    )
-
-
-def _aliases(path: Path, aliases: Any, products: list[str]) -> dict[str, list[str]]:
-    """``aliases: {product: [partial name, ...]}``. One alias naming two products would make extraction depend on
-    the order of a YAML mapping, so it is refused here, like an alias of a product the catalogue does not sell."""
-    if not isinstance(aliases, dict) or not all(isinstance(v, list) for v in aliases.values()):
-        raise GoldenSuiteError(f"{path}: aliases: expected `{{product: [alias, ...]}}`")
-    owner: dict[str, str] = {name.lower(): name for name in products}
-    out: dict[str, list[str]] = {}
-    for product, names in aliases.items():
-        if product not in products:
-            raise GoldenSuiteError(f"{path}: aliases.{product}: not a product of the catalogue")
-        for alias in map(str, names):
-            key = " ".join(alias.lower().split())
-            if not key:
-                raise GoldenSuiteError(f"{path}: aliases.{product}: an alias must not be empty")
-            if owner.setdefault(key, product) != product:
-                raise GoldenSuiteError(f"{path}: aliases.{product}: {alias!r} already names {owner[key]!r}")
-        out[str(product)] = [str(a) for a in names]
-    return out
-
-
-def load_cases(path: Path, evaluation: EvaluationSpec | None = None) -> list[dict[str, Any]]:
-    """Every case needs an ``id`` and a ``message``; ``expected.intent`` only when the chain maps ``intent``."""
-    needs_intent = evaluation is not None and evaluation.intent is not None
-    cases = []
-    for line_no, raw in byte_lines(path):
-        try:
-            case = json.loads(decode_utf8(raw, line_no))
-            case["id"], case["message"]
-            if needs_intent:
-                case["expected"]["intent"]
-        except NotUTF8Error as exc:
-            raise GoldenSuiteError(f"{path}:{line_no}: {exc.detail}") from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise GoldenSuiteError(f"{path}:{line_no}: not a golden case ({type(exc).__name__}: {exc})") from None
-        cases.append(case)
-    return cases
-
-
-def to_requests(cases: list[dict[str, Any]]) -> list[ChainRequest]:
-    """Attachments name images of scikit-learn's digits by index; resolve them to pixels once."""
-    images = None
-    requests = []
-    for case in cases:
-        attachment = None
-        if case.get("attachment"):
-            if images is None:
-                from release_assets.datasets.digits import load_digits_arrays
-
-                images, _ = load_digits_arrays()
-            attachment = [images[i].ravel().astype(int).tolist() for i in case["attachment"]["digits"]]
-        requests.append(ChainRequest(id=case["id"], message=case["message"], attachment=attachment))
-    return requests
 
 
 def _normalise(kind: str, value: Any) -> str:
@@ -347,78 +267,3 @@ def repeat_outcomes(
         "flaky_cases": [{"id": i, "message": by_id[i]["message"], "outcomes": len(set(runs[i]))} for i in flaky[:10]],
         "metrics_extra": {"flaky_rate": len(flaky) / len(cases) if cases else float("nan"), "repeats": repeats},
     }
-
-
-def _trace(path: Path, spec: Any, cases: list[dict[str, Any]], results: list[CaseResult], golden: Path) -> None:
-    """The golden run as the same OpenTelemetry spans serving writes (a request span per case, a child per step),
-    redacted, into the evaluation's own folder: lineage from the golden file to each answer, readable by the
-    same tools as live traces. Written to the artifact only; no collector is called during a build."""
-    from release_assets.hashing import sha256_file
-    from release_assets.serving.traces import Tracing, trace_golden_run
-
-    tracing = Tracing(jsonl_path=path, otlp_endpoint=None)
-    try:
-        # 16 hex characters: a full sha256 would look like a secret to the redactor.
-        metadata = {"golden": golden.name, "golden_sha256": sha256_file(golden)[:16]}
-        trace_golden_run(tracing, spec.name, "candidate", results, cases=cases, spec=spec, metadata=metadata)
-    finally:
-        tracing.shutdown()
-
-
-def build_chain_evaluation(
-    chain_artifact: Path,
-    model_dirs: dict[str, tuple[str, Path]],
-    golden_path: Path,
-    out_dir: Path,
-    llm_cache_dir: Path | None = None,
-    chain_file: str = "chain.yaml",
-    repeats: int = 1,
-) -> dict[str, Any]:
-    """Run the frozen chain with the release's own models over the golden suite; write the report.
-
-    ``llm_cache_dir`` lets LLM steps replay earlier answers (None: every call goes to the model); when any LLM
-    step ran, every call is traced, redacted, to ``out_dir/llm_traces.jsonl``.
-    """
-    from release_assets.chains.build import KB_FILE
-    from release_assets.chains.spec import load_chain
-    from release_assets.evaluation import report
-    from release_assets.models.registry import MODEL_KINDS
-
-    predictors = {name: MODEL_KINDS[kind].load(path) for name, (kind, path) in model_dirs.items()}
-    spec, schemas = load_chain(chain_artifact / "chain", {n: p.labels for n, p in predictors.items()}, chain_file)
-    kb = load_knowledge_base(chain_artifact / KB_FILE)
-    cases = load_cases(golden_path, spec.evaluation)
-    runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)
-    summary, results = evaluate(runner, cases)
-    _trace(out_dir / "traces.jsonl", spec, cases, results, golden_path)
-    if repeats > 1:
-        extra = repeat_outcomes(ChainRunner(spec, schemas, predictors, kb), cases, results, repeats)
-        summary["metrics"].update(extra.pop("metrics_extra"))
-        summary.update(extra)
-    with (out_dir / "cases.jsonl").open("w") as fh:
-        for case, res in zip(cases, results, strict=True):
-            row = {"id": case["id"], "outputs": res.outputs, "errors": res.errors}
-            if runner.has_llm:
-                # What the chain consumed, which replays identically from the cache; offline timings and
-                # calls-versus-cache-hits differ per run and live in the summary.
-                row["usage"] = {
-                    k: {m: x for m, x in u.items() if m not in ("llm_calls", "cache_hits")}
-                    for k, u in res.usage.items()
-                    if spec.step(k).is_llm
-                }
-            fh.write(json.dumps(row) + "\n")
-    traces = [t for res in results for t in res.traces]
-    if traces:
-        with (out_dir / "llm_traces.jsonl").open("w") as fh:
-            for trace in traces:
-                fh.write(json.dumps(trace, sort_keys=True) + "\n")
-    (out_dir / "report.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    metrics = summary["metrics"]
-    (out_dir / "report.md").write_text(
-        f"# Chain evaluation: {spec.name}\n\n"
-        + report.markdown_table(["metric", "value"], list(metrics.items()))
-        + "\n\n## Worst cases\n\n"
-        + report.examples_markdown(summary["examples"], ["id", "message", "expected", "got", "problems"])
-        + "\n"
-    )
-    return summary

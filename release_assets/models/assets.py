@@ -4,7 +4,7 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.asset_output import build_output, versioned
+from release_assets.assets import build_output, versioned
 from release_assets.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.registry import MODEL_KINDS as TRAINERS

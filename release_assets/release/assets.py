@@ -6,7 +6,7 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
-from release_assets.asset_output import versioned
+from release_assets.assets import versioned
 from release_assets.evaluation.report import markdown_table
 from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest

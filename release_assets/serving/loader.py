@@ -147,7 +147,7 @@ class LoadedRelease:
         from release_assets.chains.build import KB_FILE
         from release_assets.chains.runner import ChainRunner, KnowledgeBase
         from release_assets.chains.spec import load_chain
-        from release_assets.evaluation.golden import load_knowledge_base
+        from release_assets.evaluation.golden_inputs import load_knowledge_base
 
         labels = {name: p.labels for name, p in self._predictors.items()}
         spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)

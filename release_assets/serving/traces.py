@@ -6,21 +6,19 @@ path, OTLP/HTTP when given an endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` by defau
 the ``Redactor`` first (``trace_export``). With neither exporter tracing is off: no provider, no spans, and no
 observer, so ``ChainRunner.run`` does no extra work.
 
-Offline evaluation writes the same spans with ``trace_golden_run`` (variant ``golden``), so a golden case and a
-served request are read the same way.
+Offline evaluation writes the same spans with ``golden_traces.trace_golden_run`` (variant ``golden``), so a
+golden case and a served request are read the same way.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from openinference.semconv.trace import DocumentAttributes, MessageAttributes, OpenInferenceMimeTypeValues
 from openinference.semconv.trace import OpenInferenceSpanKindValues as Kind
 from openinference.semconv.trace import SpanAttributes as A
 from opentelemetry import trace
@@ -39,10 +37,10 @@ from release_assets.serving.trace_export import (
     RedactingExporter,
     Redactor,
 )
+from release_assets.serving.trace_spans import StepRecord, as_json, io_attributes, step_span
 
 if TYPE_CHECKING:
-    from release_assets.chains.runner import CaseResult
-    from release_assets.chains.spec import ChainSpec
+    pass
 
 __all__ = [
     "DEFAULT_RULES",
@@ -54,79 +52,11 @@ __all__ = [
     "SpanObserver",
     "Tracing",
     "set_output",
-    "trace_golden_run",
     "traces_url",
 ]
 
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 FROM_ENV = f"env:{ENDPOINT_ENV}"  # Tracing's default endpoint: read when constructed, not when imported
-
-
-class _Step(NamedTuple):
-    """The arguments of ``on_step``, in its order."""
-
-    request_id: str
-    step_id: str
-    rendered: str | None
-    raw: Any
-    output: dict[str, Any] | None
-    error: str | None
-    latency_ms: float
-    binding: str
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
-
-
-def _io(direction: str, value: Any) -> dict[str, Any]:
-    """``input.value``/``output.value`` and its mime type: text as is, anything else as JSON."""
-    key, mime = (A.INPUT_VALUE, A.INPUT_MIME_TYPE) if direction == "input" else (A.OUTPUT_VALUE, A.OUTPUT_MIME_TYPE)
-    if isinstance(value, str):
-        return {key: value, mime: OpenInferenceMimeTypeValues.TEXT.value}
-    return {key: _json(value), mime: OpenInferenceMimeTypeValues.JSON.value}
-
-
-def _step_kind(binding: str) -> Kind:
-    return {"llm": Kind.LLM, "retrieve": Kind.RETRIEVER}.get(binding.split(":", 1)[0], Kind.TOOL)
-
-
-def _step_span(tracer: Tracer, context: Context | None, step: _Step, end_ns: int) -> None:
-    """One finished step as one span ending at ``end_ns`` and lasting its ``latency_ms`` (a batch step's share)."""
-    kind = _step_kind(step.binding)
-    attrs: dict[str, Any] = {
-        A.OPENINFERENCE_SPAN_KIND: kind.value,
-        A.METADATA: _json({"request_id": step.request_id, "step": step.step_id, "binding": step.binding}),
-        "step.latency_ms": float(step.latency_ms),
-    }
-    if step.rendered is not None:
-        attrs.update(_io("input", step.rendered))
-    raw, answer = step.raw, step.raw
-    if kind is Kind.LLM and isinstance(raw, dict):  # the runner passes an LLM step's last (redacted) trace record
-        answer = raw.get("raw")
-        if raw.get("model"):
-            attrs[A.LLM_MODEL_NAME] = str(raw["model"])
-        attrs[A.LLM_TOKEN_COUNT_PROMPT] = int(raw.get("tokens_in") or 0)
-        attrs[A.LLM_TOKEN_COUNT_COMPLETION] = int(raw.get("tokens_out") or 0)
-        for n, message in enumerate(raw.get("messages") or []):
-            attrs[f"{A.LLM_INPUT_MESSAGES}.{n}.{MessageAttributes.MESSAGE_ROLE}"] = message["role"]
-            attrs[f"{A.LLM_INPUT_MESSAGES}.{n}.{MessageAttributes.MESSAGE_CONTENT}"] = message["content"]
-        if answer is not None:
-            attrs[f"{A.LLM_OUTPUT_MESSAGES}.0.{MessageAttributes.MESSAGE_ROLE}"] = "assistant"
-            attrs[f"{A.LLM_OUTPUT_MESSAGES}.0.{MessageAttributes.MESSAGE_CONTENT}"] = answer
-    elif kind is Kind.RETRIEVER and isinstance(raw, dict) and raw.get("fact") is not None:
-        attrs[f"{A.RETRIEVAL_DOCUMENTS}.0.{DocumentAttributes.DOCUMENT_ID}"] = str(raw["fact"])
-        attrs[f"{A.RETRIEVAL_DOCUMENTS}.0.{DocumentAttributes.DOCUMENT_SCORE}"] = float(raw.get("score") or 0.0)
-    elif kind is Kind.TOOL and step.binding:
-        attrs[A.TOOL_NAME] = step.binding
-    if answer is not None:
-        attrs.update(_io("output", answer))
-    if step.output is not None:
-        attrs["step.output"] = _json(step.output)  # what validation kept, next to what the binding said
-    start_ns = end_ns - int(step.latency_ms * 1e6)
-    span = tracer.start_span(step.step_id, context=context, attributes=attrs, start_time=start_ns)
-    span.set_status(Status(StatusCode.ERROR, step.error) if step.error else Status(StatusCode.OK))
-    span.end(end_time=end_ns)
 
 
 class SpanObserver:
@@ -155,8 +85,8 @@ class SpanObserver:
     ) -> None:
         context = self._context if self._context is not None else self._by_request.get(request_id)
         if context is not None:  # None: a request of the batch nobody opened a span for
-            step = _Step(request_id, step_id, rendered, raw, output, error, latency_ms, binding)
-            _step_span(self._tracer, context, step, time.time_ns())
+            step = StepRecord(request_id, step_id, rendered, raw, output, error, latency_ms, binding)
+            step_span(self._tracer, context, step, time.time_ns())
 
 
 class RequestSpan:
@@ -191,7 +121,7 @@ class _ObservedRequestSpan(RequestSpan, SpanObserver):
     ) -> None:
         SpanObserver.on_step(self, request_id, step_id, rendered, raw, output, error, latency_ms, binding)
         if output is not None:
-            self.span.set_attributes(_io("output", output))
+            self.span.set_attributes(io_attributes("output", output))
         if error:
             self.span.set_status(Status(StatusCode.ERROR, f"{step_id}: {error}"))
 
@@ -205,12 +135,12 @@ def set_output(span: Span | RequestSpan, value: Any, error: str | None = None) -
     span = _span_of(span)
     if span.is_recording():
         if value is not None:
-            span.set_attributes(_io("output", value))
+            span.set_attributes(io_attributes("output", value))
         if error:
             span.set_status(Status(StatusCode.ERROR, error))
 
 
-def _request_attributes(
+def request_attributes(
     release: str, version: str, variant: str, request_id: str, kind: str, input_value: Any, **extra: Any
 ) -> dict[str, Any]:
     """A request span's attributes. ``kind`` is a release member kind (``prompt_chain``, ``text_classifier``) or
@@ -219,11 +149,11 @@ def _request_attributes(
     meta = {"release": release, "version": version, "variant": variant, "request_id": request_id, "kind": kind}
     attrs: dict[str, Any] = {A.OPENINFERENCE_SPAN_KIND: span_kind}
     if input_value is not None:
-        attrs.update(_io("input", input_value))
+        attrs.update(io_attributes("input", input_value))
     for key, attribute in (("session_id", A.SESSION_ID), ("user_id", A.USER_ID)):
         if extra.get(key):
             attrs[attribute] = str(extra.pop(key))
-    attrs[A.METADATA] = _json({**meta, **{k: v for k, v in extra.items() if v is not None}})
+    attrs[A.METADATA] = as_json({**meta, **{k: v for k, v in extra.items() if v is not None}})
     return attrs
 
 
@@ -285,7 +215,7 @@ class Tracing:
             yield RequestSpan(trace.INVALID_SPAN)
             return
         extra = {"session_id": session_id, "user_id": user_id, **(metadata or {})}
-        attrs = _request_attributes(release, version, variant, request_id, kind, input_value, **extra)
+        attrs = request_attributes(release, version, variant, request_id, kind, input_value, **extra)
         with self.tracer.start_as_current_span(f"{release} request", attributes=attrs) as span:
             yield _ObservedRequestSpan(self.tracer, span)
 
@@ -310,12 +240,12 @@ class Tracing:
         inputs = ("input", "request", "message")
         attrs: dict[str, Any] = {
             A.OPENINFERENCE_SPAN_KIND: Kind.CHAIN.value,
-            A.METADATA: _json({k: v for k, v in pair.items() if k not in inputs}),
-            **_io("output", dict(pair)),
+            A.METADATA: as_json({k: v for k, v in pair.items() if k not in inputs}),
+            **io_attributes("output", dict(pair)),
         }
         request = next((pair[k] for k in inputs if pair.get(k) is not None), None)
         if request is not None:
-            attrs.update(_io("input", request))
+            attrs.update(io_attributes("input", request))
         for key, attribute in (("session_id", A.SESSION_ID), ("user_id", A.USER_ID)):
             if pair.get(key):
                 attrs[attribute] = str(pair[key])
@@ -338,50 +268,3 @@ def traces_url(endpoint: str) -> str:
     """OTLP/HTTP's traces path on a collector base URL (as ``OTEL_EXPORTER_OTLP_ENDPOINT`` gives it)."""
     endpoint = endpoint.rstrip("/")
     return endpoint if endpoint.endswith("/v1/traces") else f"{endpoint}/v1/traces"
-
-
-def trace_golden_run(
-    tracing: Tracing,
-    release: str,
-    version: str,
-    results: Sequence[CaseResult],
-    *,
-    cases: Sequence[Mapping[str, Any]] | None = None,
-    spec: ChainSpec | None = None,
-    variant: str = "golden",
-    metadata: Mapping[str, Any] | None = None,
-) -> int:
-    """Spans for a finished golden run, shaped like served requests: one per case (its message as input, its
-    outputs as output, its ``expected`` and ``metadata``, e.g. the golden file's digest, in the metadata) with
-    one child per step. Returns the number of request spans.
-
-    Built after the run from the ``CaseResult``s: step spans carry outputs, errors and latency, and for LLM steps
-    the recorded prompt and answer (a non-LLM step's rendered text is not kept in a result). Steps are laid end
-    to end, ending now. ``spec`` gives each step's binding (without it only LLM steps' are known).
-    """
-    if not tracing.enabled:
-        return 0
-    by_id = {str(c["id"]): c for c in cases or []}
-    bindings = {s.id: s.binding for s in spec.steps} if spec else {}
-    for res in results:
-        case = by_id.get(res.id, {})
-        steps = [*res.outputs, *(s for s in res.errors if s not in res.outputs)]  # a failed step ran last
-        latencies = [float(res.usage.get(s, {}).get("latency_ms", 0.0)) for s in steps]
-        end_ns = time.time_ns()
-        t = end_ns - int(sum(latencies) * 1e6)
-        extra = {"expected": case.get("expected"), **(metadata or {})}
-        attrs = _request_attributes(release, version, variant, res.id, "prompt_chain", case.get("message"), **extra)
-        span = tracing.tracer.start_span(f"{release} request", attributes=attrs, start_time=t)
-        context = trace.set_span_in_context(span)
-        for step_id, latency in zip(steps, latencies, strict=True):
-            record = next((r for r in reversed(res.traces) if r.get("step") == step_id), None)
-            binding = bindings.get(step_id) or (record or {}).get("binding") or ""
-            rendered = record["messages"][0]["content"] if record and record.get("messages") else None
-            step = _Step(
-                res.id, step_id, rendered, record, res.outputs.get(step_id), res.errors.get(step_id), latency, binding
-            )
-            t += int(latency * 1e6)
-            _step_span(tracing.tracer, context, step, t)
-        set_output(span, res.outputs, "; ".join(f"{k}: {v}" for k, v in res.errors.items()) or None)
-        span.end(end_time=end_ns)
-    return len(results)

@@ -13,7 +13,7 @@ import pytest
 
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import ChainSpecError, load_chain
-from release_assets.evaluation.golden import load_knowledge_base
+from release_assets.evaluation.golden_inputs import load_knowledge_base
 from release_assets_tests.fakes import KEYWORDS, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import yaml
 from release_assets.chains import bindings
 from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBase
 from release_assets.chains.spec import ChainSpecError, StepSpec, load_chain
-from release_assets.evaluation.golden import GoldenSuiteError, load_knowledge_base
+from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_knowledge_base
 
 FACTS = {
     "returns": "Unused items can be returned within 45 days of delivery.",

@@ -3,7 +3,8 @@
 import pytest
 
 from release_assets.chains.spec import EvaluationSpec
-from release_assets.evaluation.golden import GoldenSuiteError, load_cases, load_knowledge_base, score, token_f1
+from release_assets.evaluation.golden import score, token_f1
+from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_cases, load_knowledge_base
 
 
 def test_a_broken_golden_line_names_file_and_line(tmp_path):

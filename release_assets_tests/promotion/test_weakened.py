@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from release_assets.manifest import apply_overrides, load_manifest
+from release_assets.manifest import load_manifest
+from release_assets.manifest_overrides import apply_overrides
 from release_assets.promotion.weakened import committed_manifest, weakened_gates
 from release_assets.release.store import LocalReleaseStore
 from release_assets.rollout.ledger import PromotionError, promote

@@ -21,8 +21,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
-from release_assets.evaluation.golden import load_knowledge_base
-from release_assets.serving.traces import REDACT_ENV, Redactor, Tracing, trace_golden_run
+from release_assets.evaluation.golden_inputs import load_knowledge_base
+from release_assets.serving.golden_traces import trace_golden_run
+from release_assets.serving.traces import REDACT_ENV, Redactor, Tracing
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

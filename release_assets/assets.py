@@ -1,4 +1,4 @@
-"""What every stage's ``assets.py`` shares: build (or reuse) an asset's artifact and describe it to Dagster.
+"""Shared asset wiring for every stage's ``assets.py``: build (or reuse) an asset's artifact and describe it to Dagster.
 
 Wiring only: the cache is :class:`release_assets.artifacts.LocalArtifactStore`; this turns its result into a
 ``dg.Output`` with data version and metadata, and gives each asset its code version from its code inputs.

@@ -1,0 +1,28 @@
+"""The files a manifest names exist: checked when it loads, so a typo in a path is not found mid-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from release_assets.manifest import ManifestError, ReleaseManifest
+
+# Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
+_PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
+
+
+def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifest:
+    where = manifest.source or manifest.name
+    for name, member in manifest.members.items():
+        for field, what in _PATH_FIELDS.items():
+            value = getattr(member, field, None)
+            if value is None:
+                continue
+            target = project_root / value
+            if not target.exists():
+                raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")
+            if what == "file" and not target.is_file():
+                raise ManifestError(f"{where}: members.{name}.{field}: {value} is not a file")
+        chain_file = getattr(member, "chain_file", None)
+        if chain_file is not None and not (project_root / member.path / chain_file).is_file():
+            raise ManifestError(f"{where}: members.{name}.chain_file: {chain_file} does not exist in {member.path}")
+    return manifest
