@@ -9,24 +9,14 @@ Every refusal is a ChainSpecError whose one-line message names the file, the ste
 
 from __future__ import annotations
 
-import itertools
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from release_assets.chains.render import (
     Scope,
-    TemplateError,
-    TemplateNotFoundError,
-    check_pattern,
-    check_template,
-    environment,
-    field_reads,
 )
-from release_assets.manifest import validation_problems
-from release_assets.textfiles import read_yaml
 
 CHAIN_FILE = "chain.yaml"
 LLM_BINDINGS = {"llm:openai", "llm:transformers"}
@@ -208,10 +198,19 @@ def load_chain(
 
     ``chain_file`` picks a variant in the same folder (e.g. ``chain.llm.yaml``), sharing its templates.
     """
+    from release_assets.chains.spec_checks import (
+        check_binding,
+        check_clarify,
+        check_evaluation,
+        check_template_file,
+        read_spec,
+        template_names,
+    )
+
     path = directory / chain_file
     if not path.exists():
         raise ChainSpecError(f"{path}: chain config not found")
-    spec = _read_spec(path, directory)
+    spec = read_spec(path, directory)
 
     schemas: dict[str, type] = {}
     enums: dict[str, dict[str, list[str]]] = {}
@@ -220,7 +219,7 @@ def load_chain(
         where = f"{path}: steps[{i}] ({step.id})"
         if step.id in fields:
             raise ChainSpecError(f"{where}: id: another step is already called {step.id!r}")
-        _check_binding(step, model_labels, where)
+        check_binding(step, model_labels, where)
         try:
             schemas[step.id] = output_model(step, model_labels)
         except (ValueError, KeyError) as exc:
@@ -230,258 +229,17 @@ def load_chain(
             fields=dict(fields),
             pending=frozenset(s.id for s in spec.steps[i:]),
         )
-        for name, note in _template_names(directory, step, scope, enums, where).items():
-            _check_template_file(directory, name, scope, note, where)
+        for name, note in template_names(directory, step, scope, enums, where).items():
+            check_template_file(directory, name, scope, note, where)
         if step.clarify is not None:
-            _check_clarify(step, spec.steps[:i], enums, where)
+            check_clarify(step, spec.steps[:i], enums, where)
             # The clarifying template also reads the `clarify` fields, and nothing else of it.
             asks = Scope(scope.names | {"clarify"}, {**scope.fields, "clarify": CLARIFY_FIELDS}, scope.pending)
-            _check_template_file(directory, step.clarify.template, asks, " (named by clarify.template)", where)
+            check_template_file(directory, step.clarify.template, asks, " (named by clarify.template)", where)
         fields[step.id] = tuple(step.fields())
         enums[step.id] = enum_values(step, model_labels)
-    _check_evaluation(spec, path)
+    check_evaluation(spec, path)
     return spec, schemas
-
-
-def _check_template_file(directory: Path, name: str, scope: Scope, note: str, where: str) -> None:
-    try:
-        check_template(directory, name, scope)
-    except TemplateNotFoundError as exc:
-        raise ChainSpecError(f"{where}: {exc}{note}") from None
-    except TemplateError as exc:
-        raise ChainSpecError(f"{where}: {exc}") from None
-
-
-def _check_clarify(step: StepSpec, earlier: list[StepSpec], enums: dict[str, dict[str, list[str]]], where: str) -> None:
-    """`when` names earlier bool fields, `requires` maps values earlier steps can decide to their output fields:
-    a typo in either would otherwise never ask (or always ask), silently."""
-    assert step.clarify is not None
-    steps = {s.id: s for s in earlier}
-    for ref in step.clarify.when:
-        step_id, _, name = ref.partition(".")
-        declared = steps[step_id].fields() if step_id in steps else {}
-        if name not in declared or declared[name].type != "bool":
-            raise ChainSpecError(
-                f"{where}: clarify.when: {ref!r} is not a bool output of an earlier step (e.g. classify_intent.unsure)"
-            )
-    decidable = {v for per_step in enums.values() for values in per_step.values() for v in values}
-    entities = {name for s in earlier for name in s.fields()}
-    for value, needed in step.clarify.requires.items():
-        if value not in decidable:
-            raise ChainSpecError(
-                f"{where}: clarify.requires.{value}: no earlier step can decide {value!r} "
-                f"(values: {', '.join(sorted(decidable)) or 'none'})"
-            )
-        unknown = [n for n in needed if n not in entities]
-        if unknown:
-            raise ChainSpecError(
-                f"{where}: clarify.requires.{value}: {unknown[0]!r} is not an output field of an earlier step"
-            )
-
-
-_EXAMPLES = {
-    "intent": "classify_intent.intent",
-    "entities": "extract_entities",
-    "reply": "generate_response.reply",
-    "abstained": "generate_response.abstained",
-}
-# The type a mapped field must have: replies are searched for phrases, abstentions are counted.
-_EVALUATION_TYPES = {"reply": "str", "abstained": "bool"}
-
-
-def _check_evaluation(spec: ChainSpec, path: Path) -> None:
-    """Every ``evaluation:`` entry names a step and, except ``entities`` (a whole step), one of its fields."""
-    steps = {s.id: s for s in spec.steps}
-    for key in EvaluationSpec.model_fields:
-        target = spec.evaluation.target(key)
-        if target is None:
-            continue
-        where = f"{path}: evaluation.{key}: {getattr(spec.evaluation, key)!r}"
-        step_id, name = target
-        whole = key == "entities"
-        if (name is None) != whole:
-            form = "a step id (its output fields are the entities)" if whole else "<step>.<output field>"
-            raise ChainSpecError(f"{where}: expected {form}, e.g. {_EXAMPLES[key]}")
-        if step_id not in steps:
-            raise ChainSpecError(f"{where}: no step {step_id!r} (steps: {', '.join(steps)})")
-        if name is None:
-            continue
-        declared = steps[step_id].fields()
-        if name not in declared:
-            raise ChainSpecError(
-                f"{where}: step {step_id} has no output field {name!r} (fields: {', '.join(declared)})"
-            )
-        want = _EVALUATION_TYPES.get(key)
-        if want is not None and declared[name].type != want:
-            # Replies are searched for phrases and compared word by word: only text can be; abstentions are counted.
-            raise ChainSpecError(
-                f"{where}: {step_id}.{name} is a {declared[name].type}, a {key} must be a {want} field"
-            )
-
-
-def _read_spec(path: Path, directory: Path) -> ChainSpec:
-    data = read_yaml(path, ChainSpecError)
-    if not isinstance(data, dict):
-        raise ChainSpecError(f"{path}: expected a mapping with `name` and `steps`")
-    try:
-        return ChainSpec.model_validate({**data, "directory": directory})
-    except ValidationError as exc:
-        raise ChainSpecError(f"{path}: {validation_problems(exc)}") from None
-
-
-def _check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str) -> None:
-    if step.binding_kind not in BINDINGS:
-        raise ChainSpecError(f"{where}: binding: unknown binding {step.binding!r} (known: {sorted(BINDINGS)})")
-    if step.binding_kind == "llm" or step.llm is not None:
-        _check_llm(step, where)
-    if step.min_score is not None and step.binding_kind != "retrieve":
-        raise ChainSpecError(f"{where}: min_score: only a step with binding retrieve takes `min_score`")
-    _check_abstain(step, where)
-    if step.binding_kind == "retrieve":
-        if step.binding != "retrieve":
-            raise ChainSpecError(f"{where}: binding: retrieve searches the knowledge base and names no model")
-        _check_output(step, RETRIEVE_OUTPUT, set(RETRIEVE_OUTPUT), where)
-        if step.min_score is not None and not step.fields()["fact"].optional:
-            raise ChainSpecError(f"{where}: output.fact: below min_score there is no fact, so declare `fact: str?`")
-    elif step.binding_kind == "template":
-        _check_output(step, TEMPLATE_OUTPUT, {"reply"}, where)
-    model_ref = step.binding if ":" in step.binding and not step.is_llm else None
-    for ref in filter(None, [model_ref, step.attachment]):
-        target = ref.split(":", 1)[1]
-        if target not in model_labels:
-            raise ChainSpecError(f"{where}: binding {ref!r} names no model of this release ({sorted(model_labels)})")
-    for name, pattern in step.patterns.items():
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
-
-
-def _check_abstain(step: StepSpec, where: str) -> None:
-    """`min_confidence` comes with an `unsure: bool` output, `clarify:` with `abstained: bool`, and neither without
-    the other: a flag nobody sets, or a threshold nobody can read, would look like a working abstain path."""
-    if step.min_confidence is not None and step.binding_kind != "classifier":
-        raise ChainSpecError(f"{where}: min_confidence: only a step with a classifier binding takes `min_confidence`")
-    if isinstance(step.min_confidence, float) and not 0 <= step.min_confidence <= 1:
-        raise ChainSpecError(f"{where}: min_confidence: {step.min_confidence:g} is outside [0, 1]")
-    if step.clarify is not None and step.binding_kind != "template":
-        raise ChainSpecError(f"{where}: clarify: only a step with binding template asks clarifying questions")
-    try:
-        declared = step.fields()
-    except ValueError:
-        return  # reported, with its field, when the output model compiles
-    for flag, option, kind in (("unsure", "min_confidence", "classifier"), ("abstained", "clarify", "template")):
-        if step.binding_kind != kind:
-            continue
-        has_option = getattr(step, option) is not None
-        if has_option and (flag not in declared or declared[flag].type != "bool"):
-            raise ChainSpecError(f"{where}: output.{flag}: a step with `{option}` outputs it; declare `{flag}: bool`")
-        if flag in declared and not has_option:
-            raise ChainSpecError(f"{where}: output.{flag}: only a step with `{option}` sets it")
-
-
-def _check_output(step: StepSpec, allowed: dict[str, str], required: set[str], where: str) -> None:
-    """A binding that builds its own output (retrieve, template) fills exactly these fields, of these types."""
-    try:
-        declared = step.fields()
-    except ValueError as exc:
-        raise ChainSpecError(f"{where}: {exc}") from None
-    shape = ", ".join(f"{k}: {v}" for k, v in allowed.items())
-    missing = sorted(required - declared.keys())
-    if missing:
-        raise ChainSpecError(f"{where}: output.{missing[0]}: binding {step.binding} outputs {{{shape}}}; declare it")
-    for name, f in declared.items():
-        if allowed.get(name) != f.type:
-            raise ChainSpecError(f"{where}: output.{name}: binding {step.binding} outputs only {{{shape}}}")
-
-
-def _check_llm(step: StepSpec, where: str) -> None:
-    """Cross-field checks pydantic cannot express: which fields each LLM binding needs or refuses."""
-    if not step.is_llm:
-        if step.binding_kind == "llm":
-            raise ChainSpecError(
-                f"{where}: binding: unknown LLM binding {step.binding!r} (known: {sorted(LLM_BINDINGS)})"
-            )
-        raise ChainSpecError(f"{where}: llm: only a step with binding llm:openai or llm:transformers takes `llm:`")
-    cfg = step.llm
-    if cfg is None:
-        raise ChainSpecError(f"{where}: llm: binding {step.binding} needs an `llm:` mapping (model, base_url, ...)")
-    if step.binding == "llm:openai":
-        if not cfg.model:
-            raise ChainSpecError(f"{where}: llm.model: required for llm:openai (the model name the endpoint serves)")
-        if not cfg.base_url:
-            raise ChainSpecError(f"{where}: llm.base_url: required for llm:openai (e.g. http://localhost:8000/v1)")
-        if not re.match(r"^https?://[^/\s]+", cfg.base_url):
-            raise ChainSpecError(f"{where}: llm.base_url: {cfg.base_url!r} is not an http(s):// URL")
-        if cfg.path is not None:
-            raise ChainSpecError(f"{where}: llm.path: only for llm:transformers; llm:openai uses model and base_url")
-    else:
-        if not cfg.path:
-            raise ChainSpecError(f"{where}: llm.path: required for llm:transformers (a local model folder)")
-        for name in ("base_url", "api_key_env"):
-            if getattr(cfg, name) is not None:
-                raise ChainSpecError(f"{where}: llm.{name}: only for llm:openai; llm:transformers runs locally")
-    outputs = set(step.output)
-    for name in cfg.redact:
-        if name not in outputs and name not in step.patterns and name not in REDACT_PATTERNS:
-            raise ChainSpecError(
-                f"{where}: llm.redact: {name!r} is neither an output field of this step nor a known pattern "
-                f"(declare it under `patterns:` or use one of {sorted(REDACT_PATTERNS)})"
-            )
-    for name, pattern in step.patterns.items():
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
-
-
-def _template_names(
-    directory: Path, step: StepSpec, scope: Scope, enums: dict[str, dict[str, list[str]]], where: str
-) -> dict[str, str]:
-    """Every template file a step can render, each with a note on how its name arises (empty for a plain name).
-
-    A step's template may itself be a template (``responses/{{ classify_intent.intent }}.j2``): when it reads
-    only enum fields of earlier steps it is expanded over every value they can take, so a missing per-intent
-    file fails at load time; otherwise any file under the folder it points to may be named, and each is checked.
-    """
-    if "{{" not in step.template:  # the runner renders a name only when it holds `{{`
-        return {step.template: ""}
-    try:
-        tree = check_pattern(directory, step.template, scope)
-    except TemplateError as exc:
-        raise ChainSpecError(f"{where}: {exc}") from None
-    reads = sorted(field_reads(tree) or ())
-    choices = [enums.get(sid, {}).get(name) for sid, name in reads]
-    if not reads or not all(choices):
-        return _pattern_files(directory, step.template, where)
-    template = environment(str(directory)).from_string(step.template)
-    names: dict[str, str] = {}
-    for values in itertools.product(*choices):
-        context: dict[str, dict[str, str]] = {}
-        for (sid, name), value in zip(reads, values, strict=True):
-            context.setdefault(sid, {})[name] = value
-        when = " and ".join(f"{sid}.{name} = {value!r}" for (sid, name), value in zip(reads, values, strict=True))
-        try:
-            name = template.render(context).strip()
-        except Exception as exc:  # e.g. a filter that cannot take this value; the runner would fail the same way
-            raise ChainSpecError(f"{where}: template: {step.template!r} fails when {when}: {exc}") from None
-        names.setdefault(name, f" (template {step.template!r} names it when {when})")
-    return dict(sorted(names.items()))
-
-
-def _pattern_files(directory: Path, pattern: str, where: str) -> dict[str, str]:
-    """The files a free-form template name can reach: those under its literal folder with its literal ending."""
-    prefix = re.split(r"\{[{%#]", pattern, maxsplit=1)[0]
-    suffix = re.split(r"[}%#]\}", pattern)[-1]
-    folder = directory / prefix.rpartition("/")[0]
-    names = sorted(
-        rel
-        for rel in (p.relative_to(directory).as_posix() for p in folder.rglob("*") if p.is_file())
-        if rel.startswith(prefix) and rel.endswith(suffix)
-    )
-    if not names:
-        raise ChainSpecError(f"{where}: template: {pattern!r} can name no file (none in {folder} matches)")
-    return {name: f" (template {pattern!r} can name it)" for name in names}
 
 
 def enum_values(step: StepSpec, model_labels: dict[str, list[str]]) -> dict[str, list[str]]:
