@@ -165,21 +165,8 @@ def promote(
     _check_names(release, version)
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a promotion needs both `approved_by` and `reason`")
-    if store.manifest(release, version) is None:
-        known = ", ".join(sorted(store.versions(release))) or "none"
-        raise PromotionError(f"{release} {version} was never published (published versions: {known})")
-    manifest = _verified(store, release, version, "promoted")
-    holding = _blocking_verdicts(manifest)
-    if holding:
-        listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)
-        raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
+    manifest = check_servable(store, release, version, override_weakened_gates, action="promoted")
     weakened = manifest.get("weakened_gates") or []
-    if weakened and not override_weakened_gates:
-        raise PromotionError(
-            f"{release} {version} was built with gates weakened from the committed manifest "
-            f"({'; '.join(weakened)}); promoting it needs an explicit override "
-            "(`--override-weakened-gates` with `--approved-by` and `--reason`)"
-        )
     state = replay(store.events(release))
     if state.champion == version:
         raise PromotionError(f"{release} {version} is already the champion")
@@ -202,23 +189,30 @@ def promote(
 
 
 def check_servable(
-    store: ReleaseStore, release: str, version: str, override_weakened_gates: bool = False
+    store: ReleaseStore,
+    release: str,
+    version: str,
+    override_weakened_gates: bool = False,
+    action: str = "served",
 ) -> dict[str, Any]:
-    """What promotion requires of a version before it may answer users (all gates passed, bundle verified,
-    weakened gates only with an override): a canary serves real traffic, so it must pass the same checks."""
+    """What a version must be before it answers users, as champion (``promote``) or canary (``flags``): published,
+    its bundle verified, every gate passed, and weakened gates only with an explicit override. Returns the
+    bundle's own manifest."""
     _check_names(release, version)
     if store.manifest(release, version) is None:
-        raise PromotionError(f"{release} {version} was never published")
-    manifest = _verified(store, release, version, "served")
+        known = ", ".join(sorted(store.versions(release))) or "none"
+        raise PromotionError(f"{release} {version} was never published (published versions: {known})")
+    manifest = _verified(store, release, version, action)
     holding = _blocking_verdicts(manifest)
     if holding:
-        listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']}" for g in holding)
+        listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)
         raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
     weakened = manifest.get("weakened_gates") or []
     if weakened and not override_weakened_gates:
         raise PromotionError(
-            f"{release} {version} was built with gates weakened from the committed manifest ({'; '.join(weakened)});"
-            " serving it needs --override-weakened-gates"
+            f"{release} {version} was built with gates weakened from the committed manifest "
+            f"({'; '.join(weakened)}); it can be {action} only with an explicit override "
+            "(`--override-weakened-gates` with `--approved-by` and `--reason`)"
         )
     return manifest
 
