@@ -153,6 +153,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    from release_assets.cli_canary import add_parser as add_canary_parser
     from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
     from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
 
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", help="why (recorded in the ledger)")
     p.add_argument("--override-weakened-gates", action="store_true", help="a canary built with weakened gates")
     p.set_defaults(fn=cmd_flags)
+    add_canary_parser(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:

@@ -50,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from release_assets.settings import get_settings
 
     store = release_store()
-    releases = args.release or [m.name for m in _manifests()[0]]
+    manifests = _manifests()[0]  # every manifest that loads: a served release's breaker policy is in its own
+    releases = args.release or [m.name for m in manifests]
     # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing.
     flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
     trace_path = Path(args.traces) if args.traces else get_settings().store_path / "traces" / "serve.jsonl"
@@ -62,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trace_path=trace_path,
         token=os.environ.get("RELEASE_ASSETS_SERVE_TOKEN") or None,
         max_body=args.max_body,
+        breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
     )
     for release, problem in server.problems.items():
         print(f"NOT READY: {release}: {problem}", file=sys.stderr)
@@ -73,6 +75,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+def _breaker_policies(manifests: list) -> dict:
+    """release -> BreakerPolicy from each manifest's ``rollout.circuit_breaker``; a release without one (or without a
+    ``rollout`` section) has no breaker."""
+    from release_assets.serving.breaker import BreakerPolicy
+
+    policies = {}
+    for manifest in manifests:
+        section = getattr(getattr(manifest, "rollout", None), "circuit_breaker", None)
+        if section is None:
+            continue
+        fields = ("failure_rate", "window", "min_requests", "cooldown_s")
+        given = {f: getattr(section, f) for f in fields if getattr(section, f, None) is not None}
+        try:
+            policies[manifest.name] = BreakerPolicy(**given)
+        except ValueError as exc:  # the manifest schema validates too; this names the release and field
+            raise ValueError(f"{manifest.name}: rollout.{exc}") from None
+        except TypeError as exc:  # a field missing
+            raise ValueError(f"{manifest.name}: rollout.circuit_breaker: {exc}") from None
+    return policies
 
 
 def cmd_flags(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ from release_assets.release.assets import release_unit_asset
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.resources.io import ArtifactRefIOManager
 from release_assets.resources.registry import RegistryResource, mlflow_tracking
-from release_assets.rollout.jobs import promote_release, rollback_release
+from release_assets.rollout.jobs import abort_canary, promote_release, rollback_release, start_canary
+from release_assets.rollout.sensors import build_canary_monitor, rollout_specs
 from release_assets.sensors import build_code_change_sensor, failed_gate_sensor
 from release_assets.settings import Settings, get_settings
 
@@ -44,7 +45,12 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
         selection=dg.AssetSelection.groups(*(keys.group(manifest.name, s) for s in keys.STAGES)),
         description=f"Build, gate and publish the `{manifest.name}` release unit.",
     )
-    return dg.Definitions(assets=assets, asset_checks=gate_checks(manifest), jobs=[job])
+    checks = gate_checks(manifest)
+    if manifest.rollout is not None:
+        rollout_asset, budgets_check = rollout_specs(manifest)
+        assets.append(rollout_asset)
+        checks.append(budgets_check)
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -90,8 +96,8 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: 
     )
     manifest_paths = {m.name: m.source for m in manifests if m.source is not None}
     shared = dg.Definitions(
-        jobs=[everything, promote_release, rollback_release],
-        sensors=[build_code_change_sensor(manifest_paths), failed_gate_sensor],
+        jobs=[everything, promote_release, rollback_release, start_canary, abort_canary],
+        sensors=[build_code_change_sensor(manifest_paths), failed_gate_sensor, build_canary_monitor(manifests)],
         resources=resources,
         executor=dg.in_process_executor,
     )

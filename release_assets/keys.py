@@ -44,6 +44,28 @@ def release_unit(release: str) -> list[str]:
     return [release, "release_unit"]
 
 
+def shadow_comparison(release: str) -> list[str]:
+    """Recorded traffic replayed through candidate and champion, pair by pair (evaluation stage, evidence)."""
+    return [release, "shadow_comparison"]
+
+
+def rollout_group(release: str) -> str:
+    """Live evidence and the canary: outside ``STAGES``, so the release job never waits on live traffic."""
+    return f"{release}_rollout"
+
+
+def shadow_report(release: str) -> list[str]:
+    return [release, "shadow_report"]
+
+
+def live_drift(release: str) -> list[str]:
+    return [release, "live_drift"]
+
+
+def rollout(release: str) -> list[str]:
+    return [release, "rollout"]
+
+
 EVIDENCE_SUFFIXES = ("_report", "_evaluation")
 
 

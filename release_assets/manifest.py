@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from release_assets.rollout.spec import RolloutSpec
+
 NAME = r"^[a-z][a-z0-9_]*$"
 
 
@@ -141,6 +143,7 @@ class ReleaseManifest(_Strict):
     owners: list[str] = Field(default_factory=list)
     members: dict[Annotated[str, Field(pattern=NAME)], Member]
     gates: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
+    rollout: RolloutSpec | None = None  # how a published version reaches users (rollout/spec.py)
     source: Path | None = Field(default=None, exclude=True)
 
     def members_of(self, *kinds: str) -> dict[str, Member]:

@@ -9,10 +9,12 @@ from release_assets.rollout.ledger import LedgerState, replay
 
 
 def mirror_aliases(releases: ReleaseStore, registry: Any, release: str) -> LedgerState:
-    """Replay ``release``'s ledger and point the registry's ``candidate`` and ``champion`` aliases where it says.
+    """Replay ``release``'s ledger and point the registry's ``candidate``, ``champion`` and ``canary`` aliases where
+    it says (``canary`` is removed when no canary is in progress).
 
     Idempotent: a run that died after a ledger write completes the mirror on retry. Returns the replayed state.
     """
     state = replay(releases.events(release))
-    registry.mirror(release, {"candidate": state.candidate, "champion": state.champion})
+    canary = state.canary.version if state.canary else None
+    registry.mirror(release, {"candidate": state.candidate, "champion": state.champion, "canary": canary})
     return state

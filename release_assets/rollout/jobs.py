@@ -9,6 +9,8 @@ import contextlib
 import dagster as dg
 from pydantic import Field
 
+from release_assets import keys
+
 
 class PromoteConfig(dg.Config):
     release: str = Field(description="release name, e.g. helpdesk")
@@ -36,8 +38,6 @@ def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | Non
 
 def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases: dict[str, str | None]) -> None:
     """Each move shows on the release unit's asset page (Events), beside the materializations it moved between."""
-    from release_assets import keys
-
     override = moved.get("override", {}).get("weakened_gates")
     context.log_event(
         dg.AssetObservation(
@@ -114,3 +114,97 @@ def promote_release():
 @dg.job(description="Roll the champion back to the previous champion, as a whole release unit.")
 def rollback_release():
     rollback()
+
+
+class StartCanaryConfig(dg.Config):
+    release: str = Field(description="release name, e.g. helpdesk")
+    version: str = Field(description="the published version to send the first step of traffic to")
+    approved_by: str = Field(description="who approves this canary (recorded, and carried into its promotion)")
+    reason: str = Field(description="why (recorded in the ledger)")
+    override_weakened_gates: bool = Field(
+        default=False, description="allow a version built with weakened gates (recorded in the ledger)"
+    )
+
+
+class AbortCanaryConfig(dg.Config):
+    release: str = Field(description="release name, e.g. helpdesk")
+    requested_by: str = Field(description="who stops the canary (recorded in the ledger)")
+    reason: str = Field(description="why (recorded in the ledger)")
+
+
+def rollout_for(context: dg.OpExecutionContext, release: str):
+    """The release's canary context: its ``rollout:`` policy from the manifest, its ledger, flags and registry."""
+    from release_assets.manifest import ManifestError, load_manifest
+    from release_assets.rollout.canary import Rollout
+    from release_assets.rollout.ledger import PromotionError
+    from release_assets.serving.flags import store_flags_dir
+    from release_assets.settings import get_settings
+
+    settings = get_settings()
+    try:
+        manifest = load_manifest(settings.releases_path / f"{release}.yaml")
+    except ManifestError as exc:
+        raise PromotionError(str(exc)) from None
+    if manifest.rollout is None:
+        raise PromotionError(f"releases/{release}.yaml has no `rollout:` section: nothing says how to ramp a canary")
+    store = context.resources.store.releases()
+    return Rollout(store, release, manifest.rollout, store_flags_dir(store), context.resources.registry.get)
+
+
+@dg.op(required_resource_keys={"store", "registry"}, description="Send the first rollout step to a canary.")
+def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -> None:
+    from release_assets.rollout.canary import start
+    from release_assets.rollout.metrics_source import source_from_env
+
+    with _refused("canary start"):
+        rollout = rollout_for(context, config.release)
+        started = start(
+            rollout,
+            config.version,
+            config.approved_by,
+            config.reason,
+            source=source_from_env(),
+            override_weakened_gates=config.override_weakened_gates,
+        )
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(keys.rollout(config.release)),
+            metadata={
+                "event": "canary_started",
+                "canary_version": config.version,
+                "champion": started["from_version"] or "none",
+                "percent": rollout.spec.steps[0],
+                "approved_by": config.approved_by,
+                "reason": config.reason,
+                "baseline": "recorded" if started.get("baseline") else "none (metrics unavailable at start)",
+            },
+        )
+    )
+    context.log.info(
+        f"{config.release}: canary {config.version} at {rollout.spec.steps[0]}% (approved by {config.approved_by})"
+    )
+
+
+@dg.op(required_resource_keys={"store", "registry"}, description="Stop the canary: everyone back to the champion.")
+def abort_canary_op(context: dg.OpExecutionContext, config: AbortCanaryConfig) -> None:
+    from release_assets.rollout.canary import abort
+
+    with _refused("canary abort"):
+        ended = abort(rollout_for(context, config.release), config.requested_by, config.reason)
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(keys.rollout(config.release)),
+            metadata={"event": "canary_aborted", "canary_version": ended["from_version"], "reason": config.reason},
+        )
+    )
+    context.log.info(f"{config.release}: canary {ended['from_version']} aborted by {config.requested_by}")
+
+
+@dg.job(description="Start a canary: a published, all-gates-passed version gets the rollout's first step.")
+def start_canary():
+    start_canary_op()
+
+
+@dg.job(description="Abort the running canary: route everyone to the champion, record who and why.")
+def abort_canary():
+    abort_canary_op()

@@ -25,10 +25,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from release_assets.serving.metrics import CONTENT_TYPE, ServingMetrics
+from release_assets.serving.metrics import CONTENT_TYPE, ServingMetrics, schema_failures
 from release_assets.serving.requests import RequestError
 
 if TYPE_CHECKING:
+    from release_assets.serving.breaker import Breakers
     from release_assets.serving.loader import LoadedRelease
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def create_app(
     max_body: int = 64 * 1024,
     ready: Callable[[], tuple[bool, Any]] | None = None,
     loader: Callable[[str, str], LoadedRelease] | None = None,
+    breakers: Breakers | None = None,
 ) -> Starlette:
     """The app over ``releases`` (name -> loaded champion; None: configured but failed to load, so ``/readyz``
     and that release's predict answer 503).
@@ -152,7 +154,9 @@ def create_app(
     ``router``: ``.route(release, key)`` and ``.shadow(release, key)`` (flags.FlagRouter); ``shadow``: ``.submit``
     (shadow.ShadowPool, whose ``on_pair`` may be ``metrics.observe_pair``); ``tracing``: traces.Tracing;
     ``loader(release, version)``: loads a version the router names; ``ready() -> (ok, detail)`` replaces the
-    default readiness rule (every release loaded). ``app.state.metrics`` is the ``ServingMetrics`` in use.
+    default readiness rule (every release loaded); ``breakers`` (breaker.Breakers): a canary whose breaker is open
+    is not routed to, and every answer's outcome feeds the breaker of the version that gave it.
+    ``app.state.metrics`` is the ``ServingMetrics`` in use.
     """
     if token is not None and not token:
         # An empty RELEASE_ASSETS_SERVE_TOKEN must not silently mean "no authentication".
@@ -196,6 +200,8 @@ def create_app(
             except Exception:  # a broken flag file degrades to the champion, never to an error
                 log.exception("flag routing failed for %s: serving the champion", name)
                 variant, version, shadow_version = "champion", None, None
+        if breakers is not None:  # a canary whose breaker is open gives way to the champion
+            variant, version = breakers.route(name, variant, version)
         target = await versions.get(name, version)
         if target is None:
             target, variant = champion, "champion"
@@ -217,6 +223,11 @@ def create_app(
             encoded = json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
             return out, encoded, (time.perf_counter() - t0) * 1000
 
+        def outcome(failed: bool) -> None:  # 4xx never reached the model: no outcome
+            is_open = breakers.record(name, target.version, variant, failed) if breakers is not None else None
+            if is_open is not None:
+                metrics.set_circuit_open(*labels, is_open)
+
         try:
             # predict is CPU work: off the event loop, so health checks keep answering meanwhile.
             response, encoded, predict_ms = await run_in_threadpool(run)
@@ -226,11 +237,13 @@ def create_app(
         except Exception as exc:
             log.exception("predict failed: release=%s version=%s variant=%s request_id=%s", *labels, rid)
             metrics.observe_error(*labels, exc)
+            outcome(True)
             # Short on purpose: step errors may quote the request; the log has the whole story under this id.
             return answer(500, {"error": f"prediction failed ({type(exc).__name__})"})
         finally:
             metrics.observe_latency(*labels, time.perf_counter() - started)
         metrics.observe_response(*labels, response)
+        outcome(bool(schema_failures(response)))
         if shadow_version is not None:
             try:  # submit only enqueues; the shadow answer is computed off the request path and never awaited
                 accepted = bool(shadow.submit(name, response, payload, shadow_version, primary_latency_ms=predict_ms))

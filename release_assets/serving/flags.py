@@ -150,6 +150,29 @@ def canary_version(store: ReleaseStore, release: str) -> str | None:
     return found if isinstance(found, str) and _VERSION.match(found) else None
 
 
+def canary_routing(flags_dir: Path, release: str) -> tuple[str, int] | None:
+    """``(canary version, percent of keys routed to it)`` as the release's flag file reads now, or None: no file,
+    no canary, a disabled flag, or a file the router would not follow either (it falls back to the champion). For
+    the ``canary_weight`` gauge, read at every scrape, so it never raises."""
+    try:
+        route = json.loads(flags_path(flags_dir, release).read_text())["flags"][f"{release}.route"]
+        version = route["variants"].get(CANARY)
+        if route.get("state", "ENABLED") != "ENABLED" or not isinstance(version, str) or not _VERSION.match(version):
+            return None
+        targeting = route.get("targeting")
+        if not targeting:  # no split: every key gets the default variant
+            return version, 100 if route.get("defaultVariant") == CANARY else 0
+        # flag_document's shape: {"fractional": [bucket expression, [variant, weight], ...]}, weights relative.
+        weights = [(b[0], b[1] if len(b) > 1 else 1) for b in targeting["fractional"] if isinstance(b, list)]
+        total = sum(w for _, w in weights)  # flagd: a bucket without a weight weighs 1
+        share = sum(w for v, w in weights if v == CANARY)
+        if isinstance(total, bool) or not total > 0:
+            return None
+        return version, round(100 * share / total)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class _Throttle(logging.Filter):
     """At most one pass per key a minute: a broken flag file is polled, and evaluated, many times a second."""
 

@@ -13,14 +13,24 @@ What the response-derived counters read (``observe_response``):
 - escalations / abstentions: ``escalate`` / ``abstained`` is ``True``.
 - low confidence: ``confidence`` is a number below the threshold; a classifier response without ``confidence``
   is judged by its highest class probability.
+- intents: the decided ``intent`` (chains), else the ``label`` (classifiers), when a non-empty string; a value that
+  is not a short plain token counts as ``"other"``, so a model's output can never mint unbounded time series.
+
+Two gauges describe routing rather than answers: ``circuit_open`` (set by the app on a breaker's state change) and
+``canary_weight``, computed from the ``weights`` callback each time the registry is rendered, so it always shows
+what the flag files route now.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 # Spelled out: prometheus_client >= 0.22 defaults to the 1.0.0 text format, and older ones lack this constant.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,6 +40,12 @@ PREFIX = "release_assets_serving"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LABELS = ("release", "version", "variant")
 SHADOW_LABELS = ("release", "primary_version", "shadow_version")
+INTENT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+OTHER = "other"
+NO_CANARY = "none"  # the canary_version label of a release whose flags route no canary
+# release -> (canary version, percent routed to it); None (or absent): no canary
+Weights = Callable[[], dict[str, tuple[str, int] | None]]
+log = logging.getLogger(__name__)
 
 
 def status_class(status: int) -> str:
@@ -60,8 +76,46 @@ def confidence_of(response: dict[str, Any]) -> float | None:
     return None
 
 
+def intent_of(response: dict[str, Any]) -> str | None:
+    """The answer's intent (chains) or label (classifiers) as a bounded label value; None when it has none."""
+    value = response.get("intent")
+    if value is None:
+        value = response.get("label")
+    if not isinstance(value, str) or not value:
+        return None
+    return value if INTENT.fullmatch(value) else OTHER
+
+
+class _CanaryWeights:
+    """A collector that asks ``weights`` at render time: the gauge is never stale, and nothing has to poll."""
+
+    NAME = f"{PREFIX}_canary_weight"
+    HELP = "Percentage of routing keys the release's flag file sends to its canary now (0: no canary)."
+
+    def __init__(self, weights: Weights | None) -> None:
+        self.weights = weights
+
+    def describe(self):
+        return [GaugeMetricFamily(self.NAME, self.HELP, labels=("release", "canary_version"))]
+
+    def collect(self):
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=("release", "canary_version"))
+        try:
+            routed = self.weights() if self.weights is not None else {}
+        except Exception:  # a broken callback must not take /metrics down with it
+            log.exception("reading the canary weights failed")
+            routed = {}
+        for release, found in sorted(routed.items()):
+            version, percent = found if found is not None else (NO_CANARY, 0)
+            family.add_metric([str(release), str(version)], float(percent))
+        yield family
+
+
 class ServingMetrics:
-    def __init__(self, low_confidence: float = 0.5, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, low_confidence: float = 0.5, registry: CollectorRegistry | None = None, weights: Weights | None = None
+    ) -> None:
+        """``weights``: release -> (canary version, percent) or None, read at every render for ``canary_weight``."""
         self.low_confidence = low_confidence
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
@@ -96,6 +150,20 @@ class ServingMetrics:
         self.low_confidence_answers = Counter(
             f"{PREFIX}_low_confidence", f"Answers whose confidence is below {low_confidence}.", LABELS, registry=r
         )
+        self.intents = Counter(
+            f"{PREFIX}_intents",
+            "Answers by decided intent (chains) or label (classifiers).",
+            [*LABELS, "intent"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            f"{PREFIX}_circuit_open",
+            "1 while the version's circuit breaker is open (or half-open).",
+            LABELS,
+            registry=r,
+        )
+        self.canary_weights = _CanaryWeights(weights)
+        r.register(self.canary_weights)
         self.shadow_submitted = Counter(
             f"{PREFIX}_shadow_submitted", "Requests handed to the shadow pool.", SHADOW_LABELS, registry=r
         )
@@ -159,6 +227,12 @@ class ServingMetrics:
         confidence = confidence_of(response)
         if confidence is not None and confidence < self.low_confidence:
             self.low_confidence_answers.labels(*labels).inc()
+        intent = intent_of(response)
+        if intent is not None:
+            self.intents.labels(*labels, intent).inc()
+
+    def set_circuit_open(self, release: str, version: str, variant: str, is_open: bool) -> None:
+        self.circuit_open.labels(release, version, variant).set(1 if is_open else 0)
 
     def observe_shadow_submit(self, release: str, primary_version: str, shadow_version: str, accepted: bool) -> None:
         counter = self.shadow_submitted if accepted else self.shadow_dropped

@@ -12,9 +12,12 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from release_assets.release.store import ReleaseStore
+
+if TYPE_CHECKING:
+    from release_assets.serving.breaker import BreakerPolicy
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,12 @@ def build_server(
     token: str | None = None,
     max_body: int = 64 * 1024,
     shadow_queue: int = 256,
+    breaker_policies: dict[str, BreakerPolicy] | None = None,
 ) -> Server:
+    """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker."""
     from release_assets.serving.app import create_app
-    from release_assets.serving.flags import FlagRouter
+    from release_assets.serving.breaker import Breakers
+    from release_assets.serving.flags import FlagRouter, canary_routing
     from release_assets.serving.loader import load_release
     from release_assets.serving.metrics import ServingMetrics
     from release_assets.serving.shadow import ShadowPool
@@ -77,7 +83,11 @@ def build_server(
                 versions[(release, version)] = load_release(store, release, version=version, cache_dir=cache_dir)
             return versions[(release, version)]
 
-    metrics = ServingMetrics()
+    def weights() -> dict[str, tuple[str, int] | None]:
+        # Read from the flag files at every scrape: the gauge shows what routes now, never a cached value.
+        return {r: canary_routing(flags_dir, r) if flags_dir is not None else None for r in releases}
+
+    metrics = ServingMetrics(weights=weights)
     tracing = Tracing(jsonl_path=trace_path)
 
     def on_pair(pair: dict) -> None:
@@ -106,6 +116,7 @@ def build_server(
         max_body=max_body,
         ready=ready,
         loader=load_version,
+        breakers=Breakers(breaker_policies) if breaker_policies else None,
     )
     closers = [shadow.close, *([router.close] if router else []), tracing.shutdown]
     return Server(app, loaded, problems, closers)

@@ -1,0 +1,152 @@
+"""One canary analysis: the canary's live KPIs against the champion's in the same window, and what to do next.
+
+Pure: counters in, a decision out. The order of the rules is the policy:
+
+1. the canary's circuit breaker is open: a breach, whatever the bake time (users are already being failed);
+2. the step has not baked yet: wait;
+3. too few requests on either side: hold, inconclusive. Never advance or promote on no data (argo-rollouts#1905,
+   flagger#883 are both bugs where an empty query read as success);
+4. any KPI over its budget: a breach (the controller rolls back after ``failures_to_rollback`` in a row);
+5. live inputs drifted from the release's reference data: hold (both variants see the same inputs, so this is
+   not the canary's fault, but a ramp judged on unusual traffic proves little);
+6. otherwise advance to the next step, and reaching 100% promotes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from release_assets.rollout.metrics_source import VersionCounters, quantile_ms
+from release_assets.rollout.spec import Budget, RolloutSpec
+
+Decision = Literal["bake", "hold", "breach", "advance", "promote"]
+KPIS = ("error_rate", "schema_failure_rate", "p99_ms", "escalation_rate", "abstain_rate", "intent_distance")
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str
+    canary: float | None
+    champion: float | None
+    budget: str
+    breached: bool | None  # None: not judged (no budget, or no value)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    decision: Decision
+    reason: str
+    step: int
+    percent: int
+    next_percent: int | None
+    canary_requests: float
+    champion_requests: float
+    elapsed_s: float
+    kpis: list[Kpi] = field(default_factory=list)
+
+    @property
+    def breached(self) -> list[Kpi]:
+        return [k for k in self.kpis if k.breached]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rate(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def intent_distance(canary: dict[str, float], champion: dict[str, float]) -> float | None:
+    """Total variation distance between the two intent distributions: 0 identical, 1 disjoint."""
+    a, b = sum(canary.values()), sum(champion.values())
+    if a <= 0 or b <= 0:
+        return None
+    return 0.5 * sum(abs(canary.get(k, 0.0) / a - champion.get(k, 0.0) / b) for k in canary.keys() | champion.keys())
+
+
+def kpi_values(c: VersionCounters) -> dict[str, float | None]:
+    return {
+        "error_rate": _rate(c.errors, c.requests),
+        "schema_failure_rate": _rate(c.schema_failures, c.requests),
+        "p99_ms": quantile_ms(c.latency_buckets, 0.99),
+        "escalation_rate": _rate(c.escalations, c.requests),
+        "abstain_rate": _rate(c.abstentions, c.requests),
+    }
+
+
+def budget_text(b: Budget) -> str:
+    parts = [f"≤ champion + {b.max_increase:g}" if b.max_increase is not None else ""]
+    parts += [f"≤ champion × {b.max_ratio:g}" if b.max_ratio is not None else ""]
+    parts += [f"≤ {b.max:g}" if b.max is not None else ""]
+    return " and ".join(p for p in parts if p)
+
+
+def over_budget(canary: float, champion: float, b: Budget) -> bool:
+    """Breached only when every bound the budget gives is exceeded (see rollout.spec.Budget)."""
+    exceeded = []
+    if b.max is not None:
+        exceeded.append(canary > b.max)
+    if b.max_increase is not None:
+        exceeded.append(canary - champion > b.max_increase)
+    if b.max_ratio is not None:
+        exceeded.append(canary > champion * b.max_ratio if champion > 0 else canary > 0)
+    return all(exceeded)
+
+
+def judge(canary: VersionCounters, champion: VersionCounters, spec: RolloutSpec) -> list[Kpi]:
+    ours, theirs = kpi_values(canary), kpi_values(champion)
+    ours["intent_distance"], theirs["intent_distance"] = intent_distance(canary.intents, champion.intents), 0.0
+    out = []
+    for name in KPIS:
+        budget: Budget | None = getattr(spec.budgets, name)
+        c, h = ours[name], theirs[name]
+        if budget is None or c is None or h is None:
+            out.append(Kpi(name, c, h, budget_text(budget) if budget else "no budget", None))
+            continue
+        out.append(Kpi(name, round(c, 6), round(h, 6), budget_text(budget), over_budget(c, h, budget)))
+    return out
+
+
+def analyse(
+    canary: VersionCounters,
+    champion: VersionCounters,
+    spec: RolloutSpec,
+    step: int,
+    elapsed_s: float,
+    drift: dict[str, Any] | None = None,
+) -> Analysis:
+    """The decision for a canary at ``spec.steps[step]`` whose step began ``elapsed_s`` ago, on window counters."""
+    percent = spec.steps[step]
+    nxt = spec.steps[step + 1] if step + 1 < len(spec.steps) else None
+    head = {
+        "step": step,
+        "percent": percent,
+        "next_percent": nxt,
+        "canary_requests": canary.requests,
+        "champion_requests": champion.requests,
+        "elapsed_s": round(elapsed_s, 3),
+    }
+    kpis = judge(canary, champion, spec)
+    if canary.circuit_open:
+        return Analysis("breach", "the canary's circuit breaker is open in serve", kpis=kpis, **head)
+    if elapsed_s < spec.bake_s:
+        return Analysis("bake", f"baking: {elapsed_s:.0f} of {spec.bake_s:g} s at {percent}%", kpis=kpis, **head)
+    short = [
+        f"{side} {n:g} of {spec.min_requests}"
+        for side, n in (("canary", canary.requests), ("champion", champion.requests))
+        if n < spec.min_requests
+    ]
+    if short:
+        return Analysis("hold", f"inconclusive, too little traffic: {', '.join(short)} requests", kpis=kpis, **head)
+    breached = [k for k in kpis if k.breached]
+    if breached:
+        listed = "; ".join(f"{k.name} {k.canary:g} vs champion {k.champion:g} ({k.budget})" for k in breached)
+        return Analysis("breach", f"over budget: {listed}", kpis=kpis, **head)
+    if drift is not None and drift.get("verdict") == "drifted":
+        return Analysis(
+            "hold", f"live inputs drifted from the reference data: {drift.get('reason', '')}", kpis=kpis, **head
+        )
+    if nxt is None or nxt == 100:
+        return Analysis("promote", f"every budget met at {percent}%: promote to champion", kpis=kpis, **head)
+    return Analysis("advance", f"every budget met at {percent}%: advance to {nxt}%", kpis=kpis, **head)

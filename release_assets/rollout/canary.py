@@ -1,0 +1,318 @@
+"""The canary controller: start, abort, and one monitor tick that analyses and acts.
+
+The ledger is the only state. Each step's start (time and metric counters) is an event, so a restarted server,
+daemon or CLI resumes at the recorded step; the flag file and the MLflow ``canary`` alias are mirrors, rewritten
+from the ledger whenever they differ. Plain Python: the Dagster job, the sensor and the CLI all call these.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from release_assets.release.store import ReleaseStore
+from release_assets.rollout.analysis import Analysis, analyse
+from release_assets.rollout.ledger import CanaryState, PromotionError, check_servable, event, replay
+from release_assets.rollout.metrics_source import MetricsUnavailable, Snapshot, VersionCounters, window
+from release_assets.rollout.spec import RolloutSpec
+
+MONITOR = "canary_monitor"  # the actor of every event the monitor writes on its own
+
+
+@dataclass
+class Rollout:
+    """Where a release's canary lives: its ledger (in ``store``), its policy, its flag file, its registry."""
+
+    store: ReleaseStore
+    release: str
+    spec: RolloutSpec
+    flags_dir: Path
+    registry: Callable[[], Any] | None = None  # makes the MLflow registry client, only when an alias must move
+
+
+@dataclass
+class Tick:
+    """What one monitor tick saw and did. ``action``: idle, bake, hold, breach, advanced, rolled_back, promoted,
+    aborted (the champion moved under the canary) or unavailable (metrics could not be read)."""
+
+    action: str
+    canary: CanaryState | None
+    analysis: Analysis | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+# -- counters in the ledger ---------------------------------------------------------------------------------------
+
+
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    def counters(c: VersionCounters) -> dict[str, Any]:
+        out = asdict(c)
+        out["latency_buckets"] = {("+Inf" if math.isinf(le) else repr(le)): n for le, n in c.latency_buckets.items()}
+        return out
+
+    return {"versions": {v: counters(c) for v, c in snapshot.versions.items()}, "sources": list(snapshot.sources)}
+
+
+def snapshot_from_dict(data: dict[str, Any] | None) -> Snapshot | None:
+    if not data:
+        return None
+
+    def counters(c: dict[str, Any]) -> VersionCounters:
+        buckets = {math.inf if le == "+Inf" else float(le): n for le, n in c["latency_buckets"].items()}
+        return VersionCounters(**{**c, "latency_buckets": buckets})
+
+    return Snapshot(versions={v: counters(c) for v, c in data["versions"].items()}, sources=data.get("sources", []))
+
+
+def no_traffic() -> VersionCounters:
+    return VersionCounters(
+        requests=0.0,
+        errors=0.0,
+        schema_failures=0.0,
+        escalations=0.0,
+        abstentions=0.0,
+        intents={},
+        latency_buckets={},
+        circuit_open=False,
+    )
+
+
+# -- the mirrors ---------------------------------------------------------------------------------------------------
+
+
+def sync_flags(r: Rollout, champion: str | None, canary: CanaryState | None) -> bool:
+    """Write the flag file the ledger implies; True when it had to change. Only called while a canary runs or just
+    after one ended: with no canary, the file belongs to ``release-assets flags`` (shadow settings)."""
+    from release_assets.serving.flags import flag_document, flags_path, write_flags
+
+    if champion is None:
+        return False
+    document = flag_document(r.release, champion, *((canary.version, canary.percent) if canary else ()))
+    path = flags_path(r.flags_dir, r.release)
+    try:
+        if json.loads(path.read_text()) == document:
+            return False
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_flags(path, document)
+    return True
+
+
+def _mirror(r: Rollout) -> None:
+    if r.registry is not None:
+        from release_assets.rollout.aliases import mirror_aliases
+
+        mirror_aliases(r.store, r.registry(), r.release)
+
+
+def _append(r: Rollout, e: dict[str, Any]) -> dict[str, Any]:
+    return r.store.append_event(r.release, e)
+
+
+# -- commands ------------------------------------------------------------------------------------------------------
+
+
+def start(
+    r: Rollout,
+    version: str,
+    approved_by: str,
+    reason: str,
+    source: Any = None,
+    override_weakened_gates: bool = False,
+) -> dict[str, Any]:
+    """Start ``version`` as the canary at the first step: ledger, then flag file, then alias."""
+    if not approved_by.strip() or not reason.strip():
+        raise PromotionError("a canary needs both `approved_by` and `reason`")
+    state = replay(r.store.events(r.release))
+    if state.canary is not None:
+        c = state.canary
+        raise PromotionError(
+            f"{r.release} already has canary {c.version} at {c.percent}%: abort it first (`canary abort`)"
+        )
+    if state.champion is None:
+        raise PromotionError(f"{r.release} has no champion to judge a canary against: promote a first champion")
+    if state.champion == version:
+        raise PromotionError(f"{r.release} {version} is already the champion")
+    check_servable(r.store, r.release, version, override_weakened_gates, action="sent canary traffic")
+    if r.spec.require_shadow:
+        _require_shadow_report(r, version)
+    baseline = None
+    if source is not None:
+        try:
+            baseline = snapshot_to_dict(source.snapshot(r.release))
+        except MetricsUnavailable:
+            baseline = None  # the first tick's window then starts at the servers' own start; recorded as such
+    written = _append(
+        r,
+        event(
+            "canary_started",
+            r.release,
+            actor=approved_by,
+            reason=reason,
+            from_version=state.champion,
+            to_version=version,
+            rollout={"steps": r.spec.steps, "bake_s": r.spec.bake_s, "min_requests": r.spec.min_requests},
+            baseline=baseline,
+            **({"override": {"weakened_gates": True}} if override_weakened_gates else {}),
+        ),
+    )
+    after = replay(r.store.events(r.release))
+    if after.canary is None or after.canary.version != version:
+        raise PromotionError(f"{r.release} {version}: another command changed the canary at the same time")
+    sync_flags(r, after.champion, after.canary)
+    _mirror(r)
+    return written
+
+
+def _require_shadow_report(r: Rollout, version: str) -> None:
+    reports = [e for e in r.store.events(r.release) if e["action"] == "shadow_reported" and e["to_version"] == version]
+    if not reports:
+        raise PromotionError(
+            f"{r.release} {version} has no live shadow report and the manifest's rollout requires one "
+            "(shadow it with `release-assets flags --shadow`, then materialize the shadow_report asset)"
+        )
+    if not reports[-1].get("passed"):
+        raise PromotionError(f"{r.release} {version}: its latest shadow report failed ({reports[-1].get('reason')})")
+
+
+def abort(r: Rollout, actor: str, reason: str) -> dict[str, Any]:
+    if not actor.strip() or not reason.strip():
+        raise PromotionError("aborting a canary needs who and why")
+    state = replay(r.store.events(r.release))
+    if state.canary is None:
+        raise PromotionError(f"{r.release} has no canary in progress")
+    written = _end(r, state, "canary_aborted", actor, reason)
+    return written
+
+
+def _end(r: Rollout, state, action: str, actor: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """Stop the canary: the ledger first (the truth), then route everyone to the champion, then the alias."""
+    c = state.canary
+    scope = {"scope": "canary"} if action == "rolled_back" else {}
+    written = _append(
+        r,
+        event(
+            action,
+            r.release,
+            actor=actor,
+            reason=reason,
+            from_version=c.version,
+            to_version=state.champion,
+            **scope,
+            **extra,
+        ),
+    )
+    sync_flags(r, state.champion, None)
+    _mirror(r)
+    return written
+
+
+def _promote(r: Rollout, state, analysis: Analysis) -> list[dict[str, Any]]:
+    c = state.canary
+    # Checked again: the bundle must still verify now, and an override given at start carries over.
+    check_servable(r.store, r.release, c.version, c.approval["override_weakened_gates"], action="promoted")
+    by, why = c.approval["by"], c.approval["reason"]
+    extra = {"via": MONITOR, "approval": c.approval, "analysis": analysis.as_dict()}
+    moves = [
+        event(
+            a,
+            r.release,
+            actor=by,
+            reason=f"{why} (canary passed every step)",
+            from_version=state.champion,
+            to_version=c.version,
+            **extra,
+        )
+        for a in ("approved", "promoted")
+    ]
+    written = [_append(r, e) for e in moves]
+    after = replay(r.store.events(r.release))
+    if after.champion != c.version:
+        raise PromotionError(f"{r.release} {c.version} was not promoted: the champion moved at the same time")
+    sync_flags(r, after.champion, None)
+    _mirror(r)
+    return written
+
+
+def analyse_step(
+    spec: RolloutSpec, state, snapshot: Snapshot, now: datetime | None = None, drift: dict[str, Any] | None = None
+) -> Analysis:
+    """The running canary's current step, judged on the counters since the step began. Read-only."""
+    c = state.canary
+    current = window(snapshot_from_dict(c.baseline), snapshot)
+    elapsed = ((now or datetime.now(UTC)) - datetime.fromisoformat(c.step_started)).total_seconds()
+    return analyse(
+        current.versions.get(c.version) or no_traffic(),
+        current.versions.get(state.champion) or no_traffic(),
+        spec,
+        c.step,
+        elapsed,
+        drift,
+    )
+
+
+def tick(r: Rollout, source: Any, now: datetime | None = None, drift: dict[str, Any] | None = None) -> Tick:
+    """Read the metrics, analyse the current step, act on the decision, and keep the mirrors in line."""
+    state = replay(r.store.events(r.release))
+    c = state.canary
+    if c is None:
+        return Tick("idle", None, note=f"{r.release}: no canary in progress")
+    if c.champion != state.champion:
+        why = f"the champion moved from {c.champion} to {state.champion} during the canary"
+        return Tick("aborted", c, events=[_end(r, state, "canary_aborted", MONITOR, why)], note=why)
+    sync_flags(r, state.champion, c)  # a flag file lost or edited by hand comes back to the recorded step
+    try:
+        snapshot = source.snapshot(r.release)
+    except MetricsUnavailable as exc:
+        return Tick("unavailable", c, note=f"metrics unavailable, holding at {c.percent}%: {exc}")
+    analysis = analyse_step(r.spec, state, snapshot, now, drift)
+    if analysis.decision in ("bake", "hold"):
+        return Tick(analysis.decision, c, analysis, note=analysis.reason)
+    if analysis.decision == "breach":
+        if c.breaches + 1 < r.spec.failures_to_rollback:
+            e = _append(
+                r,
+                event(
+                    "canary_breach",
+                    r.release,
+                    actor=MONITOR,
+                    reason=analysis.reason,
+                    from_version=state.champion,
+                    to_version=c.version,
+                    analysis=analysis.as_dict(),
+                ),
+            )
+            return Tick(
+                "breach", c, analysis, [e], f"{c.breaches + 1} of {r.spec.failures_to_rollback}: {analysis.reason}"
+            )
+        kpis = [asdict(k) for k in analysis.breached]
+        e = _end(r, state, "rolled_back", MONITOR, analysis.reason, kpis=kpis, analysis=analysis.as_dict())
+        return Tick("rolled_back", c, analysis, [e], analysis.reason)
+    if analysis.decision == "promote":
+        return Tick("promoted", c, analysis, _promote(r, state, analysis), analysis.reason)
+    e = _append(
+        r,
+        event(
+            "canary_advanced",
+            r.release,
+            actor=MONITOR,
+            reason=analysis.reason,
+            from_version=state.champion,
+            to_version=c.version,
+            step=c.step + 1,
+            percent=analysis.next_percent,
+            baseline=snapshot_to_dict(snapshot),
+            analysis=analysis.as_dict(),
+        ),
+    )
+    after = replay(r.store.events(r.release))
+    sync_flags(r, after.champion, after.canary)
+    _mirror(r)
+    return Tick("advanced", after.canary, analysis, [e], analysis.reason)

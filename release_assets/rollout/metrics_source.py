@@ -1,0 +1,297 @@
+"""What the canary monitor reads: per-version counters of one release, from the servers or from Prometheus.
+
+Two sources give the same :class:`Snapshot` for the same scraped numbers: :class:`MetricsEndpointSource` parses
+each server's ``/metrics`` text, :class:`PrometheusSource` asks Prometheus with PromQL instant queries. Both feed
+the rows they read into one accumulator (:class:`_Rows`), so they cannot drift apart in what they count.
+
+Counters are cumulative since each server started; :func:`window` turns two snapshots into the counts in between,
+and :func:`quantile_ms` estimates latency quantiles from histogram buckets the way PromQL's histogram_quantile does.
+Requests refused before routing (variant ``none``) never reached a model and are left out everywhere.
+Plain Python (urllib, prometheus_client's parser): no Dagster here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+PREFIX = "release_assets_serving"
+DEFAULT_METRICS_URL = "http://127.0.0.1:8000/metrics"
+DEFAULT_TIMEOUT_S = 5.0
+REFUSED = "none"  # the variant label of requests answered before routing (401/404/413/415...)
+
+
+class MetricsUnavailable(RuntimeError):
+    """A source could not be read; the message names the URL and the reason."""
+
+
+@dataclass(frozen=True)
+class VersionCounters:
+    """Cumulative counts for one version, summed over every scraped server and every variant label."""
+
+    requests: float  # answers that reached the model: status_class 2xx + 5xx
+    errors: float  # 5xx answers
+    schema_failures: float
+    escalations: float
+    abstentions: float
+    intents: dict[str, float]  # intent (or classifier label) -> answers
+    latency_buckets: dict[float, float]  # upper bound in seconds (math.inf for +Inf) -> cumulative count
+    circuit_open: bool  # any server reports the breaker open for this version
+    reset: bool = False  # set by window(): a counter went down (a server restarted), so this is `after` alone
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    versions: dict[str, VersionCounters]  # by version label, for one release
+    # For the record only: two sources that read the same numbers compare equal whatever they read them from.
+    sources: list[str] = field(default_factory=list, compare=False)
+
+
+class _Rows:
+    """Accumulates (kind, version, labels, value) rows from either source into VersionCounters."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, dict] = {}
+
+    def add(self, kind: str, version: str, labels: Mapping[str, str], value: float) -> None:
+        c = self._versions.setdefault(
+            version,
+            {"requests": 0.0, "errors": 0.0, "schema_failures": 0.0, "escalations": 0.0, "abstentions": 0.0}
+            | {"intents": {}, "latency_buckets": {}, "circuit_open": False},
+        )
+        if kind == "requests":
+            status = labels.get("status_class")
+            if status in ("2xx", "5xx"):  # a 4xx (bad input) never reached the model
+                c["requests"] += value
+            if status == "5xx":
+                c["errors"] += value
+        elif kind in ("schema_failures", "escalations", "abstentions"):
+            c[kind] += value
+        elif kind == "intents":
+            intent = labels.get("intent", "")
+            c["intents"][intent] = c["intents"].get(intent, 0.0) + value
+        elif kind == "latency":
+            bound = float(labels["le"])  # "+Inf" parses to math.inf
+            c["latency_buckets"][bound] = c["latency_buckets"].get(bound, 0.0) + value
+        elif kind == "circuit_open":
+            c["circuit_open"] = c["circuit_open"] or value > 0
+
+    def snapshot(self, sources: list[str]) -> Snapshot:
+        return Snapshot({v: VersionCounters(**c) for v, c in sorted(self._versions.items())}, sources)
+
+
+# Sample name in the /metrics text -> row kind.
+_SAMPLES = {
+    f"{PREFIX}_requests_total": "requests",
+    f"{PREFIX}_schema_failures_total": "schema_failures",
+    f"{PREFIX}_escalations_total": "escalations",
+    f"{PREFIX}_abstentions_total": "abstentions",
+    f"{PREFIX}_intents_total": "intents",
+    f"{PREFIX}_request_duration_seconds_bucket": "latency",
+    f"{PREFIX}_circuit_open": "circuit_open",
+}
+# Row kind -> (aggregation, extra grouping label) for PrometheusSource; the same samples, summed across servers.
+_QUERIES = {
+    "requests": ("sum", "status_class"),
+    "schema_failures": ("sum", None),
+    "escalations": ("sum", None),
+    "abstentions": ("sum", None),
+    "intents": ("sum", "intent"),
+    "latency": ("sum", "le"),
+    "circuit_open": ("max", None),
+}
+_KIND_LABEL = "release_assets_kind"  # tags each sub-query's rows in the combined query
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(500).decode("utf-8", "replace").strip()
+        raise MetricsUnavailable(f"{url}: HTTP {exc.code} {exc.reason}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:  # refused, DNS, timeout (TimeoutError is an OSError)
+        reason = getattr(exc, "reason", exc)
+        raise MetricsUnavailable(f"{url}: {reason}") from None
+
+
+class MetricsEndpointSource:
+    """Reads each server's ``/metrics`` (Prometheus text format) and sums them."""
+
+    def __init__(self, urls: Iterable[str], timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.urls, self.timeout = list(urls), timeout
+        if not self.urls:
+            raise ValueError("MetricsEndpointSource needs at least one /metrics URL")
+
+    def snapshot(self, release: str) -> Snapshot:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        rows = _Rows()
+        for url in self.urls:
+            text = _fetch(url, self.timeout).decode("utf-8", "replace")
+            try:
+                families = list(text_string_to_metric_families(text))
+            except Exception as exc:  # the parser raises ValueError and friends on malformed text
+                raise MetricsUnavailable(f"{url}: not Prometheus text format ({exc})") from None
+            for family in families:
+                for sample in family.samples:
+                    kind, labels = _SAMPLES.get(sample.name), sample.labels
+                    if kind is None or labels.get("release") != release or labels.get("variant") == REFUSED:
+                        continue
+                    rows.add(kind, labels.get("version", ""), labels, sample.value)
+        return rows.snapshot(self.urls)
+
+    def __repr__(self) -> str:
+        return f"MetricsEndpointSource({self.urls!r})"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def snapshot_query(release: str) -> str:
+    """One PromQL expression for every number a Snapshot holds. One query, not seven, so every number comes from
+    the same evaluation instant: separate queries could straddle a scrape and mix two windows."""
+    selector = f"{{release={_quote(release)},variant!={_quote(REFUSED)}}}"
+    names = {kind: name for name, kind in _SAMPLES.items()}
+    parts = []
+    for kind, (aggregation, extra) in _QUERIES.items():
+        by = ", ".join(["version", *([extra] if extra else [])])
+        inner = f"{aggregation} by ({by}) ({names[kind]}{selector})"
+        parts.append(f'label_replace({inner}, "{_KIND_LABEL}", "{kind}", "", "")')
+    return " or ".join(parts)
+
+
+class PrometheusSource:
+    """The same numbers through Prometheus' HTTP API (``/api/v1/query``), summed over every scraped server.
+
+    Prometheus holds the last scraped value of each counter, so a snapshot is as fresh as the last scrape; a
+    series with no sample in the lookback (5 minutes by default) is absent, like a server that is gone."""
+
+    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.base_url, self.timeout = base_url.rstrip("/"), timeout
+
+    def query(self, expr: str) -> list[dict]:
+        """An instant query's vector result (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
+        url = f"{self.base_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        raw = _fetch(url, self.timeout)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise MetricsUnavailable(f"{url}: answer is not JSON: {raw[:200]!r}") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else body
+            raise MetricsUnavailable(f"{url}: query failed: {error}")
+        data = body.get("data") or {}
+        if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
+            raise MetricsUnavailable(f"{url}: expected a vector result, got {data.get('resultType')!r}")
+        return data["result"]
+
+    def snapshot(self, release: str) -> Snapshot:
+        rows = _Rows()
+        for item in self.query(snapshot_query(release)):  # empty: no data yet, i.e. zero counts
+            labels = item["metric"]
+            rows.add(labels[_KIND_LABEL], labels.get("version", ""), labels, float(item["value"][1]))
+        return rows.snapshot([f"{self.base_url}/api/v1/query"])
+
+    def __repr__(self) -> str:
+        return f"PrometheusSource({self.base_url!r})"
+
+
+def source_from_env(env: Mapping[str, str] | None = None) -> MetricsEndpointSource | PrometheusSource:
+    """PrometheusSource when RELEASE_ASSETS_PROMETHEUS_URL is set, else the servers listed (comma-separated) in
+    RELEASE_ASSETS_METRICS_URLS, by default the local ``serve`` at 127.0.0.1:8000."""
+    env = os.environ if env is None else env
+    prometheus = (env.get("RELEASE_ASSETS_PROMETHEUS_URL") or "").strip()
+    if prometheus:
+        return PrometheusSource(prometheus)
+    urls = [u.strip() for u in (env.get("RELEASE_ASSETS_METRICS_URLS") or DEFAULT_METRICS_URL).split(",")]
+    urls = [u for u in urls if u]
+    if not urls:
+        raise ValueError(f"RELEASE_ASSETS_METRICS_URLS: {env.get('RELEASE_ASSETS_METRICS_URLS')!r} lists no URL")
+    return MetricsEndpointSource(urls)
+
+
+def _minus(after: dict, before: dict) -> dict:
+    return {key: value - before.get(key, 0.0) for key, value in after.items()}
+
+
+def _went_down(after: VersionCounters, before: VersionCounters) -> bool:
+    pairs = [(getattr(after, k), getattr(before, k)) for k in _SCALARS]
+    for a, b in ((after.intents, before.intents), (after.latency_buckets, before.latency_buckets)):
+        pairs += [(a.get(key, 0.0), value) for key, value in b.items()]
+    return any(now < then for now, then in pairs)
+
+
+_SCALARS = ("requests", "errors", "schema_failures", "escalations", "abstentions")
+
+
+def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
+    """The counts between two snapshots, per version of ``after`` (a version gone from ``after`` is dropped).
+
+    A version new since ``before`` (or no ``before``) counts from its start. A counter that went down means a
+    server restarted: that version's window is then ``after`` alone, marked ``reset=True``. With several servers
+    summed, that also counts the servers that did not restart from their start: an overcount the caller can see.
+    ``circuit_open`` is a state, not a count: it is ``after``'s."""
+    if before is None:
+        return after
+    versions = {}
+    for version, now in after.versions.items():
+        then = before.versions.get(version)
+        if then is None:
+            versions[version] = now
+        elif _went_down(now, then):
+            versions[version] = replace(now, reset=True)
+        else:
+            versions[version] = replace(
+                now,
+                **{k: getattr(now, k) - getattr(then, k) for k in _SCALARS},
+                intents=_minus(now.intents, then.intents),
+                latency_buckets=_minus(now.latency_buckets, then.latency_buckets),
+                reset=False,
+            )
+    return Snapshot(versions, [*before.sources, *after.sources])
+
+
+def quantile_ms(buckets: Mapping[float, float], q: float) -> float | None:
+    """The ``q`` quantile in milliseconds from cumulative buckets (upper bound in seconds -> count), computed as
+    PromQL's histogram_quantile: linear interpolation inside the bucket holding the rank (from 0 for the first
+    bucket); a rank in the +Inf bucket answers the highest finite bound. None when there are no observations."""
+    if not 0 <= q <= 1:
+        raise ValueError(f"q: {q!r} is not a quantile in [0, 1]")
+    if not buckets:
+        return None
+    bounds = sorted(buckets)
+    if bounds[-1] != math.inf:
+        raise ValueError(f"latency_buckets: no +Inf bucket among {bounds}")
+    counts, highest = [], 0.0
+    for bound in bounds:  # like Prometheus' ensureMonotonic: a bucket never holds fewer than the one below
+        highest = max(highest, buckets[bound])
+        counts.append(highest)
+    total = counts[-1]
+    if total <= 0:
+        return None
+    if len(bounds) < 2:
+        return None  # only +Inf: nothing to interpolate in (PromQL answers NaN)
+    rank = q * total
+    b = next(i for i, count in enumerate(counts) if count >= rank)
+    if b == len(bounds) - 1:
+        return bounds[-2] * 1000
+    if b == 0 and bounds[0] <= 0:
+        return bounds[0] * 1000
+    start, end, count = 0.0, bounds[b], counts[b]
+    if b > 0:
+        start, count, rank = bounds[b - 1], count - counts[b - 1], rank - counts[b - 1]
+    if count <= 0:  # only q == 0 over empty low buckets lands here (PromQL: 0/0, NaN); the bucket's start is exact
+        return start * 1000
+    return (start + (end - start) * (rank / count)) * 1000
+
+
+def p99_ms(counters: VersionCounters) -> float | None:
+    return quantile_ms(counters.latency_buckets, 0.99)

@@ -1,0 +1,212 @@
+"""The canary in Dagster: the ``<release>/rollout`` asset, its budget check, and the ``canary_monitor`` sensor.
+
+Each tick reads every server's counters once per release (``/metrics``, or PromQL when
+``RELEASE_ASSETS_PROMETHEUS_URL`` is set), lets :func:`release_assets.rollout.canary.tick` decide and act, and
+records the analysis on the rollout asset: an observation (step, weight, KPIs against budgets, plotted by the UI)
+and, for every judged step, a ``canary_budgets`` check evaluation that fails on a breach. A breach, a rollback and
+an open circuit breaker are posted to ``RELEASE_ASSETS_GATE_WEBHOOK``, like a failed gate.
+"""
+
+import json
+import os
+from typing import Any
+
+import dagster as dg
+
+from release_assets import keys
+from release_assets.evaluation.report import markdown_table
+from release_assets.manifest import ReleaseManifest
+
+MONITOR_INTERVAL_S = 10
+CHECK = "canary_budgets"
+
+
+class _Fixed:
+    """One snapshot read for the tick and the circuit alert, so both judge the same numbers."""
+
+    def __init__(self, snapshot: Any) -> None:
+        self._snapshot = snapshot
+
+    def snapshot(self, release: str) -> Any:
+        return self._snapshot
+
+
+def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChecksDefinition]:
+    """The rollout asset of a release with a ``rollout:`` section: its history is the canary's analyses."""
+    key = dg.AssetKey(keys.rollout(manifest.name))
+    spec = dg.AssetSpec(
+        key,
+        deps=[dg.AssetKey(keys.release_unit(manifest.name))],
+        group_name=keys.rollout_group(manifest.name),
+        description=(
+            f"The `{manifest.name}` canary: every analysis of the `canary_monitor` sensor (step, weight, live KPIs "
+            f"of canary and champion against the budgets in `releases/{manifest.name}.yaml`), and every start, "
+            "advance, rollback and promotion."
+        ),
+        owners=manifest.owners,
+        kinds={"prometheus"},
+    )
+
+    @dg.asset_check(
+        asset=key,
+        name=CHECK,
+        required_resource_keys={"store"},
+        description="The running canary's live KPIs against its budgets, judged now without acting (the monitor "
+        "acts); passes when no canary runs.",
+    )
+    def canary_budgets(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from release_assets.rollout.canary import analyse_step
+        from release_assets.rollout.ledger import replay
+        from release_assets.rollout.metrics_source import source_from_env
+
+        state = replay(context.resources.store.releases().events(manifest.name))
+        if state.canary is None:
+            return dg.AssetCheckResult(passed=True, description="no canary in progress", metadata={"decision": "idle"})
+        analysis = analyse_step(manifest.rollout, state, source_from_env().snapshot(manifest.name))
+        return check_evaluation(manifest.name, analysis, state.canary.version, evaluation=False)
+
+    return spec, canary_budgets
+
+
+def kpi_table(analysis: Any) -> str:
+    def show(v: float | None) -> str:
+        return "" if v is None else f"{v:.4g}"
+
+    verdict = {True: "BREACH", False: "ok", None: "not judged"}
+    rows = [[k.name, show(k.canary), show(k.champion), k.budget, verdict[k.breached]] for k in analysis.kpis]
+    return markdown_table(["kpi", "canary", "champion", "budget", "verdict"], rows)
+
+
+def analysis_metadata(analysis: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "decision": analysis.decision,
+        "reason": analysis.reason,
+        "step": analysis.step,
+        "weight_percent": analysis.percent,
+        "canary_requests": float(analysis.canary_requests),
+        "champion_requests": float(analysis.champion_requests),
+        "elapsed_s": float(analysis.elapsed_s),
+        "kpis": dg.MetadataValue.md(kpi_table(analysis)),
+    }
+    for k in analysis.kpis:  # numbers, so the asset page plots each KPI of both variants over the rollout
+        for side in ("canary", "champion"):
+            value = getattr(k, side)
+            if value is not None:
+                meta[f"{side}_{k.name}"] = float(value)
+    return meta
+
+
+def check_evaluation(release: str, analysis: Any, version: str, evaluation: bool = True):
+    """A judged step as the ``canary_budgets`` check: an evaluation (sensor) or a result (executed check)."""
+    passed = analysis.decision != "breach"
+    meta = {**analysis_metadata(analysis), "canary_version": version}
+    severity = dg.AssetCheckSeverity.ERROR if not passed else dg.AssetCheckSeverity.WARN
+    if evaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(keys.rollout(release)),
+            check_name=CHECK,
+            passed=passed,
+            metadata=meta,
+            severity=severity,
+            description=analysis.reason,
+        )
+    return dg.AssetCheckResult(passed=passed, metadata=meta, severity=severity, description=analysis.reason)
+
+
+def tick_events(release: str, t: Any) -> list[Any]:
+    """What the UI shows of one tick: an observation always, a check evaluation when a step was judged."""
+    meta: dict[str, Any] = {"action": t.action, "note": t.note}
+    if t.canary is not None:
+        meta |= {"canary_version": t.canary.version, "champion": t.canary.champion or "none"}
+    if t.analysis is not None:
+        meta |= analysis_metadata(t.analysis)
+    events: list[Any] = [dg.AssetObservation(asset_key=dg.AssetKey(keys.rollout(release)), metadata=meta)]
+    if t.analysis is not None and t.analysis.decision in ("breach", "advance", "promote"):
+        events.append(check_evaluation(release, t.analysis, t.canary.version))
+    return events
+
+
+def _alert(context: dg.SensorEvaluationContext, payload: dict[str, Any]) -> None:
+    from release_assets.sensors import post_webhook
+
+    context.log.warning(payload["text"])
+    url = os.environ.get("RELEASE_ASSETS_GATE_WEBHOOK")
+    if url:
+        try:  # a failing webhook must not stop the monitor from acting on the next release
+            post_webhook(url, payload)
+        except OSError as exc:
+            context.log.warning(f"could not post to {url}: {exc}")
+
+
+def build_canary_monitor(manifests: list[ReleaseManifest]) -> dg.SensorDefinition:
+    policies = {m.name: m.rollout for m in manifests if m.rollout is not None}
+
+    @dg.sensor(
+        name="canary_monitor",
+        description=(
+            "Judges each running canary on live KPIs against the champion in the same window (servers' /metrics, "
+            "or Prometheus when RELEASE_ASSETS_PROMETHEUS_URL is set): advances after the bake time, holds on too "
+            "little traffic, rolls back on a breach, promotes at 100%. Alerts on an open circuit breaker."
+        ),
+        minimum_interval_seconds=MONITOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys={"store", "registry"},
+    )
+    def canary_monitor(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        events, notes, open_circuits = [], [], {}
+        for release, policy in sorted(policies.items()):
+            t, circuits = run_tick(context, release, policy, cursor.get("open", {}).get(release, []))
+            open_circuits[release] = circuits
+            notes.append(f"{release}: {t.action}" + (f" ({t.note})" if t.note else ""))
+            events += tick_events(release, t)
+        context.update_cursor(json.dumps({"open": open_circuits}, sort_keys=True))
+        return dg.SensorResult(asset_events=events, skip_reason="; ".join(notes) or "no release has a rollout")
+
+    return canary_monitor
+
+
+def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tuple[Any, list[str]]:
+    """One release's tick; returns it and the versions whose circuit is open now (alerted once per opening)."""
+    from release_assets.release.store import StoreError
+    from release_assets.rollout.canary import Rollout, Tick, tick
+    from release_assets.rollout.ledger import PromotionError, replay
+    from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
+    from release_assets.serving.flags import store_flags_dir
+
+    store = context.resources.store.releases()
+    try:
+        rollout = Rollout(store, release, policy, store_flags_dir(store), context.resources.registry.get)
+        state = replay(store.events(release))
+    except (StoreError, PromotionError) as exc:
+        return Tick("error", None, note=str(exc)), alerted
+    try:
+        snapshot = source_from_env().snapshot(release)
+    except MetricsUnavailable as exc:
+        # No server to read is normal while nothing is rolling out; during a canary the step simply waits.
+        return Tick("unavailable" if state.canary else "idle", state.canary, note=str(exc)), alerted
+    # Checked with or without a canary: a failing champion is the alert that matters most.
+    circuits = sorted(v for v, c in snapshot.versions.items() if c.circuit_open)
+    for version in sorted(set(circuits) - set(alerted)):
+        role = "champion" if version == state.champion else "canary" if state.canary else "version"
+        text = f"{release}: circuit breaker open for the {role} {version} (serve routes a canary's users away)"
+        _alert(context, {"release": release, "event": "circuit_open", "version": version, "text": text})
+    if state.canary is None:
+        return Tick("idle", None, note="no canary in progress"), circuits
+    try:
+        t = tick(rollout, _Fixed(snapshot), drift=_live_drift(release, state.canary.version))
+    except (StoreError, PromotionError) as exc:
+        return Tick("error", state.canary, note=str(exc)), circuits
+    if t.action in ("breach", "rolled_back"):
+        payload = {"release": release, "event": t.action, "canary_version": t.canary.version}
+        kpis = [k.__dict__ for k in t.analysis.breached] if t.analysis else []
+        _alert(context, {**payload, "kpis": kpis, "text": f"{release} canary {t.canary.version} {t.action}: {t.note}"})
+    return t, circuits
+
+
+def _live_drift(release: str, version: str) -> dict[str, Any] | None:
+    """The latest live-drift verdict for the canary, when the live_drift asset has produced one."""
+    from release_assets.evaluation.live_drift import read_live_drift
+    from release_assets.settings import get_settings
+
+    return read_live_drift(get_settings().store_path, release, version)

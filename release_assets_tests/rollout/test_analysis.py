@@ -1,0 +1,119 @@
+"""The canary analysis on hand-made counters: each rule of the policy, and each budget, made to decide."""
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from release_assets.manifest import ManifestError, parse_manifest
+from release_assets.rollout.analysis import analyse, intent_distance, over_budget
+from release_assets.rollout.metrics_source import VersionCounters
+from release_assets.rollout.spec import Budget, RolloutSpec
+
+SPEC = RolloutSpec.model_validate(
+    {
+        "steps": [10, 50, 100],
+        "bake_s": 60,
+        "min_requests": 20,
+        "budgets": {
+            "error_rate": {"max_increase": 0.02},
+            "schema_failure_rate": {"max_increase": 0.02},
+            "p99_ms": {"max_increase": 25, "max_ratio": 1.5},
+            "escalation_rate": {"max_increase": 0.05},
+            "abstain_rate": {"max_increase": 0.05},
+            "intent_distance": {"max": 0.15},
+        },
+    }
+)
+
+
+def counters(requests=100, errors=0, schema=0, escalations=0, abstentions=0, intents=None, ms=5.0, circuit=False):
+    """``requests`` answers, all of them taking about ``ms`` (one histogram bucket wide around it)."""
+    edges = [0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, math.inf]
+    buckets = {le: (float(requests) if le * 1000 >= ms else 0.0) for le in edges}
+    return VersionCounters(
+        requests=float(requests),
+        errors=float(errors),
+        schema_failures=float(schema),
+        escalations=float(escalations),
+        abstentions=float(abstentions),
+        intents=intents if intents is not None else {"refund": requests / 2, "order_status": requests / 2},
+        latency_buckets=buckets,
+        circuit_open=circuit,
+    )
+
+
+def test_healthy_canary_advances_after_its_bake_time_and_promotes_at_the_last_step():
+    assert analyse(counters(), counters(), SPEC, 0, 30).decision == "bake"
+    advanced = analyse(counters(), counters(), SPEC, 0, 61)
+    assert (advanced.decision, advanced.next_percent) == ("advance", 50)
+    assert all(k.breached is False for k in advanced.kpis)
+    assert analyse(counters(), counters(), SPEC, 1, 61).decision == "promote"  # the next step is 100%
+
+
+def test_too_little_traffic_holds_and_never_promotes():
+    for canary, champion in ((counters(5), counters()), (counters(), counters(3)), (counters(0), counters(0))):
+        held = analyse(canary, champion, SPEC, 1, 10_000)
+        assert held.decision == "hold"
+        assert "inconclusive" in held.reason
+
+
+@pytest.mark.parametrize(
+    ("kpi", "canary"),
+    [
+        ("error_rate", counters(errors=10)),
+        ("schema_failure_rate", counters(schema=5)),
+        ("p99_ms", counters(ms=60)),  # +50 ms on a 5 ms champion
+        ("escalation_rate", counters(escalations=20)),
+        ("abstain_rate", counters(abstentions=20)),
+        ("intent_distance", counters(intents={"refund": 90, "order_status": 10})),
+    ],
+)
+def test_each_budget_breaches(kpi, canary):
+    breach = analyse(canary, counters(), SPEC, 0, 61)
+    assert breach.decision == "breach"
+    assert [k.name for k in breach.breached] == [kpi]
+    assert kpi in breach.reason
+
+
+def test_latency_breaches_only_when_every_bound_is_exceeded():
+    budget = Budget(max_increase=25, max_ratio=1.5)
+    assert not over_budget(160, 130, budget)  # +30 ms, but only 1.23x: a busy machine slows both
+    assert not over_budget(9, 5, budget)  # 1.8x, but only +4 ms
+    assert over_budget(60, 5, budget)
+
+
+def test_an_open_circuit_breaker_is_a_breach_even_while_baking():
+    assert analyse(counters(circuit=True), counters(), SPEC, 0, 1).decision == "breach"
+
+
+def test_drifted_live_inputs_hold_the_ramp():
+    held = analyse(counters(), counters(), SPEC, 0, 61, drift={"verdict": "drifted", "reason": "length"})
+    assert held.decision == "hold"
+
+
+def test_intent_distance():
+    assert intent_distance({"a": 1}, {"a": 5}) == 0
+    assert intent_distance({"a": 1}, {"b": 1}) == 1
+    assert intent_distance({}, {"a": 1}) is None
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"steps": [50, 10, 100]}, "steps must rise"),
+        ({"steps": [10, 50]}, "last step must be 100"),
+        ({"steps": [100]}, "at least 2"),
+        ({"steps": [0, 100]}, "percentage above 0"),
+        ({"steps": [10, 100], "budgets": {"p99_ms": {}}}, "a budget needs"),
+        ({"steps": [10, 100], "budgets": {"latency": {"max": 1}}}, "rollout.budgets.latency"),
+        ({"steps": [10, 100], "circuit_breaker": {"failure_rate": 0.5, "window": 5, "min_requests": 10}}, "window"),
+    ],
+)
+def test_a_rollout_section_that_could_not_work_fails_when_the_manifest_loads(rollout, message):
+    data = {"name": "r", "members": {"d": {"kind": "sklearn_dataset", "name": "iris", "split": {"test": 0.2}}}}
+    with pytest.raises(ManifestError, match="releases/r.yaml") as err:
+        parse_manifest({**data, "rollout": rollout}, "releases/r.yaml")
+    assert message in str(err.value)
+    with pytest.raises(ValidationError):
+        RolloutSpec.model_validate(rollout)
