@@ -230,11 +230,12 @@ def write_markdown(r: dict, started: str) -> None:
         *[f"| `{k}` | {v:.2f} |" for k, v in list(cold["steps"].items())[:25]],
         "",
     ]
-    # The serving section is written by bench/serving.py (`make bench-serving`); keep it.
+    # The serving and canary sections are written by their own scripts (`make bench-serving`, `bench-canary`).
     previous = (ROOT / "BENCHMARKS.md").read_text() if (ROOT / "BENCHMARKS.md").exists() else ""
-    begin, end = "<!-- serving: bench/serving.py -->", "<!-- /serving -->"
-    if begin in previous and end in previous:
-        lines += [previous[previous.index(begin) : previous.index(end) + len(end)], ""]
+    for name in ("serving", "canary"):
+        begin, end = f"<!-- {name}: bench/{name}.py -->", f"<!-- /{name} -->"
+        if begin in previous and end in previous:
+            lines += [previous[previous.index(begin) : previous.index(end) + len(end)], ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
 
 

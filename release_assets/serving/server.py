@@ -49,8 +49,10 @@ def build_server(
     max_body: int = 64 * 1024,
     shadow_queue: int = 256,
     breaker_policies: dict[str, BreakerPolicy] | None = None,
+    champion_poll_s: float | None = 2.0,
 ) -> Server:
-    """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker."""
+    """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker.
+    ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never)."""
     from release_assets.serving.app import create_app
     from release_assets.serving.breaker import Breakers
     from release_assets.serving.flags import FlagRouter, canary_routing
@@ -102,8 +104,9 @@ def build_server(
     router = FlagRouter(flags_dir) if flags_dir is not None else None
 
     def ready() -> tuple[bool, Any]:
-        if problems:
-            return False, {"not_ready": problems}
+        waiting = {r: why for r, why in problems.items() if loaded.get(r) is None}  # the watch may have fixed one
+        if waiting:
+            return False, {"not_ready": waiting}
         return True, {release: x.version for release, x in loaded.items()}
 
     app = create_app(
@@ -119,4 +122,10 @@ def build_server(
         breakers=Breakers(breaker_policies) if breaker_policies else None,
     )
     closers = [shadow.close, *([router.close] if router else []), tracing.shutdown]
+    if champion_poll_s:
+        from release_assets.rollout.ledger import replay
+        from release_assets.serving.champion_watch import ChampionWatch
+
+        watch = ChampionWatch(lambda r: replay(store.events(r)).champion, load_version, loaded, champion_poll_s)
+        closers.insert(0, watch.start().close)
     return Server(app, loaded, problems, closers)

@@ -98,3 +98,50 @@ def test_promoting_an_unpublished_version_from_the_launchpad_is_refused(page):
     expect(refusal).to_be_visible()
     page.get_by_text("STEP_FAILURE", exact=True).first.scroll_into_view_if_needed()
     save_screenshot(page, "promote_refused.png")
+
+
+def test_rollout_asset_shows_the_canary_analyses_and_the_breach_that_rolled_it_back(page, ui):
+    """The canary's history on ``helpdesk/rollout``: the events the canary_monitor sensor records each tick."""
+    import dagster as dg
+
+    from release_assets.manifest import load_manifest
+    from release_assets.release.store import LocalReleaseStore
+    from release_assets.rollout.canary import Rollout, start, tick
+    from release_assets.rollout.ledger import promote
+    from release_assets.rollout.sensors import tick_events
+    from release_assets_tests.bundles import publish_unit
+    from release_assets_tests.rollout.test_canary import Source
+
+    store = LocalReleaseStore(ui.root / "store")
+    [champion] = [p.name for p in (ui.root / "store" / "releases" / "helpdesk").iterdir() if p.is_dir()]
+    promote(store, "helpdesk", champion, "e2e-test", "first champion")
+    canary = publish_unit(store, "helpdesk", "a canary for the browser test")
+    spec = load_manifest(ui.root / "project" / "releases" / "helpdesk.yaml").rollout
+    r = Rollout(store, "helpdesk", spec.model_copy(update={"bake_s": 0}), ui.root / "store" / "flags")
+    source = Source()
+    start(r, canary, "e2e-test", "new prompts", source=source)
+    events = []
+    source.add(champion, requests=400)
+    source.add(canary, requests=150)
+    events += tick_events("helpdesk", tick(r, source))  # the first step passes: advanced
+    source.add(champion, requests=300)
+    source.add(canary, requests=300, errors=60)
+    rolled_back = tick(r, source)
+    assert rolled_back.action == "rolled_back"
+    events += tick_events("helpdesk", rolled_back)
+    with dg.DagsterInstance.from_config(ui.env["DAGSTER_HOME"]) as instance:
+        for event in events:  # what the sensor's SensorResult(asset_events=...) persists
+            instance.report_runless_asset_event(event)
+
+    page.goto("/assets/helpdesk/rollout?view=checks&checkDetail=canary_budgets")
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"over budget: error_rate 0\.2")).first).to_be_visible()
+    kpis = page.locator("tr").filter(has=page.get_by_text("kpis", exact=True))
+    kpis.get_by_text("[Show Markdown]").first.click()
+    table = page.get_by_role("dialog").locator("table")
+    expect(table.get_by_role("cell", name="BREACH", exact=True)).to_be_visible()
+    save_screenshot(page, "rollout_check.png")
+    page.keyboard.press("Escape")
+    page.goto("/assets/helpdesk/rollout?view=events")
+    expect(page.get_by_text("rolled_back").first).to_be_visible()
+    save_screenshot(page, "rollout_events.png")

@@ -112,7 +112,7 @@ def test_intent_distance():
 )
 def test_a_rollout_section_that_could_not_work_fails_when_the_manifest_loads(rollout, message):
     data = {"name": "r", "members": {"d": {"kind": "sklearn_dataset", "name": "iris", "split": {"test": 0.2}}}}
-    with pytest.raises(ManifestError, match="releases/r.yaml") as err:
+    with pytest.raises(ManifestError, match=r"releases/r\.yaml") as err:
         parse_manifest({**data, "rollout": rollout}, "releases/r.yaml")
     assert message in str(err.value)
     with pytest.raises(ValidationError):

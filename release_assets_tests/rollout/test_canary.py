@@ -141,7 +141,7 @@ def test_a_breach_after_the_bake_time_rolls_back_in_one_tick(setup):
 
 
 def test_failures_to_rollback_counts_failed_analyses_in_a_row(setup):
-    r, registry, v1, v2 = setup
+    r, _registry, v1, v2 = setup
     r.spec = SPEC.model_copy(update={"failures_to_rollback": 2})
     source = Source()
     start(r, v2, "bob", "risky", source=source)
@@ -235,7 +235,7 @@ def test_start_refusals(setup, tmp_path):
 
 
 def test_abort_and_a_champion_moved_underneath_end_the_canary(setup):
-    r, registry, v1, v2 = setup
+    r, registry, _v1, v2 = setup
     start(r, v2, "bob", "try")
     abort(r, "carol", "support tickets spiking")
     assert replay(r.store.events("helpdesk")).canary is None
