@@ -78,24 +78,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _breaker_policies(manifests: list) -> dict:
-    """release -> BreakerPolicy from each manifest's ``rollout.circuit_breaker``; a release without one (or without a
-    ``rollout`` section) has no breaker."""
+    """release -> BreakerPolicy from each manifest's ``rollout.circuit_breaker`` (validated when the manifest
+    loaded); a release without one has no breaker."""
     from release_assets.serving.breaker import BreakerPolicy
 
-    policies = {}
-    for manifest in manifests:
-        section = getattr(getattr(manifest, "rollout", None), "circuit_breaker", None)
-        if section is None:
-            continue
-        fields = ("failure_rate", "window", "min_requests", "cooldown_s")
-        given = {f: getattr(section, f) for f in fields if getattr(section, f, None) is not None}
-        try:
-            policies[manifest.name] = BreakerPolicy(**given)
-        except ValueError as exc:  # the manifest schema validates too; this names the release and field
-            raise ValueError(f"{manifest.name}: rollout.{exc}") from None
-        except TypeError as exc:  # a field missing
-            raise ValueError(f"{manifest.name}: rollout.circuit_breaker: {exc}") from None
-    return policies
+    return {
+        m.name: BreakerPolicy(**m.rollout.circuit_breaker.model_dump())
+        for m in manifests
+        if m.rollout is not None and m.rollout.circuit_breaker is not None
+    }
 
 
 def cmd_flags(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 PREFIX = "release_assets_serving"
 DEFAULT_METRICS_URL = "http://127.0.0.1:8000/metrics"
 DEFAULT_TIMEOUT_S = 5.0
+_SCALARS = ("requests", "errors", "schema_failures", "escalations", "abstentions")  # VersionCounters' plain counts
 REFUSED = "none"  # the variant label of requests answered before routing (401/404/413/415...)
 
 
@@ -52,6 +53,11 @@ class Snapshot:
     # For the record only: two sources that read the same numbers compare equal whatever they read them from.
     sources: list[str] = field(default_factory=list, compare=False)
 
+    def counters(self, version: str) -> VersionCounters:
+        """The version's counters; all zero when nothing was read for it (no traffic yet, or not exported)."""
+        found = self.versions.get(version)
+        return found if found is not None else VersionCounters(0.0, 0.0, 0.0, 0.0, 0.0, {}, {}, False)
+
 
 class _Rows:
     """Accumulates (kind, version, labels, value) rows from either source into VersionCounters."""
@@ -60,11 +66,8 @@ class _Rows:
         self._versions: dict[str, dict] = {}
 
     def add(self, kind: str, version: str, labels: Mapping[str, str], value: float) -> None:
-        c = self._versions.setdefault(
-            version,
-            {"requests": 0.0, "errors": 0.0, "schema_failures": 0.0, "escalations": 0.0, "abstentions": 0.0}
-            | {"intents": {}, "latency_buckets": {}, "circuit_open": False},
-        )
+        zero = dict.fromkeys(_SCALARS, 0.0) | {"intents": {}, "latency_buckets": {}, "circuit_open": False}
+        c = self._versions.setdefault(version, zero)
         if kind == "requests":
             status = labels.get("status_class")
             if status in ("2xx", "5xx"):  # a 4xx (bad input) never reached the model
@@ -86,26 +89,17 @@ class _Rows:
         return Snapshot({v: VersionCounters(**c) for v, c in sorted(self._versions.items())}, sources)
 
 
-# Sample name in the /metrics text -> row kind.
-_SAMPLES = {
-    f"{PREFIX}_requests_total": "requests",
-    f"{PREFIX}_schema_failures_total": "schema_failures",
-    f"{PREFIX}_escalations_total": "escalations",
-    f"{PREFIX}_abstentions_total": "abstentions",
-    f"{PREFIX}_intents_total": "intents",
-    f"{PREFIX}_request_duration_seconds_bucket": "latency",
-    f"{PREFIX}_circuit_open": "circuit_open",
+# Row kind -> (series, how PrometheusSource combines servers, grouping label besides version).
+_SERIES = {
+    "requests": (f"{PREFIX}_requests_total", "sum", "status_class"),
+    "schema_failures": (f"{PREFIX}_schema_failures_total", "sum", None),
+    "escalations": (f"{PREFIX}_escalations_total", "sum", None),
+    "abstentions": (f"{PREFIX}_abstentions_total", "sum", None),
+    "intents": (f"{PREFIX}_intents_total", "sum", "intent"),
+    "latency": (f"{PREFIX}_request_duration_seconds_bucket", "sum", "le"),
+    "circuit_open": (f"{PREFIX}_circuit_open", "max", None),
 }
-# Row kind -> (aggregation, extra grouping label) for PrometheusSource; the same samples, summed across servers.
-_QUERIES = {
-    "requests": ("sum", "status_class"),
-    "schema_failures": ("sum", None),
-    "escalations": ("sum", None),
-    "abstentions": ("sum", None),
-    "intents": ("sum", "intent"),
-    "latency": ("sum", "le"),
-    "circuit_open": ("max", None),
-}
+_KINDS = {series: kind for kind, (series, _, _) in _SERIES.items()}
 _KIND_LABEL = "release_assets_kind"  # tags each sub-query's rows in the combined query
 
 
@@ -141,7 +135,7 @@ class MetricsEndpointSource:
                 raise MetricsUnavailable(f"{url}: not Prometheus text format ({exc})") from None
             for family in families:
                 for sample in family.samples:
-                    kind, labels = _SAMPLES.get(sample.name), sample.labels
+                    kind, labels = _KINDS.get(sample.name), sample.labels
                     if kind is None or labels.get("release") != release or labels.get("variant") == REFUSED:
                         continue
                     rows.add(kind, labels.get("version", ""), labels, sample.value)
@@ -159,11 +153,9 @@ def snapshot_query(release: str) -> str:
     """One PromQL expression for every number a Snapshot holds. One query, not seven, so every number comes from
     the same evaluation instant: separate queries could straddle a scrape and mix two windows."""
     selector = f"{{release={_quote(release)},variant!={_quote(REFUSED)}}}"
-    names = {kind: name for name, kind in _SAMPLES.items()}
     parts = []
-    for kind, (aggregation, extra) in _QUERIES.items():
-        by = ", ".join(["version", *([extra] if extra else [])])
-        inner = f"{aggregation} by ({by}) ({names[kind]}{selector})"
+    for kind, (series, aggregation, extra) in _SERIES.items():
+        inner = f"{aggregation} by ({', '.join(['version', *([extra] if extra else [])])}) ({series}{selector})"
         parts.append(f'label_replace({inner}, "{_KIND_LABEL}", "{kind}", "", "")')
     return " or ".join(parts)
 
@@ -227,9 +219,6 @@ def _went_down(after: VersionCounters, before: VersionCounters) -> bool:
     for a, b in ((after.intents, before.intents), (after.latency_buckets, before.latency_buckets)):
         pairs += [(a.get(key, 0.0), value) for key, value in b.items()]
     return any(now < then for now, then in pairs)
-
-
-_SCALARS = ("requests", "errors", "schema_failures", "escalations", "abstentions")
 
 
 def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
