@@ -24,6 +24,7 @@ from release_assets.release.assets import release_unit_asset
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.resources.io import ArtifactRefIOManager
 from release_assets.resources.registry import RegistryResource, mlflow_tracking
+from release_assets.rollout.drift_assets import live_drift_asset
 from release_assets.rollout.jobs import abort_canary, promote_release, rollback_release, start_canary
 from release_assets.rollout.sensors import build_canary_monitor, rollout_specs
 from release_assets.sensors import build_code_change_sensor, failed_gate_sensor
@@ -46,9 +47,9 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
         description=f"Build, gate and publish the `{manifest.name}` release unit.",
     )
     checks = gate_checks(manifest)
-    if manifest.rollout is not None:
+    if manifest.rollout is not None:  # live evidence and the canary, outside the release job
         rollout_asset, budgets_check = rollout_specs(manifest)
-        assets.append(rollout_asset)
+        assets += [rollout_asset, live_drift_asset(manifest, project_root)]
         checks.append(budgets_check)
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
 

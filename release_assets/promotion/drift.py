@@ -55,6 +55,27 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def image_stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (one row of 64 intensities 0..16 each): mean intensity scaled to 0..1, and the share of ink."""
+    return pixels.mean(axis=1) / 16, (pixels > INK_LEVEL).mean(axis=1)
+
+
+def row_features(row: dict[str, Any], categorical: tuple[str, ...] = SLICE_FIELDS) -> dict[str, Any]:
+    """One row's per-row features, named as :func:`compare_profiles` names them: what a row-by-row drift test
+    (``evaluation/live_drift.py``) compares, extracted exactly as :func:`build_profile` extracts them. The
+    profile-level text features (``text.oov_rate``, ``text.tokens``) are distances between whole samples and have
+    no per-row value."""
+    out: dict[str, Any] = {f: str(row[f]) for f in ("label", *categorical) if f in row}
+    for i, x in enumerate(row.get("features") or []):
+        out[f"features[{i}]"] = float(x)
+    if "text" in row:
+        out["text.length"] = float(len(tokens(row["text"])))
+    if "pixels" in row:
+        mean, ink = image_stats(np.asarray([row["pixels"]], dtype=float))
+        out["image.mean_intensity"], out["image.ink_ratio"] = float(mean[0]), float(ink[0])
+    return out
+
+
 def _numeric(values: list[float]) -> dict[str, Any]:
     v = np.sort(np.asarray(values, dtype=float))
     # Evenly spaced order statistics keep the shape of the distribution when the sample is capped.
@@ -112,11 +133,8 @@ def build_profile(rows: list[dict[str, Any]], categorical: tuple[str, ...] = SLI
     if rows and "text" in rows[0]:
         profile["text"] = _text([r["text"] for r in rows])
     if rows and "pixels" in rows[0]:
-        px = np.asarray([r["pixels"] for r in rows], dtype=float)
-        profile["images"] = {
-            "mean_intensity": _numeric((px.mean(axis=1) / 16).tolist()),
-            "ink_ratio": _numeric((px > INK_LEVEL).mean(axis=1).tolist()),
-        }
+        mean, ink = image_stats(np.asarray([r["pixels"] for r in rows], dtype=float))
+        profile["images"] = {"mean_intensity": _numeric(mean.tolist()), "ink_ratio": _numeric(ink.tolist())}
     return profile
 
 
