@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trace_path=trace_path,
         token=os.environ.get("RELEASE_ASSETS_SERVE_TOKEN") or None,
         max_body=args.max_body,
+        shadow_log_dir=get_settings().store_path / "shadow",  # live pairs for the shadow_report asset
         breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
     )
     for release, problem in server.problems.items():

@@ -27,6 +27,7 @@ from release_assets.resources.registry import RegistryResource, mlflow_tracking
 from release_assets.rollout.drift_assets import live_drift_asset
 from release_assets.rollout.jobs import abort_canary, promote_release, rollback_release, start_canary
 from release_assets.rollout.sensors import build_canary_monitor, rollout_specs
+from release_assets.rollout.shadow_assets import shadow_report_asset
 from release_assets.sensors import build_code_change_sensor, failed_gate_sensor
 from release_assets.settings import Settings, get_settings
 
@@ -50,6 +51,8 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
     if manifest.rollout is not None:  # live evidence and the canary, outside the release job
         rollout_asset, budgets_check = rollout_specs(manifest)
         assets += [rollout_asset, live_drift_asset(manifest, project_root)]
+        if keys.traffic_chain(manifest) is not None:
+            assets.append(shadow_report_asset(manifest))
         checks.append(budgets_check)
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
 
@@ -92,7 +95,8 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: 
     per_release = [release_defs(m, project_root) for m in manifests]
     everything = dg.define_asset_job(
         "release_all",
-        selection=dg.AssetSelection.all(),
+        # The stages only: live evidence and the canary (<release>_rollout groups) are never part of a release run.
+        selection=dg.AssetSelection.groups(*(keys.group(m.name, s) for m in manifests for s in keys.STAGES)),
         description="Build, gate and publish every release.",
     )
     manifest_paths = {m.name: m.source for m in manifests if m.source is not None}

@@ -67,12 +67,21 @@ def rollout(release: str) -> list[str]:
 
 
 EVIDENCE_SUFFIXES = ("_report", "_evaluation")
+SHADOW_COMPARISON = "shadow_comparison"  # its bundle name
 
 
 def is_evidence(bundle_name: str) -> bool:
     """Evaluation reports travel in the bundle as evidence but do not define the release: their latency figures
-    differ on every run, and re-measuring the same models must not mint a new version."""
-    return bundle_name.endswith(EVIDENCE_SUFFIXES)
+    differ on every run, and re-measuring the same models must not mint a new version. The shadow comparison too:
+    it changes with the champion it was compared with, not with what the release is."""
+    return bundle_name.endswith(EVIDENCE_SUFFIXES) or bundle_name == SHADOW_COMPARISON
+
+
+def traffic_chain(manifest: ReleaseManifest) -> str | None:
+    """The chain member whose recorded ``traffic`` the shadow comparison replays: the one serving answers with
+    (the first chain by name, as in the bundle), when it declares traffic."""
+    chains = sorted(name for name, m in manifest.members.items() if family(m.kind) == "chain")
+    return chains[0] if chains and getattr(manifest.members[chains[0]], "traffic", None) else None
 
 
 def bundled(manifest: ReleaseManifest) -> dict[str, list[str]]:
@@ -88,4 +97,6 @@ def bundled(manifest: ReleaseManifest) -> dict[str, list[str]]:
         else:
             out[name] = chain(manifest.name, name)
             out[f"{name}_evaluation"] = chain_evaluation(manifest.name, name)
+    if traffic_chain(manifest):
+        out[SHADOW_COMPARISON] = shadow_comparison(manifest.name)
     return out

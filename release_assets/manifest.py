@@ -198,7 +198,7 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
     for name, gates in manifest.gates.items():
         if name not in manifest.members:
             raise ManifestError(f"{where}: gates.{name}: no member named '{name}'")
-        check_thresholds(name, manifest.members[name].kind, gates, where)
+        check_thresholds(name, manifest.members[name].kind, gates, where, manifest.members[name])
     try:
         manifest.topological_order()
     except ManifestError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from release_assets.hashing import sha256_json
+from release_assets.keys import STAGES
 from release_assets.manifest import ManifestError, ReleaseManifest, load_manifest, member_section
 from release_assets.release_summary import GateLine
 from release_assets.watch import scan
@@ -100,8 +101,13 @@ def build_code_change_sensor(manifest_paths: dict[str, Path], job_name: str = "r
             return dg.SkipReason(f"baseline recorded: {len(new_cursor['files'])} watched files ({elapsed_ms:.0f} ms)")
         if not touched:
             return dg.SkipReason(f"no change in {len(new_cursor['files'])} watched files ({elapsed_ms:.0f} ms)")
-        selection = dg.AssetSelection.assets(*touched).downstream()
-        keys = sorted(selection.resolve(context.repository_def.asset_graph), key=lambda k: k.to_user_string())
+        graph = context.repository_def.asset_graph
+        # Downstream within the release stages: the rollout asset (fed by the canary monitor) and live evidence
+        # depend on the release unit but are never part of a release run.
+        downstream = dg.AssetSelection.assets(*touched).downstream().resolve(graph)
+        stages = tuple(f"_{stage}" for stage in STAGES)
+        in_stages = [k for k in downstream if (graph.get(k).group_name or "").endswith(stages)]
+        keys = sorted(in_stages, key=lambda k: k.to_user_string())
         change = {k.to_user_string(): None for k in touched}
         run_key = sha256_json(
             {"assets": sorted(change), "files": {p: new_cursor["files"][p][2] for p in sorted(new_cursor["files"])}}

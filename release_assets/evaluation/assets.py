@@ -7,8 +7,9 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
+from release_assets.evaluation.report import examples_markdown
 from release_assets.hashing import CodeInputs, files_digest
-from release_assets.manifest import MODEL_KINDS, PromptChain, ReleaseManifest, member_section
+from release_assets.manifest import MODEL_KINDS, ManifestError, PromptChain, ReleaseManifest, member_section
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
@@ -146,7 +147,93 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
     return chain_evaluation
 
 
+SHADOW_MODULES = [
+    "release_assets.evaluation.shadow_replay",
+    "release_assets.evaluation.shadow_pairs",
+    "release_assets.serving.loader",
+    "release_assets.serving.shadow",
+    *CHAIN_EVAL_MODULES[3:],
+]
+
+
+def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
+    from release_assets.evaluation.shadow_replay import subset_text
+
+    member: PromptChain = manifest.members[name]
+    traffic = project_root / member.traffic
+    model_ins = {m: dg.AssetIn(keys.model(manifest.name, m)) for m in member.uses}
+
+    @dg.asset(
+        key=keys.shadow_comparison(manifest.name),
+        ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
+        required_resource_keys={"store", "mlflow"},
+        group_name=keys.group(manifest.name, "evaluation"),
+        **versioned(CodeInputs(SHADOW_MODULES, [traffic], member_section(manifest, name)["member"]), manifest, name),
+        description=(
+            f"`{name}` (this build, with the release's own models) against the champion on the recorded traffic "
+            f"`{member.traffic}`, pair by pair: intent and entity agreement, reply similarity, abstain and "
+            f"escalation rates, latency (candidate minus champion). Replays {subset_text()}. No champion: nothing "
+            "to compare, the shadow gates are inconclusive. Bundled as evidence; re-run when the champion changes."
+        ),
+        owners=manifest.owners,
+        kinds={"python"},
+    )
+    def shadow_comparison(context: dg.AssetExecutionContext, chain: ArtifactRef, **models: ArtifactRef):
+        from release_assets.evaluation.shadow_replay import build_shadow_comparison
+        from release_assets.rollout.ledger import replay
+        from release_assets.serving.loader import load_release
+
+        store = context.resources.store
+        local, releases = store.local(), store.releases()
+        champion = replay(releases.events(manifest.name)).champion
+        members = {name: (chain.kind, chain.path(local.root))}
+        members.update({m: (ref.kind, ref.path(local.root)) for m, ref in models.items()})
+        return build_output(
+            context,
+            local,
+            release=manifest.name,
+            member="shadow_comparison",
+            kind="shadow_comparison",
+            inputs={"chain": chain, **models},
+            # The champion is an input too: a new champion must re-run the comparison.
+            params={"traffic": files_digest([traffic]), "champion": champion},
+            builder=lambda out: build_shadow_comparison(
+                manifest.name,
+                members,
+                member.chain_file,
+                traffic,
+                out,
+                champion,
+                lambda version: load_release(
+                    releases, manifest.name, version=version, cache_dir=local.root / "serving"
+                ),
+            ),
+            metadata=lambda ref: {
+                "champion": ref.summary.get("champion") or "none yet",
+                "disagreeing_pairs": dg.MetadataValue.md(
+                    examples_markdown(
+                        ref.summary["examples"],
+                        [c for c in (ref.summary["examples"] or [{}])[0] if not c.startswith("_")] or ["id"],
+                    )
+                ),
+                "report": dg.MetadataValue.path(str(ref.path(local.root, "report.md"))),
+            },
+            tracking=context.resources.mlflow,
+        )
+
+    return shadow_comparison
+
+
 def evaluation_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
     out = [_report_asset(manifest, name) for name in manifest.members_of(*MODEL_KINDS)]
     out += [_chain_evaluation_asset(manifest, name, project_root) for name in manifest.members_of("prompt_chain")]
+    served = keys.traffic_chain(manifest)
+    for name, member in manifest.members_of("prompt_chain").items():
+        if member.traffic and name != served:
+            raise ManifestError(
+                f"{manifest.source or manifest.name}: members.{name}.traffic: only the chain serving answers with "
+                f"(the first by name, {sorted(manifest.members_of('prompt_chain'))[0]}) can replay recorded traffic"
+            )
+    if served:
+        out.append(_shadow_comparison_asset(manifest, served, project_root))
     return out

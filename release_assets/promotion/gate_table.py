@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ManifestError, Threshold, family
-from release_assets.promotion import catalogue, explain
+from release_assets.promotion import catalogue, explain, shadow_gates
 
 DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
 
 UNIT = (0.0, 1.0)  # rates, shares, accuracies, F1, similarity
 NON_NEGATIVE = (0.0, None)  # latencies, throughput, tokens, cost, calls, row counts
+RATE_DIFF = (-1.0, 1.0)  # a rate's change, candidate minus champion
+LATENCY_DIFF = (-60_000.0, 60_000.0)  # ms, faster is negative; a minute either way would be a unit mistake
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class GateSpec:
     kinds: frozenset[str]
     # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
     # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
-    reads: Literal["summary", "raw", "split", "report", "evaluation"]
+    reads: Literal["summary", "raw", "split", "report", "evaluation", "shadow"]
     range: tuple[float | None, float | None] = UNIT
     needs: Literal["min", "max", "any"] = "any"  # the bound the manifest must give
     whole: bool = False  # counts rows: compared as integers, so `max: 0.5` would silently mean 0
@@ -38,6 +40,8 @@ class GateSpec:
     # Adds where a failing metric came from to the reason (the failing rows, the most common errors).
     explain: Callable[..., Any] | None = None
     fixed_max: float | None = None  # drift: any drifted feature fails, so the only meaningful `max` is 0
+    # A member field the gate's input needs (shadow gates replay the chain's recorded `traffic`).
+    requires: str | None = None
 
     def role(self, kind: str) -> str:
         if self.reads != "summary":
@@ -47,6 +51,10 @@ class GateSpec:
 
 def _metrics(kinds: frozenset[str], names: tuple[str, ...], rng=UNIT) -> list[GateSpec]:
     return [GateSpec(n, kinds, "summary", rng) for n in names]
+
+
+def _shadow(name: str, rng: tuple[float | None, float | None], needs: Literal["min", "max"]) -> GateSpec:
+    return GateSpec(name, CHAINS, "shadow", rng, needs, decide=shadow_gates.decide(name), requires="traffic")
 
 
 _GATES: list[GateSpec] = [
@@ -77,6 +85,14 @@ _GATES: list[GateSpec] = [
     GateSpec("abstain_rate", CHAINS, "summary", UNIT),
     # single-request service latency, of a model or of the whole chain (evaluation/latency.py)
     *_metrics(MODELS | CHAINS, ("p50_ms", "p95_ms"), NON_NEGATIVE),
+    # chains: the candidate against the champion on the same recorded requests (shadow_comparison) or live ones
+    # (shadow_report); diffs are candidate minus champion, latency the median of per-request differences
+    _shadow("shadow_intent_agreement", UNIT, "min"),
+    _shadow("shadow_entity_agreement", UNIT, "min"),
+    _shadow("shadow_reply_similarity", UNIT, "min"),
+    _shadow("shadow_abstain_rate_diff", RATE_DIFF, "max"),
+    _shadow("shadow_escalation_rate_diff", RATE_DIFF, "max"),
+    _shadow("shadow_latency_diff_ms", LATENCY_DIFF, "max"),
 ]
 GATES: dict[str, GateSpec] = {g.name: g for g in _GATES}
 assert len(GATES) == len(_GATES), "a gate is declared twice"
@@ -90,15 +106,21 @@ def _range_text(low: float | None, high: float | None) -> str:
     return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
 
 
-def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where: str) -> None:
+def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where: str, spec_of: Any = None) -> None:
     """Names, required bounds and their ranges, from this table, when a manifest loads: a typo in a gate name must
-    fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`)."""
+    fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`).
+    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``)."""
     known = gates_for(kind)
     for gate, t in gates.items():
         at = f"{where}: gates.{member}.{gate}"
         spec = known.get(gate)
         if spec is None:
             raise ManifestError(f"{at}: unknown gate for a {kind} (known: {', '.join(sorted(known))})")
+        if spec.requires and spec_of is not None and getattr(spec_of, spec.requires, None) is None:
+            raise ManifestError(
+                f"{at}: needs `members.{member}.{spec.requires}` (a file of recorded requests to replay through the "
+                "candidate and the champion), which the member does not set"
+            )
         if spec.needs != "any" and getattr(t, spec.needs) is None:
             raise ManifestError(f"{at}: needs `{spec.needs}`")
         if spec.fixed_max is not None and t.max is not None and t.max != spec.fixed_max:

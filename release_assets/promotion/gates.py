@@ -69,7 +69,10 @@ def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]
     if family(kind) == "model":
         data = manifest.members[member].data
         return {"model": keys.model(name, member), "report": keys.report(name, member), "split": keys.split(name, data)}
-    return {"evaluation": keys.chain_evaluation(name, member)}
+    roles = {"evaluation": keys.chain_evaluation(name, member)}
+    if keys.traffic_chain(manifest) == member:
+        roles["shadow"] = keys.shadow_comparison(name)  # recorded traffic, candidate against champion
+    return roles
 
 
 def consistency_verdicts(refs_by_key: dict[str, ArtifactRef]) -> list[Verdict]:

@@ -340,3 +340,35 @@ def record_published(
         **extra,
     )
     return store.append_event(release, e)
+
+
+def record_shadow_report(
+    store: ReleaseStore,
+    release: str,
+    version: str,
+    passed: bool,
+    pairs: int,
+    metrics: dict[str, Any],
+    verdicts: list[dict[str, Any]],
+    actor: str = "dagster",
+) -> dict[str, Any]:
+    """A live shadow report of ``version`` against the champion (the ``shadow_report`` asset): evidence a canary
+    start can require. ``reason`` names the gates that did not pass, so a refused canary can say why."""
+    _check_names(release, version)
+    not_passed = [
+        f"{v.get('gate')}: {v.get('status')} ({v.get('reason')})" for v in verdicts if v.get("status") != "passed"
+    ]
+    reason = f"live shadow report over {pairs} pairs: " + ("passed" if passed else "; ".join(not_passed) or "failed")
+    e = event(
+        "shadow_reported",
+        release,
+        actor=actor,
+        reason=reason,
+        from_version=replay(store.events(release)).champion,
+        to_version=version,
+        passed=bool(passed),
+        pairs=int(pairs),
+        metrics=metrics,
+        verdicts=verdicts,
+    )
+    return store.append_event(release, e)

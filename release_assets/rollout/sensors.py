@@ -15,9 +15,11 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.evaluation.report import markdown_table
+from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest
 
 MONITOR_INTERVAL_S = 10
+ROLLOUT_MODULES = ["release_assets.rollout.analysis", "release_assets.rollout.canary", "release_assets.rollout.spec"]
 CHECK = "canary_budgets"
 
 
@@ -45,6 +47,8 @@ def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChec
         ),
         owners=manifest.owners,
         kinds={"prometheus"},
+        # What judges the canary: a change shows in the UI as a new code version of the rollout asset.
+        code_version=CodeInputs(ROLLOUT_MODULES).version(),
     )
 
     @dg.asset_check(

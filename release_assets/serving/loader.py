@@ -124,22 +124,31 @@ def _check_marker(manifest: dict[str, Any], release: str, version: str, marker: 
 class LoadedRelease:
     """One verified release version, ready to answer requests; safe to call from several threads."""
 
-    def __init__(self, release: str, version: str, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        release: str,
+        version: str,
+        root: Path,
+        manifest: dict[str, Any],
+        member_dirs: dict[str, Path] | None = None,
+    ) -> None:
+        """``member_dirs``: each member's folder, when not ``root / <member>`` (see :func:`release_from_dirs`)."""
         from release_assets.models.registry import MODEL_KINDS
 
         self.release, self.version, self.manifest = release, version, manifest
         members = manifest["members"]
+        dirs = member_dirs if member_dirs is not None else {name: root / name for name in members}
         chains = [name for name, m in members.items() if m["kind"] == "prompt_chain"]
         models = {name: m["kind"] for name, m in members.items() if m["kind"] in MODEL_KINDS}
-        self._predictors = {name: MODEL_KINDS[kind].load(root / name) for name, kind in models.items()}
+        self._predictors = {name: MODEL_KINDS[kind].load(dirs[name]) for name, kind in models.items()}
         if chains:
             self.kind = CHAIN
             self._chain_member = chains[0]
-            self._runner = self._chain_runner(root / chains[0], members[chains[0]].get("chain_file", "chain.yaml"))
+            self._runner = self._chain_runner(dirs[chains[0]], members[chains[0]].get("chain_file", "chain.yaml"))
         elif len(self._predictors) == 1:
             self.kind = CLASSIFIER
             [(self._model_name, self._model)] = self._predictors.items()
-            self._n_features = _feature_count(root, members)
+            self._n_features = _feature_count(dirs, members)
         else:
             raise BundleError(f"{release} {version}: no chain and not exactly one model: nothing to serve")
 
@@ -226,14 +235,31 @@ def _latencies(result, total_ms: float) -> dict[str, float]:
     return {**steps, "total": round(total_ms, 3)}
 
 
-def _feature_count(root: Path, members: dict[str, Any]) -> int:
+def _feature_count(dirs: dict[str, Path], members: dict[str, Any]) -> int:
     for name, member in members.items():
         if member["kind"] == "tabular_classifier":
             from release_assets.models.tabular import MODEL_FILE
 
-            model = json.loads((root / name / MODEL_FILE).read_text())
+            model = json.loads((dirs[name] / MODEL_FILE).read_text())
             return len(model["mean"])
     raise BundleError("no tabular model to read the feature count from")
+
+
+def release_from_dirs(
+    release: str, version: str, members: dict[str, tuple[str, Path]], chain_file: str = "chain.yaml"
+) -> LoadedRelease:
+    """A release that is not published yet, from its members' build folders (name -> (kind, folder)): answered by
+    the very code (and response fields) serving uses, e.g. the candidate side of the shadow replay. Nothing is
+    verified here: the folders are the build cache's own artifacts, not a downloaded bundle."""
+    manifest = {
+        "release": release,
+        "version": version,
+        "members": {
+            name: {"kind": kind, **({"chain_file": chain_file} if kind == "prompt_chain" else {})}
+            for name, (kind, _) in members.items()
+        },
+    }
+    return LoadedRelease(release, version, Path(), manifest, {name: path for name, (_, path) in members.items()})
 
 
 def load_release(
@@ -251,4 +277,4 @@ def load_release(
     return LoadedRelease(release, version, root, manifest)
 
 
-__all__ = ["LoadedRelease", "RequestError", "StepFailed", "load_release", "resolve_version"]
+__all__ = ["LoadedRelease", "RequestError", "StepFailed", "load_release", "release_from_dirs", "resolve_version"]

@@ -48,6 +48,7 @@ def build_server(
     token: str | None = None,
     max_body: int = 64 * 1024,
     shadow_queue: int = 256,
+    shadow_log_dir: Path | None = None,
     breaker_policies: dict[str, BreakerPolicy] | None = None,
     champion_poll_s: float | None = 2.0,
 ) -> Server:
@@ -59,6 +60,7 @@ def build_server(
     from release_assets.serving.loader import load_release
     from release_assets.serving.metrics import ServingMetrics
     from release_assets.serving.shadow import ShadowPool
+    from release_assets.serving.shadow_log import ShadowLog
     from release_assets.serving.traces import Tracing
 
     loaded: dict[str, Any] = {}
@@ -92,9 +94,14 @@ def build_server(
     metrics = ServingMetrics(weights=weights)
     tracing = Tracing(jsonl_path=trace_path)
 
+    # ``shadow_log_dir``: live pairs kept for the shadow_report asset, the user's message redacted as in traces.
+    shadow_log = ShadowLog(shadow_log_dir, redact=tracing.redactor.text) if shadow_log_dir is not None else None
+
     def on_pair(pair: dict) -> None:
         metrics.observe_pair(pair)
         tracing.shadow_span(pair)
+        if shadow_log is not None:
+            shadow_log.append(pair)
 
     shadow = ShadowPool(
         lambda release, version, request: load_version(release, version).predict(request, variant="shadow"),
@@ -121,7 +128,8 @@ def build_server(
         loader=load_version,
         breakers=Breakers(breaker_policies) if breaker_policies else None,
     )
-    closers = [shadow.close, *([router.close] if router else []), tracing.shutdown]
+    closers = [shadow.close, *([shadow_log.close] if shadow_log else []), *([router.close] if router else [])]
+    closers.append(tracing.shutdown)
     if champion_poll_s:
         from release_assets.rollout.ledger import replay
         from release_assets.serving.champion_watch import ChampionWatch

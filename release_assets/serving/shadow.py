@@ -31,11 +31,25 @@ def _latency_ms(response: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+SIDE_FIELDS = ("intent", "abstained", "escalate", "reply")
+SIDE_REPLY_CHARS = 240  # enough to read why two replies differ; a pair record stays one short line
+
+
+def side(response: dict[str, Any]) -> dict[str, Any]:
+    """What a chain answer decided, kept in the pair so rates (abstain, escalation) and examples can be computed
+    from pair records alone, offline and live alike."""
+    out = {field: response.get(field) for field in SIDE_FIELDS}
+    if isinstance(out["reply"], str) and len(out["reply"]) > SIDE_REPLY_CHARS:
+        out["reply"] = out["reply"][: SIDE_REPLY_CHARS - 3] + "..."
+    return out
+
+
 def compare(primary: dict[str, Any], shadow: dict[str, Any]) -> dict[str, Any]:
     """How the shadow's answer agrees with the primary's, on the fields the primary's release kind has.
 
     ``agreement`` holds ``label`` (classifier) and ``intent``/``entities`` (chain); ``reply_similarity`` is the
     token F1 of the replies (chain); ``latency_diff_ms`` is shadow minus primary, when both report a latency.
+    Chains also get ``primary`` and ``shadow``: each side's intent, abstained, escalate and (shortened) reply.
     """
     agreement = {
         field: shadow.get(field) == primary[field] for field in ("intent", "entities", "label") if field in primary
@@ -43,6 +57,7 @@ def compare(primary: dict[str, Any], shadow: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"agreement": agreement}
     if "reply" in primary:
         out["reply_similarity"] = round(token_f1(str(shadow.get("reply") or ""), str(primary["reply"] or "")), 6)
+        out["primary"], out["shadow"] = side(primary), side(shadow)
     got, want = _latency_ms(shadow), _latency_ms(primary)
     if got is not None and want is not None:
         out["latency_diff_ms"] = round(got - want, 3)
@@ -164,6 +179,9 @@ class ShadowPool:
             "primary_version": primary.get("version"),
             "shadow_version": version,
         }
+        message = request.get("message") if isinstance(request, dict) else None
+        if isinstance(message, str):  # what the disagreeing pairs' table shows; shortened like the replies
+            pair["message"] = message if len(message) <= SIDE_REPLY_CHARS else message[: SIDE_REPLY_CHARS - 3] + "..."
         start = time.perf_counter()
         try:
             shadow = self._predict(release, version, request)
@@ -174,7 +192,8 @@ class ShadowPool:
                 self._counts["completed"] += 1
                 self._counts["failed"] += 1
             log.debug("shadow %s %s failed", release, version, exc_info=True)
-            return {**pair, "agreement": {}, "shadow_error": f"{type(exc).__name__}: {exc}"}
+            sides = {"primary": side(primary)} if "reply" in primary else {}
+            return {**pair, **sides, "agreement": {}, "shadow_error": f"{type(exc).__name__}: {exc}"}
         elapsed_ms = (time.perf_counter() - start) * 1000
         # Chains report their own latency on both sides; otherwise the shadow gets the time measured around
         # predict_version (parsing included) and the primary the time the caller gives.

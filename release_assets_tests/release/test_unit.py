@@ -65,7 +65,7 @@ def test_publishes_records_and_mirrors_then_is_idempotent(tmp_path):
     assert unit.published and verify_bundle(unit.bundle)["version"] == unit.version
     assert [v.status for v in unit.verdicts] == ["passed"]
     assert [e["action"] for e in releases.events("tiny")] == ["published"]
-    assert registry.aliases["tiny"] == {"candidate": unit.version, "champion": None}
+    assert registry.aliases["tiny"] == {"candidate": unit.version, "champion": None, "canary": None}
     again = release(manifest, refs, by_key, **{**args, "run_id": "r2"})
     assert (again.version, again.published, again.mlflow_run_id) == (unit.version, False, unit.mlflow_run_id)
     assert len(releases.events("tiny")) == 1  # nothing recorded twice

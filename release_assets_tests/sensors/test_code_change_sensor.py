@@ -41,7 +41,13 @@ def test_prompt_edit_requests_exactly_the_chain_and_downstream_once(defs, projec
     template.write_text(template.read_text().replace("Thanks for getting in touch", "Thank you for writing"))
     request, cursor2 = tick(defs, cursor)
     assert isinstance(request, dg.RunRequest)
-    assert keys_of(request) == {"helpdesk/chain", "helpdesk/chain_evaluation", "helpdesk/release_unit"}
+    # The release stages only: helpdesk/rollout is downstream of the release unit but is the canary monitor's.
+    assert keys_of(request) == {
+        "helpdesk/chain",
+        "helpdesk/chain_evaluation",
+        "helpdesk/shadow_comparison",
+        "helpdesk/release_unit",
+    }
     assert "refund.j2" in request.tags["release_assets/trigger"]
     again, _ = tick(defs, cursor2)  # the same change on the next tick: no second run
     assert isinstance(again, dg.SkipReason)

@@ -25,9 +25,12 @@ CLASSIFIER = {"release": "iris", "version": "1111111111111111", "label": "setosa
 
 def test_compare_chain_agreeing():
     shadow = {**CHAIN, "version": "2222222222222222", "latency_ms": {"total": 14.5}}
+    side = {"intent": "refund", "abstained": None, "escalate": None, "reply": CHAIN["reply"]}
     assert compare(CHAIN, shadow) == {
         "agreement": {"intent": True, "entities": True},
         "reply_similarity": 1.0,
+        "primary": side,
+        "shadow": side,
         "latency_diff_ms": 4.5,
     }
 
@@ -52,7 +55,9 @@ def test_compare_classifier_has_only_its_fields():
 
 
 def test_compare_shadow_missing_fields_disagrees():
-    assert compare(CHAIN, {}) == {"agreement": {"intent": False, "entities": False}, "reply_similarity": 0.0}
+    got = compare(CHAIN, {})
+    assert got["agreement"] == {"intent": False, "entities": False} and got["reply_similarity"] == 0.0
+    assert got["shadow"] == {"intent": None, "abstained": None, "escalate": None, "reply": None}
 
 
 def collect():
@@ -131,6 +136,8 @@ def test_a_failing_shadow_is_recorded_in_the_pair():
         "request_id": "r1",
         "primary_version": "1111111111111111",
         "shadow_version": "2222222222222222",
+        "message": "hi",
+        "primary": {"intent": "refund", "abstained": None, "escalate": None, "reply": CHAIN["reply"]},
         "agreement": {},
         "shadow_error": "RuntimeError: model file missing",
     }

@@ -1,0 +1,107 @@
+"""Live shadow pairs on disk: what ``serve`` compared, for the ``shadow_report`` asset to judge later.
+
+Append-only JSONL, one file per shadowed version: ``<root>/<release>/<shadow version>.jsonl``, one pair per line,
+flushed as written so a reader (or a crash) sees whole lines, except at worst a torn last one, which
+:func:`read_pairs` skips. A file stops growing at ``max_bytes``: shadowing is sampled evidence, not an archive,
+and a forgotten shadow flag must not fill the disk; what was not written is counted (``stats``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+MAX_BYTES = 50 * 1024 * 1024
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_VERSION = re.compile(r"^[0-9a-f]{16}$")
+REDACTED_FIELDS = ("message",)  # free text a user typed; replies are the chain's own words
+
+
+def pairs_path(root: Path, release: str, version: str) -> Path:
+    """Names reach the file system: only a release name and a version digest make a path."""
+    if not isinstance(release, str) or not _NAME.match(release):
+        raise ValueError(f"release: {release!r} is not a release name")
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise ValueError(f"shadow_version: {version!r} is not a release version (16 lower-case hex digits)")
+    return Path(root) / release / f"{version}.jsonl"
+
+
+class ShadowLog:
+    """Thread-safe appender of pair records; ``redact`` (e.g. the traces' redactor) cleans free-text fields."""
+
+    def __init__(self, root: Path, max_bytes: int = MAX_BYTES, redact: Callable[[str], str] | None = None) -> None:
+        self.root, self.max_bytes, self._redact = Path(root), max_bytes, redact
+        self._lock = threading.Lock()
+        self._files: dict[Path, IO[str]] = {}
+        self._counts: Counter[str] = Counter()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """written (lines), full (pairs not written: the file reached max_bytes), invalid (no release/version)."""
+        with self._lock:
+            return {k: self._counts[k] for k in ("written", "full", "invalid")}
+
+    def append(self, pair: dict[str, Any]) -> bool:
+        """Write one pair as one line; False when it was not written (file full, or a pair naming no version)."""
+        try:
+            path = pairs_path(self.root, pair.get("release"), pair.get("shadow_version"))
+        except ValueError:
+            with self._lock:
+                self._counts["invalid"] += 1
+            return False
+        if self._redact is not None:
+            pair = {k: self._redact(v) if k in REDACTED_FIELDS and isinstance(v, str) else v for k, v in pair.items()}
+        line = json.dumps(pair, sort_keys=True, default=str) + "\n"
+        with self._lock:
+            fh = self._files.get(path)
+            if fh is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh = self._files[path] = path.open("a", encoding="utf-8")
+            if fh.tell() + len(line.encode()) > self.max_bytes:
+                self._counts["full"] += 1
+                if self._counts["full"] == 1:
+                    log.warning(
+                        "%s reached %d bytes: further shadow pairs are counted, not written", path, self.max_bytes
+                    )
+                return False
+            fh.write(line)
+            fh.flush()
+            self._counts["written"] += 1
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            for fh in self._files.values():
+                fh.close()
+            self._files.clear()
+
+
+def read_pairs(root: Path, release: str, version: str) -> list[dict[str, Any]]:
+    """Every whole pair of ``release``'s shadow ``version``; none when nothing was logged. A torn last line (a
+    crash mid-write) is skipped; a broken line elsewhere is an error naming the file and line."""
+    path = pairs_path(root, release, version)
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    pairs = []
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            pair = json.loads(raw)
+            if not isinstance(pair, dict):
+                raise ValueError(f"expected a JSON object, got {type(pair).__name__}")
+        except ValueError as exc:
+            if n == len(lines):  # no newline after it: the writer stopped mid-line
+                log.warning("%s:%d: torn last line skipped", path, n)
+                continue
+            raise ValueError(f"{path}:{n}: not a shadow pair ({exc})") from None
+        pairs.append(pair)
+    return pairs
