@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import SimpleNamespace
 
 import pytest
 
@@ -151,16 +150,14 @@ def test_concurrent_records_lose_no_outcome():
 
 
 def test_serve_reads_policies_from_the_manifest_rollout_section():
-    section = SimpleNamespace(failure_rate=0.5, window=20, min_requests=10)
-    manifests = [
-        SimpleNamespace(name="helpdesk", rollout=SimpleNamespace(circuit_breaker=section)),
-        SimpleNamespace(name="iris", rollout=None),
-        SimpleNamespace(name="digits"),  # before the manifest schema has a rollout section
-    ]
-    assert _breaker_policies(manifests) == {"helpdesk": BreakerPolicy(0.5, 20, 10)}
-    bad = SimpleNamespace(
-        name="helpdesk",
-        rollout=SimpleNamespace(circuit_breaker=SimpleNamespace(**{**vars(section), "min_requests": 30})),
+    from release_assets.manifest import load_manifests
+    from release_assets_tests.conftest import REPO
+
+    manifests = {m.name: m for m in load_manifests(REPO / "releases")}
+    policies = _breaker_policies(list(manifests.values()))
+    assert policies["helpdesk"] == BreakerPolicy(0.5, 20, 10, 30.0)
+    assert "kbqa" not in policies  # no rollout section: no breaker
+    without = manifests["iris"].model_copy(
+        update={"rollout": manifests["iris"].rollout.model_copy(update={"circuit_breaker": None})}
     )
-    with pytest.raises(ValueError, match=r"helpdesk: rollout\.circuit_breaker\.min_requests"):
-        _breaker_policies([bad])
+    assert _breaker_policies([without]) == {}
