@@ -8,7 +8,6 @@ its champion; one request is refused before routing. v2's circuit breaker gauge 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from release_assets.serving.app import create_app
 from release_assets.serving.metrics import ServingMetrics
 from release_assets.serving.shadow import ShadowPool
 from release_assets_tests.serving.fakes import EXPLODE, FakeRelease
+from release_assets_tests.serving.live import serving  # noqa: F401  (re-exported for the deploy tests)
 
 CHAIN_TRAFFIC = [
     ("u1", "I want a refund"),
@@ -89,26 +89,3 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """``app`` under a real uvicorn on 127.0.0.1 (an OS-picked port), in a thread; stopped on exit, waits bounded."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start within 10 s"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop within 10 s"

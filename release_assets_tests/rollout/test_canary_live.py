@@ -27,9 +27,9 @@ from release_assets.serving.flags import FlagRouter
 from release_assets.serving.loader import StepFailed
 from release_assets.serving.metrics import ServingMetrics
 from release_assets_tests.bundles import publish_unit
-from release_assets_tests.deploy.fake_serve import serving
 from release_assets_tests.rollout.test_canary import Registry, _mirrors_agree
 from release_assets_tests.serving.fakes import FakeRelease
+from release_assets_tests.serving.live import serving
 
 BAKE_S = 0.3
 SPEC = RolloutSpec.model_validate(
