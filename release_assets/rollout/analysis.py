@@ -65,6 +65,11 @@ def intent_distance(canary: dict[str, float], champion: dict[str, float]) -> flo
     return 0.5 * sum(abs(canary.get(k, 0.0) / a - champion.get(k, 0.0) / b) for k in canary.keys() | champion.keys())
 
 
+# The 99th percentile of fewer answers is their slowest one or two: a single stall (a thread starting, a collection
+# pause, a first load) would decide the verdict. Below this many on either side, p99 is shown but not judged.
+MIN_LATENCY_SAMPLES = 100
+
+
 def kpi_values(c: VersionCounters) -> dict[str, float | None]:
     return {
         "error_rate": _rate(c.errors, c.requests),
@@ -97,10 +102,15 @@ def over_budget(canary: float, champion: float, b: Budget) -> bool:
 def judge(canary: VersionCounters, champion: VersionCounters, spec: RolloutSpec) -> list[Kpi]:
     ours, theirs = kpi_values(canary), kpi_values(champion)
     ours["intent_distance"], theirs["intent_distance"] = intent_distance(canary.intents, champion.intents), 0.0
+    samples = min(max(x.latency_buckets.values(), default=0.0) for x in (canary, champion))
     out = []
     for name in KPIS:
         budget: Budget | None = getattr(spec.budgets, name)
         c, h = ours[name], theirs[name]
+        if name == "p99_ms" and budget is not None and samples < MIN_LATENCY_SAMPLES:
+            text = f"{budget_text(budget)} (judged from {MIN_LATENCY_SAMPLES} answers a side; {samples:g} here)"
+            out.append(Kpi(name, c, h, text, None))
+            continue
         if budget is None or c is None or h is None:
             out.append(Kpi(name, c, h, budget_text(budget) if budget else "no budget", None))
             continue

@@ -8,7 +8,6 @@ from the ledger whenever they differ. Plain Python: the Dagster job, the sensor 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,8 +16,9 @@ from typing import Any
 
 from release_assets.release.store import ReleaseStore
 from release_assets.rollout.analysis import Analysis, analyse
-from release_assets.rollout.ledger import CanaryState, PromotionError, check_servable, event, replay
-from release_assets.rollout.metrics_source import MetricsUnavailable, Snapshot, VersionCounters, window
+from release_assets.rollout.canary_state import CanaryState, snapshot_from_dict, snapshot_to_dict
+from release_assets.rollout.ledger import PromotionError, check_servable, event, replay
+from release_assets.rollout.metrics_source import MetricsUnavailable, Snapshot, window
 from release_assets.rollout.spec import RolloutSpec
 
 MONITOR = "canary_monitor"  # the actor of every event the monitor writes on its own
@@ -45,42 +45,6 @@ class Tick:
     analysis: Analysis | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
-
-
-# -- counters in the ledger ---------------------------------------------------------------------------------------
-
-
-def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
-    def counters(c: VersionCounters) -> dict[str, Any]:
-        out = asdict(c)
-        out["latency_buckets"] = {("+Inf" if math.isinf(le) else repr(le)): n for le, n in c.latency_buckets.items()}
-        return out
-
-    return {"versions": {v: counters(c) for v, c in snapshot.versions.items()}, "sources": list(snapshot.sources)}
-
-
-def snapshot_from_dict(data: dict[str, Any] | None) -> Snapshot | None:
-    if not data:
-        return None
-
-    def counters(c: dict[str, Any]) -> VersionCounters:
-        buckets = {math.inf if le == "+Inf" else float(le): n for le, n in c["latency_buckets"].items()}
-        return VersionCounters(**{**c, "latency_buckets": buckets})
-
-    return Snapshot(versions={v: counters(c) for v, c in data["versions"].items()}, sources=data.get("sources", []))
-
-
-def no_traffic() -> VersionCounters:
-    return VersionCounters(
-        requests=0.0,
-        errors=0.0,
-        schema_failures=0.0,
-        escalations=0.0,
-        abstentions=0.0,
-        intents={},
-        latency_buckets={},
-        circuit_open=False,
-    )
 
 
 # -- the mirrors ---------------------------------------------------------------------------------------------------
@@ -249,8 +213,8 @@ def analyse_step(
     current = window(snapshot_from_dict(c.baseline), snapshot)
     elapsed = ((now or datetime.now(UTC)) - datetime.fromisoformat(c.step_started)).total_seconds()
     return analyse(
-        current.versions.get(c.version) or no_traffic(),
-        current.versions.get(state.champion) or no_traffic(),
+        current.counters(c.version),
+        current.counters(state.champion),
         spec,
         c.step,
         elapsed,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name, check_version
+from release_assets.rollout.canary_state import CanaryState, next_canary
 
 Action = Literal[
     "published",
@@ -73,24 +74,6 @@ def event(
 
 
 @dataclass(frozen=True)
-class CanaryState:
-    """A canary in progress, as the ledger last left it: a restarted monitor resumes from exactly this."""
-
-    version: str
-    champion: str | None  # the champion it is judged against; another promotion or rollback ends the canary
-    steps: list[int]
-    step: int  # index into steps
-    step_started: str  # ISO time the current step began: its bake time counts from here
-    baseline: dict[str, Any] | None  # metric counters when the step began (rollout.canary.snapshot_to_dict)
-    breaches: int  # failed analyses in a row at this step
-    approval: dict[str, Any]  # who started it and why: carried into the promotion at 100%
-
-    @property
-    def percent(self) -> int:
-        return self.steps[self.step]
-
-
-@dataclass(frozen=True)
 class LedgerState:
     champions: list[str]  # champion history as a stack: the last is the champion, the one before is rollback's target
     candidate: str | None
@@ -107,44 +90,12 @@ class LedgerState:
         return self.champions[-2] if len(self.champions) > 1 else None
 
 
-def _canary(canary: CanaryState | None, e: dict[str, Any]) -> CanaryState | None:
-    """The canary after event ``e``; events about another version than the running canary change nothing."""
-    action = e["action"]
-    if action == "canary_started":
-        return CanaryState(
-            version=e["to_version"],
-            champion=e.get("from_version"),
-            steps=list(e["rollout"]["steps"]),
-            step=0,
-            step_started=e["time"],
-            baseline=e.get("baseline"),
-            breaches=0,
-            approval={
-                "by": e["actor"],
-                "reason": e["reason"],
-                "time": e["time"],
-                "override_weakened_gates": bool(e.get("override")),
-            },
-        )
-    if canary is None or canary.version not in (e.get("to_version"), e.get("from_version")):
-        return canary
-    if action == "canary_advanced":
-        return replace(canary, step=e["step"], step_started=e["time"], baseline=e.get("baseline"), breaches=0)
-    if action == "canary_breach":
-        return replace(canary, breaches=canary.breaches + 1)
-    if action == "canary_aborted" or (action == "rolled_back" and e.get("scope") == "canary"):
-        return None
-    if action == "promoted" and e["to_version"] == canary.version:
-        return None
-    return canary
-
-
 def replay(events: list[dict[str, Any]]) -> LedgerState:
     champions: list[str] = []
     candidate, approved, published = None, set(), set()
     canary: CanaryState | None = None
     for e in events:
-        canary = _canary(canary, e)
+        canary = next_canary(canary, e)
         if e.get("scope") == "canary":
             continue  # a canary rolled back never moved the champion
         if e["action"] == "published":

@@ -49,9 +49,13 @@ class VersionCounters:
 
 @dataclass(frozen=True)
 class Snapshot:
-    versions: dict[str, VersionCounters]  # by version label, for one release
+    versions: dict[str, VersionCounters]  # by version label, for one release, summed over servers
     # For the record only: two sources that read the same numbers compare equal whatever they read them from.
     sources: list[str] = field(default_factory=list, compare=False)
+    # Per server (host:port, Prometheus' `instance`): when its counters started, and its own counters, so a window
+    # subtracts each server's counts from its own and a restarted server counts from its restart only.
+    started: dict[str, float] = field(default_factory=dict, compare=False)
+    by_server: dict[str, dict[str, VersionCounters]] = field(default_factory=dict, compare=False)
 
     def counters(self, version: str) -> VersionCounters:
         """The version's counters; all zero when nothing was read for it (no traffic yet, or not exported)."""
@@ -60,14 +64,18 @@ class Snapshot:
 
 
 class _Rows:
-    """Accumulates (kind, version, labels, value) rows from either source into VersionCounters."""
+    """Accumulates (kind, server, version, labels, value) rows from either source into VersionCounters."""
 
     def __init__(self) -> None:
-        self._versions: dict[str, dict] = {}
+        self._servers: dict[str, dict[str, dict]] = {}
+        self._started: dict[str, float] = {}
 
-    def add(self, kind: str, version: str, labels: Mapping[str, str], value: float) -> None:
+    def add(self, kind: str, server: str, version: str, labels: Mapping[str, str], value: float) -> None:
+        if kind == "started":
+            self._started[server] = value
+            return
         zero = dict.fromkeys(_SCALARS, 0.0) | {"intents": {}, "latency_buckets": {}, "circuit_open": False}
-        c = self._versions.setdefault(version, zero)
+        c = self._servers.setdefault(server, {}).setdefault(version, zero)
         if kind == "requests":
             status = labels.get("status_class")
             if status in ("2xx", "5xx"):  # a 4xx (bad input) never reached the model
@@ -86,7 +94,34 @@ class _Rows:
             c["circuit_open"] = c["circuit_open"] or value > 0
 
     def snapshot(self, sources: list[str]) -> Snapshot:
-        return Snapshot({v: VersionCounters(**c) for v, c in sorted(self._versions.items())}, sources)
+        by_server = {
+            server: {v: VersionCounters(**c) for v, c in sorted(versions.items())}
+            for server, versions in sorted(self._servers.items())
+        }
+        return Snapshot(_summed(by_server.values()), sources, dict(sorted(self._started.items())), by_server)
+
+
+def _summed(parts: Iterable[dict[str, VersionCounters]]) -> dict[str, VersionCounters]:
+    total: dict[str, VersionCounters] = {}
+    for part in parts:
+        for version, c in part.items():
+            t = total.get(version)
+            total[version] = c if t is None else _plus(t, c)
+    return dict(sorted(total.items()))
+
+
+def _plus(a: VersionCounters, b: VersionCounters) -> VersionCounters:
+    def merged(x: dict, y: dict) -> dict:
+        return {k: x.get(k, 0.0) + y.get(k, 0.0) for k in x.keys() | y.keys()}
+
+    return replace(
+        a,
+        **{k: getattr(a, k) + getattr(b, k) for k in _SCALARS},
+        intents=merged(a.intents, b.intents),
+        latency_buckets=merged(a.latency_buckets, b.latency_buckets),
+        circuit_open=a.circuit_open or b.circuit_open,
+        reset=a.reset or b.reset,
+    )
 
 
 # Row kind -> (series, how PrometheusSource combines servers, grouping label besides version).
@@ -98,6 +133,7 @@ _SERIES = {
     "intents": (f"{PREFIX}_intents_total", "sum", "intent"),
     "latency": (f"{PREFIX}_request_duration_seconds_bucket", "sum", "le"),
     "circuit_open": (f"{PREFIX}_circuit_open", "max", None),
+    "started": (f"{PREFIX}_started_seconds", "max", None),
 }
 _KINDS = {series: kind for kind, (series, _, _) in _SERIES.items()}
 _KIND_LABEL = "release_assets_kind"  # tags each sub-query's rows in the combined query
@@ -128,6 +164,7 @@ class MetricsEndpointSource:
 
         rows = _Rows()
         for url in self.urls:
+            server = urllib.parse.urlsplit(url).netloc  # host:port, what Prometheus calls the instance
             text = _fetch(url, self.timeout).decode("utf-8", "replace")
             try:
                 families = list(text_string_to_metric_families(text))
@@ -136,9 +173,11 @@ class MetricsEndpointSource:
             for family in families:
                 for sample in family.samples:
                     kind, labels = _KINDS.get(sample.name), sample.labels
+                    if kind == "started":
+                        rows.add(kind, server, "", labels, sample.value)
                     if kind is None or labels.get("release") != release or labels.get("variant") == REFUSED:
                         continue
-                    rows.add(kind, labels.get("version", ""), labels, sample.value)
+                    rows.add(kind, server, labels.get("version", ""), labels, sample.value)
         return rows.snapshot(self.urls)
 
     def __repr__(self) -> str:
@@ -155,7 +194,11 @@ def snapshot_query(release: str) -> str:
     selector = f"{{release={_quote(release)},variant!={_quote(REFUSED)}}}"
     parts = []
     for kind, (series, aggregation, extra) in _SERIES.items():
-        inner = f"{aggregation} by ({', '.join(['version', *([extra] if extra else [])])}) ({series}{selector})"
+        if kind == "started":  # one per server, no release label
+            parts.append(f'label_replace(max by (instance) ({series}), "{_KIND_LABEL}", "{kind}", "", "")')
+            continue
+        by = ", ".join(["instance", "version", *([extra] if extra else [])])
+        inner = f"{aggregation} by ({by}) ({series}{selector})"
         parts.append(f'label_replace({inner}, "{_KIND_LABEL}", "{kind}", "", "")')
     return " or ".join(parts)
 
@@ -189,7 +232,8 @@ class PrometheusSource:
         rows = _Rows()
         for item in self.query(snapshot_query(release)):  # empty: no data yet, i.e. zero counts
             labels = item["metric"]
-            rows.add(labels[_KIND_LABEL], labels.get("version", ""), labels, float(item["value"][1]))
+            server = labels.get("instance", "")
+            rows.add(labels[_KIND_LABEL], server, labels.get("version", ""), labels, float(item["value"][1]))
         return rows.snapshot([f"{self.base_url}/api/v1/query"])
 
     def __repr__(self) -> str:
@@ -224,12 +268,29 @@ def _went_down(after: VersionCounters, before: VersionCounters) -> bool:
 def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
     """The counts between two snapshots, per version of ``after`` (a version gone from ``after`` is dropped).
 
-    A version new since ``before`` (or no ``before``) counts from its start. A counter that went down means a
-    server restarted: that version's window is then ``after`` alone, marked ``reset=True``. With several servers
-    summed, that also counts the servers that did not restart from their start: an overcount the caller can see.
+    Server by server when both snapshots say when each server's counters started: a server that restarted since
+    ``before`` (another start time) or is new counts from its start alone, marked ``reset=True``; the others are
+    ``after - before``. Otherwise (no start times) over the sums: a version new since ``before`` counts from its
+    start, and a counter that went down means a restart, so that version's window is ``after`` alone. A restart
+    whose counts already passed the old ones is invisible that way; the start time is what catches it.
     ``circuit_open`` is a state, not a count: it is ``after``'s."""
     if before is None:
         return after
+    sources = [*before.sources, *after.sources]
+    if after.started and before.started:
+        parts = []
+        for server, counters in after.by_server.items():
+            same = server in before.started and before.started[server] == after.started.get(server)
+            then = Snapshot(before.by_server.get(server, {})) if same else None
+            now = Snapshot(counters)
+            parts.append(
+                _subtract(then, now).versions if same else {v: replace(c, reset=True) for v, c in counters.items()}
+            )
+        return Snapshot(_summed(parts), sources, after.started, after.by_server)
+    return Snapshot(_subtract(before, after).versions, sources, after.started, after.by_server)
+
+
+def _subtract(before: Snapshot, after: Snapshot) -> Snapshot:
     versions = {}
     for version, now in after.versions.items():
         then = before.versions.get(version)
@@ -245,7 +306,7 @@ def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
                 latency_buckets=_minus(now.latency_buckets, then.latency_buckets),
                 reset=False,
             )
-    return Snapshot(versions, [*before.sources, *after.sources])
+    return Snapshot(versions)
 
 
 def quantile_ms(buckets: Mapping[float, float], q: float) -> float | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -162,6 +163,9 @@ class ServingMetrics:
             LABELS,
             registry=r,
         )
+        # When this process's counters began: a reader tells a restarted server (counters from zero) by a new value.
+        self.started = Gauge(f"{PREFIX}_started_seconds", "Unix time these counters started from.", registry=r)
+        self.started.set(time.time())
         self.canary_weights = _CanaryWeights(weights)
         r.register(self.canary_weights)
         self.shadow_submitted = Counter(

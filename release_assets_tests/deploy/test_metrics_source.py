@@ -119,6 +119,31 @@ def test_window_after_a_restart_is_after_alone():
     assert not window(before, before).versions["a"].reset
 
 
+def test_window_is_taken_server_by_server_and_a_restart_is_told_by_its_start_time():
+    def snap(started: dict, parts: dict) -> Snapshot:
+        summed = {}
+        for part in parts.values():
+            for v, c in part.items():
+                summed[v] = counters(summed[v].requests + c.requests) if v in summed else c
+        return Snapshot(summed, started=started, by_server=parts)
+
+    before = snap({"s1": 1.0, "s2": 1.0}, {"s1": {"a": counters(100)}, "s2": {"a": counters(40)}})
+    # s2 restarted and has already served more than it had before: only its start time tells.
+    after = snap({"s1": 1.0, "s2": 9.0}, {"s1": {"a": counters(130)}, "s2": {"a": counters(55)}})
+    got = window(before, after).versions["a"]
+    assert got.requests == 30 + 55 and got.reset
+    quiet = window(before, snap({"s1": 1.0, "s2": 1.0}, {"s1": {"a": counters(130)}, "s2": {"a": counters(55)}}))
+    assert quiet.versions["a"].requests == 30 + 15 and not quiet.versions["a"].reset
+
+
+def test_snapshots_carry_each_servers_start_time(monkeypatch):
+    with fake_app() as (app, _, _):
+        text = TestClient(app).get("/metrics").content
+    monkeypatch.setattr(ms, "_fetch", lambda url, timeout: text)
+    snap = MetricsEndpointSource(["http://127.0.0.1:8000/metrics"]).snapshot("helpdesk")
+    assert list(snap.started) == ["127.0.0.1:8000"] and snap.started["127.0.0.1:8000"] > 1.7e9
+
+
 def test_quantile_ms_interpolates_like_histogram_quantile():
     buckets = {0.005: 50, 0.01: 90, 0.025: 99, 0.05: 100, INF: 100}
     assert quantile_ms(buckets, 0.5) == pytest.approx(5.0)  # rank 50: the top of the first bucket

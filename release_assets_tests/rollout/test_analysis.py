@@ -83,6 +83,13 @@ def test_latency_breaches_only_when_every_bound_is_exceeded():
     assert over_budget(60, 5, budget)
 
 
+def test_p99_is_not_judged_on_fewer_than_100_answers_a_side():
+    slow_few = analyse(counters(60, ms=60), counters(60), SPEC.model_copy(update={"min_requests": 50}), 0, 61)
+    [p99] = [k for k in slow_few.kpis if k.name == "p99_ms"]
+    assert p99.breached is None and p99.canary > 25 and "judged from 100 answers" in p99.budget
+    assert slow_few.decision == "advance"
+
+
 def test_an_open_circuit_breaker_is_a_breach_even_while_baking():
     assert analyse(counters(circuit=True), counters(), SPEC, 0, 1).decision == "breach"
 

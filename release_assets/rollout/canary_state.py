@@ -1,0 +1,94 @@
+"""A canary's state as the ledger records it: the step it is at, when that began, and the counters then.
+
+Replayed from the events alone (``canary_started``, ``canary_advanced``, ``canary_breach``, ``canary_aborted``,
+``rolled_back`` with ``scope: canary``, ``promoted``), so a restarted monitor resumes exactly where the last one
+left off; the counters are stored in the events in plain JSON (``snapshot_to_dict``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from release_assets.rollout.metrics_source import Snapshot, VersionCounters
+
+
+@dataclass(frozen=True)
+class CanaryState:
+    """A canary in progress, as the ledger last left it: a restarted monitor resumes from exactly this."""
+
+    version: str
+    champion: str | None  # the champion it is judged against; another promotion or rollback ends the canary
+    steps: list[int]
+    step: int  # index into steps
+    step_started: str  # ISO time the current step began: its bake time counts from here
+    baseline: dict[str, Any] | None  # metric counters when the step began (snapshot_to_dict)
+    breaches: int  # failed analyses in a row at this step
+    approval: dict[str, Any]  # who started it and why: carried into the promotion at 100%
+
+    @property
+    def percent(self) -> int:
+        return self.steps[self.step]
+
+
+def next_canary(canary: CanaryState | None, e: dict[str, Any]) -> CanaryState | None:
+    """The canary after event ``e``; events about another version than the running canary change nothing."""
+    action = e["action"]
+    if action == "canary_started":
+        return CanaryState(
+            version=e["to_version"],
+            champion=e.get("from_version"),
+            steps=list(e["rollout"]["steps"]),
+            step=0,
+            step_started=e["time"],
+            baseline=e.get("baseline"),
+            breaches=0,
+            approval={
+                "by": e["actor"],
+                "reason": e["reason"],
+                "time": e["time"],
+                "override_weakened_gates": bool(e.get("override")),
+            },
+        )
+    if canary is None or canary.version not in (e.get("to_version"), e.get("from_version")):
+        return canary
+    if action == "canary_advanced":
+        return replace(canary, step=e["step"], step_started=e["time"], baseline=e.get("baseline"), breaches=0)
+    if action == "canary_breach":
+        return replace(canary, breaches=canary.breaches + 1)
+    if action == "canary_aborted" or (action == "rolled_back" and e.get("scope") == "canary"):
+        return None
+    if action == "promoted" and e["to_version"] == canary.version:
+        return None
+    return canary
+
+
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    def counters(c: VersionCounters) -> dict[str, Any]:
+        out = asdict(c)
+        out["latency_buckets"] = {("+Inf" if math.isinf(le) else repr(le)): n for le, n in c.latency_buckets.items()}
+        return out
+
+    return {
+        "versions": {v: counters(c) for v, c in snapshot.versions.items()},
+        "sources": list(snapshot.sources),
+        "started": dict(snapshot.started),
+        "by_server": {s: {v: counters(c) for v, c in part.items()} for s, part in snapshot.by_server.items()},
+    }
+
+
+def snapshot_from_dict(data: dict[str, Any] | None) -> Snapshot | None:
+    if not data:
+        return None
+
+    def counters(c: dict[str, Any]) -> VersionCounters:
+        buckets = {math.inf if le == "+Inf" else float(le): n for le, n in c["latency_buckets"].items()}
+        return VersionCounters(**{**c, "latency_buckets": buckets})
+
+    return Snapshot(
+        versions={v: counters(c) for v, c in data["versions"].items()},
+        sources=data.get("sources", []),
+        started=data.get("started", {}),
+        by_server={s: {v: counters(c) for v, c in part.items()} for s, part in data.get("by_server", {}).items()},
+    )
