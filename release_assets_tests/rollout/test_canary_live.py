@@ -230,3 +230,69 @@ def test_the_canary_monitor_sensor_acts_and_records_the_analysis_on_the_rollout_
     assert (check.check_name, check.passed) == ("canary_budgets", False)
     assert "schema_failure_rate" in check.description
     assert replay(store.events("helpdesk")).canary is None
+
+
+@contextmanager
+def webhook_receiver():
+    """A JSON webhook on 127.0.0.1 that keeps what it is posted; stopped on exit."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_the_sensor_alerts_an_open_circuit_once_and_posts_the_rollback_to_the_webhook(published, monkeypatch):
+    from release_assets.manifest import load_manifest
+    from release_assets.rollout.sensors import build_canary_monitor
+    from release_assets_tests.conftest import REPO
+
+    store, (v1, v2, _) = published
+    registry = Registry()
+    spec = SPEC.model_copy(update={"bake_s": 3600})  # only the breaker can end this canary now
+    sensor = build_canary_monitor(
+        [load_manifest(REPO / "releases" / "helpdesk.yaml").model_copy(update={"rollout": spec})]
+    )
+
+    class RegistryResource:
+        def get(self):
+            return registry
+
+    resources = {"store": ArtifactStore(root=str(store.root)), "registry": RegistryResource()}
+    breaker = BreakerPolicy(failure_rate=0.5, window=10, min_requests=5, cooldown_s=600)
+    answers = {v1: FakeRelease(version=v1), v2: SchemaBreaking(version=v2)}
+    with webhook_receiver() as (hook, received), live_server(store, answers, breaker) as url:
+        monkeypatch.setenv("RELEASE_ASSETS_METRICS_URLS", f"{url}/metrics")
+        monkeypatch.setenv("RELEASE_ASSETS_GATE_WEBHOOK", hook)
+        monkeypatch.delenv("RELEASE_ASSETS_PROMETHEUS_URL", raising=False)
+        start(Rollout(store, "helpdesk", spec, store.root / "flags", lambda: registry), v2, "bob", "breaker")
+        time.sleep(0.1)
+        traffic(url, 60)
+        with dg.build_sensor_context(resources=resources) as context:
+            first = sensor.evaluate_tick(context)
+            again = sensor.evaluate_tick(context)  # same open circuit, no canary left: no second alert
+    events = [p["event"] for p in received]
+    assert events == ["circuit_open", "rolled_back"], received
+    assert received[0]["version"] == v2 and "circuit breaker open" in received[0]["text"]
+    assert received[1]["canary_version"] == v2 and "circuit breaker" in received[1]["text"]
+    assert first.asset_events[0].metadata["action"].value == "rolled_back"
+    assert again.asset_events[0].metadata["action"].value == "idle"
+    assert replay(store.events("helpdesk")).canary is None
