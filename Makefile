@@ -29,9 +29,10 @@ setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the pro
 release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults
 	$(BIN)/release-assets release
 
-test: setup ## Lint, format check, then the whole test suite
+test: setup ## Lint, format check, actionlint on the CI workflow, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint .github/workflows/release.yml
 	$(BIN)/pytest
 
 lint: setup ## ruff check only

@@ -107,6 +107,11 @@ def cmd_release(args: argparse.Namespace) -> int:
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
+    if args.summary == "markdown":
+        from release_assets.release_markdown import write_summary
+
+        store = resources_for(get_settings())["store"].releases()
+        write_summary(summaries, result.get_asset_check_evaluations(), store, args.summary_file)
     return 0 if all(s.published_ok for s in summaries) and not broken else 1
 
 
@@ -124,16 +129,25 @@ def _run_op(job: str, op: str, op_config: dict) -> bool:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    if not args.to and not (args.approved_by and args.reason):  # an environment says itself whether it needs them
+        print("FAILED: promote needs --approved-by and --reason (or --to ENV)", file=sys.stderr)
+        return 2
     config = {
         "release": args.release,
         "version": args.version,
-        "approved_by": args.approved_by,
-        "reason": args.reason,
+        "approved_by": args.approved_by or "",
+        "reason": args.reason or "",
         "override_weakened_gates": args.override_weakened_gates,
+        "environment": args.to,
     }
     if not _run_op("promote_release", "promote", config):
         return 1
     override = " OVER WEAKENED GATES" if args.override_weakened_gates else ""
+    if args.to:
+        from release_assets.cli_inspect import promoted_to
+
+        print(promoted_to(args.release, args.version, args.to) + override)
+        return 0
     print(f"{args.release}: {args.version} is now champion{override} (approved by {args.approved_by})")
     return 0
 
@@ -172,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RELEASE:PATH=VALUE",
         help="override a manifest field for this run, e.g. iris:members.classifier.params.C=0.0001",
     )
+    p.add_argument(
+        "--summary",
+        choices=["markdown"],
+        help="also write the gate table (candidate against champion) as GitHub markdown: to --summary-file, else "
+        "appended to $GITHUB_STEP_SUMMARY, else printed; with $GITHUB_OUTPUT set, <release>_version outputs too",
+    )
+    p.add_argument("--summary-file", metavar="PATH", help="where --summary writes the table")
     p.set_defaults(fn=cmd_release)
     p = sub.add_parser("verify", help="re-hash a release bundle against its manifest, or check ledgers")
     p.add_argument("path", nargs="?", help="bundle.tar.gz or its release folder (whose manifest.json must agree)")
@@ -187,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("promote", help="approve a published version and make it champion")
     p.add_argument("release")
     p.add_argument("version")
-    p.add_argument("--approved-by", required=True, help="who approves (recorded in the ledger)")
-    p.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    p.add_argument("--to", metavar="ENV", help="into this environment of environments.yaml, from the one before")
+    p.add_argument("--approved-by", help="who approves (recorded; required unless --to an env without approval)")
+    p.add_argument("--reason", help="why (recorded in the ledger; required with --approved-by)")
     p.add_argument(
         "--override-weakened-gates",
         action="store_true",
@@ -258,6 +280,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     from release_assets.chains.spec import ChainSpecError
     from release_assets.datasets.build import DataFileError
+    from release_assets.environments import EnvironmentsError
     from release_assets.evaluation.golden_inputs import GoldenSuiteError
     from release_assets.manifest import ManifestError
     from release_assets.release.bundle import BundleError
@@ -281,6 +304,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ChainSpecError,
         GoldenSuiteError,
         DataFileError,
+        EnvironmentsError,
     )
 
 

@@ -26,6 +26,25 @@ def release_store():
     return store.releases()
 
 
+def _environments():
+    from release_assets.environments import project_environments
+
+    return project_environments()
+
+
+def promoted_to(release: str, version: str, environment: str) -> str:
+    """What `promote --to` prints once the job succeeded: the environment's champion and the regions it is in."""
+    from release_assets.rollout.environment_promotion import champions
+
+    events = release_store().events(release)
+    moved = next(e for e in reversed(events) if e.get("environment") == environment and e["action"] == "promoted")
+    champion = champions(_environments(), events)[environment]
+    return (
+        f"{release}: {champion} is now champion of {environment} (regions: {', '.join(moved['regions'])}; "
+        f"by {moved['actor']})"
+    )
+
+
 def _note(e: dict) -> str:
     """What a history row must not hide: a promotion over weakened gates, a release built with them."""
     if e.get("override", {}).get("weakened_gates"):
@@ -37,14 +56,17 @@ def _note(e: dict) -> str:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from release_assets.evaluation.report import plain_table
+    from release_assets.rollout.environment_promotion import environment_of
 
     events = release_store().events(args.release)
     if not events:
         print(f"{args.release}: no ledger events yet")
         return 0
+    envs = _environments()
     rows = [
         [
             e["time"][:19].replace("T", " "),
+            environment_of(envs, e),
             e["action"],
             e["actor"],
             e.get("run_by", "-"),
@@ -54,20 +76,24 @@ def cmd_history(args: argparse.Namespace) -> int:
         ]
         for e in events
     ]
-    print(plain_table(["time (UTC)", "action", "actor", "run by", "from", "to", "reason"], rows))
+    print(plain_table(["time (UTC)", "environment", "action", "actor", "run by", "from", "to", "reason"], rows))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from release_assets.evaluation.report import plain_table
     from release_assets.release.store import StoreError
+    from release_assets.rollout.environment_promotion import champions
     from release_assets.rollout.ledger import replay
 
     store = release_store()
     names = args.release or [m.name for m in _manifests()[0]]
+    envs = _environments()
     rows, problems = [], 0
     for name in names:
-        state = replay(store.events(name))
+        events = store.events(name)
+        state = replay(events)
+        runs = champions(envs, events)  # environment -> its champion
         for version in store.versions(name):
             try:
                 m = store.manifest(name, version) or {}
@@ -80,13 +106,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             marks = [a for a, v in (("champion", state.champion), ("candidate", state.candidate)) if v == version]
             if m.get("weakened_gates"):
                 marks.append(f"WEAKENED gates ({len(m['weakened_gates'])})")
-            rows.append(
-                [name, version, m.get("created_at", "")[:19], f"{passed}/{len(gates)} passed", ", ".join(marks)]
-            )
+            champion_of = ", ".join(env for env, v in runs.items() if v == version) or "-"
+            created = m.get("created_at", "")[:19]
+            rows.append([name, version, created, f"{passed}/{len(gates)} passed", ", ".join(marks), champion_of])
     rows.sort(key=lambda r: (r[0], r[2]))
-    print(
-        plain_table(["release", "version", "created (UTC)", "gates", "aliases"], rows) if rows else "nothing published"
-    )
+    header = ["release", "version", "created (UTC)", "gates", "aliases", "champion of"]
+    print(plain_table(header, rows) if rows else "nothing published")
     return 1 if problems else 0
 
 

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     project_root: Path = Field(default_factory=_project_root)
     releases_dir: Path | None = None  # default: <project_root>/releases
     store_root: Path | None = None  # default: <project_root>/.release_store
+    environments_file: Path | None = None  # default: <project_root>/environments.yaml (optional)
     store_backend: str = "local"  # "local" or "s3": where release units and the ledger are published
     s3_bucket: str | None = None
     s3_prefix: str = "release_assets"
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.store_root or self.project_root / ".release_store"
+
+    @property
+    def environments_path(self) -> Path:
+        return self.environments_file or self.project_root / "environments.yaml"
 
     @property
     def tracking_uri(self) -> str:

@@ -8,13 +8,18 @@ from release_assets.release.store import ReleaseStore
 from release_assets.rollout.ledger import LedgerState, replay
 
 
-def mirror_aliases(releases: ReleaseStore, registry: Any, release: str) -> LedgerState:
+def mirror_aliases(releases: ReleaseStore, registry: Any, release: str, environments: Any = None) -> LedgerState:
     """Replay ``release``'s ledger and point the registry's ``candidate``, ``champion`` and ``canary`` aliases where
-    it says (``canary`` is removed when no canary is in progress).
+    it says (``canary`` is removed when no canary is in progress). With ``environments`` (``environments.yaml``,
+    loaded), also ``<env>-champion`` for every environment after the first (``champion`` is the first's).
 
     Idempotent: a run that died after a ledger write completes the mirror on retry. Returns the replayed state.
     """
-    state = replay(releases.events(release))
+    events = releases.events(release)
+    state = replay(events)
     canary = state.canary.version if state.canary else None
-    registry.mirror(release, {"candidate": state.candidate, "champion": state.champion, "canary": canary})
+    aliases = {"candidate": state.candidate, "champion": state.champion, "canary": canary}
+    for env in environments.environments[1:] if environments is not None else []:
+        aliases[f"{env.name}-champion"] = replay(events, env.name).champion
+    registry.mirror(release, aliases)
     return state

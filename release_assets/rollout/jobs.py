@@ -15,11 +15,16 @@ from release_assets import keys
 class PromoteConfig(dg.Config):
     release: str = Field(description="release name, e.g. helpdesk")
     version: str = Field(description="the published version to make champion")
-    approved_by: str = Field(description="who approves this promotion (recorded in the ledger)")
-    reason: str = Field(description="why (recorded in the ledger)")
+    # Required to make the first environment's champion, and for an environment whose `approval` is true.
+    approved_by: str = Field(default="", description="who approves this promotion (recorded in the ledger)")
+    reason: str = Field(default="", description="why (recorded in the ledger)")
     override_weakened_gates: bool = Field(
         default=False,
         description="promote a version built with gates weakened from the committed manifest (recorded in the ledger)",
+    )
+    environment: str | None = Field(
+        default=None,
+        description="promote into this environment of environments.yaml, from the one before (default: the first)",
     )
 
 
@@ -39,6 +44,9 @@ def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | Non
 def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases: dict[str, str | None]) -> None:
     """Each move shows on the release unit's asset page (Events), beside the materializations it moved between."""
     override = moved.get("override", {}).get("weakened_gates")
+    where = (
+        {"environment": moved["environment"], "regions": ", ".join(moved["regions"])} if "environment" in moved else {}
+    )
     context.log_event(
         dg.AssetObservation(
             asset_key=dg.AssetKey(keys.release_unit(release)),
@@ -49,6 +57,7 @@ def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases:
                 "actor": moved["actor"],
                 "run_by": moved.get("run_by", ""),
                 "reason": moved["reason"],
+                **where,
                 **({"OVERRIDE weakened gates": dg.MetadataValue.json(override)} if override else {}),
             },
         )
@@ -66,10 +75,45 @@ def _refused(action: str):
         raise dg.Failure(description=f"{action} refused: {exc}") from None
 
 
+def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
+    """Copy to the environment's regions in waves, then record the move (rollout/environment_promotion.py)."""
+    from release_assets.environments import EnvironmentsError, project_environments
+    from release_assets.rollout.aliases import mirror_aliases
+    from release_assets.rollout.environment_promotion import promote_to
+    from release_assets.rollout.ledger import PromotionError, replay
+
+    store = context.resources.store.releases()
+    with _refused("promotion"):
+        try:
+            envs = project_environments()
+        except EnvironmentsError as exc:
+            raise PromotionError(str(exc)) from None
+        events = promote_to(
+            store,
+            envs,
+            config.release,
+            config.version,
+            config.environment,
+            config.approved_by,
+            config.reason,
+            override_weakened_gates=config.override_weakened_gates,
+        )
+    mirror_aliases(store, context.resources.registry.get(), config.release, envs)
+    champion = replay(store.events(config.release), config.environment).champion
+    _observe(context, config.release, events[-1], {"champion": champion})
+    context.log.info(
+        f"{config.release}: {config.environment} champion {events[-1]['from_version'] or 'none'} -> {champion} "
+        f"(regions {', '.join(events[-1]['regions'])}; by {events[-1]['actor']}: {events[-1]['reason']})"
+    )
+
+
 @dg.op(required_resource_keys={"store", "registry"}, description="Approve and promote a published version.")
 def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
     from release_assets.rollout.ledger import promote as promote_version
 
+    if config.environment:
+        _promote_to_environment(context, config)
+        return
     with _refused("promotion"):
         events = promote_version(
             context.resources.store.releases(),

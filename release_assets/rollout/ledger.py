@@ -90,11 +90,14 @@ class LedgerState:
         return self.champions[-2] if len(self.champions) > 1 else None
 
 
-def replay(events: list[dict[str, Any]]) -> LedgerState:
+def replay(events: list[dict[str, Any]], environment: str | None = None) -> LedgerState:
+    """The state of one environment: None is the first (events without ``environment``, as before environments)."""
     champions: list[str] = []
     candidate, approved, published = None, set(), set()
     canary: CanaryState | None = None
     for e in events:
+        if e.get("environment") != environment:
+            continue  # another environment's move (rollout/environment_promotion.py)
         canary = next_canary(canary, e)
         if e.get("scope") == "canary":
             continue  # a canary rolled back never moved the champion

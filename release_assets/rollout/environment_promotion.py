@@ -1,0 +1,199 @@
+"""Promotion from one environment to the next (``release-assets promote RELEASE VERSION --to ENV``).
+
+A version moves only from the environment just before: into the second once it is published and servable in the
+first, into any later one once it is the champion of the one before, after its soak there. Its verified bundle is
+copied to each region of the target's store in waves (the first region, verified back, then the rest), and only
+when every region holds it verified are ``approved`` + ``promoted`` appended, with ``environment`` and ``regions``,
+to the release's one ledger (in the first environment's store). A failed region stops the wave and records
+nothing; a retry skips the regions that already hold the verified bundle.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from release_assets.environments import Environment, Environments, store_for
+from release_assets.release.store import BUNDLE, ReleaseStore
+from release_assets.rollout.ledger import PromotionError, check_servable, default_actor, event, replay
+
+MONITOR = "canary_monitor"  # rollout.canary.MONITOR: a promotion the canary monitor made when the canary completed
+
+
+def ledger_key(envs: Environments, name: str) -> str | None:
+    """The ``environment`` field of ``name``'s events: the first environment's carry none (as before)."""
+    return None if name == envs.first.name else name
+
+
+def environment_of(envs: Environments, e: dict[str, Any]) -> str:
+    return e.get("environment") or envs.first.name
+
+
+def champions(envs: Environments, events: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Environment name -> its champion, replayed from the one ledger."""
+    return {n: replay(events, ledger_key(envs, n)).champion for n in envs.names}
+
+
+def champion_since(events: list[dict[str, Any]], key: str | None, version: str) -> datetime | None:
+    """When ``version`` last became the champion of the environment ``key`` (None if it is not its champion)."""
+    since, before = None, None
+    for i, e in enumerate(events):
+        if e.get("environment") != key or e["action"] not in ("promoted", "rolled_back"):
+            continue
+        now = replay(events[: i + 1], key).champion  # replay decides which moves took effect
+        if now == version and before != version:
+            since = datetime.fromisoformat(e["time"])
+        before = now
+    return since if before == version else None
+
+
+def _target(envs: Environments, name: str) -> tuple[Environment, Environment]:
+    env = envs.get(name)
+    if env is None:
+        raise PromotionError(f"unknown environment {name!r} (environments.yaml declares: {', '.join(envs.names)})")
+    index = envs.index(name)
+    if index == 0:
+        raise PromotionError(
+            f"{name} is the first environment: versions enter it by `release-assets release`, and become its "
+            "champion by `release-assets promote RELEASE VERSION` without `--to`"
+        )
+    return env, envs.environments[index - 1]
+
+
+def _check_previous(
+    envs: Environments, events: list[dict[str, Any]], release: str, version: str, env: Environment, prev: Environment
+) -> None:
+    """Skipping an environment is refused: later than the second, the version must be the previous one's champion."""
+    if envs.index(env.name) == 1:
+        return  # published and servable in the first environment is enough (checked by check_servable)
+    current = replay(events, ledger_key(envs, prev.name)).champion
+    if current != version:
+        raise PromotionError(
+            f"{release} {version} cannot go to {env.name}: it is not the champion of {prev.name}, the environment "
+            f"before (champion there: {current or 'none'}); promote it with `--to {prev.name}` first"
+        )
+
+
+def _check_soak(
+    envs: Environments, events: list[dict[str, Any]], release: str, version: str, env: Environment, now: datetime
+) -> None:
+    prev = envs.environments[envs.index(env.name) - 1]
+    key = ledger_key(envs, prev.name)
+    if env.soak is None:
+        return
+    if env.soak.canary:
+        if not any(
+            e.get("environment") == key
+            and e["action"] == "promoted"
+            and e["to_version"] == version
+            and e.get("via") == MONITOR
+            for e in events
+        ):
+            raise PromotionError(
+                f"{release} {version} cannot go to {env.name}: its soak needs a completed canary in {prev.name} "
+                "(promoted by the canary monitor), and the ledger has none"
+            )
+        return
+    since = champion_since(events, key, version)
+    if since is None:
+        raise PromotionError(
+            f"{release} {version} cannot go to {env.name}: its soak needs it to be the champion of {prev.name} for "
+            f"{env.soak.min_minutes:g} min, and it is not the champion there"
+        )
+    minutes = (now - since).total_seconds() / 60
+    if minutes < env.soak.min_minutes:
+        raise PromotionError(
+            f"{release} {version} cannot go to {env.name}: its soak needs {env.soak.min_minutes:g} min as champion of "
+            f"{prev.name}, and it has had {minutes:.1f} min (since {since.isoformat(timespec='seconds')})"
+        )
+
+
+def _copy(target: ReleaseStore, release: str, version: str, bundle: Path, manifest: dict[str, Any]) -> str:
+    """Publish into one region, then verify it back there. A region already holding it verified is left alone."""
+    from release_assets.rollout.verified import verified_manifest
+
+    if target.manifest(release, version) is not None:
+        verified_manifest(target, release, version)  # a copy that does not verify is named, never trusted
+        return "already there"
+    target.publish(release, version, bundle, manifest)  # bundle first, manifest last: visible only when whole
+    verified_manifest(target, release, version)
+    return "copied"
+
+
+def copy_to_regions(
+    source: ReleaseStore,
+    env: Environment,
+    release: str,
+    version: str,
+    stores: Callable[[Environment, str], ReleaseStore] = store_for,
+) -> dict[str, str]:
+    """Copy the verified bundle to every region of ``env`` in order (the first region is the first wave, so a
+    broken setup fails there before touching the others). Returns region -> "copied" | "already there"; the first
+    failure raises :class:`PromotionError` naming the region and what the earlier regions hold."""
+    from release_assets.release.bundle import verify_bundle
+
+    done: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix=f"promote-{release}-") as tmp:
+        bundle = source.fetch_bundle(release, version, Path(tmp) / BUNDLE)
+        verify_bundle(bundle)  # what is uploaded is what was verified, not a second download
+        manifest = source.manifest(release, version)
+        for region in env.regions():
+            try:
+                done[region] = _copy(stores(env, region), release, version, bundle, manifest)
+            except Exception as exc:  # any failure (endpoint, bucket, credentials, digest) stops the wave here
+                earlier = f" (regions before it hold the bundle: {', '.join(done)})" if done else ""
+                raise PromotionError(
+                    f"{release} {version} was not promoted to {env.name}: region {region} failed: "
+                    f"{type(exc).__name__}: {exc}{earlier}. Nothing was recorded in the ledger; run the promotion "
+                    "again once it is fixed (regions that hold the verified bundle are skipped)"
+                ) from None
+    return done
+
+
+def promote_to(
+    store: ReleaseStore,
+    envs: Environments,
+    release: str,
+    version: str,
+    environment: str,
+    approved_by: str = "",
+    reason: str = "",
+    override_weakened_gates: bool = False,
+    *,
+    stores: Callable[[Environment, str], ReleaseStore] = store_for,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Promote ``version`` of ``release`` into ``environment``; ``store`` is the first environment's (the ledger's
+    and the source of the bundle). Returns the ``approved`` and ``promoted`` events written."""
+    env, prev = _target(envs, environment)
+    if env.approval and not (approved_by.strip() and reason.strip()):
+        missing = " and ".join(f for f, v in (("--approved-by", approved_by), ("--reason", reason)) if not v.strip())
+        raise PromotionError(f"promotion to {env.name} needs an approval: {missing} missing")
+    check_servable(store, release, version, override_weakened_gates, action=f"promoted to {env.name}")
+    events = store.events(release)
+    _check_previous(envs, events, release, version, env, prev)
+    _check_soak(envs, events, release, version, env, now or datetime.now(UTC))
+    current = replay(events, env.name).champion
+    if current == version:
+        raise PromotionError(f"{release} {version} is already the champion of {env.name}")
+    copies = copy_to_regions(store, env, release, version, stores)
+    actor = approved_by.strip() or default_actor()
+    why = reason.strip() or f"promoted from {prev.name}"
+    extra: dict[str, Any] = {"environment": env.name, "regions": list(copies)}
+    weakened = (store.manifest(release, version) or {}).get("weakened_gates") or []
+    if weakened:
+        extra["override"] = {"weakened_gates": weakened}
+    moves = [
+        event(action, release, actor=actor, reason=why, from_version=current, to_version=version, **extra)
+        for action in ("approved", "promoted")
+    ]
+    written = [store.append_event(release, e) for e in moves]
+    if replay(store.events(release), env.name).champion != version:
+        raise PromotionError(
+            f"{release} {version} was not promoted to {env.name}: another promotion moved its champion at the same "
+            "time (see `release-assets history`)"
+        )
+    return written
