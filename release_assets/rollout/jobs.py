@@ -47,6 +47,7 @@ def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases:
     where = (
         {"environment": moved["environment"], "regions": ", ".join(moved["regions"])} if "environment" in moved else {}
     )
+    where["environments"] = dg.MetadataValue.md(_environments_table(context, release))
     context.log_event(
         dg.AssetObservation(
             asset_key=dg.AssetKey(keys.release_unit(release)),
@@ -62,6 +63,21 @@ def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases:
             },
         )
     )
+
+
+def _environments_table(context: dg.OpExecutionContext, release: str) -> str:
+    """Which version each environment runs now, after this move: on every move, so the release unit's latest
+    event always answers it."""
+    from release_assets.environments import EnvironmentsError, project_environments
+    from release_assets.evaluation.report import markdown_table
+    from release_assets.rollout.environment_promotion import champions
+
+    try:
+        envs = project_environments()
+    except EnvironmentsError as exc:
+        return f"environments.yaml cannot be read: {exc}"
+    running = champions(envs, context.resources.store.releases().events(release))
+    return markdown_table(["environment", "champion"], [[env, version or "none"] for env, version in running.items()])
 
 
 @contextlib.contextmanager

@@ -342,3 +342,5 @@ def test_promote_to_history_list_and_aliases(cli_env, tmp_path, capsys):
         ("staging", version, "local"),
         ("prod", version, "local"),
     ]
+    running = observed[-1]["environments"].value
+    assert "| dev | none |" in running and f"| staging | {version} |" in running and f"| prod | {version} |" in running
