@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     from release_assets.cli_canary import add_parser as add_canary_parser
     from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
     from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
+    from release_assets.cli_triage import add_parser as add_triage_parser
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--override-weakened-gates", action="store_true", help="a canary built with weakened gates")
     p.set_defaults(fn=cmd_flags)
     add_canary_parser(sub)
+    add_triage_parser(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:

@@ -155,13 +155,14 @@ def build_model_report(
         abstain = abstain_summary(predictor, model_dir, test_rows)
         if abstain is not None:
             summary["abstain"] = abstain
-            summary["metrics"].update(
-                {
-                    "abstain_threshold": abstain["threshold"],
-                    "answered_share": abstain["test"]["answered_share"],
-                    "answered_accuracy": abstain["test"]["answered_accuracy"],
-                }
-            )
+            figures = {
+                "abstain_threshold": abstain["threshold"],
+                "answered_share": abstain["test"]["answered_share"],
+                "answered_accuracy": abstain["test"]["answered_accuracy"],
+            }
+            # A model that answers no test case has no answered accuracy: leave the figure out (its gates then
+            # hold the release) rather than fail the report on a missing number.
+            summary["metrics"].update({k: v for k, v in figures.items() if v is not None})
     write_report(summary, out_dir, title)
     del summary["predictions"]  # in report.json; the reference handed downstream stays small
     return summary
