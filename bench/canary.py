@@ -27,6 +27,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from run import replace_section  # noqa: E402  (bench/ is not a package)
 
 MARK_BEGIN, MARK_END = "<!-- canary: bench/canary.py -->", "<!-- /canary -->"
 BAKE_S = 20.0
@@ -132,11 +134,7 @@ def main() -> None:
         f"(max {h['tick_ms_max']:.1f} ms) |",
         MARK_END,
     ]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in text:
-        text = text[: text.index(MARK_BEGIN)] + text[text.index(MARK_END) + len(MARK_END) :].lstrip("\n")
-    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+    replace_section(MARK_BEGIN, MARK_END, lines)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ PY = sys.executable
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 
 
+def replace_section(begin: str, end: str, lines: list[str]) -> None:
+    """Write ``lines`` (which start with ``begin`` and end with ``end``) into BENCHMARKS.md in place of the section
+    between those marks, or at the end: each bench script owns its section, the others are kept."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in text:
+        text = text[: text.index(begin)] + text[text.index(end) + len(end) :].lstrip("\n")
+    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+
+
 def stats(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
 

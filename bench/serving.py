@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, workspace
+from run import ROOT, replace_section, workspace
 
 PY = sys.executable
 CLI = [PY, "-m", "release_assets.cli"]
@@ -293,11 +293,7 @@ def write_section(r: dict, started: str) -> None:
         f"({shadow_ratio:.2f}x; {r['shadow_pairs']:.0f} pairs compared) | <= 1.20x | {shadow_ratio <= 1.2} |",
         MARK_END,
     ]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in text:
-        text = text[: text.index(MARK_BEGIN)] + text[text.index(MARK_END) + len(MARK_END) :].lstrip("\n")
-    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+    replace_section(MARK_BEGIN, MARK_END, lines)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,21 @@ def local_resources(project: Path, store: Path) -> dict:
             mlflow_artifact_root=str(store.parent / "mlflow-artifacts"),
         )
     )
+
+
+@pytest.fixture
+def cli_env(project, tmp_path, monkeypatch):
+    """The CLI pointed at a throwaway project, store, MLflow and Dagster instance, as a person's shell would be."""
+    from release_assets.settings import get_settings
+
+    for name, value in {
+        "RELEASE_ASSETS_PROJECT_ROOT": str(project),
+        "RELEASE_ASSETS_STORE_ROOT": str(tmp_path / "store"),
+        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlartifacts"),
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield project
+    get_settings.cache_clear()

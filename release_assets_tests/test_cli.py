@@ -10,18 +10,8 @@ from release_assets_tests.conftest import edit_manifest
 
 
 @pytest.fixture
-def env(project, tmp_path, monkeypatch):
-    for name, value in {
-        "RELEASE_ASSETS_PROJECT_ROOT": str(project),
-        "RELEASE_ASSETS_STORE_ROOT": str(tmp_path / "store"),
-        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlartifacts"),
-        "DAGSTER_HOME": str(tmp_path / "home"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield project
-    get_settings.cache_clear()
+def env(cli_env):
+    return cli_env
 
 
 def test_release_list_promote_history_rollback_verify(env, tmp_path, capsys):

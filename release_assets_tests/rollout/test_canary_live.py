@@ -30,6 +30,7 @@ from release_assets_tests.bundles import publish_unit
 from release_assets_tests.rollout.test_canary import Registry, _mirrors_agree
 from release_assets_tests.serving.fakes import FakeRelease
 from release_assets_tests.serving.live import serving
+from release_assets_tests.webhooks import webhook_receiver
 
 BAKE_S = 0.3
 SPEC = RolloutSpec.model_validate(
@@ -230,34 +231,6 @@ def test_the_canary_monitor_sensor_acts_and_records_the_analysis_on_the_rollout_
     assert (check.check_name, check.passed) == ("canary_budgets", False)
     assert "schema_failure_rate" in check.description
     assert replay(store.events("helpdesk")).canary is None
-
-
-@contextmanager
-def webhook_receiver():
-    """A JSON webhook on 127.0.0.1 that keeps what it is posted; stopped on exit."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def test_the_sensor_alerts_an_open_circuit_once_and_posts_the_rollback_to_the_webhook(published, monkeypatch):

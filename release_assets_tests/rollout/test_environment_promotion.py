@@ -258,10 +258,8 @@ def test_a_failing_first_region_stops_before_the_others(tmp_path, dev, aws_keys)
 
 
 @pytest.fixture
-def cli_env(project, tmp_path, monkeypatch):
-    from release_assets.settings import get_settings
-
-    (project / "environments.yaml").write_text(
+def env_project(cli_env):
+    (cli_env / "environments.yaml").write_text(
         "environments:\n"
         "  - name: dev\n"
         "  - name: staging\n"
@@ -271,20 +269,10 @@ def cli_env(project, tmp_path, monkeypatch):
         "    approval: true\n"
         "    soak: {min_minutes: 0}\n"
     )
-    for name, value in {
-        "RELEASE_ASSETS_PROJECT_ROOT": str(project),
-        "RELEASE_ASSETS_STORE_ROOT": str(tmp_path / "store"),
-        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlartifacts"),
-        "DAGSTER_HOME": str(tmp_path / "home"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield project
-    get_settings.cache_clear()
+    return cli_env
 
 
-def test_promote_to_history_list_and_aliases(cli_env, tmp_path, capsys):
+def test_promote_to_history_list_and_aliases(env_project, tmp_path, capsys):
     from release_assets import cli
     from release_assets.resources.registry import RegistryResource
 
@@ -302,7 +290,7 @@ def test_promote_to_history_list_and_aliases(cli_env, tmp_path, capsys):
 
     assert cli.main(["promote", "iris", version, "--to", "staging"]) == 0
     assert f"iris: {version} is now champion of staging (regions: local; by " in capsys.readouterr().out
-    assert (cli_env / "envs" / "staging" / "releases" / "iris" / version / "bundle.tar.gz").exists()
+    assert (env_project / "envs" / "staging" / "releases" / "iris" / version / "bundle.tar.gz").exists()
     assert cli.main(["promote", "iris", version, "--to", "prod"]) == 1
     assert "promotion to prod needs an approval: --approved-by and --reason missing" in capsys.readouterr().err
     assert cli.main(["promote", "iris", version, "--to", "prod", "--approved-by", "alice", "--reason", "ship"]) == 0

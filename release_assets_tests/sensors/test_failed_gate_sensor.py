@@ -1,9 +1,5 @@
 """The failed-gate sensor: a concise summary in the run's event log and, when configured, a webhook POST."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import dagster as dg
 import pytest
 
@@ -13,29 +9,13 @@ from release_assets.manifest import load_manifests
 from release_assets.manifest_overrides import apply_overrides
 from release_assets.sensors import failed_gate_sensor
 from release_assets_tests.conftest import local_resources
+from release_assets_tests.webhooks import webhook_receiver
 
 
 @pytest.fixture
 def webhook():
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", received
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with webhook_receiver() as receiver:
+        yield receiver
 
 
 def _failed_run(project, tmp_path, instance):
