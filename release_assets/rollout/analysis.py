@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from release_assets.rollout.metrics_source import VersionCounters, quantile_ms
+from release_assets.rollout.counters import VersionCounters, quantile_ms
 from release_assets.rollout.spec import Budget, RolloutSpec
 
 Decision = Literal["bake", "hold", "breach", "advance", "promote"]

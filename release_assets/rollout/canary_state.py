@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from release_assets.rollout.metrics_source import Snapshot, VersionCounters
+from release_assets.rollout.counters import Snapshot, VersionCounters
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name, check_version
+from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name
 from release_assets.rollout.canary_state import CanaryState, next_canary
+from release_assets.rollout.servable import PromotionError, check_names, check_servable, verified
 
 Action = Literal[
     "published",
@@ -30,10 +31,6 @@ Action = Literal[
     "canary_breach",
     "canary_aborted",
 ]
-
-
-class PromotionError(ValueError):
-    """A promotion or rollback that must not happen; the message says why."""
 
 
 def default_actor() -> str:
@@ -136,39 +133,6 @@ def verify_ledger(store: ReleaseStore, release: str) -> dict[str, Any]:
     }
 
 
-def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """The recorded verdicts that hold a release (the same rule as ``Verdict.holds_release``)."""
-    from release_assets.promotion.policy import Verdict
-
-    fields = set(Verdict.__dataclass_fields__)
-    recorded = [
-        {"observed": None, "threshold": {}, **{k: v for k, v in g.items() if k in fields}}
-        for g in manifest.get("gates", [])
-    ]
-    return [g for g in recorded if Verdict(**g).holds_release]
-
-
-def _check_names(release: str, version: str | None = None) -> None:
-    """Names reach store paths: refuse anything that is not a release name or a version digest."""
-    try:
-        check_release_name(release)
-        if version is not None:
-            check_version(version)
-    except StoreError as exc:
-        raise PromotionError(str(exc)) from None
-
-
-def _verified(store: ReleaseStore, release: str, version: str, action: str) -> dict[str, Any]:
-    """The bundle's own manifest, verified; a corrupt or missing bundle refuses the move with the store's words."""
-    from release_assets.release.bundle import BundleError
-    from release_assets.rollout.verified import verified_manifest
-
-    try:
-        return verified_manifest(store, release, version)
-    except (BundleError, StoreError) as exc:
-        raise PromotionError(f"{release} {version} cannot be {action}: its bundle does not verify: {exc}") from None
-
-
 def promote(
     store: ReleaseStore,
     release: str,
@@ -183,7 +147,7 @@ def promote(
     does not verify; a release built with weakened gates needs ``override_weakened_gates``, which the ledger
     records beside the approver and the reason.
     """
-    _check_names(release, version)
+    check_names(release, version)
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a promotion needs both `approved_by` and `reason`")
     manifest = check_servable(store, release, version, override_weakened_gates, action="promoted")
@@ -209,35 +173,6 @@ def promote(
     return written
 
 
-def check_servable(
-    store: ReleaseStore,
-    release: str,
-    version: str,
-    override_weakened_gates: bool = False,
-    action: str = "served",
-) -> dict[str, Any]:
-    """What a version must be before it answers users, as champion (``promote``) or canary (``flags``): published,
-    its bundle verified, every gate passed, and weakened gates only with an explicit override. Returns the
-    bundle's own manifest."""
-    _check_names(release, version)
-    if store.manifest(release, version) is None:
-        known = ", ".join(sorted(store.versions(release))) or "none"
-        raise PromotionError(f"{release} {version} was never published (published versions: {known})")
-    manifest = _verified(store, release, version, action)
-    holding = _blocking_verdicts(manifest)
-    if holding:
-        listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)
-        raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
-    weakened = manifest.get("weakened_gates") or []
-    if weakened and not override_weakened_gates:
-        raise PromotionError(
-            f"{release} {version} was built with gates weakened from the committed manifest "
-            f"({'; '.join(weakened)}); it can be {action} only with an explicit override "
-            "(`--override-weakened-gates` with `--approved-by` and `--reason`)"
-        )
-    return manifest
-
-
 def record_routing(
     store: ReleaseStore, release: str, routing: dict[str, Any], actor: str, reason: str
 ) -> dict[str, Any]:
@@ -259,7 +194,7 @@ def record_routing(
 
 def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict[str, Any]:
     """Move the champion back to the previous champion, as a whole release unit (models and chain together)."""
-    _check_names(release)
+    check_names(release)
     if not reason.strip():
         raise PromotionError("a rollback needs a `reason`")
     state = replay(store.events(release))
@@ -267,7 +202,7 @@ def rollback(store: ReleaseStore, release: str, actor: str, reason: str) -> dict
         raise PromotionError(f"{release} has no champion to roll back")
     if state.previous_champion is None:
         raise PromotionError(f"{release} {state.champion} is the first champion; there is nothing to roll back to")
-    _verified(store, release, state.previous_champion, "rolled back to")
+    verified(store, release, state.previous_champion, "rolled back to")
     e = event(
         "rolled_back",
         release,
@@ -308,7 +243,7 @@ def record_shadow_report(
 ) -> dict[str, Any]:
     """A live shadow report of ``version`` against the champion (the ``shadow_report`` asset): evidence a canary
     start can require. ``reason`` names the gates that did not pass, so a refused canary can say why."""
-    _check_names(release, version)
+    check_names(release, version)
     not_passed = [
         f"{v.get('gate')}: {v.get('status')} ({v.get('reason')})" for v in verdicts if v.get("status") != "passed"
     ]

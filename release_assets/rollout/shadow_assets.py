@@ -10,8 +10,6 @@ Outside the release job (group ``<release>_rollout``) and with no upstream asset
 a release run nor the code-change sensor (which runs what is downstream of a change) should ever pick it up.
 """
 
-import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -41,19 +39,6 @@ def shadow_gates(manifest: ReleaseManifest) -> tuple[str | None, dict[str, Thres
     member = keys.traffic_chain(manifest)
     gates = manifest.gates.get(member, {}) if member else {}
     return member, {g: t for g, t in sorted(gates.items()) if GATES[g].reads == "shadow"}
-
-
-def flag_shadow_version(flags_file: Path, release: str) -> str | None:
-    """The version the flag file's ``<release>.shadow`` flag sends pairs to, or None (no file, no shadow)."""
-    try:
-        document = json.loads(flags_file.read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        raise ValueError(f"{flags_file}: not a readable flag file ({exc})") from None
-    variants = ((document.get("flags") or {}).get(f"{release}.shadow") or {}).get("variants") or {}
-    found = variants.get("on")
-    return found if isinstance(found, str) and found else None
 
 
 def judge(
@@ -113,6 +98,7 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
     def shadow_report(context: dg.AssetExecutionContext, config: ShadowReportConfig) -> dg.MaterializeResult:
         from release_assets.release.store import StoreError
         from release_assets.rollout.ledger import record_shadow_report, replay
+        from release_assets.serving.flag_reads import shadow_version
         from release_assets.serving.flags import flags_path, store_flags_dir
         from release_assets.serving.shadow_log import pairs_path, read_pairs
 
@@ -124,7 +110,7 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
                 flags_file = flags_path(store_flags_dir(releases), manifest.name)
             except StoreError:
                 flags_file = None  # no flag files beside a remote store: the version must be given
-            version = flag_shadow_version(flags_file, manifest.name) if flags_file else None
+            version = shadow_version(flags_file, manifest.name) if flags_file else None
             if version is None:
                 raise dg.Failure(
                     f"{manifest.name}: no shadow version: set config `version`, or shadow one first "

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from release_assets.serving.throttle import Throttle
+
 log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -130,7 +132,7 @@ class Breakers:
     def __init__(self, policies: dict[str, BreakerPolicy], clock: Callable[[], float] = time.monotonic) -> None:
         self.policies, self._clock = dict(policies), clock
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
-        self._warned: dict[str, float] = {}
+        self._warned = Throttle(WARN_EVERY_S, clock)
         self._reported: set[tuple[str, str]] = set()  # breakers whose state the caller has been told
         self._lock = threading.Lock()
 
@@ -181,14 +183,6 @@ class Breakers:
             else:
                 log.warning("circuit breaker closed for %s %s (%s): a probe succeeded", release, version, variant)
         # The champion keeps serving while open: say so once a minute, not on every answer.
-        if is_open and variant == CHAMPION and self._warn_due(release) and not changed:
+        if is_open and variant == CHAMPION and self._warned.allow(release) and not changed:
             log.warning("circuit breaker open for champion %s %s: nothing safer is loaded, still serving it", *key)
         return is_open if changed or new else None
-
-    def _warn_due(self, release: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            if now - self._warned.get(release, -math.inf) < WARN_EVERY_S:
-                return False
-            self._warned[release] = now
-            return True

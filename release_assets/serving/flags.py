@@ -38,6 +38,7 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from release_assets.atomic import replacing
 from release_assets.manifest import NAME
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
+from release_assets.serving.throttle import Throttle
 
 CHAMPION, CANARY = "champion", "canary"
 SUFFIX = ".flagd.json"
@@ -150,53 +151,11 @@ def canary_version(store: ReleaseStore, release: str) -> str | None:
     return found if isinstance(found, str) and _VERSION.match(found) else None
 
 
-def canary_routing(flags_dir: Path, release: str) -> tuple[str, int] | None:
-    """``(canary version, percent of keys routed to it)`` as the release's flag file reads now, or None: no file,
-    no canary, a disabled flag, or a file the router would not follow either (it falls back to the champion). For
-    the ``canary_weight`` gauge, read at every scrape, so it never raises."""
-    try:
-        route = json.loads(flags_path(flags_dir, release).read_text())["flags"][f"{release}.route"]
-        version = route["variants"].get(CANARY)
-        if route.get("state", "ENABLED") != "ENABLED" or not isinstance(version, str) or not _VERSION.match(version):
-            return None
-        targeting = route.get("targeting")
-        if not targeting:  # no split: every key gets the default variant
-            return version, 100 if route.get("defaultVariant") == CANARY else 0
-        # flag_document's shape: {"fractional": [bucket expression, [variant, weight], ...]}, weights relative.
-        weights = [(b[0], b[1] if len(b) > 1 else 1) for b in targeting["fractional"] if isinstance(b, list)]
-        total = sum(w for _, w in weights)  # flagd: a bucket without a weight weighs 1
-        share = sum(w for v, w in weights if v == CANARY)
-        if isinstance(total, bool) or not total > 0:
-            return None
-        return version, round(100 * share / total)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-class _Throttle(logging.Filter):
-    """At most one pass per key a minute: a broken flag file is polled, and evaluated, many times a second."""
-
-    def __init__(self, every_s: float = 60.0) -> None:
-        super().__init__()
-        self._every, self._last, self._lock = every_s, {}, threading.Lock()
-
-    def allow(self, key: Any) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(key, -self._every) < self._every:
-                return False
-            self._last[key] = now
-            return True
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.allow(record.msg)
-
-
 def _quiet_flagd_logs() -> None:
     # flagd's watcher logs a traceback on every poll while a file is missing or malformed; keep one a minute.
     flagd_log = logging.getLogger("openfeature.contrib")
-    if not any(isinstance(f, _Throttle) for f in flagd_log.filters):
-        flagd_log.addFilter(_Throttle())
+    if not any(isinstance(f, Throttle) for f in flagd_log.filters):
+        flagd_log.addFilter(Throttle())
 
 
 class FlagRouter:
@@ -217,7 +176,7 @@ class FlagRouter:
         self._providers: dict[str, FlagdProvider] = {}
         self._next_look: dict[str, float] = {}
         self._lock, self._count_lock, self._closed = threading.Lock(), threading.Lock(), False
-        self._throttle = _Throttle()
+        self._throttle = Throttle()
         _quiet_flagd_logs()
 
     @property

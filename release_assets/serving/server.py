@@ -56,7 +56,8 @@ def build_server(
     ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never)."""
     from release_assets.serving.app import create_app
     from release_assets.serving.breaker import Breakers
-    from release_assets.serving.flags import FlagRouter, canary_routing
+    from release_assets.serving.flag_reads import canary_routing
+    from release_assets.serving.flags import FlagRouter
     from release_assets.serving.loader import load_release
     from release_assets.serving.metrics import ServingMetrics
     from release_assets.serving.shadow import ShadowPool

@@ -9,16 +9,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from release_assets.rollout import metrics_source as ms
+from release_assets.rollout.counters import Snapshot, VersionCounters, p99_ms, quantile_ms, window
 from release_assets.rollout.metrics_source import (
     MetricsEndpointSource,
     MetricsUnavailable,
     PrometheusSource,
-    Snapshot,
-    VersionCounters,
-    p99_ms,
-    quantile_ms,
     source_from_env,
-    window,
 )
 from release_assets_tests.deploy.fake_serve import fake_app, free_port, send_traffic
 

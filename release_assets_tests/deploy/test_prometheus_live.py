@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from release_assets.rollout.metrics_source import MetricsEndpointSource, PrometheusSource, Snapshot
+from release_assets.rollout.counters import Snapshot
+from release_assets.rollout.metrics_source import MetricsEndpointSource, PrometheusSource
 from release_assets_tests.deploy.fake_serve import fake_app, free_port, send_traffic, serving
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 
 from release_assets.serving.app import create_app
 from release_assets.serving.breaker import BreakerPolicy, Breakers
-from release_assets.serving.flags import canary_routing, flag_document, flags_path, write_flags
+from release_assets.serving.flag_reads import canary_routing
+from release_assets.serving.flags import flag_document, flags_path, write_flags
 from release_assets.serving.metrics import PREFIX, ServingMetrics
 from release_assets_tests.serving.fakes import EXPLODE, FakeRelease, FakeRouter
 
