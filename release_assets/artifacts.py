@@ -80,6 +80,15 @@ class LocalArtifactStore:
             return None
         return ArtifactRef.model_validate_json(ref_path.read_text())
 
+    def find(self, release: str, member: str, digest: str) -> ArtifactRef | None:
+        """A built artifact of ``member`` whose content digest is ``digest`` (any fingerprint), if the cache has it:
+        how an artifact is reused by what it contains, e.g. the members a held evaluation was built from."""
+        for ref_path in sorted((self.root / "artifacts" / release / member).glob(f"*/{REF_FILE}")):
+            ref = ArtifactRef.model_validate_json(ref_path.read_text())
+            if ref.digest == digest:
+                return ref
+        return None
+
     def build(
         self,
         *,

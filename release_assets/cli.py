@@ -107,6 +107,10 @@ def cmd_release(args: argparse.Namespace) -> int:
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
+    if any(s.held_back for s in summaries):
+        from release_assets.cli_triage import print_held_triage
+
+        print_held_triage(manifests, summaries, lambda job, config: _run_job(job, config, manifests=manifests))
     if args.summary == "markdown":
         from release_assets.release_markdown import write_summary
 

@@ -17,6 +17,7 @@ from release_assets import keys
 from release_assets.chains.assets import chain_assets
 from release_assets.datasets.assets import dataset_assets
 from release_assets.evaluation.assets import evaluation_assets
+from release_assets.evaluation.triage_assets import regression_triage_defs, triage_chain
 from release_assets.manifest import ReleaseManifest, load_manifests
 from release_assets.models.assets import model_assets
 from release_assets.promotion.checks import gate_checks
@@ -28,7 +29,7 @@ from release_assets.rollout.drift_assets import live_drift_asset
 from release_assets.rollout.jobs import abort_canary, promote_release, rollback_release, start_canary
 from release_assets.rollout.sensors import build_canary_monitor, rollout_specs
 from release_assets.rollout.shadow_assets import shadow_report_asset
-from release_assets.sensors import build_code_change_sensor, failed_gate_sensor
+from release_assets.sensors import build_code_change_sensor, build_failed_gate_sensor, triaged_assets
 from release_assets.settings import Settings, get_settings
 
 
@@ -54,7 +55,12 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
         if keys.traffic_chain(manifest) is not None:
             assets.append(shadow_report_asset(manifest))
         checks.append(budgets_check)
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
+    jobs = [job]
+    if triage_chain(manifest) is not None:  # which member moved the chain's metrics, when gates hold a build
+        triage_asset, triage_job = regression_triage_defs(manifest)
+        assets.append(triage_asset)
+        jobs.append(triage_job)
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs)
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -102,7 +108,14 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: 
     manifest_paths = {m.name: m.source for m in manifests if m.source is not None}
     shared = dg.Definitions(
         jobs=[everything, promote_release, rollback_release, start_canary, abort_canary],
-        sensors=[build_code_change_sensor(manifest_paths), failed_gate_sensor, build_canary_monitor(manifests)],
+        sensors=[
+            build_code_change_sensor(manifest_paths),
+            build_failed_gate_sensor(
+                [job for d in per_release for job in d.jobs or [] if job.name.endswith("_triage")],
+                {m.name: triaged_assets(m) for m in manifests if triage_chain(m) is not None},
+            ),
+            build_canary_monitor(manifests),
+        ],
         resources=resources,
         executor=dg.in_process_executor,
     )

@@ -54,6 +54,19 @@ def rollout_group(release: str) -> str:
     return f"{release}_rollout"
 
 
+def triage_group(release: str) -> str:
+    """Regression triage: outside ``STAGES``, run when gates hold a build (failed-gate sensor, ``release`` CLI)."""
+    return f"{release}_triage"
+
+
+def regression_triage(release: str) -> list[str]:
+    return [release, "regression_triage"]
+
+
+def triage_job(release: str) -> str:
+    return f"{release}_triage"
+
+
 def shadow_report(release: str) -> list[str]:
     return [release, "shadow_report"]
 

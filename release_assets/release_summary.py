@@ -20,14 +20,14 @@ class GateLine:
 
     @classmethod
     def from_evaluation(cls, evaluation: Any) -> GateLine:
-        """From a Dagster ``AssetCheckEvaluation``: the check's description is the verdict's reason."""
+        """From a Dagster ``AssetCheckEvaluation``: the verdict's reason (the description may add a triage)."""
         path = evaluation.asset_key.path
         return cls(
             asset="/".join(path[1:]),
             check=evaluation.check_name,
             passed=evaluation.passed,
             severity=evaluation.severity.value,
-            reason=evaluation.description or _meta(evaluation.metadata, "reason") or "",
+            reason=_meta(evaluation.metadata, "reason") or evaluation.description or "",
             release=path[0],
         )
 

@@ -144,26 +144,63 @@ def summarise_failed_gates(failed: list[dict[str, Any]]) -> str:
     return "\n".join(f"{f['release']}: {f['check']} on {f['asset']} ({f['severity']}): {f['reason']}" for f in failed)
 
 
-@dg.run_failure_sensor(
-    name="failed_gate_sensor",
-    description="When a run fails because a blocking gate failed, posts which release, which check and why to the "
-    "run's event log and, if RELEASE_ASSETS_GATE_WEBHOOK is set, to that URL as JSON.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-)
-def failed_gate_sensor(context: dg.RunFailureSensorContext):
-    failed = [f for f in _failed_gates(context.instance, context.dagster_run.run_id) if f["severity"] == "ERROR"]
-    if not failed:
-        return dg.SkipReason(f"run {context.dagster_run.run_id} failed, but no gate failed")
-    summary = summarise_failed_gates(failed)
-    context.instance.report_engine_event(f"held back by gates:\n{summary}", context.dagster_run)
-    url = os.environ.get("RELEASE_ASSETS_GATE_WEBHOOK")
-    if url:
-        # A failing webhook must not fail the tick: a retried tick would write the summary to the run twice.
-        try:
-            status = post_webhook(url, {"run_id": context.dagster_run.run_id, "failed_gates": failed, "text": summary})
-        except OSError as exc:
-            context.log.warning(f"could not post failed gates to {url}: {exc}")
-            return None
-        context.log.info(f"posted {len(failed)} failed gate(s) to the webhook (HTTP {status})")
-    return None
+def triaged_assets(manifest: ReleaseManifest) -> set[str]:
+    """The gated assets whose failure launches a regression triage: each model, its report, the chain evaluations."""
+    from release_assets import keys
+    from release_assets.manifest import family
+
+    out = set()
+    for name, member in manifest.members.items():
+        if family(member.kind) == "model":
+            out |= {"/".join(keys.model(manifest.name, name)), "/".join(keys.report(manifest.name, name))}
+        elif member.kind == "prompt_chain":
+            out.add("/".join(keys.chain_evaluation(manifest.name, name)))
+    return out
+
+
+def triage_requests(failed: list[dict[str, Any]], triaged: dict[str, set[str]], run_id: str) -> list[dg.RunRequest]:
+    """One ``<release>_triage`` run per release held by a gate on a model or its chain's evaluation (``triaged``:
+    release -> those asset keys): which member moved the metric. Data gates hold the build before anything the
+    golden suite reads, so they start none."""
+    from release_assets.keys import triage_job
+
+    held = sorted({f["release"] for f in failed if f["asset"] in triaged.get(f["release"], set())})
+    return [dg.RunRequest(run_key=f"{run_id}:{r}", job_name=triage_job(r), tags={"held_run": run_id}) for r in held]
+
+
+def build_failed_gate_sensor(
+    triage_jobs: list[Any] | None = None, triaged: dict[str, set[str]] | None = None
+) -> dg.SensorDefinition:
+    """``triage_jobs``/``triaged``: each release's regression-triage job, and the gated assets whose failure
+    launches it."""
+
+    @dg.run_failure_sensor(
+        name="failed_gate_sensor",
+        description="When a run fails because a blocking gate failed, posts which release, which check and why to "
+        "the run's event log and, if RELEASE_ASSETS_GATE_WEBHOOK is set, to that URL as JSON; when the gate is on "
+        "a model or a chain evaluation, launches that release's regression triage against the champion.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        request_jobs=triage_jobs or None,
+    )
+    def failed_gate_sensor(context: dg.RunFailureSensorContext):
+        run_id = context.dagster_run.run_id
+        failed = [f for f in _failed_gates(context.instance, run_id) if f["severity"] == "ERROR"]
+        if not failed:
+            return dg.SkipReason(f"run {run_id} failed, but no gate failed")
+        summary = summarise_failed_gates(failed)
+        context.instance.report_engine_event(f"held back by gates:\n{summary}", context.dagster_run)
+        requests = triage_requests(failed, triaged or {}, run_id)
+        url = os.environ.get("RELEASE_ASSETS_GATE_WEBHOOK")
+        if url:
+            # A failing webhook must not fail the tick: a retried tick would write the summary to the run twice.
+            payload = {"run_id": run_id, "failed_gates": failed, "text": summary}
+            try:
+                status = post_webhook(url, payload)
+            except OSError as exc:
+                context.log.warning(f"could not post failed gates to {url}: {exc}")
+            else:
+                context.log.info(f"posted {len(failed)} failed gate(s) to the webhook (HTTP {status})")
+        return requests or None
+
+    return failed_gate_sensor

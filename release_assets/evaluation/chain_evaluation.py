@@ -1,15 +1,20 @@
 """The chain evaluation artifact: the frozen chain run with the release's own models over the golden suite,
-scored (``evaluation/golden.py``), traced, and written as ``report.json``, ``report.md`` and ``cases.jsonl``."""
+scored (``evaluation/golden.py``), traced, and written as ``report.json``, ``report.md`` and ``cases.jsonl``, with a
+copy of the golden suite it scored (``golden.jsonl``): a published version carries its own test data, so regression
+triage can tell a change of the test data from a change of the system."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.evaluation.golden import evaluate, repeat_outcomes
 from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base
+
+GOLDEN_FILE = "golden.jsonl"
 
 
 def _trace(path: Path, spec: Any, cases: list[dict[str, Any]], results: list[CaseResult], golden: Path) -> None:
@@ -52,6 +57,7 @@ def build_chain_evaluation(
     spec, schemas = load_chain(chain_artifact / "chain", {n: p.labels for n, p in predictors.items()}, chain_file)
     kb = load_knowledge_base(chain_artifact / KB_FILE)
     cases = load_cases(golden_path, spec.evaluation)
+    shutil.copyfile(golden_path, out_dir / GOLDEN_FILE)
     runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)
     summary, results = evaluate(runner, cases)
     _trace(out_dir / "traces.jsonl", spec, cases, results, golden_path)

@@ -6,9 +6,12 @@ suite runs on mixed releases (``triage_mix``), each taking some factors from the
 baseline, and each metric's change is shared between the factors (``triage_attribution``) so the shares plus an
 interaction term add up to the observed change. Nothing retrains: the mixes reuse the bundles' own members.
 
-The golden suite is not in the bundle (the chain evaluation records only its file name and a 16-hex digest in its
-traces), so the caller gives each side's golden file; a file whose digest differs from the one the version's own
-evaluation recorded is reported in ``notes``, and triage scores the file given.
+Each side is scored on the golden suite its chain evaluation carries (``golden.jsonl``), so a change of the test
+data is a factor like any member. A golden file given instead is checked against the digest the version's own
+evaluation recorded; a mismatch is reported in ``notes``, and triage scores the file given.
+
+A side is a published version (:func:`published_side`) or a build the gates held (:func:`build_side`): the
+``regression_triage`` asset triages what was just built against the champion before anything is published.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.triage_attribution import SHAPLEY, attribute, subsets_to_evaluate
 from release_assets.evaluation.triage_mix import (
     GOLDEN,
@@ -27,6 +31,7 @@ from release_assets.evaluation.triage_mix import (
     MixResult,
     Side,
     TriageError,
+    bundled_golden,
     extract_verified,
     recorded_golden_sha,
 )
@@ -85,6 +90,13 @@ class Triage:
         if not m.shares or m.change == 0:
             return None
         return max(m.shares, key=lambda f: m.shares[f] * math.copysign(1, m.change))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole result as JSON-ready data, each metric with its change."""
+        out = asdict(self)
+        for row, m in zip(out["metrics"], self.metrics, strict=True):
+            row["change"] = m.change
+        return out
 
     def markdown(self) -> str:
         method = (
@@ -157,61 +169,106 @@ def _quality_metrics(mixes: dict[frozenset[str], MixResult]) -> list[str]:
     ]
 
 
+def published_side(store: ReleaseStore, release: str, version: str, dest: Path, golden: Path | None) -> Side:
+    """A published version, extracted under ``dest`` and verified; scored on ``golden``, else on the golden suite
+    its own chain evaluation carries."""
+    manifest = extract_verified(store, release, version, dest)
+    dirs = {name: dest / "files" / name for name in manifest["members"]}
+    where = store.bundle_uri(release, version)
+    chain, _ = _chain_and_models(manifest, where)
+    return Side(version, manifest, dirs, _golden(golden, bundled_golden(dirs, chain), f"{release} {version}"))
+
+
+def build_side(label: str, refs: dict[str, ArtifactRef], store_root: Path, golden: Path | None = None) -> Side:
+    """A build that was not published (its gates hold it): its members as built in the artifact cache, by member
+    name (``chain``, ``intent_model``, ``chain_evaluation``...)."""
+    members = {
+        name: {"kind": ref.kind, "digest": ref.digest}
+        | ({"chain_file": ref.summary.get("chain_file", "chain.yaml")} if ref.kind == "prompt_chain" else {})
+        for name, ref in refs.items()
+    }
+    dirs = {name: ref.path(store_root) for name, ref in refs.items()}
+    chain, _ = _chain_and_models({"members": members}, label)
+    return Side(label, {"members": members}, dirs, _golden(golden, bundled_golden(dirs, chain), label))
+
+
+def _golden(given: Path | None, bundled: Path | None, where: str) -> Path:
+    golden = given or bundled
+    if golden is None:
+        raise TriageError(
+            f"{where}: its chain evaluation carries no golden suite (built before they were bundled); "
+            "pass the golden file it was scored on (--golden)"
+        )
+    if not Path(golden).is_file():
+        raise TriageError(f"{golden}: no such golden file ({where})")
+    return Path(golden)
+
+
 def triage(
     store: ReleaseStore,
     release: str,
     candidate: str,
     baseline: str,
-    candidate_golden: Path,
+    candidate_golden: Path | None = None,
     baseline_golden: Path | None = None,
     work_dir: Path | None = None,
     llm_cache_dir: Path | None = None,
+    fallback_golden: Path | None = None,
 ) -> Triage:
     """Triage ``candidate`` against ``baseline`` (published versions of ``release`` in ``store``).
 
-    ``candidate_golden``/``baseline_golden`` are the golden files each side is scored on (default: the
-    candidate's for both, so only the system is compared). ``work_dir`` holds the extracted bundles (default: a
-    temporary folder, removed on return)."""
+    Each side is scored on the golden suite its own chain evaluation carries, unless a file is given for it
+    (``candidate_golden``, ``baseline_golden``); a version built before evaluations carried their suite is scored
+    on ``fallback_golden`` (noted). ``work_dir`` holds the extracted bundles (default: a temporary folder, removed
+    on return)."""
+    notes = []
+    with tempfile.TemporaryDirectory(prefix=f"triage-{release}-", dir=work_dir) as tmp:
+        sides = []
+        for key, version, golden in (
+            ("candidate", candidate, candidate_golden),
+            ("baseline", baseline, baseline_golden),
+        ):
+            try:
+                sides.append(published_side(store, release, version, Path(tmp) / key, golden))
+            except TriageError:
+                if golden is not None or fallback_golden is None:
+                    raise
+                sides.append(published_side(store, release, version, Path(tmp) / key, fallback_golden))
+                notes.append(f"{key} {version} carries no golden suite: scored on {fallback_golden}.")
+        result = triage_sides(release, *sides, llm_cache_dir)
+    result.notes += notes
+    return result
+
+
+def triage_sides(release: str, cand: Side, base: Side, llm_cache_dir: Path | None = None) -> Triage:
+    """The triage of ``cand`` against ``base``: every mix scored, each metric's change attributed."""
     from release_assets.hashing import sha256_file
 
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"triage-{release}-", dir=work_dir) as tmp:
-        sides = {}
-        for key, version, golden in (
-            ("candidate", candidate, candidate_golden),
-            ("baseline", baseline, baseline_golden or candidate_golden),
-        ):
-            if not Path(golden).is_file():
-                raise TriageError(f"{golden}: no such golden file (the {key} side's golden suite)")
-            manifest = extract_verified(store, release, version, Path(tmp) / key)
-            sides[key] = Side(version, manifest, Path(tmp) / key / "files", Path(golden))
-        cand, base = sides["candidate"], sides["baseline"]
-        chain, models = _chain_and_models(cand.manifest, store.bundle_uri(release, candidate))
-        if _chain_and_models(base.manifest, store.bundle_uri(release, baseline)) != (chain, models):
-            raise TriageError(
-                f"{release} {baseline} and {candidate}: different chain or model members; nothing to swap back"
+    chain, models = _chain_and_models(cand.manifest, f"{release} {cand.version}")
+    if _chain_and_models(base.manifest, f"{release} {base.version}") != (chain, models):
+        raise TriageError(
+            f"{release} {base.version} and {cand.version}: different chain or model members; nothing to swap back"
+        )
+    changed = {n: (base.digest(n), cand.digest(n)) for n in [chain, *models] if base.digest(n) != cand.digest(n)}
+    sides = {"candidate": cand, "baseline": base}
+    golden_sha = {k: sha256_file(s.golden) for k, s in sides.items()}
+    if golden_sha["baseline"] != golden_sha["candidate"]:
+        changed[GOLDEN] = (golden_sha["baseline"], golden_sha["candidate"])
+    notes = []
+    for key, side in sides.items():
+        recorded = recorded_golden_sha(side, chain)
+        if recorded and recorded != golden_sha[key][: len(recorded)]:
+            notes.append(
+                f"{key} {side.version}: its own chain evaluation scored golden suite {recorded}, not the file "
+                f"given ({side.golden}, {golden_sha[key][:16]}); triage scores the file given."
             )
-        changed = {n: (base.digest(n), cand.digest(n)) for n in [chain, *models] if base.digest(n) != cand.digest(n)}
-        golden_sha = {k: sha256_file(s.golden) for k, s in sides.items()}
-        if golden_sha["baseline"] != golden_sha["candidate"]:
-            changed[GOLDEN] = (golden_sha["baseline"], golden_sha["candidate"])
-        notes = [
-            f"The golden suite is not in the bundle: the candidate was scored on {cand.golden} "
-            f"({golden_sha['candidate'][:16]}), the baseline on {base.golden} ({golden_sha['baseline'][:16]})."
-        ]
-        for key, side in sides.items():
-            recorded = recorded_golden_sha(side, chain)
-            if recorded and recorded != golden_sha[key][: len(recorded)]:
-                notes.append(
-                    f"{key} {side.version}: its own chain evaluation recorded golden suite {recorded}, not the "
-                    f"file given ({golden_sha[key][:16]}); triage scores the file given."
-                )
-        everything = set(cand.manifest["members"]) | set(base.manifest["members"])
-        not_evaluated = sorted(n for n in everything if n not in changed and base.digest(n) != cand.digest(n))
-        factors = list(changed)
-        method, subsets = subsets_to_evaluate(factors)
-        mixer = Mixer(cand, base, chain, models, llm_cache_dir)
-        mixes = {s: mixer.evaluate(s) for s in subsets}
+    everything = set(cand.manifest["members"]) | set(base.manifest["members"])
+    not_evaluated = sorted(n for n in everything if n not in changed and base.digest(n) != cand.digest(n))
+    factors = list(changed)
+    method, subsets = subsets_to_evaluate(factors)
+    mixer = Mixer(cand, base, chain, models, llm_cache_dir)
+    mixes = {s: mixer.evaluate(s) for s in subsets}
     full = frozenset(factors)
     metrics = []
     for name in _quality_metrics(mixes):
@@ -220,8 +277,8 @@ def triage(
         metrics.append(MetricChange(name, value[frozenset()], value[full], shares, interaction))
     return Triage(
         release=release,
-        candidate=candidate,
-        baseline=baseline,
+        candidate=cand.version,
+        baseline=base.version,
         factors=factors,
         changed=changed,
         not_evaluated=not_evaluated,

@@ -25,19 +25,29 @@ class TriageError(ValueError):
 
 @dataclass
 class Side:
-    """One published version, extracted: its verified manifest, its member folders and its golden file."""
+    """One side of a triage: a published version, extracted, or a build not published (held by its gates): its
+    members (``manifest["members"]``: kind, digest, chain_file), each member's folder and its golden file."""
 
     version: str
     manifest: dict[str, Any]
-    root: Path
+    dirs: dict[str, Path]
     golden: Path
 
     def member_dir(self, name: str) -> Path:
-        return self.root / name
+        return self.dirs[name]
 
     def digest(self, name: str) -> str | None:
         member = self.manifest["members"].get(name)
         return member["digest"] if member else None
+
+
+def bundled_golden(dirs: dict[str, Path], chain: str) -> Path | None:
+    """The golden suite a chain evaluation scored, as it carries it (None: built before evaluations carried it)."""
+    from release_assets.evaluation.chain_evaluation import GOLDEN_FILE
+
+    folder = dirs.get(f"{chain}_evaluation")
+    path = folder / GOLDEN_FILE if folder is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 @dataclass
@@ -76,8 +86,9 @@ def extract_verified(store: ReleaseStore, release: str, version: str, dest: Path
 def recorded_golden_sha(side: Side, chain: str) -> str | None:
     """The golden file's digest (16 hex) the version's own chain evaluation recorded in its traces, if any: the
     golden suite is not bundled, so this is how a golden file given for a version is checked against it."""
-    traces = side.root / f"{chain}_evaluation" / "traces.jsonl"
-    if not traces.is_file():
+    folder = side.dirs.get(f"{chain}_evaluation")
+    traces = folder / "traces.jsonl" if folder is not None else None
+    if traces is None or not traces.is_file():
         return None
     with traces.open() as fh:
         for line in fh:

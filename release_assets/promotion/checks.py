@@ -34,7 +34,10 @@ def _example_tables(examples: list[dict]) -> dict[str, dg.MetadataValue]:
     }
 
 
-def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+def check_result(
+    verdict: Verdict, asset_key: dg.AssetKey, triage: tuple[str, str] | None = None
+) -> dg.AssetCheckResult:
+    """The check's outcome; ``triage`` (headline, markdown table) explains a failed chain gate by member."""
     meta: dict = {
         "status": verdict.status,
         "reason": verdict.reason,
@@ -49,12 +52,16 @@ def check_result(verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResul
         meta["champion"] = float(verdict.champion)
     if verdict.status != "passed":
         meta.update(_example_tables(verdict.examples))
+    description = verdict.reason
+    if triage is not None and verdict.holds_release:
+        description += "\n\n" + triage[0]
+        meta["regression_triage"] = dg.MetadataValue.md(triage[1])
     return dg.AssetCheckResult(
         asset_key=asset_key,
         passed=verdict.status == "passed",
         check_name=check_name(verdict.gate),
         metadata=meta,
-        description=verdict.reason,
+        description=description,
         # Only what holds the release is an ERROR (and so blocks downstream); warn gates and inconclusive
         # verdicts the manifest lets pass show as warnings.
         severity=dg.AssetCheckSeverity.ERROR if verdict.holds_release else dg.AssetCheckSeverity.WARN,
@@ -99,9 +106,19 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
 
         store = context.resources.store
         root = store.local().root
-        inputs = MemberInputs(refs=refs, store_root=root, champion=ChampionView(store.releases(), root, manifest.name))
-        for verdict in member_verdicts(only, member, inputs):
-            yield check_result(verdict, target)
+        champion = ChampionView(store.releases(), root, manifest.name)
+        inputs = MemberInputs(refs=refs, store_root=root, champion=champion)
+        verdicts = member_verdicts(only, member, inputs)
+        triage = None
+        if role == "evaluation" and any(v.holds_release and v.status == "failed" for v in verdicts):
+            from release_assets.evaluation.regression_triage import explain_held
+
+            # Which member moved the metric, against the champion: computed once, cached for the
+            # regression_triage asset; a triage that cannot run is said in the table, and never fails the gate.
+            triage = explain_held(store.local(), store.releases(), refs["evaluation"], champion.version)
+            context.log.info(triage[0])
+        for verdict in verdicts:
+            yield check_result(verdict, target, triage)
 
     return gates_check
 

@@ -121,7 +121,8 @@ def test_a_mislabelled_golden_case_is_blamed_on_the_golden_suite(published, tmp_
     assert intent.change == pytest.approx(-1 / len(cases), abs=1e-12)
     assert result.blamed("intent_accuracy") == GOLDEN
     _adds_up(result)
-    assert any("recorded golden suite" in note for note in result.notes)  # the file differs from the recorded one
+    # The file given is not the one the baseline's own evaluation scored (and carries): a note says so.
+    assert any("evaluation scored golden suite" in note for note in result.notes)
 
 
 def test_three_changes_at_once_are_shared_exactly(published, tmp_path):

@@ -7,9 +7,11 @@ from release_assets.cli import _end_mlflow_run
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.manifest_overrides import apply_overrides
-from release_assets.sensors import failed_gate_sensor
+from release_assets.sensors import build_failed_gate_sensor
 from release_assets_tests.conftest import local_resources
 from release_assets_tests.webhooks import webhook_receiver
+
+failed_gate_sensor = build_failed_gate_sensor()
 
 
 @pytest.fixture
