@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release test lint format ui validate verify bench bench-serving bench-canary serve clean
+.PHONY: help setup release test lint format ui validate verify bench bench-serving bench-canary bench-triage serve clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,9 @@ bench-serving: setup ## Measure the serving figures (load at 100 req/s, shadow, 
 
 bench-canary: setup ## Measure breach-to-rollback time and the canary monitor's tick cost (~1.5 min) into BENCHMARKS.md
 	$(BIN)/python bench/canary.py
+
+bench-triage: setup ## Measure regression triage of a held full-size helpdesk build against its champion (~5 min)
+	$(BIN)/python bench/triage.py
 
 serve: setup ## Serve the promoted champions on http://127.0.0.1:8000 (predict, healthz, readyz, metrics)
 	$(BIN)/release-assets serve --host $(HOST) --port 8000
