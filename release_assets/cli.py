@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 
@@ -29,7 +28,7 @@ def _end_mlflow_run() -> None:
         sys.modules["mlflow"].end_run()
 
 
-def _run_job(job_name: str, run_config: dict | None = None, manifests=None):
+def _defs(manifests=None):
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_each
     from release_assets.settings import get_settings
@@ -37,7 +36,14 @@ def _run_job(job_name: str, run_config: dict | None = None, manifests=None):
     settings = get_settings()
     if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
         manifests = load_each(settings.releases_path, settings.project_root)[0]
-    defs = build_defs(manifests, settings.project_root, resources_for(settings))
+    return build_defs(manifests, settings.project_root, resources_for(settings))
+
+
+def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs=None):
+    from release_assets.settings import get_settings
+
+    settings = get_settings()
+    defs = defs or _defs(manifests)
     with _instance(settings.project_root) as instance:
         try:
             return defs.resolve_job_def(job_name).execute_in_process(
@@ -80,45 +86,6 @@ def _manifests(names: list[str] | None = None) -> tuple[list, bool]:
     return [known[n] for n in names], False
 
 
-def cmd_release(args: argparse.Namespace) -> int:
-    from release_assets.definitions import resources_for
-    from release_assets.manifest_overrides import apply_release_overrides
-    from release_assets.release_summary import summarise_run
-    from release_assets.resources.artifact_store import store_unavailable
-    from release_assets.settings import get_settings
-
-    manifests, broken = _manifests(args.release)
-    if args.set:
-        manifests = apply_release_overrides(manifests, args.set)
-    if not manifests:
-        return 2
-    # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
-    resources_for(get_settings())["store"].preflight()
-    start = time.perf_counter()
-    result = _run_job(
-        "release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, manifests=manifests
-    )
-    elapsed = time.perf_counter() - start
-    unusable = store_unavailable(result)
-    if unusable:  # the store went away between the preflight and the run
-        print(f"FAILED: {unusable}", file=sys.stderr)
-        return 2
-    summaries = summarise_run(result, [m.name for m in manifests])
-    for s in summaries:
-        print(s.render())
-    print(f"run {result.run_id} finished in {elapsed:.1f} s")
-    if any(s.held_back for s in summaries):
-        from release_assets.cli_triage import print_held_triage
-
-        print_held_triage(manifests, summaries, lambda job, config: _run_job(job, config, manifests=manifests))
-    if args.summary == "markdown":
-        from release_assets.release_markdown import write_summary
-
-        store = resources_for(get_settings())["store"].releases()
-        write_summary(summaries, result.get_asset_check_evaluations(), store, args.summary_file)
-    return 0 if all(s.published_ok for s in summaries) and not broken else 1
-
-
 def _quiet(log_level: str = "CRITICAL") -> dict:
     # The refusal is printed once, cleanly, by the command; Dagster's step-failure traceback is noise here.
     return {"loggers": {"console": {"config": {"log_level": log_level}}}}
@@ -138,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from release_assets.cli_canary import add_parser as add_canary_parser
     from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
     from release_assets.cli_promotion import add_parser as add_promotion_parser
+    from release_assets.cli_release import add_parser as add_release_parser
     from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
     from release_assets.cli_triage import add_parser as add_triage_parser
 
@@ -145,25 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     parser = argparse.ArgumentParser(prog="release-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("release", help="materialize, gate and publish releases (default: all)")
-    p.add_argument("release", nargs="*", help="release names (default: every releases/*.yaml)")
-    # The summary below reports every gate and step failure; Dagster's own tracebacks are opt-in.
-    p.add_argument("--log-level", default="CRITICAL", help="Dagster console log level (default: CRITICAL)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="RELEASE:PATH=VALUE",
-        help="override a manifest field for this run, e.g. iris:members.classifier.params.C=0.0001",
-    )
-    p.add_argument(
-        "--summary",
-        choices=["markdown"],
-        help="also write the gate table (candidate against champion) as GitHub markdown: to --summary-file, else "
-        "appended to $GITHUB_STEP_SUMMARY, else printed; with $GITHUB_OUTPUT set, <release>_version outputs too",
-    )
-    p.add_argument("--summary-file", metavar="PATH", help="where --summary writes the table")
-    p.set_defaults(fn=cmd_release)
+    add_release_parser(sub)
     p = sub.add_parser("verify", help="re-hash a release bundle against its manifest, or check ledgers")
     p.add_argument("path", nargs="?", help="bundle.tar.gz or its release folder (whose manifest.json must agree)")
     p.add_argument(

@@ -14,13 +14,26 @@ def env(cli_env):
     return cli_env
 
 
+def _runs() -> int:
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        return instance.get_runs_count()
+
+
 def test_release_list_promote_history_rollback_verify(env, tmp_path, capsys):
     assert cli.main(["release", "iris"]) == 0
     out = capsys.readouterr().out
     assert "== iris: published" in out and "gates:" in out
     version = next(line.split()[-1] for line in out.splitlines() if line.strip().startswith("version:"))
 
+    # Nothing changed: proven from the stamp the first run left, without a Dagster run.
+    runs = _runs()
     assert cli.main(["release", "iris"]) == 0
+    out = capsys.readouterr().out
+    assert "== iris: unchanged (inputs identical" in out and f"version: {version}" in out and "nothing to run" in out
+    assert _runs() == runs
+    assert cli.main(["release", "iris", "--force"]) == 0
     assert "unchanged (already published, nothing new)" in capsys.readouterr().out
 
     assert cli.main(["list", "iris"]) == 0

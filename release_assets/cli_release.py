@@ -1,0 +1,123 @@
+"""``release-assets release``: materialize, gate and publish releases, or say in well under a second that there is
+nothing to do (``release/input_stamp.py``); print each release's gates, and a triage when gates hold one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _unchanged(manifests: list, settings) -> dict[str, str]:
+    """Release name -> published version, for each release whose inputs equal those of the run that published it
+    (``release/input_stamp.py``): proven without loading Dagster or MLflow, so nothing to do costs well under a
+    second. Only the local store keeps stamps."""
+    from release_assets.release.input_stamp import unchanged
+
+    if settings.store_backend != "local":
+        return {}
+    found = {m.name: unchanged(settings.store_path, m, settings.tracking_uri) for m in manifests}
+    return {name: version for name, version in found.items() if version}
+
+
+def _stamp(defs, summaries: list, manifests: list, settings) -> None:
+    """After a run: remember the inputs of every release it published (or found published), for ``_unchanged``."""
+    from release_assets.release.input_stamp import record
+
+    if settings.store_backend != "local":
+        return
+    files: dict[str, set[Path]] = {}
+    for spec in defs.resolve_all_asset_specs():
+        watched = (spec.metadata.get("code_inputs") or {}).get("files", [])
+        files.setdefault(spec.key.path[0], set()).update(Path(f) for f in watched)
+    by_name = {m.name: m for m in manifests}
+    for s in summaries:
+        if s.published_ok and s.release in by_name:
+            record(
+                settings.store_path,
+                by_name[s.release],
+                s.version,
+                sorted(files.get(s.release, ())),
+                settings.tracking_uri,
+            )
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from release_assets.cli import _defs, _manifests, _run_job
+    from release_assets.settings import get_settings
+
+    start = time.perf_counter()
+    manifests, broken = _manifests(args.release)
+    if args.set:
+        from release_assets.manifest_overrides import apply_release_overrides
+
+        manifests = apply_release_overrides(manifests, args.set)
+    if not manifests:
+        return 2
+    settings = get_settings()
+    # Overrides and the markdown summary always run: both are about this build, not the stored one.
+    done = {} if args.force or args.set or args.summary else _unchanged(manifests, settings)
+    for name, version in done.items():
+        print(f"== {name}: unchanged (inputs identical to the run that published it; nothing to run)")
+        print(f"   version: {version}")
+    todo = [m for m in manifests if m.name not in done]
+    if not todo:
+        print(f"nothing to run ({time.perf_counter() - start:.2f} s; --force runs anyway)")
+        return 1 if broken else 0
+    from release_assets.definitions import resources_for
+    from release_assets.release_summary import summarise_run
+    from release_assets.resources.artifact_store import store_unavailable
+
+    # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
+    resources_for(settings)["store"].preflight()
+    defs = _defs(todo)
+    result = _run_job("release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, defs=defs)
+    elapsed = time.perf_counter() - start
+    unusable = store_unavailable(result)
+    if unusable:  # the store went away between the preflight and the run
+        print(f"FAILED: {unusable}", file=sys.stderr)
+        return 2
+    summaries = summarise_run(result, [m.name for m in todo])
+    for s in summaries:
+        print(s.render())
+    print(f"run {result.run_id} finished in {elapsed:.1f} s")
+    if not args.set:  # a build with overrides is not what the manifest on disk builds
+        _stamp(defs, summaries, todo, settings)
+    if any(s.held_back for s in summaries):
+        from release_assets.cli_triage import print_held_triage
+
+        print_held_triage(todo, summaries, lambda job, config: _run_job(job, config, defs=defs))
+    if args.summary == "markdown":
+        from release_assets.release_markdown import write_summary
+
+        store = resources_for(settings)["store"].releases()
+        write_summary(summaries, result.get_asset_check_evaluations(), store, args.summary_file)
+    return 0 if all(s.published_ok for s in summaries) and not broken else 1
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("release", help="materialize, gate and publish releases (default: all)")
+    p.add_argument("release", nargs="*", help="release names (default: every releases/*.yaml)")
+    # The summary below reports every gate and step failure; Dagster's own tracebacks are opt-in.
+    p.add_argument("--log-level", default="CRITICAL", help="Dagster console log level (default: CRITICAL)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="RELEASE:PATH=VALUE",
+        help="override a manifest field for this run, e.g. iris:members.classifier.params.C=0.0001",
+    )
+    p.add_argument(
+        "--summary",
+        choices=["markdown"],
+        help="also write the gate table (candidate against champion) as GitHub markdown: to --summary-file, else "
+        "appended to $GITHUB_STEP_SUMMARY, else printed; with $GITHUB_OUTPUT set, <release>_version outputs too",
+    )
+    p.add_argument("--summary-file", metavar="PATH", help="where --summary writes the table")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when every input equals the run that published the release (default: say `unchanged`)",
+    )
+    p.set_defaults(fn=cmd_release)
