@@ -15,6 +15,8 @@ help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
+	@if [ -e $(STAMP) ]; then echo "pyproject.toml changed: updating .venv"; else echo "First setup: installing \
+	dependencies into .venv (torch, Dagster, MLflow...; about 3 minutes on 2 cores, once)"; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"

@@ -32,8 +32,10 @@ def build_output(
 ) -> dg.Output:
     """Build (or reuse) an asset's artifact, keyed by its code version and its inputs' content digests.
 
-    With ``tracking`` (the dagster-mlflow resource) the artifact's metrics are logged to this Dagster run's MLflow
-    run; ``on_built`` runs only when something was actually built (e.g. registering a newly trained model).
+    With ``tracking`` (the dagster-mlflow resource) the metrics of an artifact built here are logged to this Dagster
+    run's MLflow run (a reused artifact's were logged by the run that built it, so a run that reuses everything never
+    starts MLflow); ``on_built`` runs only when something was actually built (e.g. registering a newly trained
+    model).
     """
     from release_assets.artifacts import fingerprint
 
@@ -56,7 +58,7 @@ def build_output(
     }
     if metadata:
         meta.update(metadata(ref))
-    if tracking is not None:
+    if tracking is not None and not reused:
         numeric = {f"{release}.{member}.{k}": float(v) for k, v in ref.metrics.items() if isinstance(v, int | float)}
         if numeric:
             tracking.log_metrics(numeric)

@@ -39,16 +39,21 @@ def _defs(manifests=None):
     return build_defs(manifests, settings.project_root, resources_for(settings))
 
 
-def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs=None):
+def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs=None, progress: bool = False):
+    """Execute a job in this process; ``progress`` shows each step (and training epochs) on standard error."""
+    from contextlib import nullcontext
+
+    from release_assets.progress import showing
     from release_assets.settings import get_settings
 
     settings = get_settings()
     defs = defs or _defs(manifests)
-    with _instance(settings.project_root) as instance:
+    job = defs.resolve_job_def(job_name)
+    if progress and run_config and "loggers" in run_config:  # loggers named in run config are the only ones built
+        run_config = {**run_config, "loggers": {**run_config["loggers"], "progress": {}}}
+    with _instance(settings.project_root) as instance, showing(job) if progress else nullcontext(job) as shown:
         try:
-            return defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, raise_on_error=False, run_config=run_config
-            )
+            return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
         finally:
             _end_mlflow_run()
 

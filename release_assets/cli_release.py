@@ -72,7 +72,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
     resources_for(settings)["store"].preflight()
     defs = _defs(todo)
-    result = _run_job("release_all", {"loggers": {"console": {"config": {"log_level": args.log_level}}}}, defs=defs)
+    config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    result = _run_job("release_all", config, defs=defs, progress=not args.quiet)
     elapsed = time.perf_counter() - start
     unusable = store_unavailable(result)
     if unusable:  # the store went away between the preflight and the run
@@ -115,6 +116,7 @@ def add_parser(sub) -> None:
         "appended to $GITHUB_STEP_SUMMARY, else printed; with $GITHUB_OUTPUT set, <release>_version outputs too",
     )
     p.add_argument("--summary-file", metavar="PATH", help="where --summary writes the table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on standard error (steps, epochs)")
     p.add_argument(
         "--force",
         action="store_true",

@@ -23,8 +23,10 @@ def _runs() -> int:
 
 def test_release_list_promote_history_rollback_verify(env, tmp_path, capsys):
     assert cli.main(["release", "iris"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "== iris: published" in out and "gates:" in out
+    # Progress on standard error, one line per step as it starts and ends; standard output keeps the summary.
+    assert "start iris/classifier" in err and "done  iris/classifier (" in err and "start" not in out
     version = next(line.split()[-1] for line in out.splitlines() if line.strip().startswith("version:"))
 
     # Nothing changed: proven from the stamp the first run left, without a Dagster run.

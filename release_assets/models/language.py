@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from release_assets.models.wordpiece import train_tokenizer
+from release_assets.progress import report_epoch
 
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
@@ -202,6 +203,7 @@ def train(
             schedule.step()
             total += float(out.loss.detach()) * len(batch)
         losses.append(round(total / len(texts), 5))
+        report_epoch(epoch + 1, params.epochs, losses[-1])
         if val_rows:
             model.eval()
             with torch.inference_mode():

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from release_assets.progress import report_epoch
+
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -65,7 +67,7 @@ def train(
     generator = torch.Generator().manual_seed(params.seed)
     losses = []
     net.train()
-    for _ in range(params.epochs):
+    for epoch in range(params.epochs):
         order = torch.randperm(len(x), generator=generator)
         total = 0.0
         for start in range(0, len(x), params.batch_size):
@@ -76,6 +78,7 @@ def train(
             optimiser.step()
             total += float(loss.detach()) * len(batch)
         losses.append(round(total / len(x), 5))
+        report_epoch(epoch + 1, params.epochs, losses[-1])
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
     config = {"format": "release_assets.digit_cnn/v1", "labels": labels, "channels": params.channels}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=1))

@@ -6,10 +6,12 @@ The ledger is the source of truth for who is champion; :meth:`Registry.mirror` m
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from release_assets.resources.mlflow_cleanup import process_tags, sweep_for_run
 
@@ -144,18 +146,42 @@ class Registry:
 
 
 class RegistryResource(dg.ConfigurableResource):
-    """MLflow registry and tracking; defaults to sqlite and a folder under the project (no server needed)."""
+    """MLflow registry and tracking; defaults to sqlite and a folder under the project (no server needed).
+
+    Nothing touches MLflow until :meth:`get` is called: a run that registers nothing does not import it."""
 
     tracking_uri: str
     artifact_root: str
     ui_url: str | None = None
+    _init_context: Any = PrivateAttr(default=None)
 
     def get(self) -> Registry:
+        if self._init_context is not None:
+            # Runs that only use the registry (promote, rollback) sweep too: any run may be the next after a kill.
+            sweep_for_run(
+                self._init_context, self.tracking_uri, lambda: ensure_experiment(self.tracking_uri, self.artifact_root)
+            )
         return Registry(self.tracking_uri, self.artifact_root, self.ui_url)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Runs that only use the registry (promote, rollback) sweep too: any run may be the next after a kill.
-        sweep_for_run(context, self.tracking_uri, lambda: ensure_experiment(self.tracking_uri, self.artifact_root))
+        self._init_context = context
+
+
+class LazyTracking:
+    """dagster-mlflow's tracker, started on first use: importing MLflow and opening its run cost seconds, and a run
+    whose every artifact is reused logs nothing."""
+
+    def __init__(self, start: Callable[[], Any]) -> None:
+        self._start, self._tracker = start, None
+
+    @property
+    def started(self) -> bool:
+        return self._tracker is not None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._tracker is None:
+            self._tracker = self._start()
+        return getattr(self._tracker, name)
 
 
 @dg.resource(
@@ -169,19 +195,26 @@ class RegistryResource(dg.ConfigurableResource):
 def mlflow_tracking(init_context: dg.InitResourceContext):
     """dagster-mlflow's ``MlFlow``, preceded by creating the experiment where its artifacts belong.
 
-    dagster-mlflow imports mlflow at module level; importing it here keeps definitions free of mlflow.
+    dagster-mlflow imports mlflow at module level; importing it here keeps definitions free of mlflow. Started
+    lazily (:class:`LazyTracking`): the first asset that logs something opens the MLflow run.
     """
-    from dagster_mlflow.resources import MlFlow
 
-    config = init_context.resource_config
-    _close_foreign_run(init_context.run.run_id)
-    experiment_id = ensure_experiment(config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"])
-    # After _close_foreign_run, which ends this process's previous run properly; the sweep is for the rest.
-    sweep_for_run(init_context, config["mlflow_tracking_uri"], lambda: experiment_id)
-    tracker = MlFlow(init_context)
-    _mlflow().set_tags(process_tags())  # on the run MlFlow just started or adopted
-    _ACTIVE_OWNER.update(dagster_run_id=init_context.run.run_id, tracking_uri=config["mlflow_tracking_uri"])
-    return tracker
+    def start() -> Any:
+        from dagster_mlflow.resources import MlFlow
+
+        config = init_context.resource_config
+        _close_foreign_run(init_context.run.run_id)
+        experiment_id = ensure_experiment(
+            config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"]
+        )
+        # After _close_foreign_run, which ends this process's previous run properly; the sweep is for the rest.
+        sweep_for_run(init_context, config["mlflow_tracking_uri"], lambda: experiment_id)
+        tracker = MlFlow(init_context)
+        _mlflow().set_tags(process_tags())  # on the run MlFlow just started or adopted
+        _ACTIVE_OWNER.update(dagster_run_id=init_context.run.run_id, tracking_uri=config["mlflow_tracking_uri"])
+        return tracker
+
+    return LazyTracking(start)
 
 
 # Which Dagster run (and tracking server) the process's active MLflow run belongs to. dagster-mlflow adopts any
