@@ -16,6 +16,7 @@ from release_assets.release.store import BUNDLE, ReleaseStore
 
 FORMATS = {
     ".safetensors": "safetensors",
+    ".onnx": "onnx",
     ".json": "json",
     ".jsonl": "jsonl",
     ".md": "markdown",

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -64,8 +65,19 @@ class Registry:
                 self.client.create_registered_model(name, description=description)
 
     def register(self, name: str, source: str, run_id: str | None, tags: dict[str, str]) -> str:
-        """A new model version of ``name`` pointing at ``source`` (a folder or bundle in the artifact store)."""
+        """A new model version of ``name`` pointing at ``source`` (a folder or bundle in the artifact store).
+
+        A tracking server cannot read this machine's disk and refuses a local source: the files are then logged to
+        the run's artifacts (S3 in the scale-out profile) and the version points at them (``runs:/...``).
+        """
         self._ensure_model(name)
+        if run_id and self.tracking_uri.startswith(("http://", "https://")) and urlparse(source).scheme in ("", "file"):
+            local, artifact_path = Path(urlparse(source).path), f"registered/{name}"
+            if local.is_dir():
+                self.client.log_artifacts(run_id, str(local), artifact_path)
+            else:
+                self.client.log_artifact(run_id, str(local), artifact_path)
+            source = f"runs:/{run_id}/{artifact_path}"
         version = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
         return version.version
 
