@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def plain_release(project_root: Path = ROOT) -> dict:
+def plain_release(project_root: Path = ROOT, only: list[str] | None = None) -> dict:
     from release_assets.chains.build import build_chain
     from release_assets.datasets.build import build_raw, build_split
     from release_assets.evaluation.chain_evaluation import build_chain_evaluation
@@ -39,6 +39,8 @@ def plain_release(project_root: Path = ROOT) -> dict:
         return out
 
     for manifest in load_manifests(project_root / "releases"):
+        if only and manifest.name not in only:
+            continue
         dirs: dict[str, Path] = {}
         for name in manifest.topological_order():
             member = manifest.members[name]
@@ -78,5 +80,7 @@ def plain_release(project_root: Path = ROOT) -> dict:
 if __name__ == "__main__":
     start = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    stages = plain_release()
+    # --release NAME (repeatable): only those releases, e.g. iris for the `release-assets release iris` figure.
+    names = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--release"]
+    stages = plain_release(only=names or None)
     print(json.dumps({"wall_s": time.perf_counter() - start, "stages": stages}))
