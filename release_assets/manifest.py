@@ -215,7 +215,17 @@ def _check_params(name: str, member: Any, where: str) -> None:
         raise ManifestError(f"{where}: {validation_problems(exc, f'members.{name}.params.')}") from None
 
 
+# A Dagster project declares a release as a ReleaseComponent: the manifest is the `attributes` of its defs.yaml.
+DEFS_FILES = ("defs.yaml", "defs.yml")
+
+
+def is_defs_file(path: Path) -> bool:
+    return path.name in DEFS_FILES
+
+
 def parse_manifest(data: Any, where: str) -> ReleaseManifest:
+    if isinstance(data, dict) and "type" in data and "attributes" in data:
+        data = data["attributes"]  # a component's defs.yaml (read by the sensor and the weakened-gate check)
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected a mapping at the top level, found {type(data).__name__}")
     try:
@@ -234,36 +244,47 @@ def load_manifest(path: Path) -> ReleaseManifest:
     except yaml.YAMLError as exc:
         raise ManifestError(f"{path}: not valid YAML: {exc}") from None
     manifest = parse_manifest(data, str(path))
-    if manifest.name != path.stem:
+    if manifest.name != path.stem and not is_defs_file(path):
         raise ManifestError(f"{path}: name: '{manifest.name}' must match the file name '{path.stem}'")
     return manifest.model_copy(update={"source": path})
 
 
 def _manifest_paths(releases_dir: Path) -> list[Path]:
-    paths = sorted(releases_dir.glob("*.yaml"))
+    from release_assets.component_files import release_files  # also a dg project's ReleaseComponent defs.yaml files
+
+    paths = release_files(releases_dir)
     if not paths:
         raise ManifestError(f"{releases_dir}: no release manifests (*.yaml) found")
     return paths
 
 
-def load_manifests(releases_dir: Path, project_root: Path | None = None) -> list[ReleaseManifest]:
-    """Every manifest, each checked against the files it names; the first error stops (for definitions)."""
+def _load_checked(path: Path, root: Path) -> ReleaseManifest:
     from release_assets.manifest_paths import check_paths
 
+    try:
+        return check_paths(load_manifest(path), root)
+    except ManifestError as exc:
+        if not is_defs_file(path):
+            raise
+        from release_assets.component_errors import locate  # a component's defs.yaml: file:line, as dg reports
+
+        raise ManifestError(locate(str(exc), str(path), path)) from None
+
+
+def load_manifests(releases_dir: Path, project_root: Path | None = None) -> list[ReleaseManifest]:
+    """Every manifest, each checked against the files it names; the first error stops (for definitions)."""
     root = project_root or releases_dir.parent
-    return [check_paths(load_manifest(p), root) for p in _manifest_paths(releases_dir)]
+    return [_load_checked(p, root) for p in _manifest_paths(releases_dir)]
 
 
 def load_each(releases_dir: Path, project_root: Path | None = None) -> tuple[list[ReleaseManifest], list[str]]:
     """Every manifest that loads, and one error line per manifest that does not: a broken release must not stop
     the CLI from running, listing or promoting the others."""
-    from release_assets.manifest_paths import check_paths
-
     root = project_root or releases_dir.parent
     loaded, errors = [], []
     for path in _manifest_paths(releases_dir):
         try:
-            loaded.append(check_paths(load_manifest(path), root))
+            loaded.append(_load_checked(path, root))
         except ManifestError as exc:
             errors.append(str(exc))
     return loaded, errors

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release_assets.manifest import ManifestError, ReleaseManifest
+from release_assets.manifest import ManifestError, ReleaseManifest, is_defs_file
 
 # Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
 _PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
 
 
+def manifest_root(manifest: ReleaseManifest, project_root: Path) -> Path:
+    """Where the manifest's paths start: the folder of a component's ``defs.yaml`` (a Dagster component keeps its
+    files beside it, so a release folder can be copied between projects whole), else the project root
+    (``releases/<name>.yaml``)."""
+    if manifest.source is not None and is_defs_file(Path(manifest.source)):
+        return Path(manifest.source).parent
+    return project_root
+
+
 def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifest:
     where = manifest.source or manifest.name
+    project_root = manifest_root(manifest, project_root)
     for name, member in manifest.members.items():
         for field, what in _PATH_FIELDS.items():
             value = getattr(member, field, None)

@@ -10,15 +10,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _project_root() -> Path:
-    # An editable install runs from the checkout; the releases live next to the package.
-    return Path(__file__).resolve().parent.parent
+    """The project being worked in: the nearest folder from the working directory up that holds a
+    ``pyproject.toml`` (where ``dg`` finds a project's root too), else the working directory. Never the package's
+    own location: installed from a wheel, that is site-packages, not anyone's project."""
+    cwd = Path.cwd().resolve()
+    return next((folder for folder in (cwd, *cwd.parents) if (folder / "pyproject.toml").is_file()), cwd)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELEASE_ASSETS_", extra="ignore")
 
     project_root: Path = Field(default_factory=_project_root)
-    releases_dir: Path | None = None  # default: <project_root>/releases
+    releases_dir: Path | None = None  # default: <project_root>/releases, else a dg project's defs folder
     store_root: Path | None = None  # default: <project_root>/.release_store
     environments_file: Path | None = None  # default: <project_root>/environments.yaml (optional)
     store_backend: str = "local"  # "local" or "s3": where release units and the ledger are published
@@ -37,7 +40,14 @@ class Settings(BaseSettings):
 
     @property
     def releases_path(self) -> Path:
-        return self.releases_dir or self.project_root / "releases"
+        if self.releases_dir:
+            return self.releases_dir
+        default = self.project_root / "releases"
+        if default.is_dir():
+            return default
+        from release_assets.component_files import dg_defs_folder  # a dg project: its ReleaseComponents' defs.yaml
+
+        return dg_defs_folder(self.project_root) or default
 
     @property
     def store_path(self) -> Path:

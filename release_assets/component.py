@@ -1,0 +1,131 @@
+"""``ReleaseComponent``: a release manifest as a Dagster Component, the one factory every release goes through.
+
+In a ``dg`` project a release is ``defs/<name>/defs.yaml`` with ``type: release_assets.ReleaseComponent`` and the
+manifest as its ``attributes``; the paths in it are relative to that folder. This repository's ``releases/*.yaml``
+become the same component in ``definitions.py`` (their paths relative to the project root), so both roads build
+the same assets, checks and per-release job. What all releases of a project share (jobs, sensors, resources,
+executor) exists once, in ``ReleasePlatformComponent`` (``component_platform.py``) or ``definitions.build_defs``.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from release_assets.component_errors import locate
+from release_assets.manifest import (
+    DEFS_FILES,
+    NAME,
+    ManifestError,
+    Member,
+    ReleaseManifest,
+    Threshold,
+    is_defs_file,
+    parse_manifest,
+)
+from release_assets.manifest_paths import check_paths
+from release_assets.rollout.spec import RolloutSpec
+from release_assets.scaffold import ReleaseScaffolder
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a release was declared: its paths start at ``root``; ``source`` is the file the code-change sensor
+    watches and the weakened-gate check reads at git ``HEAD``."""
+
+    root: Path
+    source: Path | None
+
+
+def origin_in(folder: Path) -> Origin:
+    """A component loaded from ``folder``: its defs.yaml, and the folder as the start of its paths."""
+    source = next((folder / f for f in DEFS_FILES if (folder / f).is_file()), None)
+    return Origin(root=folder, source=source)
+
+
+@dg.scaffold_with(ReleaseScaffolder)
+class ReleaseComponent(dg.Component, dg.Model, dg.Resolvable):
+    """A gated, content-addressed release of datasets, models and prompt chains (release_assets).
+
+    Each member becomes assets (data, split, model, chain, evaluation report), each gate a blocking asset check, and
+    the release a `<name>/release_unit` asset that publishes a verified bundle only when every gate passed.
+    Declare `release_assets.ReleasePlatformComponent` once in the project for the shared jobs, sensors and
+    resources.
+    """
+
+    # The fields of ReleaseManifest (less `source`), so the schema `dg check yaml` applies is the manifest's; a test
+    # keeps the two in step.
+    name: Annotated[str, Field(pattern=NAME, description="release name: asset key prefix and group prefix")]
+    description: str = ""
+    owners: list[str] = Field(default_factory=list, description="owners of every asset of the release")
+    members: dict[Annotated[str, Field(pattern=NAME)], Member] = Field(
+        description="what is built: datasets, models and prompt chains, each with a `kind` (paths relative to the "
+        "folder of this defs.yaml)"
+    )
+    gates: dict[str, dict[str, Threshold]] = Field(
+        default_factory=dict, description="member -> gate -> {min, max, severity, on_inconclusive, params}"
+    )
+    rollout: RolloutSpec | None = Field(default=None, description="canary ramp and budgets (optional)")
+
+    _origin: Origin | None = PrivateAttr(default=None)
+    _defs: dg.Definitions | None = PrivateAttr(default=None)
+
+    @classmethod
+    def model(cls) -> type["ReleaseComponent"]:
+        # The component is its own YAML model. Dagster's derived one would also accept a string for each top-level
+        # field (for templates), which turns a typo deep in `members` into "not valid under any of the given
+        # schemas" at `members:`; this one names the exact field and line, and refuses what a manifest refuses.
+        return cls
+
+    @classmethod
+    def resolve_from_model(cls, context: dg.ResolutionContext, model: Any) -> "ReleaseComponent":
+        # Templates (`{{ env.X }}`) are rendered in every string of the manifest, which is then validated again.
+        data = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return cls.model_validate(context.resolve_value(data))
+
+    @classmethod
+    def from_manifest(cls, manifest: ReleaseManifest, root: Path) -> "ReleaseComponent":
+        """A release read from a manifest file (``releases/<name>.yaml``), its paths starting at ``root``."""
+        component = cls.model_validate(manifest.model_dump(mode="json", by_alias=True, exclude={"source"}))
+        component._origin = Origin(root=root, source=manifest.source)
+        return component
+
+    @classmethod
+    def load(cls, attributes, context: dg.ComponentLoadContext) -> "ReleaseComponent":
+        component = super().load(attributes, context)
+        # Recorded at load, not at build: the platform component reads every release's manifest before (or without)
+        # their definitions being built.
+        component._origin = origin_in(context.path)
+        return component
+
+    def manifest(self) -> ReleaseManifest:
+        """The manifest, checked as a manifest file is (references, gates, hyperparameters, paths); an error in a
+        defs.yaml names its file and line."""
+        origin = self._origin or Origin(root=Path.cwd(), source=None)
+        where = str(origin.source or self.name)
+        try:
+            manifest = parse_manifest(self.model_dump(mode="json", by_alias=True), where)
+            return check_paths(manifest.model_copy(update={"source": origin.source}), origin.root)
+        except ManifestError as exc:
+            if origin.source is not None and is_defs_file(origin.source):
+                raise ManifestError(locate(str(exc), where, origin.source)) from None
+            raise
+
+    def release_defs(self) -> dg.Definitions:
+        """This release's assets, checks and ``<name>_release`` job, built once per component."""
+        if self._defs is None:
+            from release_assets.definitions import release_defs  # the stage wiring; it imports this module
+
+            manifest = self.manifest()
+            self._defs = release_defs(manifest, self._origin.root if self._origin else Path.cwd())
+        return self._defs
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        if self._origin is None:  # made in Python (`@dg.component_instance`): its paths start at its folder
+            self._origin = origin_in(context.path)
+        defs = self.release_defs()
+        # The release's jobs are registered by ReleasePlatformComponent, beside the sensors that launch them: dg
+        # copies each component's definitions to add metadata, and a sensor keeps only the job copies of its own.
+        return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks)

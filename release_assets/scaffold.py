@@ -1,0 +1,59 @@
+"""``dg scaffold defs release_assets.ReleaseComponent <name>``: a minimal release that works as written.
+
+It writes ``<name>/defs.yaml`` with a starter dataset, model and gates (the iris flowers, which scikit-learn ships,
+so nothing needs downloading), and, when the project declares no ``ReleasePlatformComponent`` yet, a
+``release_platform/defs.yaml`` beside it, since releases need the shared jobs, sensors and resources to load.
+"""
+
+import getpass
+import re
+import string
+from importlib.resources import files
+from pathlib import Path
+
+import dagster as dg
+
+PLATFORM_TYPE = "release_assets.ReleasePlatformComponent"
+
+
+def template(name: str) -> str:
+    """A scaffolding template shipped in the package (package data: it must be in the wheel)."""
+    return files("release_assets").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def release_name(folder: str) -> str:
+    """A release name (lower case, digits, underscores, starting with a letter) from the folder's name."""
+    name = re.sub(r"[^a-z0-9_]", "_", folder.lower()).strip("_")
+    return name if re.match(r"^[a-z]", name) else f"release_{name}"
+
+
+def has_platform(defs_root: Path) -> bool:
+    return any(PLATFORM_TYPE in p.read_text(encoding="utf-8") for p in defs_root.rglob("defs.y*ml"))
+
+
+def write_release(target: Path, type_name: str, owner: str | None = None) -> list[Path]:
+    """The starter release in ``target`` (and the platform beside it if the project has none); the files written."""
+    target.mkdir(parents=True, exist_ok=True)
+    values = {"type": type_name, "name": release_name(target.name), "owner": owner or f"{_user()}@example.com"}
+    written = [target / "defs.yaml"]
+    written[0].write_text(string.Template(template("release.defs.yaml")).substitute(values), encoding="utf-8")
+    if not has_platform(target.parent):
+        platform = target.parent / "release_platform" / "defs.yaml"
+        platform.parent.mkdir(exist_ok=True)
+        platform.write_text(template("platform.defs.yaml"), encoding="utf-8")
+        written.append(platform)
+    return written
+
+
+def _user() -> str:
+    try:
+        return re.sub(r"[^A-Za-z0-9._-]", "", getpass.getuser()) or "owner"
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return "owner"
+
+
+class ReleaseScaffolder(dg.Scaffolder):
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        if request.scaffold_format != "yaml":
+            raise ValueError("a release is declared in YAML: scaffold it with --format yaml")
+        write_release(Path(request.target_path), request.type_name)
