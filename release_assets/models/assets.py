@@ -7,7 +7,9 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
+from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS
 from release_assets.models.registry import MODEL_KINDS as TRAINERS
+from release_assets.promotion.checks import check_name
 
 KINDS = {
     "tabular_classifier": {"sklearn"},
@@ -16,15 +18,44 @@ KINDS = {
 }
 DESCRIPTIONS = {
     "tabular_classifier": "Standardised multinomial logistic regression (scikit-learn), stored as JSON parameters.",
-    "image_classifier": "Small CNN (torch) reading 8x8 digit images, stored as safetensors.",
+    "image_classifier": "Small CNN (torch) reading 8x8 digit images, stored as safetensors and exported to ONNX "
+    "(served by onnxruntime).",
     "text_classifier": "BERT-style encoder (transformers) with a WordPiece vocabulary learned from the train split, "
-    "stored as safetensors.",
+    "stored as safetensors and exported to ONNX (served by onnxruntime with `tokenizers` alone).",
 }
+
+
+def _parity_spec(manifest: ReleaseManifest, name: str) -> list[dg.AssetCheckSpec]:
+    """A blocking check on every exported model: its ONNX logits equal torch's on the test split (onnx_parity.py).
+
+    Always on, not a manifest gate: serving and evaluation run the ONNX file, which is only sound if it computes
+    what the torch model computes. Decided in the model's own step, right after the export it checks.
+    """
+    if manifest.members[name].kind not in ONNX_KINDS:
+        return []
+    description = (
+        f"`{name}`: model.onnx (what serving and evaluation run) gives torch's logits within {MAX_ABS_DIFF:g} "
+        "(largest absolute difference) on every row of the test split."
+    )
+    return [
+        dg.AssetCheckSpec(
+            check_name(GATE), asset=keys.model(manifest.name, name), blocking=True, description=description
+        )
+    ]
+
+
+def _parity_result(name: str, kind: str, model: ArtifactRef, data: ArtifactRef, root, key) -> dg.AssetCheckResult:
+    from release_assets.models.onnx_parity import artifact_verdict
+    from release_assets.promotion.checks import check_result
+
+    verdict = artifact_verdict(name, kind, model.path(root), data.path(root), (root, key[0]))
+    return check_result(verdict, dg.AssetKey(key))
 
 
 def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     member = manifest.members[name]
     trainer = TRAINERS[member.kind]
+    checks = _parity_spec(manifest, name)
 
     @dg.asset(
         key=keys.model(manifest.name, name),
@@ -42,8 +73,9 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         description=f"{DESCRIPTIONS[member.kind]} Trained on the train split of `{member.data}`.",
         owners=manifest.owners,
         kinds=KINDS[member.kind],
+        check_specs=checks,
     )
-    def model(context: dg.AssetExecutionContext, data: ArtifactRef) -> dg.Output:
+    def model(context: dg.AssetExecutionContext, data: ArtifactRef):
         from release_assets.models.train import build_model
 
         local = context.resources.store.local()
@@ -60,7 +92,7 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             )
             return {"mlflow_model_version": f"{manifest.name}.{name} v{version}"}
 
-        return build_output(
+        output = build_output(
             context,
             local,
             release=manifest.name,
@@ -76,6 +108,9 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             tracking=tracking,
             on_built=register,
         )
+        yield output
+        if checks:
+            yield _parity_result(name, member.kind, output.value, data, local.root, keys.model(manifest.name, name))
 
     return model
 

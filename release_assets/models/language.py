@@ -2,21 +2,21 @@
 
 The tokenizer is a ``tokenizers`` WordPiece model whose vocabulary is learned from the train split; the encoder is a
 ``transformers`` BERT config a few layers deep. Both are saved in the Hugging Face layout (``tokenizer.json``,
-``config.json``, ``model.safetensors``), so the artifact loads with standard tooling and never unpickles.
+``config.json``, ``model.safetensors``), so the artifact loads with standard tooling and never unpickles; the
+trained classifier is also exported to ``model.onnx``, which serving and evaluation run without torch.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from release_assets.models.wordpiece import train_tokenizer
+from release_assets.models.wordpiece import encode, train_tokenizer
 from release_assets.progress import report_epoch
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -54,21 +54,11 @@ def _quiet_transformers() -> None:
     logging.disable_progress_bar()  # per-load progress bars are noise in run logs
 
 
-# A tokenizer is not safe to configure while another thread encodes with it ("Already borrowed",
-# huggingface/tokenizers#537): a server answers requests from a threadpool, so encoding is serialised (~0.1 ms).
-_TOKENIZER_LOCK = threading.Lock()
-
-
 def _encode(tokenizer, texts: list[str], max_length: int):
     import torch
 
-    with _TOKENIZER_LOCK:
-        tokenizer.enable_truncation(max_length)
-        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
-        batch = tokenizer.encode_batch(texts)
-    ids = torch.tensor([e.ids for e in batch])
-    mask = torch.tensor([e.attention_mask for e in batch])
-    return ids, mask
+    ids, mask = encode(tokenizer, texts, max_length)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def _classifier_class():
@@ -145,6 +135,8 @@ def train(
     import torch
     from tokenizers import Tokenizer
     from transformers import BertConfig
+
+    from release_assets.models.onnx_export import export_text
 
     classifier = _classifier_class()
     torch.manual_seed(params.seed)
@@ -229,6 +221,8 @@ def train(
     abstain["split"] = "val" if val_rows else None
 
     model.save_pretrained(out_dir, safe_serialization=True)
+    # What serving and evaluation run (onnxruntime, no torch); the onnx_parity check compares it with the above.
+    export_text(model, tokenizer, params.max_length, out_dir)
     (out_dir / ABSTAIN_FILE).write_text(json.dumps(abstain, indent=1, sort_keys=True))
     tokenizer.no_padding()
     tokenizer.no_truncation()
@@ -236,7 +230,7 @@ def train(
     (out_dir / LABELS_FILE).write_text(json.dumps({"labels": labels, "max_length": params.max_length}))
     return {
         "labels": labels,
-        "format": "safetensors",
+        "format": "safetensors+onnx",
         "train_loss": losses,
         "val_accuracy": val_scores,
         "best_epoch": best[2] or params.epochs,
@@ -263,12 +257,17 @@ class TextPredictor:
             json.loads(abstain.read_text()).get("threshold") if abstain.exists() else None
         )
 
-    def predict_proba(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:
+    def _batches(self, rows: list[dict[str, Any]], batch_size: int):
         texts = [r["text"] for r in rows]
-        out = []
         with self._torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 ids, mask = _encode(self._tokenizer, texts[start : start + batch_size], self._max_length)
-                logits = self._model(input_ids=ids, attention_mask=mask).logits
-                out.append(self._torch.softmax(logits, dim=1).numpy())
+                yield self._model(input_ids=ids, attention_mask=mask).logits
+
+    def logits(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:
+        out = [logits.numpy() for logits in self._batches(rows, batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def predict_proba(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:
+        out = [self._torch.softmax(logits, dim=1).numpy() for logits in self._batches(rows, batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)))

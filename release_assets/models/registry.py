@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel
+
+# Which runtime answers for the torch models: "onnx" (default: onnxruntime, no torch or transformers imported) or
+# "torch" (the training-time predictor; kept for the parity check and for comparing the two in bench/serving_cold.py).
+RUNTIME_ENV = "RELEASE_ASSETS_MODEL_RUNTIME"
+RUNTIMES = ("onnx", "torch")
+ONNX_MODULE = "release_assets.models.onnx_runtime"
+
+
+def model_runtime(runtime: str | None = None) -> str:
+    chosen = runtime or os.environ.get(RUNTIME_ENV) or "onnx"
+    if chosen not in RUNTIMES:
+        raise ValueError(f"{RUNTIME_ENV}={chosen!r}: expected one of {', '.join(RUNTIMES)}")
+    return chosen
 
 
 class Predictor(Protocol):
@@ -22,6 +36,7 @@ class ModelKind:
     params: str
     trainer: str
     predictor: str
+    onnx_predictor: str | None = None  # a class of ONNX_MODULE that runs the model's model.onnx
 
     def _attr(self, name: str) -> Any:
         import importlib
@@ -40,14 +55,27 @@ class ModelKind:
     ) -> dict[str, Any]:
         return self._attr(self.trainer)(rows, params, out_dir, val_rows=val_rows)
 
-    def load(self, model_dir: Path) -> Predictor:
+    def load(self, model_dir: Path, runtime: str | None = None) -> Predictor:
+        """The model in ``model_dir``, run by onnxruntime when it has a ``model.onnx`` (unless the runtime asked
+        for is torch). A model published before ONNX export has none: it is still served, through torch."""
+        import importlib
+
+        from release_assets.models.onnx_export import ONNX_FILE
+
+        chosen = model_runtime(runtime)  # a mistyped runtime is an error even for a model that has no choice
+        if chosen == "onnx" and self.onnx_predictor is not None and (Path(model_dir) / ONNX_FILE).is_file():
+            return getattr(importlib.import_module(ONNX_MODULE), self.onnx_predictor)(model_dir)
         return self._attr(self.predictor)(model_dir)
 
 
 MODEL_KINDS: dict[str, ModelKind] = {
     "tabular_classifier": ModelKind("release_assets.models.tabular", "TabularParams", "train", "TabularPredictor"),
-    "image_classifier": ModelKind("release_assets.models.vision", "VisionParams", "train", "VisionPredictor"),
-    "text_classifier": ModelKind("release_assets.models.language", "TextParams", "train", "TextPredictor"),
+    "image_classifier": ModelKind(
+        "release_assets.models.vision", "VisionParams", "train", "VisionPredictor", "OnnxVisionPredictor"
+    ),
+    "text_classifier": ModelKind(
+        "release_assets.models.language", "TextParams", "train", "TextPredictor", "OnnxTextPredictor"
+    ),
 }
 
 

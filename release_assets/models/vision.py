@@ -1,4 +1,5 @@
-"""A small torch CNN that reads 8x8 handwritten digits, saved as safetensors plus a JSON config."""
+"""A small torch CNN that reads 8x8 handwritten digits, saved as safetensors plus a JSON config, and exported to
+ONNX (``model.onnx``) for serving."""
 
 from __future__ import annotations
 
@@ -40,10 +41,15 @@ def _net(channels: int, n_classes: int):
     )
 
 
+def pixel_array(pixels: list[list[int]]) -> np.ndarray:
+    """The network's input, (n, 1, 8, 8) float32 in [0, 1]: shared by the torch and the onnxruntime predictor."""
+    return np.asarray(pixels, dtype=np.float32).reshape(-1, 1, 8, 8) / np.float32(16.0)
+
+
 def _tensor(pixels: list[list[int]]):
     import torch
 
-    return torch.tensor(np.asarray(pixels, dtype=np.float32).reshape(-1, 1, 8, 8) / 16.0)
+    return torch.from_numpy(pixel_array(pixels))
 
 
 def train(
@@ -55,6 +61,8 @@ def train(
     """``val_rows`` is accepted for a uniform trainer signature; a fixed epoch count suffices here."""
     import torch
     from safetensors.torch import save_file
+
+    from release_assets.models.onnx_export import export_vision
 
     torch.manual_seed(params.seed)
     labels = sorted({r["label"] for r in train_rows})
@@ -82,7 +90,8 @@ def train(
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
     config = {"format": "release_assets.digit_cnn/v1", "labels": labels, "channels": params.channels}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-    return {"labels": labels, "format": "safetensors", "train_loss": losses, "params": params.model_dump()}
+    export_vision(net, out_dir)  # what serving and evaluation run; the onnx_parity check compares the two
+    return {"labels": labels, "format": "safetensors+onnx", "train_loss": losses, "params": params.model_dump()}
 
 
 class VisionPredictor:
@@ -96,6 +105,10 @@ class VisionPredictor:
         self._net.load_state_dict(load_file(str(model_dir / WEIGHTS_FILE)))
         self._net.eval()
         self._torch = torch
+
+    def logits(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self._net(_tensor([r["pixels"] for r in rows])).numpy()
 
     def predict_proba(self, rows: list[dict[str, Any]]) -> np.ndarray:
         with self._torch.inference_mode():

@@ -3,7 +3,10 @@ tokenizer (BERT normalisation and pre-tokenisation, [CLS] ... [SEP])."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+
+import numpy as np
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -53,3 +56,20 @@ def train_tokenizer(texts: list[str], vocab_size: int):
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     return tok
+
+
+# A tokenizer is not safe to configure while another thread encodes with it ("Already borrowed",
+# huggingface/tokenizers#537): a server answers requests from a threadpool, so encoding is serialised (~0.1 ms).
+_TOKENIZER_LOCK = threading.Lock()
+
+
+def encode(tokenizer, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask (int64, padded to the longest text, cut at ``max_length``) as numpy arrays:
+    the one encoding both runtimes use, torch for training and onnxruntime for serving, so neither can drift."""
+    with _TOKENIZER_LOCK:
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+        batch = tokenizer.encode_batch(texts)
+    ids = np.asarray([e.ids for e in batch], dtype=np.int64)
+    mask = np.asarray([e.attention_mask for e in batch], dtype=np.int64)
+    return ids, mask

@@ -47,11 +47,15 @@ def decide(
     releases: ReleaseStore,
 ) -> list[Verdict]:
     """Every gate of every member, plus the bundle's consistency (each artifact built from the bundled ones)."""
+    from release_assets.models.onnx_parity import release_verdicts as onnx_parity_verdicts
     from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
     from release_assets.rollout.champion import ChampionView
 
     champion = ChampionView(releases, cache.root, manifest.name)
     verdicts = consistency_verdicts({"/".join(key): ref for key, ref in refs_by_key.items()})
+    # Always-on, not a manifest gate: what serving runs (model.onnx) computes what the gates judged (torch).
+    # Measured once per model and split (cached), so deciding it again here costs a lookup.
+    verdicts += onnx_parity_verdicts(manifest, refs_by_key, cache.root)
     for member in sorted(manifest.gates):
         roles = {role: refs_by_key[tuple(key)] for role, key in member_roles(manifest, member).items()}
         inputs = MemberInputs(refs=roles, store_root=cache.root, champion=champion)

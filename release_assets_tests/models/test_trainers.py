@@ -140,5 +140,10 @@ def test_no_pickle_is_written(trained):
         assert path.read_bytes()[:2] not in PICKLE_MAGIC, f"{path} is a pickle"
         if zipfile.is_zipfile(path):  # torch.save writes a zip holding data.pkl
             assert not any(n.endswith(".pkl") for n in zipfile.ZipFile(path).namelist()), path
-    # Every file is one of the formats the trainers document: JSON or safetensors.
-    assert {p.suffix for p in files} <= {".json", ".safetensors"}, sorted(p.name for p in files)
+        if path.suffix == ".onnx":  # a protobuf the onnx checker accepts, never a pickle
+            import onnx
+
+            onnx.checker.check_model(onnx.load(str(path)))
+    # Every file is one of the formats the trainers document: JSON, safetensors, or ONNX (torch models only).
+    assert {p.suffix for p in files} <= {".json", ".safetensors", ".onnx"}, sorted(p.name for p in files)
+    assert any(p.suffix == ".onnx" for p in files) == (trained.kind != "tabular_classifier")
