@@ -9,7 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release test lint format ui validate verify bench bench-serving bench-canary bench-triage serve clean
+.PHONY: help setup release test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage serve clean
+.PHONY: scale-test bench-scale
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,10 +32,11 @@ setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the pro
 release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults
 	$(BIN)/release-assets release
 
-test: setup ## Lint, format check, actionlint on the CI workflow, then the whole test suite
+test: setup ## Lint, format check, actionlint on the CI workflow, dg check defs, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint .github/workflows/release.yml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/pytest
 
 lint: setup ## ruff check only
@@ -51,6 +53,14 @@ verify: setup ## Re-hash every published bundle in .release_store/ and check eve
 	@for d in .release_store/releases/*/*/; do [ -e "$$d/bundle.tar.gz" ] || { echo "no bundles yet: run make release"; exit 1; }; $(BIN)/release-assets verify "$$d" || exit 1; done
 	$(BIN)/release-assets verify --ledger
 
+dg-check: setup ## `dg check yaml` and `dg check defs`: load every release through ReleaseComponent, as dg does
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
+
+dg-dev: setup $(DAGSTER_HOME)/dagster.yaml ## The Dagster UI through `dg dev` (an alternative to make ui) on 127.0.0.1
+	@echo "Dagster UI: http://$(HOST):$(PORT)"
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev -h $(HOST) -p $(PORT)
+
 ui: setup ## Start the Dagster UI (webserver + daemon: sensors run) on 127.0.0.1
 	@echo "Dagster UI: http://$(HOST):$(PORT)"
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
@@ -64,11 +74,25 @@ bench-serving: setup ## Measure the serving figures (load at 100 req/s, shadow, 
 bench-canary: setup ## Measure breach-to-rollback time and the canary monitor's tick cost (~1.5 min) into BENCHMARKS.md
 	$(BIN)/python bench/canary.py
 
+bench-onnx: setup ## Serving cold start and per-request p50/p99 through onnxruntime vs torch (~6 min) into BENCHMARKS.md
+	$(BIN)/python bench/serving_cold.py
+
 bench-triage: setup ## Measure regression triage of a held full-size helpdesk build against its champion (~5 min)
 	$(BIN)/python bench/triage.py
 
 serve: setup ## Serve the promoted champions on http://127.0.0.1:8000 (predict, healthz, readyz, metrics)
 	$(BIN)/release-assets serve --host $(HOST) --port 8000
+
+SCALE_STAMP := $(VENV)/.scale-installed
+$(SCALE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,scale]"
+	touch $(SCALE_STAMP)
+
+scale-test: $(SCALE_STAMP) ## Scale-out profile on this machine: Postgres, queue, Celery, MLflow server, S3 (~6 min)
+	RELEASE_ASSETS_SCALE_TEST=1 $(BIN)/pytest release_assets_tests/scale -p no:cacheprovider
+
+bench-scale: $(SCALE_STAMP) ## Cold release on two Celery workers vs in-process, queue cost per step, into BENCHMARKS.md
+	$(BIN)/python bench/scale.py
 
 clean: ## Remove instance state, the local artifact store and local MLflow (keeps .venv)
 	rm -rf .dagster .release_store .mlflow

@@ -1,7 +1,8 @@
 """The one Dagster code location: every stage of every release manifest, wired to its resources.
 
-Releases are data: each ``releases/<name>.yaml`` goes through the same stage factories, named here explicitly so
-a reader sees the whole pipeline in one place. Runs use the in-process executor: every step here is small, and a
+Releases are data: each ``releases/<name>.yaml`` becomes a ``ReleaseComponent`` (``component.py``, the one factory,
+also used by ``dg`` projects) whose definitions come from the stage factories named here explicitly, so a reader
+sees the whole pipeline in one place. Runs use the in-process executor: every step here is small, and a
 subprocess per step would cost more than most steps do (measured in BENCHMARKS.md).
 """
 
@@ -15,10 +16,13 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.chains.assets import chain_assets
+from release_assets.component import ReleaseComponent
 from release_assets.datasets.assets import dataset_assets
 from release_assets.evaluation.assets import evaluation_assets
 from release_assets.evaluation.triage_assets import regression_triage_defs, triage_chain
+from release_assets.executors import executor_from_env
 from release_assets.manifest import ReleaseManifest, load_manifests
+from release_assets.manifest_paths import manifest_root
 from release_assets.models.assets import model_assets
 from release_assets.promotion.checks import gate_checks
 from release_assets.release.assets import release_unit_asset
@@ -47,6 +51,8 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
         f"{manifest.name}_release",
         selection=dg.AssetSelection.groups(*(keys.group(manifest.name, s) for s in keys.STAGES)),
         description=f"Build, gate and publish the `{manifest.name}` release unit.",
+        # The run queue (deploy/dagster.postgres.yaml) allows one run per release, however the run is launched.
+        tags={"release_assets/release": manifest.name},
     )
     checks = gate_checks(manifest)
     if manifest.rollout is not None:  # live evidence and the canary, outside the release job
@@ -98,7 +104,16 @@ def resources_for(settings: Settings) -> dict[str, Any]:
 
 
 def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: dict[str, Any]) -> dg.Definitions:
-    per_release = [release_defs(m, project_root) for m in manifests]
+    # Every release goes through the one factory, ReleaseComponent, as in a `dg` project's defs/ folder.
+    components = [ReleaseComponent.from_manifest(m, manifest_root(m, project_root)) for m in manifests]
+    per_release = [c.release_defs() for c in components]
+    return dg.Definitions.merge(*per_release, shared_defs(manifests, per_release, resources))
+
+
+def shared_defs(
+    manifests: list[ReleaseManifest], per_release: list[dg.Definitions], resources: dict[str, Any]
+) -> dg.Definitions:
+    """What all releases share, once per code location (here, and in ReleasePlatformComponent)."""
     everything = dg.define_asset_job(
         "release_all",
         # The stages only: live evidence and the canary (<release>_rollout groups) are never part of a release run.
@@ -117,9 +132,9 @@ def build_defs(manifests: list[ReleaseManifest], project_root: Path, resources: 
             build_canary_monitor(manifests),
         ],
         resources=resources,
-        executor=dg.in_process_executor,
+        executor=executor_from_env(),  # in-process by default; Celery workers with RELEASE_ASSETS_EXECUTOR=celery
     )
-    return dg.Definitions.merge(*per_release, shared)
+    return shared
 
 
 @dg.definitions

@@ -82,3 +82,9 @@ def test_an_unreachable_webhook_is_logged_not_raised(project, tmp_path, monkeypa
             r.dagster_event.message for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
         ]
     assert sum(1 for m in engine if m and m.startswith("held back by gates")) == 1
+
+
+def test_the_sensor_can_launch_the_triage_of_every_release_with_a_chain(project, tmp_path):
+    defs = build_defs(load_manifests(project / "releases"), project, local_resources(project, tmp_path / "store"))
+    sensor = defs.resolve_sensor_def("failed_gate_sensor")
+    assert {job.name for job in sensor.jobs} == {"helpdesk_triage", "kbqa_triage"}  # iris has no chain to triage
