@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import ROOT, replace_section, workspace
-from serving import CLI, MESSAGES, PY, _free_port, _percentile, _steady
+from serving import CLI, MESSAGES, PY, ServerProcess, _free_port, _percentile, _steady
 
 RUNTIMES = ("onnx", "torch")
 RUNTIME_ENV = "RELEASE_ASSETS_MODEL_RUNTIME"
@@ -42,49 +42,35 @@ def _publish(env: dict[str, str]) -> str:
     return version
 
 
-class Server:
-    """`release-assets serve helpdesk`, timed from process start to its first answered predict."""
+class Server(ServerProcess):
+    """`release-assets serve helpdesk`, timed from process start to its first answered predict (not /readyz, as
+    the load figures wait for: the first answer includes loading the models, which is what a runtime changes)."""
 
     def __init__(self, env: dict[str, str], runtime: str) -> None:
         self.port = _free_port()
-        start = time.perf_counter()
+        self.start = time.perf_counter()
         cmd = [*CLI, "serve", "helpdesk", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             cmd, env={**env, RUNTIME_ENV: runtime}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
         )
+        self.predict_url = self.url("/v1/helpdesk/predict")
         body = {"message": MESSAGES[0], "user_id": "cold"}
         while True:
-            if time.perf_counter() - start > 180:
+            if time.perf_counter() - self.start > 180:
                 self.stop()
                 raise RuntimeError("serve answered nothing in 180 s")
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited: {self.proc.stderr.read()[-2000:]}")
             try:
-                if httpx.post(self.url, json=body, timeout=5).status_code == 200:
+                if httpx.post(self.predict_url, json=body, timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             time.sleep(0.02)
-        self.cold_s = time.perf_counter() - start
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/helpdesk/predict"
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+        self.cold_s = time.perf_counter() - self.start
 
     def torch_loaded(self) -> bool:
         return "libtorch" in Path(f"/proc/{self.proc.pid}/maps").read_text()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
 
 
 def _sequential(url: str, n: int) -> dict:
@@ -137,9 +123,9 @@ def main() -> None:
     for runtime in RUNTIMES:
         server = Server(env, runtime)
         try:
-            _sequential(server.url, 50)  # warm
-            figures = {"sequential": _sequential(server.url, sequential)}
-            figures["steady"] = asyncio.run(_steady(server.url, "helpdesk", 50, seconds))
+            _sequential(server.predict_url, 50)  # warm
+            figures = {"sequential": _sequential(server.predict_url, sequential)}
+            figures["steady"] = asyncio.run(_steady(server.predict_url, "helpdesk", 50, seconds))
             figures["rss_mb"] = server.rss_mb()
             figures["torch_loaded"] = server.torch_loaded()
         finally:

@@ -17,7 +17,6 @@ import glob
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -40,30 +39,12 @@ def _workflow() -> dict:
     return yaml.safe_load(WORKFLOW.read_text())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def moto_s3():
-    from moto.server import ThreadedMotoServer
+    from release_assets_tests.s3_moto import moto_s3
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        import boto3
-
-        endpoint = f"http://127.0.0.1:{port}"
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="ci", aws_secret_access_key="ci", region_name="us-east-1"
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client
-    finally:
-        server.stop()
+    with moto_s3(BUCKET) as endpoint_and_client:
+        yield endpoint_and_client
 
 
 def _clone(dest: Path) -> Path:

@@ -76,23 +76,27 @@ def postgres_database(prefix: str = "release_assets_scale") -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored on exit (settings read from the environment, in this process)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def moto_s3(bucket: str = BUCKET) -> Iterator[str]:
     """A moto server on a free port with ``bucket`` created; yields its endpoint URL."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from release_assets_tests.s3_moto import moto_s3 as server
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="ci", aws_secret_access_key="ci", region_name="us-east-1"
-        )
-        s3.create_bucket(Bucket=bucket)
+    with server(bucket) as (endpoint, _):
         yield endpoint
-    finally:
-        server.stop()
 
 
 class Service:

@@ -214,16 +214,8 @@ class ScaleStack(contextlib.ExitStack):
         """The stack's Dagster instance (Postgres), for reading event logs in this process."""
         import dagster as dg
 
-        saved = {k: os.environ.get(k) for k in ("DAGSTER_POSTGRES_URL", "DAGSTER_MAX_CONCURRENT_RUNS")}
-        os.environ.update(DAGSTER_POSTGRES_URL=self.db_url, DAGSTER_MAX_CONCURRENT_RUNS=str(self.max_runs))
-        try:
+        with sv.environment(DAGSTER_POSTGRES_URL=self.db_url, DAGSTER_MAX_CONCURRENT_RUNS=str(self.max_runs)):
             return dg.DagsterInstance.from_config(str(self.root / "home"))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def s3(self):
         import boto3

@@ -139,17 +139,10 @@ def _published(stack: ScaleStack) -> dict:
 def _aliases(tracking_uri: str, artifact_root: str, env: dict[str, str]) -> dict[str, dict[str, str]]:
     from release_assets.resources.registry import Registry
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update({k: env[k] for k in saved if k in env})
-    try:
+    names = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    with sv.environment(**{k: env[k] for k in names if k in env}):
         registry = Registry(tracking_uri, artifact_root)
         return {name: registry.aliases(name) for name in RELEASES}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _worker_hosts(events, step: str) -> list[str]:
