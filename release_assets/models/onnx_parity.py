@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from release_assets.promotion.policy import Verdict
 
 GATE = "onnx_parity"
@@ -26,6 +24,8 @@ ONNX_KINDS = ("text_classifier", "image_classifier")
 def measure_parity(kind: str, model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Logits of ``rows`` through torch and through onnxruntime: the largest difference, per-row differences of
     the worst rows, and how many rows the two runtimes label differently."""
+    import numpy as np  # here, not at the top: definitions import this module for its constants
+
     from release_assets.datasets.quality import describe
     from release_assets.models.onnx_export import ONNX_FILE
     from release_assets.models.registry import MODEL_KINDS

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 from release_assets.datasets.schemas import SLICE_FIELDS
 from release_assets.promotion.policy import Status, Verdict
@@ -99,6 +97,8 @@ def _token_js(a: dict[str, int], b: dict[str, int]) -> float:
     q = np.array([b.get(t, 0) for t in top] + [sum(b.values())], dtype=float)
     p[-1] -= p[:-1].sum()
     q[-1] -= q[:-1].sum()
+    from scipy.spatial.distance import jensenshannon  # scipy costs ~1 s to import: only when a profile is compared
+
     return float(jensenshannon(p, q, base=2)) if p.sum() and q.sum() else 1.0
 
 
@@ -141,6 +141,8 @@ def build_profile(rows: list[dict[str, Any]], categorical: tuple[str, ...] = SLI
 def _ks(name: str, ref: dict[str, Any], cur: dict[str, Any], th: dict[str, float]) -> FeatureDrift:
     if not ref["sample"] or not cur["sample"]:
         return FeatureDrift(name, "missing", float("nan"), None, 0.0, True)
+    from scipy import stats
+
     res = stats.ks_2samp(ref["sample"], cur["sample"])
     drifted = res.pvalue < th["alpha"] and res.statistic >= th["ks_min_statistic"]
     return FeatureDrift(name, "ks", float(res.statistic), float(res.pvalue), th["alpha"], bool(drifted))
@@ -154,6 +156,8 @@ def _chi2(name: str, ref: dict[str, int], cur: dict[str, int], th: dict[str, flo
         return FeatureDrift(name, "missing", float("nan"), None, 0.0, True)
     if len(cats) < 2:
         return FeatureDrift(name, "chi_square", 0.0, 1.0, th["alpha"], False)
+    from scipy import stats
+
     res = stats.chi2_contingency(table, correction=False)
     p_ref, p_cur = table / table.sum(axis=1, keepdims=True)
     tvd = 0.5 * np.abs(p_ref - p_cur).sum()
