@@ -4,9 +4,10 @@ In a ``dg`` project a release is ``defs/<name>/defs.yaml`` with ``type: release_
 manifest as its ``attributes``; the paths in it are relative to that folder. This repository's ``releases/*.yaml``
 become the same component in ``definitions.py`` (their paths relative to the project root), so both roads build
 the same assets, checks and per-release job. What all releases of a project share (jobs, sensors, resources,
-executor) exists once, in ``ReleasePlatformComponent`` (``component_platform.py``) or ``definitions.build_defs``.
+executor) exists once, in ``ReleasePlatformComponent`` (below) or ``definitions.build_defs``.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +28,7 @@ from release_assets.manifest import (
 )
 from release_assets.manifest_paths import check_paths
 from release_assets.rollout.spec import RolloutSpec
-from release_assets.scaffold import ReleaseScaffolder
+from release_assets.scaffold import PLATFORM_TYPE, write_release
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ def origin_in(folder: Path) -> Origin:
     """A component loaded from ``folder``: its defs.yaml, and the folder as the start of its paths."""
     source = next((folder / f for f in DEFS_FILES if (folder / f).is_file()), None)
     return Origin(root=folder, source=source)
+
+
+class ReleaseScaffolder(dg.Scaffolder):
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        if request.scaffold_format != "yaml":
+            raise ValueError("a release is declared in YAML: scaffold it with --format yaml")
+        write_release(Path(request.target_path), request.type_name)
 
 
 @dg.scaffold_with(ReleaseScaffolder)
@@ -129,3 +137,25 @@ class ReleaseComponent(dg.Component, dg.Model, dg.Resolvable):
         # The release's jobs are registered by ReleasePlatformComponent, beside the sensors that launch them: dg
         # copies each component's definitions to add metadata, and a sensor keeps only the job copies of its own.
         return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks)
+
+
+class ReleasePlatformComponent(dg.Component, dg.Model, dg.Resolvable):
+    """The jobs (each release's own, release_all, promote_release, rollback_release, start_canary,
+    abort_canary), sensors and resources (release store, MLflow registry, IO manager) shared by every
+    release_assets.ReleaseComponent of the project. Declare it once; configure it with RELEASE_ASSETS_* variables."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from release_assets.definitions import resources_for, shared_defs
+        from release_assets.settings import Settings
+
+        releases = context.component_tree.get_all_components(of_type=ReleaseComponent)
+        if not releases:
+            raise ValueError(f"{PLATFORM_TYPE} in {context.path}: the project declares no ReleaseComponent")
+        # The project dg loads, unless RELEASE_ASSETS_PROJECT_ROOT says otherwise: the CLI run in this project
+        # (list, promote, verify) finds the same root from its working directory.
+        root = {} if os.environ.get("RELEASE_ASSETS_PROJECT_ROOT") else {"project_root": context.project_root}
+        settings = Settings(**root)
+        per_release = [r.release_defs() for r in releases]
+        shared = shared_defs([r.manifest() for r in releases], per_release, resources_for(settings))
+        # Each release's own jobs (<name>_release, ...) live here, in one set with the sensors that request them.
+        return dg.Definitions.merge(dg.Definitions(jobs=[j for d in per_release for j in d.jobs or []]), shared)

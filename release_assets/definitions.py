@@ -20,13 +20,13 @@ from release_assets.component import ReleaseComponent
 from release_assets.datasets.assets import dataset_assets
 from release_assets.evaluation.assets import evaluation_assets
 from release_assets.evaluation.triage_assets import regression_triage_defs, triage_chain
-from release_assets.executors import executor_from_env
 from release_assets.manifest import ReleaseManifest, load_manifests
 from release_assets.manifest_paths import manifest_root
 from release_assets.models.assets import model_assets
 from release_assets.promotion.checks import gate_checks
 from release_assets.release.assets import release_unit_asset
 from release_assets.resources.artifact_store import ArtifactStore
+from release_assets.resources.executors import executor_from_env
 from release_assets.resources.io import ArtifactRefIOManager
 from release_assets.resources.registry import RegistryResource, mlflow_tracking
 from release_assets.rollout.drift_assets import live_drift_asset

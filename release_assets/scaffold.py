@@ -11,8 +11,6 @@ import string
 from importlib.resources import files
 from pathlib import Path
 
-import dagster as dg
-
 PLATFORM_TYPE = "release_assets.ReleasePlatformComponent"
 
 
@@ -50,10 +48,3 @@ def _user() -> str:
         return re.sub(r"[^A-Za-z0-9._-]", "", getpass.getuser()) or "owner"
     except (KeyError, OSError):  # a container user without a passwd entry
         return "owner"
-
-
-class ReleaseScaffolder(dg.Scaffolder):
-    def scaffold(self, request: dg.ScaffoldRequest) -> None:
-        if request.scaffold_format != "yaml":
-            raise ValueError("a release is declared in YAML: scaffold it with --format yaml")
-        write_release(Path(request.target_path), request.type_name)

@@ -11,8 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from release_assets.component import ReleaseComponent
-from release_assets.component_platform import ReleasePlatformComponent
+from release_assets.component import ReleaseComponent, ReleasePlatformComponent
 from release_assets.manifest import ManifestError, ReleaseManifest, load_each, load_manifests
 from release_assets.settings import Settings
 from release_assets_tests.component.projects import FAQ, REPO, write_faq_release, write_project

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from release_assets import executors as ex
+from release_assets.resources import executors as ex
 
 REPO = Path(__file__).resolve().parents[2]
 

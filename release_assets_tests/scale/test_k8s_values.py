@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from release_assets import executors
+from release_assets.resources import executors
 from release_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
