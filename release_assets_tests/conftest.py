@@ -32,7 +32,11 @@ def _quiet_beta_warnings():
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the releases, prompts and data that a test may edit freely."""
-    root = tmp_path / "project"
+    return copy_project(tmp_path / "project")
+
+
+def copy_project(root: Path) -> Path:
+    """The repository's releases, prompts and data copied to ``root`` (generators and notes left out)."""
     for folder in ("releases", "prompts", "data"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
     return root
@@ -80,14 +84,22 @@ def cli_env(project, tmp_path, monkeypatch):
     """The CLI pointed at a throwaway project, store, MLflow and Dagster instance, as a person's shell would be."""
     from release_assets.settings import get_settings
 
+    point_cli(monkeypatch, project, tmp_path / "store", tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    yield project
+    get_settings.cache_clear()
+
+
+def point_cli(monkeypatch, project: Path, store: Path, scratch: Path) -> None:
+    """Settings (read by the CLI) for ``project`` and ``store``, with MLflow under ``scratch``; cached settings
+    dropped (the caller drops them again after the test)."""
+    from release_assets.settings import get_settings
+
     for name, value in {
         "RELEASE_ASSETS_PROJECT_ROOT": str(project),
-        "RELEASE_ASSETS_STORE_ROOT": str(tmp_path / "store"),
-        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlartifacts"),
-        "DAGSTER_HOME": str(tmp_path / "home"),
+        "RELEASE_ASSETS_STORE_ROOT": str(store),
+        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(scratch / "mlartifacts"),
     }.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield project
     get_settings.cache_clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +14,7 @@ from release_assets.evaluation.triage import triage
 from release_assets.evaluation.triage_attribution import ONE_AT_A_TIME, SHAPLEY, attribute, subsets_to_evaluate
 from release_assets.evaluation.triage_mix import GOLDEN, extract_verified
 from release_assets.release.store import LocalReleaseStore
-from release_assets_tests.conftest import REPO, TINY_PARAMS, edit_manifest, make_tiny
+from release_assets_tests.conftest import REPO, TINY_PARAMS, copy_project, edit_manifest, make_tiny, point_cli
 
 # One epoch of a width-8 encoder: a useless intent model. Its abstain target is set low so that it still answers
 # some test cases (a model that answers none cannot be reported on: its answered accuracy is undefined).
@@ -42,9 +41,7 @@ def published(tmp_path_factory):
     """One store: the tiny baseline, a candidate with a crippled intent model (the rest reused from the build
     cache), and one whose response templates lost their knowledge-base facts (intent model reused again)."""
     root = tmp_path_factory.mktemp("triage")
-    project = root / "project"
-    for folder in ("releases", "prompts", "data"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
+    project = copy_project(root / "project")
     make_tiny(project)
     store = root / "store"
     with dg.instance_for_test() as instance:
@@ -166,14 +163,7 @@ def cli_env(published, monkeypatch, tmp_path):
     from release_assets.settings import get_settings
 
     env = published[0]
-    for name, value in {
-        "RELEASE_ASSETS_PROJECT_ROOT": str(env["root"] / "project"),
-        "RELEASE_ASSETS_STORE_ROOT": str(env["store"].root),
-        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlartifacts"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    point_cli(monkeypatch, env["root"] / "project", env["store"].root, tmp_path)
     yield published
     get_settings.cache_clear()
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
 
-from release_assets_tests.conftest import REPO, make_tiny
+from release_assets_tests.conftest import copy_project, make_tiny
 
 
 def publish_tiny(root: Path, releases: tuple[str, ...] = ("iris", "helpdesk", "kbqa")) -> tuple[Path, dict[str, str]]:
     """Copy the project to ``root``, publish ``releases`` on tiny models; return the store and their versions."""
     from release_assets_tests.test_release_end_to_end import run_release
 
-    project = root / "project"
-    for folder in ("releases", "prompts", "data"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
+    project = copy_project(root / "project")
     make_tiny(project)
     store = root / "store"
     with dg.instance_for_test() as instance:
