@@ -29,8 +29,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the project with dev tools
 
-release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults
-	$(BIN)/release-assets release
+release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults, then register them in MLflow
+	$(BIN)/release-assets release; status=$$?; $(BIN)/release-assets registry sync || exit $$?; exit $$status
 
 test: setup ## Lint, format check, actionlint on the CI workflow, dg check defs, then the whole test suite
 	$(BIN)/ruff check .

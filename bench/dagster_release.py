@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import dagster as dg
 
-    from release_assets.cli import _end_mlflow_run, _instance
+    from release_assets.cli import _instance
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_manifests
     from release_assets.settings import get_settings
@@ -70,7 +70,6 @@ def main() -> None:
             else dg.execute_job(dg.reconstructable(_reconstruct), instance=instance, run_config=quiet)
         )
         run_s = time.perf_counter() - run_start
-        _end_mlflow_run()
         stats = instance.get_run_step_stats(result.run_id)
     steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in stats}
     print(

@@ -27,15 +27,11 @@ def build_output(
     builder: Callable[[Path], dict[str, Any]],
     params: Any = None,
     metadata: Callable[[ArtifactRef], dict[str, Any]] | None = None,
-    tracking: Any = None,
-    on_built: Callable[[ArtifactRef], dict[str, Any]] | None = None,
 ) -> dg.Output:
     """Build (or reuse) an asset's artifact, keyed by its code version and its inputs' content digests.
 
-    With ``tracking`` (the dagster-mlflow resource) the metrics of an artifact built here are logged to this Dagster
-    run's MLflow run (a reused artifact's were logged by the run that built it, so a run that reuses everything never
-    starts MLflow); ``on_built`` runs only when something was actually built (e.g. registering a newly trained
-    model).
+    Nothing here logs to MLflow: metrics travel in the artifact and, once published, the registry sync records them
+    there (``release/registry_sync.py``), so a release run never imports MLflow.
     """
     from release_assets.artifacts import fingerprint
 
@@ -58,13 +54,6 @@ def build_output(
     }
     if metadata:
         meta.update(metadata(ref))
-    if tracking is not None and not reused:
-        numeric = {f"{release}.{member}.{k}": float(v) for k, v in ref.metrics.items() if isinstance(v, int | float)}
-        if numeric:
-            tracking.log_metrics(numeric)
-        meta["mlflow_run_id"] = tracking.active_run().info.run_id
-    if on_built is not None and not reused:
-        meta.update(on_built(ref))
     return dg.Output(ref, data_version=dg.DataVersion(ref.digest[:16]), metadata=meta)
 
 

@@ -22,12 +22,6 @@ def _instance(project_root: Path):
     return dg.DagsterInstance.get()
 
 
-def _end_mlflow_run() -> None:
-    """dagster-mlflow leaves its run active for later steps; a finished Dagster run should not leave it open."""
-    if "mlflow" in sys.modules:
-        sys.modules["mlflow"].end_run()
-
-
 def _defs(manifests=None):
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_each
@@ -52,10 +46,7 @@ def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs
     if progress and run_config and "loggers" in run_config:  # loggers named in run config are the only ones built
         run_config = {**run_config, "loggers": {**run_config["loggers"], "progress": {}}}
     with _instance(settings.project_root) as instance, showing(job) if progress else nullcontext(job) as shown:
-        try:
-            return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
-        finally:
-            _end_mlflow_run()
+        return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
 
 
 def _failure_messages(result) -> list[str]:
@@ -110,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from release_assets.cli_canary import add_parser as add_canary_parser
     from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
     from release_assets.cli_promotion import add_parser as add_promotion_parser
+    from release_assets.cli_registry import add_parser as add_registry_parser
     from release_assets.cli_release import add_parser as add_release_parser
     from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
     from release_assets.cli_triage import add_parser as add_triage_parser
@@ -167,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_flags)
     add_canary_parser(sub)
     add_triage_parser(sub)
+    add_registry_parser(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:

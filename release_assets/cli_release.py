@@ -83,6 +83,9 @@ def cmd_release(args: argparse.Namespace) -> int:
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
+    if any(s.published_ok for s in summaries):
+        # Off the release's critical path (importing MLflow and opening its database cost seconds).
+        print("MLflow registration follows: `release-assets registry sync`, or the registry_sync_sensor")
     if not args.set:  # a build with overrides is not what the manifest on disk builds
         _stamp(defs, summaries, todo, settings)
     if any(s.held_back for s in summaries):

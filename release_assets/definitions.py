@@ -25,10 +25,11 @@ from release_assets.manifest_paths import manifest_root
 from release_assets.models.assets import model_assets
 from release_assets.promotion.checks import gate_checks
 from release_assets.release.assets import release_unit_asset
+from release_assets.release.registry_sync_defs import build_registry_sync
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.resources.executors import executor_from_env
 from release_assets.resources.io import ArtifactRefIOManager
-from release_assets.resources.registry import RegistryResource, mlflow_tracking
+from release_assets.resources.registry import RegistryResource
 from release_assets.rollout.drift_assets import live_drift_asset
 from release_assets.rollout.jobs import abort_canary, promote_release, rollback_release, start_canary
 from release_assets.rollout.sensors import build_canary_monitor, rollout_specs
@@ -97,9 +98,6 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         "registry": RegistryResource(
             tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, ui_url=settings.mlflow_ui_url
         ),
-        "mlflow": mlflow_tracking.configured(
-            {"mlflow_tracking_uri": settings.tracking_uri, "artifact_root": settings.artifact_root}
-        ),
     }
 
 
@@ -121,9 +119,11 @@ def shared_defs(
         description="Build, gate and publish every release.",
     )
     manifest_paths = {m.name: m.source for m in manifests if m.source is not None}
+    registry_sync, registry_sync_sensor = build_registry_sync([m.name for m in manifests])
     shared = dg.Definitions(
-        jobs=[everything, promote_release, rollback_release, start_canary, abort_canary],
+        jobs=[everything, promote_release, rollback_release, start_canary, abort_canary, registry_sync],
         sensors=[
+            registry_sync_sensor,
             build_code_change_sensor(manifest_paths),
             build_failed_gate_sensor(
                 [job for d in per_release for job in d.jobs or [] if job.name.endswith("_triage")],

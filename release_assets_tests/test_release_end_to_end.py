@@ -6,7 +6,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from release_assets.cli import _end_mlflow_run as end_mlflow_run
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.release.bundle import verify_bundle
@@ -17,10 +16,7 @@ from release_assets_tests.conftest import edit_manifest, local_resources
 def run_release(project: Path, store: Path, instance: dg.DagsterInstance, only: list[str] | None = None):
     manifests = [m for m in load_manifests(project / "releases") if only is None or m.name in only]
     defs = build_defs(manifests, project, local_resources(project, store))
-    try:
-        result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
-    finally:
-        end_mlflow_run()
+    result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
     return result, {s.release: s for s in summarise_run(result, [m.name for m in manifests])}
 
 

@@ -52,7 +52,7 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             "model": dg.AssetIn(keys.model(manifest.name, name)),
             "data": dg.AssetIn(keys.split(manifest.name, member.data)),
         },
-        required_resource_keys={"store", "mlflow"},
+        required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "evaluation"),
         **versioned(
             CodeInputs(REPORT_MODULES, config=[c.model_dump() for c in getattr(member, "mft_cases", [])]),
@@ -86,7 +86,6 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
                 [c.model_dump() for c in getattr(member, "mft_cases", [])],
             ),
             metadata=lambda ref: _report_metadata(ref, local.root),
-            tracking=context.resources.mlflow,
         )
 
     return model_report
@@ -100,7 +99,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
     @dg.asset(
         key=keys.chain_evaluation(manifest.name, name),
         ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
-        required_resource_keys={"store", "mlflow"},
+        required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "evaluation"),
         **versioned(CodeInputs(CHAIN_EVAL_MODULES, [golden], member_section(manifest, name)["member"]), manifest, name),
         description=(
@@ -141,7 +140,6 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
                 ),
                 "report": dg.MetadataValue.path(str(ref.path(local.root, "report.md"))),
             },
-            tracking=context.resources.mlflow,
         )
 
     return chain_evaluation
@@ -166,7 +164,7 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
     @dg.asset(
         key=keys.shadow_comparison(manifest.name),
         ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
-        required_resource_keys={"store", "mlflow"},
+        required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "evaluation"),
         **versioned(CodeInputs(SHADOW_MODULES, [traffic], member_section(manifest, name)["member"]), manifest, name),
         description=(
@@ -218,7 +216,6 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
                 ),
                 "report": dg.MetadataValue.path(str(ref.path(local.root, "report.md"))),
             },
-            tracking=context.resources.mlflow,
         )
 
     return shadow_comparison

@@ -60,7 +60,7 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.model(manifest.name, name),
         ins={"data": dg.AssetIn(keys.split(manifest.name, member.data))},
-        required_resource_keys={"store", "mlflow", "registry"},
+        required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "models"),
         **versioned(
             CodeInputs(
@@ -79,18 +79,6 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         from release_assets.models.train import build_model
 
         local = context.resources.store.local()
-        tracking = context.resources.mlflow
-
-        def register(ref: ArtifactRef) -> dict:
-            # A new model version only when something was trained; a reused artifact is already registered.
-            tracking.log_params({f"{manifest.name}.{name}.{k}": v for k, v in ref.summary["params"].items()})
-            version = context.resources.registry.get().register(
-                f"{manifest.name}.{name}",
-                source=ref.path(local.root).as_uri(),
-                run_id=tracking.active_run().info.run_id,
-                tags={"digest": ref.digest, "fingerprint": ref.fingerprint, "dagster_run_id": context.run.run_id},
-            )
-            return {"mlflow_model_version": f"{manifest.name}.{name} v{version}"}
 
         output = build_output(
             context,
@@ -105,8 +93,6 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
                 "labels": ", ".join(ref.summary["labels"]),
                 "format": ref.summary["format"],
             },
-            tracking=tracking,
-            on_built=register,
         )
         yield output
         if checks:

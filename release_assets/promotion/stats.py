@@ -8,11 +8,11 @@ candidate fails only when it is worse beyond noise (the bootstrap CI of the diff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from release_assets.promotion.policy import Verdict
 
@@ -62,9 +62,19 @@ def mcnemar(correct_candidate: Sequence[bool], correct_champion: Sequence[bool])
     if n == 0:
         return 0.0, 1.0
     if n < EXACT_BELOW:
-        return float(min(only_cand, only_champ)), float(stats.binomtest(only_cand, n, 0.5).pvalue)
+        smaller = min(only_cand, only_champ)
+        return float(smaller), _two_sided_sign_test(smaller, n)
     statistic = (abs(only_cand - only_champ) - 1) ** 2 / n
-    return float(statistic), float(stats.chi2.sf(statistic, 1))
+    # The chi-square survival function with one degree of freedom, in closed form.
+    return float(statistic), math.erfc(math.sqrt(statistic / 2))
+
+
+def _two_sided_sign_test(smaller: int, n: int) -> float:
+    """Exact two-sided binomial p-value at p = 1/2 (what ``scipy.stats.binomtest(k, n).pvalue`` gives there), in
+    closed form: the distribution is symmetric, so it is twice the lower tail up to the smaller count, at most 1.
+    Spelled out because importing scipy.stats costs the gate step most of a second."""
+    tail = sum(math.comb(n, i) for i in range(smaller + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def regression_verdict(

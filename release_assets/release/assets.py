@@ -65,7 +65,7 @@ def release_unit_asset(
         ),
         owners=manifest.owners,
         kinds={"python", "mlflow"},
-        required_resource_keys={"store", "registry"},
+        required_resource_keys={"store"},
         # For teams that turn on declarative automation: `eager()` alone would publish past failed blocking
         # checks (dagster#17332), so the condition also requires every dependency's blocking checks to pass.
         automation_condition=RELEASE_UNIT_AUTOMATION,
@@ -83,7 +83,6 @@ def release_unit_asset(
             "data_versions": {name: ref.digest[:16] for name, ref in refs.items()},
             "fingerprints": {name: ref.fingerprint for name, ref in refs.items()},
         }
-        registry = context.resources.registry.get()
         try:
             unit = release(
                 manifest,
@@ -91,7 +90,6 @@ def release_unit_asset(
                 {tuple(key): refs[name] for name, key in members.items()},
                 cache=local,
                 releases=store.releases(),
-                registry=registry,
                 lineage=lineage,
                 run_id=context.run.run_id,
             )
@@ -117,7 +115,6 @@ def release_unit_asset(
                 "gates": [v.as_dict() for v in unit.verdicts],
             },
         )
-        link = registry.run_link(unit.mlflow_run_id) if unit.mlflow_run_id else None
         return dg.Output(
             ref,
             data_version=dg.DataVersion(unit.version),
@@ -126,8 +123,7 @@ def release_unit_asset(
                 "published": unit.published,
                 "bundle": dg.MetadataValue.path(unit.uri),
                 "champion": unit.champion or "none yet",
-                "mlflow_run_id": unit.mlflow_run_id,
-                **({"mlflow_run": dg.MetadataValue.url(link)} if link else {}),
+                # MLflow follows: the registry_sync job registers it and records the MLflow run on this asset.
                 "members": dg.MetadataValue.md(_member_table(unit.manifest)),
                 "gates": dg.MetadataValue.md(_verdict_table(unit.verdicts)),
                 # Empty when built with the committed gates; otherwise promotion needs an explicit override.

@@ -31,12 +31,11 @@ class HeldBack(Exception):
 class PublishedUnit:
     version: str
     published: bool  # False: this content was already published (nothing new)
-    bundle: Path  # the local copy the registry logs
+    bundle: Path  # the local copy in the artifact cache
     uri: str  # where people find it in the release store
     manifest: dict[str, Any]  # the manifest actually published (inside the bundle)
     verdicts: list[Verdict]
     champion: str | None
-    mlflow_run_id: str | None
     weakened_gates: list[str] = field(default_factory=list)
 
 
@@ -70,19 +69,17 @@ def release(
     *,
     cache: LocalArtifactStore,
     releases: ReleaseStore,
-    registry: Any,
     lineage: dict[str, Any],
     run_id: str,
 ) -> PublishedUnit:
     """Decide, then publish ``refs`` (bundle name -> artifact) as one release unit; raise :class:`HeldBack`.
 
-    Every follow-up after publishing (ledger event, registry version, aliases) is idempotent, so a run that died
-    half way completes them on retry.
+    The follow-up after publishing (the ledger event) is idempotent, so a run that died half way completes it on
+    retry. MLflow is not touched: ``release/registry_sync.py`` registers what the ledger says was published.
     """
     from release_assets.promotion.policy import release_decision
     from release_assets.promotion.weakened import committed_manifest, weakened_gates
     from release_assets.release.publish import build_manifest, publish_release
-    from release_assets.rollout.aliases import mirror_aliases
     from release_assets.rollout.ledger import record_published, replay
 
     verdicts = decide(manifest, refs_by_key, cache, releases)
@@ -104,12 +101,7 @@ def release(
             run_id=run_id,
             weakened_gates=published_manifest.get("weakened_gates"),
         )
-    # Registered means done; a run logged but never registered (a crash in between) is logged again.
-    if registry.has_version(manifest.name, version):
-        mlflow_run_id = registry.release_run(manifest.name, version)
-    else:
-        mlflow_run_id = registry.log_release_unit(manifest.name, published_manifest, bundle, run_id)
-    state = mirror_aliases(releases, registry, manifest.name)
+    state = replay(releases.events(manifest.name))
     return PublishedUnit(
         version=version,
         published=published,
@@ -118,6 +110,5 @@ def release(
         manifest=published_manifest,
         verdicts=verdicts,
         champion=state.champion,
-        mlflow_run_id=mlflow_run_id,
         weakened_gates=list(published_manifest.get("weakened_gates") or []),
     )

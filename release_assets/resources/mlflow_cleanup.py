@@ -1,8 +1,8 @@
 """End MLflow runs left RUNNING by Dagster runs that are over (killed processes, runs launched by the daemon).
 
-dagster-mlflow keeps its run open across steps and unregisters MLflow's exit hook, so a run whose process is
-killed, or that ends anywhere but the CLI (which ends it explicitly), stays RUNNING in MLflow forever. The next run
-that uses MLflow sweeps them: :func:`stale_runs` decides (pure, no I/O), :func:`end_stale_runs` asks MLflow and
+A registry sync (``release/registry_sync.py``) opens one MLflow run per release unit it registers and terminates it
+when done; a sync whose process is killed in between leaves it RUNNING in MLflow forever. The next run that opens
+the registry sweeps them: :func:`stale_runs` decides (pure, no I/O), :func:`end_stale_runs` asks MLflow and
 the Dagster instance and ends what was decided, tagged so nobody mistakes the status for the run's own outcome.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-DAGSTER_RUN_TAG = "dagster_run_id"  # set by dagster-mlflow and by Registry.log_release_unit
+DAGSTER_RUN_TAG = "dagster_run_id"  # the Dagster run that opened the MLflow run (Registry.log_release_unit)
 HOST_TAG = "release_assets.host"
 PID_TAG = "release_assets.pid"
 ENDED_BY_TAG = "release_assets.ended_by"

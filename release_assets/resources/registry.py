@@ -1,12 +1,12 @@
-"""MLflow as registry and tracker: runs per Dagster run, model versions, release units, and aliases.
+"""MLflow as the registry: one run and one model version per published release unit, model versions, aliases.
 
-The ledger is the source of truth for who is champion; :meth:`Registry.mirror` makes MLflow's aliases
-(``candidate``, ``champion``) match it after every publish, promotion and rollback.
+The ledger is the source of truth for what is published and who is champion. Release runs never touch MLflow;
+``release/registry_sync.py`` registers what the ledger published, and :meth:`Registry.mirror` makes MLflow's
+aliases (``candidate``, ``champion``, ``canary``) match it, after every sync, promotion and rollback.
 """
 
 import contextlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -14,10 +14,11 @@ from urllib.parse import urlparse
 import dagster as dg
 from pydantic import PrivateAttr
 
-from release_assets.resources.mlflow_cleanup import process_tags, sweep_for_run
+from release_assets.resources.mlflow_cleanup import DAGSTER_RUN_TAG, process_tags, sweep_for_run
 
 EXPERIMENT = "release_assets"
 RELEASE_VERSION_TAG = "release_version"
+BUILT_BY_TAG = "built_by_dagster_run_id"  # the release run that built and published the unit
 
 
 def _mlflow():
@@ -44,8 +45,13 @@ def ensure_experiment(tracking_uri: str, artifact_root: str, name: str = EXPERIM
 
 
 class Registry:
-    def __init__(self, tracking_uri: str, artifact_root: str, ui_url: str | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: str, ui_url: str | None = None, dagster_run_id: str | None = None
+    ) -> None:
+        """``dagster_run_id``: the Dagster run doing the registering (a sync or a move), which the stale-run sweep
+        asks about; the run that built a release unit is over by then, so its id would mark a live sync stale."""
         self.tracking_uri, self.artifact_root, self.ui_url = tracking_uri, artifact_root, ui_url
+        self.dagster_run_id = dagster_run_id
         self.experiment_id = ensure_experiment(tracking_uri, artifact_root)
         self.client = _mlflow().MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -81,14 +87,26 @@ class Registry:
         version = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
         return version.version
 
-    def log_release_unit(self, release: str, manifest: dict[str, Any], bundle: Path, dagster_run_id: str) -> str:
-        """One MLflow run per release unit: its manifest, member metrics and the bundle; registered as a version."""
+    def log_release_unit(
+        self,
+        release: str,
+        manifest: dict[str, Any],
+        bundle: Path,
+        dagster_run_id: str,
+        models: dict[str, Path] | None = None,
+    ) -> tuple[str, list[str]]:
+        """One MLflow run per release unit: its manifest, member metrics and the bundle, registered as a version of
+        ``release``; each of ``models`` (member -> its extracted folder) logged under ``members/<name>`` and
+        registered as a version of ``<release>.<member>`` unless one with its digest exists.
+
+        Returns the MLflow run id and the model versions registered (``"<release>.<member> v<n>"``)."""
         client, version = self.client, manifest["version"]
         run = client.create_run(
             self.experiment_id,
             run_name=f"{release} {version}",
             tags={
-                "dagster_run_id": dagster_run_id,
+                **({DAGSTER_RUN_TAG: self.dagster_run_id} if self.dagster_run_id else {}),
+                BUILT_BY_TAG: dagster_run_id,
                 "release": release,
                 RELEASE_VERSION_TAG: version,
                 **process_tags(),  # lets a later sweep end it if this process dies before set_terminated
@@ -107,12 +125,28 @@ class Registry:
         client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics])
         client.log_dict(run_id, manifest, "manifest.json")
         client.log_artifact(run_id, str(bundle))
+        artifact_uri = client.get_run(run_id).info.artifact_uri
+        registered = []
+        for member, folder in sorted((models or {}).items()):
+            name, digest = f"{release}.{member}", manifest["members"][member]["digest"]
+            if self._versions_tagged(name, "digest", digest):
+                continue
+            client.log_artifacts(run_id, str(folder), f"members/{member}")
+            tags = {"digest": digest, RELEASE_VERSION_TAG: version, BUILT_BY_TAG: dagster_run_id}
+            registered.append(f"{name} v{self.register(name, f'{artifact_uri}/members/{member}', run_id, tags)}")
         client.set_terminated(run_id)
-        source = f"{client.get_run(run_id).info.artifact_uri}/{bundle.name}"
         self._ensure_model(release, description=f"Release units of `{release}`; aliases mirror the ledger.")
         if not self._version_of(release, version):
-            self.register(release, source, run_id, {RELEASE_VERSION_TAG: version})
-        return run_id
+            self.register(release, f"{artifact_uri}/{bundle.name}", run_id, {RELEASE_VERSION_TAG: version})
+        return run_id, registered
+
+    def _versions_tagged(self, name: str, tag: str, value: str) -> list[str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return [v.version for v in self.client.search_model_versions(f"name='{name}' and tags.{tag}='{value}'")]
+        except MlflowException:
+            return []  # no registered model yet
 
     def release_run(self, release: str, release_version: str) -> str | None:
         """The MLflow run that logged this release version, if it was logged already."""
@@ -173,81 +207,8 @@ class RegistryResource(dg.ConfigurableResource):
             sweep_for_run(
                 self._init_context, self.tracking_uri, lambda: ensure_experiment(self.tracking_uri, self.artifact_root)
             )
-        return Registry(self.tracking_uri, self.artifact_root, self.ui_url)
+        run = getattr(self._init_context, "run", None)
+        return Registry(self.tracking_uri, self.artifact_root, self.ui_url, run.run_id if run else None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._init_context = context
-
-
-class LazyTracking:
-    """dagster-mlflow's tracker, started on first use: importing MLflow and opening its run cost seconds, and a run
-    whose every artifact is reused logs nothing."""
-
-    def __init__(self, start: Callable[[], Any]) -> None:
-        self._start, self._tracker = start, None
-
-    @property
-    def started(self) -> bool:
-        return self._tracker is not None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._tracker is None:
-            self._tracker = self._start()
-        return getattr(self._tracker, name)
-
-
-@dg.resource(
-    config_schema={
-        "experiment_name": dg.Field(str, default_value=EXPERIMENT),
-        "mlflow_tracking_uri": str,
-        "artifact_root": str,
-    },
-    description="dagster-mlflow tracking: one MLflow run per Dagster run, tagged with its dagster_run_id.",
-)
-def mlflow_tracking(init_context: dg.InitResourceContext):
-    """dagster-mlflow's ``MlFlow``, preceded by creating the experiment where its artifacts belong.
-
-    dagster-mlflow imports mlflow at module level; importing it here keeps definitions free of mlflow. Started
-    lazily (:class:`LazyTracking`): the first asset that logs something opens the MLflow run.
-    """
-
-    def start() -> Any:
-        from dagster_mlflow.resources import MlFlow
-
-        config = init_context.resource_config
-        _close_foreign_run(init_context.run.run_id)
-        experiment_id = ensure_experiment(
-            config["mlflow_tracking_uri"], config["artifact_root"], config["experiment_name"]
-        )
-        # After _close_foreign_run, which ends this process's previous run properly; the sweep is for the rest.
-        sweep_for_run(init_context, config["mlflow_tracking_uri"], lambda: experiment_id)
-        tracker = MlFlow(init_context)
-        _mlflow().set_tags(process_tags())  # on the run MlFlow just started or adopted
-        _ACTIVE_OWNER.update(dagster_run_id=init_context.run.run_id, tracking_uri=config["mlflow_tracking_uri"])
-        return tracker
-
-    return LazyTracking(start)
-
-
-# Which Dagster run (and tracking server) the process's active MLflow run belongs to. dagster-mlflow adopts any
-# active run it finds; in a process that executes several Dagster runs (the CLI, tests) that would be the previous
-# run's, possibly on another tracking server. Such a run is ended before a new Dagster run starts its own.
-_ACTIVE_OWNER: dict[str, str] = {}
-
-
-def _close_foreign_run(dagster_run_id: str) -> None:
-    mlflow = _mlflow()
-    if mlflow.active_run() is None or _ACTIVE_OWNER.get("dagster_run_id") == dagster_run_id:
-        return
-    previous_uri = mlflow.get_tracking_uri()
-    try:
-        if _ACTIVE_OWNER.get("tracking_uri"):
-            mlflow.set_tracking_uri(_ACTIVE_OWNER["tracking_uri"])
-        mlflow.end_run()
-    except Exception:
-        from mlflow.tracking.fluent import _active_run_stack
-
-        _active_run_stack.get().clear()  # its server is gone: forget the run rather than fail this one
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        _ACTIVE_OWNER.clear()

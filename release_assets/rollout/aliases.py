@@ -1,4 +1,4 @@
-"""The registry's aliases mirror the ledger: the one place that derives them, after every publish and move."""
+"""The registry mirrors the ledger: the one place that derives its aliases, after every sync and every move."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ def mirror_aliases(releases: ReleaseStore, registry: Any, release: str, environm
     it says (``canary`` is removed when no canary is in progress). With ``environments`` (``environments.yaml``,
     loaded), also ``<env>-champion`` for every environment after the first (``champion`` is the first's).
 
-    Idempotent: a run that died after a ledger write completes the mirror on retry. Returns the replayed state.
+    Published versions not registered yet are registered first (``release/registry_sync.py``): an alias can only
+    point at a registered version, and a promotion may come before the sensor's sync did. Idempotent: a run that
+    died after a ledger write completes the mirror on retry. Returns the replayed state.
     """
+    from release_assets.release.registry_sync import register_published
+
+    register_published(releases, registry, release)
     events = releases.events(release)
     state = replay(events)
     canary = state.canary.version if state.canary else None

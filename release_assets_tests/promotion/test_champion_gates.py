@@ -5,7 +5,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from release_assets.cli import _end_mlflow_run
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.manifest_overrides import apply_overrides
@@ -18,10 +17,7 @@ def _run(project: Path, resources: dict, instance, release: str, overrides: list
     if overrides:
         manifests = [apply_overrides(manifests[0], list(overrides))]
     defs = build_defs(manifests, project, resources)
-    try:
-        result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
-    finally:
-        _end_mlflow_run()
+    result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
     # Keyed by check name, and by asset/check for releases where several members share a gate name.
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     checks.update({f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()})
@@ -132,11 +128,8 @@ def test_a_model_bundled_with_another_models_report_is_held(project, tmp_path):
         model_only = dg.define_asset_job("model_only", dg.AssetSelection.assets(dg.AssetKey(["iris", "classifier"])))
         unit_only = dg.define_asset_job("unit_only", dg.AssetSelection.assets(dg.AssetKey(["iris", "release_unit"])))
         defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[model_only, unit_only]))
-        try:
-            assert defs.resolve_job_def("model_only").execute_in_process(instance=instance).success
-            result = defs.resolve_job_def("unit_only").execute_in_process(instance=instance, raise_on_error=False)
-        finally:
-            _end_mlflow_run()
+        assert defs.resolve_job_def("model_only").execute_in_process(instance=instance).success
+        result = defs.resolve_job_def("unit_only").execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.error.message

@@ -43,6 +43,24 @@ def test_mcnemar_exact_for_few_discordant_rows_and_chi_square_for_many():
         mcnemar([True], [True, False])
 
 
+@pytest.mark.parametrize(("only_cand", "only_champ"), [(0, 1), (3, 9), (7, 7), (12, 2), (0, 24), (20, 50), (31, 30)])
+def test_mcnemar_p_values_equal_scipys(only_cand, only_champ):
+    """The closed forms (exact sign test, chi-square with one degree of freedom) agree with scipy's tests."""
+    from scipy import stats
+
+    both = 5
+    cand = [True] * only_cand + [False] * only_champ + [True] * both
+    champ = [False] * only_cand + [True] * only_champ + [True] * both
+    _, p = mcnemar(cand, champ)
+    n = only_cand + only_champ
+    expected = (
+        stats.binomtest(only_cand, n, 0.5).pvalue
+        if n < 25
+        else stats.chi2.sf((abs(only_cand - only_champ) - 1) ** 2 / n, 1)
+    )
+    assert p == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
 def test_candidate_worse_beyond_noise_fails():
     exp = _expected()
     v = _verdict(_predictions(exp, _wrong(1, 80)), _predictions(exp, _wrong(2, 20)))

@@ -1,4 +1,5 @@
-"""The release unit's decision as plain Python: no Dagster, a fake registry, artifacts built in a temp cache."""
+"""The release unit's decision as plain Python (no Dagster, no MLflow, artifacts built in a temp cache), and the
+registry sync that follows it, against a fake registry."""
 
 import json
 
@@ -8,25 +9,37 @@ from release_assets import keys
 from release_assets.artifacts import LocalArtifactStore
 from release_assets.manifest import parse_manifest
 from release_assets.release.bundle import verify_bundle
+from release_assets.release.registry_sync import register_published
 from release_assets.release.store import LocalReleaseStore
 from release_assets.release.unit import HeldBack, release
+from release_assets.rollout.aliases import mirror_aliases
 
 
 class FakeRegistry:
-    def __init__(self):
-        self.versions, self.aliases = {}, {}
+    """What the sync needs of ``resources.registry.Registry``: versions by release version, models by digest."""
+
+    def __init__(self, tmp_path):
+        self.tracking_uri = f"sqlite:///{tmp_path / 'fake.db'}"
+        self.versions, self.aliases, self.models, self.logged = {}, {}, {}, []
 
     def has_version(self, release, version):
         return (release, version) in self.versions
 
-    def release_run(self, release, version):
-        return self.versions[(release, version)]
-
-    def log_release_unit(self, release, manifest, bundle, run_id):
-        self.versions[(release, manifest["version"])] = f"mlflow-{len(self.versions)}"
-        return self.versions[(release, manifest["version"])]
+    def log_release_unit(self, release, manifest, bundle, run_id, models=None):
+        self.logged.append((release, manifest["version"], run_id, sorted(p.name for p in bundle.parent.iterdir())))
+        registered = []
+        for member, folder in sorted((models or {}).items()):
+            assert (folder / "content.json").exists()  # the member's files, extracted from the verified bundle
+            digest = manifest["members"][member]["digest"]
+            if digest not in self.models.setdefault(f"{release}.{member}", []):
+                self.models[f"{release}.{member}"].append(digest)
+                registered.append(f"{release}.{member} v{len(self.models[f'{release}.{member}'])}")
+        run_id = f"mlflow-{len(self.versions)}"
+        self.versions[(release, manifest["version"])] = run_id
+        return run_id, registered
 
     def mirror(self, release, aliases):
+        assert all(v is None or self.has_version(release, v) for v in aliases.values()), "alias to an unregistered"
         self.aliases[release] = aliases
 
 
@@ -52,23 +65,67 @@ def _refs(cache: LocalArtifactStore, manifest, accuracy: float):
             (out / "content.json").write_text(json.dumps({"member": name}))
             return {"metrics": {"accuracy": accuracy}} if name == "clf_report" else {}
 
-        refs[name], _ = cache.build(release="tiny", member=name, kind="x", fingerprint=f"{name}-1", builder=build)
+        kind = "tabular_classifier" if name == "clf" else "x"
+        refs[name], _ = cache.build(release="tiny", member=name, kind=kind, fingerprint=f"{name}-1", builder=build)
     return refs, {tuple(key): refs[name] for name, key in keys.bundled(manifest).items()}
 
 
-def test_publishes_records_and_mirrors_then_is_idempotent(tmp_path):
-    cache, releases, registry = LocalArtifactStore(tmp_path), LocalReleaseStore(tmp_path), FakeRegistry()
+def test_publishes_and_records_then_is_idempotent(tmp_path):
+    cache, releases = LocalArtifactStore(tmp_path), LocalReleaseStore(tmp_path)
     manifest = _manifest(0.9)
     refs, by_key = _refs(cache, manifest, accuracy=0.95)
-    args = {"cache": cache, "releases": releases, "registry": registry, "lineage": {"git": None}, "run_id": "r1"}
+    args = {"cache": cache, "releases": releases, "lineage": {"git": None}, "run_id": "r1"}
     unit = release(manifest, refs, by_key, **args)
     assert unit.published and verify_bundle(unit.bundle)["version"] == unit.version
     assert [v.status for v in unit.verdicts] == ["passed"]
     assert [e["action"] for e in releases.events("tiny")] == ["published"]
-    assert registry.aliases["tiny"] == {"candidate": unit.version, "champion": None, "canary": None}
     again = release(manifest, refs, by_key, **{**args, "run_id": "r2"})
-    assert (again.version, again.published, again.mlflow_run_id) == (unit.version, False, unit.mlflow_run_id)
+    assert (again.version, again.published) == (unit.version, False)
     assert len(releases.events("tiny")) == 1  # nothing recorded twice
+
+
+def test_the_registry_sync_registers_what_the_ledger_published_once(tmp_path):
+    cache, releases, registry = LocalArtifactStore(tmp_path), LocalReleaseStore(tmp_path), FakeRegistry(tmp_path)
+    manifest = _manifest(0.9)
+    refs, by_key = _refs(cache, manifest, accuracy=0.95)
+    first = release(manifest, refs, by_key, cache=cache, releases=releases, lineage=_built_by("run-1"), run_id="1")
+    refs["data"], _ = cache.build(  # a second version: the data changed, the model did not
+        release="tiny", member="data", kind="x", fingerprint="data-2", builder=_other_data
+    )
+    by_key = {tuple(key): refs[name] for name, key in keys.bundled(manifest).items()}
+    second = release(manifest, refs, by_key, cache=cache, releases=releases, lineage=_built_by("run-2"), run_id="2")
+    assert second.version != first.version
+
+    done = register_published(releases, registry, "tiny")
+    assert [(d.version, d.models) for d in done] == [(first.version, ["tiny.clf v1"]), (second.version, [])]
+    assert [(r, v, run) for r, v, run, _ in registry.logged] == [
+        ("tiny", first.version, "run-1"),
+        ("tiny", second.version, "run-2"),
+    ]
+    assert register_published(releases, registry, "tiny") == []  # idempotent: nothing logged twice
+    assert len(registry.logged) == 2
+    mirror_aliases(releases, registry, "tiny")
+    assert registry.aliases["tiny"] == {"candidate": second.version, "champion": None, "canary": None}
+
+
+def test_a_move_before_any_sync_registers_first(tmp_path):
+    """A promotion may come before the sensor's sync: mirroring registers the version before pointing at it."""
+    cache, releases, registry = LocalArtifactStore(tmp_path), LocalReleaseStore(tmp_path), FakeRegistry(tmp_path)
+    manifest = _manifest(0.9)
+    refs, by_key = _refs(cache, manifest, accuracy=0.95)
+    unit = release(manifest, refs, by_key, cache=cache, releases=releases, lineage={}, run_id="r1")
+    assert registry.versions == {}
+    mirror_aliases(releases, registry, "tiny")
+    assert registry.has_version("tiny", unit.version) and registry.aliases["tiny"]["candidate"] == unit.version
+
+
+def _built_by(dagster_run_id):
+    return {"dagster_run_id": dagster_run_id}
+
+
+def _other_data(out):
+    (out / "content.json").write_text(json.dumps({"member": "data", "rows": 2}))
+    return {}
 
 
 def test_a_failing_gate_raises_held_back_and_publishes_nothing(tmp_path):
@@ -76,5 +133,5 @@ def test_a_failing_gate_raises_held_back_and_publishes_nothing(tmp_path):
     manifest = _manifest(0.9)
     refs, by_key = _refs(cache, manifest, accuracy=0.5)
     with pytest.raises(HeldBack, match=r"tiny: held back by 1 gate\(s\): clf\.accuracy: accuracy = 0\.5 violates"):
-        release(manifest, refs, by_key, cache=cache, releases=releases, registry=FakeRegistry(), lineage={}, run_id="r")
+        release(manifest, refs, by_key, cache=cache, releases=releases, lineage={}, run_id="r")
     assert releases.versions("tiny") == [] and releases.events("tiny") == []

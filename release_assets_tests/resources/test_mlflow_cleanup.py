@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -22,7 +21,7 @@ from release_assets.resources.mlflow_cleanup import (
     process_tags,
     stale_runs,
 )
-from release_assets.resources.registry import ensure_experiment, mlflow_tracking
+from release_assets.resources.registry import RegistryResource, ensure_experiment
 
 NOW = 1_800_000_000.0
 DAY = 24 * 3600.0
@@ -137,28 +136,24 @@ def test_end_stale_runs_ends_only_the_stale_ones(tracking):
     assert _status_and_tags(client, ids["finished"])[1][REASON_TAG] == f"dagster run {finished} ended FAILURE"
 
 
-def test_the_next_run_sweeps_through_the_tracking_resource(tracking):
-    """Wired in: a run that uses dagster-mlflow ends the RUNNING MLflow run of an earlier, failed Dagster run."""
+def test_the_next_run_sweeps_through_the_registry_resource(tracking):
+    """Wired in: a run that uses the registry ends the RUNNING MLflow run of an earlier, failed Dagster run (a
+    registry sync killed between creating its MLflow run and terminating it), and leaves a live one alone."""
     import mlflow
 
     uri, artifacts = tracking
-    experiment = ensure_experiment(uri, artifacts, "wired")
+    experiment = ensure_experiment(uri, artifacts)
     client = mlflow.MlflowClient(tracking_uri=uri)
 
-    @dg.op(required_resource_keys={"mlflow"})
-    def train(context) -> str:
-        return context.resources.mlflow.active_run().info.run_id
+    @dg.op(required_resource_keys={"registry"})
+    def sync(context) -> str:
+        return context.resources.registry.get().experiment_id
 
-    @dg.job(resource_defs={"mlflow": mlflow_tracking})
-    def training():
-        train()
+    @dg.job(resource_defs={"registry": RegistryResource(tracking_uri=uri, artifact_root=artifacts)})
+    def registry_job():
+        sync()
 
-    config = {
-        "resources": {
-            "mlflow": {"config": {"experiment_name": "wired", "mlflow_tracking_uri": uri, "artifact_root": artifacts}}
-        },
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-    }
+    config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     with dg.instance_for_test() as instance:
         left_over = client.create_run(
             experiment, tags={"dagster_run_id": _add_dagster_run(instance, DagsterRunStatus.FAILURE)}
@@ -166,13 +161,8 @@ def test_the_next_run_sweeps_through_the_tracking_resource(tracking):
         other = client.create_run(
             experiment, tags={"dagster_run_id": _add_dagster_run(instance, DagsterRunStatus.STARTED), **process_tags()}
         )
-        try:
-            result = training.execute_in_process(instance=instance, run_config=config)
-        finally:
-            mlflow.end_run()
-    assert result.success
+        result = registry_job.execute_in_process(instance=instance, run_config=config)
+    assert result.success and result.output_for_node("sync") == experiment
     status, tags = _status_and_tags(client, left_over.info.run_id)
     assert status == "FAILED" and tags[ENDED_BY_TAG] == ENDED_BY
     assert _status_and_tags(client, other.info.run_id)[0] == "RUNNING"
-    own = _status_and_tags(client, result.output_for_node("train"))[1]
-    assert own[PID_TAG] == str(os.getpid()) and own["dagster_run_id"] == result.run_id

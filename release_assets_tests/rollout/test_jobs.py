@@ -1,11 +1,11 @@
-"""Promotion and rollback as Dagster jobs, with MLflow aliases checked against the ledger after each step."""
+"""Promotion, rollback and the registry sync as Dagster jobs, with MLflow aliases checked against the ledger after
+each step."""
 
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from release_assets.cli import _end_mlflow_run
 from release_assets.definitions import build_defs, resources_for
 from release_assets.manifest import load_manifests
 from release_assets.rollout.ledger import replay
@@ -18,10 +18,7 @@ def _defs(project: Path, resources: dict) -> dg.Definitions:
 
 
 def _run(defs, job, instance, config=None):
-    try:
-        return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, run_config=config)
-    finally:
-        _end_mlflow_run()
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, run_config=config)
 
 
 def _release(project, resources, instance) -> str:
@@ -55,8 +52,17 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
     resources = local_resources(project, tmp_path / "store")
     with dg.instance_for_test() as instance:
         v1 = _release(project, resources, instance)
-        assert _aliases_match_ledger(resources) == {"candidate": v1}
         defs = _defs(project, resources)
+        assert not resources["registry"].get().has_version("iris", v1)  # the release run never touched MLflow
+        sync = _run(defs, "registry_sync", instance)
+        assert sync.success
+        assert _aliases_match_ledger(resources) == {"candidate": v1}
+        # The MLflow run belongs to the sync (what the stale-run sweep asks about) and names the run that built it.
+        registry = resources["registry"].get()
+        logged = registry.client.get_run(registry.release_run("iris", v1))
+        assert logged.info.status == "FINISHED" and logged.data.tags["dagster_run_id"] == sync.run_id
+        release_run = instance.get_latest_materialization_event(dg.AssetKey(["iris", "release_unit"])).run_id
+        assert logged.data.tags["built_by_dagster_run_id"] == release_run != sync.run_id
 
         refused = _promote(defs, instance, "0000000000000000")
         assert not refused.success
@@ -69,7 +75,9 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
         edit_manifest(project, "iris", lambda d: d["members"]["classifier"]["params"].update({"C": 0.5}))
         v2 = _release(project, resources, instance)
         assert v2 != v1
+        assert _run(defs, "registry_sync", instance).success
         assert _aliases_match_ledger(resources) == {"candidate": v2, "champion": v1}
+        assert _run(defs, "registry_sync", instance).success  # idempotent
         assert _promote(defs, instance, v2, who="bob").success
         assert _aliases_match_ledger(resources)["champion"] == v2
 
@@ -98,8 +106,15 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
             )
             for e in [e.event_log_entry.dagster_event]
         ]
-        assert [m["event"].value for m in observed] == ["promoted", "promoted", "rolled_back"]
-        assert observed[-1]["champion"].value == v1 and observed[-1]["actor"].value == "carol"
+        moves = [m for m in observed if m["event"].value != "registered in MLflow"]
+        assert [m["event"].value for m in moves] == ["promoted", "promoted", "rolled_back"]
+        assert moves[-1]["champion"].value == v1 and moves[-1]["actor"].value == "carol"
+        # ... and so does each registration, once, with its MLflow run and the model versions it registered.
+        registered = [m for m in observed if m["event"].value == "registered in MLflow"]
+        assert [m["version"].value for m in registered] == [v1, v2]
+        assert [m["model_versions"].value for m in registered] == ["iris.classifier v1", "iris.classifier v2"]
+        registry = resources["registry"].get()
+        assert registry.release_run("iris", v2) == registered[-1]["mlflow_run_id"].value
 
 
 def test_release_with_s3_settings_publishes_to_s3(project, tmp_path, monkeypatch):
@@ -125,6 +140,9 @@ def test_release_with_s3_settings_publishes_to_s3(project, tmp_path, monkeypatch
         resources["store"].releases().client.create_bucket(Bucket="releases")
         with dg.instance_for_test() as instance:
             version = _release(project, resources, instance)
+            # The sync fetches the bundle from S3, verifies it, and registers it.
+            assert _run(_defs(project, resources), "registry_sync", instance).success
+        assert resources["registry"].get().aliases("iris") == {"candidate": version}
         store = resources["store"].releases()
         assert store.versions("iris") == [version]
         assert store.bundle_uri("iris", version).startswith("s3://releases/release_assets/releases/iris/")

@@ -33,7 +33,9 @@ EMBEDDED_TIMEOUT = 420
 
 def _embedded_release(project: Path, root: Path) -> subprocess.Popen:
     env = embedded_env(project, root)
-    cmd = [str(sv.BIN / "release-assets"), "release", *RELEASES]
+    cli = str(sv.BIN / "release-assets")
+    # Publish, then the follow-up that registers in MLflow (release runs never touch it).
+    cmd = ["bash", "-c", f"{cli} release {' '.join(RELEASES)} && {cli} registry sync"]
     log = open(root / "embedded.log", "wb")  # noqa: SIM115  (the child holds it; closed with the process)
     return subprocess.Popen(cmd, env=env, cwd=sv.REPO, stdout=log, stderr=subprocess.STDOUT)
 
@@ -87,6 +89,10 @@ def test_both_releases_through_the_queue_on_celery_match_the_embedded_path(tiny_
             assert all(r["status"] == "SUCCESS" for r in runs.values()), (runs, stack.daemon.log(), logs)
             queue = _published(stack)
             events = stack.instance().all_logs(run_ids["helpdesk"])
+            # The registry follows the ledger in S3: the sync job, through the queue and a Celery worker.
+            sync = stack.launch("registry_sync", tags)
+            synced = stack.wait_runs([sync], RUN_TIMEOUT)
+            assert synced[sync]["status"] == "SUCCESS", (synced, stack.daemon.log(), [w.log() for w in stack.workers])
             mlflow_aliases = _aliases(stack.mlflow_url, f"s3://{sv.BUCKET}/mlflow", stack.env)
             queues_used = _queues_by_step(events)
         assert embedded.wait(EMBEDDED_TIMEOUT) == 0, (tmp_path / "embedded.log").read_text()[-4000:]

@@ -3,7 +3,6 @@
 import dagster as dg
 import pytest
 
-from release_assets.cli import _end_mlflow_run
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.manifest_overrides import apply_overrides
@@ -24,10 +23,7 @@ def _failed_run(project, tmp_path, instance):
     [iris] = [m for m in load_manifests(project / "releases") if m.name == "iris"]
     bad = apply_overrides(iris, ["gates.classifier.accuracy.min=0.999"])
     defs = build_defs([bad], project, local_resources(project, tmp_path / "store"))
-    try:
-        result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
-    finally:
-        _end_mlflow_run()
+    result = defs.resolve_job_def("release_all").execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     return instance.get_run_by_id(result.run_id)
 

@@ -1,0 +1,84 @@
+"""MLflow follows the ledger: every published release unit registered, and its model members beside it.
+
+Registration is a follow-up to publishing, never part of the release run: importing MLflow and opening its
+database cost seconds that a prompt edit or a CI job would otherwise wait for. The ledger is the source of truth,
+so whatever runs the sync (``release-assets registry sync``, the ``registry_sync`` job its sensor launches, or any
+promotion, rollback or canary move, which sync before pointing aliases) brings MLflow to the same state, and a sync
+that died half way is completed by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from release_assets.release.store import ReleaseStore
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One release version newly registered: its MLflow run and the model versions registered with it."""
+
+    release: str
+    version: str
+    mlflow_run_id: str
+    models: list[str] = field(default_factory=list)  # "<release>.<member> v<n>"
+
+
+def published_versions(events: list[dict[str, Any]]) -> list[str]:
+    """Every version published, in ledger order (environment moves are not publishes)."""
+    seen: dict[str, None] = {}
+    for e in events:
+        if e.get("action") == "published" and e.get("environment") is None:
+            seen.setdefault(e["to_version"], None)
+    return list(seen)
+
+
+@contextlib.contextmanager
+def _one_sync_at_a_time(tracking_uri: str) -> Iterator[None]:
+    """Two syncs on one machine (the CLI and the sensor's job) must not both see a version missing and register it
+    twice: they take turns on a lock named after the tracking URI."""
+    name = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+    with (Path(tempfile.gettempdir()) / f"release-assets-registry-{name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def register_published(releases: ReleaseStore, registry: Any, release: str) -> list[Registered]:
+    """Register in MLflow every published version of ``release`` that is not there yet, oldest first.
+
+    Each is one MLflow run (member metrics, manifest, the bundle as fetched from the store and verified) and a
+    version of the registered model ``<release>``; each model member becomes a version of ``<release>.<member>``
+    unless a version with its digest exists already (a model reused by the next release version is one version).
+    """
+    from release_assets.models.registry import MODEL_KINDS
+    from release_assets.release.bundle import extract_bundle
+
+    done: list[Registered] = []
+    with _one_sync_at_a_time(registry.tracking_uri):
+        for version in published_versions(releases.events(release)):
+            if registry.has_version(release, version):
+                continue
+            with tempfile.TemporaryDirectory(prefix="registry-sync-") as tmp:
+                bundle = releases.fetch_bundle(release, version, Path(tmp) / "bundle.tar.gz")
+                manifest = extract_bundle(bundle, Path(tmp) / "unit")  # refuses a bundle that fails its digests
+                models = {
+                    name: Path(tmp) / "unit" / name
+                    for name, member in manifest["members"].items()
+                    if member["kind"] in MODEL_KINDS
+                }
+                dagster_run_id = manifest.get("lineage", {}).get("dagster_run_id") or ""  # the run that built it
+                run_id, model_versions = registry.log_release_unit(
+                    release, manifest, bundle, dagster_run_id, models=models
+                )
+            done.append(Registered(release, version, run_id, model_versions))
+    return done

@@ -1,0 +1,91 @@
+"""Wiring for the registry sync (``registry_sync.py``): the ``registry_sync`` job, and the sensor that launches it
+when a release's ledger moves, so MLflow follows every publish without a release run waiting for it."""
+
+# No `from __future__ import annotations`: Dagster reads the op's config class from its live annotation.
+import hashlib
+import json
+
+import dagster as dg
+from pydantic import Field
+
+from release_assets import keys
+
+SYNC_INTERVAL_S = 30
+
+
+class RegistrySyncConfig(dg.Config):
+    releases: list[str] = Field(
+        default_factory=list, description="release names to sync (default: every release of this code location)"
+    )
+
+
+def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.SensorDefinition]:
+    """The job that registers every published, unregistered version and points the aliases where the ledgers say,
+    and the sensor that requests it for the releases whose ledger grew since its last tick."""
+
+    @dg.op(
+        name="sync_registry",
+        required_resource_keys={"store", "registry"},
+        description="Register in MLflow what the ledgers published, and mirror their aliases.",
+    )
+    def sync(context: dg.OpExecutionContext, config: RegistrySyncConfig) -> None:
+        from release_assets.environments import EnvironmentsError, project_environments
+        from release_assets.release.registry_sync import register_published
+        from release_assets.rollout.aliases import mirror_aliases
+
+        store, registry = context.resources.store.releases(), context.resources.registry.get()
+        try:
+            environments = project_environments()
+        except EnvironmentsError as exc:  # aliases per environment need it; the rest does not
+            context.log.warning(f"environments.yaml cannot be read, <env>-champion aliases left as they are: {exc}")
+            environments = None
+        for release in config.releases or release_names:
+            for done in register_published(store, registry, release):
+                link = registry.run_link(done.mlflow_run_id)
+                context.log_event(
+                    dg.AssetObservation(
+                        asset_key=dg.AssetKey(keys.release_unit(release)),
+                        metadata={
+                            "event": "registered in MLflow",
+                            "version": done.version,
+                            "mlflow_run_id": done.mlflow_run_id,
+                            **({"mlflow_run": dg.MetadataValue.url(link)} if link else {}),
+                            "model_versions": ", ".join(done.models) or "none new (same digests as before)",
+                        },
+                    )
+                )
+                context.log.info(f"{release} {done.version}: registered (MLflow run {done.mlflow_run_id})")
+            state = mirror_aliases(store, registry, release, environments)
+            context.log.info(f"{release}: aliases candidate={state.candidate} champion={state.champion}")
+
+    @dg.job(name="registry_sync", description="Bring MLflow's registry to what the release ledgers say.")
+    def registry_sync_job() -> None:
+        sync()
+
+    @dg.sensor(
+        name="registry_sync_sensor",
+        job=registry_sync_job,
+        minimum_interval_seconds=SYNC_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys={"store"},
+        description="Launches registry_sync for each release whose ledger grew (a publish, promotion or rollback).",
+    )
+    def registry_sync_sensor(context: dg.SensorEvaluationContext):
+        from release_assets.release.store import StoreError
+
+        try:
+            store = context.resources.store.releases()
+            heads = {release: len(store.events(release)) for release in release_names}
+        except StoreError as exc:  # the cursor stays: what moved meanwhile is still moved once the store is back
+            return dg.SkipReason(f"release store unavailable: {exc}")
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        moved = sorted(r for r, n in heads.items() if n and cursor.get(r) != n)
+        context.update_cursor(json.dumps(heads, sort_keys=True))
+        if not moved:
+            return dg.SkipReason(f"no ledger moved ({', '.join(f'{r}: {n} events' for r, n in sorted(heads.items()))})")
+        return dg.RunRequest(
+            run_key=hashlib.sha256(json.dumps(heads, sort_keys=True).encode()).hexdigest()[:16],
+            run_config={"ops": {"sync_registry": {"config": {"releases": moved}}}},
+        )
+
+    return registry_sync_job, registry_sync_sensor
