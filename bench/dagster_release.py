@@ -21,12 +21,24 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    phases: dict[str, float] = {}  # where the wall time went, in order (for the profile in BENCHMARKS.md)
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - mark
+        mark = now
+
     import dagster as dg
 
+    phase("import dagster")
     from release_assets.cli import _instance
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_manifests
     from release_assets.settings import get_settings
+
+    phase("import release_assets")
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--select-changed", type=Path)
@@ -38,9 +50,11 @@ def main() -> None:
     settings = get_settings()
     manifests = [m for m in load_manifests(settings.releases_path) if not args.release or m.name in args.release]
     defs = build_defs(manifests, settings.project_root, resources_for(settings))
+    phase("manifests and definitions")
     job_name = "release_all"
     selection_keys = None
     with _instance(settings.project_root) as instance:
+        phase("Dagster instance (sqlite storage)")
         if args.select_changed:
             sensor = defs.get_sensor_def("code_change_sensor")
             context = dg.build_sensor_context(
@@ -52,6 +66,7 @@ def main() -> None:
                 print(json.dumps({"skipped": request.skip_message}))
                 return
             selection_keys = request.asset_selection
+            phase("code-change sensor tick")
         if selection_keys is not None or args.executor != "in_process":
             executor = (
                 dg.multiprocess_executor.configured({"max_concurrent": 2, "start_method": {"forkserver": {}}})
@@ -63,6 +78,7 @@ def main() -> None:
             defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
             job_name = "bench_job"
         quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        phase("job definition")
         run_start = time.perf_counter()
         result = (
             defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
@@ -71,7 +87,10 @@ def main() -> None:
         )
         run_s = time.perf_counter() - run_start
         stats = instance.get_run_step_stats(result.run_id)
+        mark = time.perf_counter()
     steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in stats}
+    phases["run: steps"] = sum(steps.values())
+    phases["run: outside steps (run record, events, resources)"] = run_s - phases["run: steps"]
     print(
         json.dumps(
             {
@@ -81,6 +100,7 @@ def main() -> None:
                 "steps": steps,
                 "assets": sorted(k for k in steps if not k.endswith("_gates")),
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "phases": phases,
             }
         )
     )
