@@ -244,7 +244,8 @@ def write_markdown(r: dict, started: str) -> None:
         f"{fmt(r['sensor']['repo_ms'], 'ms', 1)} | < 50 ms | {r['sensor']['repo_ms']['median'] < 50} |",
         f"| sensor tick over a synthetic tree of {r['sensor']['synthetic_files']} watched files | "
         f"{fmt(r['sensor']['synthetic_ms'], 'ms', 1)} | < 1000 ms | {r['sensor']['synthetic_ms']['median'] < 1000} |",
-        f"| `release-assets release iris`, cold (fresh instance and store; MLflow follows in the sync below), whole process | {fmt(iris['cold'])} "
+        "| `release-assets release iris`, cold (fresh instance and store; MLflow follows in the sync below), "
+        f"whole process | {fmt(iris['cold'])} "
         "| | |",
         f"| the same work as plain Python (`bench/plain_release.py --release iris`), whole process | "
         f"{fmt(iris['plain'])} | | |",
