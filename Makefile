@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage serve clean
+.PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage serve clean
 .PHONY: scale-test bench-scale
 
 help: ## List every target
@@ -79,6 +79,9 @@ bench-onnx: setup ## Serving cold start and per-request p50/p99 through onnxrunt
 
 bench-triage: setup ## Measure regression triage of a held full-size helpdesk build against its champion (~5 min)
 	$(BIN)/python bench/triage.py
+
+watch: setup ## Materialize what each edit (prompt, data, manifest, code) made stale, in one warm process
+	$(BIN)/release-assets watch
 
 serve: setup ## Serve the promoted champions on http://127.0.0.1:8000 (predict, healthz, readyz, metrics)
 	$(BIN)/release-assets serve --host $(HOST) --port 8000

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from release_assets.cli_release import add_parser as add_release_parser
     from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
     from release_assets.cli_triage import add_parser as add_triage_parser
+    from release_assets.cli_watch import add_parser as add_watch_parser
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     add_canary_parser(sub)
     add_triage_parser(sub)
     add_registry_parser(sub)
+    add_watch_parser(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:
