@@ -44,8 +44,15 @@ def published_versions(events: list[dict[str, Any]]) -> list[str]:
 def _one_sync_at_a_time(tracking_uri: str) -> Iterator[None]:
     """Two syncs on one machine (the CLI and the sensor's job) must not both see a version missing and register it
     twice: they take turns on a lock named after the tracking URI."""
-    name = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
-    with (Path(tempfile.gettempdir()) / f"release-assets-registry-{name}.lock").open("w") as fh:
+    if tracking_uri.startswith("sqlite:///"):  # beside the database it guards
+        lock = Path(tracking_uri.removeprefix("sqlite:///") + ".sync.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    else:  # a server: syncs on this machine take turns (on several machines they can race: see the README)
+        lock = (
+            Path(tempfile.gettempdir())
+            / f"release-assets-registry-{hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]}.lock"
+        )
+    with lock.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -53,7 +60,15 @@ def _one_sync_at_a_time(tracking_uri: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def register_published(releases: ReleaseStore, registry: Any, release: str) -> list[Registered]:
+@dataclass
+class SyncResult:
+    registered: list[Registered] = field(default_factory=list)
+    # Version -> why it could not be registered (a bundle that fails its digests, a store that lost it). The
+    # others are registered anyway: one bad old bundle must not keep every later version out of MLflow.
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def register_published(releases: ReleaseStore, registry: Any, release: str) -> SyncResult:
     """Register in MLflow every published version of ``release`` that is not there yet, oldest first.
 
     Each is one MLflow run (member metrics, manifest, the bundle as fetched from the store and verified) and a
@@ -61,16 +76,21 @@ def register_published(releases: ReleaseStore, registry: Any, release: str) -> l
     unless a version with its digest exists already (a model reused by the next release version is one version).
     """
     from release_assets.models.registry import MODEL_KINDS
-    from release_assets.release.bundle import extract_bundle
+    from release_assets.release.bundle import BundleError, extract_bundle
+    from release_assets.release.store import StoreError
 
-    done: list[Registered] = []
+    result = SyncResult()
     with _one_sync_at_a_time(registry.tracking_uri):
         for version in published_versions(releases.events(release)):
             if registry.has_version(release, version):
                 continue
             with tempfile.TemporaryDirectory(prefix="registry-sync-") as tmp:
-                bundle = releases.fetch_bundle(release, version, Path(tmp) / "bundle.tar.gz")
-                manifest = extract_bundle(bundle, Path(tmp) / "unit")  # refuses a bundle that fails its digests
+                try:
+                    bundle = releases.fetch_bundle(release, version, Path(tmp) / "bundle.tar.gz")
+                    manifest = extract_bundle(bundle, Path(tmp) / "unit")  # refuses a bundle failing its digests
+                except (BundleError, StoreError) as exc:
+                    result.failed[version] = str(exc)
+                    continue
                 models = {
                     name: Path(tmp) / "unit" / name
                     for name, member in manifest["members"].items()
@@ -80,5 +100,5 @@ def register_published(releases: ReleaseStore, registry: Any, release: str) -> l
                 run_id, model_versions = registry.log_release_unit(
                     release, manifest, bundle, dagster_run_id, models=models
                 )
-            done.append(Registered(release, version, run_id, model_versions))
-    return done
+            result.registered.append(Registered(release, version, run_id, model_versions))
+    return result

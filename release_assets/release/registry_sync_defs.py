@@ -39,8 +39,11 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
         except EnvironmentsError as exc:  # aliases per environment need it; the rest does not
             context.log.warning(f"environments.yaml cannot be read, <env>-champion aliases left as they are: {exc}")
             environments = None
+        failed = []
         for release in config.releases or release_names:
-            for done in register_published(store, registry, release):
+            synced = register_published(store, registry, release)
+            failed += [f"{release} {version}: {why}" for version, why in synced.failed.items()]
+            for done in synced.registered:
                 link = registry.run_link(done.mlflow_run_id)
                 context.log_event(
                     dg.AssetObservation(
@@ -57,6 +60,8 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
                 context.log.info(f"{release} {done.version}: registered (MLflow run {done.mlflow_run_id})")
             state = mirror_aliases(store, registry, release, environments)
             context.log.info(f"{release}: aliases candidate={state.candidate} champion={state.champion}")
+        if failed:  # the rest is registered and mirrored; these stay out of MLflow until their bundle is fixed
+            raise dg.Failure(description="not registered: " + "; ".join(failed))
 
     @dg.job(name="registry_sync", description="Bring MLflow's registry to what the release ledgers say.")
     def registry_sync_job() -> None:

@@ -84,28 +84,41 @@ def test_publishes_and_records_then_is_idempotent(tmp_path):
     assert len(releases.events("tiny")) == 1  # nothing recorded twice
 
 
-def test_the_registry_sync_registers_what_the_ledger_published_once(tmp_path):
-    cache, releases, registry = LocalArtifactStore(tmp_path), LocalReleaseStore(tmp_path), FakeRegistry(tmp_path)
+def _two_versions(tmp_path):
+    """Two published versions of `tiny`: the second changed the data, not the model."""
+    cache, releases = LocalArtifactStore(tmp_path), LocalReleaseStore(tmp_path)
     manifest = _manifest(0.9)
     refs, by_key = _refs(cache, manifest, accuracy=0.95)
     first = release(manifest, refs, by_key, cache=cache, releases=releases, lineage=_built_by("run-1"), run_id="1")
-    refs["data"], _ = cache.build(  # a second version: the data changed, the model did not
-        release="tiny", member="data", kind="x", fingerprint="data-2", builder=_other_data
-    )
+    refs["data"], _ = cache.build(release="tiny", member="data", kind="x", fingerprint="data-2", builder=_other_data)
     by_key = {tuple(key): refs[name] for name, key in keys.bundled(manifest).items()}
     second = release(manifest, refs, by_key, cache=cache, releases=releases, lineage=_built_by("run-2"), run_id="2")
     assert second.version != first.version
+    return releases, first.version, second.version
 
-    done = register_published(releases, registry, "tiny")
-    assert [(d.version, d.models) for d in done] == [(first.version, ["tiny.clf v1"]), (second.version, [])]
-    assert [(r, v, run) for r, v, run, _ in registry.logged] == [
-        ("tiny", first.version, "run-1"),
-        ("tiny", second.version, "run-2"),
-    ]
-    assert register_published(releases, registry, "tiny") == []  # idempotent: nothing logged twice
+
+def test_the_registry_sync_registers_what_the_ledger_published_once(tmp_path):
+    releases, first, second = _two_versions(tmp_path)
+    registry = FakeRegistry(tmp_path)
+    synced = register_published(releases, registry, "tiny")
+    assert [(d.version, d.models) for d in synced.registered] == [(first, ["tiny.clf v1"]), (second, [])]
+    assert synced.failed == {}
+    assert [(r, v, run) for r, v, run, _ in registry.logged] == [("tiny", first, "run-1"), ("tiny", second, "run-2")]
+    assert register_published(releases, registry, "tiny").registered == []  # idempotent: nothing logged twice
     assert len(registry.logged) == 2
     mirror_aliases(releases, registry, "tiny")
-    assert registry.aliases["tiny"] == {"candidate": second.version, "champion": None, "canary": None}
+    assert registry.aliases["tiny"] == {"candidate": second, "champion": None, "canary": None}
+
+
+def test_a_corrupt_old_bundle_is_named_and_does_not_keep_the_rest_out(tmp_path):
+    releases, first, second = _two_versions(tmp_path)
+    bundle = tmp_path / "releases" / "tiny" / first / "bundle.tar.gz"
+    bundle.write_bytes(bundle.read_bytes()[:-200])  # truncated
+    registry = FakeRegistry(tmp_path)
+    synced = register_published(releases, registry, "tiny")
+    assert [d.version for d in synced.registered] == [second]
+    assert list(synced.failed) == [first] and "bundle" in synced.failed[first]
+    assert not registry.has_version("tiny", first)
 
 
 def test_a_move_before_any_sync_registers_first(tmp_path):
