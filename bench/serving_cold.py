@@ -157,8 +157,8 @@ def write_section(r: dict, started: str) -> None:
         f"Produced by `python bench/serving_cold.py` on {started}: helpdesk (full-size models) published and promoted "
         "in a throwaway store, served by `release-assets serve helpdesk` with `RELEASE_ASSETS_MODEL_RUNTIME=onnx` "
         "(the default: onnxruntime, one intra-op thread, `tokenizers` alone) and `=torch`. One run; server and "
-        "client share the 2-core machine, which other agents were loading at the same time, so absolute figures "
-        "are noisy; the ratio (ONNX / torch, starts interleaved) is the figure to read."
+        "client share the 2-core machine with whatever else runs there (the load averages below say how busy it "
+        "was), so absolute figures are noisy; the ratio (ONNX / torch, starts interleaved) is the figure to read."
         + (
             f" 1-minute load average {r['loadavg_1m']['start']:.1f} when measuring began, "
             f"{r['loadavg_1m']['end']:.1f} at the end."
