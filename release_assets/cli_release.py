@@ -83,7 +83,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
-    if any(s.published_ok for s in summaries):
+    if any(s.published_ok and s.published for s in summaries):  # a new version: MLflow does not have it yet
         # Off the release's critical path (importing MLflow and opening its database cost seconds).
         print("MLflow registration follows: `release-assets registry sync`, or the registry_sync_sensor")
     if not args.set:  # a build with overrides is not what the manifest on disk builds

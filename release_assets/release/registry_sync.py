@@ -28,7 +28,13 @@ class Registered:
     release: str
     version: str
     mlflow_run_id: str
-    models: list[str] = field(default_factory=list)  # "<release>.<member> v<n>"
+    models: list[str] = field(default_factory=list)  # newly registered: "<release>.<member> v<n>"
+    model_members: list[str] = field(default_factory=list)  # the bundle's model members, registered now or before
+
+    def models_text(self) -> str:
+        if not self.model_members:
+            return "no model members"
+        return ", ".join(self.models) or "none new (the same digests were registered before)"
 
 
 def published_versions(events: list[dict[str, Any]]) -> list[str]:
@@ -100,5 +106,5 @@ def register_published(releases: ReleaseStore, registry: Any, release: str) -> S
                 run_id, model_versions = registry.log_release_unit(
                     release, manifest, bundle, dagster_run_id, models=models
                 )
-            result.registered.append(Registered(release, version, run_id, model_versions))
+            result.registered.append(Registered(release, version, run_id, model_versions, sorted(models)))
     return result

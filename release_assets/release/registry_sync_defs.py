@@ -53,7 +53,7 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
                             "version": done.version,
                             "mlflow_run_id": done.mlflow_run_id,
                             **({"mlflow_run": dg.MetadataValue.url(link)} if link else {}),
-                            "model_versions": ", ".join(done.models) or "none new (same digests as before)",
+                            "model_versions": done.models_text(),
                         },
                     )
                 )

@@ -103,6 +103,10 @@ def test_the_registry_sync_registers_what_the_ledger_published_once(tmp_path):
     synced = register_published(releases, registry, "tiny")
     assert [(d.version, d.models) for d in synced.registered] == [(first, ["tiny.clf v1"]), (second, [])]
     assert synced.failed == {}
+    assert [d.models_text() for d in synced.registered] == [
+        "tiny.clf v1",
+        "none new (the same digests were registered before)",
+    ]
     assert [(r, v, run) for r, v, run, _ in registry.logged] == [("tiny", first, "run-1"), ("tiny", second, "run-2")]
     assert register_published(releases, registry, "tiny").registered == []  # idempotent: nothing logged twice
     assert len(registry.logged) == 2
