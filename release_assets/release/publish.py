@@ -65,6 +65,8 @@ def build_manifest(
             "size": sum(f["size"] for f in files),
             "metrics": ref.metrics,
             "data_version": ref.digest[:16],
+            # A model's hyper-parameters, so the registry sync can log them (outside the version, like metrics).
+            **({"params": ref.summary["params"]} if "params" in ref.summary else {}),
             # Which chain file the chain member was built from (chain.yaml, chain.llm.yaml): serving runs that one.
             **({"chain_file": ref.summary.get("chain_file", "chain.yaml")} if ref.kind == "prompt_chain" else {}),
         }

@@ -6,6 +6,7 @@ aliases (``candidate``, ``champion``, ``canary``) match it, after every sync, pr
 """
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,8 @@ class Registry:
         dagster_run_id: str,
         models: dict[str, Path] | None = None,
     ) -> tuple[str, list[str]]:
-        """One MLflow run per release unit: its manifest, member metrics and the bundle, registered as a version of
-        ``release``; each of ``models`` (member -> its extracted folder) logged under ``members/<name>`` and
+        """One MLflow run per release unit: its manifest, member metrics and params, and the bundle, registered as a
+        version of ``release``; each of ``models`` (member -> its extracted folder) logged under ``members/<name>`` and
         registered as a version of ``<release>.<member>`` unless one with its digest exists.
 
         Returns the MLflow run id and the model versions registered (``"<release>.<member> v<n>"``)."""
@@ -119,10 +120,17 @@ class Registry:
             for k, v in m["metrics"].items()
             if isinstance(v, int | float)
         ]
-        from mlflow.entities import Metric
+        params = [
+            (f"{member}.{k}", json.dumps(v) if not isinstance(v, str) else v)
+            for member, m in manifest["members"].items()
+            for k, v in (m.get("params") or {}).items()
+        ]
+        from mlflow.entities import Metric, Param
 
         stamp = int(run.info.start_time)
-        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics])
+        client.log_batch(
+            run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics], params=[Param(k, v) for k, v in params]
+        )
         client.log_dict(run_id, manifest, "manifest.json")
         client.log_artifact(run_id, str(bundle))
         artifact_uri = client.get_run(run_id).info.artifact_uri

@@ -61,6 +61,8 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
         registry = resources["registry"].get()
         logged = registry.client.get_run(registry.release_run("iris", v1))
         assert logged.info.status == "FINISHED" and logged.data.tags["dagster_run_id"] == sync.run_id
+        assert logged.data.metrics["classifier_report.accuracy"] > 0.5
+        assert logged.data.params["classifier.C"] == "1.0"  # the model's hyper-parameters, from the bundle
         release_run = instance.get_latest_materialization_event(dg.AssetKey(["iris", "release_unit"])).run_id
         assert logged.data.tags["built_by_dagster_run_id"] == release_run != sync.run_id
 
