@@ -7,8 +7,8 @@ daemon runs, so the same assets are found stale and the same downstream closure 
 this process. Three things keep it honest:
 
 - an edit to a module of this package restarts the process (``os.execv``) before anything runs, so a build never
-  mixes new code versions with old imported code; the sensor cursor is saved first, so the restarted process sees
-  the same edit;
+  mixes new code versions with old imported code; the saved cursor is left as it was, so the restarted process
+  sees the same edit;
 - an edited manifest rebuilds the definitions and ticks again from the same cursor, so the selection comes from
   the manifest as it is now;
 - every run stamps what it published, like ``release-assets release``, so a later ``release`` says ``unchanged``.
@@ -54,6 +54,7 @@ class Watcher:
         self.args, self.settings = args, get_settings()
         self.instance = _instance(self.settings.project_root)
         self.cursor_path = Path(self.instance.root_directory) / CURSOR_FILE
+        self.cursor = (self.cursor_path.read_text() or None) if self.cursor_path.exists() else None
         self.defs, self.manifests, self.sensor = self._definitions()
         self.last_skip: str | None = None
 
@@ -80,7 +81,7 @@ class Watcher:
         Restarts the process when this package's code changed; rebuilds the definitions when a manifest did."""
         import dagster as dg
 
-        cursor = self.cursor_path.read_text() if self.cursor_path.exists() else None
+        cursor = self.cursor  # read once at start; written only when it moves, not every 0.2 s
         request, new_cursor = self._tick(cursor)
         changed = changed_files(cursor, new_cursor) if cursor else []
         code = needs_restart(changed)
@@ -90,7 +91,9 @@ class Watcher:
         if {str(m.source) for m in self.manifests if m.source is not None} & set(changed):
             self.defs, self.manifests, self.sensor = self._definitions()  # select from the manifest as it is now
             request, new_cursor = self._tick(cursor)
-        self.cursor_path.write_text(new_cursor or "")
+        if new_cursor != cursor:
+            self.cursor_path.write_text(new_cursor or "")
+            self.cursor = new_cursor
         if isinstance(request, dg.RunRequest):
             self.last_skip = None
             return request, changed

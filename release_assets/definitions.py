@@ -25,7 +25,7 @@ from release_assets.manifest_paths import manifest_root
 from release_assets.models.assets import model_assets
 from release_assets.promotion.checks import gate_checks
 from release_assets.release.assets import release_unit_asset
-from release_assets.release.registry_sync_defs import build_registry_sync
+from release_assets.release.jobs import build_registry_sync
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.resources.executors import executor_from_env
 from release_assets.resources.io import ArtifactRefIOManager

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from release_assets import cli
+from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.registry import Registry
 from release_assets.settings import get_settings
 
@@ -31,3 +32,16 @@ def test_release_leaves_mlflow_alone_and_the_sync_registers_it(cli_env, capsys):
 
     assert cli.main(["registry", "sync"]) == 0  # every release; nothing new to register
     assert "registry: 0 version(s) newly registered" in capsys.readouterr().out
+
+
+def test_a_bundle_that_fails_verification_is_named_and_the_sync_fails(cli_env, tmp_path, capsys):
+    assert cli.main(["release", "iris", "--quiet"]) == 0
+    [version] = LocalReleaseStore(tmp_path / "store").versions("iris")
+    bundle = tmp_path / "store" / "releases" / "iris" / version / "bundle.tar.gz"
+    bundle.write_bytes(bundle.read_bytes()[:-100])  # truncated after publishing
+    capsys.readouterr()
+    assert cli.main(["registry", "sync", "iris"]) == 1
+    err = capsys.readouterr().err
+    assert f"not registered: iris {version}:" in err and "bundle" in err
+    settings = get_settings()
+    assert not Registry(settings.tracking_uri, settings.artifact_root).has_version("iris", version)

@@ -1,77 +1,96 @@
-"""`release-assets watch`: each edit materializes what it made stale in one warm process, and no more."""
+"""The change sensor's scan: stat every watched file, hash only those whose mtime or size moved."""
 
-import subprocess
-import sys
-import time
-from pathlib import Path
+from __future__ import annotations
 
-from release_assets import cli
-from release_assets.cli_watch import PACKAGE_ROOT, changed_files, needs_restart
-from release_assets.release.store import LocalReleaseStore
-from release_assets_tests.conftest import edit_manifest
+import hashlib
+import os
 
-DEADLINE_S = 180
+import pytest
+
+from release_assets import watch
+from release_assets.watch import scan
 
 
-def _cursor(files: dict[str, str]) -> str:
-    import json
-
-    return json.dumps({"files": {p: [0, 0, digest] for p, digest in files.items()}})
-
-
-def test_changed_files_compare_content_digests_and_list_new_paths():
-    before = _cursor({"a.j2": "1", "b.py": "2"})
-    after = _cursor({"a.j2": "1", "b.py": "3", "c.yaml": "4"})
-    assert changed_files(before, after) == ["b.py", "c.yaml"]
-    assert changed_files(after, after) == []
+@pytest.fixture
+def files(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.yaml"
+    a.write_text("x = 1\n")
+    b.write_text("k: v\n")
+    return str(a), str(b)
 
 
-def test_only_this_packages_modules_need_a_restart(tmp_path):
-    own = str(PACKAGE_ROOT / "chains" / "render.py")
-    assert needs_restart([own, str(tmp_path / "prompts" / "x.j2"), str(tmp_path / "plugin.py")]) == [own]
+@pytest.fixture
+def reads(monkeypatch):
+    """The paths ``scan`` hashed, in order (the real hash still runs)."""
+    seen: list[str] = []
+    real = watch.sha256_file
+
+    def counting(path):
+        seen.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(watch, "sha256_file", counting)
+    return seen
 
 
-def _wait_for(path: Path, text: str, process: subprocess.Popen, count: int = 1) -> str:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        out = path.read_text() if path.exists() else ""
-        if out.count(text) >= count:
-            return out
-        assert process.poll() is None, f"watch exited early ({process.returncode}):\n{out}"
-        time.sleep(0.2)
-    raise AssertionError(f"no {text!r} within {DEADLINE_S} s:\n{path.read_text()}")
+def test_first_scan_hashes_everything_and_reports_no_change(files, reads):
+    a, _ = files
+    first = scan(files, {})
+    assert first.hashed == 2 and sorted(reads) == sorted(files)
+    st = os.stat(a)
+    assert first.files[a] == [st.st_mtime_ns, st.st_size, hashlib.sha256(b"x = 1\n").hexdigest()]
+    assert first.changed == set() and first.missing == set()  # nothing to compare with yet
 
 
-def test_prompt_and_manifest_edits_each_publish_one_new_version(cli_env, tmp_path, capsys):
-    project = cli_env
-    assert cli.main(["release", "kbqa", "iris", "--quiet"]) == 0
-    store = LocalReleaseStore(tmp_path / "store")
-    first = {name: store.latest(name) for name in ("kbqa", "iris")}
-    out = tmp_path / "watch.out"
-    args = ["watch", "kbqa", "iris", "--quiet", "--interval", "0.2", "--max-runs", "2", "--timeout", str(DEADLINE_S)]
-    with out.open("w") as sink:
-        watch = subprocess.Popen([sys.executable, "-m", "release_assets.cli", *args], stdout=sink, stderr=sink)
-    try:
-        _wait_for(out, "watching: baseline recorded", watch)
-        template = project / "prompts" / "kbqa" / "answer.j2"
-        template.write_text(template.read_text() + "{# edited by the watch test #}\n")
-        text = _wait_for(out, "finished in", watch)
-        assert "changed: answer.j2 -> running" in text and "kbqa/chain" in text and "iris/" not in text
-        assert "== kbqa: published" in text
+def test_unchanged_files_are_not_hashed_again(files, reads):
+    first = scan(files, {})
+    reads.clear()
+    again = scan(files, first.files)
+    assert again.hashed == 0 and reads == []
+    assert again.files == first.files and again.changed == set()
 
-        edit_manifest(project, "iris", lambda d: d["members"]["classifier"]["params"].update({"C": 0.5}))
-        text = _wait_for(out, "finished in", watch, count=2)
-        assert "changed: iris.yaml -> running" in text and "== iris: published" in text
-        assert watch.wait(30) == 0  # --max-runs 2
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait(30)
-    assert all(store.latest(name) != first[name] for name in first), text
-    assert len(store.versions("kbqa")) == len(store.versions("iris")) == 2
-    # Each run stamped what it published: the next release has nothing to do.
-    capsys.readouterr()
-    assert cli.main(["release", "kbqa", "iris", "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert "== kbqa: unchanged" in printed and "== iris: unchanged" in printed
-    assert not (tmp_path / "mlflow.db").exists()  # neither release nor watch touched MLflow
+
+def test_an_edit_is_seen_and_only_the_edited_file_is_read(files, reads):
+    a, b = files
+    first = scan(files, {})
+    reads.clear()
+    with open(a, "a") as fh:
+        fh.write("y = 2\n")
+    after = scan(files, first.files)
+    assert after.changed == {a}
+    assert reads == [a] and after.hashed == 1
+    assert after.files[a][2] == hashlib.sha256(b"x = 1\ny = 2\n").hexdigest()
+    assert after.files[b] == first.files[b]
+
+
+def test_a_same_size_edit_is_seen_through_its_mtime(files):
+    a, _ = files
+    first = scan(files, {})
+    with open(a, "w") as fh:
+        fh.write("x = 2\n")  # same size
+    st = os.stat(a)
+    os.utime(a, ns=(st.st_atime_ns, first.files[a][0] + 1_000_000))  # coarse clocks: make the move certain
+    assert scan(files, first.files).changed == {a}
+
+
+def test_a_touch_without_edit_is_hashed_but_not_a_change(files):
+    a, _ = files
+    first = scan(files, {})
+    st = os.stat(a)
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    touched = scan(files, first.files)
+    assert touched.hashed == 1 and touched.changed == set()
+    assert touched.files[a][0] == st.st_mtime_ns + 1_000_000  # the new stat is remembered: not hashed next time
+
+
+def test_a_missing_file_is_reported_and_its_last_content_kept(files, tmp_path, reads):
+    a, b = files
+    first = scan(files, {})
+    os.remove(a)
+    never = str(tmp_path / "never.txt")
+    reads.clear()
+    after = scan([a, b, never], first.files)
+    assert after.missing == {a, never}
+    assert after.files[a] == first.files[a]  # so a file that comes back unchanged is not a change
+    assert never not in after.files
+    assert after.changed == set() and reads == []

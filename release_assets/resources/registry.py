@@ -156,28 +156,12 @@ class Registry:
         except MlflowException:
             return []  # no registered model yet
 
-    def release_run(self, release: str, release_version: str) -> str | None:
-        """The MLflow run that logged this release version, if it was logged already."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.release = '{release}' and tags.{RELEASE_VERSION_TAG} = '{release_version}'",
-            max_results=1,
-        )
-        return runs[0].info.run_id if runs else None
-
     def has_version(self, release: str, release_version: str) -> bool:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self._version_of(release, release_version) is not None
-        except MlflowException:
-            return False  # no registered model yet
+        return self._version_of(release, release_version) is not None
 
     def _version_of(self, release: str, release_version: str) -> str | None:
-        found = self.client.search_model_versions(
-            f"name='{release}' and tags.{RELEASE_VERSION_TAG}='{release_version}'"
-        )
-        return found[0].version if found else None
+        found = self._versions_tagged(release, RELEASE_VERSION_TAG, release_version)
+        return found[0] if found else None
 
     def mirror(self, release: str, aliases: dict[str, str | None]) -> None:
         """Point each alias at the model version of the given release version (or remove it when None)."""

@@ -48,6 +48,12 @@ def _aliases_match_ledger(resources) -> dict:
     return aliases
 
 
+def _unit_run(registry, version: str) -> str:
+    """The MLflow run behind the registered model version of this iris release version."""
+    [found] = registry.client.search_model_versions(f"name='iris' and tags.release_version='{version}'")
+    return found.run_id
+
+
 def test_publish_promote_release_again_promote_rollback(project, tmp_path):
     resources = local_resources(project, tmp_path / "store")
     with dg.instance_for_test() as instance:
@@ -59,7 +65,7 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
         assert _aliases_match_ledger(resources) == {"candidate": v1}
         # The MLflow run belongs to the sync (what the stale-run sweep asks about) and names the run that built it.
         registry = resources["registry"].get()
-        logged = registry.client.get_run(registry.release_run("iris", v1))
+        logged = registry.client.get_run(_unit_run(registry, v1))
         assert logged.info.status == "FINISHED" and logged.data.tags["dagster_run_id"] == sync.run_id
         assert logged.data.metrics["classifier_report.accuracy"] > 0.5
         assert logged.data.params["classifier.C"] == "1.0"  # the model's hyper-parameters, from the bundle
@@ -116,7 +122,7 @@ def test_publish_promote_release_again_promote_rollback(project, tmp_path):
         assert [m["version"].value for m in registered] == [v1, v2]
         assert [m["model_versions"].value for m in registered] == ["iris.classifier v1", "iris.classifier v2"]
         registry = resources["registry"].get()
-        assert registry.release_run("iris", v2) == registered[-1]["mlflow_run_id"].value
+        assert _unit_run(registry, v2) == registered[-1]["mlflow_run_id"].value
 
 
 def test_release_with_s3_settings_publishes_to_s3(project, tmp_path, monkeypatch):

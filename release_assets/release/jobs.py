@@ -31,7 +31,7 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
     def sync(context: dg.OpExecutionContext, config: RegistrySyncConfig) -> None:
         from release_assets.environments import EnvironmentsError, project_environments
         from release_assets.release.registry_sync import register_published
-        from release_assets.rollout.aliases import mirror_aliases
+        from release_assets.rollout.aliases import point_aliases
 
         store, registry = context.resources.store.releases(), context.resources.registry.get()
         try:
@@ -58,7 +58,7 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
                     )
                 )
                 context.log.info(f"{release} {done.version}: registered (MLflow run {done.mlflow_run_id})")
-            state = mirror_aliases(store, registry, release, environments)
+            state = point_aliases(store, registry, release, environments)  # registered just above
             context.log.info(f"{release}: aliases candidate={state.candidate} champion={state.champion}")
         if failed:  # the rest is registered and mirrored; these stay out of MLflow until their bundle is fixed
             raise dg.Failure(description="not registered: " + "; ".join(failed))
