@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from release_assets.atomic import copy_atomic
 
 
 def _instance(project_root: Path):
@@ -17,9 +19,16 @@ def _instance(project_root: Path):
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_root / ".dagster")))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() and (project_root / "dagster.yaml").exists():
-        shutil.copyfile(project_root / "dagster.yaml", config)
-    return dg.DagsterInstance.get()
+    # Concurrent first runs (two CI jobs on a fresh clone) would each create the sqlite schemas and stamp their
+    # alembic revision, leaving tables with two heads that no later run can open: one process at a time opens it.
+    with open(home / ".instance.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not config.exists() and (project_root / "dagster.yaml").exists():
+                copy_atomic(project_root / "dagster.yaml", config)
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _defs(manifests=None):
