@@ -167,6 +167,15 @@ def _iso(ns: int | None) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _jsonl_line(record: dict[str, Any]) -> bytes:
+    """One JSON line, readable UTF-8 where it can be. A request may carry a lone surrogate (``"\\ud800"`` is valid
+    JSON, not valid UTF-8): that span is written with ASCII escapes rather than failing its whole batch."""
+    try:
+        return (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:
+        return (json.dumps(record, default=str) + "\n").encode()
+
+
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """One span as one JSON object: ids in OTLP's hex form, so a line can be matched with the collector's view."""
     ctx = span.context
@@ -223,7 +232,7 @@ class JsonlSpanExporter(SpanExporter):
         self._open()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [(json.dumps(span_record(s), default=str, ensure_ascii=False) + "\n").encode() for s in spans]
+        lines = [_jsonl_line(span_record(s)) for s in spans]
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE

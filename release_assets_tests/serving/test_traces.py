@@ -175,6 +175,21 @@ def test_jsonl_rotates_at_the_size_limit_and_keeps_n_files(tmp_path):
     assert len(kept[0] + kept[1] + kept[2]) < 80  # the oldest file was dropped
 
 
+def test_a_lone_surrogate_in_a_request_is_written_escaped_and_keeps_its_batch(tmp_path):
+    path = tmp_path / "spans.jsonl"
+    tracing = Tracing(jsonl_path=path, otlp_endpoint=None)
+    try:
+        tracing.shadow_span({"request_id": "bad", "message": "order \ud800 lost", "champion": "a", "shadow": "b"})
+        tracing.shadow_span({"request_id": "fine", "message": "café", "champion": "a", "shadow": "b"})
+        tracing.force_flush()
+    finally:
+        tracing.shutdown()
+    text = path.read_bytes().decode("utf-8")  # the file stays valid UTF-8
+    assert "café" in text and "\\ud800" in text
+    ids = [json.loads(r["attributes"]["metadata"])["request_id"] for r in _records(path)]
+    assert ids == ["bad", "fine"]
+
+
 def test_each_shadow_pair_is_one_span(tmp_path):
     path = tmp_path / "spans.jsonl"
     tracing = Tracing(jsonl_path=path, otlp_endpoint=None)
