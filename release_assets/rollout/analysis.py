@@ -102,7 +102,9 @@ def over_budget(canary: float, champion: float, b: Budget) -> bool:
 def judge(canary: VersionCounters, champion: VersionCounters, spec: RolloutSpec) -> list[Kpi]:
     ours, theirs = kpi_values(canary), kpi_values(champion)
     ours["intent_distance"], theirs["intent_distance"] = intent_distance(canary.intents, champion.intents), 0.0
-    samples = min(max(x.latency_buckets.values(), default=0.0) for x in (canary, champion))
+    # Answers a side: the requests that reached the model, bounded by the latencies recorded (a server may also time
+    # requests refused as bad input, which are not answers).
+    samples = min(min(x.requests, max(x.latency_buckets.values(), default=0.0)) for x in (canary, champion))
     out = []
     for name in KPIS:
         budget: Budget | None = getattr(spec.budgets, name)

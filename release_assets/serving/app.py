@@ -228,10 +228,12 @@ def create_app(
             if is_open is not None:
                 metrics.set_circuit_open(*labels, is_open)
 
+        answered = True
         try:
             # predict is CPU work: off the event loop, so health checks keep answering meanwhile.
             response, encoded, predict_ms = await run_in_threadpool(run)
         except RequestError as exc:
+            answered = False  # bad input never reached the model: not an answer, no latency sample
             status = exc.status if 400 <= exc.status < 500 else 422
             return answer(status, {"error": str(exc), "field": exc.field})
         except Exception as exc:
@@ -241,7 +243,8 @@ def create_app(
             # Short on purpose: step errors may quote the request; the log has the whole story under this id.
             return answer(500, {"error": f"prediction failed ({type(exc).__name__})"})
         finally:
-            metrics.observe_latency(*labels, time.perf_counter() - started)
+            if answered:
+                metrics.observe_latency(*labels, time.perf_counter() - started)
         metrics.observe_response(*labels, response)
         outcome(bool(schema_failures(response)))
         if shadow_version is not None:

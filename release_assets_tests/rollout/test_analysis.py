@@ -1,6 +1,7 @@
 """The canary analysis on hand-made counters: each rule of the policy, and each budget, made to decide."""
 
 import math
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -88,6 +89,15 @@ def test_p99_is_not_judged_on_fewer_than_100_answers_a_side():
     [p99] = [k for k in slow_few.kpis if k.name == "p99_ms"]
     assert p99.breached is None and p99.canary > 25 and "judged from 100 answers" in p99.budget
     assert slow_few.decision == "advance"
+
+
+def test_p99_counts_answers_not_latency_samples_of_refused_requests():
+    # 96 answers that reached the model, and 8 more timed requests a server refused as bad input (4xx).
+    slow = counters(96, ms=60)
+    slow = replace(slow, latency_buckets={le: n + 8 for le, n in slow.latency_buckets.items()})
+    analysis = analyse(slow, counters(200), SPEC.model_copy(update={"min_requests": 50}), 0, 61)
+    [p99] = [k for k in analysis.kpis if k.name == "p99_ms"]
+    assert p99.breached is None and "96 here" in p99.budget
 
 
 def test_an_open_circuit_breaker_is_a_breach_even_while_baking():

@@ -358,6 +358,7 @@ def test_a_slow_prediction_does_not_block_health_checks():
 def test_metrics_endpoint_content_type_and_samples():
     c = client()
     c.post(URL, json={"message": INJECTION})  # escalated, low confidence
+    assert c.post(URL, json={"message": 5}).status_code == 422  # never reached the model: not timed as an answer
     r = c.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     labels = {"release": "helpdesk", "version": "v1", "variant": "champion"}
