@@ -84,16 +84,18 @@ _KINDS = {series: kind for kind, (series, _, _) in _SERIES.items()}
 _KIND_LABEL = "release_assets_kind"  # tags each sub-query's rows in the combined query
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+def _fetch(url: str, timeout: float, named: str | None = None) -> bytes:
+    """The body at ``url``; an error names ``named`` (default: the URL itself)."""
+    named = named or url
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read(500).decode("utf-8", "replace").strip()
-        raise MetricsUnavailable(f"{url}: HTTP {exc.code} {exc.reason}: {detail}") from None
+        raise MetricsUnavailable(f"{named}: HTTP {exc.code} {exc.reason}: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:  # refused, DNS, timeout (TimeoutError is an OSError)
         reason = getattr(exc, "reason", exc)
-        raise MetricsUnavailable(f"{url}: {reason}") from None
+        raise MetricsUnavailable(f"{named}: {reason}") from None
 
 
 class MetricsEndpointSource:
@@ -157,25 +159,28 @@ class PrometheusSource:
     def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
 
-    def query(self, expr: str) -> list[dict]:
-        """An instant query's vector result (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
+    def query(self, expr: str, what: str = "") -> list[dict]:
+        """An instant query's vector result (``[{"metric": {...}, "value": [t, "v"]}, ...]``). Errors name the server
+        and ``what`` was asked (the URL-encoded query runs to kilobytes: no use in a one-line reason)."""
         url = f"{self.base_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        raw = _fetch(url, self.timeout)
+        named = f"Prometheus {self.base_url}" + (f" ({what})" if what else "")
+        raw = _fetch(url, self.timeout, named)
         try:
             body = json.loads(raw)
         except ValueError:
-            raise MetricsUnavailable(f"{url}: answer is not JSON: {raw[:200]!r}") from None
+            raise MetricsUnavailable(f"{named}: answer is not JSON: {raw[:200]!r}") from None
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else body
-            raise MetricsUnavailable(f"{url}: query failed: {error}")
+            raise MetricsUnavailable(f"{named}: query failed: {error}")
         data = body.get("data") or {}
         if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-            raise MetricsUnavailable(f"{url}: expected a vector result, got {data.get('resultType')!r}")
+            raise MetricsUnavailable(f"{named}: expected a vector result, got {data.get('resultType')!r}")
         return data["result"]
 
     def snapshot(self, release: str) -> Snapshot:
         rows = _Rows()
-        for item in self.query(snapshot_query(release)):  # empty: no data yet, i.e. zero counts
+        what = f"{PREFIX}_* counters of release {release}"
+        for item in self.query(snapshot_query(release), what):  # empty: no data yet, i.e. zero counts
             labels = item["metric"]
             server = labels.get("instance", "")
             rows.add(labels[_KIND_LABEL], server, labels.get("version", ""), labels, float(item["value"][1]))
