@@ -100,6 +100,8 @@ def load_jsonl(path: Path, schema: str) -> LoadedRows:
     if not path.exists():
         raise FileNotFoundError(f"{path}: dataset file not found")
     records, unparsable = _read_jsonl(path)
+    if not records and not unparsable:  # nothing to validate, split or train on: say so about the file itself
+        raise DataFileError(f"{path}: no rows (the file is empty or holds only blank lines)")
     loaded = _validate(records, schema, str(path))
     loaded.failures = sorted(unparsable + loaded.failures, key=lambda f: f.line)
     return loaded

@@ -22,10 +22,17 @@ def duplicates(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
     return duplicates_verdict(member, inputs.rows("raw"), int(t.max or 0))
 
 
+class EmptySplit(ValueError):
+    """A split side with no rows; the message names the source file a person would edit, not the build cache."""
+
+
 def _require_sides(inputs: MemberInputs) -> None:
     for side in ("train", "test"):
         if not inputs.rows(side):
-            raise FileNotFoundError(f"{inputs.dir('split') / f'{side}.jsonl'} is missing or empty")
+            raw = inputs.refs["raw"].summary if "raw" in inputs.refs else {}
+            metrics = raw.get("metrics", {})
+            counts = f"{metrics.get('rows', '?')} valid rows, {metrics.get('invalid_rows', '?')} invalid"
+            raise EmptySplit(f"the {side} split is empty: {raw.get('source', 'the dataset')} has {counts}")
 
 
 def leakage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:

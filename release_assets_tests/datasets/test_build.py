@@ -56,6 +56,13 @@ def test_build_raw_reports_invalid_rows_metric(tmp_path):
     assert read_jsonl(out / "rows.jsonl")[0]["group"] == "refund-t1"
 
 
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_an_empty_source_is_an_error_naming_the_file(tmp_path, content):
+    (tmp_path / "m.jsonl").write_text(content)
+    with pytest.raises(DataFileError, match=r"m\.jsonl: no rows \(the file is empty"):
+        load_jsonl(tmp_path / "m.jsonl", "support_message")
+
+
 def test_iris_split_is_stratified_and_leak_free(tmp_path):
     member = SklearnDataset(kind="sklearn_dataset", name="iris", split={"test": 0.3, "seed": 7})
     raw, split = tmp_path / "raw", tmp_path / "split"

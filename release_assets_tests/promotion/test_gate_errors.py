@@ -26,7 +26,7 @@ class BrokenChampion:
         return self.folder  # exists, but holds no profile.json
 
 
-def _inputs(tmp_path, champion, write_split=True) -> MemberInputs:
+def _inputs(tmp_path, champion, write_split=True, raw_summary=None) -> MemberInputs:
     split = tmp_path / "split"
     split.mkdir()
     (split / "profile.json").write_text(json.dumps({"rows": 1}))
@@ -34,7 +34,8 @@ def _inputs(tmp_path, champion, write_split=True) -> MemberInputs:
         for side in ("train", "test"):
             (split / f"{side}.jsonl").write_text(json.dumps({"id": side, "features": [1.0], "label": "a"}) + "\n")
     ref = ArtifactRef(release="r", member="d_split", kind="split", fingerprint="f", location="split", files={})
-    return MemberInputs(refs={"split": ref, "raw": ref}, store_root=tmp_path, champion=champion)
+    raw = ref.model_copy(update={"summary": raw_summary or {}})
+    return MemberInputs(refs={"split": ref, "raw": raw}, store_root=tmp_path, champion=champion)
 
 
 def test_unreadable_champion_profile_fails_instead_of_passing_as_no_champion(tmp_path):
@@ -47,7 +48,12 @@ def test_unreadable_champion_profile_fails_instead_of_passing_as_no_champion(tmp
     assert "cannot evaluate drift" in drift.reason and "profile.json" in drift.reason
 
 
-def test_missing_test_split_fails_leakage_naming_the_file(tmp_path):
-    verdicts = {v.gate: v for v in member_verdicts(MANIFEST, "d", _inputs(tmp_path, None, write_split=False))}
+def test_an_empty_split_fails_leakage_naming_the_source_file(tmp_path):
+    # Every row of the user's file broke the schema: the reason names that file, not the build cache's split.
+    summary = {"source": "/p/data/support/messages.jsonl", "metrics": {"rows": 0, "invalid_rows": 12}}
+    inputs = _inputs(tmp_path, None, write_split=False, raw_summary=summary)
+    verdicts = {v.gate: v for v in member_verdicts(MANIFEST, "d", inputs)}
     assert verdicts["leakage"].status == "failed"
-    assert "train.jsonl is missing or empty" in verdicts["leakage"].reason
+    reason = verdicts["leakage"].reason
+    assert "the train split is empty: /p/data/support/messages.jsonl has 0 valid rows, 12 invalid" in reason
+    assert str(tmp_path) not in reason
