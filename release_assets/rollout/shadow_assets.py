@@ -99,7 +99,7 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
         from release_assets.release.store import StoreError
         from release_assets.rollout.ledger import record_shadow_report, replay
         from release_assets.serving.flag_reads import shadow_version
-        from release_assets.serving.flags import flags_path, store_flags_dir
+        from release_assets.serving.flags import FlagError, flags_path, store_flags_dir
         from release_assets.serving.shadow_log import pairs_path, read_pairs
 
         store = context.resources.store
@@ -110,7 +110,12 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
                 flags_file = flags_path(store_flags_dir(releases), manifest.name)
             except StoreError:
                 flags_file = None  # no flag files beside a remote store: the version must be given
-            version = shadow_version(flags_file, manifest.name) if flags_file else None
+            try:  # a flag file serve would refuse is refused here too, naming the file and the field
+                version = (
+                    shadow_version(flags_file, manifest.name, releases.versions(manifest.name)) if flags_file else None
+                )
+            except FlagError as exc:
+                raise dg.Failure(f"{manifest.name}: {exc}") from None
             if version is None:
                 raise dg.Failure(
                     f"{manifest.name}: no shadow version: set config `version`, or shadow one first "

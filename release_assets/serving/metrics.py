@@ -18,7 +18,11 @@ What the response-derived counters read (``observe_response``):
 
 Two gauges describe routing rather than answers: ``circuit_open`` (set by the app on a breaker's state change) and
 ``canary_weight``, computed from the ``weights`` callback each time the registry is rendered, so it always shows
-what the flag files route now.
+what routes now (``serve`` passes the flag router's applied flags: never a weight from a file it refused).
+
+Flag files (``observe_flag_file``, the flag router's ``on_file``): ``flag_errors`` counts each flag document the
+router refused, by a fixed ``reason`` word; ``flag_file_rejected`` is 1 while the file on disk is refused and the
+last good flags route instead, 0 once a file applies (or is removed).
 """
 
 from __future__ import annotations
@@ -168,6 +172,18 @@ class ServingMetrics:
         self.started.set(time.time())
         self.canary_weights = _CanaryWeights(weights)
         r.register(self.canary_weights)
+        self.flag_errors = Counter(
+            f"{PREFIX}_flag_errors",
+            "Flag file documents refused (never applied: the last good flags keep routing), by reason.",
+            ["release", "reason"],
+            registry=r,
+        )
+        self.flag_file_rejected = Gauge(
+            f"{PREFIX}_flag_file_rejected",
+            "1 while the release's flag file is refused and its last good flags route instead.",
+            ["release"],
+            registry=r,
+        )
         self.shadow_submitted = Counter(
             f"{PREFIX}_shadow_submitted", "Requests handed to the shadow pool.", SHADOW_LABELS, registry=r
         )
@@ -237,6 +253,14 @@ class ServingMetrics:
 
     def set_circuit_open(self, release: str, version: str, variant: str, is_open: bool) -> None:
         self.circuit_open.labels(release, version, variant).set(1 if is_open else 0)
+
+    def observe_flag_file(self, release: str, reason: str | None) -> None:
+        """The flag router's ``on_file``: a document refused for ``reason``, or (None) a file applied or removed."""
+        if reason is None:
+            self.flag_file_rejected.labels(release).set(0)
+            return
+        self.flag_errors.labels(release, reason).inc()
+        self.flag_file_rejected.labels(release).set(1)
 
     def observe_shadow_submit(self, release: str, primary_version: str, shadow_version: str, accepted: bool) -> None:
         counter = self.shadow_submitted if accepted else self.shadow_dropped

@@ -56,7 +56,6 @@ def build_server(
     ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never)."""
     from release_assets.serving.app import create_app
     from release_assets.serving.breaker import Breakers
-    from release_assets.serving.flag_reads import canary_routing
     from release_assets.serving.flags import FlagRouter
     from release_assets.serving.loader import load_release
     from release_assets.serving.metrics import ServingMetrics
@@ -89,10 +88,17 @@ def build_server(
             return versions[(release, version)]
 
     def weights() -> dict[str, tuple[str, int] | None]:
-        # Read from the flag files at every scrape: the gauge shows what routes now, never a cached value.
-        return {r: canary_routing(flags_dir, r) if flags_dir is not None else None for r in releases}
+        # The router's applied flags, its files looked at again at every scrape (at most once per poll interval):
+        # the gauge shows what routes now, never the weight of a file the router refused.
+        return {r: router.canary_weight(r) if router is not None else None for r in releases}
 
     metrics = ServingMetrics(weights=weights)
+    # Flag files are validated before they route: weights, variants, and versions published for that release.
+    router = (
+        FlagRouter(flags_dir, known_versions=store.versions, on_file=metrics.observe_flag_file)
+        if flags_dir is not None
+        else None
+    )
     tracing = Tracing(jsonl_path=trace_path)
 
     # ``shadow_log_dir``: live pairs kept for the shadow_report asset, the user's message redacted as in traces.
@@ -109,7 +115,6 @@ def build_server(
         on_pair,
         max_queue=shadow_queue,
     )
-    router = FlagRouter(flags_dir) if flags_dir is not None else None
 
     def ready() -> tuple[bool, Any]:
         waiting = {r: why for r, why in problems.items() if loaded.get(r) is None}  # the watch may have fixed one

@@ -95,6 +95,8 @@ def test_every_queried_metric_is_exported_or_recorded():
         assert f"release_assets_serving_{family}" in used
     for family in ("circuit_open", "canary_weight", "shadow_comparisons_total", "shadow_agreement_ratio"):
         assert f"release_assets_serving_{family}" in used
+    for family in ("flag_file_rejected", "flag_errors_total"):  # the FlagFileRejected alert's inputs
+        assert f"release_assets_serving_{family}" in used
 
 
 def test_the_name_check_catches_a_typo():

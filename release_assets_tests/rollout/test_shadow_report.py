@@ -3,6 +3,8 @@ checks and recorded in the ledger (the evidence a canary start can require)."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 
@@ -132,6 +134,20 @@ def test_the_version_defaults_to_the_flag_files_shadow_and_is_refused_without_on
     log_pairs(store, versions, 30)
     assert materialize(store, None).success
     assert last_event(store)["to_version"] == versions["v2"] and last_event(store)["passed"] is True
+
+
+def test_a_flag_file_serve_would_refuse_is_refused_naming_the_file_and_field(store):
+    store, versions = store
+    path = flags_path(store_flags_dir(store), "helpdesk")
+    document = flag_document("helpdesk", versions["v1"], shadow=versions["v2"], shadow_percent=10)
+    document["flags"]["helpdesk.shadow"]["variants"]["on"] = "f" * 16  # never published
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    result = materialize(store, None)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert f"{path}: helpdesk.shadow.variants.on: {'f' * 16} is not a published version" in message, message
 
 
 def test_the_report_is_outside_the_release_stages():

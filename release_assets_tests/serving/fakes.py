@@ -10,8 +10,10 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from release_assets.release.store import LocalReleaseStore
 from release_assets.serving.requests import parse_chain_request, parse_features
 
 EXPLODE = "__explode__"  # a message containing this makes the fake's "reply" step fail
@@ -89,6 +91,16 @@ def chain_response_problems(body: dict[str, Any]) -> list[str]:
         f"{k}: {type(body[k]).__name__}" for k, t in CHAIN_FIELDS.items() if k in body and not isinstance(body[k], t)
     ]
     return problems
+
+
+def list_as_published(root: Path, release: str, *versions: str) -> LocalReleaseStore:
+    """A local store at ``root`` that lists ``versions`` of ``release`` as published (a manifest each, nothing to
+    load): what serve checks a flag file's versions against."""
+    for version in versions:
+        folder = Path(root) / "releases" / release / version
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text("{}")
+    return LocalReleaseStore(root)
 
 
 class FakeRouter:

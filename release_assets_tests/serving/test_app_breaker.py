@@ -4,16 +4,16 @@ metrics the canary monitor reads (circuit_open, intents_total, canary_weight) in
 from __future__ import annotations
 
 import logging
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from release_assets.serving.app import create_app
 from release_assets.serving.breaker import BreakerPolicy, Breakers
-from release_assets.serving.flag_reads import canary_routing
-from release_assets.serving.flags import flag_document, flags_path, write_flags
+from release_assets.serving.flags import FlagRouter, flag_document, flags_path, write_flags
 from release_assets.serving.metrics import PREFIX, ServingMetrics
-from release_assets_tests.serving.fakes import EXPLODE, FakeRelease, FakeRouter
+from release_assets_tests.serving.fakes import EXPLODE, FakeRelease, FakeRouter, list_as_published
 
 URL = "/v1/helpdesk/predict"
 CANARY = {"release": "helpdesk", "version": "v2", "variant": "canary"}
@@ -171,25 +171,33 @@ def test_intents_are_counted_by_intent_or_label_with_bounded_values():
     assert sample(text, f"{PREFIX}_intents_total", **iris) == 1
 
 
-def test_canary_weight_is_read_from_the_flag_files_at_every_scrape(tmp_path):
+def test_canary_weight_is_the_applied_flags_at_every_scrape(tmp_path):
     champion, canary = "a" * 16, "b" * 16
     path = flags_path(tmp_path, "helpdesk")
     write_flags(path, flag_document("helpdesk", champion, canary, 5))
+    router = FlagRouter(tmp_path, poll_interval_s=0.001)
 
     def weights():
-        return {release: canary_routing(tmp_path, release) for release in ("helpdesk", "iris")}
+        return {release: router.canary_weight(release) for release in ("helpdesk", "iris")}
+
+    def scrape():
+        time.sleep(0.005)  # past the router's poll interval: each scrape looks at the file again
+        return c.get("/metrics").text
 
     c = app_with(FakeRelease("helpdesk", "v2"), metrics=ServingMetrics(weights=weights))
     weight = f"{PREFIX}_canary_weight"
-    text = c.get("/metrics").text
-    assert sample(text, weight, release="helpdesk", canary_version=canary) == 5
-    assert sample(text, weight, release="iris", canary_version="none") == 0  # no flag file: no canary
-    write_flags(path, flag_document("helpdesk", champion, canary, 25))
-    assert sample(c.get("/metrics").text, weight, release="helpdesk", canary_version=canary) == 25
-    write_flags(path, flag_document("helpdesk", champion))  # canary removed
-    assert sample(c.get("/metrics").text, weight, release="helpdesk", canary_version="none") == 0
-    path.write_text("{not json")
-    assert sample(c.get("/metrics").text, weight, release="helpdesk", canary_version="none") == 0
+    try:
+        text = scrape()
+        assert sample(text, weight, release="helpdesk", canary_version=canary) == 5
+        assert sample(text, weight, release="iris", canary_version="none") == 0  # no flag file: no canary
+        write_flags(path, flag_document("helpdesk", champion, canary, 25))
+        assert sample(scrape(), weight, release="helpdesk", canary_version=canary) == 25
+        path.write_text("{not json")  # refused: the gauge keeps showing what still routes
+        assert sample(scrape(), weight, release="helpdesk", canary_version=canary) == 25
+        write_flags(path, flag_document("helpdesk", champion))  # canary removed
+        assert sample(scrape(), weight, release="helpdesk", canary_version="none") == 0
+    finally:
+        router.close()
 
 
 def test_a_broken_weights_callback_does_not_break_metrics():
@@ -204,7 +212,6 @@ def test_a_broken_weights_callback_does_not_break_metrics():
 def test_build_server_wires_the_policies_and_the_flag_file_weights(tmp_path, monkeypatch):
     """``build_server`` over fake loads (publishing is what test_server.py pays for): its breakers and weights."""
     import release_assets.serving.loader as loader
-    from release_assets.release.store import LocalReleaseStore
     from release_assets.serving.server import build_server
 
     champion, canary = "a" * 16, "c" * 16
@@ -213,7 +220,7 @@ def test_build_server_wires_the_policies_and_the_flag_file_weights(tmp_path, mon
     monkeypatch.setattr(loader, "load_release", lambda store, release, version=None, **kw: fakes[version or champion])
     write_flags(flags_path(tmp_path / "flags", "helpdesk"), flag_document("helpdesk", champion, canary, 100))
     server = build_server(
-        LocalReleaseStore(tmp_path / "store"),
+        list_as_published(tmp_path / "store", "helpdesk", champion, canary),  # flags name only published versions
         ["helpdesk"],
         cache_dir=tmp_path / "cache",
         flags_dir=tmp_path / "flags",

@@ -1,5 +1,5 @@
 """Flag files and the OpenFeature router: the document format, sticky splits, pinned buckets, live reload, and
-every broken-file case answering the champion instead of raising."""
+broken files never raising (nor routing: see test_flag_validation.py for what an invalid file keeps)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from release_assets.release.store import LocalReleaseStore, StoreError
+from release_assets.release.store import StoreError
 from release_assets.serving.flags import (
     FlagError,
     FlagRouter,
@@ -20,6 +20,7 @@ from release_assets.serving.flags import (
     flags_path,
     write_flags,
 )
+from release_assets_tests.serving.fakes import list_as_published
 
 V1, V2, V3 = "1111111111111111", "2222222222222222", "3333333333333333"
 KEYS = [f"key-{i}" for i in range(10_000)]
@@ -203,40 +204,63 @@ def test_malformed_file_answers_champion_and_recovers(tmp_path: Path, router: Fl
     with caplog.at_level(logging.WARNING):
         assert router.route("iris", "user-2") == ("champion", None)
         assert router.shadow("iris", "user-2") is None
-        time.sleep(0.1)  # ~100 polls of the broken file
-    assert router.counts["provider_error"] >= 2
-    parse_logs = [r for r in caplog.records if r.name == "openfeature.contrib"]
-    assert len(parse_logs) <= 1  # throttled: not one traceback per poll
+        for _ in range(100):  # ~100 looks at the broken file
+            router.route("iris", "user-2")
+            time.sleep(POLL_S)
+    assert router.counts["rejected"] >= 2  # no good flags before it: the champion, no shadow
+    assert router.errors == {("iris", "malformed"): 1}
+    assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1  # once, not once per look
     write(tmp_path, canary=V2, canary_percent=100)
     wait_for(lambda: router.route("iris", "user-2") == ("canary", V2))
 
 
-def test_a_broken_edit_or_deleted_file_stops_the_canary(tmp_path: Path, router: FlagRouter):
+def test_a_broken_edit_keeps_the_last_good_flags_and_a_deleted_file_stops_the_canary(
+    tmp_path: Path, router: FlagRouter
+):
     path = write(tmp_path, canary=V2, canary_percent=100)
     assert router.route("iris", "user-2") == ("canary", V2)
-    path.write_text("not json")  # a hand edit gone wrong: flagd keeps the old flags, the router does not use them
+    path.write_text("not json")  # a hand edit gone wrong: refused, the flags applied before it keep routing
+    wait_for(lambda: router.route("iris", "user-2") and router.errors == {("iris", "malformed"): 1})
+    assert router.route("iris", "user-2") == ("canary", V2)
+    write(tmp_path, canary=V2, canary_percent=0)
     wait_for(lambda: router.route("iris", "user-2") == ("champion", None))
     write(tmp_path, canary=V2, canary_percent=100)
     wait_for(lambda: router.route("iris", "user-2") == ("canary", V2))
-    path.unlink()
+    path.unlink()  # no file is no flags, on purpose: the champion
     wait_for(lambda: router.route("iris", "user-2") == ("champion", None))
+
+
+def _hand_edited(route: dict | None) -> dict:
+    document = flag_document("iris", V1)
+    if route is None:
+        document["flags"] = {"other.route": {"state": "ENABLED", "variants": {"a": "b"}, "defaultVariant": "a"}}
+    else:
+        document["flags"]["iris.route"] = route
+    return document
 
 
 @pytest.mark.parametrize(
     ("route", "reason"),
     [
-        (None, "flag_error:FLAG_NOT_FOUND"),
-        ({"state": "DISABLED", "variants": {"champion": V1, "canary": V2}, "defaultVariant": "canary"}, "disabled"),
-        ({"state": "ENABLED", "variants": {"champion": "not a version"}, "defaultVariant": "champion"}, "unexpected"),
-        ({"state": "ENABLED", "variants": {"blue": V2}, "defaultVariant": "blue"}, "unexpected_variant"),
-        ({"state": "ENABLED", "variants": {"champion": 7}, "defaultVariant": "champion"}, "flag_error:TYPE_MISMATCH"),
+        (None, "structure"),
+        ({"state": "ENABLED", "variants": {"champion": "not a version"}, "defaultVariant": "champion"}, "version"),
+        ({"state": "ENABLED", "variants": {"blue": V2}, "defaultVariant": "blue"}, "variants"),
+        ({"state": "ENABLED", "variants": {"champion": 7}, "defaultVariant": "champion"}, "version"),
     ],
 )
-def test_hand_edited_flags_fall_back_to_champion(tmp_path: Path, router: FlagRouter, route, reason):
-    flags = {"iris.route": route} if route else {"other.route": {"state": "ENABLED", "variants": {"a": "b"}}}
-    flags_path(tmp_path, "iris").write_text(json.dumps({"flags": flags}))
+def test_hand_edited_flags_are_refused_and_answer_champion(tmp_path: Path, router: FlagRouter, route, reason):
+    flags_path(tmp_path, "iris").write_text(json.dumps(_hand_edited(route)))
     assert router.route("iris", "user-2") == ("champion", None)
-    assert any(key.startswith(reason) for key in router.counts), router.counts
+    assert router.counts["rejected"] == 1
+    assert router.errors == {("iris", reason): 1}
+
+
+def test_a_disabled_route_flag_is_valid_and_answers_champion(tmp_path: Path, router: FlagRouter):
+    route = {"state": "DISABLED", "variants": {"champion": V1, "canary": V2}, "defaultVariant": "canary"}
+    flags_path(tmp_path, "iris").write_text(json.dumps(_hand_edited(route)))
+    assert router.route("iris", "user-2") == ("champion", None)  # switched off on purpose
+    assert router.counts["disabled"] == 1 and router.errors == {}
+    assert router.canary_weight("iris") is None
 
 
 def test_empty_key_and_bad_release_name_answer_champion(tmp_path: Path, router: FlagRouter):
@@ -260,7 +284,7 @@ def test_routers_and_releases_are_independent_in_one_process(tmp_path: Path):
 
 
 def test_canary_version_reads_the_release_flag_file(tmp_path: Path):
-    store = LocalReleaseStore(tmp_path)
+    store = list_as_published(tmp_path, "iris", V1, V2)  # a flag file may name only published versions
     assert canary_version(store, "iris") is None
     flags_dir = tmp_path / "flags"
     write(flags_dir, canary=V2, canary_percent=0)

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from release_assets.serving.shadow_log import ShadowLog, pairs_path, read_pairs
-from release_assets_tests.serving.fakes import FakeRelease
+from release_assets_tests.serving.fakes import FakeRelease, list_as_published
 
 V1, V2 = "1111111111111111", "2222222222222222"
 
@@ -101,7 +101,6 @@ def test_names_never_reach_the_file_system_unchecked_and_messages_are_redacted(t
 
 
 def test_serve_appends_every_shadow_pair_to_the_log(tmp_path, monkeypatch):
-    from release_assets.release.store import LocalReleaseStore
     from release_assets.serving import loader
     from release_assets.serving.flags import flag_document, flags_path, write_flags
     from release_assets.serving.server import build_server
@@ -114,7 +113,7 @@ def test_serve_appends_every_shadow_pair_to_the_log(tmp_path, monkeypatch):
     flags_dir.mkdir()
     write_flags(flags_path(flags_dir, "helpdesk"), flag_document("helpdesk", V1, shadow=V2, shadow_percent=100))
     server = build_server(
-        LocalReleaseStore(tmp_path / "store"),
+        list_as_published(tmp_path / "store", "helpdesk", V1, V2),  # flag files may name only published versions
         ["helpdesk"],
         cache_dir=tmp_path / "cache",
         flags_dir=flags_dir,
