@@ -46,12 +46,25 @@ def promoted_to(release: str, version: str, environment: str) -> str:
 
 
 def _note(e: dict) -> str:
-    """What a history row must not hide: a promotion over weakened gates, a release built with them."""
-    if e.get("override", {}).get("weakened_gates"):
-        return f" [OVERRIDE of weakened gates: {'; '.join(e['override']['weakened_gates'])}]"
+    """What a history row must not hide: a promotion over weakened gates or a dirty or off-branch build (the
+    override), a release built with weakened gates."""
+    from release_assets.rollout.servable import override_text
+
+    override = e.get("override")
+    if isinstance(override, dict) and override_text(override):
+        return f" [OVERRIDE of {override_text(override)}]"
     if e.get("weakened_gates"):
         return f" [built with weakened gates: {'; '.join(e['weakened_gates'])}]"
     return ""
+
+
+def _provenance_marks(git: dict | None) -> list[str]:
+    """What `list` shows of where a version was built, when promoting it will need an override."""
+    git = git or {}
+    marks = ["DIRTY tree"] if git.get("dirty") else []
+    if git.get("on_default_branch") is False:
+        marks.append(f"OFF {git.get('base_ref') or 'the default branch'}")
+    return marks
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -106,6 +119,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             marks = [a for a, v in (("champion", state.champion), ("candidate", state.candidate)) if v == version]
             if m.get("weakened_gates"):
                 marks.append(f"WEAKENED gates ({len(m['weakened_gates'])})")
+            marks += _provenance_marks((m.get("lineage") or {}).get("git"))
             champion_of = ", ".join(env for env, v in runs.items() if v == version) or "-"
             created = m.get("created_at", "")[:19]
             rows.append([name, version, created, f"{passed}/{len(gates)} passed", ", ".join(marks), champion_of])
@@ -166,3 +180,4 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"FAILED: {error}", file=sys.stderr)
     return 1 if errors else 0
+

@@ -33,7 +33,8 @@ def _stamp(defs, summaries: list, manifests: list, settings) -> None:
         files.setdefault(spec.key.path[0], set()).update(Path(f) for f in watched)
     by_name = {m.name: m for m in manifests}
     for s in summaries:
-        if s.published_ok and s.release in by_name:
+        # A build evaluated without publishing left nothing to be "unchanged" from: the next run must publish.
+        if s.published_ok and not s.evaluated_only and s.release in by_name:
             record(
                 settings.store_path,
                 by_name[s.release],
@@ -56,8 +57,18 @@ def cmd_release(args: argparse.Namespace) -> int:
     if not manifests:
         return 2
     settings = get_settings()
-    # Overrides and the markdown summary always run: both are about this build, not the stored one.
-    done = {} if args.force or args.set or args.summary else _unchanged(manifests, settings)
+    from release_assets.git_base import BaseRefError, configured_base_ref, resolve_base
+
+    try:  # before any work: a base ref that does not resolve would only fail the release units after training
+        resolve_base(settings.project_root, configured_base_ref())
+    except BaseRefError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 2
+    # Pull requests gate and report, never publish: the flag, or RELEASE_ASSETS_PUBLISH=false in the environment.
+    publish = settings.publish and not args.no_publish
+    # Overrides, the markdown summary and an evaluation always run: they are about this build, not the stored one.
+    fresh = args.force or args.set or args.summary or not publish
+    done = {} if fresh else _unchanged(manifests, settings)
     for name, version in done.items():
         print(f"== {name}: unchanged (inputs identical to the run that published it; nothing to run)")
         print(f"   version: {version}")
@@ -72,7 +83,9 @@ def cmd_release(args: argparse.Namespace) -> int:
     # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
     resources_for(settings)["store"].preflight()
     defs = _defs(todo)
-    config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if not publish:  # in the run's own config, so the Dagster run records that it was an evaluation
+        config["ops"] = {f"{m.name}__release_unit": {"config": {"publish": False}} for m in todo}
     result = _run_job("release_all", config, defs=defs, progress=not args.quiet)
     elapsed = time.perf_counter() - start
     unusable = store_unavailable(result)
@@ -83,6 +96,9 @@ def cmd_release(args: argparse.Namespace) -> int:
     for s in summaries:
         print(s.render())
     print(f"run {result.run_id} finished in {elapsed:.1f} s")
+    if not publish:
+        why = "--no-publish" if args.no_publish else "RELEASE_ASSETS_PUBLISH=false"
+        print(f"evaluated only ({why}): nothing was published and no ledger event was written")
     if any(s.published_ok and s.published for s in summaries):  # a new version: MLflow does not have it yet
         # Off the release's critical path (importing MLflow and opening its database cost seconds).
         print("MLflow registration follows: `release-assets registry sync`, or the registry_sync_sensor")
@@ -120,6 +136,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--summary-file", metavar="PATH", help="where --summary writes the table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on standard error (steps, epochs)")
+    p.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="gate and report only (a pull request's build): publish nothing, write no ledger event; also "
+        "RELEASE_ASSETS_PUBLISH=false",
+    )
     p.add_argument(
         "--force",
         action="store_true",

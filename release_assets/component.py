@@ -34,7 +34,7 @@ from release_assets.scaffold import PLATFORM_TYPE, write_release
 @dataclass(frozen=True)
 class Origin:
     """Where a release was declared: its paths start at ``root``; ``source`` is the file the code-change sensor
-    watches and the weakened-gate check reads at git ``HEAD``."""
+    watches and the weakened-gate check reads on the default branch (``git_base.py``)."""
 
     root: Path
     source: Path | None

@@ -74,6 +74,8 @@ def _state(summary: ReleaseSummary) -> str:
     if summary.held_back:
         return "**held back**"
     if summary.version and not summary.failures:
+        if summary.evaluated_only:
+            return "**evaluated, not published**"
         return "published" if summary.published else "unchanged (already published)"
     return "**failed**"
 
@@ -109,6 +111,9 @@ def render_markdown(
             lines.append("| " + " | ".join(_cell(c) for c in [*row, _verdict(g)]) + " |")
         # The reasons say why a gate did not pass; a passing gate's reason only repeats its row.
         lines += [""] + [f"- `{member_of(g.asset)}.{gate_name(g.check)}`: {g.reason}" for g in s.gates if not g.passed]
+        if s.weakened_gates:  # judged against the default branch: what a reviewer must see before merging
+            lines.append("- **WEAKENED** from the default branch (promotion would need `--override-weakened-gates`):")
+            lines += [f"  - {_cell(w)}" for w in s.weakened_gates]
         lines += [f"- error: {_cell(f)}" for f in s.failures]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -116,7 +121,8 @@ def render_markdown(
 
 def github_outputs(summaries: list[ReleaseSummary]) -> str:
     """``<release>_version=<version>`` lines for ``$GITHUB_OUTPUT``: later jobs deploy exactly what was built."""
-    return "".join(f"{s.release}_version={s.version}\n" for s in summaries if s.version)
+    # Only versions that are in the store: a build evaluated without publishing has nothing to deploy.
+    return "".join(f"{s.release}_version={s.version}\n" for s in summaries if s.version and not s.evaluated_only)
 
 
 def champion_manifests(store: Any, releases: list[str]) -> dict[str, tuple[str | None, list[dict[str, Any]]]]:

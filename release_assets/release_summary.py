@@ -38,6 +38,9 @@ class ReleaseSummary:
     version: str | None = None
     bundle: str | None = None
     published: bool | None = None
+    # Gated and reported with publishing off (`--no-publish`, RELEASE_ASSETS_PUBLISH=false): nothing was published.
+    evaluated_only: bool = False
+    already_published: bool = False  # evaluated only, and the same content is already a published version
     weakened_gates: list[str] = field(default_factory=list)
     gates: list[GateLine] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -54,13 +57,14 @@ class ReleaseSummary:
         if self.held_back:
             state = "HELD BACK"
         elif self.version and not self.failures:
-            state = "published" if self.published else "unchanged (already published, nothing new)"
+            state = self.state_text()
         else:
             state = "FAILED"
         lines = [f"== {self.release}: {state}"]
         if self.version:
             lines += [f"   version: {self.version}", f"   bundle:  {self.bundle}"]
         if self.weakened_gates:
+            # Weakened from the default branch: were this build published, promotion would need the override.
             lines.append("   WEAKENED gates (promotion will need --override-weakened-gates):")
             lines += [f"     {w}" for w in self.weakened_gates]
         lines.append(f"   gates:   {sum(g.passed for g in self.gates)}/{len(self.gates)} passed")
@@ -69,6 +73,13 @@ class ReleaseSummary:
             lines.append(f"     [{mark}] {g.asset} {g.check}: {g.reason}")
         lines += [f"   error:   {f}" for f in self.failures]
         return "\n".join(lines)
+
+    def state_text(self) -> str:
+        """The outcome of a release that was not held and did not fail."""
+        if self.evaluated_only:
+            already = "; this content is already published as that version" if self.already_published else ""
+            return f"evaluated, not published (publishing is off: nothing in the store, no ledger event{already})"
+        return "published" if self.published else "unchanged (already published, nothing new)"
 
 
 # Errors whose message is written for people: their class name adds nothing (and Dagster's own wrappers and
@@ -125,6 +136,8 @@ def summarise_run(result: Any, releases: list[str]) -> list[ReleaseSummary]:
             s.version = _meta(mat.metadata, "version")
             s.bundle = _meta(mat.metadata, "bundle")
             s.published = _meta(mat.metadata, "published")
+            s.evaluated_only = bool(_meta(mat.metadata, "evaluated_only"))
+            s.already_published = bool(_meta(mat.metadata, "already_published"))
             s.weakened_gates = list(_meta(mat.metadata, "weakened_gates") or [])
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     releases_dir: Path | None = None  # default: <project_root>/releases, else a dg project's defs folder
     store_root: Path | None = None  # default: <project_root>/.release_store
     environments_file: Path | None = None  # default: <project_root>/environments.yaml (optional)
+    # false: a release run gates and reports but publishes nothing and writes no ledger event (pull requests).
+    publish: bool = True
+    # The default branch weakened gates are judged against and builds are checked to be on (git_base.py):
+    # default origin/main, else main. CI sets the pull request's base branch.
+    base_ref: str | None = None
+    # true: promotion also refuses (without an override) a build whose git provenance is unknown (no git).
+    require_git_provenance: bool = False
     store_backend: str = "local"  # "local" or "s3": where release units and the ledger are published
     s3_bucket: str | None = None
     s3_prefix: str = "release_assets"

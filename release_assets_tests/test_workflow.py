@@ -1,14 +1,19 @@
 """The CI workflow runs, not only parses: every `run:` step of lint -> release -> deploy-staging -> deploy-prod in
-.github/workflows/release.yml is executed in order, in a temporary clone, against an S3 store on a moto server.
+.github/workflows/release.yml is executed in order, in a temporary clone, against an S3 store on a moto server;
+first as a pull request (release and prompt-check: evaluated and commented, nothing published), then as the push
+to main that publishes and deploys.
 
 What GitHub provides is stood in for: `${{ ... }}` expressions come from the table below (secrets point at moto,
-the run is a push to main by `ci-test`), GITHUB_OUTPUT / GITHUB_ENV / GITHUB_STEP_SUMMARY are files, each step
-runs as GitHub runs it (`bash --noprofile --norc -eo pipefail`) with a timeout. `uses:` steps are not run: the
-clone is the checkout, this repository's .venv is the installed Python (so `make setup` is a no-op), and
-upload-artifact's paths are checked to match files. The `test` job (`make test`, which runs this test) and the
-pull-request-only `prompt-check` job are not run. The helpdesk release gets the tiny model settings the other
-tests use (conftest.make_tiny, applied to the clone's releases/helpdesk.yaml and committed there, so promotion
-does not see weakened gates) and the run takes about a minute.
+the run is a pull request, then a push to main, by `ci-test`; `==`, `!=` and `&&` are evaluated, as are `if:`
+conditions of jobs and steps), GITHUB_OUTPUT / GITHUB_ENV / GITHUB_STEP_SUMMARY are files, each step runs as
+GitHub runs it (`bash --noprofile --norc -eo pipefail`) with a timeout. `uses:` steps are not run: the clone is the
+checkout (for the pull request, a merge commit of the branch into origin/main, with no local main, as
+actions/checkout leaves it; for the push, main with origin/main at the same commit), this repository's .venv is
+the installed Python (so `make setup` is a no-op), `gh` is a stub that records the comment, and upload-artifact's
+paths are checked to match files. The `test` job (`make test`, which runs this test) is not run. The helpdesk
+release gets the tiny model settings the other tests use (conftest.make_tiny, applied to the clone's
+releases/helpdesk.yaml and committed there, so promotion does not see weakened gates) and the run takes about two
+minutes.
 """
 
 from __future__ import annotations
@@ -70,7 +75,40 @@ def _clone(dest: Path) -> Path:
     git = ["git", "-C", str(dest), "-c", "user.name=ci-test", "-c", "user.email=ci-test@example.com"]
     subprocess.run([*git, "add", "-A", "."], check=True, timeout=60)
     subprocess.run([*git, "commit", "-q", "-m", "test_workflow: working tree, tiny helpdesk"], check=True, timeout=60)
+    # This commit is main: a push's checkout has origin/main at the pushed commit (the default branch that weakened
+    # gates are judged against and builds are checked to be on).
+    subprocess.run([*git, "update-ref", "refs/remotes/origin/main", "HEAD"], check=True, timeout=60)
     return dest
+
+
+PR_NUMBER = "7"
+REMOVED_GOLDEN = 5  # the pull request deletes the first cases of helpdesk's golden suite
+
+
+def _pull_request(clone: Path) -> list[str]:
+    """Check the clone out as a pull request's run: a branch that commits a lower floor, deletes golden cases and
+    edits a prompt, merged into origin/main as a detached merge commit, without a local main (actions/checkout on
+    `pull_request`). Returns the ids of the deleted golden cases."""
+    git = ["git", "-C", str(clone), "-c", "user.name=ci-test", "-c", "user.email=ci-test@example.com"]
+
+    def run(*args: str) -> None:
+        subprocess.run([*git, *args], check=True, timeout=60, capture_output=True)
+
+    run("checkout", "-q", "-b", "feature")
+    manifest = clone / "releases" / "helpdesk.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["gates"]["chain"]["format_valid"]["min"] = 0.5
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    golden = clone / "data" / "golden" / "helpdesk.jsonl"
+    lines = golden.read_text().splitlines(keepends=True)
+    golden.write_text("".join(lines[REMOVED_GOLDEN:]))
+    chain = clone / "prompts" / "helpdesk" / "chain.yaml"
+    chain.write_text(chain.read_text() + "# reworded in the pull request\n")
+    run("commit", "-q", "-am", "lower the format floor, drop hard golden cases, edit a prompt")
+    run("checkout", "-q", "--detach", "origin/main")
+    run("merge", "-q", "--no-ff", "-m", f"Merge pull request #{PR_NUMBER}", "feature")
+    run("update-ref", "-d", "refs/heads/main")  # absent already when this test runs in a detached CI checkout
+    return [json.loads(line)["id"] for line in lines[:REMOVED_GOLDEN]]
 
 
 class Runner:
@@ -87,6 +125,7 @@ class Runner:
             "run_id": "4242",
             "token": "",
             "base_ref": "",
+            "event.pull_request.number": "",
         }
         self.job_outputs: dict[str, dict[str, str]] = {}
         self.step_outputs: dict[str, dict[str, str]] = {}
@@ -105,12 +144,33 @@ class Runner:
             GITHUB_SHA=self.github["sha"],
         )
 
+    def pull_request(self, number: str, base_ref: str) -> None:
+        """Expressions of a `pull_request` event (its merge commit is checked out)."""
+        sha = subprocess.run(["git", "-C", str(self.clone), "rev-parse", "HEAD"], capture_output=True, text=True)
+        self.github.update(
+            event_name="pull_request",
+            ref=f"refs/pull/{number}/merge",
+            sha=sha.stdout.strip(),
+            base_ref=base_ref,
+            **{"event.pull_request.number": number},
+        )
+        self.base_env["GITHUB_SHA"] = self.github["sha"]
+
     def expression(self, expr: str) -> str:
+        """A value, or `a == 'x'`, `a != 'x'` and `&&` of those (as `true`/`false`), as GitHub renders them."""
+        if "&&" in expr:
+            return str(all(self.expression(p.strip()) == "true" for p in expr.split("&&"))).lower()
+        compared = re.fullmatch(r"(\S+)\s*(==|!=)\s*'([^']*)'", expr)
+        if compared:
+            left, op, right = compared.groups()
+            return str((self.expression(left) == right) == (op == "==")).lower()
+        if expr == "always()":
+            return "true"
         parts = expr.split(".")
         if parts[0] == "secrets" and len(parts) == 2:
             return self.secrets.get(parts[1], "")  # an unset secret is the empty string on GitHub too
-        if parts[0] == "github" and len(parts) == 2 and parts[1] in self.github:
-            return self.github[parts[1]]
+        if parts[0] == "github" and ".".join(parts[1:]) in self.github:
+            return self.github[".".join(parts[1:])]
         if parts[0] == "env" and len(parts) == 2:
             return str(self.workflow.get("env", {})[parts[1]])
         if parts[0] == "needs" and len(parts) == 4 and parts[2] == "outputs":
@@ -122,8 +182,18 @@ class Runner:
     def substitute(self, text: str) -> str:
         return EXPRESSION.sub(lambda m: self.expression(m.group(1)), str(text))
 
-    def run_job(self, name: str) -> dict[str, str]:
+    def runs(self, condition: str | None, failed: bool) -> bool:
+        """A job's or step's `if:`: without a status function GitHub adds `success() &&`."""
+        if condition is None:
+            return not failed
+        return self.expression(condition) == "true" and ("always()" in condition or not failed)
+
+    def run_job(self, name: str) -> dict[str, str] | None:
+        """Run the job's steps; None when its `if:` skips it."""
         job = self.workflow["jobs"][name]
+        if not self.runs(job.get("if"), failed=False):
+            self.log.append((name, "(job skipped by its if:)", 0, ""))
+            return None
         env = {**self.base_env}
         for scope in (self.workflow.get("env", {}), job.get("env", {})):
             env.update({k: self.substitute(v) for k, v in scope.items()})
@@ -135,10 +205,8 @@ class Runner:
             if "uses" in step:
                 self._check_uses(step)
                 continue
-            condition = step.get("if")
-            if failed and condition != "always()":
+            if not self.runs(step.get("if"), failed):
                 continue
-            assert condition in (None, "always()"), f"{name} step {i}: add `if: {condition}` to the test"
             start = time.perf_counter()
             code, output = self._run_step(name, i, step, env, summary)
             output += f"\n[{time.perf_counter() - start:.1f} s]"
@@ -182,6 +250,9 @@ class Runner:
             patterns = [p for p in step["with"]["path"].split("\n") if p.strip()]
             self.uploaded = {p: glob.glob(str(self.clone / p.strip()), recursive=True) for p in patterns}
 
+    def ran(self, job: str, step: str) -> bool:
+        return any((j, name) == (job, step) for j, name, _, _ in self.log)
+
     def output(self, job: str, step: str) -> str:
         """The output of the last run of ``job``'s step named ``step``."""
         return next(out for j, name, _, out in reversed(self.log) if (j, name) == (job, step))
@@ -218,13 +289,82 @@ def test_the_workflow_is_wired_as_the_contract_says():
     assert jobs["release"]["outputs"]["version"] == "${{ steps.release.outputs.helpdesk_version }}"
     assert [s["run"] for s in jobs["test"]["steps"] if "run" in s][-1] == "make test"
     assert jobs["prompt-check"]["if"] == "github.event_name == 'pull_request'"
+    # Only a push to main publishes; pull requests are evaluated and judged against their base branch.
+    assert jobs["release"]["env"]["RELEASE_ASSETS_PUBLISH"] == "${{ " + PUSH_TO_MAIN + " }}"
+    assert jobs["release"]["env"]["RELEASE_ASSETS_BASE_REF"] == "${{ github.base_ref }}"
+    assert jobs["prompt-check"]["env"]["RELEASE_ASSETS_PUBLISH"] == "false"
+    [evaluate] = [s["run"] for s in jobs["prompt-check"]["steps"] if "release-assets release" in s.get("run", "")]
+    assert "--no-publish" in evaluate
     actionlint = subprocess.run(
         [str(REPO / ".venv" / "bin" / "actionlint"), str(WORKFLOW)], capture_output=True, text=True, timeout=60
     )
     assert actionlint.returncode == 0, actionlint.stdout + actionlint.stderr
 
 
-def test_every_step_of_lint_release_and_deploy_runs_against_s3_on_moto(tmp_path, moto_s3):
+def _published_keys(s3) -> list[str]:
+    """What anything published left in the bucket: release units and ledger events."""
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix="release_assets/").get("Contents", [])
+    return [o["Key"] for o in listing if o["Key"].startswith(("release_assets/releases/", "release_assets/ledger/"))]
+
+
+def _gh_stub(folder: Path) -> Path:
+    """`gh` on the PATH of prompt-check's steps: records its arguments and the comment body instead of calling
+    GitHub."""
+    folder.mkdir(parents=True)
+    log = folder / "gh.log"
+    gh = folder / "gh"
+    gh.write_text(f'#!/bin/bash\necho "$*" >> {log}\n[ "$4" = --body-file ] && cat "$5" >> {log}\nexit 0\n')
+    gh.chmod(0o755)
+    return log
+
+
+def _run_pull_request(tmp_path: Path, clone: Path, secrets: dict[str, str], s3) -> None:
+    """The pull request's run: release and prompt-check evaluate and report (the gate table, the comment, what is
+    weakened against the base branch) and publish nothing; the deploy jobs are skipped."""
+    removed = _pull_request(clone)
+    (tmp_path / "pr" / "home").mkdir(parents=True)
+    runner = Runner(_workflow(), clone, tmp_path / "pr", secrets)
+    runner.pull_request(PR_NUMBER, "main")
+    gh_log = _gh_stub(tmp_path / "pr" / "bin")
+    runner.base_env["PATH"] = f"{gh_log.parent}:{runner.base_env['PATH']}"
+
+    outputs = runner.run_job("release")
+    assert outputs == {"version": ""}, runner.report()  # nothing to deploy: no version was published
+    assert _published_keys(s3) == [], runner.report()
+    assert not runner.ran(
+        "release", "Register the published versions in MLflow (a follow-up step, off the release's critical path)"
+    )
+    summary = (tmp_path / "pr" / "release.summary.md").read_text()
+    for release in ("helpdesk", "kbqa", "iris"):
+        assert re.search(rf"\*\*{release}\*\* `[0-9a-f]{{16}}`: \*\*evaluated, not published\*\*", summary), summary
+    # Weakened against the pull request's base branch, though both changes are committed on the branch.
+    assert "gates.chain.format_valid.min: 0.99 -> 0.5" in summary, summary
+    golden = re.search(
+        r"golden suite data/golden/helpdesk.jsonl: (\d+) cases on origin/main, (\d+) here: (.*)", summary
+    )
+    assert golden and int(golden[1]) - int(golden[2]) == REMOVED_GOLDEN, summary
+    assert golden[3].startswith(f"{REMOVED_GOLDEN} removed ({', '.join(sorted(removed))})"), summary
+    release_log = runner.output("release", "Release (materialize, gate, publish to S3 on a push to main)")
+    assert "evaluated only (RELEASE_ASSETS_PUBLISH=false)" in release_log, runner.report()
+    assert runner.run_job("deploy-staging") is None and runner.run_job("deploy-prod") is None
+
+    runner.run_job("prompt-check")  # the pull request edits a prompt: evaluated and commented, not published
+    assert runner.step_outputs["changes"] == {"prompts": "true"}, runner.report()
+    comment = gh_log.read_text()
+    assert comment.startswith(f"pr comment {PR_NUMBER} --body-file gate-table.md"), comment
+    assert "**helpdesk**" in comment and "evaluated, not published" in comment, comment
+    assert _published_keys(s3) == [], runner.report()
+
+
+def _back_to_main(clone: Path) -> None:
+    """The push's checkout: main at origin/main, nothing left over from the pull request's run."""
+    (clone / "gate-table.md").unlink(missing_ok=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", "-B", "main", "origin/main"], check=True, timeout=60)
+    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True)
+    assert status.stdout == "", f"the push would build from a dirty tree: {status.stdout}"
+
+
+def test_a_pull_request_publishes_nothing_then_every_step_of_lint_release_and_deploy_runs_on_moto(tmp_path, moto_s3):
     endpoint, s3 = moto_s3
     (tmp_path / "home").mkdir()
     clone = _clone(tmp_path / "repo")
@@ -234,8 +374,10 @@ def test_every_step_of_lint_release_and_deploy_runs_against_s3_on_moto(tmp_path,
         "AWS_ACCESS_KEY_ID": "ci",
         "AWS_SECRET_ACCESS_KEY": "ci",
     }  # MLFLOW_TRACKING_URI unset: empty, as on a repository without it (sqlite on the runner)
-    runner = Runner(_workflow(), clone, tmp_path, secrets)
+    _run_pull_request(tmp_path, clone, secrets, s3)
 
+    _back_to_main(clone)
+    runner = Runner(_workflow(), clone, tmp_path, secrets)
     runner.run_job("lint")
     version = runner.run_job("release")["version"]
     assert re.fullmatch(r"[0-9a-f]{16}", version), runner.report()

@@ -1,58 +1,141 @@
-"""Which gates a run loosened compared with the committed manifest, so a release built that way says so.
+"""Which gates a run loosened compared with the default branch's manifest, so a release built that way says so.
 
-``--set iris:gates.classifier.accuracy.severity=warn`` (or an uncommitted edit of ``releases/iris.yaml``) is a
-legitimate way to experiment, and a way around every gate. The release unit records each loosening in its
-manifest and in the ledger, and promotion of such a release needs an explicit override with an approver and a
-reason. The committed manifest is the file at git ``HEAD`` when the project is a git checkout that tracks it,
-else the file on disk (a project without git: only ``--set`` edits count).
+``--set iris:gates.classifier.accuracy.severity=warn`` (or an edit of ``releases/iris.yaml``, committed on a branch
+or not) is a legitimate way to experiment, and a way around every gate. The release unit records each loosening in
+its manifest and in the ledger, and promotion of such a release needs an explicit override with an approver and a
+reason. The baseline is the manifest on the default branch (``git_base.py``: ``RELEASE_ASSETS_BASE_REF``, else
+``origin/main``, else ``main``; the merge base with ``HEAD``), so a branch that commits a lower floor is flagged like
+an uncommitted edit. Without such a branch it is git ``HEAD``; outside git, the file on disk (only ``--set`` edits
+count then).
 
 Tightening a gate is not recorded; changing a model's hyperparameters is not either (its gates still judge it).
 Evaluation inputs are: a different golden suite, fewer behavioural cases or fewer repeats change what the gates
-measure, so they count as loosening too.
+measure, so they count as loosening too. A golden suite is also compared by content with the default branch's
+copy: cases removed or changed (by ``id``, else by content) are listed, so deleting the hard cases of the same
+file is flagged, not only pointing ``golden`` at another file.
 """
 
 from __future__ import annotations
 
-import subprocess
+import hashlib
+import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from release_assets.git_base import Baseline, baseline, configured_base_ref
 from release_assets.manifest import ManifestError, ReleaseManifest, parse_manifest
 
 # Member fields that decide what a gate measures, not what is built.
 EVALUATION_INPUTS = ("golden", "mft_cases", "repeats")
+_IDS_LISTED = 10
 
 
-def committed_manifest(manifest: ReleaseManifest) -> tuple[ReleaseManifest | None, str]:
-    """The manifest as committed, and where it was read from (for the record)."""
+def manifest_baseline(manifest: ReleaseManifest, base_ref: str | None = None) -> Baseline:
+    """The commit ``manifest``'s reviewed copy is read from (see the module doc); ``base_ref`` defaults to the
+    setting. Raises ``git_base.BaseRefError`` when a configured base ref does not resolve."""
+    if manifest.source is None:
+        return Baseline(None, None, None)
+    return baseline(Path(manifest.source).parent, base_ref or configured_base_ref())
+
+
+def committed_manifest(manifest: ReleaseManifest, base: Baseline | None = None) -> tuple[ReleaseManifest | None, str]:
+    """The manifest as reviewed (on the default branch), and where it was read from (for the record)."""
     source = manifest.source
     if source is None:
         return None, "none (the manifest has no file)"
-    text, origin = _git_head_text(Path(source)), "git HEAD"
+    base = base or manifest_baseline(manifest)
+    text, origin = base.read(Path(source)), f"git {base.ref}"
+    if text is not None and base.ref != "HEAD":
+        origin = f"git {base.ref} (merge base {base.commit[:12]})"
+    if text is None and base.ref not in (None, "HEAD"):
+        # Not on the default branch: a release this branch adds has no reviewed copy to be weaker than.
+        head = Baseline(base.top, "HEAD", "HEAD").read(Path(source))
+        text, origin = head, f"git HEAD (not on {base.ref} yet)"
     if text is None:
         text, origin = Path(source).read_text(encoding="utf-8"), "the file on disk (not tracked by git)"
     try:
         return parse_manifest(yaml.safe_load(text), f"{source} ({origin})"), origin
     except (ManifestError, yaml.YAMLError):
-        # HEAD holds a manifest this code can no longer read (e.g. written for an older schema): the file on disk
-        # is the nearest reviewed baseline.
+        # The baseline holds a manifest this code can no longer read (e.g. written for an older schema): the file
+        # on disk is the nearest reviewed baseline.
         disk = Path(source).read_text(encoding="utf-8")
-        return parse_manifest(yaml.safe_load(disk), str(source)), "the file on disk (HEAD's copy does not load)"
+        return parse_manifest(yaml.safe_load(disk), str(source)), "the file on disk (the baseline's copy does not load)"
 
 
-def _git_head_text(path: Path) -> str | None:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=10, check=True
-        ).stdout
+def weakened_against_base(
+    manifest: ReleaseManifest, project_root: Path, base_ref: str | None = None
+) -> tuple[list[str], str]:
+    """Every way ``manifest`` (as this run uses it, ``--set`` included) judges more leniently than the default
+    branch's: its gates and evaluation inputs, and the content of its golden suites. Returns the lines and where
+    the baseline came from."""
+    from release_assets.manifest_paths import manifest_root
 
-    try:
-        relative = git("ls-files", "--full-name", "--error-unmatch", path.name).strip()
-        return git("show", f"HEAD:{relative}")
-    except (OSError, subprocess.SubprocessError):
-        return None
+    base = manifest_baseline(manifest, base_ref)
+    committed, origin = committed_manifest(manifest, base)
+    out = weakened_gates(committed, manifest)
+    if committed is not None:
+        out += golden_weakened(committed, manifest, base, manifest_root(manifest, project_root))
+    return out, origin
+
+
+def golden_weakened(committed: ReleaseManifest, effective: ReleaseManifest, base: Baseline, root: Path) -> list[str]:
+    """Golden suites with cases removed or changed since the baseline: the baseline's file (the committed
+    manifest's ``golden``, read at the baseline commit) against the file this build evaluates (on disk). Added
+    cases are not weakening; a file the baseline does not have has nothing to compare with."""
+    out = []
+    for name, member in sorted(committed.members.items()):
+        now = effective.members.get(name)
+        if getattr(member, "golden", None) is None or getattr(now, "golden", None) is None:
+            continue
+        before = base.read(root / member.golden)
+        here_path = root / now.golden
+        if before is None or not here_path.is_file():
+            continue
+        here = here_path.read_text(encoding="utf-8", errors="replace")
+        if hashlib.sha256(before.encode()).digest() == hashlib.sha256(here.encode()).digest():
+            continue
+        line = _golden_difference(now.golden, before, here, base.ref or "the baseline")
+        if line:
+            out.append(line)
+    return out
+
+
+def _cases(text: str) -> list[tuple[str, str]]:
+    """(id, canonical content) per case: the case's ``id`` when it has one, else a digest of its content."""
+    out = []
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            case = json.loads(raw)
+            content = json.dumps(case, sort_keys=True, ensure_ascii=False)
+        except json.JSONDecodeError:
+            case, content = None, raw.strip()
+        key = case.get("id") if isinstance(case, dict) else None
+        out.append(
+            (str(key) if key is not None else f"sha256:{hashlib.sha256(content.encode()).hexdigest()[:12]}", content)
+        )
+    return out
+
+
+def _golden_difference(path: str, before: str, here: str, base_name: str) -> str | None:
+    old, new = _cases(before), _cases(here)
+    lost = Counter(old) - Counter(new)  # (id, content) pairs the baseline has and this build does not
+    if not lost:
+        return None  # only cases added
+    remaining = {key for key, _ in new}
+    changed = sorted({key for key, _ in lost if key in remaining})
+    removed = sorted({key for key, _ in lost if key not in remaining})
+    parts = [f"{len(ids)} {what} ({_listed(ids)})" for what, ids in (("removed", removed), ("changed", changed)) if ids]
+    return f"golden suite {path}: {len(old)} cases on {base_name}, {len(new)} here: {', '.join(parts)}"
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(ids[:_IDS_LISTED])
+    return shown + (f" and {len(ids) - _IDS_LISTED} more" if len(ids) > _IDS_LISTED else "")
 
 
 def _bound_loosened(op: str, before: float | None, after: float | None) -> bool:

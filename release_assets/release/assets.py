@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
@@ -13,6 +14,17 @@ from release_assets.manifest import ReleaseManifest
 from release_assets.promotion.policy import bounds_text
 
 RELEASE_UNIT_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+NOT_PUBLISHED = "evaluated, not published"
+
+
+class ReleaseUnitConfig(dg.Config):
+    publish: bool = Field(
+        default=True,
+        description="false: gate and report only; nothing is published and no ledger event is written (a pull "
+        "request's build). RELEASE_ASSETS_PUBLISH=false turns publishing off for every run of the process.",
+    )
+
 
 MODULES = [
     "release_assets.release.unit",
@@ -70,15 +82,23 @@ def release_unit_asset(
         # checks (dagster#17332), so the condition also requires every dependency's blocking checks to pass.
         automation_condition=RELEASE_UNIT_AUTOMATION,
     )
-    def release_unit(context: dg.AssetExecutionContext, **refs: ArtifactRef) -> dg.Output:
-        from release_assets.release.publish import git_commit
+    def release_unit(context: dg.AssetExecutionContext, config: ReleaseUnitConfig, **refs: ArtifactRef) -> dg.Output:
+        from release_assets.git_base import BaseRefError, configured_base_ref, provenance
         from release_assets.release.unit import HeldBack, release
+        from release_assets.settings import get_settings
 
+        publish = config.publish and get_settings().publish
         store = context.resources.store
         local = store.local()
+        try:
+            git = provenance(project_root, configured_base_ref())
+        except BaseRefError as exc:
+            raise dg.Failure(description=str(exc)) from None
         lineage = {
             "dagster_run_id": context.run.run_id,
-            "git": git_commit(project_root),
+            # Where it was built (commit, dirty, branch, on the default branch): promotion refuses a dirty or
+            # off-branch build without an override. Outside the version digest, like everything in the lineage.
+            "git": git,
             "code_versions": code_versions,
             "data_versions": {name: ref.digest[:16] for name, ref in refs.items()},
             "fingerprints": {name: ref.fingerprint for name, ref in refs.items()},
@@ -92,28 +112,45 @@ def release_unit_asset(
                 releases=store.releases(),
                 lineage=lineage,
                 run_id=context.run.run_id,
+                project_root=project_root,
+                publish=publish,
             )
         except HeldBack as held:
             raise dg.Failure(
                 description=str(held), metadata={"gates": dg.MetadataValue.md(_verdict_table(held.verdicts))}
             ) from None
+        except BaseRefError as exc:
+            raise dg.Failure(description=str(exc)) from None
         if unit.weakened_gates:
-            context.log.warning(f"{manifest.name}: gates weakened from the committed manifest: {unit.weakened_gates}")
-        context.log.info(
-            f"{manifest.name} {unit.version}: {'published' if unit.published else 'already published'} at {unit.uri}"
-        )
+            context.log.warning(f"{manifest.name}: gates weakened from the default branch: {unit.weakened_gates}")
+        if unit.evaluated_only:
+            context.log.info(f"{manifest.name} {unit.version}: {NOT_PUBLISHED} (publishing is off for this run)")
+        else:
+            done = "published" if unit.published else "already published"
+            context.log.info(f"{manifest.name} {unit.version}: {done} at {unit.uri}")
+        location = unit.bundle.parent if unit.bundle else local.root / "bundles" / manifest.name / unit.version
         ref = ArtifactRef(
             release=manifest.name,
             member="release_unit",
             kind="release_unit",
             fingerprint=unit.version,
-            location=unit.bundle.parent.relative_to(local.root).as_posix(),
+            location=location.relative_to(local.root).as_posix(),
             files={},
             summary={
                 "version": unit.version,
                 "published": unit.published,
+                "evaluated_only": unit.evaluated_only,
                 "gates": [v.as_dict() for v in unit.verdicts],
             },
+        )
+        where = (
+            {"bundle": dg.MetadataValue.path(unit.uri)}
+            if unit.uri
+            else {
+                "bundle": f"none ({NOT_PUBLISHED})",
+                "evaluated_only": True,
+                "already_published": unit.already_published,
+            }
         )
         return dg.Output(
             ref,
@@ -121,12 +158,13 @@ def release_unit_asset(
             metadata={
                 "version": unit.version,
                 "published": unit.published,
-                "bundle": dg.MetadataValue.path(unit.uri),
+                **where,
+                "git": dg.MetadataValue.json(git),
                 "champion": unit.champion or "none yet",
                 # MLflow follows: the registry_sync job registers it and records the MLflow run on this asset.
                 "members": dg.MetadataValue.md(_member_table(unit.manifest)),
                 "gates": dg.MetadataValue.md(_verdict_table(unit.verdicts)),
-                # Empty when built with the committed gates; otherwise promotion needs an explicit override.
+                # Empty when built with the default branch's gates; otherwise promotion needs an explicit override.
                 "weakened_gates": dg.MetadataValue.json(unit.weakened_gates),
             },
         )

@@ -30,13 +30,16 @@ class HeldBack(Exception):
 @dataclass
 class PublishedUnit:
     version: str
-    published: bool  # False: this content was already published (nothing new)
-    bundle: Path  # the local copy in the artifact cache
-    uri: str  # where people find it in the release store
-    manifest: dict[str, Any]  # the manifest actually published (inside the bundle)
+    published: bool  # False: this content was already published (nothing new), or nothing was (``evaluated_only``)
+    bundle: Path | None  # the local copy in the artifact cache; None when evaluated only
+    uri: str | None  # where people find it in the release store; None when evaluated only
+    manifest: dict[str, Any]  # the manifest actually published (inside the bundle), or the one it would have
     verdicts: list[Verdict]
     champion: str | None
     weakened_gates: list[str] = field(default_factory=list)
+    # Gated and reported, but not published: no bundle written, nothing in the release store, no ledger event.
+    evaluated_only: bool = False
+    already_published: bool = False  # evaluated only, and this very content is already a published version
 
 
 def decide(
@@ -71,25 +74,45 @@ def release(
     releases: ReleaseStore,
     lineage: dict[str, Any],
     run_id: str,
+    project_root: Path | None = None,
+    publish: bool = True,
 ) -> PublishedUnit:
     """Decide, then publish ``refs`` (bundle name -> artifact) as one release unit; raise :class:`HeldBack`.
 
     The follow-up after publishing (the ledger event) is idempotent, so a run that died half way completes it on
     retry. MLflow is not touched: ``release/registry_sync.py`` registers what the ledger says was published.
+    With ``publish=False`` (a pull request's build) everything is decided and reported the same way, but nothing
+    is written: no bundle, nothing in the release store, no ledger event.
     """
     from release_assets.promotion.policy import release_decision
-    from release_assets.promotion.weakened import committed_manifest, weakened_gates
+    from release_assets.promotion.weakened import weakened_against_base
     from release_assets.release.publish import build_manifest, publish_release
     from release_assets.rollout.ledger import record_published, replay
 
+    if project_root is None:
+        from release_assets.settings import get_settings
+
+        project_root = get_settings().project_root
     verdicts = decide(manifest, refs_by_key, cache, releases)
     ok, holding = release_decision(verdicts)
     if not ok:
         raise HeldBack(manifest.name, verdicts, holding)
-    committed, committed_from = committed_manifest(manifest)
-    weakened = weakened_gates(committed, manifest)
+    weakened, committed_from = weakened_against_base(manifest, project_root)
     lineage = {**lineage, "committed_manifest": committed_from}
     candidate = build_manifest(manifest.name, refs, verdicts, lineage, weakened)
+    if not publish:
+        return PublishedUnit(
+            version=candidate["version"],
+            published=False,
+            bundle=None,
+            uri=None,
+            manifest=candidate,
+            verdicts=verdicts,
+            champion=replay(releases.events(manifest.name)).champion,
+            weakened_gates=weakened,
+            evaluated_only=True,
+            already_published=candidate["version"] in releases.versions(manifest.name),
+        )
     bundle, published_manifest, published = publish_release(cache, releases, manifest.name, refs, candidate)
     version = published_manifest["version"]
     if version not in replay(releases.events(manifest.name)).published:

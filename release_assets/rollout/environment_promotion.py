@@ -19,6 +19,7 @@ from typing import Any
 from release_assets.environments import Environment, Environments, store_for
 from release_assets.release.store import BUNDLE, ReleaseStore
 from release_assets.rollout.ledger import PromotionError, check_servable, default_actor, event, replay
+from release_assets.rollout.servable import overridden_controls
 
 MONITOR = "canary_monitor"  # rollout.canary.MONITOR: a promotion the canary monitor made when the canary completed
 
@@ -172,7 +173,7 @@ def promote_to(
     if env.approval and not (approved_by.strip() and reason.strip()):
         missing = " and ".join(f for f, v in (("--approved-by", approved_by), ("--reason", reason)) if not v.strip())
         raise PromotionError(f"promotion to {env.name} needs an approval: {missing} missing")
-    check_servable(store, release, version, override_weakened_gates, action=f"promoted to {env.name}")
+    manifest = check_servable(store, release, version, override_weakened_gates, action=f"promoted to {env.name}")
     events = store.events(release)
     _check_previous(envs, events, release, version, env, prev)
     _check_soak(envs, events, release, version, env, now or datetime.now(UTC))
@@ -183,9 +184,9 @@ def promote_to(
     actor = approved_by.strip() or default_actor()
     why = reason.strip() or f"promoted from {prev.name}"
     extra: dict[str, Any] = {"environment": env.name, "regions": list(copies)}
-    weakened = (store.manifest(release, version) or {}).get("weakened_gates") or []
-    if weakened:
-        extra["override"] = {"weakened_gates": weakened}
+    overridden = overridden_controls(manifest)
+    if overridden:
+        extra["override"] = overridden
     moves = [
         event(action, release, actor=actor, reason=why, from_version=current, to_version=version, **extra)
         for action in ("approved", "promoted")

@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name
 from release_assets.rollout.canary_state import CanaryState, next_canary
-from release_assets.rollout.servable import PromotionError, check_names, check_servable, verified
+from release_assets.rollout.servable import (
+    PromotionError,
+    check_names,
+    check_servable,
+    overridden_controls,
+    verified,
+)
 
 Action = Literal[
     "published",
@@ -144,18 +150,19 @@ def promote(
     """Manual approval then promotion of ``version`` to champion.
 
     Decides from the verified bundle's own manifest: refuses anything unpublished, not all-passed, or whose bundle
-    does not verify; a release built with weakened gates needs ``override_weakened_gates``, which the ledger
-    records beside the approver and the reason.
+    does not verify; a release built with weakened gates, or from a dirty tree or off the default branch, needs
+    ``override_weakened_gates``, and the ledger records what it went around (``override``) beside the approver and
+    the reason.
     """
     check_names(release, version)
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a promotion needs both `approved_by` and `reason`")
     manifest = check_servable(store, release, version, override_weakened_gates, action="promoted")
-    weakened = manifest.get("weakened_gates") or []
     state = replay(store.events(release))
     if state.champion == version:
         raise PromotionError(f"{release} {version} is already the champion")
-    extra = {"override": {"weakened_gates": weakened}} if weakened else {}
+    overridden = overridden_controls(manifest)
+    extra = {"override": overridden} if overridden else {}
     moves = [
         event(
             action, release, actor=approved_by, reason=reason, from_version=state.champion, to_version=version, **extra

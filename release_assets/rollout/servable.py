@@ -45,6 +45,34 @@ def verified(store: ReleaseStore, release: str, version: str, action: str) -> di
         raise PromotionError(f"{release} {version} cannot be {action}: its bundle does not verify: {exc}") from None
 
 
+def overridden_controls(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """What promoting this build goes around, each needing the explicit override that the ledger then records
+    (``override`` on the ``approved``/``promoted`` events): gates weakened from the default branch
+    (``weakened_gates``), and where it was built (``provenance``: uncommitted changes, a commit off the default
+    branch; with ``RELEASE_ASSETS_REQUIRE_GIT_PROVENANCE``, also a build whose git facts are unknown).
+    Empty when there is nothing to override."""
+    from release_assets.git_base import provenance_problems
+    from release_assets.settings import get_settings
+
+    weakened = list(manifest.get("weakened_gates") or [])
+    git = (manifest.get("lineage") or {}).get("git")
+    provenance = provenance_problems(git, require_known=get_settings().require_git_provenance)
+    if not weakened and not provenance:
+        return {}
+    # `weakened_gates` is always there, so readers of older events (`override.weakened_gates`) keep working.
+    return {"weakened_gates": weakened, **({"provenance": provenance} if provenance else {})}
+
+
+def override_text(override: dict[str, Any] | None) -> str:
+    """One line naming what an override went around (history, logs, the asset page)."""
+    parts = []
+    for key, label in (("weakened_gates", "weakened gates"), ("provenance", "provenance")):
+        value = (override or {}).get(key)
+        if value:  # a list of what was gone around; a canary start records `true` (whatever needed it)
+            parts.append(f"{label}: {'; '.join(map(str, value))}" if isinstance(value, list) else label)
+    return " | ".join(parts)
+
+
 def check_servable(
     store: ReleaseStore,
     release: str,
@@ -53,7 +81,8 @@ def check_servable(
     action: str = "served",
 ) -> dict[str, Any]:
     """What a version must be before it answers users, as champion (``promote``) or canary (``flags``): published,
-    its bundle verified, every gate passed, and weakened gates only with an explicit override. Returns the
+    its bundle verified, every gate passed, and weakened gates or a dirty or off-branch build only with an explicit
+    override (``override_weakened_gates``: one override for every control, recorded by the caller). Returns the
     bundle's own manifest."""
     check_names(release, version)
     if store.manifest(release, version) is None:
@@ -64,11 +93,22 @@ def check_servable(
     if holding:
         listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)
         raise PromotionError(f"{release} {version} did not pass all its gates: {listed}")
-    weakened = manifest.get("weakened_gates") or []
-    if weakened and not override_weakened_gates:
+    if override_weakened_gates:
+        return manifest
+    controls = overridden_controls(manifest)
+    problems = []
+    if controls.get("weakened_gates"):
+        # "committed manifest": the default branch's (git_base.py); the wording people and scripts already match.
+        problems.append(
+            f"was built with gates weakened from the committed manifest ({'; '.join(controls['weakened_gates'])})"
+        )
+    if controls.get("provenance"):
+        problems.append(f"was {'; '.join(controls['provenance'])}")
+    if problems:
         raise PromotionError(
-            f"{release} {version} was built with gates weakened from the committed manifest "
-            f"({'; '.join(weakened)}); it can be {action} only with an explicit override "
-            "(`--override-weakened-gates` with `--approved-by` and `--reason`)"
+            f"{release} {version} {' and '.join(problems)}; it can be {action} only with an explicit override "
+            "(`--override-weakened-gates` with `--approved-by` and `--reason`"
+            + ("; the one override covers where it was built too" if controls.get("provenance") else "")
+            + ")"
         )
     return manifest
