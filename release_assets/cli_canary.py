@@ -90,12 +90,13 @@ def cmd_tick(args: argparse.Namespace) -> int:
     from release_assets.rollout.canary import tick
     from release_assets.rollout.metrics_source import source_from_env
 
-    t = tick(_rollout(args.release), source_from_env())
+    r = _rollout(args.release)
+    t = tick(r, source_from_env())
     if args.json:
         print(json.dumps({"action": t.action, "note": t.note, "events": t.events}, default=str, indent=1))
     else:
         print(f"{args.release}: {t.action}" + (f": {t.note}" if t.note else ""))
-    return 0
+    return 1 if r.mirror_pending else 0  # the move stands; MLflow's aliases wait for the next registry sync
 
 
 def add_parser(sub) -> None:

@@ -10,10 +10,18 @@ import time
 
 def cmd_registry_sync(args: argparse.Namespace) -> int:
     from release_assets.cli import _failure_messages, _manifests, _quiet, _run_job
+    from release_assets.definitions import resources_for
+    from release_assets.resources.registry import RegistryUnavailable
+    from release_assets.settings import get_settings
 
     start = time.perf_counter()
     manifests, broken = _manifests(args.release)
     if not manifests:
+        return 2
+    try:  # before any work: an unreachable tracking server is one line naming it, in seconds
+        resources_for(get_settings())["registry"].preflight()
+    except RegistryUnavailable as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
         return 2
     names = [m.name for m in manifests]
     result = _run_job("registry_sync", {**_quiet(), "ops": {"sync_registry": {"config": {"releases": names}}}})

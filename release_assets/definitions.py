@@ -96,7 +96,11 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         ),
         "io_manager": ArtifactRefIOManager(root=store_root),
         "registry": RegistryResource(
-            tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, ui_url=settings.mlflow_ui_url
+            tracking_uri=settings.tracking_uri,
+            artifact_root=settings.artifact_root,
+            ui_url=settings.mlflow_ui_url,
+            timeout_s=settings.mlflow_timeout_s,
+            max_attempts=settings.mlflow_max_attempts,
         ),
     }
 

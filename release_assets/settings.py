@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None  # default: sqlite under <project_root>/.mlflow/
     mlflow_artifact_root: str | None = None  # default: <project_root>/.mlflow/artifacts
     mlflow_ui_url: str | None = None  # where people open MLflow; links in asset metadata use it
+    # Bounds on every request to an MLflow tracking server (an http(s) URI), so an unreachable or hanging server
+    # fails a sync or a move in seconds: MLflow's own defaults (120 s, 7 retries with backoff) took minutes.
+    mlflow_timeout_s: int = Field(10, ge=1)  # seconds to connect and to wait for an answer (MLflow takes whole s)
+    mlflow_max_attempts: int = Field(3, ge=1, le=11)  # tries per request, the first included (backoff 0, 2, 4 s...)
 
     @property
     def releases_path(self) -> Path:

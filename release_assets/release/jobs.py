@@ -2,8 +2,10 @@
 when a release's ledger moves, so MLflow follows every publish without a release run waiting for it."""
 
 # No `from __future__ import annotations`: Dagster reads the op's config class from its live annotation.
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import Field
@@ -17,6 +19,21 @@ class RegistrySyncConfig(dg.Config):
     releases: list[str] = Field(
         default_factory=list, description="release names to sync (default: every release of this code location)"
     )
+
+
+@contextlib.contextmanager
+def _unreachable_fails_the_step(tracking_uri: str) -> Iterator[None]:
+    """An unreachable tracking server fails the step with one line naming it (the preflight's, or that of an MLflow
+    request out of retries), not MLflow's wrapped ``requests`` traceback; other errors pass as they are."""
+    from release_assets.resources.registry import registry_failure
+
+    try:
+        yield
+    except Exception as exc:
+        line = registry_failure(exc, tracking_uri)
+        if line is None:
+            raise
+        raise dg.Failure(description=line, allow_retries=False) from None
 
 
 def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.SensorDefinition]:
@@ -33,33 +50,36 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
         from release_assets.release.registry_sync import register_published
         from release_assets.rollout.aliases import point_aliases
 
-        store, registry = context.resources.store.releases(), context.resources.registry.get()
+        store = context.resources.store.releases()
+        with _unreachable_fails_the_step(context.resources.registry.tracking_uri):
+            registry = context.resources.registry.get()  # checks the server first: one line when it is not there
         try:
             environments = project_environments()
         except EnvironmentsError as exc:  # aliases per environment need it; the rest does not
             context.log.warning(f"environments.yaml cannot be read, <env>-champion aliases left as they are: {exc}")
             environments = None
         failed = []
-        for release in config.releases or release_names:
-            synced = register_published(store, registry, release)
-            failed += [f"{release} {version}: {why}" for version, why in synced.failed.items()]
-            for done in synced.registered:
-                link = registry.run_link(done.mlflow_run_id)
-                context.log_event(
-                    dg.AssetObservation(
-                        asset_key=dg.AssetKey(keys.release_unit(release)),
-                        metadata={
-                            "event": "registered in MLflow",
-                            "version": done.version,
-                            "mlflow_run_id": done.mlflow_run_id,
-                            **({"mlflow_run": dg.MetadataValue.url(link)} if link else {}),
-                            "model_versions": done.models_text(),
-                        },
+        with _unreachable_fails_the_step(registry.tracking_uri):  # the server went away mid-sync
+            for release in config.releases or release_names:
+                synced = register_published(store, registry, release)
+                failed += [f"{release} {version}: {why}" for version, why in synced.failed.items()]
+                for done in synced.registered:
+                    link = registry.run_link(done.mlflow_run_id)
+                    context.log_event(
+                        dg.AssetObservation(
+                            asset_key=dg.AssetKey(keys.release_unit(release)),
+                            metadata={
+                                "event": "registered in MLflow",
+                                "version": done.version,
+                                "mlflow_run_id": done.mlflow_run_id,
+                                **({"mlflow_run": dg.MetadataValue.url(link)} if link else {}),
+                                "model_versions": done.models_text(),
+                            },
+                        )
                     )
-                )
-                context.log.info(f"{release} {done.version}: registered (MLflow run {done.mlflow_run_id})")
-            state = point_aliases(store, registry, release, environments)  # registered just above
-            context.log.info(f"{release}: aliases candidate={state.candidate} champion={state.champion}")
+                    context.log.info(f"{release} {done.version}: registered (MLflow run {done.mlflow_run_id})")
+                state = point_aliases(store, registry, release, environments)  # registered just above
+                context.log.info(f"{release}: aliases candidate={state.candidate} champion={state.champion}")
         if failed:  # the rest is registered and mirrored; these stay out of MLflow until their bundle is fixed
             raise dg.Failure(description="not registered: " + "; ".join(failed))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from release_assets.release.store import ReleaseStore
@@ -16,6 +17,36 @@ def mirror_aliases(releases: ReleaseStore, registry: Any, release: str, environm
 
     register_published(releases, registry, release)
     return point_aliases(releases, registry, release, environments)
+
+
+def mirror_or_pending(
+    releases: ReleaseStore, registry: Callable[[], Any], release: str, environments: Any = None
+) -> tuple[LedgerState, str | None]:
+    """After a ledger move: :func:`mirror_aliases` on the registry ``registry()`` opens; or, when MLflow cannot be
+    opened or fails, the ledger's state and one line saying why MLflow's aliases are pending.
+
+    The move stands either way: the ledger is the truth (serving reads it), so a promotion, a rollback or a canary
+    step never waits on MLflow, and the next ``registry sync`` (or the one the ledger's growth launches) points
+    the aliases. The caller reports the line; it is None when the aliases mirror the ledger now."""
+    from release_assets.resources.registry import RegistryUnavailable, registry_failure
+
+    opened = None
+    try:
+        opened = registry()
+        return mirror_aliases(releases, opened, release, environments), None
+    except Exception as exc:
+        import sys
+
+        mlflow_errors = sys.modules.get("mlflow.exceptions")  # not loaded: the failure cannot be MLflow's
+        if not isinstance(exc, RegistryUnavailable) and not (
+            mlflow_errors is not None and isinstance(exc, mlflow_errors.MlflowException)
+        ):
+            raise
+        why = registry_failure(exc, getattr(opened, "tracking_uri", "")) or (
+            f"MLflow failed: {' '.join(str(exc).split())[:300]}"
+        )
+    pending = f"{why}; MLflow's aliases of {release} follow the ledger at the next `release-assets registry sync`"
+    return replay(releases.events(release)), pending
 
 
 def point_aliases(releases: ReleaseStore, registry: Any, release: str, environments: Any = None) -> LedgerState:

@@ -34,6 +34,8 @@ class Rollout:
     spec: RolloutSpec
     flags_dir: Path
     registry: Callable[[], Any] | None = None  # makes the MLflow registry client, only when an alias must move
+    # Why MLflow's aliases could not follow the last move (MLflow unreachable), else None: the move stands.
+    mirror_pending: str | None = None
 
 
 @dataclass
@@ -71,10 +73,12 @@ def sync_flags(r: Rollout, champion: str | None, canary: CanaryState | None) -> 
 
 
 def _mirror(r: Rollout) -> None:
+    """MLflow's aliases follow the ledger; when MLflow cannot be reached the move stands (the ledger and the flag
+    file are written already) and ``r.mirror_pending`` says why, for the caller to report."""
     if r.registry is not None:
-        from release_assets.rollout.aliases import mirror_aliases
+        from release_assets.rollout.aliases import mirror_or_pending
 
-        mirror_aliases(r.store, r.registry(), r.release)
+        _, r.mirror_pending = mirror_or_pending(r.store, r.registry, r.release)
 
 
 def _append(r: Rollout, e: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +228,16 @@ def analyse_step(
 
 
 def tick(r: Rollout, source: Any, now: datetime | None = None, drift: dict[str, Any] | None = None) -> Tick:
-    """Read the metrics, analyse the current step, act on the decision, and keep the mirrors in line."""
+    """Read the metrics, analyse the current step, act on the decision, and keep the mirrors in line. A move whose
+    MLflow aliases could not follow (MLflow unreachable) still happened: its note says so."""
+    r.mirror_pending = None
+    t = _tick(r, source, now, drift)
+    if r.mirror_pending:
+        t.note = f"{t.note}; {r.mirror_pending}" if t.note else r.mirror_pending
+    return t
+
+
+def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] | None) -> Tick:
     state = replay(r.store.events(r.release))
     c = state.canary
     if c is None:

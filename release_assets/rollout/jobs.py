@@ -34,14 +34,29 @@ class RollbackConfig(dg.Config):
     reason: str = Field(description="why (recorded in the ledger)")
 
 
-def _mirror(context: dg.OpExecutionContext, release: str) -> dict[str, str | None]:
-    from release_assets.rollout.aliases import mirror_aliases
+def _mirror(context: dg.OpExecutionContext, release: str) -> tuple[dict[str, str | None], str | None]:
+    """The aliases after the move, and why MLflow's are pending when it could not be reached (else None)."""
+    from release_assets.rollout.aliases import mirror_or_pending
 
-    state = mirror_aliases(context.resources.store.releases(), context.resources.registry.get(), release)
-    return {"candidate": state.candidate, "champion": state.champion}
+    state, pending = mirror_or_pending(context.resources.store.releases(), context.resources.registry.get, release)
+    return {"candidate": state.candidate, "champion": state.champion}, pending
 
 
-def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases: dict[str, str | None]) -> None:
+def _pending(context: dg.OpExecutionContext, moved: str, pending: str | None) -> None:
+    """Fail the step, once the move is recorded and observed, when MLflow's aliases could not follow it: the run
+    says the move stands and what MLflow lacks, in one line, rather than succeeding with a stale registry."""
+    if pending:
+        context.log.error(f"{moved}; {pending}")
+        raise dg.Failure(description=f"{moved}; {pending}", allow_retries=False)
+
+
+def _observe(
+    context: dg.OpExecutionContext,
+    release: str,
+    moved: dict,
+    aliases: dict[str, str | None],
+    pending: str | None = None,
+) -> None:
     """Each move shows on the release unit's asset page (Events), beside the materializations it moved between."""
     override = moved.get("override", {}).get("weakened_gates")
     where = (
@@ -60,6 +75,7 @@ def _observe(context: dg.OpExecutionContext, release: str, moved: dict, aliases:
                 "reason": moved["reason"],
                 **where,
                 **({"OVERRIDE weakened gates": dg.MetadataValue.json(override)} if override else {}),
+                **({"mlflow_aliases": f"pending: {pending}"} if pending else {}),
             },
         )
     )
@@ -94,7 +110,7 @@ def _refused(action: str):
 def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
     """Copy to the environment's regions in waves, then record the move (rollout/environment_promotion.py)."""
     from release_assets.environments import EnvironmentsError, project_environments
-    from release_assets.rollout.aliases import mirror_aliases
+    from release_assets.rollout.aliases import mirror_or_pending
     from release_assets.rollout.environment_promotion import promote_to
     from release_assets.rollout.ledger import PromotionError, replay
 
@@ -114,12 +130,13 @@ def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfi
             config.reason,
             override_weakened_gates=config.override_weakened_gates,
         )
-    mirror_aliases(store, context.resources.registry.get(), config.release, envs)
+    _, pending = mirror_or_pending(store, context.resources.registry.get, config.release, envs)
     champion = replay(store.events(config.release), config.environment).champion
-    _observe(context, config.release, events[-1], {"champion": champion})
+    _observe(context, config.release, events[-1], {"champion": champion}, pending)
+    moved = f"{config.release}: {config.environment} champion {events[-1]['from_version'] or 'none'} -> {champion}"
+    _pending(context, f"{moved} (recorded in the ledger)", pending)
     context.log.info(
-        f"{config.release}: {config.environment} champion {events[-1]['from_version'] or 'none'} -> {champion} "
-        f"(regions {', '.join(events[-1]['regions'])}; by {events[-1]['actor']}: {events[-1]['reason']})"
+        f"{moved} (regions {', '.join(events[-1]['regions'])}; by {events[-1]['actor']}: {events[-1]['reason']})"
     )
 
 
@@ -139,17 +156,16 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
             config.reason,
             override_weakened_gates=config.override_weakened_gates,
         )
-    aliases = _mirror(context, config.release)
-    _observe(context, config.release, events[-1], aliases)
+    aliases, pending = _mirror(context, config.release)
+    _observe(context, config.release, events[-1], aliases, pending)
+    moved = f"{config.release}: champion {events[-1]['from_version'] or 'none'} -> {aliases['champion']}"
     if events[-1].get("override"):
         context.log.warning(
             f"{config.release} {config.version}: promoted OVER weakened gates "
             f"({'; '.join(events[-1]['override']['weakened_gates'])}), approved by {config.approved_by}"
         )
-    context.log.info(
-        f"{config.release}: champion {events[-1]['from_version'] or 'none'} -> {aliases['champion']} "
-        f"(approved by {config.approved_by}: {config.reason})"
-    )
+    _pending(context, f"{moved} (recorded in the ledger)", pending)
+    context.log.info(f"{moved} (approved by {config.approved_by}: {config.reason})")
 
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Move champion back to the previous champion.")
@@ -158,12 +174,11 @@ def rollback(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
 
     with _refused("rollback"):
         event = rollback_release(context.resources.store.releases(), config.release, config.requested_by, config.reason)
-    aliases = _mirror(context, config.release)
-    _observe(context, config.release, event, aliases)
-    context.log.info(
-        f"{config.release}: champion {event['from_version']} -> {aliases['champion']} (rolled back by "
-        f"{config.requested_by}: {config.reason})"
-    )
+    aliases, pending = _mirror(context, config.release)
+    _observe(context, config.release, event, aliases, pending)
+    moved = f"{config.release}: champion {event['from_version']} -> {aliases['champion']}"
+    _pending(context, f"{moved} (rolled back in the ledger)", pending)
+    context.log.info(f"{moved} (rolled back by {config.requested_by}: {config.reason})")
 
 
 @dg.job(description="Manual approval gate: make a published, all-gates-passed version the champion.")
@@ -237,12 +252,13 @@ def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -
                 "approved_by": config.approved_by,
                 "reason": config.reason,
                 "baseline": "recorded" if started.get("baseline") else "none (metrics unavailable at start)",
+                **({"mlflow_aliases": f"pending: {rollout.mirror_pending}"} if rollout.mirror_pending else {}),
             },
         )
     )
-    context.log.info(
-        f"{config.release}: canary {config.version} at {rollout.spec.steps[0]}% (approved by {config.approved_by})"
-    )
+    moved = f"{config.release}: canary {config.version} at {rollout.spec.steps[0]}%"
+    _pending(context, f"{moved} (recorded in the ledger)", rollout.mirror_pending)
+    context.log.info(f"{moved} (approved by {config.approved_by})")
 
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Stop the canary: everyone back to the champion.")
@@ -250,14 +266,23 @@ def abort_canary_op(context: dg.OpExecutionContext, config: AbortCanaryConfig) -
     from release_assets.rollout.canary import abort
 
     with _refused("canary abort"):
-        ended = abort(rollout_for(context, config.release), config.requested_by, config.reason)
+        rollout = rollout_for(context, config.release)
+        ended = abort(rollout, config.requested_by, config.reason)
+    pending = rollout.mirror_pending
     context.log_event(
         dg.AssetObservation(
             asset_key=dg.AssetKey(keys.rollout(config.release)),
-            metadata={"event": "canary_aborted", "canary_version": ended["from_version"], "reason": config.reason},
+            metadata={
+                "event": "canary_aborted",
+                "canary_version": ended["from_version"],
+                "reason": config.reason,
+                **({"mlflow_aliases": f"pending: {pending}"} if pending else {}),
+            },
         )
     )
-    context.log.info(f"{config.release}: canary {ended['from_version']} aborted by {config.requested_by}")
+    moved = f"{config.release}: canary {ended['from_version']} aborted"
+    _pending(context, f"{moved} (recorded in the ledger)", pending)
+    context.log.info(f"{moved} by {config.requested_by}")
 
 
 @dg.job(description="Start a canary: a published, all-gates-passed version gets the rollout's first step.")
