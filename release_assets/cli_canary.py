@@ -14,14 +14,14 @@ import json
 def _rollout(release: str):
     from release_assets.cli_inspect import release_store
     from release_assets.definitions import resources_for
-    from release_assets.manifest import load_manifest
+    from release_assets.manifest import release_manifest
     from release_assets.rollout.canary import Rollout
     from release_assets.rollout.ledger import PromotionError
     from release_assets.serving.flags import store_flags_dir
     from release_assets.settings import get_settings
 
     settings = get_settings()
-    manifest = load_manifest(settings.releases_path / f"{release}.yaml")
+    manifest = release_manifest(settings.releases_path, release)
     if manifest.rollout is None:
         raise PromotionError(f"releases/{release}.yaml has no `rollout:` section: nothing says how to ramp a canary")
     store = release_store()
@@ -70,6 +70,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{args.release}: canary {c.version} vs champion {c.champion} at {c.percent}% ({steps})")
     print(f"  step since {c.step_started}; failed analyses in a row: {c.breaches}")
     print(f"  approved by {c.approval['by']}: {c.approval['reason']}")
+    if c.baseline is None:
+        print("  no baseline yet (metrics unavailable at start): the next tick that reads metrics records it")
+        return 0
     try:
         analysis = analyse_step(r.spec, state, source_from_env().snapshot(args.release))
     except MetricsUnavailable as exc:

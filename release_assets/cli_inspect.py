@@ -176,8 +176,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
     settings = get_settings()
     manifests, errors = load_each(settings.releases_path, settings.project_root)
     for m in manifests:
+        broken = _chain_errors(m, settings.project_root)
+        if broken:
+            errors += broken
+            continue
         print(f"OK: {m.name}: {len(m.members)} members, {sum(len(g) for g in m.gates.values())} gates")
     for error in errors:
         print(f"FAILED: {error}", file=sys.stderr)
     return 1 if errors else 0
 
+
+def _chain_errors(manifest, project_root: Path) -> list[str]:
+    """Each chain file the manifest names, loaded and checked as its build step will (templates, bindings, output
+    schemas), with the label sets its models will learn read from their datasets: a chain.yaml that does not parse
+    is found here, not minutes into a release."""
+    from release_assets.chains.spec import ChainSpecError, load_chain
+    from release_assets.datasets.build import DataFileError, load_member, normalise
+    from release_assets.manifest import family
+    from release_assets.manifest_paths import manifest_root
+
+    root = manifest_root(manifest, project_root)
+    errors, labels = [], {}
+    for name, member in manifest.members.items():
+        if member.kind != "prompt_chain":
+            continue
+        try:
+            for used in member.uses:
+                if used not in labels and family(manifest.members[used].kind) == "model":
+                    data = manifest.members[manifest.members[used].upstream[0]]
+                    rows = normalise(load_member(data, root).rows, data)
+                    labels[used] = sorted({str(r["label"]) for r in rows})
+            load_chain(root / member.path, {u: labels[u] for u in member.uses if u in labels}, member.chain_file)
+        except (ChainSpecError, DataFileError, OSError) as exc:
+            errors.append(f"{manifest.source or manifest.name}: members.{name}: {exc}")
+    return errors

@@ -7,6 +7,7 @@ file and the field, because the person reading it is editing YAML, not Python.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -234,6 +235,14 @@ def parse_manifest(data: Any, where: str) -> ReleaseManifest:
         raise ManifestError(f"{where}: {validation_problems(exc, path=_field_path)}") from None
     _check_references(manifest, where)
     return manifest
+
+
+def release_manifest(releases_dir: Path, release: str) -> ReleaseManifest:
+    """The manifest of the release a person named: a name that is not a release name (``../../x``) is refused
+    before any path is built from it, so no command reads a file outside ``releases/``."""
+    if not re.match(NAME, release):
+        raise ManifestError(f"{release!r} is not a release name (lower-case letters, digits and _, e.g. `helpdesk`)")
+    return load_manifest(Path(releases_dir) / f"{release}.yaml")
 
 
 def load_manifest(path: Path) -> ReleaseManifest:

@@ -42,6 +42,7 @@ class ReleaseSummary:
     evaluated_only: bool = False
     already_published: bool = False  # evaluated only, and the same content is already a published version
     weakened_gates: list[str] = field(default_factory=list)
+    recorded_gates: str | None = None  # "9/11 passed": what the stored version records, for `list` and promotion
     gates: list[GateLine] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -67,7 +68,12 @@ class ReleaseSummary:
             # Weakened from the default branch: were this build published, promotion would need the override.
             lines.append("   WEAKENED gates (promotion will need --override-weakened-gates):")
             lines += [f"     {w}" for w in self.weakened_gates]
-        lines.append(f"   gates:   {sum(g.passed for g in self.gates)}/{len(self.gates)} passed")
+        this_run = f"{sum(g.passed for g in self.gates)}/{len(self.gates)} passed"
+        if self.published is False and self.recorded_gates and self.recorded_gates != this_run:
+            # Already published by an earlier run, whose verdicts are the version's record; say both, or this line
+            # and `list` seem to disagree.
+            this_run += f" in this run; the published version records {self.recorded_gates} (shown by `list`)"
+        lines.append(f"   gates:   {this_run}")
         for g in self.gates:
             mark = "pass" if g.passed else ("WARN" if g.severity == "WARN" else "FAIL")
             lines.append(f"     [{mark}] {g.asset} {g.check}: {g.reason}")
@@ -139,6 +145,7 @@ def summarise_run(result: Any, releases: list[str]) -> list[ReleaseSummary]:
             s.evaluated_only = bool(_meta(mat.metadata, "evaluated_only"))
             s.already_published = bool(_meta(mat.metadata, "already_published"))
             s.weakened_gates = list(_meta(mat.metadata, "weakened_gates") or [])
+            s.recorded_gates = _meta(mat.metadata, "recorded_gates")
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             step = event.step_key or ""

@@ -79,6 +79,43 @@ def test_bad_override_and_bad_manifest_are_clear(env, capsys):
     assert "iris.yaml: members.classifier" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["status", "tick", "start", "abort"])
+def test_canary_commands_refuse_a_release_name_that_is_a_path(env, tmp_path, capsys, command):
+    outside = tmp_path / "x.yaml"  # what ../../x would have read
+    outside.write_text("name: x\nmembers: {}\n")
+    extra = {"start": ["0" * 16, "--approved-by", "a", "--reason", "r"], "abort": ["--reason", "r"]}.get(command, [])
+    code = cli.main(["canary", command, "../../x", *extra])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "'../../x' is not a release name" in err, err
+
+
+def test_validate_loads_every_chain_file_a_manifest_names(env, capsys):
+    assert cli.main(["validate"]) == 0
+    capsys.readouterr()
+    chain = env / "prompts" / "helpdesk" / "chain.yaml"
+    chain.write_text(chain.read_text().replace("steps:", "steps: [", 1))  # no longer parses
+    assert cli.main(["validate"]) == 1
+    captured = capsys.readouterr()
+    assert "helpdesk.yaml: members.chain:" in captured.err and str(chain) in captured.err, captured.err
+    assert "OK: helpdesk" not in captured.out and "OK: iris" in captured.out
+    chain.write_text(chain.read_text().replace("steps: [", "steps:", 1).replace("{{ classify_intent", "{{ nope", 1))
+    assert cli.main(["validate"]) == 1, "a template that reads an undeclared variable"
+
+
+def test_a_rebuild_of_a_published_version_shows_the_gates_list_shows(env, capsys):
+    # Published with no champion (two gates only warn), then promoted: a rebuild now passes all of them, but the
+    # version's record (what `list` shows and promotion reads) is the first run's.
+    assert cli.main(["release", "iris", "--quiet"]) == 0
+    [version] = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if "version:" in line]
+    assert cli.main(["promote", "iris", version, "--approved-by", "a", "--reason", "r"]) == 0
+    assert cli.main(["release", "iris", "--quiet", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "unchanged (already published" in out
+    assert "11/11 passed in this run; the published version records 9/11 passed (shown by `list`)" in out, out
+    assert cli.main(["list"]) == 0
+    assert "9/11 passed" in capsys.readouterr().out
+
+
 def _one_line_error(err: str) -> str:
     assert "Traceback" not in err and "dagster._core" not in err, err
     return err

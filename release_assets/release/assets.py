@@ -51,6 +51,10 @@ def _verdict_table(verdicts) -> str:
     )
 
 
+def _passed_text(gates: list[dict]) -> str:
+    return f"{sum(g.get('status') == 'passed' for g in gates)}/{len(gates)} passed"
+
+
 def _member_table(published: dict) -> str:
     shown = ("accuracy", "macro_f1", "intent_accuracy", "format_valid")
     rows = [
@@ -166,6 +170,9 @@ def release_unit_asset(
                 "gates": dg.MetadataValue.md(_verdict_table(unit.verdicts)),
                 # Empty when built with the default branch's gates; otherwise promotion needs an explicit override.
                 "weakened_gates": dg.MetadataValue.json(unit.weakened_gates),
+                # What the stored version records (what `list` shows and promotion reads): a rebuild of a version
+                # published earlier may pass more gates now (a champion to compare with) than were recorded then.
+                "recorded_gates": _passed_text(unit.manifest.get("gates") or []),
             },
         )
 

@@ -41,7 +41,8 @@ class Rollout:
 @dataclass
 class Tick:
     """What one monitor tick saw and did. ``action``: idle, bake, hold, breach, advanced, rolled_back, promoted,
-    aborted (the champion moved under the canary) or unavailable (metrics could not be read)."""
+    aborted (the champion moved under the canary), unavailable (metrics could not be read) or baselined (the first
+    counters of a canary started without them were recorded; judging starts at the next tick)."""
 
     action: str
     canary: CanaryState | None
@@ -117,7 +118,7 @@ def start(
         try:
             baseline = snapshot_to_dict(source.snapshot(r.release))
         except MetricsUnavailable:
-            baseline = None  # the first tick's window then starts at the servers' own start; recorded as such
+            baseline = None  # recorded as such: the first tick that reads metrics takes the baseline (_take_baseline)
     written = _append(
         r,
         event(
@@ -210,6 +211,31 @@ def _promote(r: Rollout, state, analysis: Analysis) -> list[dict[str, Any]]:
     return written
 
 
+def _take_baseline(r: Rollout, state, snapshot: Snapshot) -> Tick:
+    """The canary started while the servers' metrics could not be read, so no counters mark where its traffic
+    begins: judging now would count every error since the servers started (an earlier rollout's among them). The
+    first tick that reads metrics records them as the baseline and restarts the step's bake time; judging starts
+    at the next tick."""
+    c = state.canary
+    why = (
+        f"no baseline was recorded when the canary started (metrics unavailable then): counters taken now, "
+        f"the {c.percent}% step is judged from here"
+    )
+    e = _append(
+        r,
+        event(
+            "canary_baselined",
+            r.release,
+            actor=MONITOR,
+            reason=why,
+            from_version=state.champion,
+            to_version=c.version,
+            baseline=snapshot_to_dict(snapshot),
+        ),
+    )
+    return Tick("baselined", replay(r.store.events(r.release)).canary, events=[e], note=why)
+
+
 def analyse_step(
     spec: RolloutSpec, state, snapshot: Snapshot, now: datetime | None = None, drift: dict[str, Any] | None = None
 ) -> Analysis:
@@ -250,6 +276,8 @@ def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] |
         snapshot = source.snapshot(r.release)
     except MetricsUnavailable as exc:
         return Tick("unavailable", c, note=f"metrics unavailable, holding at {c.percent}%: {exc}")
+    if c.baseline is None:
+        return _take_baseline(r, state, snapshot)
     analysis = analyse_step(r.spec, state, snapshot, now, drift)
     if analysis.decision in ("bake", "hold"):
         return Tick(analysis.decision, c, analysis, note=analysis.reason)

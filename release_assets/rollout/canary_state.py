@@ -1,8 +1,8 @@
 """A canary's state as the ledger records it: the step it is at, when that began, and the counters then.
 
-Replayed from the events alone (``canary_started``, ``canary_advanced``, ``canary_breach``, ``canary_aborted``,
-``rolled_back`` with ``scope: canary``, ``promoted``), so a restarted monitor resumes exactly where the last one
-left off; the counters are stored in the events in plain JSON (``snapshot_to_dict``).
+Replayed from the events alone (``canary_started``, ``canary_baselined``, ``canary_advanced``, ``canary_breach``,
+``canary_aborted``, ``rolled_back`` with ``scope: canary``, ``promoted``), so a restarted monitor resumes exactly
+where the last one left off; the counters are stored in the events in plain JSON (``snapshot_to_dict``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def next_canary(canary: CanaryState | None, e: dict[str, Any]) -> CanaryState | 
         return canary
     if action == "canary_advanced":
         return replace(canary, step=e["step"], step_started=e["time"], baseline=e.get("baseline"), breaches=0)
+    if action == "canary_baselined":  # started without counters: its step begins when they were first read
+        return replace(canary, step_started=e["time"], baseline=e["baseline"], breaches=0)
     if action == "canary_breach":
         return replace(canary, breaches=canary.breaches + 1)
     if action == "canary_aborted" or (action == "rolled_back" and e.get("scope") == "canary"):

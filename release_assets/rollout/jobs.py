@@ -209,7 +209,7 @@ class AbortCanaryConfig(dg.Config):
 
 def rollout_for(context: dg.OpExecutionContext, release: str):
     """The release's canary context: its ``rollout:`` policy from the manifest, its ledger, flags and registry."""
-    from release_assets.manifest import ManifestError, load_manifest
+    from release_assets.manifest import ManifestError, release_manifest
     from release_assets.rollout.canary import Rollout
     from release_assets.rollout.ledger import PromotionError
     from release_assets.serving.flags import store_flags_dir
@@ -217,7 +217,7 @@ def rollout_for(context: dg.OpExecutionContext, release: str):
 
     settings = get_settings()
     try:
-        manifest = load_manifest(settings.releases_path / f"{release}.yaml")
+        manifest = release_manifest(settings.releases_path, release)
     except ManifestError as exc:
         raise PromotionError(str(exc)) from None
     if manifest.rollout is None:
@@ -251,7 +251,9 @@ def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -
                 "percent": rollout.spec.steps[0],
                 "approved_by": config.approved_by,
                 "reason": config.reason,
-                "baseline": "recorded" if started.get("baseline") else "none (metrics unavailable at start)",
+                "baseline": "recorded"
+                if started.get("baseline")
+                else "none yet: the first tick that reads metrics records it",
                 **({"mlflow_aliases": f"pending: {rollout.mirror_pending}"} if rollout.mirror_pending else {}),
             },
         )

@@ -33,6 +33,7 @@ Action = Literal[
     "shadow_reported",
     # the canary (rollout/canary.py): started, each step reached, each failed analysis, stopped by a person
     "canary_started",
+    "canary_baselined",
     "canary_advanced",
     "canary_breach",
     "canary_aborted",

@@ -173,6 +173,28 @@ def test_too_little_traffic_holds_and_unreadable_metrics_hold(setup):
     assert replay(r.store.events("helpdesk")).canary.step == 0
 
 
+def test_a_canary_started_without_metrics_takes_its_baseline_at_the_first_readable_tick(setup):
+    r, _, v1, v2 = setup
+    source = Source()
+    source.add(v1, requests=500, errors=15)  # an earlier rollout's errors, before this canary
+    source.add(v2, requests=50, errors=20)
+    source.down = True
+    start(r, v2, "bob", "metrics were down", source=source)
+    assert replay(r.store.events("helpdesk")).canary.baseline is None
+    assert tick(r, source, _later(r, 3600)).action == "unavailable"
+    source.down = False
+    baselined = tick(r, source, _later(r, 3600))
+    assert baselined.action == "baselined" and "no baseline was recorded" in baselined.note
+    [event] = [e for e in r.store.events("helpdesk") if e["action"] == "canary_baselined"]
+    assert event["baseline"]["versions"][v2]["errors"] == 20
+    state = replay(r.store.events("helpdesk"))
+    assert state.canary.baseline == event["baseline"] and state.canary.step_started == event["time"]
+    # Judged only on what came after the baseline: 344 clean canary answers, the old 20 errors not counted.
+    source.add(v1, requests=400)
+    source.add(v2, requests=344)
+    assert tick(r, source, _later(r, 61)).action == "advanced"
+
+
 def test_a_restarted_monitor_resumes_at_the_recorded_step_and_restores_the_flag_file(setup):
     r, registry, v1, v2 = setup
     source = Source()

@@ -53,6 +53,8 @@ def test_start_abort_then_a_canary_promoted_by_the_monitor_keep_mlflow_aliases_o
         store = resources["store"].releases()
         r = Rollout(store, "iris", spec, store.root / "flags", resources["registry"].get)
         source = Source()
+        # Started with no server to read: the first tick that reads metrics records them, and judges nothing yet.
+        assert tick(r, source).action == "baselined"
         for _ in spec.steps[:-1]:  # each step: enough traffic on both sides, judged after its bake time
             source.add(v1, requests=spec.min_requests)
             source.add(v2, requests=spec.min_requests)

@@ -229,7 +229,7 @@ def test_the_canary_monitor_sensor_acts_and_records_the_analysis_on_the_rollout_
     with live_server(store, {v1: FakeRelease(version=v1), v2: SchemaBreaking(version=v2)}) as url:
         monkeypatch.setenv("RELEASE_ASSETS_METRICS_URLS", f"{url}/metrics")
         monkeypatch.delenv("RELEASE_ASSETS_PROMETHEUS_URL", raising=False)
-        start(rollout(store, registry), v2, "bob", "via the sensor")
+        start(rollout(store, registry), v2, "bob", "via the sensor", source=MetricsEndpointSource([f"{url}/metrics"]))
         time.sleep(0.1)
         traffic(url, 150)
         settle()
@@ -267,7 +267,14 @@ def test_the_sensor_alerts_an_open_circuit_once_and_posts_the_rollback_to_the_we
         monkeypatch.setenv("RELEASE_ASSETS_METRICS_URLS", f"{url}/metrics")
         monkeypatch.setenv("RELEASE_ASSETS_GATE_WEBHOOK", hook)
         monkeypatch.delenv("RELEASE_ASSETS_PROMETHEUS_URL", raising=False)
-        start(Rollout(store, "helpdesk", spec, store.root / "flags", lambda: registry), v2, "bob", "breaker")
+        at_start = MetricsEndpointSource([f"{url}/metrics"])
+        start(
+            Rollout(store, "helpdesk", spec, store.root / "flags", lambda: registry),
+            v2,
+            "bob",
+            "breaker",
+            source=at_start,
+        )
         time.sleep(0.1)
         traffic(url, 60)
         with dg.build_sensor_context(resources=resources) as context:
