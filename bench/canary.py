@@ -43,9 +43,9 @@ def _traffic(url: str, stop: threading.Event, rps: float = 50.0) -> None:
 
 
 def _scenario(root: Path, faulty: bool, breaker: bool) -> dict:
+    from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
     from release_assets.rollout.canary import Rollout, start, tick
-    from release_assets.rollout.ledger import promote
     from release_assets.rollout.metrics_source import MetricsEndpointSource
     from release_assets.rollout.sensors import MONITOR_INTERVAL_S
     from release_assets.rollout.spec import RolloutSpec

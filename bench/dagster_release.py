@@ -33,10 +33,10 @@ def main() -> None:
     import dagster as dg
 
     phase("import dagster")
-    from release_assets.cli import _instance
+    from release_assets.cli.main import _instance
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_manifests
-    from release_assets.settings import get_settings
 
     phase("import release_assets")
 
@@ -110,9 +110,9 @@ def _reconstruct():
     """Multiprocess execution needs a reconstructable job: rebuild the benchmark job in each process."""
     import dagster as dg
 
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_manifests
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     names = [n for n in os.environ.get("BENCH_RELEASES", "").split(",") if n]

@@ -149,7 +149,7 @@ def bench_watch(env: dict[str, str], template: Path, cold_median: float) -> dict
     """The same prompt edit under `release-assets watch` (one warm process, default 0.2 s poll): from the moment
     the file is written to the published line on the watcher's output, so the poll's wait is included."""
     out = Path(tempfile.mkdtemp(prefix="bench-watch-")) / "watch.out"
-    args = [PY, "-m", "release_assets.cli", "watch", "--quiet", "--timeout", "900"]
+    args = [PY, "-m", "release_assets.cli.main", "watch", "--quiet", "--timeout", "900"]
     with out.open("w") as sink:
         watch = subprocess.Popen(args, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.DEVNULL)
 
@@ -194,12 +194,12 @@ def bench_iris_cli() -> dict:
     """What a person pays per `release-assets release iris`, whole processes: cold (fresh instance, store, MLflow),
     again with nothing changed, and the same work as a plain Python process; ratios run by run."""
     cold, again, plain, inside, sync = [], [], [], [], []
-    cli = ["-m", "release_assets.cli", "release", "iris", "--quiet"]
+    cli = ["-m", "release_assets.cli.main", "release", "iris", "--quiet"]
     for _ in range(RUNS):
         _, env = workspace()
         cold.append(timed(cli, env))
         # The follow-up that registers the new version in MLflow (a fresh MLflow database: its migrations too).
-        sync.append(timed(["-m", "release_assets.cli", "registry", "sync", "iris"], env))
+        sync.append(timed(["-m", "release_assets.cli.main", "registry", "sync", "iris"], env))
         start = time.perf_counter()
         out = subprocess.run([PY, *cli], env=env, capture_output=True, text=True, check=True, cwd=ROOT).stdout
         again.append(time.perf_counter() - start)

@@ -19,10 +19,10 @@ def _stats(ms: list[float]) -> dict[str, float]:
 def main(runs: int) -> None:
     import dagster as dg
 
+    from release_assets.core.settings import Settings
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_manifests
-    from release_assets.settings import Settings
-    from release_assets.watch import scan
+    from release_assets.release.watch import scan
 
     tmp = Path(tempfile.mkdtemp(prefix="sensor-bench-"))
     settings = Settings(

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import ROOT, replace_section, workspace
 
 PY = sys.executable
-CLI = [PY, "-m", "release_assets.cli"]
+CLI = [PY, "-m", "release_assets.cli.main"]
 MESSAGES = [
     "Where is my order 66102? It was due last week.",
     "I want a refund for order 12345, the jacket arrived torn.",
@@ -148,8 +148,8 @@ def _routing_cost(env: dict[str, str], rounds: int = 2000) -> dict:
     code = f"""
 import json, statistics, time
 from pathlib import Path
-from release_assets.cli_inspect import release_store
-from release_assets.cli_serving import serving_cache
+from release_assets.cli.inspect import release_store
+from release_assets.cli.serving import serving_cache
 from release_assets.serving.flags import FlagRouter, flag_document, flags_path, store_flags_dir, write_flags
 from release_assets.serving.loader import load_release
 store = release_store()
@@ -202,7 +202,7 @@ def _publish(env: dict[str, str]) -> dict[str, str]:
 
 def _with_shadow(env: dict[str, str], release: str, version: str, percent: int) -> None:
     code = (
-        "from release_assets.cli_inspect import release_store\n"
+        "from release_assets.cli.inspect import release_store\n"
         "from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags\n"
         f"write_flags(flags_path(store_flags_dir(release_store()), {release!r}), "
         f"flag_document({release!r}, {version!r}, shadow={version!r}, shadow_percent={percent}))\n"

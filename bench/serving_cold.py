@@ -89,8 +89,8 @@ def _model_latency(env: dict[str, str], runtime: str) -> dict:
     """The intent model in a fresh process, one message at a time, as the model report's latency gate measures it."""
     code = (
         "import json, sys\n"
-        "from release_assets.cli_inspect import release_store\n"
-        "from release_assets.cli_serving import serving_cache\n"
+        "from release_assets.cli.inspect import release_store\n"
+        "from release_assets.cli.serving import serving_cache\n"
         "from release_assets.evaluation.latency import measure_latency\n"
         "from release_assets.serving.loader import load_release\n"
         "loaded = load_release(release_store(), 'helpdesk', cache_dir=serving_cache())\n"

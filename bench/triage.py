@@ -28,7 +28,9 @@ MARK_BEGIN, MARK_END = "<!-- triage: bench/triage.py -->", "<!-- /triage -->"
 
 def _cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     start = time.perf_counter()
-    out = subprocess.run([PY, "-m", "release_assets.cli", *args], env=env, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [PY, "-m", "release_assets.cli.main", *args], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     return out, time.perf_counter() - start
 
 

@@ -8,7 +8,7 @@ pure modules must not pay for (or depend on) importing Dagster.
 # Module names relative to this package, deliberately not spelled out in full: code versions follow quoted
 # dotted names as imports (hashing.imported_modules), and every module's closure includes this __init__, so full
 # names here would make every asset's code version cover the whole package (any edit would retrain every model).
-_COMPONENTS = {"ReleaseComponent": "component", "ReleasePlatformComponent": "component"}
+_COMPONENTS = {"ReleaseComponent": "component.components", "ReleasePlatformComponent": "component.components"}
 
 __all__ = sorted(_COMPONENTS)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from release_assets.hashing import sha256_file, sha256_json
+from release_assets.core.hashing import sha256_file, sha256_json
 
 REF_FILE = "_artifact.json"
 

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
-from release_assets.hashing import CodeInputs
+from release_assets.core.hashing import CodeInputs
 
 
 def build_output(

@@ -16,12 +16,13 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.chains.assets import chain_assets
-from release_assets.component import ReleaseComponent
+from release_assets.component.components import ReleaseComponent
+from release_assets.core.settings import Settings, get_settings
 from release_assets.datasets.assets import dataset_assets
 from release_assets.evaluation.assets import evaluation_assets
 from release_assets.evaluation.triage_assets import regression_triage_defs, triage_chain
 from release_assets.manifest import ReleaseManifest, load_manifests
-from release_assets.manifest_paths import manifest_root
+from release_assets.manifest.paths import manifest_root
 from release_assets.models.assets import model_assets
 from release_assets.promotion.checks import gate_checks
 from release_assets.release.assets import release_unit_asset
@@ -35,7 +36,6 @@ from release_assets.rollout.jobs import abort_canary, promote_release, rollback_
 from release_assets.rollout.sensors import build_canary_monitor, rollout_specs
 from release_assets.rollout.shadow_assets import shadow_report_asset
 from release_assets.sensors import build_code_change_sensor, build_failed_gate_sensor, triaged_assets
-from release_assets.settings import Settings, get_settings
 
 
 def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definitions:

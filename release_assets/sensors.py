@@ -15,11 +15,11 @@ from typing import Any
 
 import dagster as dg
 
-from release_assets.hashing import sha256_json
+from release_assets.core.hashing import sha256_json
 from release_assets.keys import STAGES
 from release_assets.manifest import ManifestError, ReleaseManifest, load_manifest, member_section
-from release_assets.release_summary import GateLine
-from release_assets.watch import scan
+from release_assets.release.summary import GateLine
+from release_assets.release.watch import scan
 
 SENSOR_INTERVAL_S = 5
 

@@ -66,8 +66,8 @@ def tiny_project(project: Path) -> Path:
 
 def local_resources(project: Path, store: Path) -> dict:
     """Embedded-default resources rooted in a test's own folders (store and MLflow)."""
+    from release_assets.core.settings import Settings
     from release_assets.definitions import resources_for
-    from release_assets.settings import Settings
 
     return resources_for(
         Settings(
@@ -82,7 +82,7 @@ def local_resources(project: Path, store: Path) -> dict:
 @pytest.fixture
 def cli_env(project, tmp_path, monkeypatch):
     """The CLI pointed at a throwaway project, store, MLflow and Dagster instance, as a person's shell would be."""
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     point_cli(monkeypatch, project, tmp_path / "store", tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -93,7 +93,7 @@ def cli_env(project, tmp_path, monkeypatch):
 def point_cli(monkeypatch, project: Path, store: Path, scratch: Path) -> None:
     """Settings (read by the CLI) for ``project`` and ``store``, with MLflow under ``scratch``; cached settings
     dropped (the caller drops them again after the test)."""
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     for name, value in {
         "RELEASE_ASSETS_PROJECT_ROOT": str(project),

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from release_assets import cli
-from release_assets.settings import get_settings
+from release_assets.cli import main as cli
+from release_assets.core.settings import get_settings
 from release_assets_tests.conftest import edit_manifest
 
 

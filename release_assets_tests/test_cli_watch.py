@@ -5,8 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-from release_assets import cli
-from release_assets.cli_watch import PACKAGE_ROOT, changed_files, needs_restart
+from release_assets.cli import main as cli
+from release_assets.cli.watch import PACKAGE_ROOT, changed_files, needs_restart
 from release_assets.release.store import LocalReleaseStore
 from release_assets_tests.conftest import edit_manifest
 
@@ -50,7 +50,7 @@ def test_prompt_and_manifest_edits_each_publish_one_new_version(cli_env, tmp_pat
     out = tmp_path / "watch.out"
     args = ["watch", "kbqa", "iris", "--quiet", "--interval", "0.2", "--max-runs", "2", "--timeout", str(DEADLINE_S)]
     with out.open("w") as sink:
-        watch = subprocess.Popen([sys.executable, "-m", "release_assets.cli", *args], stdout=sink, stderr=sink)
+        watch = subprocess.Popen([sys.executable, "-m", "release_assets.cli.main", *args], stdout=sink, stderr=sink)
     try:
         _wait_for(out, "watching: baseline recorded", watch)
         template = project / "prompts" / "kbqa" / "answer.j2"

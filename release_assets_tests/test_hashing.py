@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 
-from release_assets.hashing import code_version, files_digest, sha256_file, sha256_json
+from release_assets.core.hashing import code_version, files_digest, sha256_file, sha256_json
 
-MODULE = "release_assets.watch"  # any small module of the project: its source is hashed, never imported
+MODULE = "release_assets.release.watch"  # any small module of the project: its source is hashed, never imported
 
 
 def test_sha256_json_ignores_key_order_and_whitespace_but_not_values():
@@ -22,7 +22,7 @@ def test_sha256_json_ignores_key_order_and_whitespace_but_not_values():
 
 
 def test_sha256_file_reads_in_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr("release_assets.hashing.CHUNK", 3)  # several chunks, one partial
+    monkeypatch.setattr("release_assets.core.hashing.CHUNK", 3)  # several chunks, one partial
     path = tmp_path / "f.bin"
     path.write_bytes(b"0123456789")
     assert sha256_file(path) == hashlib.sha256(b"0123456789").hexdigest()

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from release_assets import hashing
+from release_assets.core import hashing
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets_tests.conftest import local_resources

@@ -107,7 +107,7 @@ def test_gate_names_and_bounds_are_checked_at_load():
 
 
 def test_overrides_edit_one_run_and_cannot_rename_a_release():
-    from release_assets.manifest_overrides import apply_overrides
+    from release_assets.manifest.overrides import apply_overrides
 
     iris = load_manifest(REPO / "releases" / "iris.yaml")
     edited = apply_overrides(iris, ["members.classifier.params.C=0.5", "gates.classifier.accuracy.min=0.8"])
@@ -169,7 +169,7 @@ def test_gate_bounds_must_lie_in_the_metric_range(member, gate, bound, expected)
 
 
 def test_out_of_range_override_is_refused_naming_the_field():
-    from release_assets.manifest_overrides import apply_overrides
+    from release_assets.manifest.overrides import apply_overrides
 
     iris = load_manifest(REPO / "releases" / "iris.yaml")
     with pytest.raises(

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
+from release_assets.record.ledger import replay
 from release_assets.release.store import LocalReleaseStore
-from release_assets.rollout.ledger import replay
 from release_assets_tests.bundles import publish_unit
 from release_assets_tests.conftest import local_resources
 
@@ -91,7 +91,7 @@ def _cli(uri: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "release_assets.cli", *args],
+            [sys.executable, "-m", "release_assets.cli.main", *args],
             env=env,
             capture_output=True,
             text=True,
@@ -153,8 +153,8 @@ def test_the_sync_job_and_a_rollback_job_fail_with_the_line(project, tmp_path, m
     ledger, then fails saying MLflow's aliases are pending."""
     from release_assets.definitions import build_defs
     from release_assets.manifest import load_manifests
+    from release_assets.record.ledger import promote
     from release_assets.resources.registry import RegistryResource
-    from release_assets.rollout.ledger import promote
 
     for var in MLFLOW_VARS:  # the registry sets them for this process; put them back after the test
         monkeypatch.delenv(var, raising=False)
@@ -211,9 +211,9 @@ def test_a_server_that_hangs_after_the_preflight_fails_the_sync_within_its_bound
 
 
 def test_a_canary_move_stands_and_says_the_aliases_are_pending(tmp_path):
+    from release_assets.record.ledger import promote
     from release_assets.resources.registry import RegistryUnavailable
     from release_assets.rollout.canary import Rollout, abort, start
-    from release_assets.rollout.ledger import promote
     from release_assets_tests.rollout.test_canary import SPEC
 
     store = LocalReleaseStore(tmp_path / "store")

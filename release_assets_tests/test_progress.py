@@ -4,7 +4,8 @@ import io
 import logging
 from types import SimpleNamespace
 
-from release_assets.progress import Progress, report_epoch, step_name
+from release_assets.cli.progress import Progress, step_name
+from release_assets.models.epochs import report_epoch
 
 
 def _event(kind: str, step_key: str | None) -> logging.LogRecord:

@@ -3,13 +3,13 @@
 import subprocess
 import sys
 
-from release_assets import cli
+from release_assets.cli import main as cli
+from release_assets.core.settings import get_settings
 from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.registry import Registry
-from release_assets.settings import get_settings
 
 RELEASE_THEN_REPORT = (
-    "import sys; from release_assets.cli import main; rc = main(['release', 'iris', '--quiet']); "
+    "import sys; from release_assets.cli.main import main; rc = main(['release', 'iris', '--quiet']); "
     "print('mlflow imported:', any(m.split('.')[0] == 'mlflow' for m in sys.modules), 'rc:', rc)"
 )
 

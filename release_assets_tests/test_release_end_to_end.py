@@ -9,7 +9,7 @@ import pytest
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.release.bundle import verify_bundle
-from release_assets.release_summary import summarise_run
+from release_assets.release.summary import summarise_run
 from release_assets_tests.conftest import edit_manifest, local_resources
 
 

@@ -3,9 +3,9 @@ summaries."""
 
 from dataclasses import dataclass, field
 
-from release_assets import cli
-from release_assets.release_markdown import champion_value, github_outputs, observed_values, render_markdown
-from release_assets.release_summary import GateLine, ReleaseSummary
+from release_assets.cli import main as cli
+from release_assets.release.markdown import champion_value, github_outputs, observed_values, render_markdown
+from release_assets.release.summary import GateLine, ReleaseSummary
 from release_assets_tests.test_cli import env  # noqa: F401  (the throwaway project, store and instance)
 
 

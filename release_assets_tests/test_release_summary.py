@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from release_assets.release_summary import error_text
+from release_assets.release.summary import error_text
 
 
 @dataclass

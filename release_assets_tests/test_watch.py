@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from release_assets import watch
-from release_assets.watch import scan
+from release_assets.release import watch
+from release_assets.release.watch import scan
 
 
 @pytest.fixture

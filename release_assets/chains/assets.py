@@ -8,14 +8,14 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.chains.build import chain_files
-from release_assets.hashing import CodeInputs, files_digest
+from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.manifest import PromptChain, ReleaseManifest, member_section
 from release_assets.resources.artifact_store import ArtifactStore
 
 MODULES = [
     "release_assets.chains.build",
     "release_assets.chains.spec",
-    "release_assets.textfiles",
+    "release_assets.core.textfiles",
     "release_assets.chains.render",
     "release_assets.chains.llm",
 ]

@@ -18,7 +18,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, Template
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
-from release_assets.textfiles import NotUTF8Error, decode_utf8
+from release_assets.core.textfiles import NotUTF8Error, decode_utf8
 
 # A step's output is a dict: `classify_intent.items()` reaches a dict method, not a field.
 DICT_METHODS = frozenset(name for name in dir(dict) if not name.startswith("_"))

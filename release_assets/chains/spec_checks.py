@@ -31,8 +31,8 @@ from release_assets.chains.spec import (
     EvaluationSpec,
     StepSpec,
 )
+from release_assets.core.textfiles import read_yaml
 from release_assets.manifest import validation_problems
-from release_assets.textfiles import read_yaml
 
 
 def check_template_file(directory: Path, name: str, scope: Scope, note: str, where: str) -> None:

@@ -7,21 +7,21 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
+from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.datasets import build
 from release_assets.evaluation.report import markdown_table
-from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import DATASET_KINDS, JsonlDataset, ReleaseManifest, member_section
 from release_assets.resources.artifact_store import ArtifactStore
 
 BUILD_MODULES = [
     "release_assets.datasets.build",
-    "release_assets.textfiles",
+    "release_assets.core.textfiles",
     "release_assets.datasets.schemas",
     "release_assets.datasets.digits",
 ]
 SPLIT_MODULES = [
     "release_assets.datasets.build",
-    "release_assets.textfiles",
+    "release_assets.core.textfiles",
     "release_assets.datasets.split",
     "release_assets.promotion.drift",
 ]

@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8
 from release_assets.datasets.schemas import IRIS_SPECIES, SCHEMAS
 from release_assets.datasets.split import SPLITS, assign_splits
 from release_assets.manifest import JsonlDataset, SklearnDataset, SplitSpec
-from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8
 
 
 class DataFileError(ValueError):

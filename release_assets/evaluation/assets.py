@@ -7,8 +7,8 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
+from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.evaluation.report import examples_markdown
-from release_assets.hashing import CodeInputs, files_digest
 from release_assets.manifest import MODEL_KINDS, ManifestError, PromptChain, ReleaseManifest, member_section
 
 REPORT_MODULES = [
@@ -26,7 +26,7 @@ CHAIN_EVAL_MODULES = [
     "release_assets.chains.bindings",
     "release_assets.chains.render",
     "release_assets.chains.spec",
-    "release_assets.textfiles",
+    "release_assets.core.textfiles",
     "release_assets.chains.llm",
 ]
 
@@ -178,7 +178,7 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
     )
     def shadow_comparison(context: dg.AssetExecutionContext, chain: ArtifactRef, **models: ArtifactRef):
         from release_assets.evaluation.shadow_replay import build_shadow_comparison
-        from release_assets.rollout.ledger import replay
+        from release_assets.record.ledger import replay
         from release_assets.serving.loader import load_release
 
         store = context.resources.store

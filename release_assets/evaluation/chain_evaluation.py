@@ -21,7 +21,7 @@ def _trace(path: Path, spec: Any, cases: list[dict[str, Any]], results: list[Cas
     """The golden run as the same OpenTelemetry spans serving writes (a request span per case, a child per step),
     redacted, into the evaluation's own folder: lineage from the golden file to each answer, readable by the
     same tools as live traces. Written to the artifact only; no collector is called during a build."""
-    from release_assets.hashing import sha256_file
+    from release_assets.core.hashing import sha256_file
     from release_assets.serving.golden_traces import trace_golden_run
     from release_assets.serving.traces import Tracing
 

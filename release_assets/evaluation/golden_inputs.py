@@ -11,7 +11,7 @@ from typing import Any
 
 from release_assets.chains.runner import ChainRequest, KnowledgeBase
 from release_assets.chains.spec import EvaluationSpec
-from release_assets.textfiles import NotUTF8Error, byte_lines, decode_utf8, read_yaml
+from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8, read_yaml
 
 
 class GoldenSuiteError(ValueError):

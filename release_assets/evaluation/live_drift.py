@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from release_assets.atomic import write_atomic
+from release_assets.core.atomic import write_atomic
 from release_assets.evaluation.live_text import oov_columns, oov_increase_test
 from release_assets.promotion.drift import row_features
 

@@ -27,7 +27,7 @@ THIS_BUILD = "this build"  # the candidate's name in the table: a held build has
 
 
 def triage_code_version() -> str:
-    from release_assets.hashing import CodeInputs
+    from release_assets.core.hashing import CodeInputs
 
     return CodeInputs(TRIAGE_MODULES).version()
 

@@ -36,8 +36,8 @@ def traffic_requests(path: Path, max_requests: int = MAX_REQUESTS) -> tuple[list
 
     Recorded lines carry more than a request (``received_at``, ``channel``); the attachment names scikit-learn
     digit images by index, like the golden suite, and is resolved to the pixels a client would send."""
+    from release_assets.core.textfiles import byte_lines, decode_utf8
     from release_assets.evaluation.golden_inputs import to_requests
-    from release_assets.textfiles import byte_lines, decode_utf8
 
     lines = []
     for line_no, raw in byte_lines(path):

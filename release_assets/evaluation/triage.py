@@ -242,7 +242,7 @@ def triage(
 
 def triage_sides(release: str, cand: Side, base: Side, llm_cache_dir: Path | None = None) -> Triage:
     """The triage of ``cand`` against ``base``: every mix scored, each metric's change attributed."""
-    from release_assets.hashing import sha256_file
+    from release_assets.core.hashing import sha256_file
 
     start = time.perf_counter()
     chain, models = _chain_and_models(cand.manifest, f"{release} {cand.version}")

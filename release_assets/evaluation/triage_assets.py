@@ -14,8 +14,8 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import versioned
+from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.regression_triage import TRIAGE_MODULES
-from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest
 
 
@@ -47,7 +47,7 @@ def regression_triage_defs(manifest: ReleaseManifest) -> tuple[dg.AssetsDefiniti
     )
     def regression_triage(context: dg.AssetExecutionContext, evaluation: ArtifactRef) -> dg.MaterializeResult:
         from release_assets.evaluation.regression_triage import MARKDOWN_FILE, headline, markdown, triage_build
-        from release_assets.rollout.champion import ChampionView
+        from release_assets.record.champion import ChampionView
 
         store = context.resources.store
         local, releases = store.local(), store.releases()

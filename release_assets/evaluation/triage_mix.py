@@ -65,8 +65,8 @@ class MixResult:
 def extract_verified(store: ReleaseStore, release: str, version: str, dest: Path) -> dict[str, Any]:
     """Fetch ``release``/``version`` and extract it into ``dest``: every file re-hashed against the bundle's own
     manifest (``extract_bundle``), which must be the version asked for and agree with the store's copy."""
+    from release_assets.record.verified import check_agreement
     from release_assets.release.bundle import extract_bundle
-    from release_assets.rollout.verified import check_agreement
 
     dest.mkdir(parents=True, exist_ok=True)
     bundle = store.fetch_bundle(release, version, dest / BUNDLE)
@@ -127,9 +127,9 @@ class Mixer:
         from release_assets.chains.build import KB_FILE
         from release_assets.chains.runner import ChainRunner, KnowledgeBase
         from release_assets.chains.spec import load_chain
+        from release_assets.core.hashing import sha256_file
         from release_assets.evaluation.golden import score
         from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base, to_requests
-        from release_assets.hashing import sha256_file
 
         start = time.perf_counter()
         predictors = {m: self._predictor(m, m in from_candidate) for m in self.models}

@@ -5,7 +5,7 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
-from release_assets.hashing import CodeInputs
+from release_assets.core.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS
 from release_assets.models.registry import MODEL_KINDS as TRAINERS

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from release_assets.models.epochs import report_epoch
 from release_assets.models.wordpiece import encode, train_tokenizer
-from release_assets.progress import report_epoch
 
 TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"

@@ -105,7 +105,7 @@ def artifact_verdict(
 
 def _cached(root: Path, release: str, member: str, model_dir: Path, split_dir: Path, measure: Any) -> dict[str, Any]:
     from release_assets.artifacts import LocalArtifactStore, fingerprint
-    from release_assets.hashing import CodeInputs, sha256_file
+    from release_assets.core.hashing import CodeInputs, sha256_file
 
     # Every model file as it is on disk now (the cache's own bookkeeping, `_*`, aside) and the rows compared.
     model_files = sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith("_"))

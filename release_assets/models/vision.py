@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from release_assets.progress import report_epoch
+from release_assets.models.epochs import report_epoch
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

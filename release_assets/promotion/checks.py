@@ -102,7 +102,7 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
         description=f"Promotion gates of `{manifest.name}/{member}` ({role}), from `releases/{manifest.name}.yaml`.",
     )
     def gates_check(context: dg.AssetCheckExecutionContext, **refs: ArtifactRef) -> Iterator[dg.AssetCheckResult]:
-        from release_assets.rollout.champion import ChampionView
+        from release_assets.record.champion import ChampionView
 
         store = context.resources.store
         root = store.local().root

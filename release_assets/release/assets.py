@@ -8,8 +8,8 @@ from pydantic import Field
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import versioned
+from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.report import markdown_table
-from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest
 from release_assets.promotion.policy import bounds_text
 
@@ -87,9 +87,9 @@ def release_unit_asset(
         automation_condition=RELEASE_UNIT_AUTOMATION,
     )
     def release_unit(context: dg.AssetExecutionContext, config: ReleaseUnitConfig, **refs: ArtifactRef) -> dg.Output:
-        from release_assets.git_base import BaseRefError, configured_base_ref, provenance
+        from release_assets.core.git_base import BaseRefError, configured_base_ref, provenance
+        from release_assets.core.settings import get_settings
         from release_assets.release.unit import HeldBack, release
-        from release_assets.settings import get_settings
 
         publish = config.publish and get_settings().publish
         store = context.resources.store

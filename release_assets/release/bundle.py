@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from release_assets.hashing import sha256_json
+from release_assets.core.hashing import sha256_json
 from release_assets.keys import is_evidence
 
 MANIFEST = "manifest.json"

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from release_assets.hashing import sha256_file, sha256_json
+from release_assets.core.hashing import sha256_file, sha256_json
 
 STAMPS = "stamps"
 # The libraries whose version can change what a build produces; a stamp names the versions it was made with.
@@ -58,7 +58,7 @@ def stamp_path(store_root: Path, release: str) -> Path:
 
 def record(store_root: Path, manifest: Any, version: str, files: list[Path], tracking_uri: str) -> None:
     """Remember that ``manifest``'s inputs, as they are now, publish ``version``."""
-    from release_assets.atomic import write_atomic
+    from release_assets.core.atomic import write_atomic
 
     stamp = {"version": version, **_fingerprint(manifest, [*files, *package_files()], store_root, tracking_uri)}
     target = stamp_path(store_root, manifest.name)

@@ -46,9 +46,9 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
         description="Register in MLflow what the ledgers published, and mirror their aliases.",
     )
     def sync(context: dg.OpExecutionContext, config: RegistrySyncConfig) -> None:
-        from release_assets.environments import EnvironmentsError, project_environments
         from release_assets.release.registry_sync import register_published
         from release_assets.rollout.aliases import point_aliases
+        from release_assets.rollout.environments import EnvironmentsError, project_environments
 
         store = context.resources.store.releases()
         with _unreachable_fails_the_step(context.resources.registry.tracking_uri):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
-from release_assets.atomic import replacing
+from release_assets.core.atomic import replacing
 from release_assets.keys import is_evidence
 from release_assets.promotion.policy import Verdict
 from release_assets.release.bundle import read_manifest, release_version, write_bundle

@@ -51,7 +51,7 @@ def decide(
     """Every gate of every member, plus the bundle's consistency (each artifact built from the bundled ones)."""
     from release_assets.models.onnx_parity import release_verdicts as onnx_parity_verdicts
     from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
-    from release_assets.rollout.champion import ChampionView
+    from release_assets.record.champion import ChampionView
 
     champion = ChampionView(releases, cache.root, manifest.name)
     verdicts = consistency_verdicts({"/".join(key): ref for key, ref in refs_by_key.items()})
@@ -86,11 +86,11 @@ def release(
     """
     from release_assets.promotion.policy import release_decision
     from release_assets.promotion.weakened import weakened_against_base
+    from release_assets.record.ledger import record_published, replay
     from release_assets.release.publish import build_manifest, publish_release
-    from release_assets.rollout.ledger import record_published, replay
 
     if project_root is None:
-        from release_assets.settings import get_settings
+        from release_assets.core.settings import get_settings
 
         project_root = get_settings().project_root
     verdicts = decide(manifest, refs_by_key, cache, releases)

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from release_assets.artifacts import ArtifactRef
-from release_assets.atomic import write_atomic
+from release_assets.core.atomic import write_atomic
 
 
 class ArtifactRefIOManager(dg.ConfigurableIOManager):

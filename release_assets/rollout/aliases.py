@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from release_assets.record.ledger import LedgerState, replay
 from release_assets.release.store import ReleaseStore
-from release_assets.rollout.ledger import LedgerState, replay
 
 
 def mirror_aliases(releases: ReleaseStore, registry: Any, release: str, environments: Any = None) -> LedgerState:

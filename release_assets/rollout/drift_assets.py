@@ -17,9 +17,9 @@ from typing import Any
 import dagster as dg
 
 from release_assets import keys
+from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.live_drift import DEFAULT_DRIFT_SHARE, DEFAULT_MIN_ROWS, DEFAULT_WINDOW
 from release_assets.evaluation.report import markdown_table
-from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest, family
 
 MODULES = [
@@ -84,11 +84,11 @@ def live_drift_asset(manifest: ReleaseManifest, project_root: Path) -> dg.Assets
         kinds={"python", "evidently"},
     )
     def live_drift(context: dg.AssetExecutionContext, config: LiveDriftConfig) -> dg.MaterializeResult:
+        from release_assets.core.settings import get_settings
         from release_assets.evaluation.live_drift import drift_report, live_inputs, write_live_drift
         from release_assets.evaluation.live_text import redact_rows
-        from release_assets.rollout.champion import ChampionView
-        from release_assets.rollout.ledger import replay
-        from release_assets.settings import get_settings
+        from release_assets.record.champion import ChampionView
+        from release_assets.record.ledger import replay
 
         store = context.resources.store
         releases, root = store.releases(), store.local().root

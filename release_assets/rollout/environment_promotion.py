@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from release_assets.environments import Environment, Environments, store_for
+from release_assets.record.ledger import PromotionError, check_servable, default_actor, event, replay
 from release_assets.release.store import BUNDLE, ReleaseStore
-from release_assets.rollout.ledger import PromotionError, check_servable, default_actor, event, replay
+from release_assets.rollout.environments import Environment, Environments, store_for
 from release_assets.rollout.servable import overridden_controls
 
 MONITOR = "canary_monitor"  # rollout.canary.MONITOR: a promotion the canary monitor made when the canary completed
@@ -114,7 +114,7 @@ def _check_soak(
 
 def _copy(target: ReleaseStore, release: str, version: str, bundle: Path, manifest: dict[str, Any]) -> str:
     """Publish into one region, then verify it back there. A region already holding it verified is left alone."""
-    from release_assets.rollout.verified import verified_manifest
+    from release_assets.record.verified import verified_manifest
 
     if target.manifest(release, version) is not None:
         verified_manifest(target, release, version)  # a copy that does not verify is named, never trusted

@@ -84,9 +84,9 @@ def _observe(
 def _environments_table(context: dg.OpExecutionContext, release: str) -> str:
     """Which version each environment runs now, after this move: on every move, so the release unit's latest
     event always answers it."""
-    from release_assets.environments import EnvironmentsError, project_environments
     from release_assets.evaluation.report import markdown_table
     from release_assets.rollout.environment_promotion import champions
+    from release_assets.rollout.environments import EnvironmentsError, project_environments
 
     try:
         envs = project_environments()
@@ -99,7 +99,7 @@ def _environments_table(context: dg.OpExecutionContext, release: str) -> str:
 @contextlib.contextmanager
 def _refused(action: str):
     """A refused promotion or rollback fails the step with the ledger's own reason, and nothing else."""
-    from release_assets.rollout.ledger import PromotionError
+    from release_assets.record.ledger import PromotionError
 
     try:
         yield
@@ -109,10 +109,10 @@ def _refused(action: str):
 
 def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
     """Copy to the environment's regions in waves, then record the move (rollout/environment_promotion.py)."""
-    from release_assets.environments import EnvironmentsError, project_environments
+    from release_assets.record.ledger import PromotionError, replay
     from release_assets.rollout.aliases import mirror_or_pending
     from release_assets.rollout.environment_promotion import promote_to
-    from release_assets.rollout.ledger import PromotionError, replay
+    from release_assets.rollout.environments import EnvironmentsError, project_environments
 
     store = context.resources.store.releases()
     with _refused("promotion"):
@@ -142,7 +142,7 @@ def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfi
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Approve and promote a published version.")
 def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
-    from release_assets.rollout.ledger import promote as promote_version
+    from release_assets.record.ledger import promote as promote_version
 
     if config.environment:
         _promote_to_environment(context, config)
@@ -170,7 +170,7 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Move champion back to the previous champion.")
 def rollback(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
-    from release_assets.rollout.ledger import rollback as rollback_release
+    from release_assets.record.ledger import rollback as rollback_release
 
     with _refused("rollback"):
         event = rollback_release(context.resources.store.releases(), config.release, config.requested_by, config.reason)
@@ -209,11 +209,11 @@ class AbortCanaryConfig(dg.Config):
 
 def rollout_for(context: dg.OpExecutionContext, release: str):
     """The release's canary context: its ``rollout:`` policy from the manifest, its ledger, flags and registry."""
+    from release_assets.core.settings import get_settings
     from release_assets.manifest import ManifestError, release_manifest
+    from release_assets.record.ledger import PromotionError
     from release_assets.rollout.canary import Rollout
-    from release_assets.rollout.ledger import PromotionError
     from release_assets.serving.flags import store_flags_dir
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     try:

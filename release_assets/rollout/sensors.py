@@ -14,8 +14,8 @@ from typing import Any
 import dagster as dg
 
 from release_assets import keys
+from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.report import markdown_table
-from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest
 
 MONITOR_INTERVAL_S = 10
@@ -59,8 +59,8 @@ def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChec
         "acts); passes when no canary runs.",
     )
     def canary_budgets(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from release_assets.record.ledger import replay
         from release_assets.rollout.canary import analyse_step
-        from release_assets.rollout.ledger import replay
         from release_assets.rollout.metrics_source import source_from_env
 
         state = replay(context.resources.store.releases().events(manifest.name))
@@ -172,9 +172,9 @@ def build_canary_monitor(manifests: list[ReleaseManifest]) -> dg.SensorDefinitio
 
 def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tuple[Any, list[str]]:
     """One release's tick; returns it and the versions whose circuit is open now (alerted once per opening)."""
+    from release_assets.record.ledger import PromotionError, replay
     from release_assets.release.store import StoreError
     from release_assets.rollout.canary import Rollout, Tick, tick
-    from release_assets.rollout.ledger import PromotionError, replay
     from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
     from release_assets.serving.flags import store_flags_dir
 
@@ -210,7 +210,7 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
 
 def _live_drift(release: str, version: str) -> dict[str, Any] | None:
     """The latest live-drift verdict for the canary, when the live_drift asset has produced one."""
+    from release_assets.core.settings import get_settings
     from release_assets.evaluation.live_drift import read_live_drift
-    from release_assets.settings import get_settings
 
     return read_live_drift(get_settings().store_path, release, version)

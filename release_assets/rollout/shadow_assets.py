@@ -15,8 +15,8 @@ from typing import Any
 import dagster as dg
 
 from release_assets import keys
+from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.report import examples_markdown, markdown_table
-from release_assets.hashing import CodeInputs
 from release_assets.manifest import ReleaseManifest, Threshold
 from release_assets.promotion.checks import check_name, check_result
 from release_assets.promotion.gate_table import GATES
@@ -96,8 +96,8 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
         kinds={"python"},
     )
     def shadow_report(context: dg.AssetExecutionContext, config: ShadowReportConfig) -> dg.MaterializeResult:
+        from release_assets.record.ledger import record_shadow_report, replay
         from release_assets.release.store import StoreError
-        from release_assets.rollout.ledger import record_shadow_report, replay
         from release_assets.serving.flag_reads import shadow_version
         from release_assets.serving.flags import FlagError, flags_path, store_flags_dir
         from release_assets.serving.shadow_log import pairs_path, read_pairs

@@ -41,7 +41,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.provider.no_op_provider import NoOpProvider
 
-from release_assets.atomic import replacing
+from release_assets.core.atomic import replacing
 from release_assets.manifest import NAME
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 from release_assets.serving.throttle import Throttle

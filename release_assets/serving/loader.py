@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from release_assets.hashing import sha256_file
+from release_assets.core.hashing import sha256_file
 from release_assets.release.bundle import BundleError
 from release_assets.release.store import BUNDLE, ReleaseStore, StoreError, check_release_name, check_version
 from release_assets.serving.requests import RequestError, parse_chain_request, parse_features
@@ -36,7 +36,7 @@ class StepFailed(RuntimeError):
 def resolve_version(store: ReleaseStore, release: str, version: str | None, alias: str | None) -> str:
     """An explicit version, or the one an alias points at: champion/candidate from the ledger, canary from the
     release's flag file (the version its canary variant serves)."""
-    from release_assets.rollout.ledger import replay
+    from release_assets.record.ledger import replay
 
     check_release_name(release)
     if version is not None and alias is not None:
@@ -61,7 +61,7 @@ def resolve_version(store: ReleaseStore, release: str, version: str | None, alia
 
 def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
     """The verified files of ``release``/``version`` under ``cache_dir``, extracted once; every load re-hashes them."""
-    from release_assets.rollout.verified import verified_manifest
+    from release_assets.record.verified import verified_manifest
 
     target = cache_dir / release / version
     marker = target / VERIFIED

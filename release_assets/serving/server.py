@@ -137,7 +137,7 @@ def build_server(
     closers = [shadow.close, *([shadow_log.close] if shadow_log else []), *([router.close] if router else [])]
     closers.append(tracing.shutdown)
     if champion_poll_s:
-        from release_assets.rollout.ledger import replay
+        from release_assets.record.ledger import replay
         from release_assets.serving.champion_watch import ChampionWatch
 
         watch = ChampionWatch(lambda r: replay(store.events(r)).champion, load_version, loaded, champion_poll_s)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
+from release_assets.component.scaffold import PLATFORM_TYPE, release_name, write_release
 from release_assets.manifest import load_manifests
-from release_assets.scaffold import PLATFORM_TYPE, release_name, write_release
 
 
 def test_a_scaffolded_release_is_a_valid_manifest_with_dataset_model_and_gates(tmp_path):

@@ -105,9 +105,9 @@ def test_rollout_asset_shows_the_canary_analyses_and_the_breach_that_rolled_it_b
     import dagster as dg
 
     from release_assets.manifest import load_manifest
+    from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
     from release_assets.rollout.canary import Rollout, start, tick
-    from release_assets.rollout.ledger import promote
     from release_assets.rollout.sensors import tick_events
     from release_assets_tests.bundles import publish_unit
     from release_assets_tests.rollout.test_canary import Source

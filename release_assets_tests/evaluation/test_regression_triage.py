@@ -19,7 +19,7 @@ def _only_version(store: LocalReleaseStore) -> str:
 
 
 def test_a_held_build_is_triaged_in_the_gate_the_asset_and_the_cli(cli_env, project, tmp_path, capsys):
-    from release_assets.cli import main
+    from release_assets.cli.main import main
 
     make_tiny(project)
     assert main(["release", "helpdesk"]) == 0, capsys.readouterr()
@@ -64,7 +64,7 @@ def test_a_held_build_is_triaged_in_the_gate_the_asset_and_the_cli(cli_env, proj
 def test_a_second_triage_of_the_same_build_is_reused(cli_env, project, tmp_path, capsys):
     """Nothing about the build or the champion changed: the triage artifact is found by its fingerprint."""
     from release_assets.artifacts import REF_FILE, ArtifactRef, LocalArtifactStore
-    from release_assets.cli import main
+    from release_assets.cli.main import main
     from release_assets.evaluation.regression_triage import triage_build, triage_code_version
 
     make_tiny(project)

@@ -94,8 +94,8 @@ def _gates(bundle: str) -> dict[str, dict]:
 
 
 def test_a_prompt_change_is_compared_with_the_promoted_champion(tiny_project, tmp_path):
+    from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
-    from release_assets.rollout.ledger import promote
     from release_assets_tests.conftest import edit_manifest
     from release_assets_tests.test_release_end_to_end import materializations, run_release
 

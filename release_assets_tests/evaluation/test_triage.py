@@ -160,7 +160,7 @@ def test_shapley_splits_a_joint_effect_evenly():
 @pytest.fixture
 def cli_env(published, monkeypatch, tmp_path):
     """Settings pointing at the module's store; the cached settings are dropped before and after."""
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     env = published[0]
     point_cli(monkeypatch, env["root"] / "project", env["store"].root, tmp_path)
@@ -169,7 +169,7 @@ def cli_env(published, monkeypatch, tmp_path):
 
 
 def test_the_cli_triages_two_published_versions(cli_env, capsys):
-    from release_assets.cli import main
+    from release_assets.cli.main import main
 
     env, crippled, _ = cli_env
     code = main(

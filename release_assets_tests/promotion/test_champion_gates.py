@@ -7,8 +7,8 @@ import dagster as dg
 
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
-from release_assets.manifest_overrides import apply_overrides
-from release_assets.rollout.ledger import promote, replay
+from release_assets.manifest.overrides import apply_overrides
+from release_assets.record.ledger import promote, replay
 from release_assets_tests.conftest import local_resources
 
 
@@ -137,7 +137,7 @@ def test_a_model_bundled_with_another_models_report_is_held(project, tmp_path):
 
 
 def test_a_rebuilt_cache_entry_never_stands_in_for_the_champion(project, tmp_path):
-    from release_assets.rollout.champion import ChampionView
+    from release_assets.record.champion import ChampionView
 
     resources = local_resources(project, tmp_path / "store")
     store = resources["store"].releases()

@@ -8,10 +8,10 @@ import dagster as dg
 import pytest
 
 from release_assets.manifest import load_manifest
-from release_assets.manifest_overrides import apply_overrides
+from release_assets.manifest.overrides import apply_overrides
 from release_assets.promotion.weakened import committed_manifest, weakened_gates
+from release_assets.record.ledger import PromotionError, promote
 from release_assets.release.store import LocalReleaseStore
-from release_assets.rollout.ledger import PromotionError, promote
 from release_assets_tests.conftest import REPO
 
 
@@ -90,7 +90,7 @@ def test_without_git_the_file_on_disk_is_the_baseline(tmp_path):
 def test_set_severity_warn_publishes_a_crippled_model_marked_weakened_that_promotion_refuses(project, tmp_path):
     from release_assets.definitions import build_defs
     from release_assets.manifest import load_manifests
-    from release_assets.release_summary import summarise_run
+    from release_assets.release.summary import summarise_run
     from release_assets_tests.conftest import local_resources
 
     [iris] = [m for m in load_manifests(project / "releases") if m.name == "iris"]

@@ -90,7 +90,7 @@ def _release(root: Path, tmp_path: Path):
 def test_a_branch_that_commits_a_lower_floor_and_deletes_hard_golden_cases_is_weakened_against_main(
     repo, tmp_path, monkeypatch
 ):
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     _feature_branch(repo)
     monkeypatch.setenv("RELEASE_ASSETS_PROJECT_ROOT", str(repo))
@@ -123,7 +123,7 @@ def test_on_main_itself_the_committed_files_are_the_baseline(repo):
 
 
 def test_the_base_ref_is_configurable_and_one_that_does_not_resolve_is_an_error(repo):
-    from release_assets.git_base import BaseRefError
+    from release_assets.core.git_base import BaseRefError
     from release_assets.promotion.weakened import weakened_against_base
 
     _feature_branch(repo)
@@ -139,7 +139,7 @@ def test_the_base_ref_is_configurable_and_one_that_does_not_resolve_is_an_error(
 
 
 def test_origin_main_is_preferred_to_a_stale_local_main(repo):
-    from release_assets.git_base import baseline
+    from release_assets.core.git_base import baseline
     from release_assets.promotion.weakened import weakened_against_base
 
     _git(repo, "branch", "-q", "old", "HEAD")
@@ -180,8 +180,8 @@ def test_a_release_this_branch_adds_has_nothing_to_be_weaker_than(repo):
 
 
 def test_a_base_ref_that_does_not_resolve_stops_a_release_before_any_work(cli_env, monkeypatch, capsys):
-    from release_assets import cli
-    from release_assets.settings import get_settings
+    from release_assets.cli import main as cli
+    from release_assets.core.settings import get_settings
 
     monkeypatch.setenv("RELEASE_ASSETS_BASE_REF", "main")  # the copied project is not a git checkout
     get_settings.cache_clear()

@@ -29,7 +29,7 @@ def _env(project: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def _release(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "release_assets.cli", "release", *args, "--quiet"]
+    command = [sys.executable, "-m", "release_assets.cli.main", "release", *args, "--quiet"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -78,7 +78,7 @@ def test_concurrent_runs_each_publish_what_they_built(tmp_path):
 
 
 OPEN_INSTANCE = (
-    "import sys; from pathlib import Path; from release_assets.cli import _instance\n"
+    "import sys; from pathlib import Path; from release_assets.cli.main import _instance\n"
     "with _instance(Path(sys.argv[1])) as instance: instance.get_runs(limit=1)"
 )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release_assets import cli
-from release_assets.settings import get_settings
+from release_assets.cli import main as cli
+from release_assets.core.settings import get_settings
 
 
 def _published_files(store: Path) -> list[str]:

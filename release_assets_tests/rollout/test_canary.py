@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from release_assets.record.ledger import PromotionError, promote, replay
 from release_assets.release.store import LocalReleaseStore
 from release_assets.rollout.canary import Rollout, abort, start, tick
 from release_assets.rollout.counters import Snapshot
-from release_assets.rollout.ledger import PromotionError, promote, replay
 from release_assets.rollout.metrics_source import MetricsUnavailable
 from release_assets.rollout.spec import RolloutSpec
 from release_assets.serving.flags import canary_version, flags_path

@@ -13,11 +13,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from release_assets.environments import parse_environments, store_for
+from release_assets.core.settings import Settings
+from release_assets.record.ledger import PromotionError, event, promote, record_published, replay
 from release_assets.release.store import LocalReleaseStore
 from release_assets.rollout.environment_promotion import MONITOR, champion_since, champions, promote_to
-from release_assets.rollout.ledger import PromotionError, event, promote, record_published, replay
-from release_assets.settings import Settings
+from release_assets.rollout.environments import parse_environments, store_for
 from release_assets_tests.bundles import publish_unit
 
 R = "helpdesk"
@@ -223,7 +223,7 @@ def test_the_wave_stops_at_a_failing_region_and_a_retry_completes(tmp_path, dev,
         moved = promote_to(dev, envs, R, v1, "prod", stores=stores)
         assert moved[-1]["regions"] == ["eu-west-1", "us-east-1"] and moved[-1]["environment"] == "prod"
         assert replay(dev.events(R), "prod").champion == v1
-        from release_assets.rollout.verified import verified_manifest
+        from release_assets.record.verified import verified_manifest
 
         for region in ("eu-west-1", "us-east-1"):
             assert verified_manifest(stores(envs.get("prod"), region), R, v1)["version"] == v1
@@ -273,7 +273,7 @@ def env_project(cli_env):
 
 
 def test_promote_to_history_list_and_aliases(env_project, tmp_path, capsys):
-    from release_assets import cli
+    from release_assets.cli import main as cli
     from release_assets.resources.registry import RegistryResource
 
     assert cli.main(["release", "iris"]) == 0

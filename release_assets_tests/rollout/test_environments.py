@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from release_assets.environments import (
+from release_assets.core.settings import Settings
+from release_assets.release.s3_store import S3ReleaseStore
+from release_assets.release.store import LocalReleaseStore
+from release_assets.rollout.environments import (
     IMPLICIT,
     EnvironmentsError,
     load_environments,
     parse_environments,
     store_for,
 )
-from release_assets.release.s3_store import S3ReleaseStore
-from release_assets.release.store import LocalReleaseStore
-from release_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = {"name": "dev"}

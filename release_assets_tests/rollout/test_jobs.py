@@ -6,10 +6,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from release_assets.core.settings import Settings
 from release_assets.definitions import build_defs, resources_for
 from release_assets.manifest import load_manifests
-from release_assets.rollout.ledger import replay
-from release_assets.settings import Settings
+from release_assets.record.ledger import replay
 from release_assets_tests.conftest import edit_manifest, local_resources
 
 

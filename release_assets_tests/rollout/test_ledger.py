@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from release_assets.release.store import LocalReleaseStore
-from release_assets.rollout.ledger import (
+from release_assets.record.ledger import (
     LedgerError,
     PromotionError,
     event,
@@ -14,6 +13,7 @@ from release_assets.rollout.ledger import (
     rollback,
     verify_ledger,
 )
+from release_assets.release.store import LocalReleaseStore
 from release_assets_tests.bundles import PASSED, publish_unit, unit_version
 
 V1, V2, V3, BAD = (unit_version("r", c) for c in ("one", "two", "three", "bad"))

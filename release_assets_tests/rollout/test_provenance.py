@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from release_assets import cli
+from release_assets.cli import main as cli
+from release_assets.core.settings import get_settings
+from release_assets.record.ledger import PromotionError, promote
 from release_assets.release.store import LocalReleaseStore
-from release_assets.rollout.ledger import PromotionError, promote
-from release_assets.settings import get_settings
 
 
 def _git(root: Path, *args: str) -> str:
@@ -86,7 +86,7 @@ def _published(store: LocalReleaseStore, tmp_path: Path, git: dict | None) -> st
 
 
 def test_a_build_off_the_default_branch_is_refused_without_an_override(tmp_path):
-    from release_assets.git_base import provenance, provenance_problems
+    from release_assets.core.git_base import provenance, provenance_problems
 
     root = tmp_path / "repo"
     root.mkdir()
@@ -114,7 +114,7 @@ def test_a_build_off_the_default_branch_is_refused_without_an_override(tmp_path)
 
 
 def test_unknown_provenance_passes_by_default_and_is_refused_when_required(tmp_path, monkeypatch):
-    from release_assets.git_base import provenance, provenance_problems
+    from release_assets.core.git_base import provenance, provenance_problems
 
     outside = provenance(tmp_path)  # not a git checkout
     assert outside["commit"] is None and outside["unavailable"] == "not a git checkout"
@@ -133,7 +133,7 @@ def test_unknown_provenance_passes_by_default_and_is_refused_when_required(tmp_p
 
 
 def test_builds_recorded_before_provenance_existed_are_judged_on_what_they_recorded():
-    from release_assets.git_base import provenance_problems
+    from release_assets.core.git_base import provenance_problems
 
     assert provenance_problems({"commit": "abc", "dirty": False}) == []
     assert provenance_problems({"commit": "abc", "dirty": True})[0].startswith("built from a working tree")
@@ -141,7 +141,7 @@ def test_builds_recorded_before_provenance_existed_are_judged_on_what_they_recor
 
 
 def test_the_tools_own_state_folders_do_not_make_a_tree_dirty(tmp_path):
-    from release_assets.git_base import provenance
+    from release_assets.core.git_base import provenance
 
     root = tmp_path / "repo"
     root.mkdir()

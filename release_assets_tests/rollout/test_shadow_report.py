@@ -10,9 +10,9 @@ import pytest
 
 from release_assets import keys
 from release_assets.manifest import load_manifest
+from release_assets.record.ledger import promote, record_published
 from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.artifact_store import ArtifactStore
-from release_assets.rollout.ledger import promote, record_published
 from release_assets.rollout.shadow_assets import ShadowReportConfig, shadow_report_asset
 from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
 from release_assets.serving.shadow import compare

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from release_assets.core.settings import Settings
 from release_assets.resources import executors
-from release_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -5,7 +5,7 @@ import pytest
 
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
-from release_assets.manifest_overrides import apply_overrides
+from release_assets.manifest.overrides import apply_overrides
 from release_assets.sensors import build_failed_gate_sensor
 from release_assets_tests.conftest import local_resources
 from release_assets_tests.webhooks import webhook_receiver

@@ -6,7 +6,7 @@ import dagster as dg
 
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
-from release_assets.rollout.ledger import record_published
+from release_assets.record.ledger import record_published
 from release_assets_tests.conftest import local_resources
 
 

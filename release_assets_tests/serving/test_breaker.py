@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from release_assets.cli_serving import _breaker_policies
+from release_assets.cli.serving import _breaker_policies
 from release_assets.serving.breaker import CLOSED, HALF_OPEN, OPEN, BreakerPolicy, Breakers, CircuitBreaker
 
 

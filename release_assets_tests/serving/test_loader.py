@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from release_assets.record.ledger import promote
 from release_assets.release.bundle import BundleError
 from release_assets.release.store import LocalReleaseStore, StoreError
-from release_assets.rollout.ledger import promote
 from release_assets.serving.loader import StepFailed, load_release
 from release_assets.serving.requests import RequestError, image_to_digits
 from release_assets_tests.conftest import REPO

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from release_assets.record.ledger import promote
 from release_assets.release.store import LocalReleaseStore
-from release_assets.rollout.ledger import promote
 from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
 from release_assets.serving.server import build_server
 from release_assets_tests.conftest import REPO, edit_manifest
@@ -153,7 +153,7 @@ def test_the_serve_command_is_ready_in_seconds_and_stops(store_with_two_iris, tm
         "RELEASE_ASSETS_SERVE_TOKEN": "s3cret",
         "PYTHONPATH": str(REPO),
     }
-    cmd = [sys.executable, "-m", "release_assets.cli", "serve", "iris", "--port", str(port)]
+    cmd = [sys.executable, "-m", "release_assets.cli.main", "serve", "iris", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         start, ready = time.monotonic(), None

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from release_assets.atomic import copy_atomic
+from release_assets.core.atomic import copy_atomic
 
 
 def _instance(project_root: Path):
@@ -32,9 +32,9 @@ def _instance(project_root: Path):
 
 
 def _defs(manifests=None):
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_each
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
@@ -46,8 +46,8 @@ def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs
     """Execute a job in this process; ``progress`` shows each step (and training epochs) on standard error."""
     from contextlib import nullcontext
 
-    from release_assets.progress import showing
-    from release_assets.settings import get_settings
+    from release_assets.cli.progress import showing
+    from release_assets.core.settings import get_settings
 
     settings = get_settings()
     defs = defs or _defs(manifests)
@@ -59,7 +59,7 @@ def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs
 
 
 def _failure_messages(result) -> list[str]:
-    from release_assets.release_summary import error_text
+    from release_assets.release.summary import error_text
     from release_assets.resources.artifact_store import store_unavailable
 
     unusable = store_unavailable(result)
@@ -73,8 +73,8 @@ def _failure_messages(result) -> list[str]:
 def _manifests(names: list[str] | None = None) -> tuple[list, bool]:
     """The manifests asked for (default: all that load), and whether any failed to load. A broken manifest is
     reported on one line and does not stop the others; asking for it by name is an error."""
+    from release_assets.core.settings import get_settings
     from release_assets.manifest import ManifestError, load_each
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     manifests, errors = load_each(settings.releases_path, settings.project_root)
@@ -107,14 +107,14 @@ def _run_op(job: str, op: str, op_config: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    from release_assets.cli_canary import add_parser as add_canary_parser
-    from release_assets.cli_inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
-    from release_assets.cli_promotion import add_parser as add_promotion_parser
-    from release_assets.cli_registry import add_parser as add_registry_parser
-    from release_assets.cli_release import add_parser as add_release_parser
-    from release_assets.cli_serving import cmd_flags, cmd_predict, cmd_serve
-    from release_assets.cli_triage import add_parser as add_triage_parser
-    from release_assets.cli_watch import add_parser as add_watch_parser
+    from release_assets.cli.canary import add_parser as add_canary_parser
+    from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
+    from release_assets.cli.promotion import add_parser as add_promotion_parser
+    from release_assets.cli.registry import add_parser as add_registry_parser
+    from release_assets.cli.release import add_parser as add_release_parser
+    from release_assets.cli.serving import cmd_flags, cmd_predict, cmd_serve
+    from release_assets.cli.triage import add_parser as add_triage_parser
+    from release_assets.cli.watch import add_parser as add_watch_parser
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:
-            from release_assets.rollout.ledger import default_actor
+            from release_assets.record.ledger import default_actor
 
             args.by = default_actor()
         return args.fn(args)
@@ -194,12 +194,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     from release_assets.chains.spec import ChainSpecError
     from release_assets.datasets.build import DataFileError
-    from release_assets.environments import EnvironmentsError
     from release_assets.evaluation.golden_inputs import GoldenSuiteError
     from release_assets.manifest import ManifestError
+    from release_assets.record.ledger import PromotionError
     from release_assets.release.bundle import BundleError
     from release_assets.release.store import LedgerError, StoreError
-    from release_assets.rollout.ledger import PromotionError
+    from release_assets.rollout.environments import EnvironmentsError
     from release_assets.serving.flags import FlagError
     from release_assets.serving.loader import StepFailed
     from release_assets.serving.requests import RequestError

@@ -169,7 +169,7 @@ def load_environments(path: Path) -> Environments:
 
 
 def project_environments() -> Environments:
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     return load_environments(get_settings().environments_path)
 
@@ -177,7 +177,7 @@ def project_environments() -> Environments:
 def store_for(env: Environment, region: str | None = None, settings: Any = None) -> ReleaseStore:
     """The release store of ``env`` in ``region`` (default: its first). Not for the first environment, whose store
     is the configured release store (``resources_for(settings)["store"].releases()``)."""
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     settings = settings or get_settings()
     if env.store is None:

@@ -44,7 +44,7 @@ def git(cwd: Path, *args: str, strip: bool = True) -> str:
 
 def configured_base_ref() -> str | None:
     """``RELEASE_ASSETS_BASE_REF``; empty (e.g. ``${{ github.base_ref }}`` on a push) counts as unset."""
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     return (get_settings().base_ref or "").strip() or None
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 
 def _manifests(names=None):
-    from release_assets.cli import _manifests as load
+    from release_assets.cli.main import _manifests as load
 
     return load(names)
 
 
 def release_store():
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
-    from release_assets.settings import get_settings
 
     store = resources_for(get_settings())["store"]
     store.preflight()  # an unreachable store is one line naming the endpoint, not a botocore traceback
@@ -27,7 +27,7 @@ def release_store():
 
 
 def _environments():
-    from release_assets.environments import project_environments
+    from release_assets.rollout.environments import project_environments
 
     return project_environments()
 
@@ -95,9 +95,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from release_assets.evaluation.report import plain_table
+    from release_assets.record.ledger import replay
     from release_assets.release.store import StoreError
     from release_assets.rollout.environment_promotion import champions
-    from release_assets.rollout.ledger import replay
 
     store = release_store()
     names = args.release or [m.name for m in _manifests()[0]]
@@ -135,8 +135,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not args.path:
         print("FAILED: verify needs a bundle (or its folder), or --ledger", file=sys.stderr)
         return 2
+    from release_assets.record.verified import check_agreement
     from release_assets.release.bundle import BundleError, verify_bundle
-    from release_assets.rollout.verified import check_agreement
 
     path = Path(args.path)
     if path.is_dir():
@@ -159,7 +159,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_ledgers(names: list[str]) -> int:
-    from release_assets.rollout.ledger import verify_ledger
+    from release_assets.record.ledger import verify_ledger
 
     store = release_store()
     for name in names or [m.name for m in _manifests()[0]]:
@@ -170,8 +170,8 @@ def _verify_ledgers(names: list[str]) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from release_assets.core.settings import get_settings
     from release_assets.manifest import load_each
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     manifests, errors = load_each(settings.releases_path, settings.project_root)
@@ -193,7 +193,7 @@ def _chain_errors(manifest, project_root: Path) -> list[str]:
     from release_assets.chains.spec import ChainSpecError, load_chain
     from release_assets.datasets.build import DataFileError, load_member, normalise
     from release_assets.manifest import family
-    from release_assets.manifest_paths import manifest_root
+    from release_assets.manifest.paths import manifest_root
 
     root = manifest_root(manifest, project_root)
     errors, labels = [], {}

@@ -17,8 +17,8 @@ from pathlib import Path
 def _manifest_golden(release: str) -> Path | None:
     """The chain's ``golden`` file in ``releases/<release>.yaml``, if there is one: what versions published before
     evaluations carried their golden suite are scored on."""
+    from release_assets.core.settings import get_settings
     from release_assets.manifest import load_manifest
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     path = settings.releases_path / f"{release}.yaml"
@@ -27,12 +27,12 @@ def _manifest_golden(release: str) -> Path | None:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from release_assets.cli_inspect import release_store
+    from release_assets.cli.inspect import release_store
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.evaluation.triage import triage
     from release_assets.evaluation.triage_mix import TriageError
     from release_assets.serving.loader import resolve_version
-    from release_assets.settings import get_settings
 
     store = release_store()
     candidate = resolve_version(store, args.release, args.candidate, None if args.candidate else "candidate")
@@ -99,7 +99,7 @@ def print_held_triage(manifests: list, summaries: list, run_job) -> None:
         for event in result.get_asset_materialization_events():
             meta = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
         if not result.success or not meta:
-            from release_assets.release_summary import error_text
+            from release_assets.release.summary import error_text
 
             errors = [e.step_failure_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
             why = "; ".join(error_text(e) for e in errors if e is not None) or f"see run {result.run_id}"

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import LocalArtifactStore
-from release_assets.hashing import sha256_file
+from release_assets.core.hashing import sha256_file
+from release_assets.record.ledger import replay
 from release_assets.release.bundle import extract_bundle
 from release_assets.release.store import ReleaseStore
-from release_assets.rollout.ledger import replay
 
 
 class ChampionView:

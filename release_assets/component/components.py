@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from release_assets.component_errors import locate
+from release_assets.component.scaffold import PLATFORM_TYPE, write_release
 from release_assets.manifest import (
     DEFS_FILES,
     NAME,
@@ -26,9 +26,9 @@ from release_assets.manifest import (
     is_defs_file,
     parse_manifest,
 )
-from release_assets.manifest_paths import check_paths
+from release_assets.manifest.defs_lines import locate
+from release_assets.manifest.paths import check_paths
 from release_assets.rollout.spec import RolloutSpec
-from release_assets.scaffold import PLATFORM_TYPE, write_release
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,8 @@ class ReleasePlatformComponent(dg.Component, dg.Model, dg.Resolvable):
     release_assets.ReleaseComponent of the project. Declare it once; configure it with RELEASE_ASSETS_* variables."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from release_assets.core.settings import Settings
         from release_assets.definitions import resources_for, shared_defs
-        from release_assets.settings import Settings
 
         releases = context.component_tree.get_all_components(of_type=ReleaseComponent)
         if not releases:

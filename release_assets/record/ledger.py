@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from release_assets.record.canary_state import CanaryState, next_canary
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name
-from release_assets.rollout.canary_state import CanaryState, next_canary
 from release_assets.rollout.servable import (
     PromotionError,
     check_names,

@@ -45,19 +45,19 @@ def _stamp(defs, summaries: list, manifests: list, settings) -> None:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from release_assets.cli import _defs, _manifests, _run_job
-    from release_assets.settings import get_settings
+    from release_assets.cli.main import _defs, _manifests, _run_job
+    from release_assets.core.settings import get_settings
 
     start = time.perf_counter()
     manifests, broken = _manifests(args.release)
     if args.set:
-        from release_assets.manifest_overrides import apply_release_overrides
+        from release_assets.manifest.overrides import apply_release_overrides
 
         manifests = apply_release_overrides(manifests, args.set)
     if not manifests:
         return 2
     settings = get_settings()
-    from release_assets.git_base import BaseRefError, configured_base_ref, resolve_base
+    from release_assets.core.git_base import BaseRefError, configured_base_ref, resolve_base
 
     try:  # before any work: a base ref that does not resolve would only fail the release units after training
         resolve_base(settings.project_root, configured_base_ref())
@@ -77,7 +77,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         print(f"nothing to run ({time.perf_counter() - start:.2f} s; --force runs anyway)")
         return 1 if broken else 0
     from release_assets.definitions import resources_for
-    from release_assets.release_summary import summarise_run
+    from release_assets.release.summary import summarise_run
     from release_assets.resources.artifact_store import store_unavailable
 
     # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
@@ -105,11 +105,11 @@ def cmd_release(args: argparse.Namespace) -> int:
     if not args.set:  # a build with overrides is not what the manifest on disk builds
         _stamp(defs, summaries, todo, settings)
     if any(s.held_back for s in summaries):
-        from release_assets.cli_triage import print_held_triage
+        from release_assets.cli.triage import print_held_triage
 
         print_held_triage(todo, summaries, lambda job, config: _run_job(job, config, defs=defs))
     if args.summary == "markdown":
-        from release_assets.release_markdown import write_summary
+        from release_assets.release.markdown import write_summary
 
         store = resources_for(settings)["store"].releases()
         write_summary(summaries, result.get_asset_check_evaluations(), store, args.summary_file)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from release_assets.hashing import sha256_file
+from release_assets.core.hashing import sha256_file
 
 Fingerprint = list  # [mtime_ns, size, sha256]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from release_assets.cli import _run_op
+from release_assets.cli.main import _run_op
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         return 1
     override = " OVER WEAKENED GATES" if args.override_weakened_gates else ""
     if args.to:
-        from release_assets.cli_inspect import promoted_to
+        from release_assets.cli.inspect import promoted_to
 
         print(promoted_to(args.release, args.version, args.to) + override)
         return 0
@@ -37,8 +37,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     config = {"release": args.release, "requested_by": args.by, "reason": args.reason}
     if not _run_op("rollback_release", "rollback", config):
         return 1
-    from release_assets.cli_inspect import release_store
-    from release_assets.rollout.ledger import replay
+    from release_assets.cli.inspect import release_store
+    from release_assets.record.ledger import replay
 
     champion = replay(release_store().events(args.release)).champion
     print(f"{args.release}: rolled back; champion is now {champion}")

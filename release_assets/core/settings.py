@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         default = self.project_root / "releases"
         if default.is_dir():
             return default
-        from release_assets.component_files import dg_defs_folder  # a dg project: its ReleaseComponents' defs.yaml
+        from release_assets.manifest.defs_files import dg_defs_folder  # a dg project: its ReleaseComponents' defs.yaml
 
         return dg_defs_folder(self.project_root) or default
 

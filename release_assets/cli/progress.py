@@ -17,15 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-TRAINING_LOGGER = "release_assets.training"
+from release_assets.models.epochs import TRAINING_LOGGER
+
 RESOURCES = "resources (store, registry, MLflow tracking)"
 RESOURCE_EVENTS = {"RESOURCE_INIT_STARTED": "STEP_START", "RESOURCE_INIT_SUCCESS": "STEP_SUCCESS"}
 _ACTIVE: list[Progress] = []  # the display the CLI opened, if any (a run's loggers are built inside Dagster)
-
-
-def report_epoch(epoch: int, epochs: int, loss: float) -> None:
-    """Called by trainers after each epoch (the display knows which step is training); costs nothing unheard."""
-    logging.getLogger(TRAINING_LOGGER).info("epoch %d/%d loss %.4f", epoch, epochs, loss)
 
 
 def step_name(step_key: str) -> str:
@@ -111,7 +107,7 @@ class Progress(logging.Handler):
 
 
 def _progress_logger_fn(init_context: Any) -> logging.Logger:
-    logger = logging.Logger("release_assets.progress", level=logging.DEBUG)
+    logger = logging.Logger("release_assets.cli.progress", level=logging.DEBUG)
     for display in _ACTIVE:
         logger.addHandler(display)
     return logger

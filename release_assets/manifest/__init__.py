@@ -259,7 +259,7 @@ def load_manifest(path: Path) -> ReleaseManifest:
 
 
 def _manifest_paths(releases_dir: Path) -> list[Path]:
-    from release_assets.component_files import release_files  # also a dg project's ReleaseComponent defs.yaml files
+    from release_assets.manifest.defs_files import release_files  # also a dg project's ReleaseComponent defs.yaml files
 
     paths = release_files(releases_dir)
     if not paths:
@@ -268,14 +268,14 @@ def _manifest_paths(releases_dir: Path) -> list[Path]:
 
 
 def _load_checked(path: Path, root: Path) -> ReleaseManifest:
-    from release_assets.manifest_paths import check_paths
+    from release_assets.manifest.paths import check_paths
 
     try:
         return check_paths(load_manifest(path), root)
     except ManifestError as exc:
         if not is_defs_file(path):
             raise
-        from release_assets.component_errors import locate  # a component's defs.yaml: file:line, as dg reports
+        from release_assets.manifest.defs_lines import locate  # a component's defs.yaml: file:line, as dg reports
 
         raise ManifestError(locate(str(exc), str(path), path)) from None
 

@@ -48,8 +48,8 @@ class Watcher:
     """One warm process: definitions, instance and the sensor's cursor kept between runs."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from release_assets.cli import _instance
-        from release_assets.settings import get_settings
+        from release_assets.cli.main import _instance
+        from release_assets.core.settings import get_settings
 
         self.args, self.settings = args, get_settings()
         self.instance = _instance(self.settings.project_root)
@@ -61,7 +61,7 @@ class Watcher:
     def _definitions(self) -> tuple[Any, list, Any]:
         import warnings
 
-        from release_assets.cli import _defs, _manifests
+        from release_assets.cli.main import _defs, _manifests
 
         manifests, _ = _manifests(self.args.release)
         defs = _defs(manifests)
@@ -87,7 +87,7 @@ class Watcher:
         code = needs_restart(changed)
         if code:  # the cursor file still holds the old cursor: the new process sees this edit again
             print(f"package code changed ({', '.join(Path(p).name for p in code)}): restarting to load it", flush=True)
-            os.execv(sys.executable, [sys.executable, "-m", "release_assets.cli", *_argv(self.args)])
+            os.execv(sys.executable, [sys.executable, "-m", "release_assets.cli.main", *_argv(self.args)])
         if {str(m.source) for m in self.manifests if m.source is not None} & set(changed):
             self.defs, self.manifests, self.sensor = self._definitions()  # select from the manifest as it is now
             request, new_cursor = self._tick(cursor)
@@ -109,9 +109,9 @@ class Watcher:
 
         import dagster as dg
 
-        from release_assets.cli_release import _stamp
-        from release_assets.progress import showing
-        from release_assets.release_summary import summarise_run
+        from release_assets.cli.progress import showing
+        from release_assets.cli.release import _stamp
+        from release_assets.release.summary import summarise_run
 
         start = time.perf_counter()
         keys = list(request.asset_selection)

@@ -12,13 +12,13 @@ import json
 
 
 def _rollout(release: str):
-    from release_assets.cli_inspect import release_store
+    from release_assets.cli.inspect import release_store
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.manifest import release_manifest
+    from release_assets.record.ledger import PromotionError
     from release_assets.rollout.canary import Rollout
-    from release_assets.rollout.ledger import PromotionError
     from release_assets.serving.flags import store_flags_dir
-    from release_assets.settings import get_settings
 
     settings = get_settings()
     manifest = release_manifest(settings.releases_path, release)
@@ -30,7 +30,7 @@ def _rollout(release: str):
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from release_assets.cli import _run_op
+    from release_assets.cli.main import _run_op
 
     config = {
         "release": args.release,
@@ -45,7 +45,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    from release_assets.cli import _run_op
+    from release_assets.cli.main import _run_op
 
     if not _run_op(
         "abort_canary", "abort_canary_op", {"release": args.release, "requested_by": args.by, "reason": args.reason}
@@ -56,8 +56,8 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from release_assets.record.ledger import replay
     from release_assets.rollout.canary import analyse_step
-    from release_assets.rollout.ledger import replay
     from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
 
     r = _rollout(args.release)

@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from release_assets.cli_inspect import _manifests, release_store
+from release_assets.cli.inspect import _manifests, release_store
 
 
 def serving_cache() -> Path:
     """Extracted, verified release versions for serving: beside the store's build cache, reused across runs."""
-    from release_assets.settings import get_settings
+    from release_assets.core.settings import get_settings
 
     return get_settings().store_path / "serving"
 
@@ -44,10 +44,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from release_assets.core.settings import get_settings
     from release_assets.release.store import LocalReleaseStore
     from release_assets.serving.flags import store_flags_dir
     from release_assets.serving.server import build_server
-    from release_assets.settings import get_settings
 
     store = release_store()
     manifests = _manifests()[0]  # every manifest that loads: a served release's breaker policy is in its own
@@ -93,8 +93,8 @@ def _breaker_policies(manifests: list) -> dict:
 def cmd_flags(args: argparse.Namespace) -> int:
     """Write a release's flag file (champion from the ledger, optional canary and shadow shares); a running
     ``serve`` picks it up without a restart. Routing never changes over HTTP: only through this file."""
-    from release_assets.cli_inspect import release_store
-    from release_assets.rollout.ledger import check_servable, record_routing
+    from release_assets.cli.inspect import release_store
+    from release_assets.record.ledger import check_servable, record_routing
     from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
     from release_assets.serving.loader import resolve_version
 

@@ -9,10 +9,10 @@ import time
 
 
 def cmd_registry_sync(args: argparse.Namespace) -> int:
-    from release_assets.cli import _failure_messages, _manifests, _quiet, _run_job
+    from release_assets.cli.main import _failure_messages, _manifests, _quiet, _run_job
+    from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.resources.registry import RegistryUnavailable
-    from release_assets.settings import get_settings
 
     start = time.perf_counter()
     manifests, broken = _manifests(args.release)
