@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from release_assets.core.hashing import sha256_file, sha256_json
+from release_assets.core.hashing import member_digest, sha256_file, sha256_json
 
 REF_FILE = "_artifact.json"
 
@@ -44,8 +44,6 @@ class ArtifactRef(BaseModel):
     @property
     def digest(self) -> str:
         """Content digest of the files alone: the data version downstream assets and releases key on."""
-        from release_assets.release.bundle import member_digest
-
         return member_digest({name: entry.sha256 for name, entry in self.files.items()})
 
     @property

@@ -32,6 +32,12 @@ def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def member_digest(files: dict[str, str]) -> str:
+    """A built artifact's (or bundle member's) content digest from its files' sha256: the data version downstream
+    assets and releases key on (``ArtifactRef.digest``, the bundle manifest's member ``digest``)."""
+    return sha256_json(dict(sorted(files.items())))
+
+
 @functools.cache
 def module_file(module: str) -> Path | None:
     """The source file of a module, or None, found without importing it or its packages (no torch at definition

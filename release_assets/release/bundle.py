@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from release_assets.core.hashing import sha256_json
+from release_assets.core.hashing import member_digest
 from release_assets.keys import is_evidence
 
 MANIFEST = "manifest.json"
@@ -121,11 +121,6 @@ def _verify(bundle: Path) -> dict[str, Any]:
     if version != manifest["version"]:
         raise BundleError(f"{bundle}: version {manifest['version']} does not match its members' digest {version}")
     return manifest
-
-
-def member_digest(files: dict[str, str]) -> str:
-    """A member's content digest from its files' sha256 (the same as ``ArtifactRef.digest``)."""
-    return sha256_json(dict(sorted(files.items())))
 
 
 def release_version(members: dict[str, dict[str, Any]]) -> str:
