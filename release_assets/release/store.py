@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,20 @@ def manifest_json(where: str, raw: bytes) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise StoreError(f"{where}: not a readable release manifest (expected a JSON object)")
     return manifest
+
+
+def check_writable_folder(root: Path, what: str) -> None:
+    """Preflight of a local folder: ``root`` can be created and a file written in it (a temp file, removed again)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{what} at {root} cannot be created: {exc.strerror or exc}") from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".preflight-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise StoreError(f"{what} at {root} is not writable: {exc.strerror or exc}") from None
 
 
 class ReleaseStore(ABC):
@@ -234,6 +249,4 @@ class LocalReleaseStore(ReleaseStore):
         return VerifiedLedger([e for _, _, e in entries], legacy, head)
 
     def preflight(self) -> None:
-        from release_assets.release.preflight import check_writable_folder
-
         check_writable_folder(self.root, "local store")
