@@ -3,8 +3,8 @@
 In a ``dg`` project a release is ``defs/<name>/defs.yaml`` with ``type: release_assets.ReleaseComponent`` and the
 manifest as its ``attributes``; the paths in it are relative to that folder. This repository's ``releases/*.yaml``
 become the same component in ``definitions.py`` (their paths relative to the project root), so both roads build
-the same assets, checks and per-release job. What all releases of a project share (jobs, sensors, resources,
-executor) exists once, in ``ReleasePlatformComponent`` (below) or ``definitions.build_defs``.
+the same assets, checks and per-release job (``stages.py``). What all releases of a project share (jobs, sensors,
+resources, executor) exists once, in ``ReleasePlatformComponent`` (below) or ``definitions.build_defs``.
 """
 
 import os
@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from release_assets.component.scaffold import PLATFORM_TYPE, write_release
+from release_assets.component.stages import release_defs, resources_for, shared_defs
 from release_assets.manifest import (
     DEFS_FILES,
     NAME,
@@ -124,8 +125,6 @@ class ReleaseComponent(dg.Component, dg.Model, dg.Resolvable):
     def release_defs(self) -> dg.Definitions:
         """This release's assets, checks and ``<name>_release`` job, built once per component."""
         if self._defs is None:
-            from release_assets.definitions import release_defs  # the stage wiring; it imports this module
-
             manifest = self.manifest()
             self._defs = release_defs(manifest, self._origin.root if self._origin else Path.cwd())
         return self._defs
@@ -146,7 +145,6 @@ class ReleasePlatformComponent(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from release_assets.core.settings import Settings
-        from release_assets.definitions import resources_for, shared_defs
 
         releases = context.component_tree.get_all_components(of_type=ReleaseComponent)
         if not releases:
