@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from release_assets.chains.spec import StepSpec
+from release_assets.chains.schema import StepSpec
 from release_assets.models.registry import Predictor, predict_labels
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from release_assets.chains import bindings
 from release_assets.chains.render import TemplateError, render, render_string
-from release_assets.chains.spec import ChainSpec, StepSpec
+from release_assets.chains.schema import ChainSpec, StepSpec
 from release_assets.manifest import validation_problems
 from release_assets.models.registry import Predictor
 

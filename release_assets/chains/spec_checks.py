@@ -20,7 +20,7 @@ from release_assets.chains.render import (
     environment,
     field_reads,
 )
-from release_assets.chains.spec import (
+from release_assets.chains.schema import (
     BINDINGS,
     LLM_BINDINGS,
     REDACT_PATTERNS,

@@ -1,7 +1,7 @@
 """Score a prompt chain on its golden suite: format validity, intent accuracy, entity F1, facts, latency.
 
 Which step output each golden field is compared with is the chain's own ``evaluation:`` mapping
-(:class:`~release_assets.chains.spec.EvaluationSpec`); nothing here knows a step by name, and a metric whose field
+(:class:`~release_assets.chains.schema.EvaluationSpec`); nothing here knows a step by name, and a metric whose field
 is not mapped is left out of the summary (its gate then reports it as not measured).
 """
 
@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from release_assets.chains.runner import CaseResult, ChainRunner
-from release_assets.chains.spec import EvaluationSpec
+from release_assets.chains.schema import EvaluationSpec
 from release_assets.evaluation.golden_inputs import to_requests
 from release_assets.evaluation.metrics import percentiles_ms
 

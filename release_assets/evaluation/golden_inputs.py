@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.chains.runner import ChainRequest, KnowledgeBase
-from release_assets.chains.spec import EvaluationSpec
+from release_assets.chains.schema import EvaluationSpec
 from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8, read_yaml
 
 

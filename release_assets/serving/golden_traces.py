@@ -14,7 +14,7 @@ from release_assets.serving.traces import Tracing, request_attributes, set_outpu
 
 if TYPE_CHECKING:
     from release_assets.chains.runner import CaseResult
-    from release_assets.chains.spec import ChainSpec
+    from release_assets.chains.schema import ChainSpec
 
 
 def trace_golden_run(

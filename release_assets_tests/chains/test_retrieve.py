@@ -8,7 +8,8 @@ import yaml
 
 from release_assets.chains import bindings
 from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBase
-from release_assets.chains.spec import ChainSpecError, StepSpec, load_chain
+from release_assets.chains.schema import ChainSpecError, StepSpec
+from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_knowledge_base
 
 FACTS = {

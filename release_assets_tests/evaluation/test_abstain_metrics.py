@@ -8,7 +8,8 @@ import pytest
 
 from release_assets.artifacts import ArtifactRef
 from release_assets.chains.runner import CaseResult, ChainRunner
-from release_assets.chains.spec import EvaluationSpec, load_chain
+from release_assets.chains.schema import EvaluationSpec
+from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden import score
 from release_assets.evaluation.golden_inputs import load_knowledge_base, to_requests
 from release_assets.manifest import load_manifest

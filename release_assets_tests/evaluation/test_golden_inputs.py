@@ -2,7 +2,7 @@
 
 import pytest
 
-from release_assets.chains.spec import EvaluationSpec
+from release_assets.chains.schema import EvaluationSpec
 from release_assets.evaluation.golden import score, token_f1
 from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_cases, load_knowledge_base
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.chains.llm.base import Backend, Completion
-from release_assets.chains.spec import LLMSpec
+from release_assets.chains.schema import LLMSpec
 
 CACHE_ENV = "RELEASE_ASSETS_LLM_CACHE"
 

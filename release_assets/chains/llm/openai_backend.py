@@ -15,7 +15,7 @@ from typing import Any
 
 from release_assets.chains.llm.base import BINDING_VERSIONS, Completion, LLMCallError, LLMError
 from release_assets.chains.llm.traces import _Secret
-from release_assets.chains.spec import LLMSpec
+from release_assets.chains.schema import LLMSpec
 
 log = logging.getLogger(__name__)
 

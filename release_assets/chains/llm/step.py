@@ -19,7 +19,7 @@ from release_assets.chains.llm.parsing import parse_answer, repair_message
 from release_assets.chains.llm.traces import Redactor, trace
 from release_assets.chains.llm.transformers_backend import TransformersBackend
 from release_assets.chains.llm.usage import account, add_cost, empty_usage
-from release_assets.chains.spec import StepSpec
+from release_assets.chains.schema import StepSpec
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from release_assets.chains.llm.base import Completion
-from release_assets.chains.spec import REDACT_PATTERNS, StepSpec
+from release_assets.chains.schema import REDACT_PATTERNS, StepSpec
 
 REDACTED = "[REDACTED]"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.chains.llm.base import BINDING_VERSIONS, Completion, LLMError
-from release_assets.chains.spec import LLMSpec
+from release_assets.chains.schema import LLMSpec
 
 # Process-wide: every evaluation run in a long-lived process reuses the loaded model and its fingerprint.
 _MODELS: dict[str, tuple[Any, Any]] = {}

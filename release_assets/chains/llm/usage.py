@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from release_assets.chains.llm.base import Completion
-from release_assets.chains.spec import LLMSpec
+from release_assets.chains.schema import LLMSpec
 
 USAGE_KEYS = ("tokens_in", "tokens_out", "llm_calls", "cache_hits")
 

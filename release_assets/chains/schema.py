@@ -1,0 +1,177 @@
+"""The prompt-chain config schema (``prompts/<chain>/chain.yaml``): steps, templates, bindings, output fields and
+the golden-suite mapping, as pydantic models. What a loaded chain must also satisfy across steps and files is in
+``spec_checks.py``; ``spec.load_chain`` runs both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LLM_BINDINGS = {"llm:openai", "llm:transformers"}
+# Used to redact a `redact:` name from prompt text when the step declares no pattern of that name.
+REDACT_PATTERNS = {
+    "email": r"[\w.+-]+@[\w-]+\.[\w.-]+\w",
+    "phone": r"\+?\d[\d ()-]{7,}\d",
+}
+# Keys that look like a credential: a key belongs in the environment, never in a versioned chain file.
+SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "authorization"}
+SCALARS: dict[str, type] = {"str": str, "float": float, "int": int, "bool": bool}
+
+
+class ChainSpecError(ValueError):
+    """A chain config that cannot run; the message names the file and the field."""
+
+
+class FieldSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["str", "float", "int", "bool", "enum"] = "str"
+    optional: bool = False
+    enum: list[str] | None = None
+    enum_from: str | None = None  # "<model member>.labels": the values a classifier can emit
+
+
+class PriceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: float = Field(ge=0)  # USD per 1000 prompt tokens
+    output: float = Field(ge=0)  # USD per 1000 completion tokens
+
+
+class LLMSpec(BaseModel):
+    """The ``llm:`` mapping of a step bound to ``llm:openai`` or ``llm:transformers``."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=512, gt=0)
+    seed: int | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0)  # first retry delay; doubles per attempt, with jitter
+    schema_retries: int = Field(default=1, ge=0, le=5)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    cache: bool = True
+    price_per_1k: PriceSpec | None = None
+    redact: list[str] = Field(default_factory=list)
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    # llm:transformers only
+    path: str | None = None
+    max_new_tokens: int = Field(default=128, gt=0)
+    do_sample: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if str(key).lower() in SECRET_KEYS:
+                    # The message names the field only: echoing the value would leak the key into logs.
+                    raise ValueError(
+                        f"`{key}` is not allowed: never put a credential in chain.yaml; name the environment "
+                        "variable that holds it with `api_key_env`"
+                    )
+        return data
+
+
+class ClarifySpec(BaseModel):
+    """The ``clarify:`` mapping of a template step: when to ask a question instead of acting on the decision.
+
+    Declared in the chain, not in code: which intents need which entities is a support policy, and the release
+    that changes it is one YAML edit that the golden suite then measures.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    template: str  # rendered with `clarify.missing` and `clarify.unsure` (CLARIFY_FIELDS)
+    # "<step>.<bool field>" refs: any of them true means an earlier step is not sure enough to act on
+    when: list[str] = Field(default_factory=list)
+    # <value an earlier step decided>: [<entity field of an earlier step>, ...] it cannot be acted on without
+    requires: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    template: str
+    binding: str
+    output: dict[str, FieldSpec | str]
+    patterns: dict[str, str] = Field(default_factory=dict)
+    catalogue: str | None = None
+    attachment: str | None = None  # e.g. vision:vision_model reads an attached image sequence ...
+    attachment_field: str = "order_id"  # ... into this output field
+    escalate_intents: list[str] = Field(default_factory=list)
+    min_score: float | None = Field(default=None, ge=0, le=1)  # retrieve only: below it, no fact (abstain)
+    # classifier only: below it the step outputs `unsure: true`; "model" reads the threshold the model's trainer
+    # chose on its validation split (a number overrides it, e.g. 0 never abstains)
+    min_confidence: float | Literal["model"] | None = Field(default=None)
+    clarify: ClarifySpec | None = None  # template only: ask instead of acting (see ClarifySpec)
+    llm: LLMSpec | None = None  # only for llm:openai / llm:transformers bindings
+
+    @property
+    def is_llm(self) -> bool:
+        return self.binding in LLM_BINDINGS
+
+    @property
+    def binding_kind(self) -> str:
+        return self.binding.split(":", 1)[0]
+
+    @property
+    def binding_target(self) -> str | None:
+        return self.binding.split(":", 1)[1] if ":" in self.binding else None
+
+    def fields(self) -> dict[str, FieldSpec]:
+        """Output fields, accepting the shorthand ``name: float?`` for ``{type: float, optional: true}``."""
+        out = {}
+        for name, spec in self.output.items():
+            if isinstance(spec, str):
+                base = spec.rstrip("?")
+                if base not in SCALARS:
+                    raise ValueError(f"output.{name}: unknown type {spec!r} (use str, float, int, bool)")
+                spec = FieldSpec(type=base, optional=spec.endswith("?"))
+            out[name] = spec
+        return out
+
+
+class EvaluationSpec(BaseModel):
+    """Which step output each golden field is scored against (evaluation/golden.py reads nothing else).
+
+    The chain names its own steps, so the mapping lives with them: a release whose steps are called differently
+    is still one YAML file. A key left out is a metric not measured, not a metric that fails.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    intent: str | None = None  # "<step>.<field>": compared with expected.intent -> intent_accuracy
+    entities: str | None = None  # "<step>": its whole output compared with expected.entities -> entity_f1
+    reply: str | None = None  # "<step>.<field>", a str: must_contain, must_not_contain, reference_reply
+    # "<step>.<field>", a bool: the chain asked instead of acting -> abstain_rate, confident_wrong_rate
+    abstained: str | None = None
+
+    def target(self, key: str) -> tuple[str, str | None] | None:
+        """``(step, field)`` a key is mapped to (field None for a whole step), or None when it is not mapped."""
+        ref = getattr(self, key)
+        if ref is None:
+            return None
+        step, _, name = ref.partition(".")
+        return step, name or None
+
+
+class ChainSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    steps: list[StepSpec] = Field(min_length=1)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    directory: Path | None = Field(default=None, exclude=True)
+
+    def step(self, step_id: str) -> StepSpec:
+        return next(s for s in self.steps if s.id == step_id)
+
+
+BINDINGS = {"classifier", "vision", "patterns", "template", "llm", "retrieve"}
+# What the offline bindings that build their output themselves emit (bindings.py): a declared field they never
+# fill, or one they fill that is not declared, would fail every case at run time instead of once, here.
+RETRIEVE_OUTPUT = {"fact": "str", "score": "float"}
+TEMPLATE_OUTPUT = {"reply": "str", "escalate": "bool", "abstained": "bool"}  # escalate is optional
