@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from release_assets.promotion.policy import Verdict
+from release_assets.verdict import Verdict
 
 MAX_EXAMPLES = 20
 Severity = Literal["block", "warn"]

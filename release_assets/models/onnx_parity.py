@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from release_assets.promotion.policy import Verdict
+from release_assets.verdict import Verdict
 
 GATE = "onnx_parity"
 MAX_ABS_DIFF = 1e-5

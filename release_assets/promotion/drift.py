@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from release_assets.datasets.schemas import SLICE_FIELDS
-from release_assets.promotion.policy import Status, Verdict
+from release_assets.verdict import Status, Verdict
 
 QUANTILES = 20
 SAMPLE_CAP = 2000

@@ -8,37 +8,10 @@ release unit alone can never publish past a failed gate.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from release_assets.manifest import Threshold
-
-Status = Literal["passed", "failed", "inconclusive"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    member: str
-    gate: str
-    status: Status
-    reason: str
-    observed: float | None
-    threshold: dict[str, float | None]
-    severity: Literal["block", "warn"] = "block"
-    champion: float | None = None
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    on_inconclusive: Literal["hold", "warn"] = "hold"
-
-    @property
-    def holds_release(self) -> bool:
-        """Failed blocking gates hold a release, and so do undecidable ones unless the manifest says to pass them
-        with a warning (a first release has no champion to compare with); ``warn`` gates only report."""
-        if self.severity != "block" or self.status == "passed":
-            return False
-        return self.status == "failed" or self.on_inconclusive == "hold"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "examples"}
+from release_assets.verdict import Verdict
 
 
 def bounds_text(bounds: dict[str, float | None] | None) -> str:

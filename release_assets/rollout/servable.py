@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from release_assets.release.store import ReleaseStore, StoreError, check_release_name, check_version
+from release_assets.verdict import Verdict
 
 
 class PromotionError(ValueError):
@@ -14,8 +15,6 @@ class PromotionError(ValueError):
 
 def _blocking_verdicts(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The recorded verdicts that hold a release (the same rule as ``Verdict.holds_release``)."""
-    from release_assets.promotion.policy import Verdict
-
     fields = set(Verdict.__dataclass_fields__)
     recorded = [
         {"observed": None, "threshold": {}, **{k: v for k, v in g.items() if k in fields}}
