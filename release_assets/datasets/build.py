@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8
+from release_assets.datasets.profile import build_profile
 from release_assets.datasets.schemas import IRIS_SPECIES, SCHEMAS
 from release_assets.datasets.split import SPLITS, assign_splits
 from release_assets.manifest import JsonlDataset, SklearnDataset, SplitSpec
@@ -180,8 +181,6 @@ def build_raw(member: SklearnDataset | JsonlDataset, project_root: Path, out_dir
 
 
 def build_split(member: SklearnDataset | JsonlDataset, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
-    from release_assets.promotion.drift import build_profile
-
     rows = read_jsonl(raw_dir / ROWS_FILE)
     splits = split_rows(rows, member.split)
     for side, side_rows in splits.items():

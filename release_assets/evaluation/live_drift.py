@@ -3,7 +3,7 @@ Evidently's ``DataDriftPreset``.
 
 Rows on both sides have the shape of dataset rows (``{"text": ...}``, ``{"pixels": [...]}``,
 ``{"features": [...]}``) and become features through the offline drift gate's own extraction
-(:func:`release_assets.promotion.drift.row_features`), so a feature means the same thing live and offline. The one
+(:func:`release_assets.datasets.profile.row_features`), so a feature means the same thing live and offline. The one
 live-only feature is ``text.oov_rate`` per message: the share of its tokens missing from the reference vocabulary
 (``evaluation/live_text.py``). The verdict JSON is what the canary analysis reads (``read_live_drift``).
 
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.core.atomic import write_atomic
+from release_assets.datasets.profile import row_features
 from release_assets.evaluation.live_text import oov_columns, oov_increase_test
-from release_assets.promotion.drift import row_features
 
 log = logging.getLogger(__name__)
 

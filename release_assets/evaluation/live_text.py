@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from release_assets.promotion.drift import DEFAULT_THRESHOLDS, tokens
+from release_assets.datasets.profile import tokens
+from release_assets.promotion.drift import DEFAULT_THRESHOLDS
 
 
 def redact_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

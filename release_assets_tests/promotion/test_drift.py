@@ -2,7 +2,8 @@ import json
 
 import numpy as np
 
-from release_assets.promotion.drift import build_profile, compare_profiles, drift_verdict
+from release_assets.datasets.profile import build_profile
+from release_assets.promotion.drift import compare_profiles, drift_verdict
 
 WORDS = [f"w{i}" for i in range(80)]
 NEW_WORDS = [f"z{i}" for i in range(80)]
