@@ -33,7 +33,7 @@ def main() -> None:
     import dagster as dg
 
     phase("import dagster")
-    from release_assets.cli.main import _instance
+    from release_assets.cli.common import dagster_instance
     from release_assets.core.settings import get_settings
     from release_assets.definitions import build_defs, resources_for
     from release_assets.manifest import load_manifests
@@ -53,7 +53,7 @@ def main() -> None:
     phase("manifests and definitions")
     job_name = "release_all"
     selection_keys = None
-    with _instance(settings.project_root) as instance:
+    with dagster_instance(settings.project_root) as instance:
         phase("Dagster instance (sqlite storage)")
         if args.select_changed:
             sensor = defs.get_sensor_def("code_change_sensor")

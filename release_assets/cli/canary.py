@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from release_assets.cli.common import release_store, run_op
+
 
 def _rollout(release: str):
-    from release_assets.cli.inspect import release_store
     from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.manifest import release_manifest
@@ -30,7 +31,6 @@ def _rollout(release: str):
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from release_assets.cli.main import _run_op
 
     config = {
         "release": args.release,
@@ -39,15 +39,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "override_weakened_gates": args.override_weakened_gates,
     }
-    if not _run_op("start_canary", "start_canary_op", config):
+    if not run_op("start_canary", "start_canary_op", config):
         return 1
     return cmd_status(args)
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    from release_assets.cli.main import _run_op
 
-    if not _run_op(
+    if not run_op(
         "abort_canary", "abort_canary_op", {"release": args.release, "requested_by": args.by, "reason": args.reason}
     ):
         return 1

@@ -1,6 +1,6 @@
 """The read-only ``release-assets`` commands: ``list``, ``history``, ``verify`` and ``validate``.
 
-They read the manifests and the release store, never run a job; ``cli.py`` parses the arguments and reports
+They read the manifests and the release store, never run a job; ``cli/main.py`` parses the arguments and reports
 errors written for people on one line.
 """
 
@@ -10,20 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _manifests(names=None):
-    from release_assets.cli.main import _manifests as load
-
-    return load(names)
-
-
-def release_store():
-    from release_assets.core.settings import get_settings
-    from release_assets.definitions import resources_for
-
-    store = resources_for(get_settings())["store"]
-    store.preflight()  # an unreachable store is one line naming the endpoint, not a botocore traceback
-    return store.releases()
+from release_assets.cli.common import manifests_named, release_store
 
 
 def _environments():
@@ -100,7 +87,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from release_assets.rollout.environment_promotion import champions
 
     store = release_store()
-    names = args.release or [m.name for m in _manifests()[0]]
+    names = args.release or [m.name for m in manifests_named()[0]]
     envs = _environments()
     rows, problems = [], 0
     for name in names:
@@ -162,7 +149,7 @@ def _verify_ledgers(names: list[str]) -> int:
     from release_assets.record.ledger import verify_ledger
 
     store = release_store()
-    for name in names or [m.name for m in _manifests()[0]]:
+    for name in names or [m.name for m in manifests_named()[0]]:
         summary = verify_ledger(store, name)  # LedgerError names the line; main() prints it
         legacy = f", {summary['legacy']} written before chaining" if summary["legacy"] else ""
         print(f"OK: ledger {name}: {summary['events']} events, hash chain intact{legacy}")

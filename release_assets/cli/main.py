@@ -3,118 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import os
 import sys
-from pathlib import Path
 
-from release_assets.core.atomic import copy_atomic
-
-
-def _instance(project_root: Path):
-    """The Dagster instance under ``$DAGSTER_HOME`` (default ``.dagster/``, seeded from the top dagster.yaml)."""
-    import dagster as dg
-
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_root / ".dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    # Concurrent first runs (two CI jobs on a fresh clone) would each create the sqlite schemas and stamp their
-    # alembic revision, leaving tables with two heads that no later run can open: one process at a time opens it.
-    with open(home / ".instance.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not config.exists() and (project_root / "dagster.yaml").exists():
-                copy_atomic(project_root / "dagster.yaml", config)
-            return dg.DagsterInstance.get()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _defs(manifests=None):
-    from release_assets.core.settings import get_settings
-    from release_assets.definitions import build_defs, resources_for
-    from release_assets.manifest import load_each
-
-    settings = get_settings()
-    if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
-        manifests = load_each(settings.releases_path, settings.project_root)[0]
-    return build_defs(manifests, settings.project_root, resources_for(settings))
-
-
-def _run_job(job_name: str, run_config: dict | None = None, manifests=None, defs=None, progress: bool = False):
-    """Execute a job in this process; ``progress`` shows each step (and training epochs) on standard error."""
-    from contextlib import nullcontext
-
-    from release_assets.cli.progress import showing
-    from release_assets.core.settings import get_settings
-
-    settings = get_settings()
-    defs = defs or _defs(manifests)
-    job = defs.resolve_job_def(job_name)
-    if progress and run_config and "loggers" in run_config:  # loggers named in run config are the only ones built
-        run_config = {**run_config, "loggers": {**run_config["loggers"], "progress": {}}}
-    with _instance(settings.project_root) as instance, showing(job) if progress else nullcontext(job) as shown:
-        return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
-
-
-def _failure_messages(result) -> list[str]:
-    from release_assets.release.summary import error_text
-    from release_assets.resources.artifact_store import store_unavailable
-
-    unusable = store_unavailable(result)
-    return ([unusable] if unusable else []) + [
-        error_text(e.step_failure_data.error) if e.step_failure_data.error else e.step_key
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    ]
-
-
-def _manifests(names: list[str] | None = None) -> tuple[list, bool]:
-    """The manifests asked for (default: all that load), and whether any failed to load. A broken manifest is
-    reported on one line and does not stop the others; asking for it by name is an error."""
-    from release_assets.core.settings import get_settings
-    from release_assets.manifest import ManifestError, load_each
-
-    settings = get_settings()
-    manifests, errors = load_each(settings.releases_path, settings.project_root)
-    for error in errors:
-        print(f"FAILED: {error}", file=sys.stderr)
-    if not names:
-        return manifests, bool(errors)
-    known = {m.name: m for m in manifests}
-    missing = [n for n in names if n not in known]
-    if missing:
-        broken = {Path(e.split(":", 1)[0]).stem for e in errors}
-        why = "cannot be loaded (see above)" if set(missing) <= broken else f"not found; known: {sorted(known)}"
-        raise ManifestError(f"release(s) {', '.join(missing)} {why}")
-    return [known[n] for n in names], False
-
-
-def _quiet(log_level: str = "CRITICAL") -> dict:
-    # The refusal is printed once, cleanly, by the command; Dagster's step-failure traceback is noise here.
-    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
-
-
-def _run_op(job: str, op: str, op_config: dict) -> bool:
-    """Run a one-op job with typed config; print its refusal (if any) once, without Dagster's traceback."""
-    result = _run_job(job, {**_quiet(), "ops": {op: {"config": op_config}}})
-    for message in [] if result.success else _failure_messages(result):
-        print(message, file=sys.stderr)
-    return result.success
+from release_assets.cli.canary import add_parser as add_canary_parser
+from release_assets.cli.config import add_parser as add_config_parser
+from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
+from release_assets.cli.promotion import add_parser as add_promotion_parser
+from release_assets.cli.registry import add_parser as add_registry_parser
+from release_assets.cli.release import add_parser as add_release_parser
+from release_assets.cli.serving import cmd_flags, cmd_predict, cmd_serve
+from release_assets.cli.triage import add_parser as add_triage_parser
+from release_assets.cli.watch import add_parser as add_watch_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     import warnings
-
-    from release_assets.cli.canary import add_parser as add_canary_parser
-    from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
-    from release_assets.cli.promotion import add_parser as add_promotion_parser
-    from release_assets.cli.registry import add_parser as add_registry_parser
-    from release_assets.cli.release import add_parser as add_release_parser
-    from release_assets.cli.serving import cmd_flags, cmd_predict, cmd_serve
-    from release_assets.cli.triage import add_parser as add_triage_parser
-    from release_assets.cli.watch import add_parser as add_watch_parser
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -171,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     add_triage_parser(sub)
     add_registry_parser(sub)
     add_watch_parser(sub)
+    add_config_parser(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from release_assets.cli.main import _run_op
+from release_assets.cli.common import release_store, run_op
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         "override_weakened_gates": args.override_weakened_gates,
         "environment": args.to,
     }
-    if not _run_op("promote_release", "promote", config):
+    if not run_op("promote_release", "promote", config):
         return 1
     override = " OVER WEAKENED GATES" if args.override_weakened_gates else ""
     if args.to:
@@ -35,9 +35,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     config = {"release": args.release, "requested_by": args.by, "reason": args.reason}
-    if not _run_op("rollback_release", "rollback", config):
+    if not run_op("rollback_release", "rollback", config):
         return 1
-    from release_assets.cli.inspect import release_store
     from release_assets.record.ledger import replay
 
     champion = replay(release_store().events(args.release)).champion

@@ -7,15 +7,16 @@ import argparse
 import sys
 import time
 
+from release_assets.cli.common import failure_messages, manifests_named, quiet_run_config, run_job
+
 
 def cmd_registry_sync(args: argparse.Namespace) -> int:
-    from release_assets.cli.main import _failure_messages, _manifests, _quiet, _run_job
     from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.resources.registry import RegistryUnavailable
 
     start = time.perf_counter()
-    manifests, broken = _manifests(args.release)
+    manifests, broken = manifests_named(args.release)
     if not manifests:
         return 2
     try:  # before any work: an unreachable tracking server is one line naming it, in seconds
@@ -24,9 +25,9 @@ def cmd_registry_sync(args: argparse.Namespace) -> int:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 2
     names = [m.name for m in manifests]
-    result = _run_job("registry_sync", {**_quiet(), "ops": {"sync_registry": {"config": {"releases": names}}}})
+    result = run_job("registry_sync", {**quiet_run_config(), "ops": {"sync_registry": {"config": {"releases": names}}}})
     if not result.success:
-        for message in _failure_messages(result):
+        for message in failure_messages(result):
             print(f"FAILED: {message}", file=sys.stderr)
         return 1
     observations = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from release_assets.cli.common import definitions, manifests_named, run_job
+
 
 def _unchanged(manifests: list, settings) -> dict[str, str]:
     """Release name -> published version, for each release whose inputs equal those of the run that published it
@@ -21,7 +23,7 @@ def _unchanged(manifests: list, settings) -> dict[str, str]:
     return {name: version for name, version in found.items() if version}
 
 
-def _stamp(defs, summaries: list, manifests: list, settings) -> None:
+def stamp_published(defs, summaries: list, manifests: list, settings) -> None:
     """After a run: remember the inputs of every release it published (or found published), for ``_unchanged``."""
     from release_assets.release.input_stamp import record
 
@@ -45,11 +47,10 @@ def _stamp(defs, summaries: list, manifests: list, settings) -> None:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from release_assets.cli.main import _defs, _manifests, _run_job
     from release_assets.core.settings import get_settings
 
     start = time.perf_counter()
-    manifests, broken = _manifests(args.release)
+    manifests, broken = manifests_named(args.release)
     if args.set:
         from release_assets.manifest.overrides import apply_release_overrides
 
@@ -82,11 +83,11 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     # Before any work: an unreachable store is one line naming the endpoint, not a failure after training.
     resources_for(settings)["store"].preflight()
-    defs = _defs(todo)
+    defs = definitions(todo)
     config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if not publish:  # in the run's own config, so the Dagster run records that it was an evaluation
         config["ops"] = {f"{m.name}__release_unit": {"config": {"publish": False}} for m in todo}
-    result = _run_job("release_all", config, defs=defs, progress=not args.quiet)
+    result = run_job("release_all", config, defs=defs, progress=not args.quiet)
     elapsed = time.perf_counter() - start
     unusable = store_unavailable(result)
     if unusable:  # the store went away between the preflight and the run
@@ -103,11 +104,11 @@ def cmd_release(args: argparse.Namespace) -> int:
         # Off the release's critical path (importing MLflow and opening its database cost seconds).
         print("MLflow registration follows: `release-assets registry sync`, or the registry_sync_sensor")
     if not args.set:  # a build with overrides is not what the manifest on disk builds
-        _stamp(defs, summaries, todo, settings)
+        stamp_published(defs, summaries, todo, settings)
     if any(s.held_back for s in summaries):
         from release_assets.cli.triage import print_held_triage
 
-        print_held_triage(todo, summaries, lambda job, config: _run_job(job, config, defs=defs))
+        print_held_triage(todo, summaries, lambda job, config: run_job(job, config, defs=defs))
     if args.summary == "markdown":
         from release_assets.release.markdown import write_summary
 

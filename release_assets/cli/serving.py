@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from release_assets.cli.inspect import _manifests, release_store
+from release_assets.cli.common import manifests_named, release_store
 
 
 def serving_cache() -> Path:
@@ -40,8 +40,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the champions of the named releases (default: every manifest) on 127.0.0.1 until interrupted."""
-    import os
-
     import uvicorn
 
     from release_assets.core.settings import get_settings
@@ -50,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from release_assets.serving.server import build_server
 
     store = release_store()
-    manifests = _manifests()[0]  # every manifest that loads: a served release's breaker policy is in its own
+    manifests = manifests_named()[0]  # every manifest that loads: a served release's breaker policy is in its own
     releases = args.release or [m.name for m in manifests]
     # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing.
     flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
@@ -61,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cache_dir=serving_cache(),
         flags_dir=flags_dir,
         trace_path=trace_path,
-        token=os.environ.get("RELEASE_ASSETS_SERVE_TOKEN") or None,
+        token=get_settings().serve_token,  # unset or empty: no token
         max_body=args.max_body,
         shadow_log_dir=get_settings().store_path / "shadow",  # live pairs for the shadow_report asset
         breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
@@ -93,7 +91,6 @@ def _breaker_policies(manifests: list) -> dict:
 def cmd_flags(args: argparse.Namespace) -> int:
     """Write a release's flag file (champion from the ledger, optional canary and shadow shares); a running
     ``serve`` picks it up without a restart. Routing never changes over HTTP: only through this file."""
-    from release_assets.cli.inspect import release_store
     from release_assets.record.ledger import check_servable, record_routing
     from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
     from release_assets.serving.loader import resolve_version

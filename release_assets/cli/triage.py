@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from release_assets.cli.common import release_store
+
 
 def _manifest_golden(release: str) -> Path | None:
     """The chain's ``golden`` file in ``releases/<release>.yaml``, if there is one: what versions published before
@@ -27,7 +29,6 @@ def _manifest_golden(release: str) -> Path | None:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from release_assets.cli.inspect import release_store
     from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.evaluation.triage import triage

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from release_assets.cli.common import dagster_instance, definitions, manifests_named
+
 CURSOR_FILE = "release_assets_watch_cursor.json"
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -48,11 +50,10 @@ class Watcher:
     """One warm process: definitions, instance and the sensor's cursor kept between runs."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from release_assets.cli.main import _instance
         from release_assets.core.settings import get_settings
 
         self.args, self.settings = args, get_settings()
-        self.instance = _instance(self.settings.project_root)
+        self.instance = dagster_instance(self.settings.project_root)
         self.cursor_path = Path(self.instance.root_directory) / CURSOR_FILE
         self.cursor = (self.cursor_path.read_text() or None) if self.cursor_path.exists() else None
         self.defs, self.manifests, self.sensor = self._definitions()
@@ -61,10 +62,8 @@ class Watcher:
     def _definitions(self) -> tuple[Any, list, Any]:
         import warnings
 
-        from release_assets.cli.main import _defs, _manifests
-
-        manifests, _ = _manifests(self.args.release)
-        defs = _defs(manifests)
+        manifests, _ = manifests_named(self.args.release)
+        defs = definitions(manifests)
         with warnings.catch_warnings():  # about resources on sensors; this one has none
             warnings.simplefilter("ignore", UserWarning)
             return defs, manifests, defs.get_sensor_def("code_change_sensor")
@@ -110,7 +109,7 @@ class Watcher:
         import dagster as dg
 
         from release_assets.cli.progress import showing
-        from release_assets.cli.release import _stamp
+        from release_assets.cli.release import stamp_published
         from release_assets.release.summary import summarise_run
 
         start = time.perf_counter()
@@ -129,7 +128,7 @@ class Watcher:
         summaries = summarise_run(result, releases)
         for summary in summaries:
             print(summary.render())
-        _stamp(self.defs, summaries, [m for m in self.manifests if m.name in releases], self.settings)
+        stamp_published(self.defs, summaries, [m for m in self.manifests if m.name in releases], self.settings)
         print(f"run {result.run_id} finished in {time.perf_counter() - start:.2f} s", flush=True)
         return all(s.published_ok for s in summaries)
 
