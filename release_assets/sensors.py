@@ -7,7 +7,6 @@ run. Nothing is reloaded: the sensor reads the files, and the run process loads 
 """
 
 import json
-import os
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from release_assets.core.hashing import sha256_json
+from release_assets.core.settings import Settings
 from release_assets.keys import STAGES
 from release_assets.manifest import ManifestError, ReleaseManifest, load_manifest, member_section
 from release_assets.release.summary import GateLine
@@ -191,7 +191,7 @@ def build_failed_gate_sensor(
         summary = summarise_failed_gates(failed)
         context.instance.report_engine_event(f"held back by gates:\n{summary}", context.dagster_run)
         requests = triage_requests(failed, triaged or {}, run_id)
-        url = os.environ.get("RELEASE_ASSETS_GATE_WEBHOOK")
+        url = Settings().gate_webhook  # read at each tick, not cached for the process
         if url:
             # A failing webhook must not fail the tick: a retried tick would write the summary to the run twice.
             payload = {"run_id": run_id, "failed_gates": failed, "text": summary}

@@ -179,3 +179,11 @@ def test_an_edit_deep_in_the_imports_rebuilds_the_chain_evaluation_and_reuses_th
     assert mats[CHAIN_EVALUATION]["reused"] is False
     assert mats["helpdesk/intent_model"]["reused"] is True
     assert mats["helpdesk/vision_model"]["reused"] is True
+
+
+def test_the_settings_enter_no_closure():
+    """A module reading a setting (the registry: the model runtime) does not carry the settings' source into code
+    versions: adding or describing a setting must not rebuild every model."""
+    settings = "release_assets.core.settings"
+    assert settings in hashing.imported_modules("release_assets.models.registry")
+    assert settings not in hashing.module_closure(["release_assets.models.registry", "release_assets.definitions"])

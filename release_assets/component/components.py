@@ -7,7 +7,6 @@ the same assets, checks and per-release job (``stages.py``). What all releases o
 resources, executor) exists once, in ``ReleasePlatformComponent`` (below) or ``definitions.build_defs``.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -151,8 +150,9 @@ class ReleasePlatformComponent(dg.Component, dg.Model, dg.Resolvable):
             raise ValueError(f"{PLATFORM_TYPE} in {context.path}: the project declares no ReleaseComponent")
         # The project dg loads, unless RELEASE_ASSETS_PROJECT_ROOT says otherwise: the CLI run in this project
         # (list, promote, verify) finds the same root from its working directory.
-        root = {} if os.environ.get("RELEASE_ASSETS_PROJECT_ROOT") else {"project_root": context.project_root}
-        settings = Settings(**root)
+        settings = Settings()
+        if "project_root" not in settings.model_fields_set:  # not set in the environment
+            settings = Settings(project_root=context.project_root)
         per_release = [r.release_defs() for r in releases]
         shared = shared_defs([r.manifest() for r in releases], per_release, resources_for(settings))
         # Each release's own jobs (<name>_release, ...) live here, in one set with the sensors that request them.

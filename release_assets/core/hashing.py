@@ -17,6 +17,10 @@ CHUNK = 1 << 20
 PROJECT = __name__.partition(".")[0]
 # Lines that start an import statement, at any indent: this code base imports lazily inside functions.
 _IMPORT_LINE = re.compile(rb"^[ \t]*(?:from|import)[ \t]", re.MULTILINE)
+# Never part of a closure: the settings. What a build takes from them are values read from the environment, which
+# no code version covers; their source is field declarations and descriptions, and adding a setting must not
+# rebuild every model whose code reads one (the model runtime, the LLM cache, the trace redaction rules).
+NOT_BUILD_CODE = frozenset({f"{PROJECT}.core.settings"})
 
 
 def sha256_file(path: Path) -> str:
@@ -144,7 +148,7 @@ def _closure_of(module: str, prefix: str) -> frozenset[str]:
         current = todo.pop()
         if current not in seen:  # the seen set ends import cycles
             seen.add(current)
-            todo.extend(imported_modules(current, prefix))
+            todo.extend(m for m in imported_modules(current, prefix) if m not in NOT_BUILD_CODE)
     return frozenset(seen)
 
 

@@ -1,12 +1,33 @@
-"""Typed settings, read from the environment (``RELEASE_ASSETS_*``) when first asked for, never at import."""
+"""Typed settings, read from the environment (``RELEASE_ASSETS_*``) when first asked for, never at import.
+
+Every ``RELEASE_ASSETS_*`` variable the package reads is a field here, with its description (``release-assets
+config`` lists them with their values). Code that runs once per process reads :func:`get_settings` (cached); code
+whose value must follow the environment at each call (a sensor tick, a model load, the definitions being built)
+builds ``Settings()`` afresh.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "RELEASE_ASSETS_"
+ExecutorKind = Literal["in_process", "celery", "k8s"]
+EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
+ModelRuntime = Literal["onnx", "torch"]
+MODEL_RUNTIMES: tuple[str, ...] = get_args(ModelRuntime)
+DEFAULT_METRICS_URL = "http://127.0.0.1:8000/metrics"  # the local `release-assets serve`
+DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"  # a local RabbitMQ with its default user
+BROKER_SCHEMES = ("pyamqp://", "amqp://", "redis://", "rediss://")
+# json_schema_extra of a field that holds a credential: `release-assets config` masks its value, errors never show it
+SECRET: dict[str, Any] = {"secret": True}
 
 
 def _project_root() -> Path:
@@ -17,37 +38,203 @@ def _project_root() -> Path:
     return next((folder for folder in (cwd, *cwd.parents) if (folder / "pyproject.toml").is_file()), cwd)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELEASE_ASSETS_", extra="ignore")
+def _unset_if_blank(value: Any) -> Any:
+    """An empty variable (``X=`` in a shell, a CI expression that gave nothing) counts as unset: the default."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise PydanticUseDefault()
+        return value.strip()
+    return value
 
-    project_root: Path = Field(default_factory=_project_root)
-    releases_dir: Path | None = None  # default: <project_root>/releases, else a dg project's defs folder
-    store_root: Path | None = None  # default: <project_root>/.release_store
-    environments_file: Path | None = None  # default: <project_root>/environments.yaml (optional)
-    # false: a release run gates and reports but publishes nothing and writes no ledger event (pull requests).
-    publish: bool = True
-    # The default branch weakened gates are judged against and builds are checked to be on (git_base.py):
-    # default origin/main, else main. CI sets the pull request's base branch.
-    base_ref: str | None = None
-    # true: promotion also refuses (without an override) a build whose git provenance is unknown (no git).
-    require_git_provenance: bool = False
-    store_backend: str = "local"  # "local" or "s3": where release units and the ledger are published
-    s3_bucket: str | None = None
-    s3_prefix: str = "release_assets"
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
+
+def _http_url(value: str, name: str, secret: bool = False) -> str:
+    if not value.startswith(("http://", "https://")):
+        shown = "" if secret else f"={value!r}"  # a secret's value is never echoed
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}{shown}: expected an http:// or https:// URL")
+    return value
+
+
+class Settings(BaseSettings):
+    # Errors name the variable; pydantic's own part never repeats the value, which may be a secret.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True)
+
+    # Where things are
+    project_root: Path = Field(
+        default_factory=_project_root,
+        description="the project: manifests' paths, .release_store/, .mlflow/, .dagster/ (default: the nearest "
+        "folder with a pyproject.toml, from the working directory up)",
+    )
+    releases_dir: Path | None = Field(
+        None, description="where manifests are read from (default: <project_root>/releases, else a dg project's defs)"
+    )
+    store_root: Path | None = Field(
+        None, description="build cache and published releases (default: <project_root>/.release_store)"
+    )
+    environments_file: Path | None = Field(
+        None, description="the deployment environments (default: <project_root>/environments.yaml, optional)"
+    )
+
+    # Releasing
+    publish: bool = Field(
+        True,
+        description="false: a release run gates and reports but publishes nothing and writes no ledger event "
+        "(pull requests)",
+    )
+    base_ref: str | None = Field(
+        None,
+        description="the default branch weakened gates are judged against and builds are checked to be on "
+        "(default: origin/main, else main); CI sets the pull request's base branch",
+    )
+    require_git_provenance: bool = Field(
+        False,
+        description="true: promotion also refuses (without an override) a build whose git provenance is unknown",
+    )
+    actor: str | None = Field(
+        None,
+        description="who promotes, approves, rolls back or stops a canary when --by/--approved-by is not given "
+        "(default: the OS user)",
+    )
+
+    # The release store
+    store_backend: Literal["local", "s3"] = Field(
+        "local", description="where release units and the ledger are published: local or s3"
+    )
+    s3_bucket: str | None = Field(None, description="the bucket of the s3 store backend")
+    s3_prefix: str = Field("release_assets", description="key prefix in the bucket")
+    s3_endpoint_url: str | None = Field(None, description="an S3-compatible endpoint (default: AWS itself)")
+    s3_region: str | None = Field(None, description="the bucket's region")
     # Bounds on every S3 call, so an unreachable or hanging endpoint fails a run in seconds, not minutes.
-    s3_connect_timeout: float = Field(5.0, gt=0)  # seconds to establish a connection
-    s3_read_timeout: float = Field(30.0, gt=0)  # seconds to wait for an answer once connected
-    # Tries per call, the first included (botocore standard mode: jittered backoff between them).
-    s3_max_attempts: int = Field(3, ge=1)
-    mlflow_tracking_uri: str | None = None  # default: sqlite under <project_root>/.mlflow/
-    mlflow_artifact_root: str | None = None  # default: <project_root>/.mlflow/artifacts
-    mlflow_ui_url: str | None = None  # where people open MLflow; links in asset metadata use it
+    s3_connect_timeout: float = Field(5.0, gt=0, description="seconds to establish a connection to S3")
+    s3_read_timeout: float = Field(30.0, gt=0, description="seconds to wait for S3's answer once connected")
+    s3_max_attempts: int = Field(
+        3, ge=1, description="tries per S3 call, the first included (botocore standard mode: jittered backoff)"
+    )
+
+    # MLflow
+    mlflow_tracking_uri: str | None = Field(
+        None, description="the MLflow tracking server (default: sqlite under <project_root>/.mlflow/)"
+    )
+    mlflow_artifact_root: str | None = Field(
+        None, description="where MLflow keeps artifacts (default: <project_root>/.mlflow/artifacts)"
+    )
+    mlflow_ui_url: str | None = Field(None, description="where people open MLflow; links in asset metadata use it")
     # Bounds on every request to an MLflow tracking server (an http(s) URI), so an unreachable or hanging server
     # fails a sync or a move in seconds: MLflow's own defaults (120 s, 7 retries with backoff) took minutes.
-    mlflow_timeout_s: int = Field(10, ge=1)  # seconds to connect and to wait for an answer (MLflow takes whole s)
-    mlflow_max_attempts: int = Field(3, ge=1, le=11)  # tries per request, the first included (backoff 0, 2, 4 s...)
+    mlflow_timeout_s: int = Field(
+        10, ge=1, description="seconds per request to an MLflow tracking server, to connect and to answer (whole s)"
+    )
+    mlflow_max_attempts: int = Field(
+        3, ge=1, le=11, description="tries per MLflow request, the first included (backoff 0 s, 2 s, 4 s...)"
+    )
+
+    # Executors (resources/executors.py): read when definitions load and when a Celery run starts
+    executor: ExecutorKind = Field(
+        "in_process", description="what runs a release's steps: in_process, celery (Celery workers) or k8s (pods)"
+    )
+    celery_broker: str = Field(
+        DEFAULT_BROKER, description="the Celery broker: a RabbitMQ (pyamqp://) or Redis (redis://) URL"
+    )
+    celery_backend: str | None = Field(
+        None, description="the Celery result backend (default: rpc:// on RabbitMQ, the broker itself on Redis)"
+    )
+    celery_queue_prefix: str = Field(
+        "", description="prefix of the training and evaluation queues (keeps deployments on one broker apart)"
+    )
+    celery_training_retries: int = Field(
+        2, ge=0, description="times a training step whose Celery worker process was lost is submitted again"
+    )
+
+    # Serving and tracing
+    model_runtime: ModelRuntime = Field(
+        "onnx",
+        description="what runs the torch-trained models in serving, evaluation and gates: onnx (onnxruntime, no "
+        "torch import) or torch; a model published without model.onnx always uses torch",
+    )
+    serve_token: str | None = Field(
+        None,
+        description="bearer token `serve` requires on predict (default: none, no authentication)",
+        json_schema_extra=SECRET,
+    )
+    trace_redact: Path | None = Field(
+        None, description="a YAML or JSON file of trace redaction rules (default: the built-in rules)"
+    )
+    llm_cache: bool = Field(True, description="false/off: LLM steps ask the model every time, ignoring the cache")
+
+    # Alerts and live metrics
+    gate_webhook: str | None = Field(
+        None,
+        description="URL the failed-gate sensor and the canary monitor POST alerts to as JSON (default: none)",
+        json_schema_extra=SECRET,  # a chat webhook's URL is its credential
+    )
+    prometheus_url: str | None = Field(
+        None, description="Prometheus the canary monitor queries (default: the servers of RELEASE_ASSETS_METRICS_URLS)"
+    )
+    metrics_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [DEFAULT_METRICS_URL],
+        description="comma-separated /metrics URLs the canary monitor reads without RELEASE_ASSETS_PROMETHEUS_URL",
+    )
+
+    @field_validator(
+        "actor",
+        "celery_backend",
+        "celery_training_retries",
+        "trace_redact",
+        "llm_cache",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return _unset_if_blank(value)
+
+    @field_validator("executor", "model_runtime", mode="before")
+    @classmethod
+    def _one_of(cls, value: Any, info: ValidationInfo) -> Any:
+        value = _unset_if_blank(value)
+        choices = EXECUTOR_KINDS if info.field_name == "executor" else MODEL_RUNTIMES
+        if value not in choices:
+            name = f"{ENV_PREFIX}{str(info.field_name).upper()}"
+            raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+        return value
+
+    @field_validator("celery_broker", mode="before")
+    @classmethod
+    def _broker(cls, value: Any) -> Any:
+        value = _unset_if_blank(value)
+        if isinstance(value, str) and not value.startswith(BROKER_SCHEMES):
+            raise ValueError(
+                f"{ENV_PREFIX}CELERY_BROKER={value!r}: expected a RabbitMQ (pyamqp://) or Redis (redis://) URL"
+            )
+        return value
+
+    @field_validator("gate_webhook", "prometheus_url", mode="before")
+    @classmethod
+    def _url(cls, value: Any, info: ValidationInfo) -> Any:
+        value = _unset_if_blank(value)
+        name = str(info.field_name)
+        return _http_url(value, name, secret=name == "gate_webhook") if isinstance(value, str) else value
+
+    @field_validator("metrics_urls", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            raise PydanticUseDefault()
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        if not urls:
+            raise ValueError(f"{ENV_PREFIX}METRICS_URLS: {value!r} lists no URL")
+        return [_http_url(u, "metrics_urls") for u in urls]
+
+    @field_validator("celery_queue_prefix", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("serve_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> Any:
+        # Only the empty string is "no token": a token of spaces is a (bad) token, never silently no authentication.
+        return None if value == "" else value
 
     @property
     def releases_path(self) -> Path:
@@ -78,6 +265,26 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> str:
         return self.mlflow_artifact_root or str(self.project_root / ".mlflow" / "artifacts")
+
+    @property
+    def celery_result_backend(self) -> str:
+        """``celery_backend``, else rpc:// (results back over AMQP) on RabbitMQ and the broker itself on Redis."""
+        if self.celery_backend:
+            return self.celery_backend
+        return "rpc://" if "amqp" in self.celery_broker.split("://")[0] else self.celery_broker
+
+
+def env_name(field: str) -> str:
+    """The variable a field is read from: ``RELEASE_ASSETS_<FIELD>``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``RELEASE_ASSETS_*`` variables set in ``environ`` (default: the process's) that name no setting. Settings
+    ignore them, so a misspelt one would otherwise go unnoticed."""
+    environ = os.environ if environ is None else environ
+    known = {env_name(field) for field in Settings.model_fields}
+    return sorted(name for name in environ if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,15 +11,17 @@ from pydantic import BaseModel
 
 # Which runtime answers for the torch models: "onnx" (default: onnxruntime, no torch or transformers imported) or
 # "torch" (the training-time predictor; kept for the parity check and for comparing the two in bench/serving_cold.py).
-RUNTIME_ENV = "RELEASE_ASSETS_MODEL_RUNTIME"
-RUNTIMES = ("onnx", "torch")
+RUNTIME_ENV = "RELEASE_ASSETS_MODEL_RUNTIME"  # Settings.model_runtime
 ONNX_MODULE = "release_assets.models.onnx_runtime"
 
 
 def model_runtime(runtime: str | None = None) -> str:
-    chosen = runtime or os.environ.get(RUNTIME_ENV) or "onnx"
-    if chosen not in RUNTIMES:
-        raise ValueError(f"{RUNTIME_ENV}={chosen!r}: expected one of {', '.join(RUNTIMES)}")
+    """``runtime``, else RELEASE_ASSETS_MODEL_RUNTIME read afresh (at each load, not cached for the process)."""
+    from release_assets.core.settings import MODEL_RUNTIMES, Settings
+
+    chosen = runtime or Settings().model_runtime
+    if chosen not in MODEL_RUNTIMES:
+        raise ValueError(f"runtime {chosen!r}: expected one of {', '.join(MODEL_RUNTIMES)}")
     return chosen
 
 

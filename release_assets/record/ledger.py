@@ -41,7 +41,9 @@ Action = Literal[
 
 
 def default_actor() -> str:
-    return os.environ.get("RELEASE_ASSETS_ACTOR") or getpass.getuser()
+    from release_assets.core.settings import Settings
+
+    return Settings().actor or getpass.getuser()  # afresh: asked once per command, no need to fill the cache
 
 
 def run_by() -> str:

@@ -23,19 +23,20 @@ rename (``artifacts.LocalArtifactStore``), so a killed build leaves only scratch
 bytes.
 """
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 
-EXECUTOR_ENV = "RELEASE_ASSETS_EXECUTOR"
-BROKER_ENV = "RELEASE_ASSETS_CELERY_BROKER"
-BACKEND_ENV = "RELEASE_ASSETS_CELERY_BACKEND"
-QUEUE_PREFIX_ENV = "RELEASE_ASSETS_CELERY_QUEUE_PREFIX"
-TRAINING_RETRIES_ENV = "RELEASE_ASSETS_CELERY_TRAINING_RETRIES"
-KINDS = ("in_process", "celery", "k8s")
-DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
+from release_assets.core.settings import EXECUTOR_KINDS, Settings, env_name
+
+# The variables (Settings fields) deploy/celery-worker.yaml and deploy/k8s/values.yaml name.
+EXECUTOR_ENV = env_name("executor")
+BROKER_ENV = env_name("celery_broker")
+BACKEND_ENV = env_name("celery_backend")
+QUEUE_PREFIX_ENV = env_name("celery_queue_prefix")
+TRAINING_RETRIES_ENV = env_name("celery_training_retries")
+KINDS = EXECUTOR_KINDS
 TRAINING, EVALUATION = "training", "evaluation"
 QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, without importing celery
 TRAINING_STAGE_SUFFIX = "_models"  # keys.group(release, "models")
@@ -52,29 +53,21 @@ WORKER_CONFIG: dict[str, Any] = {
 }
 
 
-def executor_kind(environ: Mapping[str, str] = os.environ) -> str:
-    kind = environ.get(EXECUTOR_ENV, "").strip() or "in_process"
-    if kind not in KINDS:
-        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected one of {', '.join(KINDS)}")
-    return kind
+def executor_kind(settings: Settings | None = None) -> str:
+    """RELEASE_ASSETS_EXECUTOR (validated by Settings); ``settings`` by default read afresh."""
+    return (settings if settings is not None else Settings()).executor
 
 
-def celery_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Broker, backend, queue names and retry bound for the Celery executor, from the environment."""
-    broker = environ.get(BROKER_ENV, "").strip() or DEFAULT_BROKER
-    if not broker.startswith(("pyamqp://", "amqp://", "redis://", "rediss://")):
-        raise ValueError(f"{BROKER_ENV}={broker!r}: expected a RabbitMQ (pyamqp://) or Redis (redis://) URL")
-    # rpc:// sends results back over AMQP; on Redis the broker itself keeps them.
-    backend = environ.get(BACKEND_ENV, "").strip() or ("rpc://" if "amqp" in broker.split("://")[0] else broker)
-    prefix = environ.get(QUEUE_PREFIX_ENV, "").strip()
-    retries = int(environ.get(TRAINING_RETRIES_ENV, "2"))
-    if retries < 0:
-        raise ValueError(f"{TRAINING_RETRIES_ENV}={retries}: expected 0 or more")
+def celery_settings(settings: Settings | None = None) -> dict[str, Any]:
+    """Broker, backend, queue names and retry bound for the Celery executor, from ``settings`` (by default read
+    afresh from the environment: when definitions load, and again when a run's executor starts)."""
+    s = settings if settings is not None else Settings()
+    prefix = s.celery_queue_prefix
     return {
-        "broker": broker,
-        "backend": backend,
+        "broker": s.celery_broker,
+        "backend": s.celery_result_backend,
         "queues": {TRAINING: prefix + TRAINING, EVALUATION: prefix + EVALUATION},
-        "training_retries": retries,
+        "training_retries": s.celery_training_retries,
     }
 
 
@@ -209,11 +202,11 @@ def _celery_executor() -> dg.ExecutorDefinition:
     return release_celery_executor
 
 
-def executor_from_env(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition:
-    """The executor ``RELEASE_ASSETS_EXECUTOR`` names: in-process (default), Celery or Kubernetes jobs."""
-    kind = executor_kind(environ)
+def executor_from_env(settings: Settings | None = None) -> dg.ExecutorDefinition:
+    """The executor ``RELEASE_ASSETS_EXECUTOR`` names: in-process (default), Celery or Kubernetes jobs. A malformed
+    Celery setting fails here, when definitions load (Settings validates them), not at the first run."""
+    kind = executor_kind(settings)
     if kind == "celery":
-        celery_settings(environ)  # a malformed broker URL fails when definitions load, not at the first run
         return _celery_executor()
     if kind == "k8s":
         from dagster_k8s import k8s_job_executor  # only in the image (deploy/k8s/Dockerfile): the `k8s` extra

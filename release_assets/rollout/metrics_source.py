@@ -13,16 +13,15 @@ Plain Python (urllib, prometheus_client's parser): no Dagster here.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 
+from release_assets.core.settings import Settings
 from release_assets.rollout.counters import SCALARS, Snapshot, VersionCounters, summed
 
 PREFIX = "release_assets_serving"
-DEFAULT_METRICS_URL = "http://127.0.0.1:8000/metrics"
 DEFAULT_TIMEOUT_S = 5.0
 REFUSED = "none"  # the variant label of requests answered before routing (401/404/413/415...)
 
@@ -190,15 +189,11 @@ class PrometheusSource:
         return f"PrometheusSource({self.base_url!r})"
 
 
-def source_from_env(env: Mapping[str, str] | None = None) -> MetricsEndpointSource | PrometheusSource:
+def source_from_env(settings: Settings | None = None) -> MetricsEndpointSource | PrometheusSource:
     """PrometheusSource when RELEASE_ASSETS_PROMETHEUS_URL is set, else the servers listed (comma-separated) in
-    RELEASE_ASSETS_METRICS_URLS, by default the local ``serve`` at 127.0.0.1:8000."""
-    env = os.environ if env is None else env
-    prometheus = (env.get("RELEASE_ASSETS_PROMETHEUS_URL") or "").strip()
-    if prometheus:
-        return PrometheusSource(prometheus)
-    urls = [u.strip() for u in (env.get("RELEASE_ASSETS_METRICS_URLS") or DEFAULT_METRICS_URL).split(",")]
-    urls = [u for u in urls if u]
-    if not urls:
-        raise ValueError(f"RELEASE_ASSETS_METRICS_URLS: {env.get('RELEASE_ASSETS_METRICS_URLS')!r} lists no URL")
-    return MetricsEndpointSource(urls)
+    RELEASE_ASSETS_METRICS_URLS, by default the local ``serve`` at 127.0.0.1:8000. ``settings``: by default read
+    afresh at each call (each tick), never the process's cached ones."""
+    settings = settings if settings is not None else Settings()
+    if settings.prometheus_url:
+        return PrometheusSource(settings.prometheus_url)
+    return MetricsEndpointSource(settings.metrics_urls)

@@ -8,7 +8,6 @@ an open circuit breaker are posted to ``RELEASE_ASSETS_GATE_WEBHOOK``, like a fa
 """
 
 import json
-import os
 from typing import Any
 
 import dagster as dg
@@ -131,10 +130,11 @@ def tick_events(release: str, t: Any) -> list[Any]:
 
 
 def _alert(context: dg.SensorEvaluationContext, payload: dict[str, Any]) -> None:
+    from release_assets.core.settings import Settings
     from release_assets.sensors import post_webhook
 
     context.log.warning(payload["text"])
-    url = os.environ.get("RELEASE_ASSETS_GATE_WEBHOOK")
+    url = Settings().gate_webhook  # read at each alert, as the metrics source is at each tick
     if url:
         try:  # a failing webhook must not stop the monitor from acting on the next release
             post_webhook(url, payload)

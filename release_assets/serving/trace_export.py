@@ -8,7 +8,6 @@ by the SDK, an attribute another module adds) reaches a file or a collector unre
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from release_assets.chains.llm.traces import Redactor as StepRedactor
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
-REDACT_ENV = "RELEASE_ASSETS_TRACE_REDACT"
+REDACT_ENV = "RELEASE_ASSETS_TRACE_REDACT"  # Settings.trace_redact
 # (name, regex); every match becomes [REDACTED]. Credentials come first: a key can hold digits or an address that
 # a later rule would only partly replace.
 DEFAULT_RULES: list[tuple[str, str]] = [
@@ -88,8 +87,11 @@ class Redactor(StepRedactor):
 
     @classmethod
     def from_env(cls) -> Redactor:
-        path = os.environ.get(REDACT_ENV)
-        return cls.from_file(Path(path)) if path else cls()
+        """The rules of the file RELEASE_ASSETS_TRACE_REDACT names (read afresh), else the defaults."""
+        from release_assets.core.settings import Settings
+
+        path = Settings().trace_redact
+        return cls.from_file(path) if path else cls()
 
 
 def _scoped(pattern: str) -> str:

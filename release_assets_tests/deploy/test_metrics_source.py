@@ -71,14 +71,20 @@ def test_prometheus_empty_result_is_zero_counts(monkeypatch):
     assert p99_ms(snap.counters("v1")) is None
 
 
-def test_source_from_env():
-    assert repr(source_from_env({})) == "MetricsEndpointSource(['http://127.0.0.1:8000/metrics'])"
-    env = {"RELEASE_ASSETS_METRICS_URLS": " http://a:1/metrics, ,http://b:2/metrics "}
-    assert source_from_env(env).urls == ["http://a:1/metrics", "http://b:2/metrics"]
-    env["RELEASE_ASSETS_PROMETHEUS_URL"] = "http://prom:9090/"
-    assert repr(source_from_env(env)) == "PrometheusSource('http://prom:9090')"
-    with pytest.raises(ValueError, match="RELEASE_ASSETS_METRICS_URLS"):
-        source_from_env({"RELEASE_ASSETS_METRICS_URLS": " , "})
+def test_source_from_env(monkeypatch):
+    """Read afresh at each call (each tick), so a changed variable counts without a restart."""
+    monkeypatch.delenv("RELEASE_ASSETS_PROMETHEUS_URL", raising=False)
+    monkeypatch.setenv("RELEASE_ASSETS_METRICS_URLS", "")  # empty: the default
+    assert repr(source_from_env()) == "MetricsEndpointSource(['http://127.0.0.1:8000/metrics'])"
+    monkeypatch.setenv("RELEASE_ASSETS_METRICS_URLS", " http://a:1/metrics, ,http://b:2/metrics ")
+    assert source_from_env().urls == ["http://a:1/metrics", "http://b:2/metrics"]
+    monkeypatch.setenv("RELEASE_ASSETS_PROMETHEUS_URL", "http://prom:9090/")
+    assert repr(source_from_env()) == "PrometheusSource('http://prom:9090')"
+    monkeypatch.delenv("RELEASE_ASSETS_PROMETHEUS_URL")
+    for wrong in (" , ", "127.0.0.1:8000/metrics"):
+        monkeypatch.setenv("RELEASE_ASSETS_METRICS_URLS", wrong)
+        with pytest.raises(ValueError, match="RELEASE_ASSETS_METRICS_URLS"):
+            source_from_env()
 
 
 def test_window_subtracts_per_version():

@@ -7,30 +7,49 @@ from pathlib import Path
 import pytest
 import yaml
 
+from release_assets.core.settings import DEFAULT_BROKER
 from release_assets.resources import executors as ex
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_default_is_in_process_and_unknown_kinds_are_refused():
+@pytest.fixture
+def environ(monkeypatch):
+    """The executor settings unset, whatever the shell running the tests has; tests set what they need."""
+    for name in (ex.EXECUTOR_ENV, ex.BROKER_ENV, ex.BACKEND_ENV, ex.QUEUE_PREFIX_ENV, ex.TRAINING_RETRIES_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_the_default_is_in_process_and_unknown_kinds_are_refused(environ):
     import dagster as dg
 
-    assert ex.executor_from_env({}) is dg.in_process_executor
-    assert ex.executor_from_env({ex.EXECUTOR_ENV: " "}) is dg.in_process_executor
+    assert ex.executor_from_env() is dg.in_process_executor
+    environ.setenv(ex.EXECUTOR_ENV, " ")
+    assert ex.executor_from_env() is dg.in_process_executor
+    environ.setenv(ex.EXECUTOR_ENV, "dask")
     with pytest.raises(ValueError, match="expected one of in_process, celery, k8s"):
-        ex.executor_kind({ex.EXECUTOR_ENV: "dask"})
+        ex.executor_kind()
 
 
-def test_celery_settings_come_from_the_environment():
-    rabbit = ex.celery_settings({ex.BROKER_ENV: "pyamqp://u:p@mq:5672//", ex.QUEUE_PREFIX_ENV: "ci-"})
+def test_celery_settings_come_from_the_environment(environ):
+    assert ex.celery_settings()["broker"] == DEFAULT_BROKER
+    environ.setenv(ex.BROKER_ENV, "pyamqp://u:p@mq:5672//")
+    environ.setenv(ex.QUEUE_PREFIX_ENV, "ci-")
+    rabbit = ex.celery_settings()
     assert rabbit["backend"] == "rpc://"
     assert rabbit["queues"] == {"training": "ci-training", "evaluation": "ci-evaluation"}
     assert rabbit["training_retries"] == 2
-    redis = ex.celery_settings({ex.BROKER_ENV: "redis://cache:6379/0", ex.TRAINING_RETRIES_ENV: "0"})
+    environ.delenv(ex.QUEUE_PREFIX_ENV)
+    environ.setenv(ex.BROKER_ENV, "redis://cache:6379/0")
+    environ.setenv(ex.TRAINING_RETRIES_ENV, "0")
+    redis = ex.celery_settings()
     assert redis["backend"] == "redis://cache:6379/0" and redis["training_retries"] == 0
-    assert ex.celery_settings({})["broker"] == ex.DEFAULT_BROKER
+    environ.setenv(ex.BROKER_ENV, "sqs://queue")
     with pytest.raises(ValueError, match="RabbitMQ"):
-        ex.celery_settings({ex.BROKER_ENV: "sqs://queue"})
+        ex.celery_settings()
+    with pytest.raises(ValueError, match="RabbitMQ"):  # when definitions load, not at the first run
+        ex.executor_from_env()
 
 
 def test_steps_of_a_models_group_go_to_the_training_queue():

@@ -13,11 +13,14 @@ from typing import Any
 from release_assets.chains.llm.base import Backend, Completion
 from release_assets.chains.schema import LLMSpec
 
-CACHE_ENV = "RELEASE_ASSETS_LLM_CACHE"
+CACHE_ENV = "RELEASE_ASSETS_LLM_CACHE"  # Settings.llm_cache
 
 
 def cache_enabled(cfg: LLMSpec) -> bool:
-    return cfg.cache and os.environ.get(CACHE_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
+    """The step's ``cache:`` and RELEASE_ASSETS_LLM_CACHE, read afresh at each step (never cached for the process)."""
+    from release_assets.core.settings import Settings
+
+    return cfg.cache and Settings().llm_cache
 
 
 class ResponseCache:
