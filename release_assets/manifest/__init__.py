@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from release_assets.manifest.errors import ManifestError
+from release_assets.manifest.gates import check_thresholds
+from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS
+from release_assets.manifest.kinds import family as family
 from release_assets.rollout.spec import RolloutSpec
 
 NAME = r"^[a-z][a-z0-9_]*$"
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be turned into assets; the message names file and field."""
 
 
 def validation_problems(exc: ValidationError, prefix: str = "", path=None) -> str:
@@ -112,14 +112,6 @@ Member = Annotated[
     Field(discriminator="kind"),
 ]
 
-DATASET_KINDS = ("sklearn_dataset", "jsonl_dataset")
-MODEL_KINDS = ("tabular_classifier", "text_classifier", "image_classifier")
-
-
-def family(kind: str) -> Literal["dataset", "model", "chain"]:
-    """The one mapping from member kind to what the pipeline does with it (its assets, bundle entries, gates)."""
-    return "dataset" if kind in DATASET_KINDS else "model" if kind in MODEL_KINDS else "chain"
-
 
 class Threshold(_Strict):
     """One gate: an observed metric must stay within ``min``/``max``; ``warn`` gates never hold a release."""
@@ -182,8 +174,6 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def _check_references(manifest: ReleaseManifest, where: str) -> None:
-    from release_assets.promotion.gate_table import check_thresholds
-
     for name, member in manifest.members.items():
         field = "data" if hasattr(member, "data") else "uses"
         for dep in member.upstream:

@@ -1,140 +1,50 @@
-"""Every gate, declared once: which member kinds may have it, which asset it reads, the bound it takes and the
-range of that bound, and how it decides. (When a gate cannot decide, every gate holds unless its manifest entry
-says `on_inconclusive: warn`: one safe default, in `manifest.Threshold`, rather than a per-gate one to remember.)
+"""Every gate as promotion decides it: its rule, declared once in ``manifest/gates.py`` (member kinds, the asset it
+reads, the bound and its range), with how it decides attached here.
 
-Manifest validation (names, bounds, ranges), the checks (which asset each is attached to) and the release unit
-(the verdict) all read this table. Adding a gate is one entry here, one decide function (or none: a metric the
-member's summary reports is compared with the bound), and a fixture that makes it fail.
+A gate with a decide function reads the member's inputs (:mod:`release_assets.promotion.catalogue`, the shadow
+gates); one without compares the metric of its name in the member's summary with the bound. An explain function
+adds where a failing metric came from to the reason. The checks and the release unit read this table.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any
 
-from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, ManifestError, Threshold, family
+from release_assets.manifest.gates import RULES, GateRule
 from release_assets.promotion import catalogue, explain, shadow_gates
-
-DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
-
-UNIT = (0.0, 1.0)  # rates, shares, accuracies, F1, similarity
-NON_NEGATIVE = (0.0, None)  # latencies, throughput, tokens, cost, calls, row counts
-RATE_DIFF = (-1.0, 1.0)  # a rate's change, candidate minus champion
-LATENCY_DIFF = (-60_000.0, 60_000.0)  # ms, faster is negative; a minute either way would be a unit mistake
 
 
 @dataclass(frozen=True)
-class GateSpec:
-    name: str
-    kinds: frozenset[str]
-    # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
-    # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
-    reads: Literal["summary", "raw", "split", "report", "evaluation", "shadow"]
-    range: tuple[float | None, float | None] = UNIT
-    needs: Literal["min", "max", "any"] = "any"  # the bound the manifest must give
-    whole: bool = False  # counts rows: compared as integers, so `max: 0.5` would silently mean 0
+class GateSpec(GateRule):
     # None: the member's summary reports a metric of the gate's name, compared with the bound.
     decide: Callable[..., Any] | None = None
     # Adds where a failing metric came from to the reason (the failing rows, the most common errors).
     explain: Callable[..., Any] | None = None
-    fixed_max: float | None = None  # drift: any drifted feature fails, so the only meaningful `max` is 0
-    # A member field the gate's input needs (shadow gates replay the chain's recorded `traffic`).
-    requires: str | None = None
-
-    def role(self, kind: str) -> str:
-        if self.reads != "summary":
-            return self.reads
-        return {"dataset": "raw", "model": "report", "chain": "evaluation"}[family(kind)]
 
 
-def _metrics(kinds: frozenset[str], names: tuple[str, ...], rng=UNIT) -> list[GateSpec]:
-    return [GateSpec(n, kinds, "summary", rng) for n in names]
+# Gates that read data rather than one number from the member's summary.
+DECIDE: dict[str, Callable[..., Any]] = {
+    "duplicates": catalogue.duplicates,
+    "leakage": catalogue.leakage,
+    "label_coverage": catalogue.label_coverage,
+    "drift": catalogue.drift,
+    "slice_gap": catalogue.slice_gap,
+    "regression": catalogue.regression,
+    # the candidate against the champion on the same requests, recorded (shadow_comparison) or live (shadow_report)
+    **{name: shadow_gates.decide(name) for name, rule in RULES.items() if rule.reads == "shadow"},
+}
+EXPLAIN: dict[str, Callable[..., Any]] = {"invalid_rows": explain.invalid_rows, "format_valid": explain.format_valid}
+assert set(DECIDE) | set(EXPLAIN) <= set(RULES), "a decision attached to an undeclared gate"
 
-
-def _shadow(name: str, rng: tuple[float | None, float | None], needs: Literal["min", "max"]) -> GateSpec:
-    return GateSpec(name, CHAINS, "shadow", rng, needs, decide=shadow_gates.decide(name), requires="traffic")
-
-
-_GATES: list[GateSpec] = [
-    # data: raw rows, then the split
-    GateSpec("invalid_rows", DATASETS, "summary", NON_NEGATIVE, whole=True, explain=explain.invalid_rows),
-    GateSpec("rows", DATASETS, "summary", NON_NEGATIVE),
-    GateSpec("duplicates", DATASETS, "raw", NON_NEGATIVE, "max", True, catalogue.duplicates),
-    GateSpec("leakage", DATASETS, "split", NON_NEGATIVE, "max", True, catalogue.leakage),
-    GateSpec("label_coverage", DATASETS, "split", NON_NEGATIVE, "min", True, catalogue.label_coverage),
-    GateSpec("drift", DATASETS, "split", NON_NEGATIVE, "max", True, catalogue.drift, fixed_max=0),
-    # models: their evaluation report
-    *_metrics(MODELS, ("accuracy", "macro_f1", "min_class_recall")),
-    *_metrics(frozenset({"text_classifier"}), ("invariance_rate", "directional_rate", "mft_accuracy")),
-    # accuracy points the worst slice may trail overall accuracy by
-    GateSpec("slice_gap", MODELS, "report", UNIT, "max", decide=catalogue.slice_gap),
-    # a tolerated drop in accuracy against the champion, so never positive
-    GateSpec("regression", MODELS, "report", (-1.0, 0.0), "min", decide=catalogue.regression),
-    # chains: the golden-suite evaluation
-    GateSpec("format_valid", CHAINS, "summary", explain=explain.format_valid),
-    *_metrics(
-        CHAINS,
-        ("intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity", "flaky_rate"),
-    ),
-    *_metrics(CHAINS, ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
-    # share of golden cases the chain acted on (did not ask) with a wrong intent: only an upper bound makes sense
-    GateSpec("confident_wrong_rate", CHAINS, "summary", UNIT, "max"),
-    # share of golden cases answered with a clarifying question: either bound (too timid, or never asks)
-    GateSpec("abstain_rate", CHAINS, "summary", UNIT),
-    # single-request service latency, of a model or of the whole chain (evaluation/latency.py)
-    *_metrics(MODELS | CHAINS, ("p50_ms", "p95_ms"), NON_NEGATIVE),
-    # chains: the candidate against the champion on the same recorded requests (shadow_comparison) or live ones
-    # (shadow_report); diffs are candidate minus champion, latency the median of per-request differences
-    _shadow("shadow_intent_agreement", UNIT, "min"),
-    _shadow("shadow_entity_agreement", UNIT, "min"),
-    _shadow("shadow_reply_similarity", UNIT, "min"),
-    _shadow("shadow_abstain_rate_diff", RATE_DIFF, "max"),
-    _shadow("shadow_escalation_rate_diff", RATE_DIFF, "max"),
-    _shadow("shadow_latency_diff_ms", LATENCY_DIFF, "max"),
-]
-GATES: dict[str, GateSpec] = {g.name: g for g in _GATES}
-assert len(GATES) == len(_GATES), "a gate is declared twice"
+GATES: dict[str, GateSpec] = {
+    name: GateSpec(
+        **{f.name: getattr(rule, f.name) for f in fields(GateRule)}, decide=DECIDE.get(name), explain=EXPLAIN.get(name)
+    )
+    for name, rule in RULES.items()
+}
 
 
 def gates_for(kind: str) -> dict[str, GateSpec]:
     return {name: g for name, g in GATES.items() if kind in g.kinds}
-
-
-def _range_text(low: float | None, high: float | None) -> str:
-    return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
-
-
-def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where: str, spec_of: Any = None) -> None:
-    """Names, required bounds and their ranges, from this table, when a manifest loads: a typo in a gate name must
-    fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`).
-    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``)."""
-    known = gates_for(kind)
-    for gate, t in gates.items():
-        at = f"{where}: gates.{member}.{gate}"
-        spec = known.get(gate)
-        if spec is None:
-            raise ManifestError(f"{at}: unknown gate for a {kind} (known: {', '.join(sorted(known))})")
-        if spec.requires and spec_of is not None and getattr(spec_of, spec.requires, None) is None:
-            raise ManifestError(
-                f"{at}: needs `members.{member}.{spec.requires}` (a file of recorded requests to replay through the "
-                "candidate and the champion), which the member does not set"
-            )
-        if spec.needs != "any" and getattr(t, spec.needs) is None:
-            raise ManifestError(f"{at}: needs `{spec.needs}`")
-        if spec.fixed_max is not None and t.max is not None and t.max != spec.fixed_max:
-            raise ManifestError(f"{at}: `max` must be {spec.fixed_max:g} (any drifted feature fails)")
-        low, high = spec.range
-        for op in ("min", "max"):
-            value = getattr(t, op)
-            if value is None:
-                continue
-            if not math.isfinite(value):
-                raise ManifestError(f"{at}.{op}: {value} is not a finite number")
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise ManifestError(f"{at}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}")
-            if spec.whole and not float(value).is_integer():
-                raise ManifestError(f"{at}.{op}: {value:g} is not a whole number of rows")
-        if t.min is not None and t.max is not None and t.min > t.max:
-            raise ManifestError(f"{at}: min {t.min:g} is above max {t.max:g}, nothing can pass")

@@ -1,0 +1,139 @@
+"""Every gate a manifest may name, declared once: which member kinds may have it, which asset it reads, the bound it
+takes and the range of that bound. (When a gate cannot decide, every gate holds unless its manifest entry says
+`on_inconclusive: warn`: one safe default, in ``manifest.Threshold``, rather than a per-gate one to remember.)
+
+Manifest validation (names, bounds, ranges: :func:`check_thresholds`), the checks (which asset each is attached
+to) and the release unit all read these rules; how each gate decides is attached to its rule in
+``promotion/gate_table.py``. Adding a gate is one rule here, one decide function there (or none: a metric the
+member's summary reports is compared with the bound), and a fixture that makes it fail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from release_assets.manifest.errors import ManifestError
+from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS, family
+
+if TYPE_CHECKING:
+    from release_assets.manifest import Threshold
+
+DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
+
+UNIT = (0.0, 1.0)  # rates, shares, accuracies, F1, similarity
+NON_NEGATIVE = (0.0, None)  # latencies, throughput, tokens, cost, calls, row counts
+RATE_DIFF = (-1.0, 1.0)  # a rate's change, candidate minus champion
+LATENCY_DIFF = (-60_000.0, 60_000.0)  # ms, faster is negative; a minute either way would be a unit mistake
+
+
+@dataclass(frozen=True)
+class GateRule:
+    name: str
+    kinds: frozenset[str]
+    # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
+    # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
+    reads: Literal["summary", "raw", "split", "report", "evaluation", "shadow"]
+    range: tuple[float | None, float | None] = UNIT
+    needs: Literal["min", "max", "any"] = "any"  # the bound the manifest must give
+    whole: bool = False  # counts rows: compared as integers, so `max: 0.5` would silently mean 0
+    fixed_max: float | None = None  # drift: any drifted feature fails, so the only meaningful `max` is 0
+    # A member field the gate's input needs (shadow gates replay the chain's recorded `traffic`).
+    requires: str | None = None
+
+    def role(self, kind: str) -> str:
+        if self.reads != "summary":
+            return self.reads
+        return {"dataset": "raw", "model": "report", "chain": "evaluation"}[family(kind)]
+
+
+def _metrics(kinds: frozenset[str], names: tuple[str, ...], rng=UNIT) -> list[GateRule]:
+    return [GateRule(n, kinds, "summary", rng) for n in names]
+
+
+def _shadow(name: str, rng: tuple[float | None, float | None], needs: Literal["min", "max"]) -> GateRule:
+    return GateRule(name, CHAINS, "shadow", rng, needs, requires="traffic")
+
+
+_RULES: list[GateRule] = [
+    # data: raw rows, then the split
+    GateRule("invalid_rows", DATASETS, "summary", NON_NEGATIVE, whole=True),
+    GateRule("rows", DATASETS, "summary", NON_NEGATIVE),
+    GateRule("duplicates", DATASETS, "raw", NON_NEGATIVE, "max", True),
+    GateRule("leakage", DATASETS, "split", NON_NEGATIVE, "max", True),
+    GateRule("label_coverage", DATASETS, "split", NON_NEGATIVE, "min", True),
+    GateRule("drift", DATASETS, "split", NON_NEGATIVE, "max", True, fixed_max=0),
+    # models: their evaluation report
+    *_metrics(MODELS, ("accuracy", "macro_f1", "min_class_recall")),
+    *_metrics(frozenset({"text_classifier"}), ("invariance_rate", "directional_rate", "mft_accuracy")),
+    # accuracy points the worst slice may trail overall accuracy by
+    GateRule("slice_gap", MODELS, "report", UNIT, "max"),
+    # a tolerated drop in accuracy against the champion, so never positive
+    GateRule("regression", MODELS, "report", (-1.0, 0.0), "min"),
+    # chains: the golden-suite evaluation
+    GateRule("format_valid", CHAINS, "summary"),
+    *_metrics(
+        CHAINS,
+        ("intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity", "flaky_rate"),
+    ),
+    *_metrics(CHAINS, ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
+    # share of golden cases the chain acted on (did not ask) with a wrong intent: only an upper bound makes sense
+    GateRule("confident_wrong_rate", CHAINS, "summary", UNIT, "max"),
+    # share of golden cases answered with a clarifying question: either bound (too timid, or never asks)
+    GateRule("abstain_rate", CHAINS, "summary", UNIT),
+    # single-request service latency, of a model or of the whole chain (evaluation/latency.py)
+    *_metrics(MODELS | CHAINS, ("p50_ms", "p95_ms"), NON_NEGATIVE),
+    # chains: the candidate against the champion on the same recorded requests (shadow_comparison) or live ones
+    # (shadow_report); diffs are candidate minus champion, latency the median of per-request differences
+    _shadow("shadow_intent_agreement", UNIT, "min"),
+    _shadow("shadow_entity_agreement", UNIT, "min"),
+    _shadow("shadow_reply_similarity", UNIT, "min"),
+    _shadow("shadow_abstain_rate_diff", RATE_DIFF, "max"),
+    _shadow("shadow_escalation_rate_diff", RATE_DIFF, "max"),
+    _shadow("shadow_latency_diff_ms", LATENCY_DIFF, "max"),
+]
+RULES: dict[str, GateRule] = {g.name: g for g in _RULES}
+assert len(RULES) == len(_RULES), "a gate is declared twice"
+
+
+def rules_for(kind: str) -> dict[str, GateRule]:
+    return {name: g for name, g in RULES.items() if kind in g.kinds}
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
+
+
+def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where: str, spec_of: Any = None) -> None:
+    """Names, required bounds and their ranges, from this table, when a manifest loads: a typo in a gate name must
+    fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`).
+    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``)."""
+    known = rules_for(kind)
+    for gate, t in gates.items():
+        at = f"{where}: gates.{member}.{gate}"
+        spec = known.get(gate)
+        if spec is None:
+            raise ManifestError(f"{at}: unknown gate for a {kind} (known: {', '.join(sorted(known))})")
+        if spec.requires and spec_of is not None and getattr(spec_of, spec.requires, None) is None:
+            raise ManifestError(
+                f"{at}: needs `members.{member}.{spec.requires}` (a file of recorded requests to replay through the "
+                "candidate and the champion), which the member does not set"
+            )
+        if spec.needs != "any" and getattr(t, spec.needs) is None:
+            raise ManifestError(f"{at}: needs `{spec.needs}`")
+        if spec.fixed_max is not None and t.max is not None and t.max != spec.fixed_max:
+            raise ManifestError(f"{at}: `max` must be {spec.fixed_max:g} (any drifted feature fails)")
+        low, high = spec.range
+        for op in ("min", "max"):
+            value = getattr(t, op)
+            if value is None:
+                continue
+            if not math.isfinite(value):
+                raise ManifestError(f"{at}.{op}: {value} is not a finite number")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ManifestError(f"{at}.{op}: {value:g} is outside {gate}'s range {_range_text(low, high)}")
+            if spec.whole and not float(value).is_integer():
+                raise ManifestError(f"{at}.{op}: {value:g} is not a whole number of rows")
+        if t.min is not None and t.max is not None and t.min > t.max:
+            raise ManifestError(f"{at}: min {t.min:g} is above max {t.max:g}, nothing can pass")
