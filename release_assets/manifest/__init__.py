@@ -18,6 +18,7 @@ from release_assets.manifest.errors import ManifestError
 from release_assets.manifest.gates import check_thresholds
 from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS
 from release_assets.manifest.kinds import family as family
+from release_assets.manifest.params import MODEL_PARAMS
 from release_assets.rollout.spec import RolloutSpec
 
 NAME = r"^[a-z][a-z0-9_]*$"
@@ -197,11 +198,10 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
 
 
 def _check_params(name: str, member: Any, where: str) -> None:
-    """Hyperparameters are validated here, against the trainer's own schema, so a typo fails before training."""
-    from release_assets.models.registry import MODEL_KINDS as TRAINERS
-
+    """Hyperparameters are validated here, against the trainer's own schema (``params.py``), so a typo fails before
+    training."""
     try:
-        TRAINERS[member.kind].parse_params(member.params)
+        MODEL_PARAMS[member.kind].model_validate(member.params)
     except ValidationError as exc:
         raise ManifestError(f"{where}: {validation_problems(exc, f'members.{name}.params.')}") from None
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from release_assets.manifest.params import TextParams
 from release_assets.models.epochs import report_epoch
 from release_assets.models.wordpiece import encode, train_tokenizer
 
@@ -24,24 +24,6 @@ LABELS_FILE = "labels.json"
 # The confidence below which a chain should ask rather than act, chosen on the validation split at training time
 # and frozen with the weights it was measured on (chains read it with `min_confidence: model`).
 ABSTAIN_FILE = "abstain.json"
-
-
-class TextParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    layers: int = 2
-    hidden: int = 64
-    heads: int = 2
-    epochs: int = 12
-    max_length: int = 64
-    vocab_size: int = 2000
-    lr: float = 1e-3
-    batch_size: int = 32
-    seed: int = 0
-    dropout: float = 0.1
-    token_mask: float = 0.0  # share of tokens replaced by [MASK] in each training batch (regularises small data)
-    base_model: str | None = None  # a local checkpoint folder to fine-tune instead of training from scratch
-    # Accuracy the answered validation cases must reach: the abstain threshold is the lowest confidence that does.
-    abstain_target: float = Field(default=0.8, gt=0, le=1)
 
 
 def _quiet_transformers() -> None:

@@ -11,16 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+
+from release_assets.manifest.params import TabularParams
 
 MODEL_FILE = "model.json"
-
-
-class TabularParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    C: float = 1.0
-    max_iter: int = 500
-    seed: int = 0
 
 
 def train(

@@ -8,21 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from release_assets.manifest.params import VisionParams
 from release_assets.models.epochs import report_epoch
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-
-
-class VisionParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    epochs: int = 8
-    channels: int = 16
-    lr: float = 3e-3
-    batch_size: int = 64
-    seed: int = 0
 
 
 def _net(channels: int, n_classes: int):
