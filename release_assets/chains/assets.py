@@ -9,7 +9,7 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.chains.build import chain_files
 from release_assets.core.hashing import CodeInputs, files_digest
-from release_assets.manifest import PromptChain, ReleaseManifest, member_section
+from release_assets.manifest import ReleaseManifest, member_section
 from release_assets.resources.artifact_store import ArtifactStore
 
 MODULES = [
@@ -22,7 +22,7 @@ MODULES = [
 
 
 def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
-    member: PromptChain = manifest.members[name]
+    member = manifest.chain(name)
     chain_dir = project_root / member.path
     kb = project_root / member.knowledge_base if member.knowledge_base else None
     files = [*chain_files(chain_dir), *([kb] if kb else [])]

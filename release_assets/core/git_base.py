@@ -120,6 +120,7 @@ def baseline(cwd: Path, configured: str | None = None) -> Baseline:
     if ref is None:
         head = _commit_of(cwd, "HEAD")
         return Baseline(top, head, "HEAD" if head else None)
+    commit: str | None
     try:
         commit = git(cwd, "merge-base", "HEAD", ref)
     except GitUnavailable:

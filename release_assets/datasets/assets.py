@@ -28,7 +28,7 @@ SPLIT_MODULES = [
 
 
 def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
-    member = manifest.members[name]
+    member = manifest.dataset(name)
     source_files = [project_root / member.path] if isinstance(member, JsonlDataset) else []
     kinds = {"jsonl"} if isinstance(member, JsonlDataset) else {"sklearn"}
 
@@ -61,7 +61,7 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
 
 
 def _split_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
-    member = manifest.members[name]
+    member = manifest.dataset(name)
 
     @dg.asset(
         key=keys.split(manifest.name, name),

@@ -9,7 +9,7 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.evaluation.report import examples_markdown
-from release_assets.manifest import MODEL_KINDS, ManifestError, PromptChain, ReleaseManifest, member_section
+from release_assets.manifest import MODEL_KINDS, ManifestError, ReleaseManifest, member_section
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
@@ -44,7 +44,7 @@ def _report_metadata(ref: ArtifactRef, store_root: Path) -> dict:
 
 
 def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
-    member = manifest.members[name]
+    member = manifest.model(name)
 
     @dg.asset(
         key=keys.report(manifest.name, name),
@@ -92,7 +92,7 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
 
 
 def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
-    member: PromptChain = manifest.members[name]
+    member = manifest.chain(name)
     golden = project_root / member.golden
     model_ins = {m: dg.AssetIn(keys.model(manifest.name, m)) for m in member.uses}
 
@@ -157,7 +157,8 @@ SHADOW_MODULES = [
 def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
     from release_assets.evaluation.shadow_replay import subset_text
 
-    member: PromptChain = manifest.members[name]
+    member = manifest.chain(name)
+    assert member.traffic, "keys.traffic_chain names a chain with recorded traffic"
     traffic = project_root / member.traffic
     model_ins = {m: dg.AssetIn(keys.model(manifest.name, m)) for m in member.uses}
 
@@ -225,8 +226,8 @@ def evaluation_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.
     out = [_report_asset(manifest, name) for name in manifest.members_of(*MODEL_KINDS)]
     out += [_chain_evaluation_asset(manifest, name, project_root) for name in manifest.members_of("prompt_chain")]
     served = keys.traffic_chain(manifest)
-    for name, member in manifest.members_of("prompt_chain").items():
-        if member.traffic and name != served:
+    for name in manifest.members_of("prompt_chain"):
+        if manifest.chain(name).traffic and name != served:
             raise ManifestError(
                 f"{manifest.source or manifest.name}: members.{name}.traffic: only the chain serving answers with "
                 f"(the first by name, {sorted(manifest.members_of('prompt_chain'))[0]}) can replay recorded traffic"

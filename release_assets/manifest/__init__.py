@@ -112,6 +112,9 @@ Member = Annotated[
     SklearnDataset | JsonlDataset | TabularClassifier | TextClassifier | ImageClassifier | PromptChain,
     Field(discriminator="kind"),
 ]
+# The members of one family (see ``family``), for code that only ever handles that family.
+DatasetMember = SklearnDataset | JsonlDataset
+ModelMember = TabularClassifier | TextClassifier | ImageClassifier
 
 
 class Threshold(_Strict):
@@ -145,6 +148,26 @@ class ReleaseManifest(_Strict):
 
     def topological_order(self) -> list[str]:
         return _toposort({name: m.upstream for name, m in self.members.items()})
+
+    # Typed access to a member whose family the caller already knows (its assets are only built for that family),
+    # so the fields of that family can be read without a cast; another kind is a bug, not a manifest error.
+    def dataset(self, name: str) -> DatasetMember:
+        member = self.members[name]
+        if not isinstance(member, SklearnDataset | JsonlDataset):
+            raise TypeError(f"member {name!r} is a {member.kind}, not a dataset")
+        return member
+
+    def model(self, name: str) -> ModelMember:
+        member = self.members[name]
+        if not isinstance(member, TabularClassifier | TextClassifier | ImageClassifier):
+            raise TypeError(f"member {name!r} is a {member.kind}, not a model")
+        return member
+
+    def chain(self, name: str) -> PromptChain:
+        member = self.members[name]
+        if not isinstance(member, PromptChain):
+            raise TypeError(f"member {name!r} is a {member.kind}, not a prompt chain")
+        return member
 
 
 def _toposort(edges: dict[str, tuple[str, ...]]) -> list[str]:

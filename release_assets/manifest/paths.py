@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release_assets.manifest import ManifestError, ReleaseManifest, is_defs_file
+from release_assets.manifest import ManifestError, PromptChain, ReleaseManifest, is_defs_file
 
 # Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
 _PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
@@ -32,7 +32,8 @@ def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifes
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")
             if what == "file" and not target.is_file():
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} is not a file")
-        chain_file = getattr(member, "chain_file", None)
-        if chain_file is not None and not (project_root / member.path / chain_file).is_file():
-            raise ManifestError(f"{where}: members.{name}.chain_file: {chain_file} does not exist in {member.path}")
+        if isinstance(member, PromptChain) and not (project_root / member.path / member.chain_file).is_file():
+            raise ManifestError(
+                f"{where}: members.{name}.chain_file: {member.chain_file} does not exist in {member.path}"
+            )
     return manifest

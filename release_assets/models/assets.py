@@ -53,7 +53,7 @@ def _parity_result(name: str, kind: str, model: ArtifactRef, data: ArtifactRef, 
 
 
 def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
-    member = manifest.members[name]
+    member = manifest.model(name)
     trainer = TRAINERS[member.kind]
     checks = _parity_spec(manifest, name)
 

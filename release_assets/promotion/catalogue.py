@@ -70,6 +70,7 @@ def slice_gap(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
     from release_assets.promotion.slices import slice_gap_verdict
 
     summary = inputs.refs["report"].summary
+    assert t.max is not None, "the gate table requires `max` (needs='max')"
     return slice_gap_verdict(
         member, summary["metrics"].get("accuracy"), summary["slices"], float(t.max), int(t.params.get("min_n", 10))
     )

@@ -37,6 +37,7 @@ def _data_file(spec: Any, summary: dict[str, Any]) -> str:
 def invalid_rows(spec: Any, verdict: Verdict, summary: dict[str, Any]) -> Verdict:
     from release_assets.datasets.quality import invalid_rows_detail
 
+    assert verdict.observed is not None, "explained only when failed, so measured"
     text, table = invalid_rows_detail(_data_file(spec, summary), summary.get("examples", []), int(verdict.observed))
     if not text:
         return verdict

@@ -9,6 +9,7 @@ code rather than trusting a check that may not have run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from release_assets.artifacts import ArtifactRef
@@ -26,9 +27,9 @@ def gate_role(kind: str, gate: str) -> str:
     return GATES[gate].role(kind)
 
 
-def _decided(member: str, gate: str, t, inputs: MemberInputs) -> Verdict:
+def _decided(member: str, gate: str, decide: Callable[..., Verdict], t, inputs: MemberInputs) -> Verdict:
     try:
-        verdict = GATES[gate].decide(member, inputs, t)
+        verdict = decide(member, inputs, t)
         return replace(verdict, gate=gate, severity=t.severity, on_inconclusive=t.on_inconclusive)
     except Exception as exc:
         # Only "there is no champion yet" may pass with a warning; an input that cannot be read is a reason to
@@ -47,16 +48,22 @@ def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: Memb
         verdict = replace(verdict, reason=verdict.reason + latency_context(metrics))
     if verdict.status != "passed":
         verdict = replace(verdict, examples=summary.get("examples", []))
-    if verdict.status == "failed" and GATES[gate].explain is not None:
-        verdict = GATES[gate].explain(manifest.members[member], verdict, summary)
+    explain = GATES[gate].explain
+    if verdict.status == "failed" and explain is not None:
+        verdict = explain(manifest.members[member], verdict, summary)
     return verdict
 
 
 def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
-    return [
-        _decided(member, gate, t, inputs) if GATES[gate].decide else _measured(manifest, member, gate, t, inputs)
-        for gate, t in sorted(manifest.gates.get(member, {}).items())
-    ]
+    out = []
+    for gate, t in sorted(manifest.gates.get(member, {}).items()):
+        decide = GATES[gate].decide
+        out.append(
+            _measured(manifest, member, gate, t, inputs)
+            if decide is None
+            else _decided(member, gate, decide, t, inputs)
+        )
+    return out
 
 
 def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]:
@@ -67,7 +74,7 @@ def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]
     if family(kind) == "dataset":
         return {"raw": keys.raw(name, member), "split": keys.split(name, member)}
     if family(kind) == "model":
-        data = manifest.members[member].data
+        data = manifest.model(member).data
         return {"model": keys.model(name, member), "report": keys.report(name, member), "split": keys.split(name, data)}
     roles = {"evaluation": keys.chain_evaluation(name, member)}
     if keys.traffic_chain(manifest) == member:

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from release_assets.manifest import Threshold
-from release_assets.verdict import Verdict
+from release_assets.verdict import Status, Verdict
 
 
 def bounds_text(bounds: dict[str, float | None] | None) -> str:
@@ -38,7 +38,7 @@ def threshold_verdict(member: str, gate: str, observed: float | None, t: Thresho
     ok = (t.min is None or observed >= t.min) and (t.max is None or observed <= t.max)
     verb = "meets" if ok else "violates"
     reason = f"{gate} = {observed:.4g} {verb} the gate {bounds_text({'min': t.min, 'max': t.max})}"
-    status = "passed" if ok else "failed"
+    status: Status = "passed" if ok else "failed"
     return Verdict(
         member, gate, status, reason, float(observed), bounds, t.severity, on_inconclusive=t.on_inconclusive, **extra
     )

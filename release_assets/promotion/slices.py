@@ -28,7 +28,7 @@ def slice_gap_verdict(
     bounds: dict[str, float | None] = {"min": None, "max": max_gap}
     if overall_accuracy is None:
         return Verdict(member, gate, "inconclusive", "overall accuracy was not measured", None, bounds, severity)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "field": field,
             "value": value,

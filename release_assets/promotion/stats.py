@@ -20,8 +20,11 @@ MIN_SHARED = 30
 MAX_EXAMPLES = 20
 EXACT_BELOW = 25  # discordant pairs under which McNemar's chi-square approximation is poor
 
+# Per-row outcomes (right or wrong), as a list or a boolean array.
+Outcomes = Sequence[bool] | np.ndarray
 
-def _pairs(correct_candidate: Sequence[bool], correct_champion: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+
+def _pairs(correct_candidate: Outcomes, correct_champion: Outcomes) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(correct_candidate, dtype=bool), np.asarray(correct_champion, dtype=bool)
     if a.shape != b.shape or a.ndim != 1 or not len(a):
         raise ValueError(f"need two equal, non-empty lists of per-row outcomes, got {a.shape} and {b.shape}")
@@ -29,8 +32,8 @@ def _pairs(correct_candidate: Sequence[bool], correct_champion: Sequence[bool]) 
 
 
 def paired_bootstrap_ci(
-    correct_candidate: Sequence[bool],
-    correct_champion: Sequence[bool],
+    correct_candidate: Outcomes,
+    correct_champion: Outcomes,
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
@@ -50,7 +53,7 @@ def paired_bootstrap_ci(
     return float(d.mean()), float(low), float(high)
 
 
-def mcnemar(correct_candidate: Sequence[bool], correct_champion: Sequence[bool]) -> tuple[float, float]:
+def mcnemar(correct_candidate: Outcomes, correct_champion: Outcomes) -> tuple[float, float]:
     """``(statistic, p-value)`` of McNemar's test on the rows exactly one model got right.
 
     Under ``EXACT_BELOW`` discordant rows the p-value is the exact two-sided binomial test (statistic: the

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from release_assets.core.git_base import Baseline, baseline, configured_base_ref
-from release_assets.manifest import ManifestError, ReleaseManifest, parse_manifest
+from release_assets.manifest import ManifestError, PromptChain, ReleaseManifest, parse_manifest
 
 # Member fields that decide what a gate measures, not what is built.
 EVALUATION_INPUTS = ("golden", "mft_cases", "repeats")
@@ -48,7 +48,7 @@ def committed_manifest(manifest: ReleaseManifest, base: Baseline | None = None) 
         return None, "none (the manifest has no file)"
     base = base or manifest_baseline(manifest)
     text, origin = base.read(Path(source)), f"git {base.ref}"
-    if text is not None and base.ref != "HEAD":
+    if text is not None and base.commit is not None and base.ref != "HEAD":
         origin = f"git {base.ref} (merge base {base.commit[:12]})"
     if text is None and base.ref not in (None, "HEAD"):
         # Not on the default branch: a release this branch adds has no reviewed copy to be weaker than.
@@ -88,8 +88,8 @@ def golden_weakened(committed: ReleaseManifest, effective: ReleaseManifest, base
     out = []
     for name, member in sorted(committed.members.items()):
         now = effective.members.get(name)
-        if getattr(member, "golden", None) is None or getattr(now, "golden", None) is None:
-            continue
+        if not isinstance(member, PromptChain) or not isinstance(now, PromptChain):
+            continue  # only a chain has a golden suite
         before = base.read(root / member.golden)
         here_path = root / now.golden
         if before is None or not here_path.is_file():
@@ -172,12 +172,12 @@ def weakened_gates(committed: ReleaseManifest | None, effective: ReleaseManifest
         for gate, threshold in sorted(gates.items()):
             after = now.get(gate)
             out += _gate_changes(member, gate, threshold.model_dump(), after.model_dump() if after else None)
-    for name, member in sorted(committed.members.items()):
+    for name, spec in sorted(committed.members.items()):
         current = effective.members.get(name)
         for field in EVALUATION_INPUTS:
-            if not hasattr(member, field):
+            if not hasattr(spec, field):
                 continue
-            before = getattr(member, field)
+            before = getattr(spec, field)
             after = getattr(current, field, None) if current is not None else None
             if before != after:
                 out.append(f"members.{name}.{field}: {_short(before)} -> {_short(after)}")

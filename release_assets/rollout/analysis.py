@@ -15,7 +15,7 @@ Pure: counters in, a decision out. The order of the rules is the policy:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from release_assets.rollout.counters import VersionCounters, quantile_ms
 from release_assets.rollout.spec import Budget, RolloutSpec
@@ -51,6 +51,17 @@ class Analysis:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _Head(TypedDict):
+    """The fields every decision of one analysis shares."""
+
+    step: int
+    percent: int
+    next_percent: int | None
+    canary_requests: float
+    champion_requests: float
+    elapsed_s: float
 
 
 def _rate(part: float, whole: float) -> float | None:
@@ -131,7 +142,7 @@ def analyse(
     """The decision for a canary at ``spec.steps[step]`` whose step began ``elapsed_s`` ago, on window counters."""
     percent = spec.steps[step]
     nxt = spec.steps[step + 1] if step + 1 < len(spec.steps) else None
-    head = {
+    head: _Head = {
         "step": step,
         "percent": percent,
         "next_percent": nxt,
