@@ -43,12 +43,12 @@ def _traffic(url: str, stop: threading.Event, rps: float = 50.0) -> None:
 
 
 def _scenario(root: Path, faulty: bool, breaker: bool) -> dict:
+    from release_assets.manifest.rollout import RolloutSpec
     from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
     from release_assets.rollout.canary import Rollout, start, tick
     from release_assets.rollout.metrics_source import MetricsEndpointSource
     from release_assets.rollout.sensors import MONITOR_INTERVAL_S
-    from release_assets.rollout.spec import RolloutSpec
     from release_assets.serving.breaker import BreakerPolicy
     from release_assets_tests.bundles import publish_unit
     from release_assets_tests.rollout.test_canary_live import SchemaBreaking, live_server

@@ -28,7 +28,7 @@ from release_assets.manifest import (
 )
 from release_assets.manifest.defs_lines import locate
 from release_assets.manifest.paths import check_paths
-from release_assets.rollout.spec import RolloutSpec
+from release_assets.manifest.rollout import RolloutSpec
 
 
 @dataclass(frozen=True)

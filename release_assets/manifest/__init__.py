@@ -19,7 +19,7 @@ from release_assets.manifest.gates import check_thresholds
 from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS
 from release_assets.manifest.kinds import family as family
 from release_assets.manifest.params import MODEL_PARAMS
-from release_assets.rollout.spec import RolloutSpec
+from release_assets.manifest.rollout import RolloutSpec
 
 NAME = r"^[a-z][a-z0-9_]*$"
 
@@ -140,7 +140,7 @@ class ReleaseManifest(_Strict):
     owners: list[str] = Field(default_factory=list)
     members: dict[Annotated[str, Field(pattern=NAME)], Member]
     gates: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
-    rollout: RolloutSpec | None = None  # how a published version reaches users (rollout/spec.py)
+    rollout: RolloutSpec | None = None  # how a published version reaches users (manifest/rollout.py)
     source: Path | None = Field(default=None, exclude=True)
 
     def members_of(self, *kinds: str) -> dict[str, Member]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
+from release_assets.manifest.rollout import Budget, RolloutSpec
 from release_assets.rollout.counters import VersionCounters, quantile_ms
-from release_assets.rollout.spec import Budget, RolloutSpec
 
 Decision = Literal["bake", "hold", "breach", "advance", "promote"]
 KPIS = ("error_rate", "schema_failure_rate", "p99_ms", "escalation_rate", "abstain_rate", "intent_distance")
@@ -99,7 +99,7 @@ def budget_text(b: Budget) -> str:
 
 
 def over_budget(canary: float, champion: float, b: Budget) -> bool:
-    """Breached only when every bound the budget gives is exceeded (see rollout.spec.Budget)."""
+    """Breached only when every bound the budget gives is exceeded (see manifest.rollout.Budget)."""
     exceeded = []
     if b.max is not None:
         exceeded.append(canary > b.max)

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.canary_state import CanaryState, snapshot_from_dict, snapshot_to_dict
 from release_assets.record.ledger import PromotionError, check_servable, event, replay
 from release_assets.release.store import ReleaseStore
 from release_assets.rollout.analysis import Analysis, analyse
 from release_assets.rollout.counters import Snapshot, window
 from release_assets.rollout.metrics_source import MetricsUnavailable
-from release_assets.rollout.spec import RolloutSpec
 
 MONITOR = "canary_monitor"  # the actor of every event the monitor writes on its own
 

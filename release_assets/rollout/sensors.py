@@ -18,7 +18,11 @@ from release_assets.evaluation.report import markdown_table
 from release_assets.manifest import ReleaseManifest
 
 MONITOR_INTERVAL_S = 10
-ROLLOUT_MODULES = ["release_assets.rollout.analysis", "release_assets.rollout.canary", "release_assets.rollout.spec"]
+ROLLOUT_MODULES = [
+    "release_assets.rollout.analysis",
+    "release_assets.rollout.canary",
+    "release_assets.manifest.rollout",
+]
 CHECK = "canary_budgets"
 
 

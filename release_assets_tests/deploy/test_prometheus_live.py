@@ -106,8 +106,8 @@ def test_promql_reads_what_metrics_says(tmp_path):
         champion, canary = expected.versions["v1"], expected.versions["v2"]
         assert champion.requests > 0 and canary.requests > 0 and canary.errors > 0 and canary.circuit_open
         # The monitor's decision is a function of the snapshot: through PromQL it decides what /metrics decides.
+        from release_assets.manifest.rollout import RolloutSpec
         from release_assets.rollout.analysis import analyse
-        from release_assets.rollout.spec import RolloutSpec
 
         spec = RolloutSpec(steps=[25, 100], bake_s=0, min_requests=1, budgets={"error_rate": {"max_increase": 0.02}})
         decisions = [analyse(s.counters("v2"), s.counters("v1"), spec, 0, 1.0) for s in (got, expected)]

@@ -7,9 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from release_assets.manifest import ManifestError, parse_manifest
+from release_assets.manifest.rollout import Budget, RolloutSpec
 from release_assets.rollout.analysis import analyse, intent_distance, over_budget
 from release_assets.rollout.counters import VersionCounters
-from release_assets.rollout.spec import Budget, RolloutSpec
 
 SPEC = RolloutSpec.model_validate(
     {

@@ -14,12 +14,12 @@ import dagster as dg
 import httpx
 import pytest
 
+from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.ledger import promote, replay
 from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.rollout.canary import Rollout, start, tick
 from release_assets.rollout.metrics_source import MetricsEndpointSource
-from release_assets.rollout.spec import RolloutSpec
 from release_assets.serving.app import create_app
 from release_assets.serving.breaker import BreakerPolicy, Breakers
 from release_assets.serving.champion_watch import ChampionWatch
