@@ -9,6 +9,7 @@ builds ``Settings()`` afresh.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,21 @@ def _project_root() -> Path:
     own location: installed from a wheel, that is site-packages, not anyone's project."""
     cwd = Path.cwd().resolve()
     return next((folder for folder in (cwd, *cwd.parents) if (folder / "pyproject.toml").is_file()), cwd)
+
+
+def dg_defs_folder(project_root: Path) -> Path | None:
+    """The defs folder of the ``dg`` project at ``project_root`` (``src/<root_module>/defs`` or
+    ``<root_module>/defs``, or the configured ``defs_module``), or None when it is not a dg project."""
+    try:
+        config = tomllib.loads((project_root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    project = config.get("tool", {}).get("dg", {}).get("project", {})
+    if "root_module" not in project:
+        return None
+    module = project.get("defs_module") or f"{project['root_module']}.defs"
+    relative = Path(*module.split("."))
+    return next((base / relative for base in (project_root / "src", project_root) if (base / relative).is_dir()), None)
 
 
 def _unset_if_blank(value: Any) -> Any:
@@ -243,9 +259,7 @@ class Settings(BaseSettings):
         default = self.project_root / "releases"
         if default.is_dir():
             return default
-        from release_assets.manifest.defs_files import dg_defs_folder  # a dg project: its ReleaseComponents' defs.yaml
-
-        return dg_defs_folder(self.project_root) or default
+        return dg_defs_folder(self.project_root) or default  # a dg project: its ReleaseComponents' defs.yaml
 
     @property
     def store_path(self) -> Path:

@@ -7,7 +7,6 @@ release_assets.ReleaseComponent`` anywhere under the project's defs folder (``[t
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import yaml
@@ -28,18 +27,3 @@ def release_files(folder: Path) -> list[Path]:
     """``folder/*.yaml`` (manifest files), then every ``defs.yaml`` below it that declares a release."""
     defs = sorted(p for name in ("defs.yaml", "defs.yml") for p in folder.rglob(name) if declares_release(p))
     return [*sorted(folder.glob("*.yaml")), *defs]
-
-
-def dg_defs_folder(project_root: Path) -> Path | None:
-    """The defs folder of the ``dg`` project at ``project_root`` (``src/<root_module>/defs`` or
-    ``<root_module>/defs``, or the configured ``defs_module``), or None when it is not a dg project."""
-    try:
-        config = tomllib.loads((project_root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    project = config.get("tool", {}).get("dg", {}).get("project", {})
-    if "root_module" not in project:
-        return None
-    module = project.get("defs_module") or f"{project['root_module']}.defs"
-    relative = Path(*module.split("."))
-    return next((base / relative for base in (project_root / "src", project_root) if (base / relative).is_dir()), None)
