@@ -22,12 +22,16 @@ from release_assets.core.textfiles import NotUTF8Error, decode_utf8
 
 # A step's output is a dict: `classify_intent.items()` reaches a dict method, not a field.
 DICT_METHODS = frozenset(name for name in dir(dict) if not name.startswith("_"))
-_INCLUDES = {
+_INCLUDES: dict[type[nodes.Include | nodes.Extends | nodes.Import | nodes.FromImport], str] = {
     nodes.Include: "included",
     nodes.Extends: "extended",
     nodes.Import: "imported",
     nodes.FromImport: "imported",
 }
+
+
+# Reads of an attribute or a key (typed as a tuple so `find_all` yields these node types, not their base).
+_LOOKUPS: tuple[type[nodes.Getattr | nodes.Getitem], ...] = (nodes.Getattr, nodes.Getitem)
 
 
 class TemplateError(ValueError):
@@ -74,7 +78,7 @@ def field_reads(tree: nodes.Template) -> set[tuple[str, str]] | None:
     """The ``step.field`` reads of a template-valued name, or None when it reads anything else (the message, a
     whole step), whose values cannot be listed."""
     reads, targets = set(), set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in tree.find_all(_LOOKUPS):
         key = _key(node)
         if isinstance(node.node, nodes.Name) and key is not None:
             reads.add((node.node.name, key))
@@ -149,8 +153,8 @@ def _problems(tree: nodes.Template, scope: Scope, env: SandboxedEnvironment) -> 
         elif isinstance(node, nodes.Test) and node.name not in env.tests:
             problems.append((node.lineno, f"No test named {node.name!r}."))
         key = _key(node)
-        if key is None:
-            continue
+        if key is None or not isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Filter):
+            continue  # (a key is only read by these)
         by_attribute = not isinstance(node, nodes.Getitem)
         # The sandbox refuses these attributes while rendering, in every case; `x["__class__"]` falls back to them.
         if key.startswith("__" if not by_attribute else "_"):

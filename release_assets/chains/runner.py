@@ -74,6 +74,7 @@ class ChainRunner:
     ) -> None:
         assert spec.directory is not None, "a chain spec must be loaded from a folder"
         self.spec, self.schemas, self.predictors, self.kb = spec, schemas, predictors, kb
+        self.directory: Path = spec.directory  # where its templates are
         self.llm_cache_dir = llm_cache_dir  # None: every LLM call goes to the model
 
     @property
@@ -138,8 +139,8 @@ class ChainRunner:
             observer.on_step(res.id, step.id, rendered[j], answer, output, error, latency, step.binding)
 
     def _render(self, step: StepSpec, context: dict[str, Any]) -> str:
-        name = render_string(self.spec.directory, step.template, context) if "{{" in step.template else step.template
-        return render(self.spec.directory, name, context)
+        name = render_string(self.directory, step.template, context) if "{{" in step.template else step.template
+        return render(self.directory, name, context)
 
     def _run_step(
         self,
@@ -160,22 +161,25 @@ class ChainRunner:
         if rendered is not None:  # the observer's input: what each request's template rendered to
             rendered.extend(texts)
         ok = [j for j, t in enumerate(texts) if t is not None]
+        ok_texts = [t for t in texts if t is not None]  # texts[j] for j in ok
         raw: list[dict[str, Any] | None] = [None] * len(texts)
 
         if step.binding_kind == "classifier":
-            outs = bindings.classify(step, [texts[j] for j in ok], self.predictors[step.binding_target])
+            target = step.binding_target
+            assert target is not None, "spec_checks requires classifier:<model>"
+            outs = bindings.classify(step, ok_texts, self.predictors[target])
             for j, out in zip(ok, outs, strict=True):
                 raw[j] = out
         elif step.binding_kind == "patterns":
-            for j in ok:
-                raw[j] = bindings.extract(step, texts[j], self.kb.products if step.catalogue else [], self.kb.aliases)
+            for j, text in zip(ok, ok_texts, strict=True):
+                raw[j] = bindings.extract(step, text, self.kb.products if step.catalogue else [], self.kb.aliases)
         elif step.is_llm:
             from release_assets.chains import llm  # httpx/transformers only load when a chain uses them
 
             outcomes = llm.run_llm_step(
                 step,
                 self.schemas[step.id],
-                [texts[j] for j in ok],
+                ok_texts,
                 [results[live[j]].id for j in ok],
                 self.llm_cache_dir,
             )
@@ -188,38 +192,40 @@ class ChainRunner:
                 else:
                     raw[j] = outcome.value
         elif step.binding_kind == "retrieve":
-            outs = bindings.retrieve(step, [texts[j] for j in ok], self.kb.facts, self.kb.questions)
+            outs = bindings.retrieve(step, ok_texts, self.kb.facts, self.kb.questions)
             for j, out in zip(ok, outs, strict=True):
                 raw[j] = out
         elif step.binding_kind == "template":
             # Escalate when an earlier step decided one of the listed values (e.g. intent == complaint).
             earlier = [s.id for s in self.spec.steps[: self.spec.steps.index(step)]]
-            for j in ok:
-                raw[j] = {"reply": texts[j]}
+            replies: dict[int, dict[str, Any]] = {j: {"reply": text} for j, text in zip(ok, ok_texts, strict=True)}
+            for j, reply in replies.items():
+                raw[j] = reply
                 if "escalate" in step.output:  # optional: a chain that never escalates does not declare it
                     decided = {v for sid in earlier for v in contexts[j].get(sid, {}).values() if isinstance(v, str)}
-                    raw[j]["escalate"] = bool(decided & set(step.escalate_intents))
+                    reply["escalate"] = bool(decided & set(step.escalate_intents))
             # -- abstain (spec.ClarifySpec): ask a clarifying question instead of acting on a doubtful decision --
             if step.clarify is not None:
-                for j in ok:
+                for j, reply in replies.items():
                     asks = bindings.clarification(step, contexts[j], earlier)
-                    raw[j]["abstained"] = asks is not None
+                    reply["abstained"] = asks is not None
                     if asks is None:
                         continue
                     if "escalate" in step.output:
-                        raw[j]["escalate"] = False  # nothing is acted on, so nothing is escalated either
+                        reply["escalate"] = False  # nothing is acted on, so nothing is escalated either
                     try:
                         context = {**contexts[j], "clarify": asks}
-                        raw[j]["reply"] = render(self.spec.directory, step.clarify.template, context)
+                        reply["reply"] = render(self.directory, step.clarify.template, context)
                     except TemplateError as exc:
                         results[live[j]].errors[step.id] = str(exc)
                         raw[j] = None
             # -- end abstain --
         if step.attachment and step.binding_kind in ("patterns", "llm"):
             # An LLM reads text only: an attached photo is still read by the release's vision model.
-            with_images = [j for j in ok if raw[j] is not None and requests[j].attachment]
+            pending = [(raw[j], requests[j].attachment) for j in ok]
+            with_images = [(out, images) for out, images in pending if out is not None and images]
             reader = self.predictors[step.attachment.split(":", 1)[1]]
-            read = bindings.read_sequences([requests[j].attachment for j in with_images], reader)
-            for j, value in zip(with_images, read, strict=True):
-                raw[j][step.attachment_field] = value
+            read = bindings.read_sequences([images for _, images in with_images], reader)
+            for (out, _), value in zip(with_images, read, strict=True):
+                out[step.attachment_field] = value
         return raw

@@ -243,8 +243,9 @@ def template_names(
     except TemplateError as exc:
         raise ChainSpecError(f"{where}: {exc}") from None
     reads = sorted(field_reads(tree) or ())
-    choices = [enums.get(sid, {}).get(name) for sid, name in reads]
-    if not reads or not all(choices):
+    found = [enums.get(sid, {}).get(name) for sid, name in reads]
+    choices = [c for c in found if c]
+    if not reads or len(choices) != len(found):
         return pattern_files(directory, step.template, where)
     template = environment(str(directory)).from_string(step.template)
     names: dict[str, str] = {}

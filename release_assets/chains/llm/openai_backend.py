@@ -38,6 +38,7 @@ class OpenAIBackend:
     def __init__(self, cfg: LLMSpec, step_id: str) -> None:
         self.cfg, self.step_id = cfg, step_id
         self.concurrency = cfg.concurrency
+        assert cfg.base_url is not None, "spec_checks requires base_url for llm:openai"
         self.url = cfg.base_url.rstrip("/") + "/chat/completions"
         self._key = _read_key(cfg.api_key_env) if cfg.api_key_env else None
         self._response_format = cfg.response_format

@@ -89,7 +89,7 @@ def _run_case(
     outcome = StepOutcome(usage=empty_usage())
     messages = [{"role": "user", "content": prompt}]
     attempts = cfg.schema_retries + 1
-    error = "no answer"
+    error: str | None = "no answer"
     for attempt in range(attempts):
         params = backend.params(schema_json, step.id)
         t0 = time.perf_counter()
