@@ -182,7 +182,7 @@ def score(
         if targets.intent:  # "wrong" needs the intent: acted (did not abstain) on an intent that was not expected
             metrics["confident_wrong_rate"] = rate(confident_wrong)
     metrics["cases"] = n
-    summary = {
+    summary: dict[str, Any] = {
         "metrics": metrics,
         "examples": failures[:WORST_EXAMPLES],
         "failed_cases": len(failures),

@@ -122,6 +122,7 @@ def measure_latency(
                 best = result
             if share is None or share <= SATURATED_WAIT_SHARE:
                 break
+    assert best is not None, "attempts must be at least 1"
     metrics = {
         "p50_ms": _ms(best["per_item"], 50),
         "p95_ms": _ms(best["per_item"], 95),

@@ -142,7 +142,7 @@ def drift_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     html = out_dir / "report.html"
-    head = {"live_rows": len(live_rows), "reference_rows": len(reference_rows), "min_rows": min_rows}
+    head: dict[str, Any] = {"live_rows": len(live_rows), "reference_rows": len(reference_rows), "min_rows": min_rows}
     head |= {"drift_share": drift_share, "evidently": evidently.__version__, "report": str(html)}
     if not judged:
         reason = f"inconclusive: no feature has {min_rows} live values ({len(live_rows)} live rows)"

@@ -46,7 +46,8 @@ def _from_difference(a: Any, b: Any, limit: int) -> tuple[str, str]:
     a, b = (" ".join(str(x or "").split()) for x in (a, b))
     same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     start = a.rfind(" ", 0, max(0, same - 20)) + 1 if same > 40 else 0
-    return tuple(("..." if start else "") + _short(x[start:], limit) for x in (a, b))
+    prefix = "..." if start else ""
+    return prefix + _short(a[start:], limit), prefix + _short(b[start:], limit)
 
 
 def _flipped(pair: dict[str, Any]) -> list[str]:

@@ -235,7 +235,8 @@ def triage(
                     raise
                 sides.append(published_side(store, release, version, Path(tmp) / key, fallback_golden))
                 notes.append(f"{key} {version} carries no golden suite: scored on {fallback_golden}.")
-        result = triage_sides(release, *sides, llm_cache_dir)
+        cand_side, base_side = sides
+        result = triage_sides(release, cand_side, base_side, llm_cache_dir)
     result.notes += notes
     return result
 
@@ -250,7 +251,10 @@ def triage_sides(release: str, cand: Side, base: Side, llm_cache_dir: Path | Non
         raise TriageError(
             f"{release} {base.version} and {cand.version}: different chain or model members; nothing to swap back"
         )
-    changed = {n: (base.digest(n), cand.digest(n)) for n in [chain, *models] if base.digest(n) != cand.digest(n)}
+    # The chain and the models are members of both sides (checked above), so both digests exist.
+    changed = {
+        n: (base.digest(n) or "", cand.digest(n) or "") for n in [chain, *models] if base.digest(n) != cand.digest(n)
+    }
     sides = {"candidate": cand, "baseline": base}
     golden_sha = {k: sha256_file(s.golden) for k, s in sides.items()}
     if golden_sha["baseline"] != golden_sha["candidate"]:
