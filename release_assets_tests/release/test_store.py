@@ -155,6 +155,10 @@ def test_concurrent_appends_from_processes_lose_nothing(kind, tmp_path, request)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(writers) as pool:
         pool.map(_append_many, [(kind, location, w, per_writer) for w in range(writers)])
+        # Let the workers exit on their own: the pool's exit would SIGTERM them, which a process started with
+        # SIGTERM ignored (inherited across exec, as under some CI runners) never acts on, and the join then hangs.
+        pool.close()
+        pool.join()
     ledger = reader.read_ledger("iris")  # verifies the chain and the head record
     events = ledger.events
     assert len(events) == writers * per_writer
