@@ -1,9 +1,9 @@
 """`make bench-canary`: the canary figures of BENCHMARKS.md, measured in one run on 127.0.0.1 (~1.5 min).
 
 A real uvicorn server with real flag files (flagd) and real /metrics; the versions are real published bundles,
-answered by the test suite's fake releases so a fault can be injected (the monitor's cost does not depend on the
-model). Steady traffic of about 50 requests/s runs in a thread while the monitor ticks at the sensor's interval
-(``MONITOR_INTERVAL_S``), as the Dagster daemon would, driven in this process.
+answered by fake releases (bench/support/, which the tests use too) so a fault can be injected (the monitor's cost
+does not depend on the model). Steady traffic of about 50 requests/s runs in a thread while the monitor ticks at
+the sensor's interval (``MONITOR_INTERVAL_S``), as the Dagster daemon would, driven in this process.
 
 - tick cost: the monitor's work per tick (scrape /metrics, window, analyse, ledger replay, flag check), median of
   the ticks of the healthy run plus 30 more on the step it advanced to (baking: read, judge, wait);
@@ -43,6 +43,9 @@ def _traffic(url: str, stop: threading.Event, rps: float = 50.0) -> None:
 
 
 def _scenario(root: Path, faulty: bool, breaker: bool) -> dict:
+    from bench.support.bundles import publish_unit
+    from bench.support.fakes import FakeRelease
+    from bench.support.live_canary import SchemaBreaking, live_server
     from release_assets.manifest.rollout import RolloutSpec
     from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
@@ -50,9 +53,6 @@ def _scenario(root: Path, faulty: bool, breaker: bool) -> dict:
     from release_assets.rollout.metrics_source import MetricsEndpointSource
     from release_assets.rollout.sensors import MONITOR_INTERVAL_S
     from release_assets.serving.breaker import BreakerPolicy
-    from release_assets_tests.bundles import publish_unit
-    from release_assets_tests.rollout.test_canary_live import SchemaBreaking, live_server
-    from release_assets_tests.serving.fakes import FakeRelease
 
     store = LocalReleaseStore(root)
     v1, v2 = publish_unit(store, "helpdesk", "one"), publish_unit(store, "helpdesk", "two")

@@ -33,19 +33,15 @@ TIMEOUT = 900
 
 
 def _project(tmp: Path) -> Path:
-    import shutil
+    from bench.support.project import copy_project, make_tiny
 
-    from release_assets_tests.conftest import make_tiny
-
-    project = tmp / "project"
-    for folder in ("releases", "prompts", "data"):
-        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
+    project = copy_project(tmp / "project")
     make_tiny(project)
     return project
 
 
 def _embedded(project: Path, root: Path) -> float:
-    from release_assets_tests.scale.stack import embedded_env
+    from bench.support.stack import embedded_env
 
     env = embedded_env(project, root)
     start = time.perf_counter()
@@ -104,7 +100,7 @@ def _bounds(deps: dict[str, set[str]], cost: dict[str, float]) -> tuple[float, f
 
 
 def _celery(project: Path, root: Path) -> dict:
-    from release_assets_tests.scale.stack import RELEASE_TAG, ScaleStack
+    from bench.support.stack import RELEASE_TAG, ScaleStack
 
     with ScaleStack(project, root, workers=2, max_concurrent_runs=2) as stack:
         start = time.perf_counter()
@@ -141,7 +137,7 @@ def _embedded_steps(root: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    from release_assets_tests.scale import services as sv
+    from bench.support import services as sv
 
     missing = sv.engines_missing()
     if missing:

@@ -1,27 +1,16 @@
-"""Shared fixtures: a throwaway copy of the project (so tests can break data and prompts), tiny model params."""
+"""Shared fixtures: a throwaway copy of the project (so tests can break data and prompts), with the tiny model
+settings of bench/support/project.py; resources and CLI settings pointed at a test's own folders."""
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
 import pytest
-import yaml
+
+from bench.support.project import copy_project, make_tiny
 
 REPO = Path(__file__).resolve().parent.parent
-
-# Small enough to train in seconds, large enough that the pipeline is the real one.
-TINY_PARAMS = {
-    "intent_model": {"layers": 1, "hidden": 32, "heads": 2, "epochs": 2, "vocab_size": 600, "max_length": 48},
-    "vision_model": {"epochs": 1, "channels": 4},
-}
-# Tiny models are weak; these thresholds keep gates meaningful without demanding production accuracy.
-TINY_GATES = {
-    "intent_model": {"accuracy": {"min": 0.0}, "p95_ms": {"max": 1000}},
-    "vision_model": {"accuracy": {"min": 0.3}, "p95_ms": {"max": 1000}},
-    "chain": {"format_valid": {"min": 0.99}, "forbidden_absent": {"min": 1.0}},
-}
 
 
 @pytest.fixture(autouse=True)
@@ -33,29 +22,6 @@ def _quiet_beta_warnings():
 def project(tmp_path: Path) -> Path:
     """A copy of the releases, prompts and data that a test may edit freely."""
     return copy_project(tmp_path / "project")
-
-
-def copy_project(root: Path) -> Path:
-    """The repository's releases, prompts and data copied to ``root`` (generators and notes left out)."""
-    for folder in ("releases", "prompts", "data"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
-    return root
-
-
-def edit_manifest(project: Path, release: str, fn) -> None:
-    path = project / "releases" / f"{release}.yaml"
-    data = yaml.safe_load(path.read_text())
-    fn(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def make_tiny(project: Path) -> None:
-    def shrink(data: dict) -> None:
-        for member, params in TINY_PARAMS.items():
-            data["members"][member]["params"] = params
-        data["gates"].update(TINY_GATES)
-
-    edit_manifest(project, "helpdesk", shrink)
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from bench.support.project import edit_manifest
 from release_assets.cli import main as cli
 from release_assets.core.settings import get_settings
-from release_assets_tests.conftest import edit_manifest
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.support.project import edit_manifest
 from release_assets.cli import main as cli
 from release_assets.cli.watch import PACKAGE_ROOT, changed_files, needs_restart
 from release_assets.release.store import LocalReleaseStore
-from release_assets_tests.conftest import edit_manifest
 
 DEADLINE_S = 180
 

@@ -179,8 +179,8 @@ def test_out_of_range_override_is_refused_naming_the_field():
 
 
 def test_the_gate_table_is_complete_and_test_thresholds_are_valid():
+    from bench.support.project import TINY_GATES
     from release_assets.promotion.gate_table import GATES
-    from release_assets_tests.conftest import TINY_GATES
 
     for spec in GATES.values():
         # a decide function, or a metric some summary reports (checked end to end); always a range and a target

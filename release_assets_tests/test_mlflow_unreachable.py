@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
+from bench.support.bundles import publish_unit
 from release_assets.record.ledger import replay
 from release_assets.release.store import LocalReleaseStore
-from release_assets_tests.bundles import publish_unit
 from release_assets_tests.conftest import local_resources
 
 DEADLINE_S = 45  # a regression runs into it (MLflow's defaults took 498 s against a dead server)

@@ -6,11 +6,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from bench.support.project import edit_manifest
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
 from release_assets.release.bundle import verify_bundle
 from release_assets.release.summary import summarise_run
-from release_assets_tests.conftest import edit_manifest, local_resources
+from release_assets_tests.conftest import local_resources
 
 
 def run_release(project: Path, store: Path, instance: dg.DagsterInstance, only: list[str] | None = None):

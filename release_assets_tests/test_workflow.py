@@ -11,9 +11,9 @@ checkout (for the pull request, a merge commit of the branch into origin/main, w
 actions/checkout leaves it; for the push, main with origin/main at the same commit), this repository's .venv is
 the installed Python (so `make setup` is a no-op), `gh` is a stub that records the comment, and upload-artifact's
 paths are checked to match files. The `test` job (`make test`, which runs this test) is not run. The helpdesk
-release gets the tiny model settings the other tests use (conftest.make_tiny, applied to the clone's
-releases/helpdesk.yaml and committed there, so promotion does not see weakened gates) and the run takes about two
-minutes.
+release gets the tiny model settings the other tests use (make_tiny of bench/support/project.py, applied to the
+clone's releases/helpdesk.yaml and committed there, so promotion does not see weakened gates) and the run takes
+about two minutes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from release_assets_tests.conftest import REPO, make_tiny
+from bench.support.project import make_tiny
+from release_assets_tests.conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
 RUN_JOBS = ["lint", "release", "deploy-staging", "deploy-prod"]
@@ -46,7 +47,7 @@ def _workflow() -> dict:
 
 @pytest.fixture
 def moto_s3():
-    from release_assets_tests.s3_moto import moto_s3
+    from bench.support.s3_moto import moto_s3
 
     with moto_s3(BUCKET) as endpoint_and_client:
         yield endpoint_and_client

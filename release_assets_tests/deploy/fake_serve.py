@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench.support.fakes import EXPLODE, FakeRelease
+from bench.support.live import serving  # noqa: F401  (re-exported for the deploy tests)
 from release_assets.serving.app import create_app
 from release_assets.serving.metrics import ServingMetrics
 from release_assets.serving.shadow import ShadowPool
-from release_assets_tests.serving.fakes import EXPLODE, FakeRelease
-from release_assets_tests.serving.live import serving  # noqa: F401  (re-exported for the deploy tests)
 
 CHAIN_TRAFFIC = [
     ("u1", "I want a refund"),

@@ -22,7 +22,8 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from release_assets_tests.conftest import REPO, edit_manifest, make_tiny
+from bench.support.project import edit_manifest, make_tiny
+from release_assets_tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 180  # the code location imports dagster, pandas and MLflow; on a busy 2-core machine this is slow

@@ -104,12 +104,12 @@ def test_rollout_asset_shows_the_canary_analyses_and_the_breach_that_rolled_it_b
     """The canary's history on ``helpdesk/rollout``: the events the canary_monitor sensor records each tick."""
     import dagster as dg
 
+    from bench.support.bundles import publish_unit
     from release_assets.manifest import load_manifest
     from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
     from release_assets.rollout.canary import Rollout, start, tick
     from release_assets.rollout.sensors import tick_events
-    from release_assets_tests.bundles import publish_unit
     from release_assets_tests.rollout.test_canary import Source
 
     store = LocalReleaseStore(ui.root / "store")

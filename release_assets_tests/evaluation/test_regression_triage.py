@@ -7,9 +7,9 @@ import json
 
 import dagster as dg
 
+from bench.support.project import edit_manifest, make_tiny
 from release_assets.release.store import LocalReleaseStore
 from release_assets.sensors import triage_requests
-from release_assets_tests.conftest import edit_manifest, make_tiny
 from release_assets_tests.evaluation.test_triage import CRIPPLED
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from bench.support.fakes import EXPLODE, FakeRelease
 from release_assets.evaluation.shadow_replay import build_shadow_comparison, replay, subset, traffic_requests
 from release_assets.serving.requests import parse_chain_request
 from release_assets_tests.conftest import REPO
-from release_assets_tests.serving.fakes import EXPLODE, FakeRelease
 
 TRAFFIC = REPO / "data" / "traffic" / "helpdesk.jsonl"
 
@@ -94,9 +94,9 @@ def _gates(bundle: str) -> dict[str, dict]:
 
 
 def test_a_prompt_change_is_compared_with_the_promoted_champion(tiny_project, tmp_path):
+    from bench.support.project import edit_manifest
     from release_assets.record.ledger import promote
     from release_assets.release.store import LocalReleaseStore
-    from release_assets_tests.conftest import edit_manifest
     from release_assets_tests.test_release_end_to_end import materializations, run_release
 
     edit_manifest(tiny_project, "helpdesk", lambda d: d["gates"]["chain"].update(SHADOW_GATES))

@@ -10,11 +10,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from bench.support.project import TINY_PARAMS, copy_project, edit_manifest, make_tiny
 from release_assets.evaluation.triage import triage
 from release_assets.evaluation.triage_attribution import ONE_AT_A_TIME, SHAPLEY, attribute, subsets_to_evaluate
 from release_assets.evaluation.triage_mix import GOLDEN, extract_verified
 from release_assets.release.store import LocalReleaseStore
-from release_assets_tests.conftest import REPO, TINY_PARAMS, copy_project, edit_manifest, make_tiny, point_cli
+from release_assets_tests.conftest import REPO, point_cli
 
 # One epoch of a width-8 encoder: a useless intent model. Its abstain target is set low so that it still answers
 # some test cases (a model that answers none cannot be reported on: its answered accuracy is undefined).

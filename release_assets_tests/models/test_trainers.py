@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.support.project import TINY_PARAMS
 from release_assets.models.registry import MODEL_KINDS
-from release_assets_tests.conftest import TINY_PARAMS
 
 # Intent-sized texts over three intents; repeated so each of the few training steps sees every intent.
 TEXTS = {

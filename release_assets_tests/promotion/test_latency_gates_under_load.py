@@ -11,8 +11,9 @@ import dagster as dg
 import pytest
 import yaml
 
+from bench.support.project import edit_manifest
 from release_assets.evaluation.latency import load_correction_available
-from release_assets_tests.conftest import REPO, edit_manifest
+from release_assets_tests.conftest import REPO
 from release_assets_tests.cpu_load import busy_cores
 from release_assets_tests.test_release_end_to_end import run_release
 

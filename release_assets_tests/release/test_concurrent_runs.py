@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from release_assets_tests.conftest import REPO, copy_project
+from bench.support.project import copy_project
+from release_assets_tests.conftest import REPO
 
 RUN_TIMEOUT_S = 300  # one iris run takes ~6 s alone; four at once on two loaded cores, far less than this
 

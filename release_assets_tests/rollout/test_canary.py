@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bench.support.bundles import publish_unit
 from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.ledger import PromotionError, promote, replay
 from release_assets.release.store import LocalReleaseStore
@@ -16,7 +17,6 @@ from release_assets.rollout.canary import Rollout, abort, start, tick
 from release_assets.rollout.counters import Snapshot
 from release_assets.rollout.metrics_source import MetricsUnavailable
 from release_assets.serving.flags import canary_version, flags_path
-from release_assets_tests.bundles import publish_unit
 from release_assets_tests.rollout.test_analysis import counters
 
 SPEC = RolloutSpec.model_validate(

@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from bench.support.project import edit_manifest
 from release_assets.manifest import load_manifest
 from release_assets.record.ledger import replay
 from release_assets.rollout.canary import Rollout, tick
-from release_assets_tests.conftest import edit_manifest, local_resources
+from release_assets_tests.conftest import local_resources
 from release_assets_tests.rollout.test_canary import Source
 from release_assets_tests.rollout.test_jobs import _defs, _promote, _release, _run
 

@@ -8,28 +8,22 @@ bounded, and after each scenario the ledger, the flag file and the aliases are c
 
 import itertools
 import time
-from contextlib import contextmanager
 
 import dagster as dg
 import httpx
 import pytest
 
+from bench.support.bundles import publish_unit
+from bench.support.fakes import FakeRelease
+from bench.support.live_canary import SchemaBreaking, live_server
 from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.ledger import promote, replay
 from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.rollout.canary import Rollout, start, tick
 from release_assets.rollout.metrics_source import MetricsEndpointSource
-from release_assets.serving.app import create_app
-from release_assets.serving.breaker import BreakerPolicy, Breakers
-from release_assets.serving.champion_watch import ChampionWatch
-from release_assets.serving.flags import FlagRouter
-from release_assets.serving.loader import StepFailed
-from release_assets.serving.metrics import ServingMetrics
-from release_assets_tests.bundles import publish_unit
+from release_assets.serving.breaker import BreakerPolicy
 from release_assets_tests.rollout.test_canary import Registry, _mirrors_agree
-from release_assets_tests.serving.fakes import FakeRelease
-from release_assets_tests.serving.live import serving
 from release_assets_tests.webhooks import webhook_receiver
 
 BAKE_S = 0.3
@@ -50,40 +44,12 @@ SPEC = RolloutSpec.model_validate(
 MESSAGES = ["Where is my order?", "I want a refund", "Please cancel my order"]
 
 
-class SchemaBreaking(FakeRelease):
-    """A chain whose reply step's output never validates: every answer is a 500 counted as a schema failure."""
-
-    def predict(self, request, **kwargs):
-        raise StepFailed("reply: output is not valid JSON", {"reply": "not valid JSON"})
-
-
 @pytest.fixture
 def published(tmp_path):
     store = LocalReleaseStore(tmp_path / "store")
     versions = [publish_unit(store, "helpdesk", name) for name in ("one", "two", "three")]
     promote(store, "helpdesk", versions[0], "alice", "first champion")
     return store, versions
-
-
-@contextmanager
-def live_server(store, answers: dict, breaker: BreakerPolicy | None = None):
-    """A server whose champion follows the ledger and whose canary follows the flag file, as `serve` does."""
-    served = {"helpdesk": answers[replay(store.events("helpdesk")).champion]}
-    router = FlagRouter(store.root / "flags", poll_interval_s=0.05)
-    watch = ChampionWatch(lambda r: replay(store.events(r)).champion, lambda r, v: answers[v], served, 0.05).start()
-    app = create_app(
-        served,
-        router=router,
-        loader=lambda release, version: answers[version],
-        metrics=ServingMetrics(),
-        breakers=Breakers({"helpdesk": breaker}) if breaker else None,
-    )
-    try:
-        with serving(app) as url:
-            yield url
-    finally:
-        watch.close()
-        router.close()
 
 
 _users = itertools.count()

@@ -13,12 +13,12 @@ from pathlib import Path
 import boto3
 import pytest
 
+from bench.support.bundles import publish_unit
 from release_assets.core.settings import Settings
 from release_assets.record.ledger import PromotionError, event, promote, record_published, replay
 from release_assets.release.store import LocalReleaseStore
 from release_assets.rollout.environment_promotion import MONITOR, champion_since, champions, promote_to
 from release_assets.rollout.environments import parse_environments, store_for
-from release_assets_tests.bundles import publish_unit
 
 R = "helpdesk"
 

@@ -6,11 +6,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from bench.support.project import edit_manifest
 from release_assets.core.settings import Settings
 from release_assets.definitions import build_defs, resources_for
 from release_assets.manifest import load_manifests
 from release_assets.record.ledger import replay
-from release_assets_tests.conftest import edit_manifest, local_resources
+from release_assets_tests.conftest import local_resources
 
 
 def _defs(project: Path, resources: dict) -> dg.Definitions:

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from bench.support.bundles import PASSED, publish_unit, unit_version
 from release_assets.record.ledger import (
     LedgerError,
     PromotionError,
@@ -14,7 +15,6 @@ from release_assets.record.ledger import (
     verify_ledger,
 )
 from release_assets.release.store import LocalReleaseStore
-from release_assets_tests.bundles import PASSED, publish_unit, unit_version
 
 V1, V2, V3, BAD = (unit_version("r", c) for c in ("one", "two", "three", "bad"))
 FAILING = [{**PASSED[0], "status": "failed", "reason": "accuracy = 0.5 violates the gate >= 0.9"}]

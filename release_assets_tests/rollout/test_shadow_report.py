@@ -8,6 +8,7 @@ import json
 import dagster as dg
 import pytest
 
+from bench.support.bundles import publish_unit
 from release_assets import keys
 from release_assets.manifest import load_manifest
 from release_assets.record.ledger import promote, record_published
@@ -17,7 +18,6 @@ from release_assets.rollout.shadow_assets import ShadowReportConfig, shadow_repo
 from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
 from release_assets.serving.shadow import compare
 from release_assets.serving.shadow_log import ShadowLog
-from release_assets_tests.bundles import publish_unit
 from release_assets_tests.conftest import REPO
 
 OP = "helpdesk__shadow_report"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from release_assets_tests.scale import services as sv
-from release_assets_tests.scale.stack import RELEASE_TAG, ScaleStack, embedded_env
+from bench.support import services as sv
+from bench.support.stack import RELEASE_TAG, ScaleStack, embedded_env
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("RELEASE_ASSETS_SCALE_TEST") != "1",

@@ -5,9 +5,10 @@ import json
 import dagster as dg
 import pytest
 
+from bench.support.project import edit_manifest
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
-from release_assets_tests.conftest import edit_manifest, local_resources
+from release_assets_tests.conftest import local_resources
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from release_assets_tests.conftest import copy_project, make_tiny
+from bench.support.project import copy_project, make_tiny
 
 
 def publish_tiny(root: Path, releases: tuple[str, ...] = ("iris", "helpdesk", "kbqa")) -> tuple[Path, dict[str, str]]:

@@ -9,11 +9,11 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from bench.support.fakes import EXPLODE, FakeRelease, FakeRouter, list_as_published
 from release_assets.serving.app import create_app
 from release_assets.serving.breaker import BreakerPolicy, Breakers
 from release_assets.serving.flags import FlagRouter, flag_document, flags_path, write_flags
 from release_assets.serving.metrics import PREFIX, ServingMetrics
-from release_assets_tests.serving.fakes import EXPLODE, FakeRelease, FakeRouter, list_as_published
 
 URL = "/v1/helpdesk/predict"
 CANARY = {"release": "helpdesk", "version": "v2", "variant": "canary"}

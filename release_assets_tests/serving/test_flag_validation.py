@@ -15,6 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.support.fakes import FakeRelease, list_as_published
+from bench.support.live import serving
 from release_assets.release.store import StoreError
 from release_assets.serving.flag_reads import canary_routing, shadow_version
 from release_assets.serving.flags import (
@@ -28,8 +30,6 @@ from release_assets.serving.flags import (
     write_flags,
 )
 from release_assets.serving.metrics import PREFIX, ServingMetrics
-from release_assets_tests.serving.fakes import FakeRelease, list_as_published
-from release_assets_tests.serving.live import serving
 
 V1, V2, V3, V4 = "1111111111111111", "2222222222222222", "3333333333333333", "4444444444444444"
 PUBLISHED = {V1, V2, V3}  # V4 was never published

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.support.fakes import list_as_published
 from release_assets.release.store import StoreError
 from release_assets.serving.flags import (
     FlagError,
@@ -20,7 +21,6 @@ from release_assets.serving.flags import (
     flags_path,
     write_flags,
 )
-from release_assets_tests.serving.fakes import list_as_published
 
 V1, V2, V3 = "1111111111111111", "2222222222222222", "3333333333333333"
 KEYS = [f"key-{i}" for i in range(10_000)]

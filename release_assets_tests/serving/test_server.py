@@ -11,11 +11,12 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from bench.support.project import edit_manifest
 from release_assets.record.ledger import promote
 from release_assets.release.store import LocalReleaseStore
 from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
 from release_assets.serving.server import build_server
-from release_assets_tests.conftest import REPO, edit_manifest
+from release_assets_tests.conftest import REPO
 from release_assets_tests.serving.published import publish_tiny
 
 

@@ -10,8 +10,8 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
+from bench.support.fakes import FakeRelease, list_as_published
 from release_assets.serving.shadow_log import ShadowLog, pairs_path, read_pairs
-from release_assets_tests.serving.fakes import FakeRelease, list_as_published
 
 V1, V2 = "1111111111111111", "2222222222222222"
 

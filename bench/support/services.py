@@ -93,7 +93,7 @@ def environment(**values: str) -> Iterator[None]:
 @contextlib.contextmanager
 def moto_s3(bucket: str = BUCKET) -> Iterator[str]:
     """A moto server on a free port with ``bucket`` created; yields its endpoint URL."""
-    from release_assets_tests.s3_moto import moto_s3 as server
+    from bench.support.s3_moto import moto_s3 as server
 
     with server(bucket) as (endpoint, _):
         yield endpoint

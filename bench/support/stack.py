@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from release_assets_tests.scale import services as sv
+from bench.support import services as sv
 
 LOCATION = "release_assets.definitions"
 RELEASE_TAG = "release_assets/release"  # the run queue's per-release limit (deploy/dagster.postgres.yaml)

@@ -1,4 +1,4 @@
-"""A serving app under a real uvicorn on 127.0.0.1, for the tests that need real HTTP (and the canary bench)."""
+"""A serving app under a real uvicorn on 127.0.0.1, for the tests that need real HTTP and the canary bench."""
 
 from __future__ import annotations
 
