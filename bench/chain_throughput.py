@@ -18,11 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(runs: int) -> None:
     from release_assets.chains.build import KB_FILE, build_chain
+    from release_assets.chains.knowledge import load_knowledge_base
     from release_assets.chains.runner import ChainRunner
     from release_assets.chains.spec import load_chain
     from release_assets.datasets.build import build_raw, build_split
     from release_assets.evaluation.golden import score
-    from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base, to_requests
+    from release_assets.evaluation.golden_inputs import load_cases, to_requests
     from release_assets.manifest import load_manifest
     from release_assets.models.registry import MODEL_KINDS
     from release_assets.models.train import build_model

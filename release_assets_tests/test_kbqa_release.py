@@ -6,7 +6,8 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base
+from release_assets.chains.knowledge import load_knowledge_base
+from release_assets.evaluation.golden_inputs import load_cases
 from release_assets.release.bundle import verify_bundle
 from release_assets_tests.test_release_end_to_end import materializations, run_release
 

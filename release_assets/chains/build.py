@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.spec import load_chain
 
 KB_FILE = "knowledge_base.yaml"
@@ -28,8 +29,6 @@ def build_chain(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     if knowledge_base is not None:
-        from release_assets.evaluation.golden_inputs import load_knowledge_base  # the reader evaluation will use
-
         # Refuse an unreadable knowledge base here, where it is frozen, rather than when the chain is evaluated.
         load_knowledge_base(knowledge_base)
         shutil.copyfile(knowledge_base, out_dir / KB_FILE)

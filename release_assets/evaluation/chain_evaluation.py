@@ -10,9 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.evaluation.golden import evaluate, repeat_outcomes
-from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base
+from release_assets.evaluation.golden_inputs import load_cases
 
 GOLDEN_FILE = "golden.jsonl"
 

@@ -125,11 +125,12 @@ class Mixer:
         """The golden suite scored on the mix taking ``from_candidate`` (member names, or :data:`GOLDEN`) from
         the candidate and everything else from the baseline."""
         from release_assets.chains.build import KB_FILE
+        from release_assets.chains.knowledge import load_knowledge_base
         from release_assets.chains.runner import ChainRunner, KnowledgeBase
         from release_assets.chains.spec import load_chain
         from release_assets.core.hashing import sha256_file
         from release_assets.evaluation.golden import score
-        from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base, to_requests
+        from release_assets.evaluation.golden_inputs import load_cases, to_requests
 
         start = time.perf_counter()
         predictors = {m: self._predictor(m, m in from_candidate) for m in self.models}

@@ -154,9 +154,9 @@ class LoadedRelease:
 
     def _chain_runner(self, chain_dir: Path, chain_file: str):
         from release_assets.chains.build import KB_FILE
+        from release_assets.chains.knowledge import load_knowledge_base
         from release_assets.chains.runner import ChainRunner, KnowledgeBase
         from release_assets.chains.spec import load_chain
-        from release_assets.evaluation.golden_inputs import load_knowledge_base
 
         labels = {name: p.labels for name, p in self._predictors.items()}
         spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)

@@ -11,9 +11,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import ChainSpecError, load_chain
-from release_assets.evaluation.golden_inputs import load_knowledge_base
 from release_assets_tests.fakes import KEYWORDS, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

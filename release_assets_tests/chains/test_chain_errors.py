@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from release_assets.chains.build import build_chain
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import ChainSpecError, load_chain
-from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_knowledge_base
+from release_assets.evaluation.golden_inputs import GoldenSuiteError
 from release_assets_tests.chains.test_spec import LABELS
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 

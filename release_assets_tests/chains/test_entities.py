@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from release_assets.chains.bindings import extract, match_product
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
-from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_knowledge_base
+from release_assets.evaluation.golden_inputs import GoldenSuiteError
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ import yaml
 
 from release_assets.chains import llm
 from release_assets.chains.build import build_chain
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation
 from release_assets.evaluation.golden import evaluate, score
-from release_assets.evaluation.golden_inputs import load_knowledge_base
 from release_assets_tests.chains.llm_fakes import FakeLLM, serve
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 

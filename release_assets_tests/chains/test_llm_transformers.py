@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from release_assets.chains import llm
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden import evaluate
-from release_assets.evaluation.golden_inputs import load_knowledge_base
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden import repeat_outcomes
-from release_assets.evaluation.golden_inputs import load_cases, load_knowledge_base, to_requests
+from release_assets.evaluation.golden_inputs import load_cases, to_requests
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,10 +7,11 @@ import pytest
 import yaml
 
 from release_assets.chains import bindings
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBase
 from release_assets.chains.schema import ChainSpecError, StepSpec
 from release_assets.chains.spec import load_chain
-from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_knowledge_base
+from release_assets.evaluation.golden_inputs import GoldenSuiteError
 
 FACTS = {
     "returns": "Unused items can be returned within 45 days of delivery.",

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden import score
-from release_assets.evaluation.golden_inputs import load_knowledge_base
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 
 REPO = Path(__file__).resolve().parents[2]

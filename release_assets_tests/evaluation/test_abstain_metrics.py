@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from release_assets.artifacts import ArtifactRef
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.chains.schema import EvaluationSpec
 from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden import score
-from release_assets.evaluation.golden_inputs import load_knowledge_base, to_requests
+from release_assets.evaluation.golden_inputs import to_requests
 from release_assets.manifest import load_manifest
 from release_assets.promotion.gates import MemberInputs, member_verdicts
 from release_assets_tests.chains.test_abstain import GuessingIntents

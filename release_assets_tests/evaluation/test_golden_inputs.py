@@ -2,9 +2,10 @@
 
 import pytest
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.schema import EvaluationSpec
 from release_assets.evaluation.golden import score, token_f1
-from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_cases, load_knowledge_base
+from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_cases
 
 
 def test_a_broken_golden_line_names_file_and_line(tmp_path):

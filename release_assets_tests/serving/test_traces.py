@@ -19,9 +19,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
-from release_assets.evaluation.golden_inputs import load_knowledge_base
 from release_assets.serving.golden_traces import trace_golden_run
 from release_assets.serving.traces import REDACT_ENV, Redactor, Tracing
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
