@@ -89,6 +89,7 @@ def choose_abstain_threshold(confidences: list[float], correct: list[bool], targ
         (i for i in range(n) if (i == 0 or pairs[i][0] > pairs[i - 1][0]) and right_from[i] / (n - i) >= target),
         None,
     )
+    threshold: float | None
     if first is not None:
         threshold, answered, right = (0.0 if first == 0 else pairs[first][0]), n - first, right_from[first]
     else:
@@ -140,7 +141,7 @@ def train(
             num_attention_heads=params.heads,
             intermediate_size=params.hidden * 4,
             max_position_embeddings=params.max_length,
-            num_labels=len(labels),
+            num_labels=len(labels),  # type: ignore[call-arg]  # transformers: a __post_init__ kwarg, not a field
             pad_token_id=tokenizer.token_to_id("[PAD]"),
             hidden_dropout_prob=params.dropout,
             attention_probs_dropout_prob=params.dropout,
@@ -159,6 +160,7 @@ def train(
     if val_rows:
         val_ids, val_mask = _encode(tokenizer, [r["text"] for r in val_rows], params.max_length)
         val_y = torch.tensor([index.get(r["label"], -1) for r in val_rows])
+    best: tuple[float, dict[str, Any] | None, int]  # (val accuracy, weights, epoch) of the best epoch so far
     losses, val_scores, best = [], [], (-1.0, None, 0)
     for epoch in range(params.epochs):
         model.train()
@@ -189,7 +191,7 @@ def train(
                 best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
     if best[1] is not None:
         model.load_state_dict(best[1])
-    abstain = {"threshold": None, "target": params.abstain_target, "reached": False, "cases": 0}
+    abstain: dict[str, Any] = {"threshold": None, "target": params.abstain_target, "reached": False, "cases": 0}
     if val_rows:
         # Val picked the epoch too, so its accuracy flatters the model a little; it is still data the weights never
         # trained on, which the test split (kept for the report) and the golden suite (the chain's) must not be.

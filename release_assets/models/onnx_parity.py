@@ -11,14 +11,24 @@ lowered differently, a file from other weights) is orders of magnitude above the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from release_assets.verdict import Verdict
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GATE = "onnx_parity"
 MAX_ABS_DIFF = 1e-5
 WORST_ROWS = 5
 ONNX_KINDS = ("text_classifier", "image_classifier")
+
+
+@runtime_checkable
+class _Scored(Protocol):
+    """A predictor that gives its raw scores: both runtimes of every ONNX kind do."""
+
+    def logits(self, rows: list[dict[str, Any]]) -> np.ndarray: ...
 
 
 def measure_parity(kind: str, model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -34,6 +44,8 @@ def measure_parity(kind: str, model_dir: Path, rows: list[dict[str, Any]]) -> di
         raise FileNotFoundError(f"{model_dir / ONNX_FILE} is missing: the model was not exported")
     torch_model = MODEL_KINDS[kind].load(model_dir, runtime="torch")
     onnx_model = MODEL_KINDS[kind].load(model_dir, runtime="onnx")
+    if not isinstance(torch_model, _Scored) or not isinstance(onnx_model, _Scored):
+        raise TypeError(f"a {kind} predictor gives no logits: only {', '.join(ONNX_KINDS)} are compared")
     expected, got = torch_model.logits(rows), onnx_model.logits(rows)
     if expected.shape != got.shape:
         raise ValueError(f"ONNX logits have shape {got.shape}, torch's {expected.shape}")

@@ -166,6 +166,7 @@ class Breakers:
             new = key not in self._reported
             self._reported.add(key)
         breaker = self.get(release, version)
+        assert breaker is not None, "the release has a policy (checked above)"
         changed = breaker.record(failed)
         is_open = breaker.is_open
         if changed:

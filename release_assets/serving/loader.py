@@ -163,8 +163,9 @@ class LoadedRelease:
         kb_path = chain_dir / KB_FILE
         kb = load_knowledge_base(kb_path) if kb_path.exists() else KnowledgeBase(facts={}, products=[])
         self.chain_file = chain_file
-        _freeze_templates(spec.directory)
-        return ChainRunner(spec, schemas, self._predictors, kb)
+        runner = ChainRunner(spec, schemas, self._predictors, kb)
+        _freeze_templates(runner.directory)
+        return runner
 
     def predict(
         self, request: Any, *, variant: str = "champion", request_id: str | None = None, observer: Any = None

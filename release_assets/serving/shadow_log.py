@@ -24,7 +24,7 @@ _VERSION = re.compile(r"^[0-9a-f]{16}$")
 REDACTED_FIELDS = ("message",)  # free text a user typed; replies are the chain's own words
 
 
-def pairs_path(root: Path, release: str, version: str) -> Path:
+def pairs_path(root: Path, release: object, version: object) -> Path:
     """Names reach the file system: only a release name and a version digest make a path."""
     if not isinstance(release, str) or not _NAME.match(release):
         raise ValueError(f"release: {release!r} is not a release name")
