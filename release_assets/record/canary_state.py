@@ -2,16 +2,14 @@
 
 Replayed from the events alone (``canary_started``, ``canary_baselined``, ``canary_advanced``, ``canary_breach``,
 ``canary_aborted``, ``rolled_back`` with ``scope: canary``, ``promoted``), so a restarted monitor resumes exactly
-where the last one left off; the counters are stored in the events in plain JSON (``snapshot_to_dict``).
+where the last one left off; the counters are stored in the events in plain JSON
+(``rollout/counters.snapshot_to_dict``).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-from release_assets.rollout.counters import Snapshot, VersionCounters
 
 
 @dataclass(frozen=True)
@@ -64,33 +62,3 @@ def next_canary(canary: CanaryState | None, e: dict[str, Any]) -> CanaryState | 
     if action == "promoted" and e["to_version"] == canary.version:
         return None
     return canary
-
-
-def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
-    def counters(c: VersionCounters) -> dict[str, Any]:
-        out = asdict(c)
-        out["latency_buckets"] = {("+Inf" if math.isinf(le) else repr(le)): n for le, n in c.latency_buckets.items()}
-        return out
-
-    return {
-        "versions": {v: counters(c) for v, c in snapshot.versions.items()},
-        "sources": list(snapshot.sources),
-        "started": dict(snapshot.started),
-        "by_server": {s: {v: counters(c) for v, c in part.items()} for s, part in snapshot.by_server.items()},
-    }
-
-
-def snapshot_from_dict(data: dict[str, Any] | None) -> Snapshot | None:
-    if not data:
-        return None
-
-    def counters(c: dict[str, Any]) -> VersionCounters:
-        buckets = {math.inf if le == "+Inf" else float(le): n for le, n in c["latency_buckets"].items()}
-        return VersionCounters(**{**c, "latency_buckets": buckets})
-
-    return Snapshot(
-        versions={v: counters(c) for v, c in data["versions"].items()},
-        sources=data.get("sources", []),
-        started=data.get("started", {}),
-        by_server={s: {v: counters(c) for v, c in part.items()} for s, part in data.get("by_server", {}).items()},
-    )

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.manifest.rollout import RolloutSpec
-from release_assets.record.canary_state import CanaryState, snapshot_from_dict, snapshot_to_dict
+from release_assets.record.canary_state import CanaryState
 from release_assets.record.ledger import PromotionError, check_servable, event, replay
 from release_assets.release.store import ReleaseStore
 from release_assets.rollout.analysis import Analysis, analyse
-from release_assets.rollout.counters import Snapshot, window
+from release_assets.rollout.counters import Snapshot, snapshot_from_dict, snapshot_to_dict, window
 from release_assets.rollout.metrics_source import MetricsUnavailable
 
 MONITOR = "canary_monitor"  # the actor of every event the monitor writes on its own

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 SCALARS = ("requests", "errors", "schema_failures", "escalations", "abstentions")  # VersionCounters' plain counts
 
@@ -160,3 +161,34 @@ def quantile_ms(buckets: Mapping[float, float], q: float) -> float | None:
 
 def p99_ms(counters: VersionCounters) -> float | None:
     return quantile_ms(counters.latency_buckets, 0.99)
+
+
+# Snapshots as the ledger's canary events store them (``baseline``): plain JSON, an infinite bucket bound as "+Inf".
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    def counters(c: VersionCounters) -> dict[str, Any]:
+        out = asdict(c)
+        out["latency_buckets"] = {("+Inf" if math.isinf(le) else repr(le)): n for le, n in c.latency_buckets.items()}
+        return out
+
+    return {
+        "versions": {v: counters(c) for v, c in snapshot.versions.items()},
+        "sources": list(snapshot.sources),
+        "started": dict(snapshot.started),
+        "by_server": {s: {v: counters(c) for v, c in part.items()} for s, part in snapshot.by_server.items()},
+    }
+
+
+def snapshot_from_dict(data: dict[str, Any] | None) -> Snapshot | None:
+    if not data:
+        return None
+
+    def counters(c: dict[str, Any]) -> VersionCounters:
+        buckets = {math.inf if le == "+Inf" else float(le): n for le, n in c["latency_buckets"].items()}
+        return VersionCounters(**{**c, "latency_buckets": buckets})
+
+    return Snapshot(
+        versions={v: counters(c) for v, c in data["versions"].items()},
+        sources=data.get("sources", []),
+        started=data.get("started", {}),
+        by_server={s: {v: counters(c) for v, c in part.items()} for s, part in data.get("by_server", {}).items()},
+    )
