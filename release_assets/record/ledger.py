@@ -15,14 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from release_assets.record.canary_state import CanaryState, next_canary
+from release_assets.record.servable import PromotionError, check_names, check_servable, overridden_controls, verified
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name
-from release_assets.rollout.servable import (
-    PromotionError,
-    check_names,
-    check_servable,
-    overridden_controls,
-    verified,
-)
 
 Action = Literal[
     "published",

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.record.ledger import PromotionError, check_servable, default_actor, event, replay
+from release_assets.record.servable import overridden_controls
 from release_assets.release.store import BUNDLE, ReleaseStore
 from release_assets.rollout.environments import Environment, Environments, store_for
-from release_assets.rollout.servable import overridden_controls
 
 MONITOR = "canary_monitor"  # rollout.canary.MONITOR: a promotion the canary monitor made when the canary completed
 
