@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from release_assets.record.ledger_chain import (
+from release_assets.release.ledger_chain import (
     GENESIS,
     LedgerError,
     VerifiedLedger,

@@ -5,7 +5,7 @@ ledger under ``ledger/``) and one publish order: bundle, then manifest, then the
 visible only once its manifest exists, so a publish interrupted between steps leaves nothing a reader would take
 for a release, and retrying it completes the same version.
 
-The ledger is a hash chain (:mod:`release_assets.record.ledger_chain`): the store gives each event ``seq`` and
+The ledger is a hash chain (:mod:`release_assets.release.ledger_chain`): the store gives each event ``seq`` and
 ``prev`` as it appends, keeps a head record beside it, and verifies both on every read. The S3 implementation is
 in :mod:`release_assets.release.s3_store`.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from release_assets.core.atomic import copy_atomic, write_atomic
 from release_assets.manifest import NAME
-from release_assets.record.ledger_chain import (
+from release_assets.release.ledger_chain import (
     GENESIS,
     LedgerError,
     VerifiedLedger,
