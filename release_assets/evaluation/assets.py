@@ -146,7 +146,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
 
 
 SHADOW_MODULES = [
-    "release_assets.evaluation.shadow_replay",
+    "release_assets.serving.shadow_replay",
     "release_assets.evaluation.shadow_pairs",
     "release_assets.serving.loader",
     "release_assets.serving.shadow",
@@ -155,7 +155,7 @@ SHADOW_MODULES = [
 
 
 def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
-    from release_assets.evaluation.shadow_replay import subset_text
+    from release_assets.serving.shadow_replay import subset_text
 
     member = manifest.chain(name)
     assert member.traffic, "keys.traffic_chain names a chain with recorded traffic"
@@ -178,9 +178,9 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
         kinds={"python"},
     )
     def shadow_comparison(context: dg.AssetExecutionContext, chain: ArtifactRef, **models: ArtifactRef):
-        from release_assets.evaluation.shadow_replay import build_shadow_comparison
         from release_assets.record.ledger import replay
         from release_assets.serving.loader import load_release
+        from release_assets.serving.shadow_replay import build_shadow_comparison
 
         store = context.resources.store
         local, releases = store.local(), store.releases()

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 
 from bench.support.fakes import EXPLODE, FakeRelease
-from release_assets.evaluation.shadow_replay import build_shadow_comparison, replay, subset, traffic_requests
 from release_assets.serving.requests import parse_chain_request
+from release_assets.serving.shadow_replay import build_shadow_comparison, replay, subset, traffic_requests
 from release_assets_tests.conftest import REPO
 
 TRAFFIC = REPO / "data" / "traffic" / "helpdesk.jsonl"
