@@ -45,7 +45,7 @@ def workspace() -> tuple[Path, dict[str, str]]:
     """A copy of the project's inputs plus empty state folders, and the environment that points at them."""
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     for folder in ("releases", "prompts", "data"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("generate.py"))
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("generate.py", "generators"))
     (root / "home").mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", root / "home" / "dagster.yaml")
     env = {

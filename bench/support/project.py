@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# What writes data/ (data/generate.py and its data/generators/ package): never part of a project's copy.
+GENERATORS = ("generate.py", "generators")
 
 # Small enough to train in seconds, large enough that the pipeline is the real one.
 TINY_PARAMS = {
@@ -25,7 +27,7 @@ TINY_GATES = {
 def copy_project(root: Path) -> Path:
     """The repository's releases, prompts and data copied to ``root`` (generators and notes left out)."""
     for folder in ("releases", "prompts", "data"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns(*GENERATORS, "*.md"))
     return root
 
 

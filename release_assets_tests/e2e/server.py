@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from bench.support.project import edit_manifest, make_tiny
+from bench.support.project import copy_project, edit_manifest, make_tiny
 from release_assets_tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -62,9 +61,7 @@ def bad_iris_candidate(data: dict) -> None:
 
 def prepare(root: Path) -> dict[str, str]:
     """Project copy, instance home and workspace under ``root``; returns the environment every process uses."""
-    project = root / "project"
-    for folder in ("releases", "prompts", "data"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("generate.py", "*.md"))
+    project = copy_project(root / "project")
     make_tiny(project)
     edit_manifest(project, "iris", bad_iris_candidate)
     home = root / "dagster_home"
