@@ -2,7 +2,7 @@
 
 Written beside every split (``profile.json``) and carried in the release unit, so the next candidate's drift gate
 (``promotion/drift.py``) compares against the champion's data without its rows; the live drift report
-(``evaluation/live_drift.py``) extracts per-row features the same way (:func:`row_features`).
+(``rollout/live_drift.py``) extracts per-row features the same way (:func:`row_features`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def image_stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def row_features(row: dict[str, Any], categorical: tuple[str, ...] = SLICE_FIELDS) -> dict[str, Any]:
     """One row's per-row features, named as the drift gate (``promotion/drift.py``) names them: what a row-by-row
-    drift test (``evaluation/live_drift.py``) compares, extracted exactly as :func:`build_profile` extracts them.
+    drift test (``rollout/live_drift.py``) compares, extracted exactly as :func:`build_profile` extracts them.
     The profile-level text features (``text.oov_rate``, ``text.tokens``) are distances between whole samples and
     have no per-row value."""
     out: dict[str, Any] = {f: str(row[f]) for f in ("label", *categorical) if f in row}

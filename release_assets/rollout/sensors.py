@@ -215,6 +215,6 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
 def _live_drift(release: str, version: str) -> dict[str, Any] | None:
     """The latest live-drift verdict for the canary, when the live_drift asset has produced one."""
     from release_assets.core.settings import get_settings
-    from release_assets.evaluation.live_drift import read_live_drift
+    from release_assets.rollout.live_drift import read_live_drift
 
     return read_live_drift(get_settings().store_path, release, version)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from release_assets.evaluation.live_drift import drift_report, live_inputs, read_live_drift, write_live_drift
 from release_assets.release.store import StoreError
+from release_assets.rollout.live_drift import drift_report, live_inputs, read_live_drift, write_live_drift
 
 # Importing Evidently imports its UI server's dependencies (litestar), which warn about their own deprecations.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -130,7 +130,7 @@ def test_verdict_file_round_trip(tmp_path):
 
 
 def test_reference_text_is_redacted_like_the_spans():
-    from release_assets.evaluation.live_text import redact_rows
+    from release_assets.rollout.live_text import redact_rows
 
     [row] = redact_rows([{"text": "order 12345, mail k.patel@example.com", "label": "refund"}])
     assert row == {"text": "order [REDACTED], mail [REDACTED]", "label": "refund"}

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from bench.support.bundles import PASSED
-from release_assets.evaluation.live_drift import read_live_drift
 from release_assets.manifest import load_manifest
 from release_assets.record.ledger import promote
 from release_assets.release.bundle import member_digest, release_version, write_bundle
 from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.artifact_store import ArtifactStore
 from release_assets.rollout.drift_assets import LiveDriftConfig, live_drift_asset
+from release_assets.rollout.live_drift import read_live_drift
 from release_assets_tests.conftest import REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Evidently's UI dependencies, on import

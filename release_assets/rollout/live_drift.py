@@ -5,7 +5,7 @@ Rows on both sides have the shape of dataset rows (``{"text": ...}``, ``{"pixels
 ``{"features": [...]}``) and become features through the offline drift gate's own extraction
 (:func:`release_assets.datasets.profile.row_features`), so a feature means the same thing live and offline. The one
 live-only feature is ``text.oov_rate`` per message: the share of its tokens missing from the reference vocabulary
-(``evaluation/live_text.py``). The verdict JSON is what the canary analysis reads (``read_live_drift``).
+(``rollout/live_text.py``). The verdict JSON is what the canary analysis reads (``read_live_drift``).
 
 Pure: no Dagster; pandas and Evidently (about 5 s to import) are imported inside the functions that use them.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from release_assets.core.atomic import write_atomic
 from release_assets.datasets.profile import row_features
-from release_assets.evaluation.live_text import oov_columns, oov_increase_test
+from release_assets.rollout.live_text import oov_columns, oov_increase_test
 
 log = logging.getLogger(__name__)
 

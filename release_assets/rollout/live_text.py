@@ -1,5 +1,5 @@
 """Live text features beside the offline gate's: reference text redacted as live text is, and a per-message
-out-of-vocabulary share with its one-sided drift test (``evaluation/live_drift.py`` uses both).
+out-of-vocabulary share with its one-sided drift test (``rollout/live_drift.py`` uses both).
 
 The offline gate's vocabulary features (``text.oov_rate``, ``text.tokens``) are distances between two whole
 samples; a row-by-row drift test needs one value per message, so this is the per-message form of the first.
