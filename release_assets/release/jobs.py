@@ -25,7 +25,7 @@ class RegistrySyncConfig(dg.Config):
 def _unreachable_fails_the_step(tracking_uri: str) -> Iterator[None]:
     """An unreachable tracking server fails the step with one line naming it (the preflight's, or that of an MLflow
     request out of retries), not MLflow's wrapped ``requests`` traceback; other errors pass as they are."""
-    from release_assets.resources.registry import registry_failure
+    from release_assets.release.tracking_server import registry_failure
 
     try:
         yield

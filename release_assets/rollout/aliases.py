@@ -28,7 +28,7 @@ def mirror_or_pending(
     The move stands either way: the ledger is the truth (serving reads it), so a promotion, a rollback or a canary
     step never waits on MLflow, and the next ``registry sync`` (or the one the ledger's growth launches) points
     the aliases. The caller reports the line; it is None when the aliases mirror the ledger now."""
-    from release_assets.resources.registry import RegistryUnavailable, registry_failure
+    from release_assets.release.tracking_server import RegistryUnavailable, registry_failure
 
     opened = None
     try:
