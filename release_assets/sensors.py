@@ -87,7 +87,9 @@ def build_code_change_sensor(manifest_paths: dict[str, Path], job_name: str = "r
     def code_change_sensor(context: dg.SensorEvaluationContext):
         start = time.perf_counter()
         cursor = json.loads(context.cursor) if context.cursor else {}
-        watched = _watched(context.repository_def)
+        repo = context.repository_def
+        assert repo is not None, "Dagster evaluates a sensor with its code location's definitions"
+        watched = _watched(repo)
         touched, new_cursor, reasons, problems = detect_changes(manifest_paths, watched, cursor)
         elapsed_ms = (time.perf_counter() - start) * 1000
         if problems and cursor:
@@ -101,7 +103,7 @@ def build_code_change_sensor(manifest_paths: dict[str, Path], job_name: str = "r
             return dg.SkipReason(f"baseline recorded: {len(new_cursor['files'])} watched files ({elapsed_ms:.0f} ms)")
         if not touched:
             return dg.SkipReason(f"no change in {len(new_cursor['files'])} watched files ({elapsed_ms:.0f} ms)")
-        graph = context.repository_def.asset_graph
+        graph = repo.asset_graph
         # Downstream within the release stages: the rollout asset (fed by the canary monitor) and live evidence
         # depend on the release unit but are never part of a release run.
         downstream = dg.AssetSelection.assets(*touched).downstream().resolve(graph)
@@ -123,7 +125,8 @@ def build_code_change_sensor(manifest_paths: dict[str, Path], job_name: str = "r
 
 def _failed_gates(instance: dg.DagsterInstance, run_id: str) -> list[dict[str, Any]]:
     records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-    lines = [GateLine.from_evaluation(record.dagster_event.event_specific_data) for record in records]
+    # (every record of an event type is a Dagster event)
+    lines = [GateLine.from_evaluation(r.dagster_event.event_specific_data) for r in records if r.dagster_event]
     return [
         {"release": g.release, "asset": f"{g.release}/{g.asset}", "check": g.check, "severity": g.severity}
         | {"reason": g.reason}

@@ -46,7 +46,8 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
     ]
     versions = {k.path[-1]: v for a in stages for k, v in a.code_versions_by_key.items()}
     code_versions = {name: versions.get(key[-1]) for name, key in keys.bundled(manifest).items()}
-    assets = [*stages, release_unit_asset(manifest, project_root, code_versions)]
+    unit = release_unit_asset(manifest, project_root, code_versions)
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [*stages, unit]
     job = dg.define_asset_job(
         f"{manifest.name}_release",
         selection=dg.AssetSelection.groups(*(keys.group(manifest.name, s) for s in keys.STAGES)),

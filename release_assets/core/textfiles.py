@@ -46,13 +46,12 @@ def yaml_where(exc: yaml.YAMLError) -> str:
     PyYAML's marks count from 0 and its message spans several lines with a code excerpt; people and editors
     count from 1, and a log line should stay one line.
     """
-    mark = getattr(exc, "problem_mark", None)
-    if mark is None:
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
         return ": not valid YAML: " + " ".join(str(exc).split())
+    mark = exc.problem_mark
     text = f" line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
-    context_mark = getattr(exc, "context_mark", None)
-    if getattr(exc, "context", None) and context_mark is not None:
-        text += f" ({exc.context} at line {context_mark.line + 1})"
+    if exc.context and exc.context_mark is not None:
+        text += f" ({exc.context} at line {exc.context_mark.line + 1})"
     return text
 
 

@@ -37,10 +37,10 @@ class ChampionView:
 
     def member_dir(self, name: str) -> Path | None:
         """A folder holding the champion's files of bundle member ``name`` (cache hit or verified extraction)."""
-        entry = self.member(name)
-        if entry is None:
-            return None
-        fingerprint = self.manifest["lineage"]["fingerprints"].get(name)
+        entry, manifest = self.member(name), self.manifest
+        if entry is None or manifest is None or self.version is None:
+            return None  # (an entry comes from a manifest, which exists only with a version)
+        fingerprint = manifest["lineage"]["fingerprints"].get(name)
         cached = LocalArtifactStore(self.cache_root).artifact_dir(self.release, name, str(fingerprint))
         # The cache is trusted only file by file against the champion's recorded digests: a rebuilt cache entry
         # (training is not always byte-reproducible) must never stand in for the champion.

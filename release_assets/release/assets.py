@@ -1,6 +1,7 @@
 """Release stage wiring: the release unit asset around :func:`release_assets.release.unit.release`."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -147,7 +148,7 @@ def release_unit_asset(
                 "gates": [v.as_dict() for v in unit.verdicts],
             },
         )
-        where = (
+        where: dict[str, Any] = (
             {"bundle": dg.MetadataValue.path(unit.uri)}
             if unit.uri
             else {

@@ -61,10 +61,18 @@ def _check_name(name: str) -> None:
         raise BundleError(f"entry {name!r} escapes the bundle folder")
 
 
+def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """An entry's bytes; only a regular file has any (the writer adds nothing else, the verifier refuses the rest)."""
+    f = tar.extractfile(info)
+    if f is None:
+        raise BundleError(f"entry {info.name!r} is not a regular file")
+    return f.read()
+
+
 def read_manifest(bundle: Path) -> dict[str, Any]:
     with tarfile.open(bundle, "r:gz") as tar:
         member = tar.getmember(MANIFEST)
-        return json.loads(tar.extractfile(member).read())
+        return json.loads(_read(tar, member))
 
 
 def verify_bundle(bundle: Path) -> dict[str, Any]:
@@ -85,7 +93,7 @@ def _verify(bundle: Path) -> dict[str, Any]:
         raise BundleError(f"{bundle}: not a readable tar.gz ({exc})") from None
     with tar:
         try:
-            manifest = json.loads(tar.extractfile(tar.getmember(MANIFEST)).read())
+            manifest = json.loads(_read(tar, tar.getmember(MANIFEST)))
         except KeyError:
             raise BundleError(f"{bundle}: has no {MANIFEST}") from None
         expected = {f["path"]: f for m in manifest["members"].values() for f in m["files"]}
@@ -98,7 +106,7 @@ def _verify(bundle: Path) -> dict[str, Any]:
                 raise BundleError(f"{bundle}: entry {info.name!r} is a link or special file; refused")
             if info.name not in expected:
                 raise BundleError(f"{bundle}: entry {info.name!r} is not listed in {MANIFEST}")
-            digest = hashlib.sha256(tar.extractfile(info).read()).hexdigest()
+            digest = hashlib.sha256(_read(tar, info)).hexdigest()
             if digest != expected[info.name]["sha256"]:
                 raise BundleError(
                     f"{bundle}: {info.name}: sha256 {digest[:16]}... does not match the manifest's "
@@ -145,5 +153,5 @@ def extract_bundle(bundle: Path, target: Path) -> dict[str, Any]:
             if not dest.is_relative_to(target):
                 raise BundleError(f"{bundle}: entry {info.name!r} escapes {target}")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(tar.extractfile(info).read())
+            dest.write_bytes(_read(tar, info))
     return manifest

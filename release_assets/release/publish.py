@@ -34,7 +34,7 @@ def build_manifest(
 ) -> dict[str, Any]:
     members = {}
     for name, ref in sorted(refs.items()):
-        files = [
+        files: list[dict[str, Any]] = [
             {
                 "path": f"{name}/{path}",
                 "sha256": entry.sha256,

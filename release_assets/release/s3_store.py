@@ -120,7 +120,8 @@ class S3ReleaseStore(ReleaseStore):
     def _scan(self, name: str) -> tuple[list[str], list[str]]:
         """Chained event keys in seq order (12 digits: name order is seq order), and legacy keys."""
         base = self._key("ledger", name) + "/"
-        chained, legacy = [], []
+        chained: list[str] = []
+        legacy: list[str] = []
         for key in self._list(base):
             rest = key[len(base) :]
             if rest != _S3_HEAD and "/" not in rest:
@@ -175,7 +176,8 @@ class S3ReleaseStore(ReleaseStore):
             except self.client.exceptions.NoSuchKey:
                 condition = {"IfNoneMatch": "*"}
             else:
-                if parse_head(self._uri(key), current["Body"].read())["seq"] >= seq:
+                head = parse_head(self._uri(key), current["Body"].read())
+                if head is not None and head["seq"] >= seq:  # (a body always parses to a head or raises)
                     return
                 condition = {"IfMatch": current["ETag"]}
             try:

@@ -156,7 +156,7 @@ def _celery_executor() -> dg.ExecutorDefinition:
     class ReleaseCeleryExecutor(CeleryExecutor):
         """dagster-celery's executor with queues by step kind and lost training steps submitted again."""
 
-        def __init__(self, settings: dict[str, Any], retries: RetryMode) -> None:
+        def __init__(self, settings: dict[str, Any], retries: RetryMode | None) -> None:
             super().__init__(
                 retries=retries, broker=settings["broker"], backend=settings["backend"], config_source=WORKER_CONFIG
             )
