@@ -13,6 +13,13 @@ import yaml
 
 COMPONENT_TYPE = "release_assets.ReleaseComponent"
 
+# A Dagster project declares a release as a ReleaseComponent: the manifest is the `attributes` of its defs.yaml.
+DEFS_FILES = ("defs.yaml", "defs.yml")
+
+
+def is_defs_file(path: Path) -> bool:
+    return path.name in DEFS_FILES
+
 
 def declares_release(path: Path) -> bool:
     """A defs.yaml whose component is a ReleaseComponent (not the platform, not another integration's)."""

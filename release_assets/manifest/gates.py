@@ -18,7 +18,7 @@ from release_assets.manifest.errors import ManifestError
 from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS, family
 
 if TYPE_CHECKING:
-    from release_assets.manifest import Threshold
+    from release_assets.manifest.models import Threshold
 
 DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
 

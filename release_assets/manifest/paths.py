@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release_assets.manifest import ManifestError, PromptChain, ReleaseManifest, is_defs_file
+from release_assets.manifest.defs_files import is_defs_file
+from release_assets.manifest.errors import ManifestError
+from release_assets.manifest.models import PromptChain, ReleaseManifest
 
 # Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
 _PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
