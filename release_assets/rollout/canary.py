@@ -16,7 +16,7 @@ from typing import Any
 
 from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.canary_state import CanaryState
-from release_assets.record.ledger import PromotionError, check_servable, event, replay
+from release_assets.record.ledger import Action, PromotionError, check_servable, event, replay
 from release_assets.release.store import ReleaseStore
 from release_assets.rollout.analysis import Analysis, analyse
 from release_assets.rollout.counters import Snapshot, snapshot_from_dict, snapshot_to_dict, window
@@ -162,7 +162,7 @@ def abort(r: Rollout, actor: str, reason: str) -> dict[str, Any]:
     return written
 
 
-def _end(r: Rollout, state, action: str, actor: str, reason: str, **extra: Any) -> dict[str, Any]:
+def _end(r: Rollout, state, action: Action, actor: str, reason: str, **extra: Any) -> dict[str, Any]:
     """Stop the canary: the ledger first (the truth), then route everyone to the champion, then the alias."""
     c = state.canary
     scope = {"scope": "canary"} if action == "rolled_back" else {}

@@ -76,8 +76,8 @@ def _minus(after: dict, before: dict) -> dict:
 
 def _went_down(after: VersionCounters, before: VersionCounters) -> bool:
     pairs = [(getattr(after, k), getattr(before, k)) for k in SCALARS]
-    for a, b in ((after.intents, before.intents), (after.latency_buckets, before.latency_buckets)):
-        pairs += [(a.get(key, 0.0), value) for key, value in b.items()]
+    pairs += [(after.intents.get(key, 0.0), value) for key, value in before.intents.items()]
+    pairs += [(after.latency_buckets.get(key, 0.0), value) for key, value in before.latency_buckets.items()]
     return any(now < then for now, then in pairs)
 
 
@@ -97,11 +97,10 @@ def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
         parts = []
         for server, counters in after.by_server.items():
             same = server in before.started and before.started[server] == after.started.get(server)
-            then = Snapshot(before.by_server.get(server, {})) if same else None
-            now = Snapshot(counters)
-            parts.append(
-                _subtract(then, now).versions if same else {v: replace(c, reset=True) for v, c in counters.items()}
-            )
+            if same:
+                parts.append(_subtract(Snapshot(before.by_server.get(server, {})), Snapshot(counters)).versions)
+            else:
+                parts.append({v: replace(c, reset=True) for v, c in counters.items()})
         return Snapshot(summed(parts), sources, after.started, after.by_server)
     return Snapshot(_subtract(before, after).versions, sources, after.started, after.by_server)
 

@@ -98,6 +98,7 @@ def _check_soak(
                 "(promoted by the canary monitor), and the ledger has none"
             )
         return
+    assert env.soak.min_minutes is not None, "a soak is exactly one of canary and min_minutes (Soak)"
     since = champion_since(events, key, version)
     if since is None:
         raise PromotionError(
@@ -141,6 +142,10 @@ def copy_to_regions(
         bundle = source.fetch_bundle(release, version, Path(tmp) / BUNDLE)
         verify_bundle(bundle)  # what is uploaded is what was verified, not a second download
         manifest = source.manifest(release, version)
+        if manifest is None:
+            raise PromotionError(
+                f"{release} {version} was not promoted to {env.name}: the source store has no manifest for it"
+            )
         for region in env.regions():
             try:
                 done[region] = _copy(stores(env, region), release, version, bundle, manifest)

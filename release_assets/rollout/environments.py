@@ -188,6 +188,7 @@ def store_for(env: Environment, region: str | None = None, settings: Any = None)
         root = Path(env.store.local)
         return LocalReleaseStore(root if root.is_absolute() else settings.project_root / root)
     spec = env.store.s3
+    assert spec is not None, "a store is exactly one of local and s3 (StoreSpec)"
     chosen = spec.regions[0] if region is None else next((r for r in spec.regions if r.name == region), None)
     if chosen is None:
         raise EnvironmentsError(f"environment {env.name!r} has no region {region!r} (regions: {env.regions()})")

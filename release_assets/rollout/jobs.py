@@ -114,6 +114,8 @@ def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfi
     from release_assets.rollout.environment_promotion import promote_to
     from release_assets.rollout.environments import EnvironmentsError, project_environments
 
+    environment = config.environment
+    assert environment, "promote calls this only for an environment"
     store = context.resources.store.releases()
     with _refused("promotion"):
         try:
@@ -125,7 +127,7 @@ def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfi
             envs,
             config.release,
             config.version,
-            config.environment,
+            environment,
             config.approved_by,
             config.reason,
             override_weakened_gates=config.override_weakened_gates,

@@ -38,6 +38,8 @@ class _Fixed:
 
 def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChecksDefinition]:
     """The rollout asset of a release with a ``rollout:`` section: its history is the canary's analyses."""
+    rollout = manifest.rollout
+    assert rollout is not None, "built only for a release with a rollout section"
     key = dg.AssetKey(keys.rollout(manifest.name))
     spec = dg.AssetSpec(
         key,
@@ -69,7 +71,7 @@ def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChec
         state = replay(context.resources.store.releases().events(manifest.name))
         if state.canary is None:
             return dg.AssetCheckResult(passed=True, description="no canary in progress", metadata={"decision": "idle"})
-        analysis = analyse_step(manifest.rollout, state, source_from_env().snapshot(manifest.name))
+        analysis = analyse_step(rollout, state, source_from_env().snapshot(manifest.name))
         return check_evaluation(manifest.name, analysis, state.canary.version, evaluation=False)
 
     return spec, canary_budgets
@@ -205,7 +207,7 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
         t = tick(rollout, _Fixed(snapshot), drift=_live_drift(release, state.canary.version))
     except (StoreError, PromotionError) as exc:
         return Tick("error", state.canary, note=str(exc)), circuits
-    if t.action in ("breach", "rolled_back"):
+    if t.action in ("breach", "rolled_back") and t.canary is not None:  # (a breach is always of a canary)
         payload = {"release": release, "event": t.action, "canary_version": t.canary.version}
         kpis = [k.__dict__ for k in t.analysis.breached] if t.analysis else []
         _alert(context, {**payload, "kpis": kpis, "text": f"{release} canary {t.canary.version} {t.action}: {t.note}"})

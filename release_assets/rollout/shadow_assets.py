@@ -53,7 +53,7 @@ def judge(
     against = [p for p in pairs if champion is not None and p.get("primary_version") == champion]
     summary = {**summarize(against), "champion": champion, "other_primary": len(pairs) - len(against)}
     member, gates = shadow_gates(manifest)
-    verdicts = [shadow_verdict(member, gate, summary, t) for gate, t in gates.items()]
+    verdicts = [shadow_verdict(member, gate, summary, t) for gate, t in gates.items()] if member else []
     passed = bool(verdicts) and all(
         v.status == "passed" or (v.status == "failed" and v.severity == "warn") for v in verdicts
     )
