@@ -24,8 +24,11 @@ def _manifest_golden(release: str) -> Path | None:
 
     settings = get_settings()
     path = settings.releases_path / f"{release}.yaml"
-    chains = load_manifest(path).members_of("prompt_chain") if path.is_file() else {}
-    return settings.project_root / chains[sorted(chains)[0]].golden if chains else None
+    if not path.is_file():
+        return None
+    manifest = load_manifest(path)
+    chains = sorted(manifest.members_of("prompt_chain"))
+    return settings.project_root / manifest.chain(chains[0]).golden if chains else None
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
