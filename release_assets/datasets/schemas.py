@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-IRIS_SPECIES = ("setosa", "versicolor", "virginica")
-INTENTS = (
+# Each closed set once, as the field type; its values as a tuple for the code that lists them.
+IrisSpecies = Literal["setosa", "versicolor", "virginica"]
+Intent = Literal[
     "refund",
     "order_status",
     "cancel_order",
@@ -16,8 +17,11 @@ INTENTS = (
     "account_access",
     "complaint",
     "other",
-)
-ENTITY_TYPES = ("order_id", "email", "product", "amount", "date")
+]
+EntityType = Literal["order_id", "email", "product", "amount", "date"]
+IRIS_SPECIES: tuple[str, ...] = get_args(IrisSpecies)
+INTENTS: tuple[str, ...] = get_args(Intent)
+ENTITY_TYPES: tuple[str, ...] = get_args(EntityType)
 # Attributes of a support message that slice accuracy and drift are reported by.
 SLICE_FIELDS = ("channel", "register", "length")
 
@@ -29,7 +33,7 @@ class _Row(BaseModel):
 class IrisRow(_Row):
     id: str
     features: list[float] = Field(min_length=4, max_length=4)
-    label: Literal[IRIS_SPECIES]  # type: ignore[valid-type]
+    label: IrisSpecies
 
     @model_validator(mode="after")
     def _plausible(self) -> IrisRow:
@@ -54,7 +58,7 @@ class DigitRow(_Row):
 
 
 class EntitySpan(_Row):
-    type: Literal[ENTITY_TYPES]  # type: ignore[valid-type]
+    type: EntityType
     start: int = Field(ge=0)
     end: int = Field(gt=0)
     value: str
@@ -63,8 +67,8 @@ class EntitySpan(_Row):
 class SupportMessage(_Row):
     id: str
     text: str = Field(min_length=1)
-    intent: Literal[INTENTS]  # type: ignore[valid-type]
-    secondary_intent: Literal[INTENTS] | None = None  # type: ignore[valid-type]
+    intent: Intent
+    secondary_intent: Intent | None = None
     paraphrase_group: str = Field(min_length=1)
     entities: list[EntitySpan] = Field(default_factory=list)
     channel: Literal["email", "chat"]
