@@ -32,9 +32,10 @@ setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the pro
 release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults, then register them in MLflow
 	$(BIN)/release-assets release; status=$$?; $(BIN)/release-assets registry sync || exit $$?; exit $$status
 
-test: setup ## Lint, format check, the layer contracts, actionlint on the CI workflow, dg check defs, then the whole test suite
+test: setup ## Lint, format check, type check, the layer contracts, actionlint on the CI workflow, dg check defs, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/actionlint .github/workflows/release.yml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
