@@ -79,8 +79,8 @@ def test_concurrent_runs_each_publish_what_they_built(tmp_path):
 
 
 OPEN_INSTANCE = (
-    "import sys; from pathlib import Path; from release_assets.cli.main import _instance\n"
-    "with _instance(Path(sys.argv[1])) as instance: instance.get_runs(limit=1)"
+    "import sys; from pathlib import Path; from release_assets.cli.common import dagster_instance\n"
+    "with dagster_instance(Path(sys.argv[1])) as instance: instance.get_runs(limit=1)"
 )
 
 
