@@ -5,6 +5,8 @@
 pure modules must not pay for (or depend on) importing Dagster.
 """
 
+import importlib
+
 # Module names relative to this package, deliberately not spelled out in full: code versions follow quoted
 # dotted names as imports (hashing.imported_modules), and every module's closure includes this __init__, so full
 # names here would make every asset's code version cover the whole package (any edit would retrain every model).
@@ -15,8 +17,6 @@ __all__ = sorted(_COMPONENTS)
 
 def __getattr__(name: str):
     if name in _COMPONENTS:
-        import importlib
-
         return getattr(importlib.import_module(f"{__name__}.{_COMPONENTS[name]}"), name)
     raise AttributeError(f"module 'release_assets' has no attribute {name!r}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from release_assets.artifacts import ArtifactRef, LocalArtifactStore
+from release_assets.artifacts import ArtifactRef, LocalArtifactStore, fingerprint
 from release_assets.core.hashing import CodeInputs
 
 
@@ -33,7 +33,6 @@ def build_output(
     Nothing here logs to MLflow: metrics travel in the artifact and, once published, the registry sync records them
     there (``release/registry_sync.py``), so a release run never imports MLflow.
     """
-    from release_assets.artifacts import fingerprint
 
     code = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
     fp = fingerprint(code, {name: ref.digest for name, ref in sorted(inputs.items())}, params)

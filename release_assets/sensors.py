@@ -14,10 +14,11 @@ from typing import Any
 
 import dagster as dg
 
+from release_assets import keys
 from release_assets.core.hashing import sha256_json
 from release_assets.core.settings import Settings
-from release_assets.keys import STAGES
-from release_assets.manifest import ManifestError, ReleaseManifest, load_manifest, member_section
+from release_assets.keys import STAGES, triage_job
+from release_assets.manifest import ManifestError, ReleaseManifest, family, load_manifest, member_section
 from release_assets.release.summary import GateLine
 from release_assets.release.watch import scan
 
@@ -149,8 +150,6 @@ def summarise_failed_gates(failed: list[dict[str, Any]]) -> str:
 
 def triaged_assets(manifest: ReleaseManifest) -> set[str]:
     """The gated assets whose failure launches a regression triage: each model, its report, the chain evaluations."""
-    from release_assets import keys
-    from release_assets.manifest import family
 
     out = set()
     for name, member in manifest.members.items():
@@ -165,7 +164,6 @@ def triage_requests(failed: list[dict[str, Any]], triaged: dict[str, set[str]], 
     """One ``<release>_triage`` run per release held by a gate on a model or its chain's evaluation (``triaged``:
     release -> those asset keys): which member moved the metric. Data gates hold the build before anything the
     golden suite reads, so they start none."""
-    from release_assets.keys import triage_job
 
     held = sorted({f["release"] for f in failed if f["asset"] in triaged.get(f["release"], set())})
     return [dg.RunRequest(run_key=f"{run_id}:{r}", job_name=triage_job(r), tags={"held_run": run_id}) for r in held]

@@ -7,7 +7,7 @@ import dagster as dg
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
-from release_assets.chains.build import chain_files
+from release_assets.chains.build import build_chain, chain_files
 from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.manifest import ReleaseManifest, member_section
 from release_assets.resources.artifact_store import ArtifactStore
@@ -41,8 +41,6 @@ def _chain_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
         kinds={"jinja"},
     )
     def chain(context: dg.AssetExecutionContext, store: ArtifactStore, **models: ArtifactRef) -> dg.Output:
-        from release_assets.chains.build import build_chain
-
         labels = {m: ref.summary["labels"] for m, ref in models.items()}
         return build_output(
             context,

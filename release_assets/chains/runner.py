@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from release_assets.chains import bindings
+from release_assets.chains import bindings, llm
 from release_assets.chains.render import TemplateError, render, render_string
 from release_assets.chains.schema import ChainSpec, StepSpec
 from release_assets.manifest import validation_problems
@@ -174,8 +174,6 @@ class ChainRunner:
             for j, text in zip(ok, ok_texts, strict=True):
                 raw[j] = bindings.extract(step, text, self.kb.products if step.catalogue else [], self.kb.aliases)
         elif step.is_llm:
-            from release_assets.chains import llm  # httpx/transformers only load when a chain uses them
-
             outcomes = llm.run_llm_step(
                 step,
                 self.schemas[step.id],

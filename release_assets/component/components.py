@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr
 
 from release_assets.component.scaffold import PLATFORM_TYPE, write_release
 from release_assets.component.stages import release_defs, resources_for, shared_defs
+from release_assets.core.settings import Settings
 from release_assets.manifest import (
     DEFS_FILES,
     NAME,
@@ -143,8 +144,6 @@ class ReleasePlatformComponent(dg.Component, dg.Model, dg.Resolvable):
     release_assets.ReleaseComponent of the project. Declare it once; configure it with RELEASE_ASSETS_* variables."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from release_assets.core.settings import Settings
-
         releases = context.component_tree.get_all_components(of_type=ReleaseComponent)
         if not releases:
             raise ValueError(f"{PLATFORM_TYPE} in {context.path}: the project declares no ReleaseComponent")

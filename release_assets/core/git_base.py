@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from release_assets.core.settings import get_settings
+
 DEFAULT_BASES = ("origin/main", "main")
 # The tool's own state under a project root: written by every run, never an input, so never "uncommitted changes"
 # (a dg project whose .gitignore does not list them would otherwise be dirty after its first run).
@@ -44,7 +46,6 @@ def git(cwd: Path, *args: str, strip: bool = True) -> str:
 
 def configured_base_ref() -> str | None:
     """``RELEASE_ASSETS_BASE_REF``; empty (e.g. ``${{ github.base_ref }}`` on a push) counts as unset."""
-    from release_assets.core.settings import get_settings
 
     return (get_settings().base_ref or "").strip() or None
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8
+from release_assets.datasets.digits import load_digits_arrays, pixels_group
 from release_assets.datasets.profile import build_profile
 from release_assets.datasets.schemas import IRIS_SPECIES, SCHEMAS
 from release_assets.datasets.split import SPLITS, assign_splits
@@ -85,8 +86,6 @@ def load_sklearn(name: str) -> LoadedRows:
             for i, (x, y) in enumerate(zip(bunch.data, bunch.target, strict=True))
         ]
     elif name == "digits":
-        from release_assets.datasets.digits import load_digits_arrays
-
         images, labels = load_digits_arrays()
         records = [
             {"id": f"digit-{i:04d}", "pixels": [int(v) for v in img.ravel()], "label": str(int(y))}
@@ -119,8 +118,6 @@ def normalise(rows: list[dict[str, Any]], member: SklearnDataset | JsonlDataset)
     if isinstance(member, JsonlDataset):
         return [{**r, "label": r[member.stratify], "group": r[member.group_by]} for r in rows]
     if member.name == "digits":
-        from release_assets.datasets.digits import pixels_group
-
         return [{**r, "group": pixels_group(r["pixels"])} for r in rows]
     # Identical measurements form one group, so iris's duplicate rows cannot straddle train and test.
     return [{**r, "group": json.dumps(r["features"])} for r in rows]

@@ -8,8 +8,14 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs, files_digest
+from release_assets.evaluation import report
+from release_assets.evaluation.chain_evaluation import build_chain_evaluation
+from release_assets.evaluation.model_eval import build_model_report
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import MODEL_KINDS, ManifestError, ReleaseManifest, member_section
+from release_assets.record.ledger import replay
+from release_assets.serving.loader import load_release
+from release_assets.serving.shadow_replay import build_shadow_comparison, subset_text
 
 REPORT_MODULES = [
     "release_assets.evaluation.model_eval",
@@ -32,8 +38,6 @@ CHAIN_EVAL_MODULES = [
 
 
 def _report_metadata(ref: ArtifactRef, store_root: Path) -> dict:
-    from release_assets.evaluation import report
-
     s = ref.summary
     return {
         "confusion_matrix": dg.MetadataValue.md(report.confusion_markdown(s["labels"], s["confusion"])),
@@ -67,8 +71,6 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         kinds={"python"},
     )
     def model_report(context: dg.AssetExecutionContext, model: ArtifactRef, data: ArtifactRef) -> dg.Output:
-        from release_assets.evaluation.model_eval import build_model_report
-
         local = context.resources.store.local()
         return build_output(
             context,
@@ -111,9 +113,6 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         kinds={"jinja", "python"},
     )
     def chain_evaluation(context: dg.AssetExecutionContext, chain: ArtifactRef, **models):
-        from release_assets.evaluation.chain_evaluation import build_chain_evaluation
-        from release_assets.evaluation.report import examples_markdown
-
         local = context.resources.store.local()
         model_dirs = {m: (ref.kind, ref.path(local.root)) for m, ref in models.items()}
         return build_output(
@@ -155,8 +154,6 @@ SHADOW_MODULES = [
 
 
 def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
-    from release_assets.serving.shadow_replay import subset_text
-
     member = manifest.chain(name)
     assert member.traffic, "keys.traffic_chain names a chain with recorded traffic"
     traffic = project_root / member.traffic
@@ -178,10 +175,6 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
         kinds={"python"},
     )
     def shadow_comparison(context: dg.AssetExecutionContext, chain: ArtifactRef, **models: ArtifactRef):
-        from release_assets.record.ledger import replay
-        from release_assets.serving.loader import load_release
-        from release_assets.serving.shadow_replay import build_shadow_comparison
-
         store = context.resources.store
         local, releases = store.local(), store.releases()
         champion = replay(releases.events(manifest.name)).champion

@@ -10,10 +10,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from release_assets.chains.build import KB_FILE
 from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import CaseResult, ChainRunner
+from release_assets.chains.spec import load_chain
+from release_assets.core.hashing import sha256_file
+from release_assets.evaluation import report
 from release_assets.evaluation.golden import evaluate, repeat_outcomes
 from release_assets.evaluation.golden_inputs import load_cases
+from release_assets.models.registry import MODEL_KINDS
 
 GOLDEN_FILE = "golden.jsonl"
 
@@ -22,7 +27,6 @@ def _trace(path: Path, spec: Any, cases: list[dict[str, Any]], results: list[Cas
     """The golden run as the same OpenTelemetry spans serving writes (a request span per case, a child per step),
     redacted, into the evaluation's own folder: lineage from the golden file to each answer, readable by the
     same tools as live traces. Written to the artifact only; no collector is called during a build."""
-    from release_assets.core.hashing import sha256_file
     from release_assets.serving.golden_traces import trace_golden_run
     from release_assets.serving.traces import Tracing
 
@@ -49,10 +53,6 @@ def build_chain_evaluation(
     ``llm_cache_dir`` lets LLM steps replay earlier answers (None: every call goes to the model); when any LLM
     step ran, every call is traced, redacted, to ``out_dir/llm_traces.jsonl``.
     """
-    from release_assets.chains.build import KB_FILE
-    from release_assets.chains.spec import load_chain
-    from release_assets.evaluation import report
-    from release_assets.models.registry import MODEL_KINDS
 
     predictors = {name: MODEL_KINDS[kind].load(path) for name, (kind, path) in model_dirs.items()}
     spec, schemas = load_chain(chain_artifact / "chain", {n: p.labels for n, p in predictors.items()}, chain_file)

@@ -13,10 +13,13 @@ import time
 from collections import Counter
 from typing import Any
 
+from release_assets.chains.llm import sum_usage
 from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.chains.schema import EvaluationSpec
 from release_assets.evaluation.golden_inputs import to_requests
+from release_assets.evaluation.latency import measure_latency
 from release_assets.evaluation.metrics import percentiles_ms
+from release_assets.promotion.flaky import flaky_cases
 
 WORST_EXAMPLES = 10
 COMMON_ERRORS = 5
@@ -200,7 +203,6 @@ def score(
 
 def llm_accounting(runner: ChainRunner, results: list[CaseResult]) -> tuple[dict[str, float], dict[str, Any]]:
     """Token, call and cost totals for the summary metrics (zeros for an offline chain), and per-step totals."""
-    from release_assets.chains.llm import sum_usage
 
     llm_steps = [s for s in runner.spec.steps if s.is_llm]
     per_step = {}
@@ -232,8 +234,6 @@ def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str
     else:
         # Batched throughput is what evaluation costs; one-at-a-time latency is what a customer waits, measured
         # so that other processes' load does not count (evaluation/latency.py).
-        from release_assets.evaluation.latency import measure_latency
-
         summary["metrics"].update(measure_latency(lambda request: runner.run([request]), requests[:LATENCY_SAMPLES]))
     summary["metrics"]["cases_per_second"] = len(requests) / elapsed if elapsed else float("inf")
     totals, per_step = llm_accounting(runner, results)
@@ -249,7 +249,6 @@ def repeat_outcomes(
     """Run the chain ``repeats - 1`` more times without the response cache and report the cases whose outcome
     (the mapped intent and the reply step's output) changes between runs: a non-deterministic binding must be
     stable to be gated at all."""
-    from release_assets.promotion.flaky import flaky_cases
 
     targets = _Targets(uncached.spec.evaluation)
 

@@ -14,6 +14,7 @@ from release_assets.chains.knowledge import GoldenSuiteError
 from release_assets.chains.runner import ChainRequest
 from release_assets.chains.schema import EvaluationSpec
 from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8
+from release_assets.datasets.digits import load_digits_arrays
 
 
 def load_cases(path: Path, evaluation: EvaluationSpec | None = None) -> list[dict[str, Any]]:
@@ -42,8 +43,6 @@ def to_requests(cases: list[dict[str, Any]]) -> list[ChainRequest]:
         attachment = None
         if case.get("attachment"):
             if images is None:
-                from release_assets.datasets.digits import load_digits_arrays
-
                 images, _ = load_digits_arrays()
             attachment = [images[i].ravel().astype(int).tolist() for i in case["attachment"]["digits"]]
         requests.append(ChainRequest(id=case["id"], message=case["message"], attachment=attachment))

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from release_assets.datasets.build import read_jsonl
 from release_assets.datasets.quality import describe
 from release_assets.datasets.schemas import SLICE_FIELDS
 from release_assets.evaluation import report
+from release_assets.evaluation.behaviour import behaviour_summary
 from release_assets.evaluation.latency import measure_latency
 from release_assets.evaluation.metrics import classification_metrics, slice_accuracy
-from release_assets.models.registry import Predictor, predict_labels
+from release_assets.models.language import ABSTAIN_FILE
+from release_assets.models.registry import MODEL_KINDS, Predictor, predict_labels
 
 WORST_EXAMPLES = 10
 LATENCY_SAMPLES = 100
@@ -58,7 +61,6 @@ def abstain_summary(predictor: Predictor, model_dir: Path, test_rows: list[dict[
     """The abstain threshold the trainer chose on the validation split, and what it does on the test split: the
     share of cases a chain would act on (confidence at or above it) and how accurate those are. None when the
     model recorded no threshold."""
-    from release_assets.models.language import ABSTAIN_FILE
 
     path = model_dir / ABSTAIN_FILE
     if not path.exists():
@@ -137,14 +139,11 @@ def build_model_report(
     title: str,
     mft_cases: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    from release_assets.datasets.build import read_jsonl
-    from release_assets.models.registry import MODEL_KINDS
 
     predictor = MODEL_KINDS[kind].load(model_dir)
     test_rows = read_jsonl(split_dir / "test.jsonl")
     summary = evaluate(predictor, test_rows)
     if kind == "text_classifier":
-        from release_assets.evaluation.behaviour import behaviour_summary
 
         def predict(texts: list[str]) -> list[str]:
             return predict_labels(predictor, [{"text": t} for t in texts])[0]

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore, fingerprint
+from release_assets.core.hashing import CodeInputs
+from release_assets.evaluation.triage import build_side, published_side, triage_sides
 from release_assets.evaluation.triage_mix import TriageError
-from release_assets.release.store import ReleaseStore
+from release_assets.release.bundle import BundleError
+from release_assets.release.store import ReleaseStore, StoreError
 
 # The modules whose code decides a triage: its code version (asset) and cache fingerprint (check) hash them.
 TRIAGE_MODULES = ["release_assets.evaluation.regression_triage", "release_assets.evaluation.triage"]
@@ -27,8 +30,6 @@ THIS_BUILD = "this build"  # the candidate's name in the table: a held build has
 
 
 def triage_code_version() -> str:
-    from release_assets.core.hashing import CodeInputs
-
     return CodeInputs(TRIAGE_MODULES).version()
 
 
@@ -61,8 +62,6 @@ def triage_build(
     fp = fingerprint(code_version, {name: ref.digest for name, ref in sorted(refs.items())}, {"baseline": baseline})
 
     def builder(out: Path) -> dict[str, Any]:
-        from release_assets.evaluation.triage import build_side, published_side, triage_sides
-
         candidate = build_side(THIS_BUILD, refs, cache.root)
         with tempfile.TemporaryDirectory(prefix="triage-", dir=cache.root) as tmp:
             try:
@@ -107,8 +106,6 @@ def explain_held(
 ) -> tuple[str, str]:
     """(headline, markdown) of the triage of a held build against ``champion``; when it cannot run (no champion,
     members gone from the cache, a champion that cannot be read) both say why, so the gate's own verdict stands."""
-    from release_assets.release.bundle import BundleError
-    from release_assets.release.store import StoreError
 
     if champion is None:
         text = "Regression triage: no champion yet, so nothing to compare this build with."

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef
+from release_assets.core.hashing import sha256_file
 from release_assets.evaluation.triage_attribution import SHAPLEY, attribute, subsets_to_evaluate
 from release_assets.evaluation.triage_mix import (
     GOLDEN,
@@ -35,6 +36,7 @@ from release_assets.evaluation.triage_mix import (
     extract_verified,
     recorded_golden_sha,
 )
+from release_assets.models.registry import MODEL_KINDS
 from release_assets.release.store import ReleaseStore
 
 SKIPPED_METRICS = ("cases",)  # a count, not a quality: a golden suite with more cases is not a regression
@@ -134,8 +136,6 @@ class Triage:
 
 
 def _chain_and_models(manifest: dict[str, Any], where: str) -> tuple[str, list[str]]:
-    from release_assets.models.registry import MODEL_KINDS
-
     members = manifest["members"]
     chains = sorted(n for n, m in members.items() if m["kind"] == "prompt_chain")
     if not chains:
@@ -243,7 +243,6 @@ def triage(
 
 def triage_sides(release: str, cand: Side, base: Side, llm_cache_dir: Path | None = None) -> Triage:
     """The triage of ``cand`` against ``base``: every mix scored, each metric's change attributed."""
-    from release_assets.core.hashing import sha256_file
 
     start = time.perf_counter()
     chain, models = _chain_and_models(cand.manifest, f"{release} {cand.version}")

@@ -15,8 +15,9 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import versioned
 from release_assets.core.hashing import CodeInputs
-from release_assets.evaluation.regression_triage import TRIAGE_MODULES
+from release_assets.evaluation.regression_triage import MARKDOWN_FILE, TRIAGE_MODULES, headline, markdown, triage_build
 from release_assets.manifest import ReleaseManifest
+from release_assets.record.champion import ChampionView
 
 
 def triage_chain(manifest: ReleaseManifest) -> str | None:
@@ -46,9 +47,6 @@ def regression_triage_defs(manifest: ReleaseManifest) -> tuple[dg.AssetsDefiniti
         kinds={"python"},
     )
     def regression_triage(context: dg.AssetExecutionContext, evaluation: ArtifactRef) -> dg.MaterializeResult:
-        from release_assets.evaluation.regression_triage import MARKDOWN_FILE, headline, markdown, triage_build
-        from release_assets.record.champion import ChampionView
-
         store = context.resources.store
         local, releases = store.local(), store.releases()
         champion = ChampionView(releases, local.root, release).version

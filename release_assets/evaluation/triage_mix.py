@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release_assets.release.bundle import BundleError
+from release_assets.chains.build import KB_FILE
+from release_assets.chains.knowledge import load_knowledge_base
+from release_assets.chains.runner import ChainRunner, KnowledgeBase
+from release_assets.chains.spec import load_chain
+from release_assets.core.hashing import sha256_file
+from release_assets.evaluation.chain_evaluation import GOLDEN_FILE
+from release_assets.evaluation.golden import score
+from release_assets.evaluation.golden_inputs import load_cases, to_requests
+from release_assets.models.registry import MODEL_KINDS
+from release_assets.record.verified import check_agreement
+from release_assets.release.bundle import BundleError, extract_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
 
 GOLDEN = "golden suite"  # the factor name of the golden file, beside the bundle's member names
@@ -43,7 +53,6 @@ class Side:
 
 def bundled_golden(dirs: dict[str, Path], chain: str) -> Path | None:
     """The golden suite a chain evaluation scored, as it carries it (None: built before evaluations carried it)."""
-    from release_assets.evaluation.chain_evaluation import GOLDEN_FILE
 
     folder = dirs.get(f"{chain}_evaluation")
     path = folder / GOLDEN_FILE if folder is not None else None
@@ -65,8 +74,6 @@ class MixResult:
 def extract_verified(store: ReleaseStore, release: str, version: str, dest: Path) -> dict[str, Any]:
     """Fetch ``release``/``version`` and extract it into ``dest``: every file re-hashed against the bundle's own
     manifest (``extract_bundle``), which must be the version asked for and agree with the store's copy."""
-    from release_assets.record.verified import check_agreement
-    from release_assets.release.bundle import extract_bundle
 
     dest.mkdir(parents=True, exist_ok=True)
     bundle = store.fetch_bundle(release, version, dest / BUNDLE)
@@ -110,8 +117,6 @@ class Mixer:
         self._predictors: dict[tuple[str, bool], Any] = {}
 
     def _predictor(self, name: str, candidate_side: bool) -> Any:
-        from release_assets.models.registry import MODEL_KINDS
-
         side = self.sides[candidate_side]
         if side.digest(name) == self.sides[True].digest(name):
             candidate_side = True  # the same bytes on both sides: one member, loaded once
@@ -124,13 +129,6 @@ class Mixer:
     def evaluate(self, from_candidate: frozenset[str]) -> MixResult:
         """The golden suite scored on the mix taking ``from_candidate`` (member names, or :data:`GOLDEN`) from
         the candidate and everything else from the baseline."""
-        from release_assets.chains.build import KB_FILE
-        from release_assets.chains.knowledge import load_knowledge_base
-        from release_assets.chains.runner import ChainRunner, KnowledgeBase
-        from release_assets.chains.spec import load_chain
-        from release_assets.core.hashing import sha256_file
-        from release_assets.evaluation.golden import score
-        from release_assets.evaluation.golden_inputs import load_cases, to_requests
 
         start = time.perf_counter()
         predictors = {m: self._predictor(m, m in from_candidate) for m in self.models}

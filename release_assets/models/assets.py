@@ -7,9 +7,10 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
-from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS
+from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS, artifact_verdict
 from release_assets.models.registry import MODEL_KINDS as TRAINERS
-from release_assets.promotion.checks import check_name
+from release_assets.models.train import build_model
+from release_assets.promotion.checks import check_name, check_result
 
 KINDS = {
     "tabular_classifier": {"sklearn"},
@@ -45,9 +46,6 @@ def _parity_spec(manifest: ReleaseManifest, name: str) -> list[dg.AssetCheckSpec
 
 
 def _parity_result(name: str, kind: str, model: ArtifactRef, data: ArtifactRef, root, key) -> dg.AssetCheckResult:
-    from release_assets.models.onnx_parity import artifact_verdict
-    from release_assets.promotion.checks import check_result
-
     verdict = artifact_verdict(name, kind, model.path(root), data.path(root), (root, key[0]))
     return check_result(verdict, dg.AssetKey(key))
 
@@ -76,8 +74,6 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         check_specs=checks,
     )
     def model(context: dg.AssetExecutionContext, data: ArtifactRef):
-        from release_assets.models.train import build_model
-
         local = context.resources.store.local()
 
         output = build_output(

@@ -17,6 +17,7 @@ import numpy as np
 
 from release_assets.manifest.params import TextParams
 from release_assets.models.epochs import report_epoch
+from release_assets.models.onnx_export import export_text
 from release_assets.models.wordpiece import encode, train_tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -118,8 +119,6 @@ def train(
     import torch
     from tokenizers import Tokenizer
     from transformers import BertConfig
-
-    from release_assets.models.onnx_export import export_text
 
     classifier = _classifier_class()
     torch.manual_seed(params.seed)

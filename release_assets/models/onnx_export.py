@@ -15,6 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from release_assets.models.wordpiece import encode
+
 ONNX_FILE = "model.onnx"
 # Opset 17: the newest the TorchScript exporter covers well; onnxruntime 1.31 runs opsets up to 23.
 OPSET = 17
@@ -67,8 +69,6 @@ def check_onnx(path: Path) -> None:
 def export_text(model: Any, tokenizer: Any, max_length: int, out_dir: Path) -> Path:
     """The intent classifier, traced on a padded batch of two texts (so the mask path is the one traced)."""
     import torch
-
-    from release_assets.models.wordpiece import encode
 
     model.eval()
     ids, mask = encode(tokenizer, ["where is my order", "refund"], max_length)

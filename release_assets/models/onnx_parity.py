@@ -11,12 +11,18 @@ lowered differently, a file from other weights) is orders of magnitude above the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
+from release_assets import keys
+from release_assets.artifacts import LocalArtifactStore, fingerprint
+from release_assets.core.hashing import CodeInputs, sha256_file
+from release_assets.datasets.build import read_jsonl
+from release_assets.datasets.quality import describe
+from release_assets.models.onnx_export import ONNX_FILE
+from release_assets.models.registry import MODEL_KINDS
 from release_assets.verdict import Verdict
-
-if TYPE_CHECKING:
-    import numpy as np
 
 GATE = "onnx_parity"
 MAX_ABS_DIFF = 1e-5
@@ -34,11 +40,6 @@ class _Scored(Protocol):
 def measure_parity(kind: str, model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Logits of ``rows`` through torch and through onnxruntime: the largest difference, per-row differences of
     the worst rows, and how many rows the two runtimes label differently."""
-    import numpy as np  # here, not at the top: definitions import this module for its constants
-
-    from release_assets.datasets.quality import describe
-    from release_assets.models.onnx_export import ONNX_FILE
-    from release_assets.models.registry import MODEL_KINDS
 
     if not (model_dir / ONNX_FILE).is_file():
         raise FileNotFoundError(f"{model_dir / ONNX_FILE} is missing: the model was not exported")
@@ -101,7 +102,6 @@ def artifact_verdict(
     With ``cache`` (artifact store root, release) the measurement is kept in the build cache, keyed by the sha256
     of every file it reads (as they are on disk now) and this code: loading torch and onnxruntime to re-measure
     an unchanged model costs seconds, on every run that reuses it and in the release unit that decides again."""
-    from release_assets.datasets.build import read_jsonl
 
     def measure() -> dict[str, Any]:
         return measure_parity(kind, model_dir, read_jsonl(split_dir / "test.jsonl"))
@@ -116,9 +116,6 @@ def artifact_verdict(
 
 
 def _cached(root: Path, release: str, member: str, model_dir: Path, split_dir: Path, measure: Any) -> dict[str, Any]:
-    from release_assets.artifacts import LocalArtifactStore, fingerprint
-    from release_assets.core.hashing import CodeInputs, sha256_file
-
     # Every model file as it is on disk now (the cache's own bookkeeping, `_*`, aside) and the rows compared.
     model_files = sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith("_"))
     digests = {p.relative_to(model_dir).as_posix(): sha256_file(p) for p in model_files}
@@ -133,7 +130,6 @@ def _cached(root: Path, release: str, member: str, model_dir: Path, split_dir: P
 def release_verdicts(manifest: Any, refs_by_key: dict[tuple[str, ...], Any], store_root: Path) -> list[Verdict]:
     """The parity verdict of every exported model a release bundles, decided again from the bundled files: for the
     release unit to call before publishing, since a blocking check only stops downstream steps in its own run."""
-    from release_assets import keys
 
     out = []
     for name, member in sorted(manifest.members_of(*ONNX_KINDS).items()):

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from release_assets.models.language import ABSTAIN_FILE, LABELS_FILE, TOKENIZER_FILE
 from release_assets.models.onnx_export import ONNX_FILE, OUTPUT
+from release_assets.models.vision import CONFIG_FILE, pixel_array
+from release_assets.models.wordpiece import encode
 
 
 def session(path: Path):
@@ -51,8 +54,6 @@ class OnnxTextPredictor:
     def __init__(self, model_dir: Path) -> None:
         from tokenizers import Tokenizer
 
-        from release_assets.models.language import ABSTAIN_FILE, LABELS_FILE, TOKENIZER_FILE
-
         meta = json.loads((model_dir / LABELS_FILE).read_text())
         self.labels: list[str] = meta["labels"]
         self._max_length = meta["max_length"]
@@ -64,8 +65,6 @@ class OnnxTextPredictor:
         )
 
     def logits(self, rows: list[dict[str, Any]], batch_size: int = 256) -> np.ndarray:
-        from release_assets.models.wordpiece import encode
-
         texts = [r["text"] for r in rows]
         out = []
         for start in range(0, len(texts), batch_size):
@@ -81,14 +80,10 @@ class OnnxVisionPredictor:
     """The digit CNN through onnxruntime."""
 
     def __init__(self, model_dir: Path) -> None:
-        from release_assets.models.vision import CONFIG_FILE
-
         self.labels: list[str] = json.loads((model_dir / CONFIG_FILE).read_text())["labels"]
         self._session = session(model_dir / ONNX_FILE)
 
     def logits(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        from release_assets.models.vision import pixel_array
-
         if not rows:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self._session.run([OUTPUT], {"pixels": pixel_array([r["pixels"] for r in rows])})[0]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel
+
+from release_assets.core.settings import MODEL_RUNTIMES, Settings
+from release_assets.models.onnx_export import ONNX_FILE
 
 # Which runtime answers for the torch models: "onnx" (default: onnxruntime, no torch or transformers imported) or
 # "torch" (the training-time predictor; kept for the parity check and for comparing the two in bench/serving_cold.py).
@@ -17,7 +21,6 @@ ONNX_MODULE = "release_assets.models.onnx_runtime"
 
 def model_runtime(runtime: str | None = None) -> str:
     """``runtime``, else RELEASE_ASSETS_MODEL_RUNTIME read afresh (at each load, not cached for the process)."""
-    from release_assets.core.settings import MODEL_RUNTIMES, Settings
 
     chosen = runtime or Settings().model_runtime
     if chosen not in MODEL_RUNTIMES:
@@ -40,8 +43,6 @@ class ModelKind:
     onnx_predictor: str | None = None  # a class of ONNX_MODULE that runs the model's model.onnx
 
     def _attr(self, name: str) -> Any:
-        import importlib
-
         return getattr(importlib.import_module(self.module), name)
 
     def parse_params(self, raw: dict[str, Any]) -> BaseModel:
@@ -59,9 +60,6 @@ class ModelKind:
     def load(self, model_dir: Path, runtime: str | None = None) -> Predictor:
         """The model in ``model_dir``, run by onnxruntime when it has a ``model.onnx`` (unless the runtime asked
         for is torch). A model published before ONNX export has none: it is still served, through torch."""
-        import importlib
-
-        from release_assets.models.onnx_export import ONNX_FILE
 
         chosen = model_runtime(runtime)  # a mistyped runtime is an error even for a model that has no choice
         if chosen == "onnx" and self.onnx_predictor is not None and (Path(model_dir) / ONNX_FILE).is_file():

@@ -11,6 +11,7 @@ import numpy as np
 
 from release_assets.manifest.params import VisionParams
 from release_assets.models.epochs import report_epoch
+from release_assets.models.onnx_export import export_vision
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -52,8 +53,6 @@ def train(
     """``val_rows`` is accepted for a uniform trainer signature; a fixed epoch count suffices here."""
     import torch
     from safetensors.torch import save_file
-
-    from release_assets.models.onnx_export import export_vision
 
     torch.manual_seed(params.seed)
     labels = sorted({r["label"] for r in train_rows})

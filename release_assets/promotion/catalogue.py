@@ -2,23 +2,28 @@
 
 Duplicates and leakage read rows, label coverage the split, drift the champion's reference profile, regression
 the champion's model re-scored on the candidate's test split, slice gap the report's slices. Each is named by one
-entry of :data:`release_assets.promotion.gate_table.GATES`; heavy imports stay inside the functions.
+entry of :data:`release_assets.promotion.gate_table.GATES`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
+from release_assets.datasets.quality import duplicates_verdict, label_coverage_verdict, leakage_verdict
+from release_assets.models.registry import MODEL_KINDS as TRAINERS
+from release_assets.models.registry import predict_labels
+from release_assets.promotion.drift import drift_verdict
 from release_assets.promotion.inputs import MemberInputs
 from release_assets.promotion.policy import Verdict
+from release_assets.promotion.slices import slice_gap_verdict
+from release_assets.promotion.stats import regression_verdict
 
 if TYPE_CHECKING:
     from release_assets.manifest import Threshold
 
 
 def duplicates(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
-    from release_assets.datasets.quality import duplicates_verdict
-
     return duplicates_verdict(member, inputs.rows("raw"), int(t.max or 0))
 
 
@@ -36,15 +41,11 @@ def _require_sides(inputs: MemberInputs) -> None:
 
 
 def leakage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
-    from release_assets.datasets.quality import leakage_verdict
-
     _require_sides(inputs)
     return leakage_verdict(member, inputs.rows("train"), inputs.rows("test"), int(t.max or 0))
 
 
 def label_coverage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
-    from release_assets.datasets.quality import label_coverage_verdict
-
     _require_sides(inputs)
     splits = {side: inputs.rows(side) for side in ("train", "val", "test") if inputs.rows(side)}
     labels = sorted({r["label"] for rows in splits.values() for r in rows})
@@ -52,10 +53,6 @@ def label_coverage(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
 
 
 def drift(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
-    import json
-
-    from release_assets.promotion.drift import drift_verdict
-
     current = json.loads((inputs.dir("split") / "profile.json").read_text())
     reference = None
     if inputs.champion is not None and inputs.champion.version is not None:
@@ -67,8 +64,6 @@ def drift(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
 
 
 def slice_gap(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
-    from release_assets.promotion.slices import slice_gap_verdict
-
     summary = inputs.refs["report"].summary
     assert t.max is not None, "the gate table requires `max` (needs='max')"
     return slice_gap_verdict(
@@ -77,10 +72,6 @@ def slice_gap(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
 
 
 def regression(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
-    import json
-
-    from release_assets.promotion.stats import regression_verdict
-
     tolerance = -float(t.min or 0.0)
     model = inputs.refs["model"]
     champion = inputs.champion.member(member) if inputs.champion else None
@@ -97,8 +88,6 @@ def regression(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
             {"min": t.min, "max": None},
             champion=None,
         )
-    from release_assets.models.registry import MODEL_KINDS as TRAINERS
-    from release_assets.models.registry import predict_labels
 
     test = inputs.rows("test")
     champion_predictor = TRAINERS[model.kind].load(inputs.champion.member_dir(member))

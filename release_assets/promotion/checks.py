@@ -11,10 +11,12 @@ from collections.abc import Iterator
 import dagster as dg
 
 from release_assets.artifacts import ArtifactRef
+from release_assets.evaluation.regression_triage import explain_held
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ReleaseManifest
 from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts
 from release_assets.promotion.policy import Verdict, bounds_text
+from release_assets.record.champion import ChampionView
 
 
 def check_name(gate: str) -> str:
@@ -102,8 +104,6 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
         description=f"Promotion gates of `{manifest.name}/{member}` ({role}), from `releases/{manifest.name}.yaml`.",
     )
     def gates_check(context: dg.AssetCheckExecutionContext, **refs: ArtifactRef) -> Iterator[dg.AssetCheckResult]:
-        from release_assets.record.champion import ChampionView
-
         store = context.resources.store
         root = store.local().root
         champion = ChampionView(store.releases(), root, manifest.name)
@@ -111,8 +111,6 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
         verdicts = member_verdicts(only, member, inputs)
         triage = None
         if role == "evaluation" and any(v.holds_release and v.status == "failed" for v in verdicts):
-            from release_assets.evaluation.regression_triage import explain_held
-
             # Which member moved the metric, against the champion: computed once, cached for the
             # regression_triage asset; a triage that cannot run is said in the table, and never fails the gate.
             triage = explain_held(store.local(), store.releases(), refs["evaluation"], champion.version)

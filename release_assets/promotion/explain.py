@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from release_assets.datasets.quality import clip, invalid_rows_detail
 from release_assets.promotion.policy import Verdict
 
 
@@ -35,8 +36,6 @@ def _data_file(spec: Any, summary: dict[str, Any]) -> str:
 
 
 def invalid_rows(spec: Any, verdict: Verdict, summary: dict[str, Any]) -> Verdict:
-    from release_assets.datasets.quality import invalid_rows_detail
-
     assert verdict.observed is not None, "explained only when failed, so measured"
     text, table = invalid_rows_detail(_data_file(spec, summary), summary.get("examples", []), int(verdict.observed))
     if not text:
@@ -54,7 +53,6 @@ def format_valid(spec: Any, verdict: Verdict, summary: dict[str, Any]) -> Verdic
     """The most common format errors, counted by the golden evaluation: a handful of distinct messages (one broken
     template fails every case it renders) explain most invalid cases. A summary written before they were counted
     has no `format_errors`, and its reason stays as it was."""
-    from release_assets.datasets.quality import clip
 
     errors = summary.get("format_errors") or []
     if not errors:

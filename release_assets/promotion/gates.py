@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.manifest import ReleaseManifest, family
 from release_assets.promotion.explain import latency_context
@@ -68,7 +69,6 @@ def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs
 
 def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]:
     """Role -> asset key of every asset a member's gates read."""
-    from release_assets import keys
 
     kind, name = manifest.members[member].kind, manifest.name
     if family(kind) == "dataset":

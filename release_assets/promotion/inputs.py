@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef
+from release_assets.datasets.build import read_jsonl
 
 
 @dataclass
@@ -22,8 +23,6 @@ class MemberInputs:
         return self.refs[role].path(self.store_root)
 
     def rows(self, side: str) -> list[dict[str, Any]]:
-        from release_assets.datasets.build import read_jsonl
-
         key = f"rows:{side}"
         if key not in self.cache:
             path = self.dir("split" if side != "raw" else "raw") / ("rows.jsonl" if side == "raw" else f"{side}.jsonl")

@@ -27,6 +27,7 @@ import yaml
 
 from release_assets.core.git_base import Baseline, baseline, configured_base_ref
 from release_assets.manifest import ManifestError, PromptChain, ReleaseManifest, parse_manifest
+from release_assets.manifest.paths import manifest_root
 
 # Member fields that decide what a gate measures, not what is built.
 EVALUATION_INPUTS = ("golden", "mft_cases", "repeats")
@@ -71,7 +72,6 @@ def weakened_against_base(
     """Every way ``manifest`` (as this run uses it, ``--set`` included) judges more leniently than the default
     branch's: its gates and evaluation inputs, and the content of its golden suites. Returns the lines and where
     the baseline came from."""
-    from release_assets.manifest.paths import manifest_root
 
     base = manifest_baseline(manifest, base_ref)
     committed, origin = committed_manifest(manifest, base)

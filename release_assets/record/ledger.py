@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from release_assets.core.settings import Settings
 from release_assets.record.canary_state import CanaryState, next_canary
 from release_assets.record.servable import PromotionError, check_names, check_servable, overridden_controls, verified
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name
@@ -35,8 +36,6 @@ Action = Literal[
 
 
 def default_actor() -> str:
-    from release_assets.core.settings import Settings
-
     return Settings().actor or getpass.getuser()  # afresh: asked once per command, no need to fill the cache
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from release_assets.core.git_base import provenance_problems
+from release_assets.core.settings import get_settings
+from release_assets.record.verified import verified_manifest
+from release_assets.release.bundle import BundleError
 from release_assets.release.store import ReleaseStore, StoreError, check_release_name, check_version
 from release_assets.verdict import Verdict
 
@@ -35,8 +39,6 @@ def check_names(release: str, version: str | None = None) -> None:
 
 def verified(store: ReleaseStore, release: str, version: str, action: str) -> dict[str, Any]:
     """The bundle's own manifest, verified; a corrupt or missing bundle refuses the move with the store's words."""
-    from release_assets.record.verified import verified_manifest
-    from release_assets.release.bundle import BundleError
 
     try:
         return verified_manifest(store, release, version)
@@ -50,8 +52,6 @@ def overridden_controls(manifest: dict[str, Any]) -> dict[str, list[str]]:
     (``weakened_gates``), and where it was built (``provenance``: uncommitted changes, a commit off the default
     branch; with ``RELEASE_ASSETS_REQUIRE_GIT_PROVENANCE``, also a build whose git facts are unknown).
     Empty when there is nothing to override."""
-    from release_assets.core.git_base import provenance_problems
-    from release_assets.core.settings import get_settings
 
     weakened = list(manifest.get("weakened_gates") or [])
     git = (manifest.get("lineage") or {}).get("git")

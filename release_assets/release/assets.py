@@ -9,10 +9,13 @@ from pydantic import Field
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import versioned
+from release_assets.core.git_base import BaseRefError, configured_base_ref, provenance
 from release_assets.core.hashing import CodeInputs
+from release_assets.core.settings import get_settings
 from release_assets.evaluation.report import markdown_table
 from release_assets.manifest import ReleaseManifest
 from release_assets.promotion.policy import bounds_text
+from release_assets.release.unit import HeldBack, release
 
 RELEASE_UNIT_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
@@ -88,10 +91,6 @@ def release_unit_asset(
         automation_condition=RELEASE_UNIT_AUTOMATION,
     )
     def release_unit(context: dg.AssetExecutionContext, config: ReleaseUnitConfig, **refs: ArtifactRef) -> dg.Output:
-        from release_assets.core.git_base import BaseRefError, configured_base_ref, provenance
-        from release_assets.core.settings import get_settings
-        from release_assets.release.unit import HeldBack, release
-
         publish = config.publish and get_settings().publish
         store = context.resources.store
         local = store.local()

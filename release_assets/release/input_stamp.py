@@ -13,9 +13,11 @@ launches no run. Anything it cannot prove (no stamp, a missing file, another sto
 from __future__ import annotations
 
 import json
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from release_assets.core.atomic import write_atomic
 from release_assets.core.hashing import sha256_file, sha256_json
 
 STAMPS = "stamps"
@@ -30,8 +32,6 @@ def package_files() -> list[Path]:
 
 
 def _libraries() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
@@ -58,7 +58,6 @@ def stamp_path(store_root: Path, release: str) -> Path:
 
 def record(store_root: Path, manifest: Any, version: str, files: list[Path], tracking_uri: str) -> None:
     """Remember that ``manifest``'s inputs, as they are now, publish ``version``."""
-    from release_assets.core.atomic import write_atomic
 
     stamp = {"version": version, **_fingerprint(manifest, [*files, *package_files()], store_root, tracking_uri)}
     target = stamp_path(store_root, manifest.name)

@@ -11,6 +11,11 @@ import dagster as dg
 from pydantic import Field
 
 from release_assets import keys
+from release_assets.release.registry_sync import register_published
+from release_assets.release.store import StoreError
+from release_assets.release.tracking_server import registry_failure
+from release_assets.rollout.aliases import point_aliases
+from release_assets.rollout.environments import EnvironmentsError, project_environments
 
 SYNC_INTERVAL_S = 30
 
@@ -25,7 +30,6 @@ class RegistrySyncConfig(dg.Config):
 def _unreachable_fails_the_step(tracking_uri: str) -> Iterator[None]:
     """An unreachable tracking server fails the step with one line naming it (the preflight's, or that of an MLflow
     request out of retries), not MLflow's wrapped ``requests`` traceback; other errors pass as they are."""
-    from release_assets.release.tracking_server import registry_failure
 
     try:
         yield
@@ -46,10 +50,6 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
         description="Register in MLflow what the ledgers published, and mirror their aliases.",
     )
     def sync(context: dg.OpExecutionContext, config: RegistrySyncConfig) -> None:
-        from release_assets.release.registry_sync import register_published
-        from release_assets.rollout.aliases import point_aliases
-        from release_assets.rollout.environments import EnvironmentsError, project_environments
-
         store = context.resources.store.releases()
         with _unreachable_fails_the_step(context.resources.registry.tracking_uri):
             registry = context.resources.registry.get()  # checks the server first: one line when it is not there
@@ -96,8 +96,6 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
         description="Launches registry_sync for each release whose ledger grew (a publish, promotion or rollback).",
     )
     def registry_sync_sensor(context: dg.SensorEvaluationContext):
-        from release_assets.release.store import StoreError
-
         try:
             store = context.resources.store.releases()
             heads = {release: len(store.events(release)) for release in release_names}

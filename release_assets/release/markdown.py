@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from release_assets.record.ledger import replay
 from release_assets.release.summary import GateLine, ReleaseSummary
 
 # Asset names end with the role a gate reads (keys.py); the member is what is left.
@@ -127,7 +128,6 @@ def github_outputs(summaries: list[ReleaseSummary]) -> str:
 
 def champion_manifests(store: Any, releases: list[str]) -> dict[str, tuple[str | None, list[dict[str, Any]]]]:
     """Each release's champion (replayed from the ledger) and its published manifest's gates."""
-    from release_assets.record.ledger import replay
 
     out: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
     for release in releases:

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release_assets.release.store import ReleaseStore
+from release_assets.models.registry import MODEL_KINDS
+from release_assets.release.bundle import BundleError, extract_bundle
+from release_assets.release.store import ReleaseStore, StoreError
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,6 @@ def register_published(releases: ReleaseStore, registry: Any, release: str) -> S
     version of the registered model ``<release>``; each model member becomes a version of ``<release>.<member>``
     unless a version with its digest exists already (a model reused by the next release version is one version).
     """
-    from release_assets.models.registry import MODEL_KINDS
-    from release_assets.release.bundle import BundleError, extract_bundle
-    from release_assets.release.store import StoreError
 
     result = SyncResult()
     with _one_sync_at_a_time(registry.tracking_uri):

@@ -9,6 +9,7 @@ and the moves that mirror aliases after the ledger (``rollout/aliases.py``) repo
 from __future__ import annotations
 
 import os
+import sys
 from urllib.parse import urlsplit, urlunsplit
 
 # Bound on the preflight's wait to connect and for an answer: long enough for a slow but healthy server, short enough
@@ -117,7 +118,6 @@ def registry_failure(exc: BaseException, tracking_uri: str) -> str | None:
     request that ran out of retries or time), else None (any other error keeps its own words and traceback)."""
     if isinstance(exc, RegistryUnavailable):
         return str(exc)
-    import sys
 
     requests = sys.modules.get("requests")  # MLflow imports it; when it is not loaded, no request was made
     if requests is None:

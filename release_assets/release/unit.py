@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
+from release_assets.core.settings import get_settings
 from release_assets.manifest import ReleaseManifest
-from release_assets.promotion.policy import Verdict
+from release_assets.models.onnx_parity import release_verdicts as onnx_parity_verdicts
+from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
+from release_assets.promotion.policy import Verdict, release_decision
+from release_assets.promotion.weakened import weakened_against_base
+from release_assets.record.champion import ChampionView
+from release_assets.record.ledger import record_published, replay
+from release_assets.release.publish import build_manifest, publish_release
 from release_assets.release.store import ReleaseStore
 
 
@@ -49,9 +56,6 @@ def decide(
     releases: ReleaseStore,
 ) -> list[Verdict]:
     """Every gate of every member, plus the bundle's consistency (each artifact built from the bundled ones)."""
-    from release_assets.models.onnx_parity import release_verdicts as onnx_parity_verdicts
-    from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
-    from release_assets.record.champion import ChampionView
 
     champion = ChampionView(releases, cache.root, manifest.name)
     verdicts = consistency_verdicts({"/".join(key): ref for key, ref in refs_by_key.items()})
@@ -84,14 +88,8 @@ def release(
     With ``publish=False`` (a pull request's build) everything is decided and reported the same way, but nothing
     is written: no bundle, nothing in the release store, no ledger event.
     """
-    from release_assets.promotion.policy import release_decision
-    from release_assets.promotion.weakened import weakened_against_base
-    from release_assets.record.ledger import record_published, replay
-    from release_assets.release.publish import build_manifest, publish_release
 
     if project_root is None:
-        from release_assets.core.settings import get_settings
-
         project_root = get_settings().project_root
     verdicts = decide(manifest, refs_by_key, cache, releases)
     ok, holding = release_decision(verdicts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from release_assets.core.hashing import sha256_file
 
@@ -24,8 +25,6 @@ class Scan:
 
 
 def scan(paths: Iterable[str], previous: dict[str, Fingerprint]) -> Scan:
-    from pathlib import Path
-
     out = Scan()
     for path in paths:
         try:

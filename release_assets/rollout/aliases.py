@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from release_assets.record.ledger import LedgerState, replay
+from release_assets.release.registry_sync import register_published
 from release_assets.release.store import ReleaseStore
+from release_assets.release.tracking_server import RegistryUnavailable, registry_failure
 
 
 def mirror_aliases(releases: ReleaseStore, registry: Any, release: str, environments: Any = None) -> LedgerState:
     """Register what ``release``'s ledger published and MLflow lacks (``release/registry_sync.py``), then
     :func:`point_aliases`: an alias can only point at a registered version, and a promotion may come before the
     sensor's sync did. Idempotent: a run that died after a ledger write completes the mirror on retry."""
-    from release_assets.release.registry_sync import register_published
 
     register_published(releases, registry, release)
     return point_aliases(releases, registry, release, environments)
@@ -28,15 +30,12 @@ def mirror_or_pending(
     The move stands either way: the ledger is the truth (serving reads it), so a promotion, a rollback or a canary
     step never waits on MLflow, and the next ``registry sync`` (or the one the ledger's growth launches) points
     the aliases. The caller reports the line; it is None when the aliases mirror the ledger now."""
-    from release_assets.release.tracking_server import RegistryUnavailable, registry_failure
 
     opened = None
     try:
         opened = registry()
         return mirror_aliases(releases, opened, release, environments), None
     except Exception as exc:
-        import sys
-
         mlflow_errors = sys.modules.get("mlflow.exceptions")  # not loaded: the failure cannot be MLflow's
         if not isinstance(exc, RegistryUnavailable) and not (
             mlflow_errors is not None and isinstance(exc, mlflow_errors.MlflowException)

@@ -18,6 +18,7 @@ from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.canary_state import CanaryState
 from release_assets.record.ledger import Action, PromotionError, check_servable, event, replay
 from release_assets.release.store import ReleaseStore
+from release_assets.rollout.aliases import mirror_or_pending
 from release_assets.rollout.analysis import Analysis, analyse
 from release_assets.rollout.counters import Snapshot, snapshot_from_dict, snapshot_to_dict, window
 from release_assets.rollout.metrics_source import MetricsUnavailable
@@ -77,8 +78,6 @@ def _mirror(r: Rollout) -> None:
     """MLflow's aliases follow the ledger; when MLflow cannot be reached the move stands (the ledger and the flag
     file are written already) and ``r.mirror_pending`` says why, for the caller to report."""
     if r.registry is not None:
-        from release_assets.rollout.aliases import mirror_or_pending
-
         _, r.mirror_pending = mirror_or_pending(r.store, r.registry, r.release)
 
 

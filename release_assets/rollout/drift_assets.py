@@ -18,9 +18,20 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.core.hashing import CodeInputs
+from release_assets.core.settings import get_settings
 from release_assets.evaluation.report import markdown_table
 from release_assets.manifest import ReleaseManifest, family
-from release_assets.rollout.live_drift import DEFAULT_DRIFT_SHARE, DEFAULT_MIN_ROWS, DEFAULT_WINDOW
+from release_assets.record.champion import ChampionView
+from release_assets.record.ledger import replay
+from release_assets.rollout.live_drift import (
+    DEFAULT_DRIFT_SHARE,
+    DEFAULT_MIN_ROWS,
+    DEFAULT_WINDOW,
+    drift_report,
+    live_inputs,
+    write_live_drift,
+)
+from release_assets.rollout.live_text import redact_rows
 
 MODULES = [
     "release_assets.rollout.drift_assets",
@@ -84,12 +95,6 @@ def live_drift_asset(manifest: ReleaseManifest, project_root: Path) -> dg.Assets
         kinds={"python", "evidently"},
     )
     def live_drift(context: dg.AssetExecutionContext, config: LiveDriftConfig) -> dg.MaterializeResult:
-        from release_assets.core.settings import get_settings
-        from release_assets.record.champion import ChampionView
-        from release_assets.record.ledger import replay
-        from release_assets.rollout.live_drift import drift_report, live_inputs, write_live_drift
-        from release_assets.rollout.live_text import redact_rows
-
         store = context.resources.store
         releases, root = store.releases(), store.local().root
         state = replay(releases.events(release))

@@ -18,6 +18,8 @@ from typing import Any
 
 from release_assets.record.ledger import PromotionError, check_servable, default_actor, event, replay
 from release_assets.record.servable import overridden_controls
+from release_assets.record.verified import verified_manifest
+from release_assets.release.bundle import verify_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
 from release_assets.rollout.environments import Environment, Environments, store_for
 
@@ -115,7 +117,6 @@ def _check_soak(
 
 def _copy(target: ReleaseStore, release: str, version: str, bundle: Path, manifest: dict[str, Any]) -> str:
     """Publish into one region, then verify it back there. A region already holding it verified is left alone."""
-    from release_assets.record.verified import verified_manifest
 
     if target.manifest(release, version) is not None:
         verified_manifest(target, release, version)  # a copy that does not verify is named, never trusted
@@ -135,7 +136,6 @@ def copy_to_regions(
     """Copy the verified bundle to every region of ``env`` in order (the first region is the first wave, so a
     broken setup fails there before touching the others). Returns region -> "copied" | "already there"; the first
     failure raises :class:`PromotionError` naming the region and what the earlier regions hold."""
-    from release_assets.release.bundle import verify_bundle
 
     done: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix=f"promote-{release}-") as tmp:

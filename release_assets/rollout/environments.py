@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from release_assets.core.settings import get_settings
+from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore, ReleaseStore
 
 IMPLICIT = "default"  # the one environment of a project without environments.yaml
@@ -169,15 +171,12 @@ def load_environments(path: Path) -> Environments:
 
 
 def project_environments() -> Environments:
-    from release_assets.core.settings import get_settings
-
     return load_environments(get_settings().environments_path)
 
 
 def store_for(env: Environment, region: str | None = None, settings: Any = None) -> ReleaseStore:
     """The release store of ``env`` in ``region`` (default: its first). Not for the first environment, whose store
     is the configured release store (``resources_for(settings)["store"].releases()``)."""
-    from release_assets.core.settings import get_settings
 
     settings = settings or get_settings()
     if env.store is None:
@@ -192,7 +191,6 @@ def store_for(env: Environment, region: str | None = None, settings: Any = None)
     chosen = spec.regions[0] if region is None else next((r for r in spec.regions if r.name == region), None)
     if chosen is None:
         raise EnvironmentsError(f"environment {env.name!r} has no region {region!r} (regions: {env.regions()})")
-    from release_assets.release.s3_store import S3ReleaseStore
 
     return S3ReleaseStore(_s3_client(chosen, settings), spec.bucket, spec.prefix)
 

@@ -10,6 +10,17 @@ import dagster as dg
 from pydantic import Field
 
 from release_assets import keys
+from release_assets.core.settings import get_settings
+from release_assets.evaluation.report import markdown_table
+from release_assets.manifest import ManifestError, release_manifest
+from release_assets.record.ledger import PromotionError, replay
+from release_assets.record.ledger import promote as promote_version
+from release_assets.record.ledger import rollback as rollback_version
+from release_assets.rollout.aliases import mirror_or_pending
+from release_assets.rollout.canary import Rollout, abort, start
+from release_assets.rollout.environment_promotion import champions, promote_to
+from release_assets.rollout.environments import EnvironmentsError, project_environments
+from release_assets.rollout.metrics_source import source_from_env
 
 
 class PromoteConfig(dg.Config):
@@ -36,7 +47,6 @@ class RollbackConfig(dg.Config):
 
 def _mirror(context: dg.OpExecutionContext, release: str) -> tuple[dict[str, str | None], str | None]:
     """The aliases after the move, and why MLflow's are pending when it could not be reached (else None)."""
-    from release_assets.rollout.aliases import mirror_or_pending
 
     state, pending = mirror_or_pending(context.resources.store.releases(), context.resources.registry.get, release)
     return {"candidate": state.candidate, "champion": state.champion}, pending
@@ -84,9 +94,6 @@ def _observe(
 def _environments_table(context: dg.OpExecutionContext, release: str) -> str:
     """Which version each environment runs now, after this move: on every move, so the release unit's latest
     event always answers it."""
-    from release_assets.evaluation.report import markdown_table
-    from release_assets.rollout.environment_promotion import champions
-    from release_assets.rollout.environments import EnvironmentsError, project_environments
 
     try:
         envs = project_environments()
@@ -99,7 +106,6 @@ def _environments_table(context: dg.OpExecutionContext, release: str) -> str:
 @contextlib.contextmanager
 def _refused(action: str):
     """A refused promotion or rollback fails the step with the ledger's own reason, and nothing else."""
-    from release_assets.record.ledger import PromotionError
 
     try:
         yield
@@ -109,10 +115,6 @@ def _refused(action: str):
 
 def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
     """Copy to the environment's regions in waves, then record the move (rollout/environment_promotion.py)."""
-    from release_assets.record.ledger import PromotionError, replay
-    from release_assets.rollout.aliases import mirror_or_pending
-    from release_assets.rollout.environment_promotion import promote_to
-    from release_assets.rollout.environments import EnvironmentsError, project_environments
 
     environment = config.environment
     assert environment, "promote calls this only for an environment"
@@ -144,8 +146,6 @@ def _promote_to_environment(context: dg.OpExecutionContext, config: PromoteConfi
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Approve and promote a published version.")
 def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
-    from release_assets.record.ledger import promote as promote_version
-
     if config.environment:
         _promote_to_environment(context, config)
         return
@@ -172,10 +172,8 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Move champion back to the previous champion.")
 def rollback(context: dg.OpExecutionContext, config: RollbackConfig) -> None:
-    from release_assets.record.ledger import rollback as rollback_release
-
     with _refused("rollback"):
-        event = rollback_release(context.resources.store.releases(), config.release, config.requested_by, config.reason)
+        event = rollback_version(context.resources.store.releases(), config.release, config.requested_by, config.reason)
     aliases, pending = _mirror(context, config.release)
     _observe(context, config.release, event, aliases, pending)
     moved = f"{config.release}: champion {event['from_version']} -> {aliases['champion']}"
@@ -211,10 +209,6 @@ class AbortCanaryConfig(dg.Config):
 
 def rollout_for(context: dg.OpExecutionContext, release: str):
     """The release's canary context: its ``rollout:`` policy from the manifest, its ledger, flags and registry."""
-    from release_assets.core.settings import get_settings
-    from release_assets.manifest import ManifestError, release_manifest
-    from release_assets.record.ledger import PromotionError
-    from release_assets.rollout.canary import Rollout
     from release_assets.serving.flags import store_flags_dir
 
     settings = get_settings()
@@ -230,9 +224,6 @@ def rollout_for(context: dg.OpExecutionContext, release: str):
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Send the first rollout step to a canary.")
 def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -> None:
-    from release_assets.rollout.canary import start
-    from release_assets.rollout.metrics_source import source_from_env
-
     with _refused("canary start"):
         rollout = rollout_for(context, config.release)
         started = start(
@@ -267,8 +258,6 @@ def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Stop the canary: everyone back to the champion.")
 def abort_canary_op(context: dg.OpExecutionContext, config: AbortCanaryConfig) -> None:
-    from release_assets.rollout.canary import abort
-
     with _refused("canary abort"):
         rollout = rollout_for(context, config.release)
         ended = abort(rollout, config.requested_by, config.reason)

@@ -21,6 +21,7 @@ from typing import Any
 
 from release_assets.core.atomic import write_atomic
 from release_assets.datasets.profile import row_features
+from release_assets.release.store import check_release_name, check_version
 from release_assets.rollout.live_text import oov_columns, oov_increase_test
 
 log = logging.getLogger(__name__)
@@ -208,8 +209,6 @@ def _read_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def verdict_path(store_path: Path, release: str, version: str) -> Path:
-    from release_assets.release.store import check_release_name, check_version
-
     return Path(store_path) / "live_drift" / check_release_name(release) / f"{check_version(version)}.json"
 
 

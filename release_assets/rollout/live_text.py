@@ -9,6 +9,7 @@ helpdesk messages with an appended sentence that the offline gate fails, so voca
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from release_assets.datasets.profile import tokens
@@ -29,7 +30,6 @@ def oov_columns(reference: list[dict[str, Any]], live: list[dict[str, Any]]) -> 
     leave-one-out (a token no other reference message has counts as unknown), so it is as new to the vocabulary as
     a live message is without drift; scoring it against a vocabulary that contains its own words would make every
     live window look drifted."""
-    from collections import Counter
 
     def toks(row: dict[str, Any]) -> list[str] | None:
         return tokens(row["text"]) if isinstance(row.get("text"), str) else None

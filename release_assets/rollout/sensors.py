@@ -14,8 +14,15 @@ import dagster as dg
 
 from release_assets import keys
 from release_assets.core.hashing import CodeInputs
+from release_assets.core.settings import Settings, get_settings
 from release_assets.evaluation.report import markdown_table
 from release_assets.manifest import ReleaseManifest
+from release_assets.record.ledger import PromotionError, replay
+from release_assets.release.store import StoreError
+from release_assets.rollout.canary import Rollout, Tick, analyse_step, tick
+from release_assets.rollout.live_drift import read_live_drift
+from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
+from release_assets.sensors import post_webhook
 
 MONITOR_INTERVAL_S = 10
 ROLLOUT_MODULES = [
@@ -64,10 +71,6 @@ def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChec
         "acts); passes when no canary runs.",
     )
     def canary_budgets(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from release_assets.record.ledger import replay
-        from release_assets.rollout.canary import analyse_step
-        from release_assets.rollout.metrics_source import source_from_env
-
         state = replay(context.resources.store.releases().events(manifest.name))
         if state.canary is None:
             return dg.AssetCheckResult(passed=True, description="no canary in progress", metadata={"decision": "idle"})
@@ -136,9 +139,6 @@ def tick_events(release: str, t: Any) -> list[Any]:
 
 
 def _alert(context: dg.SensorEvaluationContext, payload: dict[str, Any]) -> None:
-    from release_assets.core.settings import Settings
-    from release_assets.sensors import post_webhook
-
     context.log.warning(payload["text"])
     url = Settings().gate_webhook  # read at each alert, as the metrics source is at each tick
     if url:
@@ -178,10 +178,6 @@ def build_canary_monitor(manifests: list[ReleaseManifest]) -> dg.SensorDefinitio
 
 def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tuple[Any, list[str]]:
     """One release's tick; returns it and the versions whose circuit is open now (alerted once per opening)."""
-    from release_assets.record.ledger import PromotionError, replay
-    from release_assets.release.store import StoreError
-    from release_assets.rollout.canary import Rollout, Tick, tick
-    from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
     from release_assets.serving.flags import store_flags_dir
 
     store = context.resources.store.releases()
@@ -216,7 +212,5 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
 
 def _live_drift(release: str, version: str) -> dict[str, Any] | None:
     """The latest live-drift verdict for the canary, when the live_drift asset has produced one."""
-    from release_assets.core.settings import get_settings
-    from release_assets.rollout.live_drift import read_live_drift
 
     return read_live_drift(get_settings().store_path, release, version)

@@ -17,10 +17,15 @@ import dagster as dg
 from release_assets import keys
 from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.report import examples_markdown, markdown_table
+from release_assets.evaluation.shadow_pairs import summarize
 from release_assets.manifest import ReleaseManifest, Threshold
 from release_assets.promotion.checks import check_name, check_result
 from release_assets.promotion.gate_table import GATES
 from release_assets.promotion.policy import Verdict, bounds_text
+from release_assets.promotion.shadow_gates import shadow_verdict
+from release_assets.record.ledger import record_shadow_report, replay
+from release_assets.release.store import StoreError
+from release_assets.serving.shadow_log import pairs_path, read_pairs
 
 MODULES = [
     "release_assets.rollout.shadow_assets",
@@ -47,8 +52,6 @@ def judge(
     """Summary (of the pairs whose primary was ``champion``), every shadow gate's verdict, and whether the report
     passed: every gate decided and passed (a failed ``warn`` gate only reports). Too few pairs, no champion or no
     shadow gate at all is never a pass."""
-    from release_assets.evaluation.shadow_pairs import summarize
-    from release_assets.promotion.shadow_gates import shadow_verdict
 
     against = [p for p in pairs if champion is not None and p.get("primary_version") == champion]
     summary = {**summarize(against), "champion": champion, "other_primary": len(pairs) - len(against)}
@@ -96,11 +99,8 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
         kinds={"python"},
     )
     def shadow_report(context: dg.AssetExecutionContext, config: ShadowReportConfig) -> dg.MaterializeResult:
-        from release_assets.record.ledger import record_shadow_report, replay
-        from release_assets.release.store import StoreError
         from release_assets.serving.flag_reads import shadow_version
         from release_assets.serving.flags import FlagError, flags_path, store_flags_dir
-        from release_assets.serving.shadow_log import pairs_path, read_pairs
 
         store = context.resources.store
         releases, root = store.releases(), store.local().root / "shadow"

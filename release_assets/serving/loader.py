@@ -15,8 +15,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from release_assets.chains.build import KB_FILE
+from release_assets.chains.knowledge import load_knowledge_base
+from release_assets.chains.render import environment
+from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBase
+from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
-from release_assets.release.bundle import BundleError
+from release_assets.keys import is_evidence
+from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.tabular import MODEL_FILE
+from release_assets.record.ledger import replay
+from release_assets.record.verified import verified_manifest
+from release_assets.release.bundle import BundleError, extract_bundle, member_digest, release_version
 from release_assets.release.store import BUNDLE, ReleaseStore, StoreError, check_release_name, check_version
 from release_assets.serving.requests import RequestError, parse_chain_request, parse_features
 
@@ -36,7 +46,6 @@ class StepFailed(RuntimeError):
 def resolve_version(store: ReleaseStore, release: str, version: str | None, alias: str | None) -> str:
     """An explicit version, or the one an alias points at: champion/candidate from the ledger, canary from the
     release's flag file (the version its canary variant serves)."""
-    from release_assets.record.ledger import replay
 
     check_release_name(release)
     if version is not None and alias is not None:
@@ -61,7 +70,6 @@ def resolve_version(store: ReleaseStore, release: str, version: str | None, alia
 
 def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
     """The verified files of ``release``/``version`` under ``cache_dir``, extracted once; every load re-hashes them."""
-    from release_assets.record.verified import verified_manifest
 
     target = cache_dir / release / version
     marker = target / VERIFIED
@@ -69,8 +77,6 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
         manifest = verified_manifest(store, release, version)  # fetch, re-hash every entry, compare manifests
         work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{release}-{version}-"))
         try:
-            from release_assets.release.bundle import extract_bundle
-
             bundle = store.fetch_bundle(release, version, work / BUNDLE)
             extract_bundle(bundle, work / "files")
             bundle.unlink()
@@ -107,8 +113,6 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
 def _check_marker(manifest: dict[str, Any], release: str, version: str, marker: Path) -> None:
     """The marker vouches for the files, so it is itself tied to the version asked for: its member digests must
     recompute from its file list, and the release version from those digests (as ``verify_bundle`` does)."""
-    from release_assets.keys import is_evidence
-    from release_assets.release.bundle import member_digest, release_version
 
     if manifest.get("release") != release or manifest.get("version") != version:
         raise BundleError(f"{marker}: describes {manifest.get('release')} {manifest.get('version')}, not {version}")
@@ -133,7 +137,6 @@ class LoadedRelease:
         member_dirs: dict[str, Path] | None = None,
     ) -> None:
         """``member_dirs``: each member's folder, when not ``root / <member>`` (see :func:`release_from_dirs`)."""
-        from release_assets.models.registry import MODEL_KINDS
 
         self.release, self.version, self.manifest = release, version, manifest
         members = manifest["members"]
@@ -153,11 +156,6 @@ class LoadedRelease:
             raise BundleError(f"{release} {version}: no chain and not exactly one model: nothing to serve")
 
     def _chain_runner(self, chain_dir: Path, chain_file: str):
-        from release_assets.chains.build import KB_FILE
-        from release_assets.chains.knowledge import load_knowledge_base
-        from release_assets.chains.runner import ChainRunner, KnowledgeBase
-        from release_assets.chains.spec import load_chain
-
         labels = {name: p.labels for name, p in self._predictors.items()}
         spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)
         kb_path = chain_dir / KB_FILE
@@ -183,8 +181,6 @@ class LoadedRelease:
         return {**head, **self._run_chain(parse_chain_request(request), request_id, observer)}
 
     def _run_chain(self, parsed, request_id: str, observer: Any) -> dict[str, Any]:
-        from release_assets.chains.runner import ChainRequest
-
         run_kwargs = {"observer": observer} if observer is not None else {}
         start = time.perf_counter()
         [result] = self._runner.run([ChainRequest(request_id, parsed.message, parsed.digits)], **run_kwargs)
@@ -223,7 +219,6 @@ class LoadedRelease:
 def _freeze_templates(template_dir: Path) -> None:
     """Compile every template now, from the files just verified, and never read them again: Jinja otherwise
     loads a template on first use and re-reads it when its mtime changes, which would serve an unverified edit."""
-    from release_assets.chains.render import environment
 
     env = environment(str(template_dir))
     for name in env.list_templates(extensions=["j2"]):
@@ -239,8 +234,6 @@ def _latencies(result, total_ms: float) -> dict[str, float]:
 def _feature_count(dirs: dict[str, Path], members: dict[str, Any]) -> int:
     for name, member in members.items():
         if member["kind"] == "tabular_classifier":
-            from release_assets.models.tabular import MODEL_FILE
-
             model = json.loads((dirs[name] / MODEL_FILE).read_text())
             return len(model["mean"])
     raise BundleError("no tabular model to read the feature count from")

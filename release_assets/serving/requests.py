@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 MAX_MESSAGE_CHARS = 4000
 MAX_DIGITS = 16  # an order number is a handful of digits; more is not a photo of one
 MAX_FEATURE = 1e6  # far beyond any measurement in centimetres, far below overflow
@@ -124,7 +126,6 @@ def image_to_digits(data: bytes) -> list[list[int]]:
     digits at empty columns, crop each to its ink, scale it to fill a 32x32 box keeping its shape, centre it, and
     count the on pixels per 4x4 block.
     """
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -162,8 +163,6 @@ BITMAP = 32  # optdigits' normalised bitmap side; 32 / 8 = 4x4 blocks per output
 
 
 def _digit_cell(on, image_module) -> list[int]:
-    import numpy as np
-
     rows = np.flatnonzero(on.any(axis=1))
     crop = on[rows[0] : rows[-1] + 1].astype(np.uint8) * 255
     height, width = crop.shape

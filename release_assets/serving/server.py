@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from release_assets.record.ledger import replay
 from release_assets.release.store import ReleaseStore
+from release_assets.serving import loader
+from release_assets.serving.breaker import Breakers
+from release_assets.serving.champion_watch import ChampionWatch
+from release_assets.serving.shadow import ShadowPool
+from release_assets.serving.shadow_log import ShadowLog
 
 if TYPE_CHECKING:
     from release_assets.serving.breaker import BreakerPolicy
@@ -55,19 +61,15 @@ def build_server(
     """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker.
     ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never)."""
     from release_assets.serving.app import create_app
-    from release_assets.serving.breaker import Breakers
     from release_assets.serving.flags import FlagRouter
-    from release_assets.serving.loader import load_release
     from release_assets.serving.metrics import ServingMetrics
-    from release_assets.serving.shadow import ShadowPool
-    from release_assets.serving.shadow_log import ShadowLog
     from release_assets.serving.traces import Tracing
 
     loaded: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for release in releases:
         try:
-            loaded[release] = load_release(store, release, cache_dir=cache_dir)
+            loaded[release] = loader.load_release(store, release, cache_dir=cache_dir)
         except Exception as exc:  # each failure names its file or reason; the others still serve
             loaded[release], problems[release] = None, f"{type(exc).__name__}: {exc}"
             log.error("%s: champion not loaded: %s", release, exc)
@@ -84,7 +86,7 @@ def build_server(
         """Canary and shadow versions, loaded (and verified) on first use, then kept."""
         with lock:
             if (release, version) not in versions:
-                versions[(release, version)] = load_release(store, release, version=version, cache_dir=cache_dir)
+                versions[(release, version)] = loader.load_release(store, release, version=version, cache_dir=cache_dir)
             return versions[(release, version)]
 
     def weights() -> dict[str, tuple[str, int] | None]:
@@ -137,9 +139,6 @@ def build_server(
     closers = [shadow.close, *([shadow_log.close] if shadow_log else []), *([router.close] if router else [])]
     closers.append(tracing.shutdown)
     if champion_poll_s:
-        from release_assets.record.ledger import replay
-        from release_assets.serving.champion_watch import ChampionWatch
-
         watch = ChampionWatch(lambda r: replay(store.events(r)).champion, load_version, loaded, champion_poll_s)
         closers.insert(0, watch.start().close)
     return Server(app, loaded, problems, closers)

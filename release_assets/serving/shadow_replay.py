@@ -15,6 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from release_assets.core.textfiles import byte_lines, decode_utf8
+from release_assets.evaluation.golden_inputs import to_requests
+from release_assets.evaluation.latency import single_threaded
+from release_assets.evaluation.report import examples_markdown, markdown_table
+from release_assets.evaluation.shadow_pairs import summarize
+from release_assets.serving.loader import release_from_dirs
+from release_assets.serving.shadow import compare, side
+
 # Measured on the 2-core dev machine (load average 2.5): all 640 recorded helpdesk requests cost 1.7-2.0 s per
 # side with the shipped models (1.9 s with the tiny test models), so every request is replayed. A bigger file is
 # cut to a fixed, deterministic subset spread over all of it: every k-th line, k = ceil(lines / MAX_REQUESTS).
@@ -36,8 +44,6 @@ def traffic_requests(path: Path, max_requests: int = MAX_REQUESTS) -> tuple[list
 
     Recorded lines carry more than a request (``received_at``, ``channel``); the attachment names scikit-learn
     digit images by index, like the golden suite, and is resolved to the pixels a client would send."""
-    from release_assets.core.textfiles import byte_lines, decode_utf8
-    from release_assets.evaluation.golden_inputs import to_requests
 
     lines = []
     for line_no, raw in byte_lines(path):
@@ -66,8 +72,6 @@ def _answer(release: Any, request: dict[str, Any], variant: str, request_id: str
 
 def replay(candidate: Any, champion: Any, requests: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """One pair record per request (``primary`` = champion, ``shadow`` = candidate), in the live pairs' shape."""
-    from release_assets.evaluation.latency import single_threaded
-    from release_assets.serving.shadow import compare, side
 
     pairs = []
     with single_threaded():  # one request at a time, as a serving worker runs it: comparable latencies
@@ -108,9 +112,6 @@ def build_shadow_comparison(
     """Replay ``traffic`` through the candidate (``candidate_members``: name -> (kind, build folder)) and through
     ``load_champion(champion)``; write the pairs and a report, return the summary. Without a champion nothing is
     replayed: the summary says so, and the shadow gates read that as inconclusive."""
-    from release_assets.evaluation.report import examples_markdown, markdown_table
-    from release_assets.evaluation.shadow_pairs import summarize
-    from release_assets.serving.loader import release_from_dirs
 
     head = {"champion": champion, "traffic": traffic.name, "subset": subset_text(max_requests)}
     if champion is None:

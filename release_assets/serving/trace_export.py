@@ -22,6 +22,7 @@ from opentelemetry.trace import Status
 
 from release_assets.chains.llm.traces import REDACTED
 from release_assets.chains.llm.traces import Redactor as StepRedactor
+from release_assets.core.settings import Settings
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
@@ -88,7 +89,6 @@ class Redactor(StepRedactor):
     @classmethod
     def from_env(cls) -> Redactor:
         """The rules of the file RELEASE_ASSETS_TRACE_REDACT names (read afresh), else the defaults."""
-        from release_assets.core.settings import Settings
 
         path = Settings().trace_redact
         return cls.from_file(path) if path else cls()

@@ -12,13 +12,13 @@ from typing import Any
 
 from release_assets.chains.llm.base import Backend, Completion
 from release_assets.chains.schema import LLMSpec
+from release_assets.core.settings import Settings
 
 CACHE_ENV = "RELEASE_ASSETS_LLM_CACHE"  # Settings.llm_cache
 
 
 def cache_enabled(cfg: LLMSpec) -> bool:
     """The step's ``cache:`` and RELEASE_ASSETS_LLM_CACHE, read afresh at each step (never cached for the process)."""
-    from release_assets.core.settings import Settings
 
     return cfg.cache and Settings().llm_cache
 
