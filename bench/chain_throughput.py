@@ -25,8 +25,8 @@ def main(runs: int) -> None:
     from release_assets.evaluation.golden import score
     from release_assets.evaluation.golden_inputs import load_cases, to_requests
     from release_assets.manifest import load_manifest
-    from release_assets.models.registry import MODEL_KINDS
     from release_assets.models.train import build_model
+    from release_assets.models.trainers import MODEL_KINDS
 
     manifest = load_manifest(ROOT / "releases" / "helpdesk.yaml")
     work = Path(tempfile.mkdtemp(prefix="chain-bench-"))

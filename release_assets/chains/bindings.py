@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from release_assets.chains.schema import StepSpec
-from release_assets.models.registry import Predictor, predict_labels
+from release_assets.models.trainers import Predictor, predict_labels
 
 
 def classify(step: StepSpec, texts: Sequence[str], predictor: Predictor) -> list[dict[str, Any]]:

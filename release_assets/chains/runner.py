@@ -13,7 +13,7 @@ from release_assets.chains import bindings, llm
 from release_assets.chains.render import TemplateError, render, render_string
 from release_assets.chains.schema import ChainSpec, StepSpec
 from release_assets.manifest import validation_problems
-from release_assets.models.registry import Predictor
+from release_assets.models.trainers import Predictor
 
 
 @dataclass

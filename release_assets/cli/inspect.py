@@ -35,7 +35,7 @@ def promoted_to(release: str, version: str, environment: str) -> str:
 def _note(e: dict) -> str:
     """What a history row must not hide: a promotion over weakened gates or a dirty or off-branch build (the
     override), a release built with weakened gates."""
-    from release_assets.rollout.servable import override_text
+    from release_assets.record.servable import override_text
 
     override = e.get("override")
     if isinstance(override, dict) and override_text(override):

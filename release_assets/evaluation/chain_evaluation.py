@@ -18,7 +18,7 @@ from release_assets.core.hashing import sha256_file
 from release_assets.evaluation import report
 from release_assets.evaluation.golden import evaluate, repeat_outcomes
 from release_assets.evaluation.golden_inputs import load_cases
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 
 GOLDEN_FILE = "golden.jsonl"
 

@@ -14,7 +14,7 @@ from release_assets.evaluation.behaviour import behaviour_summary
 from release_assets.evaluation.latency import measure_latency
 from release_assets.evaluation.metrics import classification_metrics, slice_accuracy
 from release_assets.models.language import ABSTAIN_FILE
-from release_assets.models.registry import MODEL_KINDS, Predictor, predict_labels
+from release_assets.models.trainers import MODEL_KINDS, Predictor, predict_labels
 
 WORST_EXAMPLES = 10
 LATENCY_SAMPLES = 100

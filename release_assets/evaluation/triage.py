@@ -36,7 +36,7 @@ from release_assets.evaluation.triage_mix import (
     extract_verified,
     recorded_golden_sha,
 )
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 from release_assets.release.store import ReleaseStore
 
 SKIPPED_METRICS = ("cases",)  # a count, not a quality: a golden suite with more cases is not a regression

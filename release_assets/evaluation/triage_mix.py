@@ -21,7 +21,7 @@ from release_assets.core.hashing import sha256_file
 from release_assets.evaluation.chain_evaluation import GOLDEN_FILE
 from release_assets.evaluation.golden import score
 from release_assets.evaluation.golden_inputs import load_cases, to_requests
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 from release_assets.record.verified import check_agreement
 from release_assets.release.bundle import BundleError, extract_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore

@@ -41,7 +41,7 @@ class TextParams(BaseModel):
     abstain_target: float = Field(default=0.8, gt=0, le=1)
 
 
-# By model kind (``manifest.MODEL_KINDS``); models/registry.py names the same class for each trainer.
+# By model kind (``manifest.MODEL_KINDS``); models/trainers.py names the same class for each trainer.
 MODEL_PARAMS: dict[str, type[BaseModel]] = {
     "tabular_classifier": TabularParams,
     "image_classifier": VisionParams,

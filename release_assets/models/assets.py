@@ -8,8 +8,8 @@ from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs
 from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
 from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS, artifact_verdict
-from release_assets.models.registry import MODEL_KINDS as TRAINERS
 from release_assets.models.train import build_model
+from release_assets.models.trainers import MODEL_KINDS as TRAINERS
 from release_assets.promotion.checks import check_name, check_result
 
 KINDS = {
@@ -62,7 +62,7 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         group_name=keys.group(manifest.name, "models"),
         **versioned(
             CodeInputs(
-                [trainer.module, "release_assets.models.train", "release_assets.models.registry"],
+                [trainer.module, "release_assets.models.train", "release_assets.models.trainers"],
                 config=member_section(manifest, name)["member"],
             ),
             manifest,

@@ -21,7 +21,7 @@ from release_assets.core.hashing import CodeInputs, sha256_file
 from release_assets.datasets.build import read_jsonl
 from release_assets.datasets.quality import describe
 from release_assets.models.onnx_export import ONNX_FILE
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 from release_assets.verdict import Verdict
 
 GATE = "onnx_parity"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.datasets.build import read_jsonl
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 
 
 def build_model(kind: str, raw_params: dict[str, Any], split_dir: Path, out_dir: Path) -> dict[str, Any]:

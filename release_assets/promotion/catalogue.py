@@ -11,8 +11,8 @@ import json
 from typing import TYPE_CHECKING
 
 from release_assets.datasets.quality import duplicates_verdict, label_coverage_verdict, leakage_verdict
-from release_assets.models.registry import MODEL_KINDS as TRAINERS
-from release_assets.models.registry import predict_labels
+from release_assets.models.trainers import MODEL_KINDS as TRAINERS
+from release_assets.models.trainers import predict_labels
 from release_assets.promotion.drift import drift_verdict
 from release_assets.promotion.inputs import MemberInputs
 from release_assets.promotion.policy import Verdict

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 from release_assets.release.bundle import BundleError, extract_bundle
 from release_assets.release.store import ReleaseStore, StoreError
 

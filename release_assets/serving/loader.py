@@ -22,8 +22,8 @@ from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBas
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
 from release_assets.keys import is_evidence
-from release_assets.models.registry import MODEL_KINDS
 from release_assets.models.tabular import MODEL_FILE
+from release_assets.models.trainers import MODEL_KINDS
 from release_assets.record.ledger import replay
 from release_assets.record.verified import verified_manifest
 from release_assets.release.bundle import BundleError, extract_bundle, member_digest, release_version

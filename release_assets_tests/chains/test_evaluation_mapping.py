@@ -16,7 +16,7 @@ from release_assets.chains.spec import ChainSpecError, load_chain
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation
 from release_assets.evaluation.golden import repeat_outcomes, score
 from release_assets.evaluation.golden_inputs import GoldenSuiteError, load_cases, to_requests
-from release_assets.models import registry
+from release_assets.models import trainers as registry
 from release_assets_tests.chains.test_repeats import CoinFlipIntents
 from release_assets_tests.fakes import KeywordIntents, PixelSumDigits
 

@@ -233,7 +233,7 @@ def _artifact(chain_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fake_model_kinds(monkeypatch):
-    from release_assets.models import registry
+    from release_assets.models import trainers as registry
 
     class Kind:
         def __init__(self, cls):

@@ -10,7 +10,7 @@ import pytest
 from bench.support.project import TINY_PARAMS
 from release_assets.evaluation.model_eval import abstain_summary
 from release_assets.models.language import ABSTAIN_FILE, TextPredictor, choose_abstain_threshold
-from release_assets.models.registry import MODEL_KINDS, predict_labels
+from release_assets.models.trainers import MODEL_KINDS, predict_labels
 from release_assets_tests.evaluation.test_model_eval import ROWS, TableIntents
 from release_assets_tests.models.test_trainers import text_rows
 

@@ -15,7 +15,7 @@ import pytest
 
 from release_assets.models.onnx_export import ONNX_FILE, OPSET
 from release_assets.models.onnx_parity import MAX_ABS_DIFF, measure_parity, parity_verdict
-from release_assets.models.registry import MODEL_KINDS, RUNTIME_ENV, model_runtime
+from release_assets.models.trainers import MODEL_KINDS, RUNTIME_ENV, model_runtime
 from release_assets_tests.conftest import REPO
 from release_assets_tests.models.test_trainers import CASES
 
@@ -169,7 +169,7 @@ def test_runtime_is_selectable_and_falls_back_to_torch_without_an_export(models,
 def test_onnx_predictors_import_neither_torch_nor_transformers(models):
     code = (
         "import sys; from pathlib import Path\n"
-        "from release_assets.models.registry import MODEL_KINDS, predict_labels\n"
+        "from release_assets.models.trainers import MODEL_KINDS, predict_labels\n"
         "text = MODEL_KINDS['text_classifier'].load(Path(sys.argv[1]))\n"
         "image = MODEL_KINDS['image_classifier'].load(Path(sys.argv[2]))\n"
         "print(predict_labels(text, [{'text': 'where is my order'}])[0][0], type(text).__name__)\n"

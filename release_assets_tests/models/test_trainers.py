@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench.support.project import TINY_PARAMS
-from release_assets.models.registry import MODEL_KINDS
+from release_assets.models.trainers import MODEL_KINDS
 
 # Intent-sized texts over three intents; repeated so each of the few training steps sees every intent.
 TEXTS = {

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from release_assets.models.registry import RUNTIME_ENV
+from release_assets.models.trainers import RUNTIME_ENV
 from release_assets.release.store import LocalReleaseStore
 from release_assets.serving.loader import load_release
 from release_assets_tests.conftest import REPO
