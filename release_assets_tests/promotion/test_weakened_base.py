@@ -5,7 +5,6 @@ feature branch)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from release_assets.artifacts import LocalArtifactStore
 from release_assets.manifest import load_manifest
 from release_assets.release.store import LocalReleaseStore
 from release_assets.release.unit import release
+from release_assets_tests.gitrepo import git as _git
 
 CASES = 40
 MANIFEST = {
@@ -31,16 +31,6 @@ MANIFEST = {
 
 def _case(i: int, hard: bool = False) -> str:
     return json.dumps({"id": f"c{i:02d}", "message": f"question {i}", "expected": {"intent": "hard" if hard else "x"}})
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture

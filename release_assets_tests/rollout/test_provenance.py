@@ -5,7 +5,6 @@ version."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,7 @@ from release_assets.cli import main as cli
 from release_assets.core.settings import get_settings
 from release_assets.record.ledger import PromotionError, promote
 from release_assets.release.store import LocalReleaseStore
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+from release_assets_tests.gitrepo import git as _git
 
 
 def _version(out: str) -> str:
