@@ -5,6 +5,7 @@ when a release's ledger moves, so MLflow follows every publish without a release
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -18,6 +19,11 @@ from release_assets.rollout.aliases import point_aliases
 from release_assets.rollout.environments import EnvironmentsError, project_environments
 
 SYNC_INTERVAL_S = 30
+# The last sync the sensor launched, kept in its cursor until it succeeds: a sync that failed (MLflow down) is
+# launched again, after a wait that doubles with each failure, up to an hour, so aliases pending since a promotion
+# made while MLflow was down are mirrored once it is back, without the ledger having to move again.
+PENDING = "_pending_sync"
+MAX_RETRY_WAIT_S = 3600
 
 
 class RegistrySyncConfig(dg.Config):
@@ -38,6 +44,28 @@ def _unreachable_fails_the_step(tracking_uri: str) -> Iterator[None]:
         if line is None:
             raise
         raise dg.Failure(description=line, allow_retries=False) from None
+
+
+def _after_last_sync(instance: dg.DagsterInstance, pending: dict | None, now: float) -> tuple[dict | None, list[str]]:
+    """What became of the last sync launched: (what is still pending, releases to sync again now). Succeeded: nothing
+    pending. Failed or canceled: its releases again once its wait is over (``retry_at`` is set at the first tick that
+    sees the failure). Queued, running or not yet launched: it stays pending."""
+    if not pending:
+        return None, []
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/run_key": pending["run_key"]}), limit=1)
+    if not runs:
+        return pending, []
+    status = runs[0].status
+    if status == dg.DagsterRunStatus.SUCCESS:
+        return None, []
+    if status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return pending, []
+    if "retry_at" not in pending:
+        wait = min(SYNC_INTERVAL_S * 2 ** pending["attempt"], MAX_RETRY_WAIT_S)
+        pending = {**pending, "retry_at": now + wait}
+    if now < pending["retry_at"]:
+        return pending, []
+    return pending, list(pending["releases"])
 
 
 def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.SensorDefinition]:
@@ -102,13 +130,18 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
         except StoreError as exc:  # the cursor stays: what moved meanwhile is still moved once the store is back
             return dg.SkipReason(f"release store unavailable: {exc}")
         cursor = json.loads(context.cursor) if context.cursor else {}
-        moved = sorted(r for r, n in heads.items() if n and cursor.get(r) != n)
-        context.update_cursor(json.dumps(heads, sort_keys=True))
+        pending, retry = _after_last_sync(context.instance, cursor.get(PENDING), time.time())
+        moved = sorted({r for r, n in heads.items() if n and cursor.get(r) != n} | set(retry))
         if not moved:
-            return dg.SkipReason(f"no ledger moved ({', '.join(f'{r}: {n} events' for r, n in sorted(heads.items()))})")
-        return dg.RunRequest(
-            run_key=hashlib.sha256(json.dumps(heads, sort_keys=True).encode()).hexdigest()[:16],
-            run_config={"ops": {"sync_registry": {"config": {"releases": moved}}}},
-        )
+            context.update_cursor(json.dumps({**heads, **({PENDING: pending} if pending else {})}, sort_keys=True))
+            waiting = f"; a failed sync of {', '.join(pending['releases'])} is retried later" if pending else ""
+            counts = ", ".join(f"{r}: {n} events" for r, n in sorted(heads.items()))
+            return dg.SkipReason(f"no ledger moved ({counts}){waiting}")
+        attempt = pending["attempt"] + 1 if retry and pending else 0
+        run_key = hashlib.sha256(json.dumps(heads, sort_keys=True).encode()).hexdigest()[:16]
+        run_key += f"-retry{attempt}" if attempt else ""
+        launched = {"run_key": run_key, "releases": moved, "attempt": attempt}
+        context.update_cursor(json.dumps({**heads, PENDING: launched}, sort_keys=True))
+        return dg.RunRequest(run_key=run_key, run_config={"ops": {"sync_registry": {"config": {"releases": moved}}}})
 
     return registry_sync_job, registry_sync_sensor
