@@ -10,7 +10,7 @@ import importlib
 # Module names relative to this package, deliberately not spelled out in full: code versions follow quoted
 # dotted names as imports (hashing.imported_modules), and every module's closure includes this __init__, so full
 # names here would make every asset's code version cover the whole package (any edit would retrain every model).
-_COMPONENTS = {"ReleaseComponent": "component.components", "ReleasePlatformComponent": "component.components"}
+_COMPONENTS = {"ReleaseComponent": "component.component", "ReleasePlatformComponent": "component.component"}
 
 __all__ = sorted(_COMPONENTS)
 

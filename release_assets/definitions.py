@@ -1,8 +1,8 @@
 """The one Dagster code location: every release manifest, wired to its resources.
 
-Releases are data: each ``releases/<name>.yaml`` becomes a ``ReleaseComponent`` (``component/components.py``, the
+Releases are data: each ``releases/<name>.yaml`` becomes a ``ReleaseComponent`` (``component/component.py``, the
 one factory, also used by ``dg`` projects) whose definitions come from the stage factories named explicitly in
-``component/stages.py``, so a reader sees the whole pipeline in one place.
+``component/wiring.py``, so a reader sees the whole pipeline in one place.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import dagster as dg
 
-from release_assets.component.components import ReleaseComponent
-from release_assets.component.stages import resources_for, shared_defs
+from release_assets.component.component import ReleaseComponent
+from release_assets.component.wiring import resources_for, shared_defs
 from release_assets.core.settings import get_settings
 from release_assets.manifest import ReleaseManifest, load_manifests
 from release_assets.manifest.paths import manifest_root

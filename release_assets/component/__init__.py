@@ -1,3 +1,4 @@
 """The Dagster Component side of the package: ``ReleaseComponent`` and ``ReleasePlatformComponent``
-(``components.py``) and the ``dg scaffold`` file writer (``scaffold.py``). Nothing is imported here, so a module
-that only needs the scaffold does not load Dagster."""
+(``component.py``), the stage wiring they and ``definitions.py`` build from (``wiring.py``), and the
+``dg scaffold`` file writer (``scaffold.py``). Nothing is imported here, so a module that only needs the scaffold
+does not load Dagster."""

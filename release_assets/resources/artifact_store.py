@@ -49,7 +49,7 @@ class ArtifactStore(dg.ConfigurableResource):
     prefix: str = "release_assets"
     endpoint_url: str | None = None  # MinIO, LocalStack, moto: any S3-compatible endpoint
     region_name: str | None = None
-    # Bound with dg.EnvVar("AWS_ACCESS_KEY_ID") etc. by component/stages.resources_for: secrets never sit in config
+    # Bound with dg.EnvVar("AWS_ACCESS_KEY_ID") etc. by component/wiring.resources_for: secrets never sit in config
     # files.
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None

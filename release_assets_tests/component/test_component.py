@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from release_assets.component.components import ReleaseComponent, ReleasePlatformComponent
+from release_assets.component.component import ReleaseComponent, ReleasePlatformComponent
 from release_assets.core.settings import Settings
 from release_assets.manifest import ManifestError, ReleaseManifest, load_each, load_manifests
 from release_assets_tests.component.projects import FAQ, REPO, write_faq_release, write_project

@@ -46,8 +46,8 @@ def _code_reads(name: str) -> bool:
         module = LIBRARY_ENV[name]
         if module == "mlflow":  # MLflow declares the variables it reads
             return hasattr(importlib.import_module("mlflow.environment_variables"), name)
-        # boto3 reads the standard AWS credentials; component/stages.py (resources_for) binds them with dg.EnvVar too.
-        return name in (REPO / "release_assets" / "component" / "stages.py").read_text()
+        # boto3 reads the standard AWS credentials; component/wiring.py (resources_for) binds them with dg.EnvVar too.
+        return name in (REPO / "release_assets" / "component" / "wiring.py").read_text()
     return False
 
 

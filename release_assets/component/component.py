@@ -3,7 +3,7 @@
 In a ``dg`` project a release is ``defs/<name>/defs.yaml`` with ``type: release_assets.ReleaseComponent`` and the
 manifest as its ``attributes``; the paths in it are relative to that folder. This repository's ``releases/*.yaml``
 become the same component in ``definitions.py`` (their paths relative to the project root), so both roads build
-the same assets, checks and per-release job (``stages.py``). What all releases of a project share (jobs, sensors,
+the same assets, checks and per-release job (``wiring.py``). What all releases of a project share (jobs, sensors,
 resources, executor) exists once, in ``ReleasePlatformComponent`` (below) or ``definitions.build_defs``.
 """
 
@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from release_assets.component.scaffold import PLATFORM_TYPE, write_release
-from release_assets.component.stages import release_defs, resources_for, shared_defs
+from release_assets.component.wiring import release_defs, resources_for, shared_defs
 from release_assets.core.settings import Settings
 from release_assets.manifest import (
     DEFS_FILES,

@@ -2,7 +2,7 @@
 what all releases of a code location share (``shared_defs``: jobs, sensors, resources, executor).
 
 Both roads to a code location build from here: ``definitions.build_defs`` (this repository's ``releases/*.yaml``)
-and the Dagster Components a ``dg`` project declares (``components.py``), so they build the same assets, checks
+and the Dagster Components a ``dg`` project declares (``component.py``), so they build the same assets, checks
 and jobs. Runs use the in-process executor: every step here is small, and a subprocess per step would cost more
 than most steps do (measured in BENCHMARKS.md).
 """
