@@ -100,6 +100,11 @@ def test_validate_loads_every_chain_file_a_manifest_names(env, capsys):
     assert "OK: helpdesk" not in captured.out and "OK: iris" in captured.out
     chain.write_text(chain.read_text().replace("steps: [", "steps:", 1).replace("{{ classify_intent", "{{ nope", 1))
     assert cli.main(["validate"]) == 1, "a template that reads an undeclared variable"
+    chain.write_text(chain.read_text().replace("{{ nope", "{{ classify_intent", 1))
+    messages = env / "data" / "support" / "messages.jsonl"
+    messages.write_text("")  # the intent model's labels come from its data: an empty file is named
+    assert cli.main(["validate"]) == 1
+    assert f"{messages}: no rows" in capsys.readouterr().err
 
 
 def test_a_rebuild_of_a_published_version_shows_the_gates_list_shows(env, capsys):

@@ -7,7 +7,6 @@ file and the field, because the person reading it is editing YAML, not Python.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from release_assets.manifest.models import (
     TabularClassifier,
     TextClassifier,
     Threshold,
+    release_name_problem,
 )
 from release_assets.manifest.params import MODEL_PARAMS
 from release_assets.manifest.paths import check_paths
@@ -62,6 +62,7 @@ __all__ = [
     "member_section",
     "parse_manifest",
     "release_manifest",
+    "release_name_problem",
     "validation_problems",
 ]
 
@@ -120,8 +121,9 @@ def parse_manifest(data: Any, where: str) -> ReleaseManifest:
 def release_manifest(releases_dir: Path, release: str) -> ReleaseManifest:
     """The manifest of the release a person named: a name that is not a release name (``../../x``) is refused
     before any path is built from it, so no command reads a file outside ``releases/``."""
-    if not re.match(NAME, release):
-        raise ManifestError(f"{release!r} is not a release name (lower-case letters, digits and _, e.g. `helpdesk`)")
+    problem = release_name_problem(release)
+    if problem:
+        raise ManifestError(problem)
     return load_manifest(Path(releases_dir) / f"{release}.yaml")
 
 

@@ -6,6 +6,7 @@ and cross-field validation are in the package's ``__init__``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,15 @@ from release_assets.manifest.errors import ManifestError
 from release_assets.manifest.rollout import RolloutSpec
 
 NAME = r"^[a-z][a-z0-9_]*$"
+_RELEASE_NAME = re.compile(NAME)
+
+
+def release_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a release name, or None. Release names become paths and keys (the store, flag files,
+    shadow logs, manifests): one rule, one wording, whatever error type each caller raises."""
+    if isinstance(name, str) and _RELEASE_NAME.match(name):
+        return None
+    return f"{name!r} is not a release name (lower-case letters, digits and underscores, e.g. `helpdesk`)"
 
 
 class _Strict(BaseModel):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.core.atomic import copy_atomic, write_atomic
-from release_assets.manifest import NAME
+from release_assets.manifest import release_name_problem
 from release_assets.release.ledger_chain import (
     GENESIS,
     LedgerError,
@@ -44,14 +44,14 @@ class StoreError(RuntimeError):
     """A store operation that cannot complete; names the location."""
 
 
-_RELEASE_NAME = re.compile(NAME)
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
 
 
 def check_release_name(name: str) -> str:
     """Release names and versions become paths and keys: refuse anything that could leave the store."""
-    if not isinstance(name, str) or not _RELEASE_NAME.match(name):
-        raise StoreError(f"{name!r} is not a release name (lower-case letters, digits and underscores)")
+    problem = release_name_problem(name)
+    if problem:
+        raise StoreError(problem)
     return name
 
 

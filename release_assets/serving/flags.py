@@ -42,7 +42,7 @@ from openfeature.provider import AbstractProvider, Metadata
 from openfeature.provider.no_op_provider import NoOpProvider
 
 from release_assets.core.atomic import replacing
-from release_assets.manifest import NAME
+from release_assets.manifest import release_name_problem
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 from release_assets.serving.throttle import Throttle
 
@@ -50,7 +50,6 @@ CHAMPION, CANARY = "champion", "canary"
 OFF, ON = "off", "on"
 SUFFIX = ".flagd.json"
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
-_NAME = re.compile(NAME)
 # The bucket key flag_document writes; flagd's shorthand (no expression) means the same today.
 _BUCKET = {"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}
 _TOP_KEYS = ("$schema", "metadata", "flags")
@@ -133,8 +132,9 @@ def flag_document(
 ) -> dict[str, Any]:
     """The flagd document for ``release``: ``canary_percent`` of keys served by ``canary``; ``shadow_percent`` of
     keys also sent to ``shadow``, off the request path. A version left None is not in the file at all."""
-    if not isinstance(release, str) or not _NAME.match(release):
-        raise FlagError(f"release: {release!r} is not a release name (lower-case letters, digits and underscores)")
+    problem = release_name_problem(release)
+    if problem:
+        raise FlagError(f"release: {problem}")
     _check_version("champion", champion)
     canary_percent = _check_percent("canary_percent", canary_percent)
     shadow_percent = _check_percent("shadow_percent", shadow_percent)
@@ -530,7 +530,7 @@ class FlagRouter:
 
     def _look(self, release: str) -> _Release | None:
         """The release's flags, after looking at its file if the last look is a poll interval old."""
-        if self._closed or not isinstance(release, str) or not _NAME.match(release):
+        if self._closed or release_name_problem(release):
             return None
         state = self._releases.get(release)
         if state is None:

@@ -17,17 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from release_assets.manifest import release_name_problem
+
 log = logging.getLogger(__name__)
 MAX_BYTES = 50 * 1024 * 1024
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
 REDACTED_FIELDS = ("message",)  # free text a user typed; replies are the chain's own words
 
 
 def pairs_path(root: Path, release: object, version: object) -> Path:
     """Names reach the file system: only a release name and a version digest make a path."""
-    if not isinstance(release, str) or not _NAME.match(release):
-        raise ValueError(f"release: {release!r} is not a release name")
+    problem = release_name_problem(release)
+    if problem or not isinstance(release, str):
+        raise ValueError(f"release: {problem}")
     if not isinstance(version, str) or not _VERSION.match(version):
         raise ValueError(f"shadow_version: {version!r} is not a release version (16 lower-case hex digits)")
     return Path(root) / release / f"{version}.jsonl"
