@@ -41,7 +41,7 @@ def main(runs: int) -> None:
     for name in ("intent_model", "vision_model"):
         member = manifest.members[name]
         (work / name).mkdir()
-        build_model(member.kind, member.params, dirs[member.data], work / name)
+        build_model(member, dirs[member.data], work / name)
         predictors[name] = MODEL_KINDS[member.kind].load(work / name)
     chain = manifest.members["chain"]
     (work / "chain").mkdir()

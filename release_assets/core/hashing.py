@@ -154,8 +154,21 @@ def _closure_of(module: str, prefix: str) -> frozenset[str]:
 
 def module_closure(modules: Iterable[str], prefix: str = PROJECT) -> tuple[str, ...]:
     """``modules`` and every module under ``prefix`` they import, directly or not, found by reading source
-    (nothing is imported). Cached per module for the process: a module's file is read and parsed once."""
-    return tuple(sorted(set().union(*(_closure_of(m, prefix) for m in modules))))
+    (nothing is imported). Cached per module for the process: a module's file is read and parsed once.
+
+    A module outside ``prefix`` (a team's own training code, a plugin's kind) brings the closure within its own
+    top-level package: editing any module of that package that the function's module imports changes the
+    version, while third-party libraries stay out, as they do for this package's own modules."""
+    return tuple(
+        sorted(
+            set().union(
+                *(
+                    _closure_of(m, prefix if m.startswith(prefix + ".") or m == prefix else m.partition(".")[0])
+                    for m in modules
+                )
+            )
+        )
+    )
 
 
 def code_version(modules: Iterable[str], files: Iterable[Path] = (), config: Any = None) -> str:

@@ -8,17 +8,10 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs, files_digest
-from release_assets.datasets import build
 from release_assets.evaluation.report import markdown_table
-from release_assets.manifest import DATASET_KINDS, JsonlDataset, ReleaseManifest, member_section
+from release_assets.manifest import ReleaseManifest, member_kind, member_section
 from release_assets.resources.artifact_store import ArtifactStore
 
-BUILD_MODULES = [
-    "release_assets.datasets.build",
-    "release_assets.core.textfiles",
-    "release_assets.datasets.schemas",
-    "release_assets.datasets.digits",
-]
 SPLIT_MODULES = [
     "release_assets.datasets.build",
     "release_assets.core.textfiles",
@@ -29,16 +22,17 @@ SPLIT_MODULES = [
 
 def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
     member = manifest.dataset(name)
-    source_files = [project_root / member.path] if isinstance(member, JsonlDataset) else []
-    kinds = {"jsonl"} if isinstance(member, JsonlDataset) else {"sklearn"}
+    declared = member_kind(member.kind)
+    runtime = declared.load_runtime()
+    source_files = runtime.source_files(member, project_root)
 
     @dg.asset(
         key=keys.raw(manifest.name, name),
         group_name=keys.group(manifest.name, "data"),
-        **versioned(CodeInputs(BUILD_MODULES, source_files, member_section(manifest, name)), manifest, name),
-        description=f"Rows of `{name}` validated against their schema; failing rows are listed, not kept.",
+        **versioned(CodeInputs(runtime.modules, source_files, member_section(manifest, name)), manifest, name),
+        description=f"{declared.description} Rows failing the schema are listed, not kept.",
         owners=manifest.owners,
-        kinds=kinds,
+        kinds=set(declared.tags),
     )
     def raw_rows(context: dg.AssetExecutionContext, store: ArtifactStore) -> dg.Output:
         def examples_md(ref: ArtifactRef) -> dict:
@@ -53,7 +47,7 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
             kind=member.kind,
             inputs={},
             params=files_digest(source_files),
-            builder=lambda out: build.build_raw(member, project_root, out),
+            builder=lambda out: runtime.build_raw(member, project_root, out),
             metadata=examples_md,
         )
 
@@ -62,15 +56,18 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
 
 def _split_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     member = manifest.dataset(name)
+    runtime = member_kind(member.kind).load_runtime()
+    split = member.model_dump(mode="json", by_alias=True).get("split", {})
+    strategy = getattr(member, "strategy", "stratified")
 
     @dg.asset(
         key=keys.split(manifest.name, name),
         ins={"rows": dg.AssetIn(keys.raw(manifest.name, name))},
         group_name=keys.group(manifest.name, "data"),
-        **versioned(CodeInputs(SPLIT_MODULES, config=member.split.model_dump()), manifest, name),
+        **versioned(CodeInputs([*SPLIT_MODULES, *runtime.modules], config=split), manifest, name),
         description=(
-            f"Deterministic stratified split of `{name}` (test {member.split.test:g}, val {member.split.val:g}, "
-            f"seed {member.split.seed}); rows of one group never straddle a boundary."
+            f"Deterministic {strategy} split of `{name}` (test {split.get('test', 0):g}, val {split.get('val', 0):g}, "
+            f"seed {split.get('seed', 0)}); rows of one group never straddle a boundary."
         ),
         owners=manifest.owners,
         kinds={"jsonl"},
@@ -89,7 +86,7 @@ def _split_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             member=f"{name}_split",
             kind="split",
             inputs={"rows": rows},
-            builder=lambda out: build.build_split(member, rows.path(local.root), out),
+            builder=lambda out: runtime.build_split(member, rows.path(local.root), out),
             metadata=counts,
         )
 
@@ -98,6 +95,6 @@ def _split_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
 
 def dataset_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
     out = []
-    for name in manifest.members_of(*DATASET_KINDS):
+    for name in manifest.members_of_family("dataset"):
         out += [_raw_asset(manifest, name, project_root), _split_asset(manifest, name)]
     return out

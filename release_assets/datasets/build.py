@@ -177,11 +177,36 @@ def build_raw(member: SklearnDataset | JsonlDataset, project_root: Path, out_dir
     }
 
 
+def write_splits(splits: dict[str, list[dict[str, Any]]], rows: list[dict[str, Any]], out_dir: Path) -> None:
+    """Each side's rows, and the reference profile of all of them (it travels in the release unit: the next
+    candidate's drift gate compares against it)."""
+    for side, side_rows in splits.items():
+        write_jsonl(out_dir / f"{side}.jsonl", side_rows)
+    (out_dir / "profile.json").write_text(json.dumps(build_profile(rows), sort_keys=True))
+
+
 def build_split(member: SklearnDataset | JsonlDataset, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
     rows = read_jsonl(raw_dir / ROWS_FILE)
     splits = split_rows(rows, member.split)
-    for side, side_rows in splits.items():
-        write_jsonl(out_dir / f"{side}.jsonl", side_rows)
-    # The reference profile travels in the release unit: the next candidate's drift gate compares against it.
-    (out_dir / "profile.json").write_text(json.dumps(build_profile(rows), sort_keys=True))
+    write_splits(splits, rows, out_dir)
     return split_summary(splits)
+
+
+@dataclass(frozen=True)
+class DatasetRuntime:
+    """What a dataset kind's plugin object (its ``MemberKind.runtime``) provides to the data stage: rows validated
+    into ``rows.jsonl`` (``build_raw``), then the split folder (``build_split``: ``train``/``val``/``test.jsonl``
+    and ``profile.json``). Every row has ``id``, ``label`` and ``group``; the rest is the kind's own."""
+
+    build_raw: Any  # (member, project_root, out_dir) -> summary with metrics {rows, invalid_rows}, labels, examples
+    build_split: Any  # (member, raw_dir, out_dir) -> summary with rows and labels per side
+    source_files: Any  # (member, project_root) -> the local files it reads (their digests enter the build's inputs)
+    modules: tuple[str, ...]  # the modules whose source is the build's code version
+
+
+BUILTIN = DatasetRuntime(
+    build_raw,
+    build_split,
+    lambda member, root: [root / member.path] if isinstance(member, JsonlDataset) else [],
+    (__name__, "release_assets.core.textfiles", "release_assets.datasets.schemas", "release_assets.datasets.digits"),
+)

@@ -12,7 +12,7 @@ from release_assets.evaluation import report
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation
 from release_assets.evaluation.model_eval import build_model_report
 from release_assets.evaluation.report import examples_markdown
-from release_assets.manifest import MODEL_KINDS, ManifestError, ReleaseManifest, member_section
+from release_assets.manifest import ManifestError, ReleaseManifest, member_section
 from release_assets.record.ledger import replay
 from release_assets.serving.loader import load_release
 from release_assets.serving.shadow_replay import build_shadow_comparison, subset_text
@@ -216,7 +216,7 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
 
 
 def evaluation_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
-    out = [_report_asset(manifest, name) for name in manifest.members_of(*MODEL_KINDS)]
+    out = [_report_asset(manifest, name) for name in manifest.members_of_family("model")]
     out += [_chain_evaluation_asset(manifest, name, project_root) for name in manifest.members_of("prompt_chain")]
     served = keys.traffic_chain(manifest)
     for name in manifest.members_of("prompt_chain"):

@@ -16,14 +16,18 @@ from pydantic import ValidationError
 from release_assets.manifest.defs_files import DEFS_FILES, is_defs_file, release_files
 from release_assets.manifest.defs_lines import locate
 from release_assets.manifest.errors import ManifestError, validation_problems
+from release_assets.manifest.external_models import ImportedModel, PythonModel
 from release_assets.manifest.gates import check_thresholds
-from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS, family
+from release_assets.manifest.kinds import MemberKind, family, installed_kinds, kind_names, member_kind
 from release_assets.manifest.models import (
     NAME,
+    DatasetConfig,
     ImageClassifier,
     JsonlDataset,
     Member,
+    MemberConfig,
     MftCase,
+    ModelConfig,
     PromptChain,
     ReleaseManifest,
     SklearnDataset,
@@ -31,34 +35,44 @@ from release_assets.manifest.models import (
     TabularClassifier,
     TextClassifier,
     Threshold,
+    parse_member,
     release_name_problem,
 )
 from release_assets.manifest.params import MODEL_PARAMS
 from release_assets.manifest.paths import check_paths
+from release_assets.manifest.table import TableDataset
 
 # What the package exports: the models, the kinds, the errors and the loading API.
 __all__ = [
-    "DATASET_KINDS",
     "DEFS_FILES",
-    "MODEL_KINDS",
     "NAME",
+    "DatasetConfig",
     "ImageClassifier",
+    "ImportedModel",
     "JsonlDataset",
     "ManifestError",
     "Member",
+    "MemberConfig",
+    "MemberKind",
     "MftCase",
+    "ModelConfig",
     "PromptChain",
+    "PythonModel",
     "ReleaseManifest",
     "SklearnDataset",
     "SplitSpec",
+    "TableDataset",
     "TabularClassifier",
     "TextClassifier",
     "Threshold",
     "family",
+    "installed_kinds",
     "is_defs_file",
+    "kind_names",
     "load_each",
     "load_manifest",
     "load_manifests",
+    "member_kind",
     "member_section",
     "parse_manifest",
     "release_manifest",
@@ -68,9 +82,7 @@ __all__ = [
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    # pydantic puts the discriminator value into the location; people think in YAML paths.
-    kinds = {"sklearn_dataset", "jsonl_dataset", *MODEL_KINDS, "prompt_chain"}
-    return ".".join(str(p) for p in loc if p not in kinds) or "<top level>"
+    return ".".join(str(p) for p in loc) or "<top level>"
 
 
 def _check_references(manifest: ReleaseManifest, where: str) -> None:
@@ -82,14 +94,28 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
                     f"{where}: members.{name}.{field}: '{dep}' is not a declared member "
                     f"(declared: {', '.join(sorted(manifest.members))})"
                 )
-        if member.kind in MODEL_KINDS and manifest.members[member.upstream[0]].kind not in DATASET_KINDS:
-            raise ManifestError(f"{where}: members.{name}.data: '{member.upstream[0]}' is not a dataset")
-    for name, member in manifest.members_of(*MODEL_KINDS).items():
-        _check_params(name, member, where)
+    for name, model in manifest.members_of_family("model").items():
+        data = manifest.members[model.upstream[0]]
+        if not isinstance(data, DatasetConfig):
+            raise ManifestError(f"{where}: members.{name}.data: '{model.upstream[0]}' is not a dataset")
+        if isinstance(model, PythonModel | ImportedModel) and not isinstance(data, TableDataset):
+            raise ManifestError(
+                f"{where}: members.{name}.data: a {model.kind} learns from a `table` dataset, "
+                f"'{model.upstream[0]}' is a {data.kind}"
+            )
+        task = data.learning_task()
+        if task not in member_kind(model.kind).tasks:
+            raise ManifestError(
+                f"{where}: members.{name}.kind: a {model.kind} cannot learn the {task} task of '{model.upstream[0]}' "
+                f"(it supports {', '.join(sorted(member_kind(model.kind).tasks))})"
+            )
+        _check_params(name, model, where)
     for name, gates in manifest.gates.items():
         if name not in manifest.members:
             raise ManifestError(f"{where}: gates.{name}: no member named '{name}'")
-        check_thresholds(name, manifest.members[name].kind, gates, where, manifest.members[name])
+        member = manifest.members[name]
+        learns = manifest.task_of(name) or (member.learning_task() if isinstance(member, DatasetConfig) else None)
+        check_thresholds(name, member.kind, gates, where, member, learns)
     try:
         manifest.topological_order()
     except ManifestError as exc:
@@ -99,8 +125,11 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
 def _check_params(name: str, member: Any, where: str) -> None:
     """Hyperparameters are validated here, against the trainer's own schema (``params.py``), so a typo fails before
     training."""
+    schema = MODEL_PARAMS.get(member.kind)  # the built-in trainers' hyperparameters; a user's are its own
+    if schema is None:
+        return
     try:
-        MODEL_PARAMS[member.kind].model_validate(member.params)
+        schema.model_validate(member.params)
     except ValidationError as exc:
         raise ManifestError(f"{where}: {validation_problems(exc, f'members.{name}.params.')}") from None
 
@@ -110,6 +139,13 @@ def parse_manifest(data: Any, where: str) -> ReleaseManifest:
         data = data["attributes"]  # a component's defs.yaml (read by the sensor and the weakened-gate check)
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected a mapping at the top level, found {type(data).__name__}")
+    if isinstance(data.get("members"), dict):
+        # Each member by its own kind's model first, so a bad entry is named by its field (members.<name>.<field>).
+        try:
+            members = {name: parse_member(str(name), entry) for name, entry in data["members"].items()}
+        except ManifestError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
+        data = {**data, "members": members}
     try:
         manifest = ReleaseManifest.model_validate(data)
     except ValidationError as exc:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from release_assets.manifest.errors import ManifestError
-from release_assets.manifest.kinds import DATASET_KINDS, MODEL_KINDS, family
+from release_assets.manifest.kinds import Family, Task, member_kind
 
 if TYPE_CHECKING:
     from release_assets.manifest.models import Threshold
 
-DATASETS, MODELS, CHAINS = frozenset(DATASET_KINDS), frozenset(MODEL_KINDS), frozenset({"prompt_chain"})
+CLASSIFICATION: frozenset[Task] = frozenset({"multiclass", "binary"})
 
 UNIT = (0.0, 1.0)  # rates, shares, accuracies, F1, similarity
 NON_NEGATIVE = (0.0, None)  # latencies, throughput, tokens, cost, calls, row counts
@@ -31,7 +31,7 @@ LATENCY_DIFF = (-60_000.0, 60_000.0)  # ms, faster is negative; a minute either 
 @dataclass(frozen=True)
 class GateRule:
     name: str
-    kinds: frozenset[str]
+    family: Family  # the family that reports it (latency: models and chains); which kinds support it, each declares
     # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
     # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
     reads: Literal["summary", "raw", "split", "report", "evaluation", "shadow"]
@@ -41,49 +41,59 @@ class GateRule:
     fixed_max: float | None = None  # drift: any drifted feature fails, so the only meaningful `max` is 0
     # A member field the gate's input needs (shadow gates replay the chain's recorded `traffic`).
     requires: str | None = None
+    tasks: frozenset[Task] | None = None  # models: the tasks whose evaluation reports it (None: every task)
 
     def role(self, kind: str) -> str:
         if self.reads != "summary":
             return self.reads
-        return {"dataset": "raw", "model": "report", "chain": "evaluation"}[family(kind)]
+        return {"dataset": "raw", "model": "report", "chain": "evaluation"}[member_kind(kind).family]
 
 
-def _metrics(kinds: frozenset[str], names: tuple[str, ...], rng=UNIT) -> list[GateRule]:
-    return [GateRule(n, kinds, "summary", rng) for n in names]
+def _metrics(
+    family: Family, names: tuple[str, ...], rng=UNIT, tasks: frozenset[Task] | None = None, needs="any"
+) -> list[GateRule]:
+    return [GateRule(n, family, "summary", rng, needs, tasks=tasks) for n in names]
 
 
 def _shadow(name: str, rng: tuple[float | None, float | None], needs: Literal["min", "max"]) -> GateRule:
-    return GateRule(name, CHAINS, "shadow", rng, needs, requires="traffic")
+    return GateRule(name, "chain", "shadow", rng, needs, requires="traffic")
 
 
 _RULES: list[GateRule] = [
     # data: raw rows, then the split
-    GateRule("invalid_rows", DATASETS, "summary", NON_NEGATIVE, whole=True),
-    GateRule("rows", DATASETS, "summary", NON_NEGATIVE),
-    GateRule("duplicates", DATASETS, "raw", NON_NEGATIVE, "max", True),
-    GateRule("leakage", DATASETS, "split", NON_NEGATIVE, "max", True),
-    GateRule("label_coverage", DATASETS, "split", NON_NEGATIVE, "min", True),
-    GateRule("drift", DATASETS, "split", NON_NEGATIVE, "max", True, fixed_max=0),
-    # models: their evaluation report
-    *_metrics(MODELS, ("accuracy", "macro_f1", "min_class_recall")),
-    *_metrics(frozenset({"text_classifier"}), ("invariance_rate", "directional_rate", "mft_accuracy")),
+    GateRule("invalid_rows", "dataset", "summary", NON_NEGATIVE, whole=True),
+    GateRule("rows", "dataset", "summary", NON_NEGATIVE),
+    GateRule("duplicates", "dataset", "raw", NON_NEGATIVE, "max", True),
+    GateRule("leakage", "dataset", "split", NON_NEGATIVE, "max", True),
+    # every label in every split: classification data only (a regression target has no labels to cover)
+    GateRule("label_coverage", "dataset", "split", NON_NEGATIVE, "min", True, tasks=CLASSIFICATION),
+    GateRule("drift", "dataset", "split", NON_NEGATIVE, "max", True, fixed_max=0),
+    # models: their evaluation report, by task
+    *_metrics("model", ("accuracy", "macro_f1", "min_class_recall"), tasks=CLASSIFICATION),
+    *_metrics("model", ("invariance_rate", "directional_rate", "mft_accuracy")),
+    # binary classification: ranking quality and the calibration of the positive class's probability
+    *_metrics("model", ("roc_auc", "pr_auc"), tasks=frozenset({"binary"})),
+    *_metrics("model", ("calibration_error",), tasks=frozenset({"binary"}), needs="max"),
+    # regression: errors in the target's own unit, and the share of its variance explained
+    *_metrics("model", ("rmse", "mae"), NON_NEGATIVE, frozenset({"regression"}), "max"),
+    *_metrics("model", ("r2",), (None, 1.0), frozenset({"regression"})),
     # accuracy points the worst slice may trail overall accuracy by
-    GateRule("slice_gap", MODELS, "report", UNIT, "max"),
+    GateRule("slice_gap", "model", "report", UNIT, "max", tasks=CLASSIFICATION),
     # a tolerated drop in accuracy against the champion, so never positive
-    GateRule("regression", MODELS, "report", (-1.0, 0.0), "min"),
+    GateRule("regression", "model", "report", (-1.0, 0.0), "min", tasks=CLASSIFICATION),
     # chains: the golden-suite evaluation
-    GateRule("format_valid", CHAINS, "summary"),
+    GateRule("format_valid", "chain", "summary"),
     *_metrics(
-        CHAINS,
+        "chain",
         ("intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity", "flaky_rate"),
     ),
-    *_metrics(CHAINS, ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
+    *_metrics("chain", ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
     # share of golden cases the chain acted on (did not ask) with a wrong intent: only an upper bound makes sense
-    GateRule("confident_wrong_rate", CHAINS, "summary", UNIT, "max"),
+    GateRule("confident_wrong_rate", "chain", "summary", UNIT, "max"),
     # share of golden cases answered with a clarifying question: either bound (too timid, or never asks)
-    GateRule("abstain_rate", CHAINS, "summary", UNIT),
+    GateRule("abstain_rate", "chain", "summary", UNIT),
     # single-request service latency, of a model or of the whole chain (evaluation/latency.py)
-    *_metrics(MODELS | CHAINS, ("p50_ms", "p95_ms"), NON_NEGATIVE),
+    *_metrics("model", ("p50_ms", "p95_ms"), NON_NEGATIVE),
     # chains: the candidate against the champion on the same recorded requests (shadow_comparison) or live ones
     # (shadow_report); diffs are candidate minus champion, latency the median of per-request differences
     _shadow("shadow_intent_agreement", UNIT, "min"),
@@ -97,24 +107,52 @@ RULES: dict[str, GateRule] = {g.name: g for g in _RULES}
 assert len(RULES) == len(_RULES), "a gate is declared twice"
 
 
-def rules_for(kind: str) -> dict[str, GateRule]:
-    return {name: g for name, g in RULES.items() if kind in g.kinds}
+# The gates each family's built-in kinds support (plugins name theirs, e.g. ``gates=DATASET_GATES``).
+DATASET_GATES = frozenset(n for n, g in RULES.items() if g.family == "dataset")
+MODEL_GATES = frozenset({"accuracy", "macro_f1", "min_class_recall", "slice_gap", "regression", "p50_ms", "p95_ms"})
+TABLE_MODEL_GATES = MODEL_GATES | {"roc_auc", "pr_auc", "calibration_error", "rmse", "mae", "r2"}
+CHAIN_GATES = frozenset(n for n, g in RULES.items() if g.family == "chain") | {"p50_ms", "p95_ms"}
+
+
+def rules_for(kind: str, task: Task | None = None) -> dict[str, GateRule]:
+    """The gates a member of ``kind`` may name: the shared gates its kind declares (those reported for ``task``,
+    the task its data sets) and the metrics the kind reports itself, each compared with its bound."""
+    declared = member_kind(kind)
+    undeclared = sorted(declared.gates - set(RULES))
+    if undeclared:
+        raise ManifestError(f"member kind {kind!r} declares gates that do not exist: {', '.join(undeclared)}")
+    out = {name: RULES[name] for name in declared.gates}
+    out |= {name: GateRule(name, declared.family, "summary", rng) for name, rng in declared.metrics.items()}
+    return {n: r for n, r in sorted(out.items()) if task is None or r.tasks is None or task in r.tasks}
+
+
+def family_of(kind: str) -> Family:
+    return member_kind(kind).family
 
 
 def _range_text(low: float | None, high: float | None) -> str:
     return f"[{low:g}, {high:g}]" if high is not None else f"[{low:g}, ∞)"
 
 
-def check_thresholds(member: str, kind: str, gates: dict[str, Threshold], where: str, spec_of: Any = None) -> None:
+def check_thresholds(
+    member: str,
+    kind: str,
+    gates: dict[str, Threshold],
+    where: str,
+    spec_of: Any = None,
+    task: Task | None = None,
+) -> None:
     """Names, required bounds and their ranges, from this table, when a manifest loads: a typo in a gate name must
     fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`).
-    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``)."""
-    known = rules_for(kind)
+    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``); ``task``: what
+    the member's data sets it to learn, which decides the metrics its evaluation reports."""
+    known = rules_for(kind, task)
     for gate, t in gates.items():
         at = f"{where}: gates.{member}.{gate}"
         spec = known.get(gate)
         if spec is None:
-            raise ManifestError(f"{at}: unknown gate for a {kind} (known: {', '.join(sorted(known))})")
+            what = f"a {kind}" + (f" on a {task} task" if task and family_of(kind) != "chain" else "")
+            raise ManifestError(f"{at}: unknown gate for {what} (known: {', '.join(sorted(known))})")
         if spec.requires and spec_of is not None and getattr(spec_of, spec.requires, None) is None:
             raise ManifestError(
                 f"{at}: needs `members.{member}.{spec.requires}` (a file of recorded requests to replay through the "

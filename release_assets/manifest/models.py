@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from release_assets.manifest.errors import ManifestError
+from release_assets.manifest.errors import ManifestError, validation_problems
+from release_assets.manifest.kinds import Family, Task, member_kind
 from release_assets.manifest.rollout import RolloutSpec
 
 NAME = r"^[a-z][a-z0-9_]*$"
@@ -31,36 +32,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SplitSpec(_Strict):
-    test: float = Field(gt=0, lt=1)
-    val: float = Field(default=0.0, ge=0, lt=1)
-    seed: int = 0
+class MemberConfig(_Strict):
+    """A member's manifest entry: every kind's config model derives from the base of its family (below)."""
 
-
-class SklearnDataset(_Strict):
-    kind: Literal["sklearn_dataset"]
-    name: Literal["iris", "digits"]
-    split: SplitSpec
+    kind: str
 
     @property
     def upstream(self) -> tuple[str, ...]:
+        """The members this one is built from."""
         return ()
 
 
-class JsonlDataset(_Strict):
-    kind: Literal["jsonl_dataset"]
-    path: str
-    schema_: Literal["support_message"] = Field(alias="schema")
-    split: SplitSpec
-    stratify: str = "intent"
-    group_by: str = "paraphrase_group"
+class DatasetConfig(MemberConfig):
+    """A dataset kind: raw rows, then a split (its runtime builds both)."""
 
-    @property
-    def upstream(self) -> tuple[str, ...]:
-        return ()
+    def learning_task(self) -> Task:
+        """What a model trained on it predicts: the built-in datasets are all multiclass."""
+        return "multiclass"
 
 
-class _Model(_Strict):
+class ModelConfig(MemberConfig):
+    """A model kind: built from the split of its ``data`` member, with ``params`` for its trainer."""
+
     data: str
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -69,7 +62,31 @@ class _Model(_Strict):
         return (self.data,)
 
 
-class TabularClassifier(_Model):
+FAMILY_BASES: dict[Family, type[MemberConfig]] = {}  # filled below, once the chain's base is defined
+
+
+class SplitSpec(_Strict):
+    test: float = Field(gt=0, lt=1)
+    val: float = Field(default=0.0, ge=0, lt=1)
+    seed: int = 0
+
+
+class SklearnDataset(DatasetConfig):
+    kind: Literal["sklearn_dataset"]
+    name: Literal["iris", "digits"]
+    split: SplitSpec
+
+
+class JsonlDataset(DatasetConfig):
+    kind: Literal["jsonl_dataset"]
+    path: str
+    schema_: Literal["support_message"] = Field(alias="schema")
+    split: SplitSpec
+    stratify: str = "intent"
+    group_by: str = "paraphrase_group"
+
+
+class TabularClassifier(ModelConfig):
     kind: Literal["tabular_classifier"]
 
 
@@ -78,17 +95,17 @@ class MftCase(_Strict):
     expected: str
 
 
-class TextClassifier(_Model):
+class TextClassifier(ModelConfig):
     kind: Literal["text_classifier"]
     # Minimum-functionality cases: sentences any acceptable intent model must get right.
     mft_cases: list[MftCase] = Field(default_factory=list)
 
 
-class ImageClassifier(_Model):
+class ImageClassifier(ModelConfig):
     kind: Literal["image_classifier"]
 
 
-class PromptChain(_Strict):
+class PromptChain(MemberConfig):
     kind: Literal["prompt_chain"]
     path: str
     chain_file: str = "chain.yaml"  # e.g. chain.llm.yaml: switch steps to LLM bindings with one manifest edit
@@ -104,13 +121,34 @@ class PromptChain(_Strict):
         return tuple(self.uses)
 
 
-Member = Annotated[
-    SklearnDataset | JsonlDataset | TabularClassifier | TextClassifier | ImageClassifier | PromptChain,
-    Field(discriminator="kind"),
-]
-# The members of one family (see ``family``), for code that only ever handles that family.
-DatasetMember = SklearnDataset | JsonlDataset
-ModelMember = TabularClassifier | TextClassifier | ImageClassifier
+FAMILY_BASES.update({"dataset": DatasetConfig, "model": ModelConfig, "chain": PromptChain})
+# A member as the manifest holds it: the instance of its kind's own config model, dumped with all of its fields.
+Member = SerializeAsAny[MemberConfig]
+
+
+def parse_member(name: str, raw: Any) -> MemberConfig:
+    """``raw`` (one entry under ``members:``) validated by the config model of the kind it names.
+
+    Raises :class:`ManifestError` naming ``members.<name>.<field>``: an unknown kind lists the installed ones.
+    """
+    where = f"members.{name}"
+    if isinstance(raw, MemberConfig):
+        return raw
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: expected a mapping with a `kind:`, found {type(raw).__name__}")
+    if "kind" not in raw:
+        raise ManifestError(f"{where}.kind: missing (every member names its kind)")
+    kind = member_kind(str(raw["kind"]), f"{where}.kind")
+    base = FAMILY_BASES[kind.family]
+    if not (isinstance(kind.config, type) and issubclass(kind.config, base)):
+        raise ManifestError(
+            f"{where}.kind: the {kind.name!r} plugin's config model {kind.config!r} does not derive from "
+            f"release_assets' {base.__name__} (every {kind.family} kind's does)"
+        )
+    try:
+        return kind.config.model_validate(raw)
+    except ValidationError as exc:
+        raise ManifestError(validation_problems(exc, f"{where}.")) from None
 
 
 class Threshold(_Strict):
@@ -139,25 +177,48 @@ class ReleaseManifest(_Strict):
     rollout: RolloutSpec | None = None  # how a published version reaches users (manifest/rollout.py)
     source: Path | None = Field(default=None, exclude=True)
 
-    def members_of(self, *kinds: str) -> dict[str, Member]:
+    @field_validator("members", mode="before")
+    @classmethod
+    def _members_by_kind(cls, raw: Any) -> Any:
+        # Each entry is validated by its own kind's model (a plugin's, or a built-in's) before pydantic sees the
+        # mapping, which then keeps the instances as they are. ``parse_manifest`` does this first, to name the
+        # field of a bad entry; here it covers every other way of building a manifest.
+        if not isinstance(raw, dict):
+            return raw
+        try:
+            return {name: parse_member(str(name), entry) for name, entry in raw.items()}
+        except ManifestError as exc:
+            raise ValueError(str(exc)) from None
+
+    def members_of(self, *kinds: str) -> dict[str, MemberConfig]:
         return {name: m for name, m in self.members.items() if m.kind in kinds}
+
+    def members_of_family(self, family: Family) -> dict[str, MemberConfig]:
+        return {name: m for name, m in self.members.items() if isinstance(m, FAMILY_BASES[family])}
 
     def topological_order(self) -> list[str]:
         return _toposort({name: m.upstream for name, m in self.members.items()})
 
     # Typed access to a member whose family the caller already knows (its assets are only built for that family),
     # so the fields of that family can be read without a cast; another kind is a bug, not a manifest error.
-    def dataset(self, name: str) -> DatasetMember:
+    def dataset(self, name: str) -> DatasetConfig:
         member = self.members[name]
-        if not isinstance(member, SklearnDataset | JsonlDataset):
+        if not isinstance(member, DatasetConfig):
             raise TypeError(f"member {name!r} is a {member.kind}, not a dataset")
         return member
 
-    def model(self, name: str) -> ModelMember:
+    def model(self, name: str) -> ModelConfig:
         member = self.members[name]
-        if not isinstance(member, TabularClassifier | TextClassifier | ImageClassifier):
+        if not isinstance(member, ModelConfig):
             raise TypeError(f"member {name!r} is a {member.kind}, not a model")
         return member
+
+    def task_of(self, name: str) -> Task | None:
+        """What a model member learns (its dataset's task); None for members that are not models."""
+        member = self.members[name]
+        if not isinstance(member, ModelConfig) or not isinstance(self.members.get(member.data), DatasetConfig):
+            return None
+        return self.dataset(member.data).learning_task()
 
     def chain(self, name: str) -> PromptChain:
         member = self.members[name]

@@ -6,24 +6,11 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs
-from release_assets.manifest import MODEL_KINDS, ReleaseManifest, member_section
+from release_assets.manifest import ReleaseManifest, member_kind, member_section
 from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS, artifact_verdict
 from release_assets.models.train import build_model
-from release_assets.models.trainers import MODEL_KINDS as TRAINERS
+from release_assets.models.trainers import MODEL_KINDS
 from release_assets.promotion.checks import check_name, check_result
-
-KINDS = {
-    "tabular_classifier": {"sklearn"},
-    "image_classifier": {"pytorch"},
-    "text_classifier": {"transformers"},
-}
-DESCRIPTIONS = {
-    "tabular_classifier": "Standardised multinomial logistic regression (scikit-learn), stored as JSON parameters.",
-    "image_classifier": "Small CNN (torch) reading 8x8 digit images, stored as safetensors and exported to ONNX "
-    "(served by onnxruntime).",
-    "text_classifier": "BERT-style encoder (transformers) with a WordPiece vocabulary learned from the train split, "
-    "stored as safetensors and exported to ONNX (served by onnxruntime with `tokenizers` alone).",
-}
 
 
 def _parity_spec(manifest: ReleaseManifest, name: str) -> list[dg.AssetCheckSpec]:
@@ -52,7 +39,8 @@ def _parity_result(name: str, kind: str, model: ArtifactRef, data: ArtifactRef, 
 
 def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     member = manifest.model(name)
-    trainer = TRAINERS[member.kind]
+    declared = member_kind(member.kind)
+    runtime = MODEL_KINDS[member.kind]
     checks = _parity_spec(manifest, name)
 
     @dg.asset(
@@ -62,15 +50,15 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         group_name=keys.group(manifest.name, "models"),
         **versioned(
             CodeInputs(
-                [trainer.module, "release_assets.models.train", "release_assets.models.trainers"],
+                [*runtime.code_modules(member), "release_assets.models.train", "release_assets.models.trainers"],
                 config=member_section(manifest, name)["member"],
             ),
             manifest,
             name,
         ),
-        description=f"{DESCRIPTIONS[member.kind]} Trained on the train split of `{member.data}`.",
+        description=f"{declared.description} Built from the split of `{member.data}`.",
         owners=manifest.owners,
-        kinds=KINDS[member.kind],
+        kinds=set(declared.tags),
         check_specs=checks,
     )
     def model(context: dg.AssetExecutionContext, data: ArtifactRef):
@@ -84,9 +72,9 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             kind=member.kind,
             inputs={"data": data},
             params=member.params,
-            builder=lambda out: build_model(member.kind, member.params, data.path(local.root), out),
+            builder=lambda out: build_model(member, data.path(local.root), out),
             metadata=lambda ref: {
-                "labels": ", ".join(ref.summary["labels"]),
+                "labels": ", ".join(ref.summary["labels"]) or "(regression: none)",
                 "format": ref.summary["format"],
             },
         )
@@ -98,4 +86,4 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
 
 
 def model_assets(manifest: ReleaseManifest) -> list[dg.AssetsDefinition]:
-    return [_model_asset(manifest, name) for name in manifest.members_of(*MODEL_KINDS)]
+    return [_model_asset(manifest, name) for name in manifest.members_of_family("model")]

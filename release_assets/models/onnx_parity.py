@@ -34,6 +34,8 @@ ONNX_KINDS = ("text_classifier", "image_classifier")
 class _Scored(Protocol):
     """A predictor that gives its raw scores: both runtimes of every ONNX kind do."""
 
+    labels: list[str]
+
     def logits(self, rows: list[dict[str, Any]]) -> np.ndarray: ...
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from release_assets.manifest.gates import RULES, GateRule
+from release_assets.manifest.gates import RULES, GateRule, rules_for
 from release_assets.promotion import catalogue, explain, shadow_gates
 
 
@@ -46,5 +46,10 @@ GATES: dict[str, GateSpec] = {
 }
 
 
-def gates_for(kind: str) -> dict[str, GateSpec]:
-    return {name: g for name, g in GATES.items() if kind in g.kinds}
+def gate_spec(kind: str, gate: str) -> GateSpec:
+    """The gate ``gate`` of a member of ``kind``: a shared gate, or a metric the kind reports itself (a plugin's),
+    which is compared with its bound like any summary metric."""
+    rule = rules_for(kind).get(gate)
+    if rule is None:
+        raise KeyError(f"{kind} has no gate {gate!r}")
+    return GATES.get(gate) or GateSpec(**{f.name: getattr(rule, f.name) for f in fields(GateRule)})

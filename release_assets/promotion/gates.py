@@ -16,7 +16,7 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.manifest import ReleaseManifest, family
 from release_assets.promotion.explain import latency_context
-from release_assets.promotion.gate_table import GATES
+from release_assets.promotion.gate_table import gate_spec
 from release_assets.promotion.inputs import MemberInputs
 from release_assets.promotion.policy import Verdict, threshold_verdict
 
@@ -25,7 +25,7 @@ __all__ = ["MemberInputs", "consistency_verdicts", "gate_role", "member_roles", 
 
 def gate_role(kind: str, gate: str) -> str:
     """Which of a member's assets a gate reads, and so which asset its check is attached to."""
-    return GATES[gate].role(kind)
+    return gate_spec(kind, gate).role(kind)
 
 
 def _decided(member: str, gate: str, decide: Callable[..., Verdict], t, inputs: MemberInputs) -> Verdict:
@@ -40,7 +40,8 @@ def _decided(member: str, gate: str, decide: Callable[..., Verdict], t, inputs: 
 
 
 def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: MemberInputs) -> Verdict:
-    summary = inputs.refs[GATES[gate].role(manifest.members[member].kind)].summary
+    spec = gate_spec(manifest.members[member].kind, gate)
+    summary = inputs.refs[spec.role(manifest.members[member].kind)].summary
     metrics = summary.get("metrics", {})
     verdict = threshold_verdict(member, gate, metrics.get(gate), t)
     # How it was measured matters when the gate fails or the machine was busy; a quiet pass stays short.
@@ -49,7 +50,7 @@ def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: Memb
         verdict = replace(verdict, reason=verdict.reason + latency_context(metrics))
     if verdict.status != "passed":
         verdict = replace(verdict, examples=summary.get("examples", []))
-    explain = GATES[gate].explain
+    explain = spec.explain
     if verdict.status == "failed" and explain is not None:
         verdict = explain(manifest.members[member], verdict, summary)
     return verdict
@@ -58,7 +59,7 @@ def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: Memb
 def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
     out = []
     for gate, t in sorted(manifest.gates.get(member, {}).items()):
-        decide = GATES[gate].decide
+        decide = gate_spec(manifest.members[member].kind, gate).decide
         out.append(
             _measured(manifest, member, gate, t, inputs)
             if decide is None

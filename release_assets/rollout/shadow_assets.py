@@ -43,7 +43,7 @@ def shadow_gates(manifest: ReleaseManifest) -> tuple[str | None, dict[str, Thres
     """The member carrying the shadow gates (the chain serving answers with) and those gates."""
     member = keys.traffic_chain(manifest)
     gates = manifest.gates.get(member, {}) if member else {}
-    return member, {g: t for g, t in sorted(gates.items()) if GATES[g].reads == "shadow"}
+    return member, {g: t for g, t in sorted(gates.items()) if g in GATES and GATES[g].reads == "shadow"}
 
 
 def judge(
