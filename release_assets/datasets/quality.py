@@ -31,8 +31,15 @@ def describe(row: dict[str, Any]) -> str:
     if "text" in row:
         return row["text"]
     if "features" in row:
-        return ", ".join(f"{v:g}" for v in row["features"])
+        features = row["features"]
+        if isinstance(features, dict):  # a table's row: its columns by name
+            return ", ".join(f"{k}={_value(v)}" for k, v in features.items())
+        return ", ".join(f"{v:g}" for v in features)
     return f"8x8 image {row.get('id')}"
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _content(row: dict[str, Any]) -> str:

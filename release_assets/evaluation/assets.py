@@ -10,7 +10,7 @@ from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.evaluation import report
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation
-from release_assets.evaluation.model_eval import build_model_report
+from release_assets.evaluation.model_eval import REGRESSION_EXAMPLE_COLUMNS, build_model_report
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ManifestError, ReleaseManifest, member_section
 from release_assets.record.ledger import replay
@@ -39,11 +39,18 @@ CHAIN_EVAL_MODULES = [
 
 def _report_metadata(ref: ArtifactRef, store_root: Path) -> dict:
     s = ref.summary
+    report_path = {"report": dg.MetadataValue.path(str(ref.path(store_root, "report.md")))}
+    if s.get("task") == "regression":  # no classes: errors per slice and the rows it missed by most
+        return {
+            **({"slices": dg.MetadataValue.md(report.slice_errors_markdown(s["slices"]))} if s["slices"] else {}),
+            "worst_examples": dg.MetadataValue.md(report.examples_markdown(s["examples"], REGRESSION_EXAMPLE_COLUMNS)),
+            **report_path,
+        }
     return {
         "confusion_matrix": dg.MetadataValue.md(report.confusion_markdown(s["labels"], s["confusion"])),
         "per_class": dg.MetadataValue.md(report.per_class_markdown(s["per_class"])),
         "slices": dg.MetadataValue.md(report.slices_markdown(s["slices"])),
-        "report": dg.MetadataValue.path(str(ref.path(store_root, "report.md"))),
+        **report_path,
     }
 
 
@@ -64,8 +71,10 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             name,
         ),
         description=(
-            f"Evaluation of `{name}` on the test split of `{member.data}`: accuracy, macro-F1, per-class recall, "
-            "confusion matrix, slices, worst examples, single-item latency p50/p95."
+            f"Evaluation of `{name}` on the test split of `{member.data}`, by the model's task. Classifiers: "
+            "accuracy, macro-F1, per-class recall, confusion matrix, accuracy per slice (binary ones also ROC AUC, "
+            "PR AUC and the calibration error of the positive class). Regression: RMSE, MAE, R², MAE per slice. "
+            "Each: worst examples, single-item latency p50/p95."
         ),
         owners=manifest.owners,
         kinds={"python"},

@@ -12,19 +12,45 @@ from release_assets.datasets.schemas import SLICE_FIELDS
 from release_assets.evaluation import report
 from release_assets.evaluation.behaviour import behaviour_summary
 from release_assets.evaluation.latency import measure_latency
-from release_assets.evaluation.metrics import classification_metrics, slice_accuracy
+from release_assets.evaluation.metrics import (
+    calibration_error,
+    classification_metrics,
+    mae,
+    pr_auc,
+    r2,
+    rmse,
+    roc_auc,
+    row_slices,
+    slice_hits,
+    slice_mae,
+)
 from release_assets.models.language import ABSTAIN_FILE
-from release_assets.models.trainers import MODEL_KINDS, Predictor, predict_labels
+from release_assets.models.trainers import MODEL_KINDS, Predictor, predict_labels, task_of
 
 WORST_EXAMPLES = 10
 LATENCY_SAMPLES = 100
+CLASSIFIER_EXAMPLE_COLUMNS = ["id", "input", "expected", "got", "confidence"]
+REGRESSION_EXAMPLE_COLUMNS = ["id", "input", "expected", "got", "abs_error"]
 
 
 def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model's figures on its test split, by its task (``task_of``): classifiers (multiclass and binary) get
+    accuracy, macro-F1, per-class and confusion views, binary ones also ROC AUC, PR AUC and calibration error;
+    regression models RMSE, MAE and R². A metric that cannot be measured on these rows (None) is left out."""
+
+    task = task_of(predictor)
+    if task == "regression":
+        return _evaluate_regression(predictor, test_rows)
+    if task not in ("multiclass", "binary"):
+        raise ValueError(f"cannot evaluate a model of task {task!r}: expected multiclass, binary or regression")
+    return _evaluate_classifier(predictor, test_rows, task)
+
+
+def _evaluate_classifier(predictor: Predictor, test_rows: list[dict[str, Any]], task: str) -> dict[str, Any]:
     predicted, proba = predict_labels(predictor, test_rows)
     expected = [r["label"] for r in test_rows]
     metrics = classification_metrics(expected, predicted, predictor.labels)
-    slices = slice_accuracy(test_rows, predicted, SLICE_FIELDS)
+    slices = slice_hits(row_slices(test_rows, SLICE_FIELDS), [e == p for e, p in zip(expected, predicted, strict=True)])
     if not slices:  # tabular and image data have no slice attributes: the classes are the slices
         slices = {"class": {k: {"accuracy": v["recall"], "n": v["support"]} for k, v in metrics["per_class"].items()}}
     wrong = [
@@ -39,21 +65,62 @@ def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str,
         if exp != got
     ]
     wrong.sort(key=lambda e: -e["confidence"])
+    ranking: dict[str, float | None] = {}
+    if task == "binary":
+        if len(predictor.labels) != 2:
+            raise ValueError(f"a binary model has two labels (negative, positive), not {predictor.labels}")
+        positive = [e == predictor.labels[1] for e in expected]
+        scores: list[float] = proba[:, 1].tolist() if len(test_rows) else []
+        ranking = {
+            "roc_auc": roc_auc(positive, scores),
+            "pr_auc": pr_auc(positive, scores),
+            "calibration_error": calibration_error(positive, scores),
+        }
     latency = measure_latency(lambda row: predictor.predict_proba([row]), test_rows[:LATENCY_SAMPLES])
     return {
         "metrics": {
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
             "min_class_recall": metrics["min_class_recall"],
+            **{k: v for k, v in ranking.items() if v is not None},
             **latency,
             "test_rows": len(test_rows),
         },
+        "task": task,
         "labels": predictor.labels,
         "per_class": metrics["per_class"],
         "confusion": metrics["confusion"],
         "slices": slices,
         "examples": wrong[:WORST_EXAMPLES],
         "predictions": {row["id"]: got for row, got in zip(test_rows, predicted, strict=True)},
+    }
+
+
+def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Errors in the target's unit (overall, and MAE per slice value when the rows name slice columns), the rows
+    with the largest absolute errors, and single-item latency of ``predict_values``."""
+
+    values = [float(v) for v in predictor.predict_values(test_rows)] if test_rows else []
+    expected = [float(r["label"]) for r in test_rows]
+    errors = [abs(e - v) for e, v in zip(expected, values, strict=True)]
+    worst = [
+        {"id": row["id"], "input": describe(row), "expected": exp, "got": got, "abs_error": err}
+        for row, exp, got, err in zip(test_rows, expected, values, errors, strict=True)
+    ]
+    worst.sort(key=lambda e: -e["abs_error"])
+    errors_of = {"rmse": rmse(expected, values), "mae": mae(expected, values), "r2": r2(expected, values)}
+    latency = measure_latency(lambda row: predictor.predict_values([row]), test_rows[:LATENCY_SAMPLES])
+    return {
+        "metrics": {
+            **{k: v for k, v in errors_of.items() if v is not None},
+            **latency,
+            "test_rows": len(test_rows),
+        },
+        "task": "regression",
+        "labels": [],
+        "slices": slice_mae(row_slices(test_rows, SLICE_FIELDS), errors),
+        "examples": worst[:WORST_EXAMPLES],
+        "predictions": {row["id"]: got for row, got in zip(test_rows, values, strict=True)},
     }
 
 
@@ -105,9 +172,17 @@ def write_report(summary: dict[str, Any], out_dir: Path, title: str) -> None:
     """``report.json`` for machines, ``report.md`` for people; the summary returned to Dagster stays small."""
     (out_dir / "report.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     m = summary["metrics"]
-    parts = [
-        f"# {title}",
-        report.markdown_table(["metric", "value"], [[k, v] for k, v in m.items()]),
+    parts = [f"# {title}", report.markdown_table(["metric", "value"], [[k, v] for k, v in m.items()])]
+    if summary.get("task") == "regression":
+        parts += [
+            "## Slices",
+            report.slice_errors_markdown(summary["slices"]) if summary["slices"] else "No slice columns.",
+            "## Worst examples",
+            report.examples_markdown(summary["examples"], REGRESSION_EXAMPLE_COLUMNS),
+        ]
+        (out_dir / "report.md").write_text("\n\n".join(parts) + "\n")
+        return
+    parts += [
         "## Per class",
         report.per_class_markdown(summary["per_class"]),
         "## Confusion matrix",
@@ -126,7 +201,7 @@ def write_report(summary: dict[str, Any], out_dir: Path, title: str) -> None:
         ),
         *(["## Abstain threshold", _abstain_markdown(summary["abstain"])] if summary.get("abstain") else []),
         "## Worst examples",
-        report.examples_markdown(summary["examples"], ["id", "input", "expected", "got", "confidence"]),
+        report.examples_markdown(summary["examples"], CLASSIFIER_EXAMPLE_COLUMNS),
     ]
     (out_dir / "report.md").write_text("\n\n".join(parts) + "\n")
 

@@ -35,6 +35,12 @@ def slices_markdown(slices: dict[str, dict[str, dict[str, float]]]) -> str:
     return markdown_table(["slice", "value", "accuracy", "n"], rows)
 
 
+def slice_errors_markdown(slices: dict[str, dict[str, dict[str, float]]]) -> str:
+    """A regression model's slices: mean absolute error per slice value."""
+    rows = [[f, v, s["mae"], s["n"]] for f, values in slices.items() for v, s in values.items()]
+    return markdown_table(["slice", "value", "mae", "n"], rows)
+
+
 def examples_markdown(examples: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return markdown_table(list(columns), [[e.get(c, "") for c in columns] for e in examples])
 
