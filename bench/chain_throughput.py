@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(runs: int) -> None:
+    from bench.support.project import REPO
     from release_assets.chains.build import KB_FILE, build_chain
     from release_assets.chains.knowledge import load_knowledge_base
     from release_assets.chains.runner import ChainRunner
@@ -41,7 +42,7 @@ def main(runs: int) -> None:
     for name in ("intent_model", "vision_model"):
         member = manifest.members[name]
         (work / name).mkdir()
-        build_model(member, dirs[member.data], work / name)
+        build_model(member, dirs[member.data], work / name, REPO)
         predictors[name] = MODEL_KINDS[member.kind].load(work / name)
     chain = manifest.members["chain"]
     (work / "chain").mkdir()

@@ -252,40 +252,10 @@ def _published(out: str) -> str | None:
     return version.group(1) if status and status.group(1) == "published" and version else None
 
 
-def _binary_predictor_bug(tmp_path: Path) -> bool:
-    """The held report predicts one class for every row although the classes are far apart (see the xfail)."""
-    reports = list((tmp_path / "store" / "artifacts" / "points" / "classifier_report").glob("*/report.json"))
-    if len(reports) != 1:
-        return False
-    report = json.loads(reports[0].read_text())
-    return len(report["labels"]) == 2 and set(report["predictions"].values()) == {report["labels"][0]}
-
-
-COMPONENT_XFAIL = (
-    "release_assets/component/component.py:72 (at ad5b1ba): ReleaseComponent.members is dict[str, Member] (Member = "
-    "SerializeAsAny[MemberConfig]) without the per-kind validator ReleaseManifest has (manifest/models.py "
-    "_members_by_kind), so definitions.py:26 ReleaseComponent.from_manifest validates every member as a bare "
-    "MemberConfig (extra='forbid') and refuses every field but `kind` (`Extra inputs are not permitted`): no release "
-    "builds, built-in or plugin. Fix: the same field_validator('members', mode='before') on ReleaseComponent "
-    "(best: one shared function in manifest/models.py used by both)"
-)
-TABULAR_XFAIL = (
-    "release_assets/models/tabular.py:58-61: TabularPredictor.predict_proba takes a softmax over x @ coef.T, but for "
-    "two classes scikit-learn stores ONE coef row (the log-odds of classes[1]), so every row gets probability 1.0 "
-    "for classes[0]. Fix: `if logits.shape[1] == 1: logits = np.hstack([np.zeros_like(logits), logits])` before "
-    "the softmax"
-)
-
-
 def test_a_release_of_a_plugin_dataset_publishes_through_the_cli(plugin_path, tmp_path):
     project = _project(tmp_path / "project", _manifest())
     done = _cli("release", "points", pythonpath=plugin_path, tmp=tmp_path, project=project)
     output = f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr[-4000:]}"
-    if done.returncode != 0 and "for ReleaseComponent" in done.stdout + done.stderr:
-        assert "Extra inputs are not permitted" in done.stdout + done.stderr, output
-        pytest.xfail(COMPONENT_XFAIL)
-    if done.returncode == 1 and "HELD BACK" in done.stdout and _binary_predictor_bug(tmp_path):
-        pytest.xfail(TABULAR_XFAIL)
     assert done.returncode == 0, output
     version = _published(done.stdout)
     assert version, output

@@ -21,7 +21,7 @@ from release_assets.manifest import (
     DEFS_FILES,
     NAME,
     ManifestError,
-    Member,
+    Members,
     ReleaseManifest,
     Threshold,
     is_defs_file,
@@ -69,7 +69,7 @@ class ReleaseComponent(dg.Component, dg.Model, dg.Resolvable):
     name: Annotated[str, Field(pattern=NAME, description="release name: asset key prefix and group prefix")]
     description: str = ""
     owners: list[str] = Field(default_factory=list, description="owners of every asset of the release")
-    members: dict[Annotated[str, Field(pattern=NAME)], Member] = Field(
+    members: Members = Field(
         description="what is built: datasets, models and prompt chains, each with a `kind` (paths relative to the "
         "folder of this defs.yaml)"
     )

@@ -40,7 +40,7 @@ from release_assets.sensors import build_code_change_sensor, build_failed_gate_s
 def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definitions:
     stages = [
         *dataset_assets(manifest, project_root),
-        *model_assets(manifest),
+        *model_assets(manifest, project_root),
         *chain_assets(manifest, project_root),
         *evaluation_assets(manifest, project_root),
     ]

@@ -38,15 +38,28 @@ def row_features(row: dict[str, Any], categorical: tuple[str, ...] = SLICE_FIELD
     drift test (``rollout/live_drift.py``) compares, extracted exactly as :func:`build_profile` extracts them.
     The profile-level text features (``text.oov_rate``, ``text.tokens``) are distances between whole samples and
     have no per-row value."""
-    out: dict[str, Any] = {f: str(row[f]) for f in ("label", *categorical) if f in row}
-    for i, x in enumerate(row.get("features") or []):
-        out[f"features[{i}]"] = float(x)
+    label = row.get("label")
+    out: dict[str, Any] = {f: str(row[f]) for f in categorical if f in row}
+    if label is not None:
+        out["label"] = float(label) if _is_number(label) else str(label)
+    features = row.get("features") or []
+    if isinstance(features, dict):  # a table's columns by name: numbers are numeric features, the rest categories
+        for name, x in features.items():
+            if x is not None:
+                out[f"features.{name}"] = float(x) if _is_number(x) else str(x)
+    else:
+        for i, x in enumerate(features):
+            out[f"features[{i}]"] = float(x)
     if "text" in row:
         out["text.length"] = float(len(tokens(row["text"])))
     if "pixels" in row:
         mean, ink = image_stats(np.asarray([row["pixels"]], dtype=float))
         out["image.mean_intensity"], out["image.ink_ratio"] = float(mean[0]), float(ink[0])
     return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _numeric(values: list[float]) -> dict[str, Any]:
@@ -96,15 +109,25 @@ def _text(texts: list[str]) -> dict[str, Any]:
 
 def build_profile(rows: list[dict[str, Any]], categorical: tuple[str, ...] = SLICE_FIELDS) -> dict[str, Any]:
     """A JSON-serialisable summary of ``rows``: enough to test every feature for drift later."""
+    numeric_target = bool(rows) and _is_number(rows[0].get("label"))  # a regression target: a distribution
     profile: dict[str, Any] = {
         "rows": len(rows),
-        "labels": dict(Counter(str(r["label"]) for r in rows if "label" in r)),
+        "labels": {} if numeric_target else dict(Counter(str(r["label"]) for r in rows if "label" in r)),
         "categorical": {f: dict(Counter(str(r[f]) for r in rows)) for f in categorical if rows and f in rows[0]},
-        "numeric": {},
+        "numeric": {"label": _numeric([float(r["label"]) for r in rows])} if numeric_target else {},
     }
-    if rows and "features" in rows[0]:
+    if rows and isinstance(rows[0].get("features"), dict):
+        per_row = [row_features({"features": r["features"]}, ()) for r in rows]
+        names = sorted({name for feats in per_row for name in feats})
+        for name in names:
+            values = [feats[name] for feats in per_row if name in feats]
+            if values and all(isinstance(v, float) for v in values):
+                profile["numeric"][name] = _numeric(values)
+            else:
+                profile["categorical"][name] = dict(Counter(str(v) for v in values))
+    elif rows and "features" in rows[0]:
         cols = np.asarray([r["features"] for r in rows], dtype=float).T
-        profile["numeric"] = {f"features[{i}]": _numeric(col.tolist()) for i, col in enumerate(cols)}
+        profile["numeric"] |= {f"features[{i}]": _numeric(col.tolist()) for i, col in enumerate(cols)}
     if rows and "text" in rows[0]:
         profile["text"] = _text([r["text"] for r in rows])
     if rows and "pixels" in rows[0]:

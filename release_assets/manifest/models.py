@@ -10,7 +10,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from release_assets.manifest.errors import ManifestError, validation_problems
 from release_assets.manifest.kinds import Family, Task, member_kind
@@ -123,7 +132,19 @@ class PromptChain(MemberConfig):
 
 FAMILY_BASES.update({"dataset": DatasetConfig, "model": ModelConfig, "chain": PromptChain})
 # A member as the manifest holds it: the instance of its kind's own config model, dumped with all of its fields.
-Member = SerializeAsAny[MemberConfig]
+# Its JSON schema (what `dg check yaml` applies) asks only for a `kind`: the fields are those of whichever kind is
+# installed, and validation (``parse_member``) names the wrong one exactly.
+Member = Annotated[
+    SerializeAsAny[MemberConfig],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {"kind": {"type": "string", "description": "an installed member kind"}},
+            "required": ["kind"],
+            "additionalProperties": True,
+        }
+    ),
+]
 
 
 def parse_member(name: str, raw: Any) -> MemberConfig:
@@ -151,6 +172,22 @@ def parse_member(name: str, raw: Any) -> MemberConfig:
         raise ManifestError(validation_problems(exc, f"{where}.")) from None
 
 
+def _members_by_kind(raw: Any) -> Any:
+    # Each entry is validated by its own kind's model (a plugin's, or a built-in's) before pydantic sees the
+    # mapping, which then keeps the instances as they are. ``parse_manifest`` does this first, to prefix the
+    # error with the file; here it covers every other way of building a manifest (the Dagster component's YAML).
+    if not isinstance(raw, dict):
+        return raw
+    try:
+        return {name: parse_member(str(name), entry) for name, entry in raw.items()}
+    except ManifestError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# The `members:` mapping of a manifest, or of a ReleaseComponent's attributes: name -> the kind's own config.
+Members = Annotated[dict[Annotated[str, Field(pattern=NAME)], Member], BeforeValidator(_members_by_kind)]
+
+
 class Threshold(_Strict):
     """One gate: an observed metric must stay within ``min``/``max``; ``warn`` gates never hold a release."""
 
@@ -172,23 +209,10 @@ class ReleaseManifest(_Strict):
     name: Annotated[str, Field(pattern=NAME)]
     description: str = ""
     owners: list[str] = Field(default_factory=list)
-    members: dict[Annotated[str, Field(pattern=NAME)], Member]
+    members: Members
     gates: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
     rollout: RolloutSpec | None = None  # how a published version reaches users (manifest/rollout.py)
     source: Path | None = Field(default=None, exclude=True)
-
-    @field_validator("members", mode="before")
-    @classmethod
-    def _members_by_kind(cls, raw: Any) -> Any:
-        # Each entry is validated by its own kind's model (a plugin's, or a built-in's) before pydantic sees the
-        # mapping, which then keeps the instances as they are. ``parse_manifest`` does this first, to name the
-        # field of a bad entry; here it covers every other way of building a manifest.
-        if not isinstance(raw, dict):
-            return raw
-        try:
-            return {name: parse_member(str(name), entry) for name, entry in raw.items()}
-        except ManifestError as exc:
-            raise ValueError(str(exc)) from None
 
     def members_of(self, *kinds: str) -> dict[str, MemberConfig]:
         return {name: m for name, m in self.members.items() if m.kind in kinds}

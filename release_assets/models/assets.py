@@ -1,11 +1,13 @@
 """Model stage: one asset per trained model, reused from the store when code, params and data are unchanged."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
-from release_assets.core.hashing import CodeInputs
+from release_assets.core.hashing import CodeInputs, files_digest
 from release_assets.manifest import ReleaseManifest, member_kind, member_section
 from release_assets.models.onnx_parity import GATE, MAX_ABS_DIFF, ONNX_KINDS, artifact_verdict
 from release_assets.models.train import build_model
@@ -37,11 +39,12 @@ def _parity_result(name: str, kind: str, model: ArtifactRef, data: ArtifactRef, 
     return check_result(verdict, dg.AssetKey(key))
 
 
-def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
+def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
     member = manifest.model(name)
     declared = member_kind(member.kind)
     runtime = MODEL_KINDS[member.kind]
     checks = _parity_spec(manifest, name)
+    source_files = runtime.source_files(member, project_root)
 
     @dg.asset(
         key=keys.model(manifest.name, name),
@@ -51,6 +54,7 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         **versioned(
             CodeInputs(
                 [*runtime.code_modules(member), "release_assets.models.train", "release_assets.models.trainers"],
+                source_files,
                 config=member_section(manifest, name)["member"],
             ),
             manifest,
@@ -71,8 +75,9 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
             member=name,
             kind=member.kind,
             inputs={"data": data},
-            params=member.params,
-            builder=lambda out: build_model(member, data.path(local.root), out),
+            # An imported model's file is read at build time: an edit made after definitions loaded still counts.
+            params={"params": member.params, "files": files_digest(source_files)} if source_files else member.params,
+            builder=lambda out: build_model(member, data.path(local.root), out, project_root),
             metadata=lambda ref: {
                 "labels": ", ".join(ref.summary["labels"]) or "(regression: none)",
                 "format": ref.summary["format"],
@@ -85,5 +90,5 @@ def _model_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     return model
 
 
-def model_assets(manifest: ReleaseManifest) -> list[dg.AssetsDefinition]:
-    return [_model_asset(manifest, name) for name in manifest.members_of_family("model")]
+def model_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
+    return [_model_asset(manifest, name, project_root) for name in manifest.members_of_family("model")]

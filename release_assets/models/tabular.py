@@ -56,6 +56,8 @@ class TabularPredictor:
     def predict_proba(self, rows: list[dict[str, Any]]) -> np.ndarray:
         x = (np.asarray([r["features"] for r in rows], dtype=np.float64) - self._mean) / self._scale
         logits = x @ self._coef.T + self._intercept
+        if logits.shape[1] == 1:  # two classes: scikit-learn keeps one row, the log-odds of classes[1]
+            logits = np.hstack([np.zeros_like(logits), logits])
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)

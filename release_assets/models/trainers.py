@@ -45,9 +45,13 @@ class Predictor(Protocol):
 class ModelRuntime(Protocol):
     """What a model kind's plugin object (its ``MemberKind.runtime``) provides to the pipeline."""
 
-    def build(self, member: ModelConfig, split_dir: Path, out_dir: Path) -> dict[str, Any]:
+    def build(self, member: ModelConfig, split_dir: Path, out_dir: Path, project_root: Path) -> dict[str, Any]:
         """Train (or import) the member's model from its dataset's split folder into ``out_dir``; the returned
         summary names its ``labels`` (empty for regression) and its ``format``."""
+        ...
+
+    def source_files(self, member: ModelConfig, project_root: Path) -> list[Path]:
+        """Files of the project it reads (an imported model's file): their digests are inputs of the build."""
         ...
 
     def load(self, model_dir: Path, runtime: str | None = None) -> Predictor: ...
@@ -80,7 +84,7 @@ class ModelKind:
     ) -> dict[str, Any]:
         return self._attr(self.trainer)(rows, params, out_dir, val_rows=val_rows)
 
-    def build(self, member: ModelConfig, split_dir: Path, out_dir: Path) -> dict[str, Any]:
+    def build(self, member: ModelConfig, split_dir: Path, out_dir: Path, project_root: Path) -> dict[str, Any]:
         params = self.parse_params(member.params)
         train_rows = read_jsonl(split_dir / "train.jsonl")
         val_path = split_dir / "val.jsonl"
@@ -91,6 +95,9 @@ class ModelKind:
 
     def code_modules(self, member: ModelConfig) -> list[str]:
         return [self.module, __name__]
+
+    def source_files(self, member: ModelConfig, project_root: Path) -> list[Path]:
+        return []
 
     def load(self, model_dir: Path, runtime: str | None = None) -> Predictor:
         """The model in ``model_dir``, run by onnxruntime when it has a ``model.onnx`` (unless the runtime asked

@@ -1,0 +1,125 @@
+"""The ``python_model`` kind: a function of the team's own package trains the model, this package stores it safely,
+evaluates it and serves it like any other.
+
+The function is called as ``train(X, y, params)``: the train split's feature columns (a DataFrame, dtypes as the
+table's schema declares), the target (a Series of class names, or of numbers for regression) and the member's
+``params``. It returns a fitted scikit-learn-style estimator (stored through skops) or, with ``format: onnx``, an
+ONNX model. Its code version is the import closure of the function's module within its own package
+(``core/hashing.py``), so editing the training code retrains this model and nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from release_assets.datasets.build import read_jsonl
+from release_assets.datasets.table import TABLE_FILE
+from release_assets.manifest import ModelConfig, PythonModel
+from release_assets.models.table_predictor import (
+    ONNX_FILE,
+    SKOPS_FILE,
+    ModelFileError,
+    TablePredictor,
+    canonical_zip,
+    check_onnx,
+    feature_frame,
+    untrusted_types,
+    write_signature,
+)
+
+
+class TrainingError(RuntimeError):
+    """The team's training function could not be imported, raised, or returned something unusable."""
+
+
+def training_function(ref: str) -> Any:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may raise anything while importing
+        raise TrainingError(f"train: {ref!r} does not import: {type(exc).__name__}: {exc}") from None
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise TrainingError(f"train: {module_name} has no function {attr!r}")
+    return function
+
+
+def _target(rows: list[dict[str, Any]], task: str):
+    import pandas as pd
+
+    values = [float(r["label"]) if task == "regression" else r["label"] for r in rows]
+    return pd.Series(values, name="target")
+
+
+def _store(model: Any, member: PythonModel, out_dir: Path) -> None:
+    if member.format == "onnx":
+        payload = model if isinstance(model, bytes) else getattr(model, "SerializeToString", lambda: None)()
+        if not isinstance(payload, bytes):
+            raise TrainingError(f"train: {member.train} returned a {type(model).__name__}, not an ONNX model")
+        (out_dir / ONNX_FILE).write_bytes(payload)
+        check_onnx(out_dir / ONNX_FILE)
+        return
+    import skops.io as sio
+
+    try:
+        data = sio.dumps(model)
+    except Exception as exc:  # skops refuses objects it cannot represent safely
+        raise TrainingError(
+            f"train: {member.train} returned a {type(model).__name__} skops cannot store: {exc}"
+        ) from None
+    path = out_dir / SKOPS_FILE
+    path.write_bytes(canonical_zip(data))
+    refused = untrusted_types(path, member.trusted_types)
+    if refused:
+        raise TrainingError(
+            f"train: the model holds types nobody trusted: {', '.join(refused)} (list them under "
+            "`trusted_types:` to load them from the bundle)"
+        )
+
+
+class PythonModelRuntime:
+    def code_modules(self, member: ModelConfig) -> list[str]:
+        assert isinstance(member, PythonModel)
+        return [__name__, "release_assets.models.table_predictor", member.module]
+
+    def source_files(self, member: ModelConfig, project_root: Path) -> list[Path]:
+        return []
+
+    def build(self, member: ModelConfig, split_dir: Path, out_dir: Path, project_root: Path) -> dict[str, Any]:
+        assert isinstance(member, PythonModel)
+        table = json.loads((split_dir / TABLE_FILE).read_text())
+        rows = read_jsonl(split_dir / "train.jsonl")
+        function = training_function(member.train)
+        try:
+            model = function(feature_frame(rows, table["features"]), _target(rows, table["task"]), dict(member.params))
+        except Exception as exc:  # whatever the team's code raises is reported as its own failure
+            raise TrainingError(f"train: {member.train} raised {type(exc).__name__}: {exc}") from None
+        if model is None:
+            raise TrainingError(f"train: {member.train} returned None (it must return the fitted model)")
+        _store(model, member, out_dir)
+        write_signature(out_dir, table, member.format, member.trusted_types)
+        try:  # the stored model, loaded as evaluation and serving load it, answers the rows it learnt from
+            loaded = TablePredictor(out_dir)
+            (loaded.predict_values if table["task"] == "regression" else loaded.predict_proba)(rows[:5])
+        except ModelFileError:
+            raise
+        except Exception as exc:
+            raise TrainingError(
+                f"train: the model {member.train} returned cannot predict: {type(exc).__name__}: {exc}"
+            ) from None
+        return {
+            "labels": table["labels"],
+            "task": table["task"],
+            "format": member.format,
+            "train_rows": len(rows),
+            "params": dict(member.params),
+        }
+
+    def load(self, model_dir: Path, runtime: str | None = None) -> TablePredictor:
+        return TablePredictor(model_dir)
+
+
+RUNTIME = PythonModelRuntime()
