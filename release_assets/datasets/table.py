@@ -239,6 +239,8 @@ def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, An
         "task": member.task,
         "target": member.target,
         "features": {c: member.columns[c].model_dump(mode="json", exclude_defaults=True) for c in member.features},
+        # The order a model reads its columns in (an ONNX model's input is one vector): JSON keys may be re-sorted.
+        "feature_columns": list(member.features),
         "labels": classes(member, rows),
         "slices": list(member.slices),
     }

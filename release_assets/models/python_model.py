@@ -26,6 +26,7 @@ from release_assets.models.table_predictor import (
     canonical_zip,
     check_onnx,
     feature_frame,
+    ordered_features,
     untrusted_types,
     write_signature,
 )
@@ -94,7 +95,9 @@ class PythonModelRuntime:
         rows = read_jsonl(split_dir / "train.jsonl")
         function = training_function(member.train)
         try:
-            model = function(feature_frame(rows, table["features"]), _target(rows, table["task"]), dict(member.params))
+            model = function(
+                feature_frame(rows, ordered_features(table)), _target(rows, table["task"]), dict(member.params)
+            )
         except Exception as exc:  # whatever the team's code raises is reported as its own failure
             raise TrainingError(f"train: {member.train} raised {type(exc).__name__}: {exc}") from None
         if model is None:

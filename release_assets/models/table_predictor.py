@@ -78,6 +78,11 @@ def check_onnx(path: Path) -> Any:
     return model
 
 
+def ordered_features(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The feature columns of a table.json or signature.json, in the dataset's declared order."""
+    return {name: info["features"][name] for name in info["feature_columns"]}
+
+
 def feature_frame(rows: list[dict[str, Any]], features: dict[str, dict[str, Any]]):
     """The rows' feature columns as a DataFrame, each column of its declared dtype (what the training function
     received, so a model predicts on what it learnt from)."""
@@ -106,7 +111,7 @@ class TablePredictor:
         signature = json.loads((model_dir / SIGNATURE_FILE).read_text())
         self.task: str = signature["task"]
         self.labels: list[str] = list(signature["labels"])
-        self.features: dict[str, dict[str, Any]] = signature["features"]
+        self.features: dict[str, dict[str, Any]] = ordered_features(signature)
         self.format: str = signature["model_format"]
         if self.format == "onnx":
             import onnxruntime as ort
@@ -184,6 +189,7 @@ def write_signature(out_dir: Path, table: dict[str, Any], model_format: str, tru
         "task": table["task"],
         "labels": table["labels"],
         "features": table["features"],
+        "feature_columns": table["feature_columns"],
         "target": table["target"],
         "model_format": model_format,
         "trusted_types": sorted(trusted),

@@ -28,10 +28,10 @@ from release_assets.record.ledger import replay
 from release_assets.record.verified import verified_manifest
 from release_assets.release.bundle import BundleError, extract_bundle, member_digest, release_version
 from release_assets.release.store import BUNDLE, ReleaseStore, StoreError, check_release_name, check_version
-from release_assets.serving.requests import RequestError, parse_chain_request, parse_features
+from release_assets.serving.requests import RequestError, parse_chain_request, parse_features, parse_table_row
 
 ALIASES = ("champion", "candidate", "canary")
-CHAIN, CLASSIFIER = "chain", "classifier"
+CHAIN, CLASSIFIER, TABLE = "chain", "classifier", "table"  # what a release answers: a chain, features, a table row
 VERIFIED = ".verified.json"  # written last into an extracted version: the manifest the files were checked against
 
 
@@ -149,9 +149,12 @@ class LoadedRelease:
             self._chain_member = chains[0]
             self._runner = self._chain_runner(dirs[chains[0]], members[chains[0]].get("chain_file", "chain.yaml"))
         elif len(self._predictors) == 1:
-            self.kind = CLASSIFIER
             [(self._model_name, self._model)] = self._predictors.items()
-            self._n_features = _feature_count(dirs, members)
+            # A table model (python_model, imported_model) takes the columns its signature declares.
+            self._columns: dict[str, dict[str, Any]] | None = getattr(self._model, "features", None)
+            self.kind = TABLE if isinstance(self._columns, dict) else CLASSIFIER
+            if self.kind == CLASSIFIER:
+                self._n_features = _feature_count(dirs, members)
         else:
             raise BundleError(f"{release} {version}: no chain and not exactly one model: nothing to serve")
 
@@ -172,6 +175,12 @@ class LoadedRelease:
         # Hyphenated: a bare 32-hex id would look like a secret to the trace redactor and be masked.
         request_id = request_id or str(uuid.uuid4())
         head = {"release": self.release, "version": self.version, "variant": variant}
+        if self.kind == TABLE:
+            return {
+                **head,
+                **self._table_answer(parse_table_row(request, self._columns or {})),
+                "request_id": request_id,
+            }
         if self.kind == CLASSIFIER:
             features = parse_features(request, self._n_features)
             proba = self._model.predict_proba([{"features": features}])[0]
@@ -179,6 +188,14 @@ class LoadedRelease:
             probabilities = {name: round(float(p), 6) for name, p in zip(self._model.labels, proba, strict=True)}
             return {**head, "label": label, "probabilities": probabilities, "request_id": request_id}
         return {**head, **self._run_chain(parse_chain_request(request), request_id, observer)}
+
+    def _table_answer(self, features: dict[str, Any]) -> dict[str, Any]:
+        rows = [{"features": features}]
+        if getattr(self._model, "task", "multiclass") == "regression":
+            return {"prediction": float(self._model.predict_values(rows)[0])}
+        proba = self._model.predict_proba(rows)[0]
+        probabilities = {name: round(float(p), 6) for name, p in zip(self._model.labels, proba, strict=True)}
+        return {"label": self._model.labels[int(proba.argmax())], "probabilities": probabilities}
 
     def _run_chain(self, parsed, request_id: str, observer: Any) -> dict[str, Any]:
         run_kwargs = {"observer": observer} if observer is not None else {}

@@ -118,6 +118,54 @@ def parse_features(request: Any, n_features: int) -> list[float]:
     return [float(x) for x in features]
 
 
+def parse_table_row(request: Any, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{"features": {column: value}}`` checked against a table model's feature columns (its signature, from the
+    dataset's declared schema): a missing, unknown, mistyped or out-of-range column is a 422 naming it."""
+    request = _object(request)
+    unknown = set(request) - {"features", "user_id"}
+    if unknown:
+        raise RequestError(f"unknown field(s) {sorted(unknown)}", sorted(unknown)[0])
+    features = request.get("features")
+    if not isinstance(features, dict):
+        raise RequestError(f"expected an object of the columns {', '.join(columns)}", "features")
+    extra = sorted(set(features) - set(columns))
+    if extra:
+        raise RequestError(f"not a feature column (expected: {', '.join(columns)})", f"features.{extra[0]}")
+    row = {}
+    for name, spec in columns.items():
+        row[name] = _table_value(features.get(name), spec, f"features.{name}")
+    return row
+
+
+def _table_value(value: Any, spec: dict[str, Any], field: str) -> Any:
+    dtype = spec.get("dtype")
+    if value is None:
+        if spec.get("nullable"):
+            return None
+        raise RequestError("missing (the column is not nullable)", field)
+    if dtype in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise RequestError(f"must be a finite number ({dtype})", field)
+        if dtype == "int" and not float(value).is_integer():
+            raise RequestError("must be a whole number (int)", field)
+        low, high = spec.get("min"), spec.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise RequestError(
+                f"{value:g} is outside [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]",
+                field,
+            )
+        value = int(value) if dtype == "int" else float(value)
+    elif dtype == "bool":
+        if not isinstance(value, bool):
+            raise RequestError("must be true or false", field)
+    elif not isinstance(value, str):
+        raise RequestError(f"must be a string ({dtype})", field)
+    allowed = spec.get("allowed")
+    if allowed is not None and value not in allowed:
+        raise RequestError(f"{value!r} is not one of {allowed}", field)
+    return value
+
+
 def image_to_digits(data: bytes) -> list[list[int]]:
     """A PNG or JPEG photo of a handwritten number -> one 8x8 image per digit, made as scikit-learn's digits were.
 

@@ -1,0 +1,232 @@
+"""A team's own project, outside this package, released through the CLI as a user would (issue #25): a binary
+classifier and a regression model trained by the project's own functions from CSV tables with declared schemas,
+and a classifier trained elsewhere, imported as an ONNX file. Each is published, verified, answers requests,
+promoted; a gate made to fail holds its release with the reason; every mistake a user can make in the new fields
+is one line naming the file, the field and the cause, and publishes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from release_assets_tests.conftest import REPO
+
+EXAMPLE = REPO / "examples" / "your_project"
+RUN_TIMEOUT_S = 300
+
+
+def _env(project: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(project),  # the team's package, as `pip install -e .` in its project would make it
+        "RELEASE_ASSETS_PROJECT_ROOT": str(project),
+        "RELEASE_ASSETS_STORE_ROOT": str(project / ".release_store"),
+        "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(project / "mlartifacts"),
+        "DAGSTER_HOME": str(project / ".dagster"),
+    }
+
+
+def _cli(project: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "release_assets.cli.main", *args]
+    return subprocess.run(
+        command, env=_env(project), cwd=project, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, input=stdin
+    )
+
+
+def _onnx_classifier(path: Path, weights: np.ndarray, bias: np.ndarray) -> None:
+    """A linear softmax classifier as another team's tool would export it: one float input, probabilities out."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "imported_classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, weights.shape[0]])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, weights.shape[1]])],
+        [
+            numpy_helper.from_array(weights.astype(np.float32), "W"),
+            numpy_helper.from_array(bias.astype(np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+
+
+IMPORTED = """
+name: scored
+description: A species classifier trained elsewhere, imported as ONNX and put through the same gates.
+members:
+  flowers:
+    kind: table
+    path: data/flowers.csv
+    target: species
+    task: multiclass
+    columns:
+      sepal_length: {dtype: float, min: 0}
+      sepal_width: {dtype: float, min: 0}
+      petal_length: {dtype: float, min: 0}
+      petal_width: {dtype: float, min: 0}
+      species: {dtype: str, allowed: [setosa, versicolor, virginica]}
+    split: {test: 0.3, seed: 1}
+  classifier:
+    kind: imported_model
+    data: flowers
+    path: models/classifier.onnx
+gates:
+  flowers: {invalid_rows: {max: 0}}
+  classifier:
+    accuracy: {min: 0.9}
+    min_class_recall: {min: 0.8}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("your_project")
+    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".release_store"))
+    iris = load_iris()
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    rows = [
+        "{},{}".format(",".join(f"{v:g}" for v in x), iris.target_names[y])
+        for x, y in zip(iris.data, iris.target, strict=True)
+    ]
+    (root / "data" / "flowers.csv").write_text(",".join([*names, "species"]) + "\n" + "\n".join(rows) + "\n")
+    fitted = LogisticRegression(max_iter=1000).fit(iris.data, iris.target)
+    (root / "models").mkdir()
+    _onnx_classifier(root / "models" / "classifier.onnx", fitted.coef_.T, fitted.intercept_)
+    (root / "releases" / "scored.yaml").write_text(IMPORTED)
+    return root
+
+
+def _version(out: str, release: str) -> str:
+    match = re.search(rf"^== {release}: published\n\s+version: ([0-9a-f]{{16}})$", out, re.M)
+    assert match, out
+    return match.group(1)
+
+
+def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
+    done = _cli(project, "release", "loans", "rents", "scored")
+    assert done.returncode == 0, done.stdout + done.stderr
+    versions = {name: _version(done.stdout, name) for name in ("loans", "rents", "scored")}
+    assert "roc_auc_gate: roc_auc = " in done.stdout and "r2_gate: r2 = " in done.stdout, done.stdout
+
+    for name, version in versions.items():
+        bundle = project / ".release_store" / "releases" / name / version / "bundle.tar.gz"
+        verified = _cli(project, "verify", str(bundle))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        promoted = _cli(project, "promote", name, version, "--approved-by", "ci@example.com", "--reason", "tests")
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+
+    # The served answer of each, through the server's own code, for a request shaped by the table's schema.
+    loan = {"features": {"income": 30000.0, "age": 30, "region": "east", "amount": 25000.0}}
+    answered = json.loads(_cli(project, "predict", "loans", "--json", "-", stdin=json.dumps(loan)).stdout)
+    assert answered["label"] in {"0", "1"} and set(answered["probabilities"]) == {"0", "1"}, answered
+    flat = {"features": {"area_m2": 80.0, "rooms": 3, "district": "centre"}}
+    rent = json.loads(_cli(project, "predict", "rents", "--json", "-", stdin=json.dumps(flat)).stdout)
+    assert 1200 < rent["prediction"] < 2600, rent  # 80 m² at 22/m² plus 3 rooms at 40, give or take the noise
+    flower = {"features": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}
+    assert json.loads(_cli(project, "predict", "scored", "--json", "-", stdin=json.dumps(flower)).stdout)["label"] == (
+        "setosa"
+    )
+    bad = {"features": {**flat["features"], "district": "moon"}}
+    refused = _cli(project, "predict", "rents", "--json", "-", stdin=json.dumps(bad))
+    assert refused.returncode != 0 and "features.district" in refused.stderr + refused.stdout, refused
+
+    # A gate made to fail holds the release with its reason; nothing new is published.
+    held = _cli(project, "release", "rents", "--set", "rents:gates.rent_model.mae.max=10")
+    assert held.returncode != 0 and "== rents: HELD BACK" in held.stdout, held.stdout + held.stderr
+    assert re.search(r"\[FAIL\] rent_model_report mae_gate: mae = [\d.]+ violates the gate <= 10", held.stdout)
+
+
+def test_editing_the_teams_training_code_retrains_that_model_and_nothing_else(project):
+    from release_assets.core.hashing import CodeInputs
+
+    sys.path.insert(0, str(project))
+    try:
+        before = CodeInputs(["your_models.train"]).version()
+        train = project / "your_models" / "train.py"
+        original = train.read_text()
+        train.write_text(original + "\n# a comment is an edit too\n")
+        from release_assets.core import hashing
+
+        hashing.module_source.cache_clear()
+        assert CodeInputs(["your_models.train"]).version() != before
+        assert "your_models.train" in CodeInputs(["release_assets.models.python_model", "your_models.train"]).modules
+        train.write_text(original)
+        hashing.module_source.cache_clear()
+    finally:
+        sys.path.remove(str(project))
+
+
+MISTAKES = {
+    "unknown kind": (
+        ("releases/loans.yaml", "kind: python_model", "kind: pyton_model"),
+        r"loans\.yaml: members\.default_model\.kind: unknown kind 'pyton_model' \(installed kinds: .*python_model",
+    ),
+    "missing column": (
+        ("data/loans.csv", "loan_id,income,", "loan_id,salary,"),
+        r"loans\.csv: declared column 'income' missing from the file",
+    ),
+    "wrong dtype": (
+        ("data/loans.csv", "L0001,83936.97,38,", "L0001,83936.97,thirty-eight,"),
+        r"invalid_rows = 1 violates the gate <= 0.*|L0001.*age.*'thirty-eight' is not a number",
+    ),
+    "train does not import": (
+        ("releases/loans.yaml", "your_models.train:fit_default_risk", "your_modles.train:fit_default_risk"),
+        r"loans\.yaml: members\.default_model\.train: 'your_modles\.train:fit_default_risk' does not import: no module",
+    ),
+    "train raises": (
+        ("releases/loans.yaml", "your_models.train:fit_default_risk", "your_models.train:fit_broken"),
+        r"train: your_models\.train:fit_broken raised ValueError: the feature store is unreachable",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_each_mistake_is_one_line_naming_the_file_the_field_and_the_cause(project, tmp_path, mistake):
+    (relative, old, new), expected = MISTAKES[mistake]
+    copy = tmp_path / "project"
+    shutil.copytree(
+        project, copy, ignore=shutil.ignore_patterns(".release_store", ".dagster", "mlflow.db", "mlartifacts")
+    )
+    path = copy / relative
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    done = _cli(copy, "release", "loans")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert re.search(expected, output), output
+    assert "Traceback" not in output, output
+    assert not (copy / ".release_store" / "releases" / "loans").exists() or not any(
+        (copy / ".release_store" / "releases" / "loans").glob("*/bundle.tar.gz")
+    ), "a failed release published"
+
+
+def test_a_model_file_that_is_not_onnx_is_refused_naming_it(project, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(
+        project, copy, ignore=shutil.ignore_patterns(".release_store", ".dagster", "mlflow.db", "mlartifacts")
+    )
+    (copy / "models" / "classifier.onnx").write_text("not a model\n")
+    done = _cli(copy, "release", "scored")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and re.search(r"classifier\.onnx: not an ONNX model", output), output
+    assert "Traceback" not in output, output
