@@ -1,19 +1,38 @@
-"""What turns a step's rendered text into its raw output: the release's own models, patterns, templates, or
-retrieval over the knowledge base.
+"""What turns a step's rendered text into its raw output: the release's own models, patterns, templates,
+retrieval over the knowledge base, or a function of the team's own package.
 
 Each binding works on a whole batch of cases at once, so a classifier sees one batched forward pass per step
 rather than one per case.
+
+A ``python:package.module:function`` binding calls that function once per case, as ``function(text, context)``:
+
+- ``text`` (str): the step's template rendered, exactly what any other binding would receive;
+- ``context`` (a dict, a fresh copy per call): what the template saw: ``message`` (the request's text),
+  ``attachment`` (whether an image sequence came with it), ``kb`` (fact id -> fact text), ``products`` (the
+  catalogue's names), and one entry per earlier step, keyed by its id: that step's validated output.
+
+It returns a dict of the step's output fields, validated against the step's ``output:`` like every binding's
+answer: anything else (a missing or mistyped field, a field the step does not declare, not a dict at all) is that
+step's schema failure, and whatever it raises is that step's error; either way the case stops there, is counted
+as format-invalid and is traced like any other failure, and the other cases run on. The function is imported when
+the chain is built or run (never when it is merely loaded and checked), so its package must be importable
+wherever the chain runs, the server included: the bundle holds the reference and the digests of the source it was
+evaluated with (``build.PYTHON_STEPS_FILE``), never the code, and nothing in it is pickled.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from release_assets.chains.schema import StepSpec
+from release_assets.chains.schema import ChainSpec, ChainSpecError, StepSpec
 from release_assets.models.trainers import Predictor, predict_labels
+
+StepFunction = Callable[[str, dict[str, Any]], Any]
 
 
 def classify(step: StepSpec, texts: Sequence[str], predictor: Predictor) -> list[dict[str, Any]]:
@@ -169,3 +188,57 @@ def _fact_index(docs: tuple[tuple[str, str], ...]) -> tuple[list[str], Any, Any]
     )
     matrix = vectorizer.fit_transform([f"{fact_id.replace('_', ' ')} {text}" for fact_id, text in docs])
     return [fact_id for fact_id, _ in docs], vectorizer, matrix
+
+
+def step_functions(spec: ChainSpec) -> dict[str, StepFunction]:
+    """The function of every python step, by step id, imported now (running its module). A function that cannot
+    be imported, or cannot be called as ``function(text, context)``, is a ChainSpecError naming the chain file,
+    the step and the field: the chain cannot run at all, which is not one case's failure."""
+    functions = {}
+    for i, step in enumerate(spec.steps):
+        ref = step.python_function
+        if ref is None:
+            continue
+        try:
+            functions[step.id] = import_step_function(ref)
+        except ImportError as exc:
+            raise ChainSpecError(f"{spec.path}: steps[{i}] ({step.id}): binding: {exc}") from None
+    return functions
+
+
+def import_step_function(ref: str) -> StepFunction:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the team's module may raise anything while it is imported
+        raise ImportError(f"{ref!r} does not import: {type(exc).__name__}: {_one_line(exc)}") from None
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise ImportError(f"{ref!r}: module {module_name} has no function {attr!r}")
+    try:
+        inspect.signature(function).bind("text", {})
+    except TypeError as exc:
+        raise ImportError(f"{ref!r} cannot be called as {attr}(text, context): {exc}") from None
+    except ValueError:
+        pass  # no signature to read (a builtin): calling it will tell
+    return function
+
+
+def call_python(
+    step: StepSpec, function: StepFunction, text: str, context: Mapping[str, Any]
+) -> tuple[Any, str | None]:
+    """One case's answer from a python step: ``(output, None)``, or ``(None, error)`` when the function raised or
+    returned nothing. The output is returned as the function gave it: the runner validates it like any other."""
+    steps = {k: dict(v) for k, v in context.items() if isinstance(v, dict) and k != "kb"}
+    given = {**context, "kb": dict(context.get("kb") or {}), "products": list(context.get("products") or []), **steps}
+    try:
+        value = function(text, given)
+    except Exception as exc:  # the team's code may raise anything: this case's error, not the runner's
+        return None, f"{step.python_function} raised {type(exc).__name__}: {_one_line(exc)}"
+    if value is None:
+        return None, f"{step.python_function} returned None, not a dict of the step's output fields"
+    return value, None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -76,6 +76,8 @@ class ChainRunner:
         self.spec, self.schemas, self.predictors, self.kb = spec, schemas, predictors, kb
         self.directory: Path = spec.directory  # where its templates are
         self.llm_cache_dir = llm_cache_dir  # None: every LLM call goes to the model
+        # The functions of python steps, imported now: a chain whose code cannot be imported never starts.
+        self.functions = bindings.step_functions(spec)
 
     @property
     def has_llm(self) -> bool:
@@ -189,6 +191,13 @@ class ChainRunner:
                     res.errors[step.id] = outcome.error
                 else:
                     raw[j] = outcome.value
+        elif step.binding_kind == "python":
+            function = self.functions[step.id]
+            for j, text in zip(ok, ok_texts, strict=True):
+                value, error = bindings.call_python(step, function, text, contexts[j])
+                if error is not None:
+                    results[live[j]].errors[step.id] = error
+                raw[j] = value
         elif step.binding_kind == "retrieve":
             outs = bindings.retrieve(step, ok_texts, self.kb.facts, self.kb.questions)
             for j, out in zip(ok, outs, strict=True):

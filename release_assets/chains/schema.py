@@ -122,6 +122,11 @@ class StepSpec(BaseModel):
     def binding_target(self) -> str | None:
         return self.binding.split(":", 1)[1] if ":" in self.binding else None
 
+    @property
+    def python_function(self) -> str | None:
+        """``package.module:function`` of a ``python:`` binding (spec_checks checks its shape), else None."""
+        return self.binding_target if self.binding_kind == "python" else None
+
     def fields(self) -> dict[str, FieldSpec]:
         """Output fields, accepting the shorthand ``name: float?`` for ``{type: float, optional: true}``."""
         out = {}
@@ -165,12 +170,20 @@ class ChainSpec(BaseModel):
     steps: list[StepSpec] = Field(min_length=1)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     directory: Path | None = Field(default=None, exclude=True)
+    chain_file: str = Field(default="chain.yaml", exclude=True)  # which file of `directory` it was read from
+
+    @property
+    def path(self) -> Path:
+        """The chain file, as error messages name it."""
+        return (self.directory or Path()) / self.chain_file
 
     def step(self, step_id: str) -> StepSpec:
         return next(s for s in self.steps if s.id == step_id)
 
 
-BINDINGS = {"classifier", "vision", "patterns", "template", "llm", "retrieve"}
+BINDINGS = {"classifier", "vision", "patterns", "template", "llm", "retrieve", "python"}
+# A python binding names a function of the team's own package: `python:package.module:function` (bindings.py).
+PYTHON_BINDING = "python:package.module:function"
 # What the offline bindings that build their output themselves emit (bindings.py): a declared field they never
 # fill, or one they fill that is not declared, would fail every case at run time instead of once, here.
 RETRIEVE_OUTPUT = {"fact": "str", "score": "float"}

@@ -23,6 +23,7 @@ from release_assets.chains.render import (
 from release_assets.chains.schema import (
     BINDINGS,
     LLM_BINDINGS,
+    PYTHON_BINDING,
     REDACT_PATTERNS,
     RETRIEVE_OUTPUT,
     TEMPLATE_OUTPUT,
@@ -31,8 +32,10 @@ from release_assets.chains.schema import (
     EvaluationSpec,
     StepSpec,
 )
+from release_assets.core.hashing import module_file
 from release_assets.core.textfiles import read_yaml
 from release_assets.manifest import validation_problems
+from release_assets.manifest.external_models import check_object_ref
 
 
 def check_template_file(directory: Path, name: str, scope: Scope, note: str, where: str) -> None:
@@ -116,7 +119,7 @@ def read_spec(path: Path, directory: Path) -> ChainSpec:
     if not isinstance(data, dict):
         raise ChainSpecError(f"{path}: expected a mapping with `name` and `steps`")
     try:
-        return ChainSpec.model_validate({**data, "directory": directory})
+        return ChainSpec.model_validate({**data, "directory": directory, "chain_file": path.name})
     except ValidationError as exc:
         raise ChainSpecError(f"{path}: {validation_problems(exc)}") from None
 
@@ -137,7 +140,9 @@ def check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str
             raise ChainSpecError(f"{where}: output.fact: below min_score there is no fact, so declare `fact: str?`")
     elif step.binding_kind == "template":
         check_output(step, TEMPLATE_OUTPUT, {"reply"}, where)
-    model_ref = step.binding if ":" in step.binding and not step.is_llm else None
+    elif step.binding_kind == "python":
+        check_python(step, where)
+    model_ref = step.binding if ":" in step.binding and not step.is_llm and step.python_function is None else None
     for ref in filter(None, [model_ref, step.attachment]):
         target = ref.split(":", 1)[1]
         if target not in model_labels:
@@ -147,6 +152,22 @@ def check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str
             re.compile(pattern)
         except re.error as exc:
             raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
+
+
+def check_python(step: StepSpec, where: str) -> None:
+    """A python binding names a function whose module can be found; found, not imported: loading a chain (at
+    `check`, in the server) runs none of the team's code. The function is imported when the chain is built or run."""
+    ref = step.python_function or ""
+    try:
+        check_object_ref(ref)
+    except ValueError:
+        raise ChainSpecError(f"{where}: binding: {step.binding!r} is not `{PYTHON_BINDING}`") from None
+    module = ref.partition(":")[0]
+    if module_file(module) is None:
+        raise ChainSpecError(
+            f"{where}: binding: {step.binding!r} names no module {module!r} that can be found "
+            "(is its package installed, or on PYTHONPATH?)"
+        )
 
 
 def check_abstain(step: StepSpec, where: str) -> None:
