@@ -15,6 +15,10 @@ import dagster as dg
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore, fingerprint
 from release_assets.core.hashing import CodeInputs
 
+# The release stages' IO manager, under a key of its own: a team's Dagster project keeps its `io_manager` for its own
+# assets (which a release may take as members), and both live in one code location.
+IO_MANAGER_KEY = "release_assets_io_manager"
+
 
 def build_output(
     context: dg.AssetExecutionContext,
@@ -62,4 +66,5 @@ def versioned(inputs: CodeInputs, manifest: Any, member: str | None) -> dict[str
     return {
         "code_version": inputs.version(),
         "metadata": {**inputs.metadata(), "release": manifest.name, "member": member or "*"},
+        "io_manager_key": IO_MANAGER_KEY,
     }

@@ -32,6 +32,8 @@ def _env(project: Path) -> dict[str, str]:
         "RELEASE_ASSETS_MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
         "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(project / "mlartifacts"),
         "DAGSTER_HOME": str(project / ".dagster"),
+        # The team's own Dagster assets (flat_prices takes one as a member), loaded beside the releases.
+        "RELEASE_ASSETS_PROJECT_DEFINITIONS": "your_models.definitions:defs",
     }
 
 
@@ -123,9 +125,9 @@ def _version(out: str, release: str) -> str:
 
 
 def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
-    done = _cli(project, "release", "loans", "rents", "scored")
+    done = _cli(project, "release", "loans", "rents", "scored", "flat_prices")
     assert done.returncode == 0, done.stdout + done.stderr
-    versions = {name: _version(done.stdout, name) for name in ("loans", "rents", "scored")}
+    versions = {name: _version(done.stdout, name) for name in ("loans", "rents", "scored", "flat_prices")}
     assert "roc_auc_gate: roc_auc = " in done.stdout and "r2_gate: r2 = " in done.stdout, done.stdout
 
     for name, version in versions.items():
@@ -146,6 +148,8 @@ def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
     assert json.loads(_cli(project, "predict", "scored", "--json", "-", stdin=json.dumps(flower)).stdout)["label"] == (
         "setosa"
     )
+    from_asset = json.loads(_cli(project, "predict", "flat_prices", "--json", "-", stdin=json.dumps(flat)).stdout)
+    assert from_asset["prediction"] == pytest.approx(rent["prediction"]), "the same rows, the same model"
     bad = {"features": {**flat["features"], "district": "moon"}}
     refused = _cli(project, "predict", "rents", "--json", "-", stdin=json.dumps(bad))
     assert refused.returncode != 0 and "features.district" in refused.stderr + refused.stdout, refused
@@ -183,7 +187,7 @@ MISTAKES = {
     ),
     "missing column": (
         ("data/loans.csv", "loan_id,income,", "loan_id,salary,"),
-        r"loans\.csv: declared column 'income' missing from the file",
+        r"loans\.csv: declared column 'income' missing",
     ),
     "wrong dtype": (
         ("data/loans.csv", "L0001,83936.97,38,", "L0001,83936.97,thirty-eight,"),
@@ -230,3 +234,28 @@ def test_a_model_file_that_is_not_onnx_is_refused_naming_it(project, tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode != 0 and re.search(r"classifier\.onnx: not an ONNX model", output), output
     assert "Traceback" not in output, output
+
+
+def test_a_member_taken_from_the_teams_dagster_asset_is_downstream_of_it_and_named_when_missing(project, monkeypatch):
+    import dagster as dg
+
+    from release_assets.component.wiring import resources_for
+    from release_assets.core.settings import Settings
+    from release_assets.definitions import build_defs
+    from release_assets.manifest import ManifestError, load_manifest
+
+    monkeypatch.syspath_prepend(str(project))
+    from your_models.definitions import defs as team_defs
+
+    manifest = load_manifest(project / "releases" / "flat_prices.yaml")
+    settings = Settings(project_root=project, store_root=project / ".release_store_graph")
+    defs = build_defs([manifest], project, resources_for(settings), team_defs)
+    graph = defs.resolve_asset_graph()
+    raw = dg.AssetKey(["flat_prices", "flats"])
+    assert dg.AssetKey(["features", "flats"]) in graph.get(raw).parent_keys  # upstream of the release in the UI
+    assert (
+        dg.AssetKey(["features", "flats"])
+        in defs.resolve_job_def("flat_prices_release").asset_layer.selected_asset_keys
+    )
+    with pytest.raises(ManifestError, match=r"members\.flats\.asset: features/flats is not an asset here"):
+        build_defs([manifest], project, resources_for(settings), None)

@@ -33,13 +33,13 @@ def dagster_instance(project_root: Path):
 
 def definitions(manifests=None):
     from release_assets.core.settings import get_settings
-    from release_assets.definitions import build_defs, resources_for
+    from release_assets.definitions import build_defs, project_definitions, resources_for
     from release_assets.manifest import load_each
 
     settings = get_settings()
     if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
         manifests = load_each(settings.releases_path, settings.project_root)[0]
-    return build_defs(manifests, settings.project_root, resources_for(settings))
+    return build_defs(manifests, settings.project_root, resources_for(settings), project_definitions(settings))
 
 
 def run_job(job_name: str, run_config: dict | None = None, manifests=None, defs=None, progress: bool = False):

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from release_assets import keys
+from release_assets.assets import IO_MANAGER_KEY
 from release_assets.chains.assets import chain_assets
 from release_assets.core.settings import Settings
 from release_assets.datasets.assets import dataset_assets
@@ -50,7 +51,7 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = [*stages, unit]
     job = dg.define_asset_job(
         f"{manifest.name}_release",
-        selection=dg.AssetSelection.groups(*(keys.group(manifest.name, s) for s in keys.STAGES)),
+        selection=release_selection([manifest]),
         description=f"Build, gate and publish the `{manifest.name}` release unit.",
         # The run queue (deploy/dagster.postgres.yaml) allows one run per release, however the run is launched.
         tags={"release_assets/release": manifest.name},
@@ -68,6 +69,19 @@ def release_defs(manifest: ReleaseManifest, project_root: Path) -> dg.Definition
         assets.append(triage_asset)
         jobs.append(triage_job)
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs)
+
+
+def release_selection(manifests: list[ReleaseManifest]) -> dg.AssetSelection:
+    """What a release run materializes: its stages, and the team's own assets its members are taken from
+    (`asset:`), so a release always sees their current value. Never the live evidence or the canary."""
+    member_assets = [
+        dg.AssetKey(asset.split("/"))
+        for m in manifests
+        for member in m.members_of_family("dataset").values()
+        if (asset := getattr(member, "asset", None))
+    ]
+    stages = dg.AssetSelection.groups(*(keys.group(m.name, s) for m in manifests for s in keys.STAGES))
+    return stages | dg.AssetSelection.assets(*member_assets) if member_assets else stages
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -94,7 +108,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             s3_max_attempts=settings.s3_max_attempts,
             **s3_credentials,
         ),
-        "io_manager": ArtifactRefIOManager(root=store_root),
+        IO_MANAGER_KEY: ArtifactRefIOManager(root=store_root),
         "registry": RegistryResource(
             tracking_uri=settings.tracking_uri,
             artifact_root=settings.artifact_root,
@@ -112,7 +126,7 @@ def shared_defs(
     everything = dg.define_asset_job(
         "release_all",
         # The stages only: live evidence and the canary (<release>_rollout groups) are never part of a release run.
-        selection=dg.AssetSelection.groups(*(keys.group(m.name, s) for m in manifests for s in keys.STAGES)),
+        selection=release_selection(manifests),
         description="Build, gate and publish every release.",
     )
     manifest_paths = {m.name: m.source for m in manifests if m.source is not None}

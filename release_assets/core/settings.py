@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     environments_file: Path | None = Field(
         None, description="the deployment environments (default: <project_root>/environments.yaml, optional)"
     )
+    project_definitions: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="`package.module:attribute` of your project's own Dagster Definitions, loaded beside the releases "
+        "(the CLI, `release_assets.definitions`): their assets can be release members (`asset:` in a table)",
+    )
 
     # Releasing
     publish: bool = Field(

@@ -1,6 +1,7 @@
 """Data stage: each dataset member becomes a validated raw asset and a deterministic split asset."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -8,6 +9,7 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs, files_digest
+from release_assets.datasets.table import asset_digest
 from release_assets.evaluation.report import markdown_table
 from release_assets.manifest import ReleaseManifest, member_kind, member_section
 from release_assets.resources.artifact_store import ArtifactStore
@@ -25,16 +27,30 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
     declared = member_kind(member.kind)
     runtime = declared.load_runtime()
     source_files = runtime.source_files(member, project_root)
+    # A member taken from the team's own Dagster asset (`asset:`): its value arrives through that asset's IO manager,
+    # and the asset shows upstream of the release in the UI.
+    upstream_asset = getattr(member, "asset", None)
+    ins = {"source": dg.AssetIn(key=dg.AssetKey(upstream_asset.split("/")))} if upstream_asset else {}
 
     @dg.asset(
         key=keys.raw(manifest.name, name),
+        ins=ins,
         group_name=keys.group(manifest.name, "data"),
         **versioned(CodeInputs(runtime.modules, source_files, member_section(manifest, name)), manifest, name),
         description=f"{declared.description} Rows failing the schema are listed, not kept.",
         owners=manifest.owners,
         kinds=set(declared.tags),
     )
-    def raw_rows(context: dg.AssetExecutionContext, store: ArtifactStore) -> dg.Output:
+    def raw_rows(context: dg.AssetExecutionContext, store: ArtifactStore, **source: Any) -> dg.Output:
+        value = source.get("source")
+        # The value's canonical digest is the build's input, as a file's digest is: the same rows reuse the build.
+        read = {"asset": asset_digest(value)} if upstream_asset else files_digest(source_files)
+        build = (
+            (lambda out: runtime.build_raw(member, project_root, out, value=value))
+            if upstream_asset
+            else (lambda out: runtime.build_raw(member, project_root, out))
+        )
+
         def examples_md(ref: ArtifactRef) -> dict:
             rows = [[e["line"], e["id"], e["field"], e["error"]] for e in ref.summary["examples"]]
             return {"invalid_rows_table": dg.MetadataValue.md(markdown_table(["line", "id", "field", "error"], rows))}
@@ -46,8 +62,8 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
             member=name,
             kind=member.kind,
             inputs={},
-            params=files_digest(source_files),
-            builder=lambda out: runtime.build_raw(member, project_root, out),
+            params=read,
+            builder=build,
             metadata=examples_md,
         )
 

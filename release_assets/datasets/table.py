@@ -40,13 +40,55 @@ MAX_EXAMPLES = 20
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
 
 
-def read_frame(member: TableDataset, project_root: Path) -> tuple[Any, str]:
-    """The file as a DataFrame of text and typed values (nothing coerced yet), and how to name it in errors."""
+def frame_of_value(member: TableDataset, value: Any) -> Any:
+    """An asset's value as a DataFrame: a pandas DataFrame, anything with ``to_pandas()`` (polars, pyarrow), or a
+    list of row mappings."""
     import pandas as pd
 
-    if member.path.startswith("s3://"):
-        raise DataFileError(f"{member.path}: s3:// tables are not read yet; copy the file into the project")
-    path = project_root / member.path
+    if isinstance(value, pd.DataFrame):
+        return value.reset_index(drop=True)
+    if hasattr(value, "to_pandas"):
+        return value.to_pandas().reset_index(drop=True)
+    if isinstance(value, list) and all(isinstance(r, dict) for r in value):
+        return pd.DataFrame.from_records(value)
+    raise DataFileError(f"{member.source}: its value is a {type(value).__name__}, not a table (a DataFrame)")
+
+
+def asset_digest(value: Any) -> str:
+    """A canonical digest of an asset's value: the same rows, columns and dtypes give the same digest whatever
+    storage the IO manager used, so an unchanged upstream asset reuses the built table."""
+    import hashlib
+
+    import pandas as pd
+
+    frame = value if isinstance(value, pd.DataFrame) else None
+    if frame is None:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame.reset_index(drop=True), index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_columns(member: TableDataset, frame: Any, where: str) -> Any:
+    if frame.empty:
+        raise DataFileError(f"{where}: no rows")
+    missing = [c for c in member.columns if c not in frame.columns]
+    if missing:
+        raise DataFileError(
+            f"{where}: declared column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+            f"missing (it has: {', '.join(map(str, frame.columns))})"
+        )
+    return frame[list(member.columns)]
+
+
+def read_frame(member: TableDataset, project_root: Path, value: Any = None) -> tuple[Any, str]:
+    """The table as a DataFrame of text and typed values (nothing coerced yet), and how to name it in errors:
+    its file, or (``value``) the loaded value of its Dagster asset."""
+    import pandas as pd
+
+    if member.asset is not None:
+        return _check_columns(member, frame_of_value(member, value), member.source), member.source
+    path = project_root / (member.path or "")
     if not path.is_file():
         raise DataFileError(f"{path}: table file not found")
     fmt = member.file_format()
@@ -61,20 +103,12 @@ def read_frame(member: TableDataset, project_root: Path) -> tuple[Any, str]:
             frame = pd.read_json(path, lines=True, dtype=False)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: not a readable {fmt} file: {str(exc).splitlines()[0]}") from None
-    if frame.empty:
-        raise DataFileError(f"{path}: no rows (the file holds a header at most)")
-    missing = [c for c in member.columns if c not in frame.columns]
-    if missing:
-        raise DataFileError(
-            f"{path}: declared column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"missing from the file (it has: {', '.join(map(str, frame.columns))})"
-        )
-    return frame[list(member.columns)], str(path)
+    return _check_columns(member, frame, str(path)), str(path)
 
 
 def _line(fmt: str, index: int) -> int:
     """Where a row is in its file, for a person to find it: CSV has a header line, JSONL none, Parquet rows."""
-    return index + 2 if fmt == "csv" else index + 1
+    return index + 2 if fmt == "csv" else index + 1  # JSONL lines, Parquet and asset rows count from 1
 
 
 def _missing(value: Any) -> bool:
@@ -246,8 +280,9 @@ def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def build_raw(member: TableDataset, project_root: Path, out_dir: Path) -> dict[str, Any]:
-    frame, source = read_frame(member, project_root)
+def build_raw(member: TableDataset, project_root: Path, out_dir: Path, value: Any = None) -> dict[str, Any]:
+    """``value``: the loaded value of the member's Dagster asset (``asset:``), else the file is read."""
+    frame, source = read_frame(member, project_root, value)
     records, ids, failures = validate_rows(member, frame)
     valid = [i for i in range(len(records)) if i not in failures]
     rows = table_rows(member, [records[i] for i in valid], [ids[i] for i in valid])
@@ -260,6 +295,7 @@ def build_raw(member: TableDataset, project_root: Path, out_dir: Path) -> dict[s
     listed = [f for i in sorted(failures) for f in failures[i]]
     return {
         "source": source,
+        **({"asset_digest": asset_digest(value)} if member.asset is not None else {}),
         "metrics": {"rows": len(rows), "invalid_rows": len(failures)},
         "labels": dict(sorted(Counter(r["label"] for r in rows).items())) if member.task != "regression" else {},
         "examples": [
@@ -310,7 +346,7 @@ def build_split(member: TableDataset, raw_dir: Path, out_dir: Path) -> dict[str,
     splits = split_table(member, rows)
     if not splits.get("train") or not splits.get("test"):
         raise DataFileError(
-            f"{member.path}: a {member.strategy} split of {len(rows)} rows leaves "
+            f"{member.source}: a {member.strategy} split of {len(rows)} rows leaves "
             f"{'no test rows' if not splits.get('test') else 'no train rows'} (more rows, or another split.test)"
         )
     write_splits(splits, rows, out_dir)
@@ -324,6 +360,6 @@ def build_split(member: TableDataset, raw_dir: Path, out_dir: Path) -> dict[str,
 RUNTIME = DatasetRuntime(
     build_raw,
     build_split,
-    lambda member, root: [] if member.path.startswith("s3://") else [root / member.path],
+    lambda member, root: [root / member.path] if member.path is not None else [],
     (__name__, "release_assets.datasets.build", "release_assets.manifest.table"),
 )

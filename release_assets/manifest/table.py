@@ -7,7 +7,7 @@ time split names a datetime column) are checked here, when the manifest loads, s
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,9 +64,15 @@ class TableSplit(_Strict):
         return self
 
 
+ASSET_KEY = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*(/[A-Za-z0-9_][A-Za-z0-9_\-]*)*$"
+
+
 class TableDataset(DatasetConfig):
     kind: Literal["table"]
-    path: str  # relative to the project root, or an s3:// URI
+    path: str | None = None  # a file, relative to the project root
+    # Or an asset of the team's own Dagster project (its key, parts joined by "/"): its value (a DataFrame, or
+    # anything with `to_pandas()`) is loaded through that asset's IO manager, and the asset is upstream in the UI.
+    asset: Annotated[str, Field(pattern=ASSET_KEY)] | None = None
     format: Literal["csv", "parquet", "jsonl"] | None = None  # from the file's suffix when not given
     columns: dict[str, ColumnSpec] = Field(min_length=2)
     target: str
@@ -77,6 +83,11 @@ class TableDataset(DatasetConfig):
 
     @model_validator(mode="after")
     def _columns_exist(self) -> TableDataset:
+        if (self.path is None) == (self.asset is None):
+            raise ValueError("give the table's `path:` (a file) or its `asset:` (a Dagster asset key), one of them")
+        if self.asset is not None and self.format is not None:
+            raise ValueError("`format:` is a file's: an asset's value is a DataFrame")
+
         def need(field: str, column: str) -> None:
             if column not in self.columns:
                 raise ValueError(f"{field}: {column!r} is not a declared column ({', '.join(self.columns)})")
@@ -111,10 +122,18 @@ class TableDataset(DatasetConfig):
         excluded = {self.target, self.id, self.split.by}
         return [c for c in self.columns if c not in excluded]
 
+    @property
+    def source(self) -> str:
+        """The table's origin as a person names it: its file, or ``asset <key>``."""
+        return self.path if self.path is not None else f"asset {self.asset}"
+
     def file_format(self) -> str:
+        if self.asset is not None:
+            return "asset"
         if self.format:
             return self.format
-        suffix = self.path.rsplit(".", 1)[-1].lower() if "." in self.path else ""
+        path = self.path or ""
+        suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
         return {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}.get(
             suffix, "csv"
         )

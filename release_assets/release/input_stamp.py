@@ -67,6 +67,8 @@ def record(store_root: Path, manifest: Any, version: str, files: list[Path], tra
 
 def unchanged(store_root: Path, manifest: Any, tracking_uri: str) -> str | None:
     """The published version if nothing ``manifest``'s release reads has changed since it was stamped, else None."""
+    if any(getattr(m, "asset", None) for m in manifest.members.values()):
+        return None  # a member is a Dagster asset's value: only a run loads it, so no file proves it unchanged
     path = stamp_path(store_root, manifest.name)
     try:
         stamp = json.loads(path.read_text())
