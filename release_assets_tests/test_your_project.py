@@ -130,6 +130,8 @@ def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
     versions = {name: _version(done.stdout, name) for name in ("loans", "rents", "scored", "flat_prices")}
     assert "roc_auc_gate: roc_auc = " in done.stdout and "r2_gate: r2 = " in done.stdout, done.stdout
 
+    synced = _cli(project, "registry", "sync")  # MLflow: a run per version, each model member a model version
+    assert synced.returncode == 0 and "loans.default_model v1" in synced.stdout, synced.stdout + synced.stderr
     for name, version in versions.items():
         bundle = project / ".release_store" / "releases" / name / version / "bundle.tar.gz"
         verified = _cli(project, "verify", str(bundle))
@@ -259,3 +261,35 @@ def test_a_member_taken_from_the_teams_dagster_asset_is_downstream_of_it_and_nam
     )
     with pytest.raises(ManifestError, match=r"members\.flats\.asset: features/flats is not an asset here"):
         build_defs([manifest], project, resources_for(settings), None)
+
+
+def test_the_wheel_in_a_fresh_venv_releases_the_teams_project(tmp_path):
+    """Issue #25's user, whole: release_assets from its wheel alone in a new venv, the team's package installed
+    beside it, `release-assets release` run in the team's project (found from the working directory, no settings)."""
+    from release_assets_tests.component.projects import build_wheel, fresh_venv, project_env, run
+
+    wheel = build_wheel(tmp_path / "build")
+    project = tmp_path / "your_project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".release_store", ".dagster"))
+    python = fresh_venv(project / ".venv", wheel)
+    site = next((project / ".venv" / "lib").glob("python3*/site-packages"))
+    (site / "_your_models.pth").write_text(str(project) + "\n")  # as `pip install -e .` of the team's project
+    env = {
+        **project_env(project, project / ".venv"),
+        "RELEASE_ASSETS_PROJECT_DEFINITIONS": "your_models.definitions:defs",
+    }
+    where = run([str(python), "-c", "import release_assets; print(release_assets.__file__)"], project, env)
+    assert Path(where.stdout.strip()).is_relative_to(site), where.stdout + where.stderr
+
+    cli = str(project / ".venv" / "bin" / "release-assets")
+    released = run([cli, "release", "loans", "rents", "flat_prices"], project, env, timeout=600)
+    assert released.returncode == 0, released.stdout + released.stderr
+    for name in ("loans", "rents", "flat_prices"):
+        version = _version(released.stdout, name)
+        assert (project / ".release_store" / "releases" / name / version / "bundle.tar.gz").is_file()
+    kinds = run(
+        [str(python), "-c", "from release_assets.manifest import installed_kinds; print(*installed_kinds())"],
+        project,
+        env,
+    )
+    assert {"table", "python_model", "imported_model"} <= set(kinds.stdout.split()), kinds.stdout + kinds.stderr

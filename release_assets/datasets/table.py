@@ -14,6 +14,7 @@ feature columns by name), and ``slice`` (the columns the model is also scored pe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import Counter
@@ -57,8 +58,6 @@ def frame_of_value(member: TableDataset, value: Any) -> Any:
 def asset_digest(value: Any) -> str:
     """A canonical digest of an asset's value: the same rows, columns and dtypes give the same digest whatever
     storage the IO manager used, so an unchanged upstream asset reuses the built table."""
-    import hashlib
-
     import pandas as pd
 
     frame = value if isinstance(value, pd.DataFrame) else None

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -119,3 +121,35 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) ->
 def dg(python: Path | str = sys.executable) -> list[str]:
     """`dg` run by a given interpreter (the one whose environment it should see)."""
     return [str(python), "-m", "dagster_dg_cli.cli"]
+
+
+def build_wheel(tmp: Path) -> Path:
+    """This package as a wheel, built offline from a copy of its sources."""
+    # From a copy of the sources: building in place would leave build/ and egg-info in the checkout.
+    src = tmp / "src"
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "release_assets", src / "release_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist")]
+    out = run([*cmd, str(src)], tmp, project_env(tmp), timeout=300)
+    assert out.returncode == 0, out.stderr
+    [wheel] = (tmp / "dist").glob("release_assets-*.whl")
+    return wheel
+
+
+def fresh_venv(venv: Path, wheel: Path) -> Path:
+    """A new venv with release_assets from ``wheel`` only; third-party packages through a .pth line to this
+    repository's site-packages (see test_out_of_repo.py). Returns its python."""
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    out = run([str(base), "-m", "venv", "--without-pip", str(venv)], venv.parent, project_env(venv.parent))
+    assert out.returncode == 0, out.stderr
+    python = venv / "bin" / "python"
+    env = project_env(venv.parent)
+    site = Path(
+        run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], venv, env).stdout.strip()
+    )
+    (site / "_release_assets_test_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    out = run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], venv.parent, env)
+    assert out.returncode == 0, out.stderr
+    return python

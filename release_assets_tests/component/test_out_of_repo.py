@@ -15,48 +15,25 @@ and `release-assets verify` checks the bundles.
 
 from __future__ import annotations
 
-import shutil
-import sys
-import sysconfig
 from pathlib import Path
 
-from release_assets_tests.component.projects import REPO, dg, project_env, run, write_faq_release, write_project
-
-
-def _build_wheel(tmp: Path) -> Path:
-    # From a copy of the sources: building in place would leave build/ and egg-info in the checkout.
-    src = tmp / "src"
-    src.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, src / name)
-    shutil.copytree(REPO / "release_assets", src / "release_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist")]
-    out = run([*cmd, str(src)], tmp, project_env(tmp), timeout=300)
-    assert out.returncode == 0, out.stderr
-    [wheel] = (tmp / "dist").glob("release_assets-*.whl")
-    return wheel
-
-
-def _fresh_venv(venv: Path, wheel: Path) -> Path:
-    base = Path(getattr(sys, "_base_executable", sys.executable))
-    out = run([str(base), "-m", "venv", "--without-pip", str(venv)], venv.parent, project_env(venv.parent))
-    assert out.returncode == 0, out.stderr
-    python = venv / "bin" / "python"
-    env = project_env(venv.parent)
-    site = Path(
-        run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], venv, env).stdout.strip()
-    )
-    (site / "_release_assets_test_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    out = run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], venv.parent, env)
-    assert out.returncode == 0, out.stderr
-    return python
+from release_assets_tests.component.projects import (
+    REPO,
+    build_wheel,
+    dg,
+    fresh_venv,
+    project_env,
+    run,
+    write_faq_release,
+    write_project,
+)
 
 
 def test_the_wheel_in_a_fresh_venv_serves_a_dg_project_outside_the_repository(tmp_path):
-    wheel = _build_wheel(tmp_path / "build")
+    wheel = build_wheel(tmp_path / "build")
     project = tmp_path / "shop"
     project.mkdir()
-    python = _fresh_venv(project / ".venv", wheel)
+    python = fresh_venv(project / ".venv", wheel)
     defs = write_project(project, "shop")
     # The project itself importable, as `pip install -e .` makes it in a team's environment.
     site = next((project / ".venv" / "lib").glob("python3*/site-packages"))
