@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage serve clean
+.PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage bench-your-model serve clean
 .PHONY: scale-test bench-scale
 
 help: ## List every target
@@ -78,6 +78,9 @@ bench-canary: setup ## Measure breach-to-rollback time and the canary monitor's 
 
 bench-onnx: setup ## Serving cold start and per-request p50/p99 through onnxruntime vs torch (~6 min) into BENCHMARKS.md
 	$(BIN)/python bench/serving_cold.py
+
+bench-your-model: setup ## A python_model release from a CSV vs the team's plain function, whole processes in pairs (~1.5 min)
+	$(BIN)/python bench/your_model.py
 
 bench-triage: setup ## Measure regression triage of a held full-size helpdesk build against its champion (~5 min)
 	$(BIN)/python bench/triage.py

@@ -18,10 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def plain_release(project_root: Path = ROOT, only: list[str] | None = None) -> dict:
     from release_assets.chains.build import build_chain
-    from release_assets.datasets.build import build_raw, build_split
     from release_assets.evaluation.chain_evaluation import build_chain_evaluation
     from release_assets.evaluation.model_eval import build_model_report
-    from release_assets.manifest import DATASET_KINDS, MODEL_KINDS, load_manifests
+    from release_assets.manifest import family, load_manifests, member_kind
     from release_assets.models.train import build_model
 
     stages: dict[str, float] = {}
@@ -45,15 +44,16 @@ def plain_release(project_root: Path = ROOT, only: list[str] | None = None) -> d
         for name in manifest.topological_order():
             member = manifest.members[name]
             key = f"{manifest.name}/{name}"
-            if member.kind in DATASET_KINDS:
+            if family(member.kind) == "dataset":
+                runtime = member_kind(member.kind).load_runtime()
                 dirs[name] = folder(f"{key}/raw")
-                timed("data", build_raw, member, project_root, dirs[name])
+                timed("data", runtime.build_raw, member, project_root, dirs[name])
                 dirs[f"{name}_split"] = folder(f"{key}/split")
-                timed("data", build_split, member, dirs[name], dirs[f"{name}_split"])
-            elif member.kind in MODEL_KINDS:
+                timed("data", runtime.build_split, member, dirs[name], dirs[f"{name}_split"])
+            elif family(member.kind) == "model":
                 dirs[name] = folder(key)
                 split = dirs[f"{member.data}_split"]
-                summary = timed("train", build_model, member.kind, member.params, split, dirs[name])
+                summary = timed("train", build_model, member, split, dirs[name], project_root)
                 dirs[f"{name}:labels"] = summary["labels"]
                 mft = [c.model_dump() for c in getattr(member, "mft_cases", [])]
                 timed("evaluate", build_model_report, member.kind, dirs[name], split, folder(f"{key}_report"), key, mft)
