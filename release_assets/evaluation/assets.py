@@ -12,7 +12,7 @@ from release_assets.evaluation import report
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation
 from release_assets.evaluation.model_eval import REGRESSION_EXAMPLE_COLUMNS, build_model_report
 from release_assets.evaluation.report import examples_markdown
-from release_assets.manifest import ManifestError, ReleaseManifest, member_section
+from release_assets.manifest import ManifestError, ModelConfig, ReleaseManifest, member_section
 from release_assets.record.ledger import replay
 from release_assets.serving.loader import load_release
 from release_assets.serving.shadow_replay import build_shadow_comparison, subset_text
@@ -54,8 +54,19 @@ def _report_metadata(ref: ArtifactRef, store_root: Path) -> dict:
     }
 
 
+def _report_code(member: ModelConfig) -> CodeInputs:
+    """The report's code version: the evaluation's modules, the behavioural cases and, for a member naming its own
+    `metrics:` function, that function (config) and its module with what it imports of its own package."""
+    mft = [c.model_dump() for c in getattr(member, "mft_cases", [])]
+    own = getattr(member, "metrics", None)
+    if own is None:
+        return CodeInputs(REPORT_MODULES, config=mft)  # as before `metrics:` existed: the same versions
+    return CodeInputs([*REPORT_MODULES, own.partition(":")[0]], config={"mft_cases": mft, "metrics": own})
+
+
 def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     member = manifest.model(name)
+    own_metrics = getattr(member, "metrics", None)
 
     @dg.asset(
         key=keys.report(manifest.name, name),
@@ -65,16 +76,13 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
         },
         required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "evaluation"),
-        **versioned(
-            CodeInputs(REPORT_MODULES, config=[c.model_dump() for c in getattr(member, "mft_cases", [])]),
-            manifest,
-            name,
-        ),
+        **versioned(_report_code(member), manifest, name),
         description=(
             f"Evaluation of `{name}` on the test split of `{member.data}`, by the model's task. Classifiers: "
             "accuracy, macro-F1, per-class recall, confusion matrix, accuracy per slice (binary ones also ROC AUC, "
             "PR AUC and the calibration error of the positive class). Regression: RMSE, MAE, R², MAE per slice. "
             "Each: worst examples, single-item latency p50/p95."
+            + (f" Also the metrics `{own_metrics}` returns." if own_metrics else "")
         ),
         owners=manifest.owners,
         kinds={"python"},
@@ -95,6 +103,7 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
                 out,
                 f"{manifest.name}/{name}",
                 [c.model_dump() for c in getattr(member, "mft_cases", [])],
+                own_metrics,
             ),
             metadata=lambda ref: _report_metadata(ref, local.root),
         )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from release_assets.datasets.build import read_jsonl
 from release_assets.datasets.quality import describe
@@ -24,6 +27,7 @@ from release_assets.evaluation.metrics import (
     slice_hits,
     slice_mae,
 )
+from release_assets.evaluation.user_metrics import metrics_function, user_metrics
 from release_assets.models.language import ABSTAIN_FILE
 from release_assets.models.trainers import MODEL_KINDS, Predictor, predict_labels, task_of
 
@@ -33,20 +37,41 @@ CLASSIFIER_EXAMPLE_COLUMNS = ["id", "input", "expected", "got", "confidence"]
 REGRESSION_EXAMPLE_COLUMNS = ["id", "input", "expected", "got", "abs_error"]
 
 
-def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]]) -> dict[str, Any]:
+def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]], metrics: str | None = None) -> dict[str, Any]:
     """The model's figures on its test split, by its task (``task_of``): classifiers (multiclass and binary) get
     accuracy, macro-F1, per-class and confusion views, binary ones also ROC AUC, PR AUC and calibration error;
-    regression models RMSE, MAE and R². A metric that cannot be measured on these rows (None) is left out."""
+    regression models RMSE, MAE and R². A metric that cannot be measured on these rows (None) is left out.
+    ``metrics``: a member's own metrics function (``package.module:function``, ``user_metrics.py``), whose
+    figures join the summary's metrics (their names under ``user_metrics``)."""
 
     task = task_of(predictor)
-    if task == "regression":
-        return _evaluate_regression(predictor, test_rows)
-    if task not in ("multiclass", "binary"):
+    if task not in ("multiclass", "binary", "regression"):
         raise ValueError(f"cannot evaluate a model of task {task!r}: expected multiclass, binary or regression")
-    return _evaluate_classifier(predictor, test_rows, task)
+    own = (metrics, metrics_function(metrics)) if metrics else None  # imported before any prediction: fails fast
+    if task == "regression":
+        return _evaluate_regression(predictor, test_rows, own)
+    return _evaluate_classifier(predictor, test_rows, task, own)
 
 
-def _evaluate_classifier(predictor: Predictor, test_rows: list[dict[str, Any]], task: str) -> dict[str, Any]:
+# A member's own metrics function, by the reference its manifest entry gives it.
+OwnMetrics = tuple[str, Callable[..., Any]] | None
+
+
+def _add_own_metrics(summary: dict[str, Any], own: OwnMetrics, y_true: Any, y_pred: Any, y_score: Any) -> None:
+    """The member's own figures into the summary's metrics; none on an empty test split (nothing to measure)."""
+    if own is None:
+        return
+    figures = {}
+    if len(y_true):
+        ref, function = own
+        figures = user_metrics(ref, function, np.asarray(y_true), np.asarray(y_pred), y_score, summary["metrics"])
+    summary["metrics"].update(figures)
+    summary["user_metrics"] = sorted(figures)
+
+
+def _evaluate_classifier(
+    predictor: Predictor, test_rows: list[dict[str, Any]], task: str, own: OwnMetrics = None
+) -> dict[str, Any]:
     predicted, proba = predict_labels(predictor, test_rows)
     expected = [r["label"] for r in test_rows]
     metrics = classification_metrics(expected, predicted, predictor.labels)
@@ -77,7 +102,7 @@ def _evaluate_classifier(predictor: Predictor, test_rows: list[dict[str, Any]], 
             "calibration_error": calibration_error(positive, scores),
         }
     latency = measure_latency(lambda row: predictor.predict_proba([row]), test_rows[:LATENCY_SAMPLES])
-    return {
+    summary = {
         "metrics": {
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
@@ -94,9 +119,14 @@ def _evaluate_classifier(predictor: Predictor, test_rows: list[dict[str, Any]], 
         "examples": wrong[:WORST_EXAMPLES],
         "predictions": {row["id"]: got for row, got in zip(test_rows, predicted, strict=True)},
     }
+    if own is not None:
+        # The positive class's probability for a binary model, the whole matrix (columns in label order) otherwise.
+        score = proba[:, 1] if task == "binary" and len(test_rows) else proba
+        _add_own_metrics(summary, own, expected, predicted, np.asarray(score, dtype=float))
+    return summary
 
 
-def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]], own: OwnMetrics = None) -> dict[str, Any]:
     """Errors in the target's unit (overall, and MAE per slice value when the rows name slice columns), the rows
     with the largest absolute errors, and single-item latency of ``predict_values``."""
 
@@ -110,7 +140,7 @@ def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]]) -> dic
     worst.sort(key=lambda e: -e["abs_error"])
     errors_of = {"rmse": rmse(expected, values), "mae": mae(expected, values), "r2": r2(expected, values)}
     latency = measure_latency(lambda row: predictor.predict_values([row]), test_rows[:LATENCY_SAMPLES])
-    return {
+    summary = {
         "metrics": {
             **{k: v for k, v in errors_of.items() if v is not None},
             **latency,
@@ -122,6 +152,8 @@ def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]]) -> dic
         "examples": worst[:WORST_EXAMPLES],
         "predictions": {row["id"]: got for row, got in zip(test_rows, values, strict=True)},
     }
+    _add_own_metrics(summary, own, expected, values, None)
+    return summary
 
 
 def abstain_summary(predictor: Predictor, model_dir: Path, test_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -213,11 +245,13 @@ def build_model_report(
     out_dir: Path,
     title: str,
     mft_cases: list[dict[str, str]] | None = None,
+    metrics: str | None = None,
 ) -> dict[str, Any]:
+    """``metrics``: the member's own metrics function (its manifest entry's ``metrics:``), if it names one."""
 
     predictor = MODEL_KINDS[kind].load(model_dir)
     test_rows = read_jsonl(split_dir / "test.jsonl")
-    summary = evaluate(predictor, test_rows)
+    summary = evaluate(predictor, test_rows, metrics)
     if kind == "text_classifier":
 
         def predict(texts: list[str]) -> list[str]:

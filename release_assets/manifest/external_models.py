@@ -1,6 +1,8 @@
 """Manifest entries of the model kinds that run a team's own artifacts: ``python_model`` (a function of the team's
 package trains it) and ``imported_model`` (a file trained elsewhere). Both learn from, or are evaluated on, a
 ``table`` dataset; how they are built and served is in ``models/python_model.py`` and ``models/imported.py``.
+Either may name a function of the team's own that computes extra metrics at evaluation (``metrics:``, see
+``evaluation/user_metrics.py``); each metric it returns may be gated by name.
 """
 
 from __future__ import annotations
@@ -23,7 +25,21 @@ def check_object_ref(value: str) -> str:
     return value
 
 
-class PythonModel(ModelConfig):
+class TeamModelConfig(ModelConfig):
+    """What both kinds share: an optional function of the team's own computing extra metrics at evaluation."""
+
+    # Called as ``function(y_true, y_pred, y_score)`` on the test split (evaluation/user_metrics.py) and returning
+    # ``{name: number}``; each name may then be gated like a built-in metric. Left out of the entry's dump when
+    # unset, so members that name none keep the versions they had.
+    metrics: str | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @field_validator("metrics")
+    @classmethod
+    def _importable_metrics(cls, value: str | None) -> str | None:
+        return None if value is None else check_object_ref(value)
+
+
+class PythonModel(TeamModelConfig):
     kind: Literal["python_model"]
     # Called as ``function(X, y, params)``: the train split's feature columns (a pandas DataFrame, dtypes as the
     # schema declares), its target (a Series) and this member's ``params``; returns the fitted model.
@@ -45,7 +61,7 @@ class PythonModel(ModelConfig):
         return self.train.partition(":")[0]
 
 
-class ImportedModel(ModelConfig):
+class ImportedModel(TeamModelConfig):
     kind: Literal["imported_model"]
     path: str  # the model file, relative to the project root: .onnx, or .skops
     format: StoredFormat | None = None  # from the suffix when not given

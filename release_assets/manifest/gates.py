@@ -5,12 +5,14 @@ takes and the range of that bound. (When a gate cannot decide, every gate holds 
 Manifest validation (names, bounds, ranges: :func:`check_thresholds`), the checks (which asset each is attached
 to) and the release unit all read these rules; how each gate decides is attached to its rule in
 ``promotion/gate_table.py``. Adding a gate is one rule here, one decide function there (or none: a metric the
-member's summary reports is compared with the bound), and a fixture that makes it fail.
+member's summary reports is compared with the bound), and a fixture that makes it fail. A model member that names
+its own ``metrics:`` function may also gate any metric that function returns (:func:`user_metric_rule`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,6 +44,8 @@ class GateRule:
     # A member field the gate's input needs (shadow gates replay the chain's recorded `traffic`).
     requires: str | None = None
     tasks: frozenset[Task] | None = None  # models: the tasks whose evaluation reports it (None: every task)
+    # A metric the member's own `metrics:` function returns (any name, any bound): not measured fails the gate.
+    user_metric: bool = False
 
     def role(self, kind: str) -> str:
         if self.reads != "summary":
@@ -79,8 +83,10 @@ _RULES: list[GateRule] = [
     *_metrics("model", ("r2",), (None, 1.0), frozenset({"regression"})),
     # accuracy points the worst slice may trail overall accuracy by
     GateRule("slice_gap", "model", "report", UNIT, "max", tasks=CLASSIFICATION),
-    # a tolerated drop in accuracy against the champion, so never positive
-    GateRule("regression", "model", "report", (-1.0, 0.0), "min", tasks=CLASSIFICATION),
+    # a tolerated worsening against the champion on the same test rows, so never positive: a classifier's drop in
+    # accuracy (paired bootstrap on per-row correctness), a regression model's relative change of MAE,
+    # (champion - candidate) / champion (paired bootstrap on per-row absolute errors)
+    GateRule("regression", "model", "report", (-1.0, 0.0), "min"),
     # chains: the golden-suite evaluation
     GateRule("format_valid", "chain", "summary"),
     *_metrics(
@@ -126,6 +132,19 @@ def rules_for(kind: str, task: Task | None = None) -> dict[str, GateRule]:
     return {n: r for n, r in sorted(out.items()) if task is None or r.tasks is None or task in r.tasks}
 
 
+# A gate on a user metric becomes a Dagster check named `<gate>_gate`: letters, digits and underscores.
+_USER_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def user_metric_rule(kind: str, gate: str, spec_of: Any) -> GateRule | None:
+    """The gate on a metric of the member's own ``metrics:`` function: any name the shared table does not hold
+    (those stay the table's, with their tasks and ranges), on a model member that names such a function. It is
+    compared with its bound like any summary metric, whatever the bound."""
+    if gate in RULES or getattr(spec_of, "metrics", None) is None or family_of(kind) != "model":
+        return None
+    return GateRule(gate, "model", "summary", (None, None), user_metric=True)
+
+
 def family_of(kind: str) -> Family:
     return member_kind(kind).family
 
@@ -144,15 +163,21 @@ def check_thresholds(
 ) -> None:
     """Names, required bounds and their ranges, from this table, when a manifest loads: a typo in a gate name must
     fail here (at run time it would be "not measured"), and so must a bound nothing can meet (`min: 1.5`).
-    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``); ``task``: what
-    the member's data sets it to learn, which decides the metrics its evaluation reports."""
+    ``spec_of``: the member's manifest entry, for gates that need one of its fields (``requires``) and the metrics
+    of its own ``metrics:`` function (any name outside the table); ``task``: what the member's data sets it to
+    learn, which decides the metrics its evaluation reports."""
     known = rules_for(kind, task)
     for gate, t in gates.items():
         at = f"{where}: gates.{member}.{gate}"
-        spec = known.get(gate)
+        spec = known.get(gate) or user_metric_rule(kind, gate, spec_of)
         if spec is None:
             what = f"a {kind}" + (f" on a {task} task" if task and family_of(kind) != "chain" else "")
-            raise ManifestError(f"{at}: unknown gate for {what} (known: {', '.join(sorted(known))})")
+            own = ""
+            if hasattr(spec_of, "metrics") and gate not in RULES:  # a kind that takes a `metrics:` function
+                own = f"; to gate a metric of your own, name its function in `members.{member}.metrics`"
+            raise ManifestError(f"{at}: unknown gate for {what} (known: {', '.join(sorted(known))}){own}")
+        if spec.user_metric and not _USER_METRIC_NAME.match(gate):
+            raise ManifestError(f"{at}: a gated metric's name is letters, digits and underscores")
         if spec.requires and spec_of is not None and getattr(spec_of, spec.requires, None) is None:
             raise ManifestError(
                 f"{at}: needs `members.{member}.{spec.requires}` (a file of recorded requests to replay through the "

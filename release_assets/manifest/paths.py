@@ -7,7 +7,7 @@ from pathlib import Path
 from release_assets.core.hashing import module_file
 from release_assets.manifest.defs_files import is_defs_file
 from release_assets.manifest.errors import ManifestError
-from release_assets.manifest.external_models import PythonModel
+from release_assets.manifest.external_models import ImportedModel, PythonModel
 from release_assets.manifest.models import PromptChain, ReleaseManifest
 
 # Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
@@ -36,12 +36,18 @@ def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifes
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")
             if what == "file" and not target.is_file():
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} is not a file")
-        # The training code is found (not run) now: its source is the model's code version, read at load.
-        if isinstance(member, PythonModel) and module_file(member.module) is None:
-            raise ManifestError(
-                f"{where}: members.{name}.train: {member.train!r} does not import: no module named "
-                f"{member.module!r} (is the package installed, or on PYTHONPATH?)"
-            )
+        # The team's code is found (not run) now: its source is the model's (training) or the report's (metrics)
+        # code version, read at load.
+        code = {"train": member.train} if isinstance(member, PythonModel) else {}
+        if isinstance(member, PythonModel | ImportedModel) and member.metrics is not None:
+            code["metrics"] = member.metrics
+        for field, ref in code.items():
+            module = ref.partition(":")[0]
+            if module_file(module) is None:
+                raise ManifestError(
+                    f"{where}: members.{name}.{field}: {ref!r} does not import: no module named "
+                    f"{module!r} (is the package installed, or on PYTHONPATH?)"
+                )
         if isinstance(member, PromptChain) and not (project_root / member.path / member.chain_file).is_file():
             raise ManifestError(
                 f"{where}: members.{name}.chain_file: {member.chain_file} does not exist in {member.path}"

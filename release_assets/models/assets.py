@@ -55,7 +55,9 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
             CodeInputs(
                 [*runtime.code_modules(member), "release_assets.models.train", "release_assets.models.trainers"],
                 source_files,
-                config=member_section(manifest, name)["member"],
+                # `metrics:` is the evaluation's (the report's version covers it): naming another function
+                # re-evaluates the model, it does not retrain it.
+                config={k: v for k, v in member_section(manifest, name)["member"].items() if k != "metrics"},
             ),
             manifest,
             name,

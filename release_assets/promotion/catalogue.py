@@ -1,8 +1,8 @@
 """The gates that need data rather than one number: each decides a verdict from a member's inputs.
 
 Duplicates and leakage read rows, label coverage the split, drift the champion's reference profile, regression
-the champion's model re-scored on the candidate's test split, slice gap the report's slices. Each is named by one
-entry of :data:`release_assets.promotion.gate_table.GATES`.
+the champion's model re-scored on the candidate's test split (a classifier's labels, a regression model's values),
+slice gap the report's slices. Each is named by one entry of :data:`release_assets.promotion.gate_table.GATES`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from release_assets.datasets.quality import duplicates_verdict, label_coverage_verdict, leakage_verdict
 from release_assets.models.trainers import MODEL_KINDS as TRAINERS
-from release_assets.models.trainers import predict_labels
+from release_assets.models.trainers import predict_labels, task_of
 from release_assets.promotion.drift import drift_verdict
 from release_assets.promotion.inputs import MemberInputs
 from release_assets.promotion.policy import Verdict
 from release_assets.promotion.slices import slice_gap_verdict
-from release_assets.promotion.stats import regression_verdict
+from release_assets.promotion.stats import error_regression_verdict, regression_verdict
 
 if TYPE_CHECKING:
     from release_assets.manifest import Threshold
@@ -91,6 +91,8 @@ def regression(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
 
     test = inputs.rows("test")
     champion_predictor = TRAINERS[model.kind].load(inputs.champion.member_dir(member))
+    if inputs.refs["report"].summary.get("task") == "regression":
+        return _error_regression(member, inputs, t, champion["digest"], champion_predictor)
     champion_labels, _ = predict_labels(champion_predictor, test)
     report = json.loads((inputs.dir("report") / "report.json").read_text())
     return regression_verdict(
@@ -101,5 +103,36 @@ def regression(member: str, inputs: MemberInputs, t: Threshold) -> Verdict:
         tolerance,
         candidate_id=model.digest,
         champion_id=champion["digest"],
+        seed=int(t.params.get("seed", 0)),
+    )
+
+
+def _error_regression(
+    member: str, inputs: MemberInputs, t: Threshold, champion_digest: str, champion_predictor
+) -> Verdict:
+    """The regression gate of a regression model: the champion's values on the candidate's test rows, their
+    absolute errors against the candidate's (from its report), compared by MAE with a paired bootstrap."""
+    champion_task = task_of(champion_predictor)
+    if champion_task != "regression":
+        # The member's data changed task since the champion was published: it has no values to compare.
+        return Verdict(
+            member,
+            "regression",
+            "inconclusive",
+            f"champion {inputs.champion.version} is a {champion_task} model: no MAE to compare the candidate's with",
+            None,
+            {"min": t.min, "max": None},
+        )
+    test = inputs.rows("test")
+    values = champion_predictor.predict_values(test) if test else []
+    report = json.loads((inputs.dir("report") / "report.json").read_text())
+    return error_regression_verdict(
+        member,
+        report["predictions"],
+        {r["id"]: float(v) for r, v in zip(test, values, strict=True)},
+        {r["id"]: float(r["label"]) for r in test},
+        -float(t.min or 0.0),
+        candidate_id=inputs.refs["model"].digest,
+        champion_id=champion_digest,
         seed=int(t.params.get("seed", 0)),
     )

@@ -78,7 +78,7 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
     """
     kind = manifest.members[member].kind
     roles = member_roles(manifest, member)
-    gates = {g: t for g, t in manifest.gates[member].items() if gate_role(kind, g) == role}
+    gates = {g: t for g, t in manifest.gates[member].items() if gate_role(kind, g, manifest.members[member]) == role}
     target = dg.AssetKey(roles[role])
     used_roles = {role} | ({"model", "split"} if "regression" in gates else set())
     read = [dg.AssetKey(roles[r]) for r in sorted(used_roles)]
@@ -123,7 +123,7 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
 
 def gate_checks(manifest: ReleaseManifest) -> list[dg.AssetChecksDefinition]:
     by_target: set[tuple[str, str]] = {
-        (member, gate_role(manifest.members[member].kind, gate))
+        (member, gate_role(manifest.members[member].kind, gate, manifest.members[member]))
         for member, gates in manifest.gates.items()
         for gate in gates
     }

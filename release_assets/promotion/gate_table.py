@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from release_assets.manifest.gates import RULES, GateRule, rules_for
+from release_assets.manifest.gates import RULES, GateRule, rules_for, user_metric_rule
 from release_assets.promotion import catalogue, explain, shadow_gates
 
 
@@ -46,10 +46,11 @@ GATES: dict[str, GateSpec] = {
 }
 
 
-def gate_spec(kind: str, gate: str) -> GateSpec:
-    """The gate ``gate`` of a member of ``kind``: a shared gate, or a metric the kind reports itself (a plugin's),
-    which is compared with its bound like any summary metric."""
-    rule = rules_for(kind).get(gate)
+def gate_spec(kind: str, gate: str, spec_of: Any = None) -> GateSpec:
+    """The gate ``gate`` of a member of ``kind``: a shared gate, or a metric the kind reports itself (a plugin's)
+    or the member's own ``metrics:`` function returns (``spec_of``: its manifest entry), each compared with its
+    bound like any summary metric."""
+    rule = rules_for(kind).get(gate) or user_metric_rule(kind, gate, spec_of)
     if rule is None:
         raise KeyError(f"{kind} has no gate {gate!r}")
     return GATES.get(gate) or GateSpec(**{f.name: getattr(rule, f.name) for f in fields(GateRule)})

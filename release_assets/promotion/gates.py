@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from release_assets import keys
 from release_assets.artifacts import ArtifactRef
@@ -23,9 +24,10 @@ from release_assets.promotion.policy import Verdict, threshold_verdict
 __all__ = ["MemberInputs", "consistency_verdicts", "gate_role", "member_roles", "member_verdicts"]
 
 
-def gate_role(kind: str, gate: str) -> str:
-    """Which of a member's assets a gate reads, and so which asset its check is attached to."""
-    return gate_spec(kind, gate).role(kind)
+def gate_role(kind: str, gate: str, spec_of: Any = None) -> str:
+    """Which of a member's assets a gate reads, and so which asset its check is attached to (``spec_of``: the
+    member's manifest entry, which a gate on a metric of its own ``metrics:`` function needs)."""
+    return gate_spec(kind, gate, spec_of).role(kind)
 
 
 def _decided(member: str, gate: str, decide: Callable[..., Verdict], t, inputs: MemberInputs) -> Verdict:
@@ -40,10 +42,20 @@ def _decided(member: str, gate: str, decide: Callable[..., Verdict], t, inputs: 
 
 
 def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: MemberInputs) -> Verdict:
-    spec = gate_spec(manifest.members[member].kind, gate)
-    summary = inputs.refs[spec.role(manifest.members[member].kind)].summary
+    config = manifest.members[member]
+    spec = gate_spec(config.kind, gate, config)
+    summary = inputs.refs[spec.role(config.kind)].summary
     metrics = summary.get("metrics", {})
     verdict = threshold_verdict(member, gate, metrics.get(gate), t)
+    if spec.user_metric and verdict.observed is None:
+        # The member's own function did not return it (or returned None or NaN): a name the manifest gates but
+        # the code never computes is a mistake to fix, not a case for `on_inconclusive`.
+        returned = sorted(set(summary.get("user_metrics", [])))
+        reason = (
+            f"{gate} was not measured: {getattr(config, 'metrics', None)} returned no value for it "
+            f"(it returned: {', '.join(returned) or 'nothing'})"
+        )
+        verdict = replace(verdict, status="failed", reason=reason)
     # How it was measured matters when the gate fails or the machine was busy; a quiet pass stays short.
     busy = (metrics.get("cpu_wait_share") or 0) >= 0.1
     if gate.endswith("_ms") and verdict.observed is not None and (busy or verdict.status != "passed"):
@@ -59,7 +71,7 @@ def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: Memb
 def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
     out = []
     for gate, t in sorted(manifest.gates.get(member, {}).items()):
-        decide = gate_spec(manifest.members[member].kind, gate).decide
+        decide = gate_spec(manifest.members[member].kind, gate, manifest.members[member]).decide
         out.append(
             _measured(manifest, member, gate, t, inputs)
             if decide is None

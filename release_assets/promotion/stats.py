@@ -4,6 +4,10 @@ Both models are scored on the same rows, so the comparison is paired: per row, t
 and so is the champion. Pairing removes the row-difficulty variance that comparing two accuracies ignores. A
 candidate fails only when it is worse beyond noise (the bootstrap CI of the difference lies entirely below
 ``-tolerance``); McNemar's test on the discordant rows is reported alongside as the classical check.
+
+A regression model (a numeric target) is compared the same way on per-row absolute errors: the relative change of
+the MAE, ``(champion - candidate) / champion``, with a paired bootstrap CI; it fails only when the whole CI lies
+below ``-tolerance``, a tolerated share of the champion's MAE.
 """
 
 from __future__ import annotations
@@ -153,5 +157,142 @@ def regression_verdict(
         bounds,
         severity,
         champion=float(champ.mean()),
+        examples=examples[:MAX_EXAMPLES],
+    )
+
+
+# Resampled row indices held in memory at once (a chunk of bootstrap resamples): bounded whatever the test size.
+_BOOT_CELLS = 2_000_000
+
+
+def _relative_change(champion_total: np.ndarray, candidate_total: np.ndarray) -> np.ndarray:
+    """``(champion - candidate) / champion`` of summed errors, per resample: negative when the candidate errs more.
+    A resample where the champion is exact is 0 when the candidate is exact too, else an unbounded worsening."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (champion_total - candidate_total) / champion_total
+    return np.where(champion_total > 0, out, np.where(candidate_total > 0, -np.inf, 0.0))
+
+
+def paired_relative_mae_ci(
+    errors_candidate: Sequence[float] | np.ndarray,
+    errors_champion: Sequence[float] | np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
+    """``(relative change, low, high)`` of the MAE, ``(champion MAE - candidate MAE) / champion MAE``, by a paired
+    percentile bootstrap: each resample draws the same rows, with replacement, for both models' absolute errors.
+
+    The bounds are resampled values (``inverted_cdf``): a resample where the champion happens to be exact gives
+    an unbounded worsening, which interpolation would turn into NaN. The champion's MAE must not be 0.
+    """
+    a, b = np.asarray(errors_candidate, dtype=float), np.asarray(errors_champion, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"need two equal, non-empty lists of per-row errors, got {a.shape} and {b.shape}")
+    if not b.sum() > 0:
+        raise ValueError("the champion's MAE is 0: no relative change to measure")
+    n = len(a)
+    rng = np.random.default_rng(seed)
+    changes = np.empty(n_boot)
+    chunk = max(1, _BOOT_CELLS // n)
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        rows = rng.integers(0, n, size=(size, n))
+        changes[start : start + size] = _relative_change(b[rows].sum(axis=1), a[rows].sum(axis=1))
+    low, high = np.quantile(changes, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+    return float((b.sum() - a.sum()) / b.sum()), float(low), float(high)
+
+
+def error_regression_verdict(
+    member: str,
+    candidate_values: dict[str, float],
+    champion_values: dict[str, float] | None,
+    expected: dict[str, float],
+    tolerance: float,
+    candidate_id: str,
+    champion_id: str | None,
+    *,
+    min_shared: int = MIN_SHARED,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    gate: str = "no_regression",
+    severity: Literal["block", "warn"] = "block",
+) -> Verdict:
+    """The regression gate of a regression model: fails when the candidate's MAE is surely worse than the
+    champion's by more than ``tolerance`` (a share of the champion's MAE), on the same test rows.
+
+    Observed is the relative change ``(champion MAE - candidate MAE) / champion MAE`` (negative: worse); the
+    candidate fails only when the upper bound of its paired bootstrap CI lies below ``-tolerance``. No champion, or
+    too few shared rows, is inconclusive, as for classifiers; the same model on both sides is an error.
+    """
+    bounds: dict[str, float | None] = {"min": -tolerance, "max": None}
+    if champion_values is None or champion_id is None:
+        return Verdict(
+            member, gate, "inconclusive", "no champion to compare the candidate with", None, bounds, severity
+        )
+    if candidate_id == champion_id:
+        raise ValueError(
+            f"{member}: the candidate and the champion are the same model ({candidate_id}); comparing a model "
+            "with itself would always pass the regression gate"
+        )
+    shared = sorted(set(candidate_values) & set(champion_values) & set(expected))
+    if len(shared) < min_shared:
+        return Verdict(
+            member,
+            gate,
+            "inconclusive",
+            f"candidate and champion share only {len(shared)} test rows with a target (need {min_shared}); "
+            "they were probably evaluated on different test sets",
+            None,
+            bounds,
+            severity,
+        )
+    cand = np.array([abs(float(candidate_values[i]) - float(expected[i])) for i in shared])
+    champ = np.array([abs(float(champion_values[i]) - float(expected[i])) for i in shared])
+    compared = f"MAE {cand.mean():.4g} vs champion {champ.mean():.4g} on {len(shared)} shared test rows"
+    examples = [
+        {
+            "id": i,
+            "expected": expected[i],
+            "candidate": candidate_values[i],
+            "champion": champion_values[i],
+            "candidate_error": float(c),
+            "champion_error": float(h),
+        }
+        for i, c, h in sorted(zip(shared, cand, champ, strict=True), key=lambda x: x[2] - x[1])
+        if c > h
+    ]
+    if not champ.sum() > 0:
+        # The champion is exact on every shared row: any error of the candidate is an unbounded relative
+        # worsening, which no tolerance covers.
+        exact = not cand.sum() > 0
+        reason = f"{compared}: the champion is exact on every row, " + (
+            "and so is the candidate" if exact else "so no relative tolerance covers the candidate's errors"
+        )
+        return Verdict(
+            member,
+            gate,
+            "passed" if exact else "failed",
+            reason,
+            0.0 if exact else None,
+            bounds,
+            severity,
+            examples=examples[:MAX_EXAMPLES],
+        )
+    change, low, high = paired_relative_mae_ci(cand, champ, n_boot=n_boot, seed=seed, alpha=alpha)
+    worse = high < -tolerance
+    reason = (
+        f"{compared} ({change:+.1%}, {1 - alpha:.0%} paired bootstrap CI {low:+.1%} to {high:+.1%}): "
+        f"{'surely' if worse else 'not surely'} worse than the tolerated {-tolerance + 0.0:.1%}"
+    )
+    return Verdict(
+        member,
+        gate,
+        "failed" if worse else "passed",
+        reason,
+        change,
+        bounds,
+        severity,
         examples=examples[:MAX_EXAMPLES],
     )

@@ -29,8 +29,9 @@ from release_assets.core.git_base import Baseline, baseline, configured_base_ref
 from release_assets.manifest import ManifestError, PromptChain, ReleaseManifest, parse_manifest
 from release_assets.manifest.paths import manifest_root
 
-# Member fields that decide what a gate measures, not what is built.
-EVALUATION_INPUTS = ("golden", "mft_cases", "repeats")
+# Member fields that decide what a gate measures, not what is built (`metrics`: the function a model member's own
+# metrics come from; naming one where there was none is not a loosening, it only adds metrics to gate).
+EVALUATION_INPUTS = ("golden", "mft_cases", "repeats", "metrics")
 _IDS_LISTED = 10
 
 
@@ -179,7 +180,7 @@ def weakened_gates(committed: ReleaseManifest | None, effective: ReleaseManifest
                 continue
             before = getattr(spec, field)
             after = getattr(current, field, None) if current is not None else None
-            if before != after:
+            if before is not None and before != after:
                 out.append(f"members.{name}.{field}: {_short(before)} -> {_short(after)}")
     return out
 
