@@ -12,6 +12,7 @@ from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_
 from release_assets.cli.promotion import add_parser as add_promotion_parser
 from release_assets.cli.registry import add_parser as add_registry_parser
 from release_assets.cli.release import add_parser as add_release_parser
+from release_assets.cli.scaffold import add_parser as add_scaffold_parser
 from release_assets.cli.serving import cmd_flags, cmd_predict, cmd_serve
 from release_assets.cli.triage import add_parser as add_triage_parser
 from release_assets.cli.watch import add_parser as add_watch_parser
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     add_registry_parser(sub)
     add_watch_parser(sub)
     add_config_parser(sub)
+    add_scaffold_parser(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "by", "") is None:

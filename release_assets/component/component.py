@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from release_assets.component.scaffold import PLATFORM_TYPE, write_release
+from release_assets.component.scaffold import PLATFORM_TYPE, release_name, write_release
+from release_assets.component.table_scaffold import write_table_release
 from release_assets.component.wiring import release_defs, resources_for, shared_defs
 from release_assets.core.settings import Settings
 from release_assets.manifest import (
@@ -28,6 +29,7 @@ from release_assets.manifest import (
     parse_manifest,
 )
 from release_assets.manifest.defs_lines import locate
+from release_assets.manifest.kinds import Task
 from release_assets.manifest.paths import check_paths
 from release_assets.manifest.rollout import RolloutSpec
 
@@ -47,11 +49,61 @@ def origin_in(folder: Path) -> Origin:
     return Origin(root=folder, source=source)
 
 
-class ReleaseScaffolder(dg.Scaffolder):
-    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+class ReleaseScaffoldParams(BaseModel):
+    """``dg scaffold defs release_assets.ReleaseComponent NAME [--from-table PATH --target COLUMN [--task T]]``
+    (or ``--json-params '{"from_table": ..., "target": ...}'``): without a table, the starter release."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_table: str | None = Field(
+        default=None,
+        description="a CSV, Parquet or JSONL file of the project (relative to the working directory or the project "
+        "root): the release's schema, task, split and gates are inferred from it",
+    )
+    target: str | None = Field(default=None, description="with --from-table: the column the model predicts")
+    task: Task | None = Field(default=None, description="with --from-table: instead of the task detected")
+
+
+class ReleaseScaffolder(dg.Scaffolder[ReleaseScaffoldParams]):
+    @classmethod
+    def get_scaffold_params(cls) -> type[ReleaseScaffoldParams]:
+        return ReleaseScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[ReleaseScaffoldParams]) -> None:
         if request.scaffold_format != "yaml":
             raise ValueError("a release is declared in YAML: scaffold it with --format yaml")
-        write_release(Path(request.target_path), request.type_name)
+        target, params = Path(request.target_path), request.params
+        if params is None or (params.from_table is None and not params.target and not params.task):
+            write_release(target, request.type_name)
+            return
+        try:
+            self._from_table(request, target, params)
+        except ValueError as exc:  # the table, the column or the options: one line, as the release-assets CLI says it
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # dg made the folder: leave nothing that would refuse the corrected command
+            raise SystemExit(f"FAILED: {exc}") from None
+
+    def _from_table(
+        self, request: dg.ScaffoldRequest[ReleaseScaffoldParams], target: Path, params: ReleaseScaffoldParams
+    ) -> None:
+        if params.from_table is None:
+            raise ValueError("--target and --task describe a table: name it with --from-table PATH")
+        if not params.target:
+            raise ValueError(f"--from-table {params.from_table} needs --target COLUMN (the column to predict)")
+        command = (
+            f"dg scaffold defs {request.type_name} {target.name} --from-table {params.from_table} "
+            f"--target {params.target}" + (f" --task {params.task}" if params.task else "")
+        )
+        write_table_release(
+            release_name(target.name),
+            params.from_table,
+            params.target,
+            target / "defs.yaml",
+            request.project_root,
+            task=params.task,
+            type_name=request.type_name,
+            command=command,
+        )
 
 
 @dg.scaffold_with(ReleaseScaffolder)

@@ -3,6 +3,8 @@
 It writes ``<name>/defs.yaml`` with a starter dataset, model and gates (the iris flowers, which scikit-learn ships,
 so nothing needs downloading), and, when the project declares no ``ReleasePlatformComponent`` yet, a
 ``release_platform/defs.yaml`` beside it, since releases need the shared jobs, sensors and resources to load.
+With ``--from-table PATH --target COLUMN`` the release is inferred from the team's table instead
+(``table_scaffold.py``).
 """
 
 import getpass
@@ -32,15 +34,26 @@ def has_platform(defs_root: Path) -> bool:
 def write_release(target: Path, type_name: str, owner: str | None = None) -> list[Path]:
     """The starter release in ``target`` (and the platform beside it if the project has none); the files written."""
     target.mkdir(parents=True, exist_ok=True)
-    values = {"type": type_name, "name": release_name(target.name), "owner": owner or f"{_user()}@example.com"}
-    written = [target / "defs.yaml"]
-    written[0].write_text(string.Template(template("release.defs.yaml")).substitute(values), encoding="utf-8")
-    if not has_platform(target.parent):
-        platform = target.parent / "release_platform" / "defs.yaml"
-        platform.parent.mkdir(exist_ok=True)
-        platform.write_text(template("platform.defs.yaml"), encoding="utf-8")
-        written.append(platform)
-    return written
+    values = {"type": type_name, "name": release_name(target.name), "owner": owner or user_email()}
+    release = target / "defs.yaml"
+    release.write_text(string.Template(template("release.defs.yaml")).substitute(values), encoding="utf-8")
+    return [release, *ensure_platform(target.parent)]
+
+
+def ensure_platform(defs_root: Path) -> list[Path]:
+    """``release_platform/defs.yaml`` in ``defs_root`` unless the project declares the platform already; the
+    files written."""
+    if has_platform(defs_root):
+        return []
+    platform = defs_root / "release_platform" / "defs.yaml"
+    platform.parent.mkdir(exist_ok=True)
+    platform.write_text(template("platform.defs.yaml"), encoding="utf-8")
+    return [platform]
+
+
+def user_email() -> str:
+    """An owner to start from: the user's name at example.com (the scaffolded file says to review it)."""
+    return f"{_user()}@example.com"
 
 
 def _user() -> str:
