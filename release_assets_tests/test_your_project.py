@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from release_assets_tests.conftest import REPO
+from release_assets_tests.models.onnx_models import linear_onnx_classifier
 
 EXAMPLE = REPO / "examples" / "your_project"
 RUN_TIMEOUT_S = 300
@@ -42,31 +42,6 @@ def _cli(project: Path, *args: str, stdin: str | None = None) -> subprocess.Comp
     return subprocess.run(
         command, env=_env(project), cwd=project, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, input=stdin
     )
-
-
-def _onnx_classifier(path: Path, weights: np.ndarray, bias: np.ndarray) -> None:
-    """A linear softmax classifier as another team's tool would export it: one float input, probabilities out."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "b"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
-        "imported_classifier",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, weights.shape[0]])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, weights.shape[1]])],
-        [
-            numpy_helper.from_array(weights.astype(np.float32), "W"),
-            numpy_helper.from_array(bias.astype(np.float32), "b"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.write_bytes(model.SerializeToString())
 
 
 IMPORTED = """
@@ -113,7 +88,7 @@ def project(tmp_path_factory) -> Path:
     (root / "data" / "flowers.csv").write_text(",".join([*names, "species"]) + "\n" + "\n".join(rows) + "\n")
     fitted = LogisticRegression(max_iter=1000).fit(iris.data, iris.target)
     (root / "models").mkdir()
-    _onnx_classifier(root / "models" / "classifier.onnx", fitted.coef_.T, fitted.intercept_)
+    linear_onnx_classifier(root / "models" / "classifier.onnx", fitted.coef_.T, fitted.intercept_)
     (root / "releases" / "scored.yaml").write_text(IMPORTED)
     return root
 

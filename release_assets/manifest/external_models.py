@@ -17,6 +17,7 @@ from release_assets.manifest.models import ModelConfig
 # "package.module:function": what Python entry points, Dagster and uvicorn all call an importable object.
 _OBJECT_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 StoredFormat = Literal["sklearn", "onnx"]
+MLFLOW_SCHEMES = ("models:/", "runs:/")
 
 
 def check_object_ref(value: str) -> str:
@@ -63,8 +64,10 @@ class PythonModel(TeamModelConfig):
 
 class ImportedModel(TeamModelConfig):
     kind: Literal["imported_model"]
-    path: str  # the model file, relative to the project root: .onnx, or .skops
-    format: StoredFormat | None = None  # from the suffix when not given
+    # The model file, relative to the project root (.onnx, or .skops), or an MLflow model URI (models:/name@alias,
+    # models:/name/3, runs:/<run>/<path>) resolved in the configured tracking server: onnx or skops flavors only.
+    path: str
+    format: StoredFormat | None = None  # from the suffix when not given (an MLflow model: from its flavor)
     # The class of each output column of a classifier, in order (by default the target's `allowed` values,
     # sorted); an ONNX model's input is one float tensor of the table's feature columns, in declared order.
     labels: list[str] | None = None

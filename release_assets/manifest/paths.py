@@ -7,7 +7,7 @@ from pathlib import Path
 from release_assets.core.hashing import module_file
 from release_assets.manifest.defs_files import is_defs_file
 from release_assets.manifest.errors import ManifestError
-from release_assets.manifest.external_models import ImportedModel, PythonModel
+from release_assets.manifest.external_models import MLFLOW_SCHEMES, ImportedModel, PythonModel
 from release_assets.manifest.models import PromptChain, ReleaseManifest
 
 # Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
@@ -29,8 +29,8 @@ def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifes
     for name, member in manifest.members.items():
         for field, what in _PATH_FIELDS.items():
             value = getattr(member, field, None)
-            if value is None:
-                continue
+            if value is None or (isinstance(member, ImportedModel) and value.startswith(MLFLOW_SCHEMES)):
+                continue  # not set, or not a file: an MLflow model URI, resolved when the model is built
             target = project_root / value
             if not target.exists():
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")

@@ -1,6 +1,7 @@
 """Model stage: one asset per trained model, reused from the store when code, params and data are unchanged."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -77,8 +78,7 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
             member=name,
             kind=member.kind,
             inputs={"data": data},
-            # An imported model's file is read at build time: an edit made after definitions loaded still counts.
-            params={"params": member.params, "files": files_digest(source_files)} if source_files else member.params,
+            params=_build_params(member, runtime, source_files, project_root),
             builder=lambda out: build_model(member, data.path(local.root), out, project_root),
             metadata=lambda ref: {
                 "labels": ", ".join(ref.summary["labels"]) or "(regression: none)",
@@ -90,6 +90,15 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
             yield _parity_result(name, member.kind, output.value, data, local.root, keys.model(manifest.name, name))
 
     return model
+
+
+def _build_params(member, runtime, source_files: list[Path], project_root: Path) -> Any:
+    """The build's inputs beyond code and data, read now: an imported model's file digest (an edit made after
+    definitions loaded still counts) or the MLflow version its URI names (a moved alias imports again)."""
+    identity = runtime.source_identity(member, project_root)
+    if not source_files and identity is None:
+        return member.params  # a trained model: its hyperparameters, as always
+    return {"params": member.params, "files": files_digest(source_files), "source": identity}
 
 
 def model_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from release_assets.core.settings import Settings
 from release_assets.datasets.build import read_jsonl
 from release_assets.datasets.table import TABLE_FILE
 from release_assets.manifest import ImportedModel, ModelConfig
+from release_assets.models.mlflow_import import fetch, is_mlflow_uri, resolve
 from release_assets.models.table_predictor import (
     ONNX_FILE,
     SKOPS_FILE,
@@ -43,11 +46,27 @@ class ImportedModelRuntime:
 
     def source_files(self, member: ModelConfig, project_root: Path) -> list[Path]:
         assert isinstance(member, ImportedModel)
-        return [project_root / member.path]
+        return [] if is_mlflow_uri(member.path) else [project_root / member.path]
+
+    def source_identity(self, member: ModelConfig, project_root: Path) -> Any:
+        """What an MLflow URI names now (read at build time, so a moved alias imports again); files have their
+        digests (``source_files``)."""
+        assert isinstance(member, ImportedModel)
+        return resolve(member.path, Settings().tracking_uri) if is_mlflow_uri(member.path) else None
 
     def build(self, member: ModelConfig, split_dir: Path, out_dir: Path, project_root: Path) -> dict[str, Any]:
         assert isinstance(member, ImportedModel)
-        source = project_root / member.path
+        with tempfile.TemporaryDirectory(prefix="imported-") as work:
+            return self._build(member, split_dir, out_dir, project_root, Path(work))
+
+    def _build(
+        self, member: ImportedModel, split_dir: Path, out_dir: Path, project_root: Path, work: Path
+    ) -> dict[str, Any]:
+        fmt = member.file_format()
+        if is_mlflow_uri(member.path):
+            source, fmt = fetch(member.path, Settings().tracking_uri, work)
+        else:
+            source = project_root / member.path
         if not source.is_file():
             raise ModelFileError(f"{source}: model file not found (the member's `path:`)")
         table = json.loads((split_dir / TABLE_FILE).read_text())
@@ -55,7 +74,6 @@ class ImportedModelRuntime:
             if table["task"] == "regression":
                 raise ModelFileError("labels: a regression model has no classes")
             table = {**table, "labels": list(member.labels)}
-        fmt = member.file_format()
         if fmt == "onnx":
             _check_onnx_input(source, len(table["features"]))
             shutil.copyfile(source, out_dir / ONNX_FILE)

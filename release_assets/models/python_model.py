@@ -89,6 +89,9 @@ class PythonModelRuntime:
     def source_files(self, member: ModelConfig, project_root: Path) -> list[Path]:
         return []
 
+    def source_identity(self, member: ModelConfig, project_root: Path) -> Any:
+        return None
+
     def build(self, member: ModelConfig, split_dir: Path, out_dir: Path, project_root: Path) -> dict[str, Any]:
         assert isinstance(member, PythonModel)
         table = json.loads((split_dir / TABLE_FILE).read_text())

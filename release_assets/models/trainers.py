@@ -54,6 +54,11 @@ class ModelRuntime(Protocol):
         """Files of the project it reads (an imported model's file): their digests are inputs of the build."""
         ...
 
+    def source_identity(self, member: ModelConfig, project_root: Path) -> Any:
+        """What it reads from outside the project, as it is now (an MLflow model version), or None: read at build
+        time and made an input of the build."""
+        ...
+
     def load(self, model_dir: Path, runtime: str | None = None) -> Predictor: ...
 
     def code_modules(self, member: ModelConfig) -> list[str]:
@@ -98,6 +103,9 @@ class ModelKind:
 
     def source_files(self, member: ModelConfig, project_root: Path) -> list[Path]:
         return []
+
+    def source_identity(self, member: ModelConfig, project_root: Path) -> Any:
+        return None
 
     def load(self, model_dir: Path, runtime: str | None = None) -> Predictor:
         """The model in ``model_dir``, run by onnxruntime when it has a ``model.onnx`` (unless the runtime asked
