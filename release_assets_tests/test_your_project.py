@@ -131,10 +131,41 @@ def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
     refused = _cli(project, "predict", "rents", "--json", "-", stdin=json.dumps(bad))
     assert refused.returncode != 0 and "features.district" in refused.stderr + refused.stdout, refused
 
+    _serve_over_http(project, flat, bad)
+
     # A gate made to fail holds the release with its reason; nothing new is published.
     held = _cli(project, "release", "rents", "--set", "rents:gates.rent_model.mae.max=10")
     assert held.returncode != 0 and "== rents: HELD BACK" in held.stdout, held.stdout + held.stderr
     assert re.search(r"\[FAIL\] rent_model_report mae_gate: mae = [\d.]+ violates the gate <= 10", held.stdout)
+
+
+def _serve_over_http(project: Path, flat: dict, bad: dict) -> None:
+    """The champions over HTTP, through the server's own app: an answer, and a bad column as a 422 naming it."""
+    from starlette.testclient import TestClient
+
+    from release_assets.release.store import LocalReleaseStore
+    from release_assets.serving.flags import store_flags_dir
+    from release_assets.serving.server import build_server
+
+    store = LocalReleaseStore(project / ".release_store")
+    server = build_server(
+        store,
+        ["loans", "rents"],
+        cache_dir=project / "serve-cache",
+        flags_dir=store_flags_dir(store),
+        trace_path=project / "traces.jsonl",
+    )
+    try:
+        client = TestClient(server.app)
+        assert client.get("/readyz").status_code == 200
+        answered = client.post("/v1/rents/predict", json=flat)
+        assert answered.status_code == 200 and answered.json()["prediction"] > 0, answered.text
+        refused = client.post("/v1/rents/predict", json=bad)
+        assert refused.status_code == 422 and "features.district" in refused.text, refused.text
+        missing = client.post("/v1/loans/predict", json={"features": {"income": 1.0, "age": 30, "region": "east"}})
+        assert missing.status_code == 422 and "features.amount" in missing.text, missing.text
+    finally:
+        server.close()
 
 
 def test_editing_the_teams_training_code_retrains_that_model_and_nothing_else(project):
