@@ -22,7 +22,6 @@ evaluated with (``build.PYTHON_STEPS_FILE``), never the code, and nothing in it 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from release_assets.chains.schema import ChainSpec, ChainSpecError, StepSpec
+from release_assets.core.team_code import import_function, one_line
 from release_assets.models.trainers import Predictor, predict_labels
 
 StepFunction = Callable[[str, dict[str, Any]], Any]
@@ -207,14 +207,8 @@ def step_functions(spec: ChainSpec) -> dict[str, StepFunction]:
 
 
 def import_step_function(ref: str) -> StepFunction:
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # the team's module may raise anything while it is imported
-        raise ImportError(f"{ref!r} does not import: {type(exc).__name__}: {_one_line(exc)}") from None
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise ImportError(f"{ref!r}: module {module_name} has no function {attr!r}")
+    function = import_function(ref)  # TeamCodeError, an ImportError, names what is wrong
+    attr = ref.partition(":")[2]
     try:
         inspect.signature(function).bind("text", {})
     except TypeError as exc:
@@ -234,11 +228,7 @@ def call_python(
     try:
         value = function(text, given)
     except Exception as exc:  # the team's code may raise anything: this case's error, not the runner's
-        return None, f"{step.python_function} raised {type(exc).__name__}: {_one_line(exc)}"
+        return None, f"{step.python_function} raised {one_line(exc)}"
     if value is None:
         return None, f"{step.python_function} returned None, not a dict of the step's output fields"
     return value, None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

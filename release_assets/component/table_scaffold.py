@@ -106,7 +106,7 @@ def _task_note(draft: TableDraft) -> str:
     dataset, facts = draft.dataset, draft.facts[draft.dataset.target]
     if dataset.task == "regression":
         return f"REVIEW: {facts.distinct} distinct numbers, predicted as a quantity"
-    labels = sorted(facts.counts)  # as the classes are named: _label of each value
+    labels = sorted(facts.counts)  # as the classes are named: label_text of each value
     if dataset.task == "binary":
         positive = labels[-1] if labels else "true"
         return f"REVIEW: 2 values; the positive class (ROC AUC, PR AUC, calibration) is {positive!r}, the last sorted"

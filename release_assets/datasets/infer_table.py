@@ -40,7 +40,15 @@ import numpy as np
 
 from release_assets.datasets.build import DataFileError
 from release_assets.datasets.quality import duplicate_rows, leakage
-from release_assets.datasets.table import _coerce, _label, _missing, split_table, table_rows, validate_rows
+from release_assets.datasets.table import (
+    coerce_cell,
+    is_missing,
+    label_text,
+    read_file,
+    split_table,
+    table_rows,
+    validate_rows,
+)
 from release_assets.manifest.kinds import Task
 from release_assets.manifest.table import ColumnSpec, Dtype, TableDataset
 
@@ -100,20 +108,10 @@ def file_format(path: Path) -> str:
 
 def read_table(path: Path) -> Any:
     """The file as ``datasets/table.py`` reads it (a CSV as text, Parquet and JSONL typed), every column."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise TableInferenceError(f"{path}: table file not found")
-    fmt = file_format(path)
     try:
-        if fmt == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
-        elif fmt == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True, dtype=False)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise TableInferenceError(f"{path}: not a readable {fmt} file: {str(exc).splitlines()[0]}") from None
+        frame = read_file(path, file_format(path))
+    except DataFileError as exc:
+        raise TableInferenceError(str(exc)) from None
     if frame.empty:
         raise TableInferenceError(f"{path}: no rows (the file holds a header at most)")
     frame.columns = [str(c) for c in frame.columns]
@@ -144,7 +142,7 @@ def _accepts(values: list[Any], dtype: Dtype) -> bool:
     spec = ColumnSpec(dtype=dtype)
     try:
         for value in values:
-            _coerce(value, spec)
+            coerce_cell(value, spec)
     except ValueError:
         return False
     return True
@@ -176,7 +174,7 @@ def _id_like(name: str, dtype: Dtype, missing: int, distinct: int, rows: int) ->
 
 def infer_column(name: str, raw: list[Any], rows: int) -> tuple[ColumnSpec, ColumnFacts, bool]:
     """One column's declared spec, what the data showed, and whether it is id-like."""
-    present = [v for v in raw if not _missing(v)]
+    present = [v for v in raw if not is_missing(v)]
     try:
         distinct_raw = list(dict.fromkeys(present))  # CSV text, or Parquet/JSONL scalars
     except TypeError:  # nested JSON values (lists, objects): text, as the reader's str dtype takes them
@@ -186,7 +184,7 @@ def infer_column(name: str, raw: list[Any], rows: int) -> tuple[ColumnSpec, Colu
     if dtype != "str":
         present = [v for v in present if not _blank(v)]  # a blank cell of a non-text column is missing
     spec = ColumnSpec(dtype=dtype)
-    coerced = {v: _coerce(v, spec) for v in distinct_raw if dtype == "str" or not _blank(v)}
+    coerced = {v: coerce_cell(v, spec) for v in distinct_raw if dtype == "str" or not _blank(v)}
     values = [coerced[v] for v in present]
     counts = Counter(values)
     missing = rows - len(values)
@@ -201,7 +199,7 @@ def infer_column(name: str, raw: list[Any], rows: int) -> tuple[ColumnSpec, Colu
     if id_like:
         updates["unique"] = True
     shown = dict(counts.most_common()) if dtype in ("str", "bool", "int") and len(counts) <= MAX_CATEGORIES else {}
-    facts = ColumnFacts(dtype, missing, len(counts), low, high, {_label(k): n for k, n in shown.items()})
+    facts = ColumnFacts(dtype, missing, len(counts), low, high, {label_text(k): n for k, n in shown.items()})
     return ColumnSpec(**{**spec.model_dump(), **updates}), facts, id_like
 
 
@@ -325,7 +323,7 @@ def infer_table(file: Path, target: str, task: Task | None = None, manifest_path
     if wrong:  # a bug of the rules above, never the data's
         raise TableInferenceError(f"{where}: the inferred schema refuses its own rows (columns {sorted(wrong)})")
     keep = [i for i in range(len(records)) if i not in failures]
-    labels = sorted({_label(records[i][target]) for i in keep}) if chosen != "regression" else []
+    labels = sorted({label_text(records[i][target]) for i in keep}) if chosen != "regression" else []
     for split in candidates:
         dataset = dataset_for(split)
         if not dataset.features:  # the time column was the only one left to learn from
@@ -380,5 +378,5 @@ def infer_table(file: Path, target: str, task: Task | None = None, manifest_path
 
 def _sorted_values(raw: list[Any], dtype: Dtype) -> list[Any]:
     spec = ColumnSpec(dtype=dtype)
-    values = {_coerce(v, spec) for v in raw if not _missing(v) and not (dtype != "str" and _blank(v))}
+    values = {coerce_cell(v, spec) for v in raw if not is_missing(v) and not (dtype != "str" and _blank(v))}
     return sorted(values)

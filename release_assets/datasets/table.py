@@ -83,14 +83,20 @@ def _check_columns(member: TableDataset, frame: Any, where: str) -> Any:
 def read_frame(member: TableDataset, project_root: Path, value: Any = None) -> tuple[Any, str]:
     """The table as a DataFrame of text and typed values (nothing coerced yet), and how to name it in errors:
     its file, or (``value``) the loaded value of its Dagster asset."""
-    import pandas as pd
-
     if member.asset is not None:
         return _check_columns(member, frame_of_value(member, value), member.source), member.source
     path = project_root / (member.path or "")
+    frame = read_file(path, member.file_format())
+    return _check_columns(member, frame, str(path)), str(path)
+
+
+def read_file(path: Path, fmt: str) -> Any:
+    """A table file as pandas reads it here: a CSV as text (the declared dtype decides later), Parquet and JSONL
+    typed as stored; an error naming the file when it is missing or unreadable."""
+    import pandas as pd
+
     if not path.is_file():
         raise DataFileError(f"{path}: table file not found")
-    fmt = member.file_format()
     try:
         if fmt == "csv":
             # Every cell as text: the declared dtype decides, row by row (pandas would read a column with one bad
@@ -102,7 +108,7 @@ def read_frame(member: TableDataset, project_root: Path, value: Any = None) -> t
             frame = pd.read_json(path, lines=True, dtype=False)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: not a readable {fmt} file: {str(exc).splitlines()[0]}") from None
-    return _check_columns(member, frame, str(path)), str(path)
+    return frame
 
 
 def _line(fmt: str, index: int) -> int:
@@ -110,13 +116,13 @@ def _line(fmt: str, index: int) -> int:
     return index + 2 if fmt == "csv" else index + 1  # JSONL lines, Parquet and asset rows count from 1
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     import pandas as pd
 
     return value is None or (not isinstance(value, str | bool) and bool(pd.isna(value)))
 
 
-def _coerce(value: Any, spec: ColumnSpec) -> Any:
+def coerce_cell(value: Any, spec: ColumnSpec) -> Any:
     """One cell as its declared dtype, JSON-ready (datetimes as ISO text); ValueError saying why it is not one."""
     if spec.dtype == "str":
         return str(value)
@@ -169,7 +175,7 @@ def row_ids(member: TableDataset, frame: Any) -> list[str]:
     """Each row's id: its ``id`` column, else its row number (1-based, as a person counts)."""
     if member.id is None:
         return [f"row {i + 1}" for i in range(len(frame))]
-    return [f"row {i + 1}" if _missing(v) else str(v) for i, v in enumerate(frame[member.id].tolist())]
+    return [f"row {i + 1}" if is_missing(v) else str(v) for i, v in enumerate(frame[member.id].tolist())]
 
 
 def validate_rows(
@@ -190,11 +196,11 @@ def validate_rows(
     records: list[dict[str, Any]] = [{} for _ in range(len(frame))]
     for column, spec in member.columns.items():
         for position, raw in enumerate(frame[column].tolist()):
-            if _missing(raw) or (isinstance(raw, str) and spec.dtype != "str" and not raw.strip()):
+            if is_missing(raw) or (isinstance(raw, str) and spec.dtype != "str" and not raw.strip()):
                 records[position][column] = None
                 continue
             try:
-                records[position][column] = _coerce(raw, spec)
+                records[position][column] = coerce_cell(raw, spec)
             except ValueError as exc:
                 records[position][column] = None
                 fail(position, column, f"{exc} (declared {spec.dtype})")
@@ -211,7 +217,7 @@ def validate_rows(
     except pa.errors.SchemaErrors as exc:
         for case in exc.failure_cases.to_dict("records"):
             position, column = case.get("index"), case.get("column")
-            if position is None or _missing(position) or column is None:
+            if position is None or is_missing(position) or column is None:
                 continue
             position = int(position)
             if any(f.field == column for f in failures.get(position, [])):
@@ -242,7 +248,7 @@ def table_rows(member: TableDataset, records: list[dict[str, Any]], ids: list[st
         group = str(record[member.split.by or ""]) if by_column else json.dumps(feats, sort_keys=True)
         row: dict[str, Any] = {
             "id": row_id,
-            "label": float(target) if member.task == "regression" else _label(target),
+            "label": float(target) if member.task == "regression" else label_text(target),
             "group": group,
             "features": feats,
         }
@@ -254,7 +260,7 @@ def table_rows(member: TableDataset, records: list[dict[str, Any]], ids: list[st
     return out
 
 
-def _label(value: Any) -> str:
+def label_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -263,7 +269,7 @@ def classes(member: TableDataset, rows: list[dict[str, Any]]) -> list[str]:
     if member.task == "regression":
         return []
     declared = member.columns[member.target].allowed
-    return sorted({_label(v) for v in declared}) if declared else sorted({r["label"] for r in rows})
+    return sorted({label_text(v) for v in declared}) if declared else sorted({r["label"] for r in rows})
 
 
 def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ built-in one. A function that cannot be imported, raises, or returns anything el
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 from collections.abc import Callable, Collection, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from release_assets.core.team_code import TeamCodeError, import_function, one_line
 from release_assets.manifest.gates import RULES
 
 
@@ -35,21 +35,12 @@ class MetricsError(RuntimeError):
     """The member's ``metrics:`` function could not be imported, raised, or returned something unusable."""
 
 
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
 def metrics_function(ref: str) -> Callable[..., Any]:
     """The function ``ref`` names (``package.module:function``), imported now."""
-    module_name, _, attr = ref.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # the team's module may raise anything while importing
-        raise MetricsError(f"metrics: {ref!r} does not import: {_one_line(exc)}") from None
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise MetricsError(f"metrics: {module_name} has no function {attr!r}")
-    return function
+        return import_function(ref)
+    except TeamCodeError as exc:
+        raise MetricsError(f"metrics: {exc}") from None
 
 
 def user_metrics(
@@ -65,7 +56,7 @@ def user_metrics(
     try:
         returned = function(y_true, y_pred, y_score)
     except Exception as exc:  # whatever the team's code raises is reported as its own failure
-        raise MetricsError(f"metrics: {ref} raised {_one_line(exc)}") from None
+        raise MetricsError(f"metrics: {ref} raised {one_line(exc)}") from None
     if not isinstance(returned, Mapping):
         raise MetricsError(f"metrics: {ref} returned a {type(returned).__name__}, not a dict of name -> number")
     out: dict[str, float] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.core.settings import Settings
+from release_assets.core.team_code import one_line
 from release_assets.datasets.build import read_jsonl
 from release_assets.datasets.table import TABLE_FILE
 from release_assets.manifest import ImportedModel, ModelConfig
@@ -92,7 +93,7 @@ class ImportedModelRuntime:
         except ModelFileError:
             raise
         except Exception as exc:  # onnxruntime or the estimator, on inputs it does not take
-            raise ModelFileError(f"{source}: cannot predict rows of this table: {type(exc).__name__}: {exc}") from None
+            raise ModelFileError(f"{source}: cannot predict rows of this table: {one_line(exc)}") from None
         return {"labels": table["labels"], "task": table["task"], "format": fmt, "source": member.path}
 
     def load(self, model_dir: Path, runtime: str | None = None) -> TablePredictor:

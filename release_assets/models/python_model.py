@@ -10,11 +10,11 @@ ONNX model. Its code version is the import closure of the function's module with
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
+from release_assets.core.team_code import TeamCodeError, import_function, one_line
 from release_assets.datasets.build import read_jsonl
 from release_assets.datasets.table import TABLE_FILE
 from release_assets.manifest import ModelConfig, PythonModel
@@ -37,15 +37,10 @@ class TrainingError(RuntimeError):
 
 
 def training_function(ref: str) -> Any:
-    module_name, _, attr = ref.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module may raise anything while importing
-        raise TrainingError(f"train: {ref!r} does not import: {type(exc).__name__}: {exc}") from None
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise TrainingError(f"train: {module_name} has no function {attr!r}")
-    return function
+        return import_function(ref)
+    except TeamCodeError as exc:
+        raise TrainingError(f"train: {exc}") from None
 
 
 def _target(rows: list[dict[str, Any]], task: str):
@@ -102,7 +97,7 @@ class PythonModelRuntime:
                 feature_frame(rows, ordered_features(table)), _target(rows, table["task"]), dict(member.params)
             )
         except Exception as exc:  # whatever the team's code raises is reported as its own failure
-            raise TrainingError(f"train: {member.train} raised {type(exc).__name__}: {exc}") from None
+            raise TrainingError(f"train: {member.train} raised {one_line(exc)}") from None
         if model is None:
             raise TrainingError(f"train: {member.train} returned None (it must return the fitted model)")
         _store(model, member, out_dir)
@@ -113,9 +108,7 @@ class PythonModelRuntime:
         except ModelFileError:
             raise
         except Exception as exc:
-            raise TrainingError(
-                f"train: the model {member.train} returned cannot predict: {type(exc).__name__}: {exc}"
-            ) from None
+            raise TrainingError(f"train: the model {member.train} returned cannot predict: {one_line(exc)}") from None
         return {
             "labels": table["labels"],
             "task": table["task"],
