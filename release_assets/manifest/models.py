@@ -169,7 +169,11 @@ def parse_member(name: str, raw: Any) -> MemberConfig:
     try:
         return kind.config.model_validate(raw)
     except ValidationError as exc:
-        raise ManifestError(validation_problems(exc, f"{where}.")) from None
+        # A rule across fields (the target is a declared column) is the entry's own: named by the member alone.
+        def field(loc: tuple[Any, ...]) -> str:
+            return ".".join([where, *map(str, loc)])
+
+        raise ManifestError(validation_problems(exc, path=field).replace(": Value error, ", ": ")) from None
 
 
 def _members_by_kind(raw: Any) -> Any:

@@ -13,6 +13,7 @@ import binascii
 import io
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,11 @@ def _table_value(value: Any, spec: dict[str, Any], field: str) -> Any:
             raise RequestError("must be true or false", field)
     elif not isinstance(value, str):
         raise RequestError(f"must be a string ({dtype})", field)
+    elif dtype == "datetime":
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise RequestError(f"{value!r} is not an ISO 8601 date or time", field) from None
     allowed = spec.get("allowed")
     if allowed is not None and value not in allowed:
         raise RequestError(f"{value!r} is not one of {allowed}", field)
