@@ -44,7 +44,11 @@ def _raw_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.A
     def raw_rows(context: dg.AssetExecutionContext, store: ArtifactStore, **source: Any) -> dg.Output:
         value = source.get("source")
         # The value's canonical digest is the build's input, as a file's digest is: the same rows reuse the build.
-        read = {"asset": asset_digest(value)} if upstream_asset else files_digest(source_files)
+        read: Any = {"asset": asset_digest(value)} if upstream_asset else files_digest(source_files)
+        # An s3:// table as it is now (its ETag): a changed object is read again, an unchanged one reused.
+        outside = runtime.source_identity(member, project_root) if runtime.source_identity else None
+        if outside is not None:
+            read = {"files": read, "source": outside}
         build = (
             (lambda out: runtime.build_raw(member, project_root, out, value=value))
             if upstream_asset

@@ -202,6 +202,9 @@ class DatasetRuntime:
     build_split: Any  # (member, raw_dir, out_dir) -> summary with rows and labels per side
     source_files: Any  # (member, project_root) -> the local files it reads (their digests enter the build's inputs)
     modules: tuple[str, ...]  # the modules whose source is the build's code version
+    # (member, project_root) -> what it reads from outside the project as it is now (an s3:// object's ETag), or
+    # None: read when the asset runs and made an input of the build.
+    source_identity: Any = None
 
 
 BUILTIN = DatasetRuntime(

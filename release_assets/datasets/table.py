@@ -17,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from release_assets.core.s3_client import bounded_client
+from release_assets.core.settings import Settings
 from release_assets.datasets.build import (
     ROWS_FILE,
     DataFileError,
@@ -85,9 +88,58 @@ def read_frame(member: TableDataset, project_root: Path, value: Any = None) -> t
     its file, or (``value``) the loaded value of its Dagster asset."""
     if member.asset is not None:
         return _check_columns(member, frame_of_value(member, value), member.source), member.source
+    if is_s3(member.path):
+        with tempfile.TemporaryDirectory(prefix="table-") as work:
+            local = Path(work) / Path(member.path or "").name
+            download(member.path or "", local)
+            return _check_columns(member, read_file(local, member.file_format()), member.source), member.source
     path = project_root / (member.path or "")
     frame = read_file(path, member.file_format())
     return _check_columns(member, frame, str(path)), str(path)
+
+
+def is_s3(path: str | None) -> bool:
+    return bool(path) and str(path).startswith("s3://")
+
+
+def _s3(uri: str) -> tuple[Any, str, str]:
+    """The client (bounded, configured by the RELEASE_ASSETS_S3_* settings), bucket and key of an s3:// URI."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise DataFileError(f"{uri}: not an s3://bucket/key URI")
+    settings = Settings()
+    client = bounded_client(
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        max_attempts=settings.s3_max_attempts,
+    )
+    return client, bucket, key
+
+
+def _s3_failure(uri: str, exc: Exception) -> DataFileError:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    return DataFileError(f"{uri}: cannot be read from S3 ({code or type(exc).__name__}: {str(exc).splitlines()[0]})")
+
+
+def s3_identity(uri: str) -> dict[str, Any]:
+    """What an s3:// table is now (its ETag, version and size), read at build time: the build's input, so a
+    changed object is read again and an unchanged one reuses the build."""
+    client, bucket, key = _s3(uri)
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # botocore's ClientError, or a connection error: both say why in one line
+        raise _s3_failure(uri, exc) from None
+    return {"uri": uri, "etag": head.get("ETag"), "version": head.get("VersionId"), "size": head.get("ContentLength")}
+
+
+def download(uri: str, target: Path) -> None:
+    client, bucket, key = _s3(uri)
+    try:
+        client.download_file(bucket, key, str(target))
+    except Exception as exc:  # as above
+        raise _s3_failure(uri, exc) from None
 
 
 def read_file(path: Path, fmt: str) -> Any:
@@ -365,6 +417,7 @@ def build_split(member: TableDataset, raw_dir: Path, out_dir: Path) -> dict[str,
 RUNTIME = DatasetRuntime(
     build_raw,
     build_split,
-    lambda member, root: [root / member.path] if member.path is not None else [],
+    lambda member, root: [root / member.path] if member.path is not None and not is_s3(member.path) else [],
     (__name__, "release_assets.datasets.build", "release_assets.manifest.table"),
+    lambda member, root: s3_identity(member.path) if is_s3(member.path) else None,
 )

@@ -29,8 +29,8 @@ def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifes
     for name, member in manifest.members.items():
         for field, what in _PATH_FIELDS.items():
             value = getattr(member, field, None)
-            if value is None or (isinstance(member, ImportedModel) and value.startswith(MLFLOW_SCHEMES)):
-                continue  # not set, or not a file: an MLflow model URI, resolved when the model is built
+            if value is None or value.startswith(("s3://", *MLFLOW_SCHEMES)):
+                continue  # not set, or not a file: an s3:// table or an MLflow model URI, read when built
             target = project_root / value
             if not target.exists():
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")

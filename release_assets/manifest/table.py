@@ -69,7 +69,7 @@ ASSET_KEY = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*(/[A-Za-z0-9_][A-Za-z0-9_\-]*)*$"
 
 class TableDataset(DatasetConfig):
     kind: Literal["table"]
-    path: str | None = None  # a file, relative to the project root
+    path: str | None = None  # a file, relative to the project root, or an s3://bucket/key URI
     # Or an asset of the team's own Dagster project (its key, parts joined by "/"): its value (a DataFrame, or
     # anything with `to_pandas()`) is loaded through that asset's IO manager, and the asset is upstream in the UI.
     asset: Annotated[str, Field(pattern=ASSET_KEY)] | None = None

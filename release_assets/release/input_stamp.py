@@ -65,10 +65,15 @@ def record(store_root: Path, manifest: Any, version: str, files: list[Path], tra
     write_atomic(target, json.dumps(stamp, indent=1, sort_keys=True).encode())
 
 
+def _remote(path: Any) -> bool:
+    return isinstance(path, str) and path.startswith(("s3://", "models:/", "runs:/"))
+
+
 def unchanged(store_root: Path, manifest: Any, tracking_uri: str) -> str | None:
     """The published version if nothing ``manifest``'s release reads has changed since it was stamped, else None."""
-    if any(getattr(m, "asset", None) for m in manifest.members.values()):
-        return None  # a member is a Dagster asset's value: only a run loads it, so no file proves it unchanged
+    outside = [m for m in manifest.members.values() if getattr(m, "asset", None) or _remote(getattr(m, "path", None))]
+    if outside:
+        return None  # a Dagster asset's value, an s3:// table, an MLflow model: no local file proves them unchanged
     path = stamp_path(store_root, manifest.name)
     try:
         stamp = json.loads(path.read_text())

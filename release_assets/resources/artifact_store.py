@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from release_assets.artifacts import LocalArtifactStore
+from release_assets.core.s3_client import bounded_client
 from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 
@@ -111,22 +112,16 @@ class ArtifactStore(dg.ConfigurableResource):
         no keys configured boto3 falls back to its usual chain (environment, profile, instance role), as before.
         boto3 is imported here so loading definitions stays free of it.
         """
-        import boto3
-        from botocore.config import Config
 
         def resolved(value):  # inside a run Dagster resolves EnvVars; the CLI reads the store outside of one
             return value.get_value() if isinstance(value, dg.EnvVar) else value
 
-        config = Config(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"total_max_attempts": max_attempts, "mode": "standard"},
-        )
-        return boto3.session.Session().client(
-            "s3",
+        return bounded_client(
             endpoint_url=self.endpoint_url,
             region_name=self.region_name,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
             aws_access_key_id=resolved(self.aws_access_key_id),
             aws_secret_access_key=resolved(self.aws_secret_access_key),
-            config=config,
         )

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from release_assets.core.s3_client import bounded_client
 from release_assets.core.settings import get_settings
 from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore, ReleaseStore
@@ -198,14 +199,10 @@ def store_for(env: Environment, region: str | None = None, settings: Any = None)
 def _s3_client(region: Region, settings: Any) -> Any:
     """A boto3 client bounded like the release store's (timeouts, standard retries): an unreachable region fails
     in seconds. Credentials come from boto3's usual chain (environment, profile, instance role)."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
+    return bounded_client(
+        endpoint_url=region.endpoint_url,
+        region_name=region.name,
         connect_timeout=settings.s3_connect_timeout,
         read_timeout=settings.s3_read_timeout,
-        retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
-    )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=region.endpoint_url, region_name=region.name, config=config
+        max_attempts=settings.s3_max_attempts,
     )

@@ -152,3 +152,34 @@ def test_build_split_refuses_a_split_that_leaves_no_test_rows(tmp_path):
 def test_a_table_entry_that_cannot_work_is_refused_when_the_manifest_loads(changes, says):
     with pytest.raises(ManifestError, match=says):
         _member(**changes)
+
+
+def test_a_table_on_s3_is_read_and_its_etag_is_the_builds_input(tmp_path, monkeypatch):
+    from bench.support.s3_moto import moto_s3
+    from release_assets.datasets.table import RUNTIME
+
+    with moto_s3("tables") as (endpoint, client):
+        for name, value in (
+            ("RELEASE_ASSETS_S3_ENDPOINT_URL", endpoint),
+            ("RELEASE_ASSETS_S3_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "ci"),
+            ("AWS_SECRET_ACCESS_KEY", "ci"),
+        ):
+            monkeypatch.setenv(name, value)
+        lines = [f"r{i},{i}.5,{i % 10},red,2024-01-{i + 1:02d},{'a' if i % 2 else 'b'}" for i in range(8)]
+        client.put_object(Bucket="tables", Key="t.csv", Body="id,x,n,colour,day,y\n" + "\n".join(lines) + "\n")
+        member = _member(path="s3://tables/t.csv")
+        assert RUNTIME.source_files(member, tmp_path) == []
+        before = RUNTIME.source_identity(member, tmp_path)
+        out = tmp_path / "raw"
+        out.mkdir()
+        summary = build_raw(member, tmp_path, out)
+        assert summary["metrics"] == {"rows": 8, "invalid_rows": 0} and summary["source"] == "s3://tables/t.csv"
+
+        client.put_object(Bucket="tables", Key="t.csv", Body="id,x,n,colour,day,y\n" + "\n".join(lines[:4]) + "\n")
+        assert RUNTIME.source_identity(member, tmp_path)["etag"] != before["etag"]  # changed object: read again
+
+        missing = _member(path="s3://tables/nope.csv")
+        with pytest.raises(DataFileError, match=r"^s3://tables/nope\.csv: cannot be read from S3 \(404") as caught:
+            RUNTIME.source_identity(missing, tmp_path)
+        assert "\n" not in str(caught.value)
