@@ -102,7 +102,7 @@ def test_gate_names_and_bounds_are_checked_at_load():
         parse_manifest(data, "x.yaml")
     data = _helpdesk()
     data["gates"]["vision_model"]["mft_accuracy"] = {"min": 0.9}  # behavioural gates are for text models only
-    with pytest.raises(ManifestError, match=r"unknown gate for a image_classifier"):
+    with pytest.raises(ManifestError, match=r"unknown gate for an image_classifier"):
         parse_manifest(data, "x.yaml")
 
 
@@ -187,7 +187,9 @@ def test_the_gate_table_is_complete_and_test_thresholds_are_valid():
     for name, spec in GATES.items():
         # a decide function, or a metric some summary reports (checked end to end); always a range and a target
         assert supported[name], f"no installed kind supports the gate {name}"
-        assert all(spec.role(k.name) in {"raw", "split", "report", "evaluation", "shadow"} for k in supported[name])
+        assert all(
+            spec.role(k.name) in {"raw", "split", "model", "report", "evaluation", "shadow"} for k in supported[name]
+        )
         assert spec.range != (None, None), spec
     shipped = {g for path in (REPO / "releases").glob("*.yaml") for g in _gate_names(path)}
     assert shipped <= set(GATES)

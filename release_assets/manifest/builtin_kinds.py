@@ -6,7 +6,13 @@ by an entry point of the group ``release_assets.member_kinds`` in ``pyproject.to
 from __future__ import annotations
 
 from release_assets.manifest.external_models import ImportedModel, PythonModel
-from release_assets.manifest.gates import CHAIN_GATES, DATASET_GATES, MODEL_GATES, TABLE_MODEL_GATES
+from release_assets.manifest.gates import (
+    CHAIN_GATES,
+    DATASET_GATES,
+    MODEL_GATES,
+    TABLE_MODEL_GATES,
+    TRAINED_MODEL_GATES,
+)
 from release_assets.manifest.kinds import TASKS, MemberKind
 from release_assets.manifest.models import (
     ImageClassifier,
@@ -80,7 +86,7 @@ PYTHON_MODEL = MemberKind(
     PythonModel,
     "release_assets.models.python_model:RUNTIME",
     "A model your own function trains from a table's train split, stored in a safe format (skops or ONNX).",
-    gates=TABLE_MODEL_GATES,
+    gates=TRAINED_MODEL_GATES,
     tags=frozenset({"python"}),
     tasks=frozenset(TASKS),
 )

@@ -36,7 +36,7 @@ class GateRule:
     family: Family  # the family that reports it (latency: models and chains); which kinds support it, each declares
     # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
     # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
-    reads: Literal["summary", "raw", "split", "report", "evaluation", "shadow"]
+    reads: Literal["summary", "raw", "split", "model", "report", "evaluation", "shadow"]
     range: tuple[float | None, float | None] = UNIT
     needs: Literal["min", "max", "any"] = "any"  # the bound the manifest must give
     whole: bool = False  # counts rows: compared as integers, so `max: 0.5` would silently mean 0
@@ -81,6 +81,9 @@ _RULES: list[GateRule] = [
     # regression: errors in the target's own unit, and the share of its variance explained
     *_metrics("model", ("rmse", "mae"), NON_NEGATIVE, frozenset({"regression"}), "max"),
     *_metrics("model", ("r2",), (None, 1.0), frozenset({"regression"})),
+    # the model trained a second time from the same data, params and seed: 0 when the stored bytes are the same,
+    # else the largest difference of their predictions (probabilities, or values) on the test split
+    GateRule("reproducibility", "model", "model", NON_NEGATIVE, "max"),
     # accuracy points the worst slice may trail overall accuracy by
     GateRule("slice_gap", "model", "report", UNIT, "max", tasks=CLASSIFICATION),
     # a tolerated worsening against the champion on the same test rows, so never positive: a classifier's drop in
@@ -117,6 +120,7 @@ assert len(RULES) == len(_RULES), "a gate is declared twice"
 DATASET_GATES = frozenset(n for n, g in RULES.items() if g.family == "dataset")
 MODEL_GATES = frozenset({"accuracy", "macro_f1", "min_class_recall", "slice_gap", "regression", "p50_ms", "p95_ms"})
 TABLE_MODEL_GATES = MODEL_GATES | {"roc_auc", "pr_auc", "calibration_error", "rmse", "mae", "r2"}
+TRAINED_MODEL_GATES = TABLE_MODEL_GATES | {"reproducibility"}  # a model this package trains can be retrained
 CHAIN_GATES = frozenset(n for n, g in RULES.items() if g.family == "chain") | {"p50_ms", "p95_ms"}
 
 
@@ -171,7 +175,9 @@ def check_thresholds(
         at = f"{where}: gates.{member}.{gate}"
         spec = known.get(gate) or user_metric_rule(kind, gate, spec_of)
         if spec is None:
-            what = f"a {kind}" + (f" on a {task} task" if task and family_of(kind) != "chain" else "")
+            what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (
+                f" on a {task} task" if task and family_of(kind) != "chain" else ""
+            )
             own = ""
             if hasattr(spec_of, "metrics") and gate not in RULES:  # a kind that takes a `metrics:` function
                 own = f"; to gate a metric of your own, name its function in `members.{member}.metrics`"

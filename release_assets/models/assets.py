@@ -46,6 +46,7 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
     runtime = MODEL_KINDS[member.kind]
     checks = _parity_spec(manifest, name)
     source_files = runtime.source_files(member, project_root)
+    check_reproducible = "reproducibility" in manifest.gates.get(name, {})
 
     @dg.asset(
         key=keys.model(manifest.name, name),
@@ -78,8 +79,8 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
             member=name,
             kind=member.kind,
             inputs={"data": data},
-            params=_build_params(member, runtime, source_files, project_root),
-            builder=lambda out: build_model(member, data.path(local.root), out, project_root),
+            params=_build_params(member, runtime, source_files, project_root, check_reproducible),
+            builder=lambda out: build_model(member, data.path(local.root), out, project_root, check_reproducible),
             metadata=lambda ref: {
                 "labels": ", ".join(ref.summary["labels"]) or "(regression: none)",
                 "format": ref.summary["format"],
@@ -92,13 +93,15 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
     return model
 
 
-def _build_params(member, runtime, source_files: list[Path], project_root: Path) -> Any:
+def _build_params(member, runtime, source_files: list[Path], project_root: Path, retrained: bool) -> Any:
     """The build's inputs beyond code and data, read now: an imported model's file digest (an edit made after
-    definitions loaded still counts) or the MLflow version its URI names (a moved alias imports again)."""
+    definitions loaded still counts), the MLflow version its URI names (a moved alias imports again), and whether
+    it is trained twice (a build without the `reproducibility` figure cannot answer that gate)."""
     identity = runtime.source_identity(member, project_root)
-    if not source_files and identity is None:
+    if not source_files and identity is None and not retrained:
         return member.params  # a trained model: its hyperparameters, as always
-    return {"params": member.params, "files": files_digest(source_files), "source": identity}
+    extra = {"retrained": True} if retrained else {}
+    return {"params": member.params, "files": files_digest(source_files), "source": identity, **extra}
 
 
 def model_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
