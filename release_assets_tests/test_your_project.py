@@ -72,13 +72,14 @@ gates:
 """
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def copy_project(root: Path) -> Path:
+    """examples/your_project, plus a classifier another team trained and exported to ONNX (release `scored`)."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    root = tmp_path_factory.mktemp("your_project")
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".release_store"))
+    shutil.copytree(
+        EXAMPLE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".release_store", ".dagster")
+    )
     iris = load_iris()
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     rows = [
@@ -93,6 +94,16 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("your_project"))
+
+
+# A binary and a regression python_model from CSVs, an imported ONNX classifier, a model whose table is the team's
+# own Dagster asset, and a chain whose steps are the team's Python functions.
+EVERY_RELEASE = ("loans", "rents", "scored", "flat_prices", "desk")
+
+
 def _version(out: str, release: str) -> str:
     match = re.search(rf"^== {release}: published\n\s+version: ([0-9a-f]{{16}})$", out, re.M)
     assert match, out
@@ -100,9 +111,9 @@ def _version(out: str, release: str) -> str:
 
 
 def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
-    done = _cli(project, "release", "loans", "rents", "scored", "flat_prices")
+    done = _cli(project, "release", *EVERY_RELEASE)
     assert done.returncode == 0, done.stdout + done.stderr
-    versions = {name: _version(done.stdout, name) for name in ("loans", "rents", "scored", "flat_prices")}
+    versions = {name: _version(done.stdout, name) for name in EVERY_RELEASE}
     assert "roc_auc_gate: roc_auc = " in done.stdout and "r2_gate: r2 = " in done.stdout, done.stdout
 
     synced = _cli(project, "registry", "sync")  # MLflow: a run per version, each model member a model version
@@ -127,6 +138,9 @@ def test_a_teams_own_models_are_published_verified_served_and_promoted(project):
     )
     from_asset = json.loads(_cli(project, "predict", "flat_prices", "--json", "-", stdin=json.dumps(flat)).stdout)
     assert from_asset["prediction"] == pytest.approx(rent["prediction"]), "the same rows, the same model"
+    message = {"message": "Where is order 54321?"}
+    routed = json.loads(_cli(project, "predict", "desk", "--json", "-", stdin=json.dumps(message)).stdout)
+    assert (routed["intent"], routed["reply"].strip()) == ("order_status", "Order 54321 is on its way."), routed
     bad = {"features": {**flat["features"], "district": "moon"}}
     refused = _cli(project, "predict", "rents", "--json", "-", stdin=json.dumps(bad))
     assert refused.returncode != 0 and "features.district" in refused.stderr + refused.stdout, refused
@@ -275,8 +289,7 @@ def test_the_wheel_in_a_fresh_venv_releases_the_teams_project(tmp_path):
     from release_assets_tests.component.projects import build_wheel, fresh_venv, project_env, run
 
     wheel = build_wheel(tmp_path / "build")
-    project = tmp_path / "your_project"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".release_store", ".dagster"))
+    project = copy_project(tmp_path / "your_project")
     python = fresh_venv(project / ".venv", wheel)
     site = next((project / ".venv" / "lib").glob("python3*/site-packages"))
     (site / "_your_models.pth").write_text(str(project) + "\n")  # as `pip install -e .` of the team's project
@@ -288,9 +301,9 @@ def test_the_wheel_in_a_fresh_venv_releases_the_teams_project(tmp_path):
     assert Path(where.stdout.strip()).is_relative_to(site), where.stdout + where.stderr
 
     cli = str(project / ".venv" / "bin" / "release-assets")
-    released = run([cli, "release", "loans", "rents", "flat_prices"], project, env, timeout=600)
+    released = run([cli, "release", *EVERY_RELEASE], project, env, timeout=600)
     assert released.returncode == 0, released.stdout + released.stderr
-    for name in ("loans", "rents", "flat_prices"):
+    for name in EVERY_RELEASE:
         version = _version(released.stdout, name)
         assert (project / ".release_store" / "releases" / name / version / "bundle.tar.gz").is_file()
     kinds = run(

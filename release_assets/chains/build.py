@@ -9,6 +9,7 @@ from typing import Any
 
 from release_assets.chains.bindings import step_functions
 from release_assets.chains.knowledge import load_knowledge_base
+from release_assets.chains.runner import KnowledgeBase
 from release_assets.chains.schema import ChainSpecError
 from release_assets.chains.spec import load_chain
 from release_assets.chains.spec_checks import read_spec
@@ -19,6 +20,12 @@ KB_FILE = "knowledge_base.yaml"
 # it imports, as built. The code itself stays in the team's package (it is never copied or pickled): this file makes
 # the artifact's digest change when that code does, so the chain is evaluated again and a new version is released.
 PYTHON_STEPS_FILE = "python_steps.json"
+
+
+def chain_knowledge(chain_artifact: Path) -> KnowledgeBase:
+    """A built chain's knowledge base, or an empty one: a chain without `knowledge_base:` has none to copy."""
+    path = chain_artifact / KB_FILE
+    return load_knowledge_base(path) if path.exists() else KnowledgeBase(facts={}, products=[])
 
 
 def chain_files(chain_dir: Path) -> list[Path]:

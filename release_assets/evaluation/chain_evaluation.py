@@ -10,8 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from release_assets.chains.build import KB_FILE
-from release_assets.chains.knowledge import load_knowledge_base
+from release_assets.chains.build import chain_knowledge
 from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
@@ -56,7 +55,7 @@ def build_chain_evaluation(
 
     predictors = {name: MODEL_KINDS[kind].load(path) for name, (kind, path) in model_dirs.items()}
     spec, schemas = load_chain(chain_artifact / "chain", {n: p.labels for n, p in predictors.items()}, chain_file)
-    kb = load_knowledge_base(chain_artifact / KB_FILE)
+    kb = chain_knowledge(chain_artifact)
     cases = load_cases(golden_path, spec.evaluation)
     shutil.copyfile(golden_path, out_dir / GOLDEN_FILE)
     runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release_assets.chains.build import KB_FILE
-from release_assets.chains.knowledge import load_knowledge_base
-from release_assets.chains.runner import ChainRunner, KnowledgeBase
+from release_assets.chains.build import chain_knowledge
+from release_assets.chains.runner import ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
 from release_assets.evaluation.chain_evaluation import GOLDEN_FILE
@@ -138,8 +137,7 @@ class Mixer:
         chain_file = chain_side.manifest["members"][self.chain].get("chain_file", "chain.yaml")
         labels = {name: p.labels for name, p in predictors.items()}
         spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)
-        kb_path = chain_dir / KB_FILE
-        kb = load_knowledge_base(kb_path) if kb_path.exists() else KnowledgeBase(facts={}, products=[])
+        kb = chain_knowledge(chain_dir)
         cases = load_cases(golden, spec.evaluation)
         runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=self.llm_cache_dir)
         results = runner.run(to_requests(cases))

@@ -15,10 +15,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from release_assets.chains.build import KB_FILE
-from release_assets.chains.knowledge import load_knowledge_base
+from release_assets.chains.build import chain_knowledge
 from release_assets.chains.render import environment
-from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBase
+from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
 from release_assets.keys import is_evidence
@@ -161,8 +160,7 @@ class LoadedRelease:
     def _chain_runner(self, chain_dir: Path, chain_file: str):
         labels = {name: p.labels for name, p in self._predictors.items()}
         spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)
-        kb_path = chain_dir / KB_FILE
-        kb = load_knowledge_base(kb_path) if kb_path.exists() else KnowledgeBase(facts={}, products=[])
+        kb = chain_knowledge(chain_dir)
         self.chain_file = chain_file
         runner = ChainRunner(spec, schemas, self._predictors, kb)
         _freeze_templates(runner.directory)
