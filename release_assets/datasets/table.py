@@ -317,11 +317,19 @@ def label_text(value: Any) -> str:
 
 
 def classes(member: TableDataset, rows: list[dict[str, Any]]) -> list[str]:
-    """The target's classes in a fixed order: the declared ``allowed`` values, else those seen, sorted."""
+    """The target's classes in a fixed order: the declared ``allowed`` values, else those seen, sorted (as
+    scikit-learn orders them, so an imported model's output columns match without `labels:`)."""
     if member.task == "regression":
         return []
     declared = member.columns[member.target].allowed
     return sorted({label_text(v) for v in declared}) if declared else sorted({r["label"] for r in rows})
+
+
+def positive_class(member: TableDataset, labels: list[str]) -> str | None:
+    """A binary task's positive class: the declared ``positive``, else the second of the sorted classes."""
+    if member.task != "binary" or len(labels) != 2:
+        return None
+    return label_text(member.positive) if member.positive is not None else labels[1]
 
 
 def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -333,6 +341,7 @@ def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, An
         # The order a model reads its columns in (an ONNX model's input is one vector): JSON keys may be re-sorted.
         "feature_columns": list(member.features),
         "labels": classes(member, rows),
+        "positive": positive_class(member, classes(member, rows)),
         "slices": list(member.slices),
     }
 

@@ -94,8 +94,9 @@ def _evaluate_classifier(
     if task == "binary":
         if len(predictor.labels) != 2:
             raise ValueError(f"a binary model has two labels (negative, positive), not {predictor.labels}")
-        positive = [e == predictor.labels[1] for e in expected]
-        scores: list[float] = proba[:, 1].tolist() if len(test_rows) else []
+        column = positive_column(predictor)
+        positive = [e == predictor.labels[column] for e in expected]
+        scores: list[float] = proba[:, column].tolist() if len(test_rows) else []
         ranking = {
             "roc_auc": roc_auc(positive, scores),
             "pr_auc": pr_auc(positive, scores),
@@ -121,9 +122,16 @@ def _evaluate_classifier(
     }
     if own is not None:
         # The positive class's probability for a binary model, the whole matrix (columns in label order) otherwise.
-        score = proba[:, 1] if task == "binary" and len(test_rows) else proba
+        score = proba[:, positive_column(predictor)] if task == "binary" and len(test_rows) else proba
         _add_own_metrics(summary, own, expected, predicted, np.asarray(score, dtype=float))
     return summary
+
+
+def positive_column(predictor: Any) -> int:
+    """Which of a binary model's two probability columns is its positive class: the one it declares (a table's
+    `positive:`), else the second."""
+    declared = getattr(predictor, "positive", None)
+    return predictor.labels.index(declared) if declared in predictor.labels else 1
 
 
 def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]], own: OwnMetrics = None) -> dict[str, Any]:

@@ -6,9 +6,9 @@ It is called as ``function(y_true, y_pred, y_score)``, all numpy arrays in test-
 - ``y_true``: the targets; class names (strings, as the table's ``label`` holds them) for a classifier, floats for
   a regression model;
 - ``y_pred``: the model's predictions, in the same form;
-- ``y_score``: a binary classifier's probability of its positive class (the second of its labels), one float per
-  row; a multiclass classifier's probability matrix, one column per label in the model's label order; ``None``
-  for a regression model.
+- ``y_score``: a binary classifier's probability of its positive class (the table's `positive:`, else the
+  second of its labels), one float per row; a multiclass classifier's probability matrix, one column per label
+  in the model's label order; ``None`` for a regression model.
 
 It returns a dict of metric name to number. Each is added to the report's metrics (``report.json``, ``report.md``,
 the asset's metadata) and may be gated by name in the manifest like a built-in metric. A value of ``None`` or NaN

@@ -80,6 +80,12 @@ class TableDataset(DatasetConfig):
     id: str | None = None  # a column naming each row (row numbers otherwise)
     split: TableSplit
     slices: list[str] = Field(default_factory=list)  # categorical columns the model is also scored per value of
+    # The columns a model reads (default: every declared column but the target, the id and the split column);
+    # a declared column left out is still checked against the schema, never handed to the model.
+    feature_columns: list[str] | None = Field(default=None, alias="features", min_length=1)
+    # A binary task's positive class (what ROC AUC, PR AUC and calibration score): default the second of the
+    # sorted class names.
+    positive: str | int | bool | None = None
 
     @model_validator(mode="after")
     def _columns_exist(self) -> TableDataset:
@@ -99,6 +105,16 @@ class TableDataset(DatasetConfig):
             need("split.by", self.split.by)
         for i, column in enumerate(self.slices):
             need(f"slices[{i}]", column)
+        for i, column in enumerate(self.feature_columns or []):
+            need(f"features[{i}]", column)
+            if column in {self.target, self.id}:
+                raise ValueError(f"features[{i}]: {column!r} is the {'target' if column == self.target else 'id'}")
+        if self.positive is not None:
+            allowed = self.columns[self.target].allowed
+            if self.task != "binary":
+                raise ValueError("positive: only a binary task has a positive class")
+            if allowed is not None and self.positive not in allowed:
+                raise ValueError(f"positive: {self.positive!r} is not among the target's allowed values {allowed}")
         target = self.columns[self.target]
         if self.task == "regression" and target.dtype not in ("int", "float"):
             raise ValueError(f"target: a regression target must be int or float, {self.target!r} is {target.dtype}")
@@ -118,7 +134,10 @@ class TableDataset(DatasetConfig):
 
     @property
     def features(self) -> list[str]:
-        """The columns a model reads: every declared column but the target, the id and the split column."""
+        """The columns a model reads: ``features:`` as declared, else every declared column but the target, the
+        id and the split column."""
+        if self.feature_columns is not None:
+            return list(self.feature_columns)
         excluded = {self.target, self.id, self.split.by}
         return [c for c in self.columns if c not in excluded]
 

@@ -111,6 +111,8 @@ class TablePredictor:
         signature = json.loads((model_dir / SIGNATURE_FILE).read_text())
         self.task: str = signature["task"]
         self.labels: list[str] = list(signature["labels"])
+        # A binary model's positive class (what ROC AUC, PR AUC and calibration score); older signatures: labels[1].
+        self.positive: str | None = signature.get("positive") or (self.labels[1] if self.task == "binary" else None)
         self.features: dict[str, dict[str, Any]] = ordered_features(signature)
         self.format: str = signature["model_format"]
         if self.format == "onnx":
@@ -188,6 +190,7 @@ def write_signature(out_dir: Path, table: dict[str, Any], model_format: str, tru
     signature = {
         "task": table["task"],
         "labels": table["labels"],
+        "positive": table.get("positive"),
         "features": table["features"],
         "feature_columns": table["feature_columns"],
         "target": table["target"],

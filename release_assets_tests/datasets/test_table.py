@@ -183,3 +183,30 @@ def test_a_table_on_s3_is_read_and_its_etag_is_the_builds_input(tmp_path, monkey
         with pytest.raises(DataFileError, match=r"^s3://tables/nope\.csv: cannot be read from S3 \(404") as caught:
             RUNTIME.source_identity(missing, tmp_path)
         assert "\n" not in str(caught.value)
+
+
+def test_declared_features_are_what_a_model_reads_and_the_rest_is_still_checked(tmp_path):
+    lines = [f"r{i},{i}.5,{i % 10},red,2024-01-{i + 1:02d},{'a' if i % 2 else 'b'}" for i in range(8)]
+    out = _csv(tmp_path, [*lines, "r9,1,1,green,2024-01-20,a"])
+    member = _member(
+        features=["x", "colour"], positive="a", columns={**COLUMNS, "y": {"dtype": "str", "allowed": ["a", "b"]}}
+    )
+    summary = build_raw(member, tmp_path, out)
+    assert summary["metrics"]["invalid_rows"] == 1  # `colour` is a feature; `n` and `day` are checked all the same
+    table = json.loads((out / TABLE_FILE).read_text())
+    assert table["feature_columns"] == ["x", "colour"] and table["positive"] == "a" and table["labels"] == ["a", "b"]
+    assert set(read_jsonl(out / "rows.jsonl")[0]["features"]) == {"x", "colour"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"features": ["x", "y"]}, r"features\[1\]: 'y' is the target"),
+        ({"features": ["nope"]}, r"features\[0\]: 'nope' is not a declared column"),
+        ({"positive": "c", "columns": {**COLUMNS, "y": {"dtype": "str", "allowed": ["a", "b"]}}}, "not among"),
+        ({"positive": "a", "task": "multiclass"}, "only a binary task has a positive class"),
+    ],
+)
+def test_features_and_the_positive_class_are_checked_when_the_manifest_loads(changes, says):
+    with pytest.raises(ManifestError, match=says):
+        _member(**changes)

@@ -380,3 +380,22 @@ def test_build_model_report_for_a_regression_kind(tmp_path, monkeypatch):
     assert "predictions" not in summary  # kept in report.json only
     assert json.loads((out / "report.json").read_text())["predictions"]["h3"] == 3.5
     assert "| h0 | rooms=1, region=north |" in (out / "report.md").read_text()
+
+
+def test_a_declared_positive_class_is_the_one_binary_metrics_score():
+    import numpy as np
+
+    from release_assets.evaluation.model_eval import evaluate
+
+    class Declared:
+        task, labels, positive = "binary", ["bad", "good"], "bad"
+
+        def predict_proba(self, rows):
+            return np.asarray([[r["p_bad"], 1 - r["p_bad"]] for r in rows])
+
+    rows = [
+        {"id": f"r{i}", "label": label, "features": {}, "p_bad": p}
+        for i, (label, p) in enumerate([("bad", 0.9), ("bad", 0.8), ("good", 0.3), ("good", 0.1)])
+    ]
+    metrics = evaluate(Declared(), rows)["metrics"]
+    assert metrics["roc_auc"] == 1.0  # scored on P(bad): a perfect ranker of the declared positive class
