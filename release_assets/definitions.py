@@ -16,6 +16,7 @@ import dagster as dg
 from release_assets.component.component import ReleaseComponent
 from release_assets.component.wiring import resources_for, shared_defs
 from release_assets.core.settings import Settings, get_settings
+from release_assets.core.team_code import one_line
 from release_assets.manifest import ManifestError, ReleaseManifest, load_manifests
 from release_assets.manifest.paths import manifest_root
 
@@ -68,7 +69,13 @@ def project_definitions(settings: Settings) -> dg.Definitions | None:
         found = getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as exc:
         raise ManifestError(f"RELEASE_ASSETS_PROJECT_DEFINITIONS={settings.project_definitions}: {exc}") from None
-    found = found() if callable(found) and not isinstance(found, dg.Definitions) else found
+    if callable(found) and not isinstance(found, dg.Definitions):  # a @dg.definitions function, or any factory
+        try:
+            found = found()
+        except Exception as exc:  # the team's code: a factory needing arguments, or one that fails
+            raise ManifestError(
+                f"RELEASE_ASSETS_PROJECT_DEFINITIONS={settings.project_definitions}: {one_line(exc)}"
+            ) from None
     if not isinstance(found, dg.Definitions):
         raise ManifestError(
             f"RELEASE_ASSETS_PROJECT_DEFINITIONS={settings.project_definitions}: a {type(found).__name__}, "

@@ -312,3 +312,25 @@ def test_the_wheel_in_a_fresh_venv_releases_the_teams_project(tmp_path):
         env,
     )
     assert {"table", "python_model", "imported_model"} <= set(kinds.stdout.split()), kinds.stdout + kinds.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        (
+            "no_such_pkg.definitions:defs",
+            r"RELEASE_ASSETS_PROJECT_DEFINITIONS=no_such_pkg\.definitions:defs: No module",
+        ),
+        ("your_models.train:fit_rent", r"your_models\.train:fit_rent: TypeError: fit_rent\(\) missing 3"),
+        ("your_models.definitions:DATA", r"your_models\.definitions:DATA: a PosixPath, not a dagster Definitions"),
+        ("your_models.definitions:nothing", r"your_models\.definitions:nothing: .*nothing"),
+    ],
+)
+def test_a_project_definitions_setting_that_names_no_definitions_is_one_line(project, monkeypatch, setting, says):
+    from release_assets.core.settings import Settings
+    from release_assets.definitions import project_definitions
+    from release_assets.manifest import ManifestError
+
+    monkeypatch.syspath_prepend(str(project))
+    with pytest.raises(ManifestError, match=says):
+        project_definitions(Settings(project_definitions=setting))

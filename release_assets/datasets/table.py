@@ -119,7 +119,7 @@ def _s3(uri: str) -> tuple[Any, str, str]:
 
 
 def _s3_failure(uri: str, exc: Exception) -> DataFileError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")  # botocore's ClientError has one
     return DataFileError(f"{uri}: cannot be read from S3 ({code or type(exc).__name__}: {str(exc).splitlines()[0]})")
 
 
@@ -333,6 +333,7 @@ def positive_class(member: TableDataset, labels: list[str]) -> str | None:
 
 
 def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    labels = classes(member, rows)
     return {
         "format": "release_assets.table/v1",
         "task": member.task,
@@ -340,8 +341,8 @@ def table_info(member: TableDataset, rows: list[dict[str, Any]]) -> dict[str, An
         "features": {c: member.columns[c].model_dump(mode="json", exclude_defaults=True) for c in member.features},
         # The order a model reads its columns in (an ONNX model's input is one vector): JSON keys may be re-sorted.
         "feature_columns": list(member.features),
-        "labels": classes(member, rows),
-        "positive": positive_class(member, classes(member, rows)),
+        "labels": labels,
+        "positive": positive_class(member, labels),
         "slices": list(member.slices),
     }
 

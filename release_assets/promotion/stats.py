@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -84,6 +84,39 @@ def _two_sided_sign_test(smaller: int, n: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def _shared_rows(
+    member: str,
+    gate: str,
+    severity: Literal["block", "warn"],
+    bounds: dict[str, float | None],
+    sides: tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]],
+    ids: tuple[str, str | None],
+    min_shared: int,
+    rows_named: str,
+) -> list[str] | Verdict:
+    """The test rows both models answered and the truth knows, or the inconclusive verdict when there is no
+    champion or too few such rows; the same model on both sides is an error (it would always pass)."""
+    candidate, champion, expected = sides
+    candidate_id, champion_id = ids
+    if champion is None or champion_id is None:
+        return Verdict(
+            member, gate, "inconclusive", "no champion to compare the candidate with", None, bounds, severity
+        )
+    if candidate_id == champion_id:
+        raise ValueError(
+            f"{member}: the candidate and the champion are the same model ({candidate_id}); comparing a model "
+            "with itself would always pass the regression gate"
+        )
+    shared = sorted(set(candidate) & set(champion) & set(expected))
+    if len(shared) < min_shared:
+        reason = (
+            f"candidate and champion share only {len(shared)} {rows_named} (need {min_shared}); "
+            "they were probably evaluated on different test sets"
+        )
+        return Verdict(member, gate, "inconclusive", reason, None, bounds, severity)
+    return shared
+
+
 def regression_verdict(
     member: str,
     candidate_predictions: dict[str, str],
@@ -106,27 +139,19 @@ def regression_verdict(
     which silently disables the gate, so it must never happen.
     """
     bounds: dict[str, float | None] = {"min": -tolerance, "max": None}
-    if champion_predictions is None or champion_id is None:
-        return Verdict(
-            member, gate, "inconclusive", "no champion to compare the candidate with", None, bounds, severity
-        )
-    if candidate_id == champion_id:
-        raise ValueError(
-            f"{member}: the candidate and the champion are the same model ({candidate_id}); comparing a model "
-            "with itself would always pass the regression gate"
-        )
-    shared = sorted(set(candidate_predictions) & set(champion_predictions) & set(expected))
-    if len(shared) < min_shared:
-        return Verdict(
-            member,
-            gate,
-            "inconclusive",
-            f"candidate and champion share only {len(shared)} labelled test rows (need {min_shared}); "
-            "they were probably evaluated on different test sets",
-            None,
-            bounds,
-            severity,
-        )
+    shared = _shared_rows(
+        member,
+        gate,
+        severity,
+        bounds,
+        (candidate_predictions, champion_predictions, expected),
+        (candidate_id, champion_id),
+        min_shared,
+        "labelled test rows",
+    )
+    if isinstance(shared, Verdict):
+        return shared
+    assert champion_predictions is not None  # _shared_rows answered for a missing champion
     cand = np.array([candidate_predictions[i] == expected[i] for i in shared])
     champ = np.array([champion_predictions[i] == expected[i] for i in shared])
     diff, low, high = paired_bootstrap_ci(cand, champ, n_boot=n_boot, seed=seed, alpha=alpha)
@@ -227,27 +252,19 @@ def error_regression_verdict(
     too few shared rows, is inconclusive, as for classifiers; the same model on both sides is an error.
     """
     bounds: dict[str, float | None] = {"min": -tolerance, "max": None}
-    if champion_values is None or champion_id is None:
-        return Verdict(
-            member, gate, "inconclusive", "no champion to compare the candidate with", None, bounds, severity
-        )
-    if candidate_id == champion_id:
-        raise ValueError(
-            f"{member}: the candidate and the champion are the same model ({candidate_id}); comparing a model "
-            "with itself would always pass the regression gate"
-        )
-    shared = sorted(set(candidate_values) & set(champion_values) & set(expected))
-    if len(shared) < min_shared:
-        return Verdict(
-            member,
-            gate,
-            "inconclusive",
-            f"candidate and champion share only {len(shared)} test rows with a target (need {min_shared}); "
-            "they were probably evaluated on different test sets",
-            None,
-            bounds,
-            severity,
-        )
+    shared = _shared_rows(
+        member,
+        gate,
+        severity,
+        bounds,
+        (candidate_values, champion_values, expected),
+        (candidate_id, champion_id),
+        min_shared,
+        "test rows with a target",
+    )
+    if isinstance(shared, Verdict):
+        return shared
+    assert champion_values is not None  # _shared_rows answered for a missing champion
     cand = np.array([abs(float(candidate_values[i]) - float(expected[i])) for i in shared])
     champ = np.array([abs(float(champion_values[i]) - float(expected[i])) for i in shared])
     compared = f"MAE {cand.mean():.4g} vs champion {champ.mean():.4g} on {len(shared)} shared test rows"

@@ -210,3 +210,10 @@ def test_declared_features_are_what_a_model_reads_and_the_rest_is_still_checked(
 def test_features_and_the_positive_class_are_checked_when_the_manifest_loads(changes, says):
     with pytest.raises(ManifestError, match=says):
         _member(**changes)
+
+
+def test_an_s3_path_without_a_key_is_refused_naming_it():
+    from release_assets.datasets.table import s3_identity
+
+    with pytest.raises(DataFileError, match=r"^s3://bucket-only: not an s3://bucket/key URI$"):
+        s3_identity("s3://bucket-only")

@@ -111,3 +111,14 @@ def test_a_pickled_flavor_or_a_missing_model_is_refused_naming_the_uri(tmp_path,
     with pytest.raises(ModelFileError, match=r"models:/nothing@champion: not found in MLflow"):
         RUNTIME.source_identity(missing, tmp_path)
     assert list(out.iterdir()) == []  # nothing was written for the refused model
+
+
+def test_an_onnx_file_whose_input_is_not_the_tables_feature_columns_is_refused(tmp_path):
+    split = _split(tmp_path)
+    path = tmp_path / "three.onnx"
+    linear_onnx_classifier(path, np.ones((3, 2)), np.zeros(2))  # takes 3 features; the table has 2
+    member = parse_member("m", {"kind": "imported_model", "data": "flowers", "path": "three.onnx"})
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ModelFileError, match=r"three\.onnx: takes 3 features per row; the table has 2"):
+        RUNTIME.build(member, split, out, tmp_path)
