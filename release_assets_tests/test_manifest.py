@@ -188,7 +188,8 @@ def test_the_gate_table_is_complete_and_test_thresholds_are_valid():
         # a decide function, or a metric some summary reports (checked end to end); always a range and a target
         assert supported[name], f"no installed kind supports the gate {name}"
         assert all(
-            spec.role(k.name) in {"raw", "split", "model", "report", "evaluation", "shadow"} for k in supported[name]
+            spec.role(k.name) in {"raw", "split", "model", "report", "evaluation", "shadow", "chain"}
+            for k in supported[name]
         )
         assert spec.range != (None, None), spec
     shipped = {g for path in (REPO / "releases").glob("*.yaml") for g in _gate_names(path)}

@@ -14,6 +14,7 @@ from release_assets.resources.artifact_store import ArtifactStore
 
 MODULES = [
     "release_assets.chains.build",
+    "release_assets.chains.contract",
     "release_assets.chains.spec",
     "release_assets.core.textfiles",
     "release_assets.chains.render",

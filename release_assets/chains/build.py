@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.chains.bindings import step_functions
+from release_assets.chains.contract import chain_expectations
 from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import KnowledgeBase
 from release_assets.chains.schema import ChainSpecError
@@ -78,4 +79,6 @@ def build_chain(
         "chain_file": chain_file,
         "steps": [{"id": s.id, "binding": s.binding, "template": s.template} for s in spec.steps],
         "templates": [p.relative_to(chain_dir).as_posix() for p in chain_files(chain_dir) if p.suffix == ".j2"],
+        # What its steps need of the models (labels they branch on, classifiers they read): the contract gate.
+        "expects": [e.as_json() for e in chain_expectations(spec, chain_dir)],
     }

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from release_assets.core.textfiles import NotUTF8Error, byte_lines, decode_utf8
 from release_assets.datasets.digits import load_digits_arrays, pixels_group
 from release_assets.datasets.profile import build_profile
-from release_assets.datasets.schemas import IRIS_SPECIES, SCHEMAS
+from release_assets.datasets.schemas import IRIS_SPECIES, SCHEMAS, schema_columns
 from release_assets.datasets.split import SPLITS, assign_splits
 from release_assets.manifest import JsonlDataset, SklearnDataset, SplitSpec
 
@@ -171,6 +171,8 @@ def build_raw(member: SklearnDataset | JsonlDataset, project_root: Path, out_dir
         "source": loaded.source,
         "metrics": {"rows": len(rows), "invalid_rows": len(loaded.failures)},
         "labels": dict(sorted(Counter(r["label"] for r in rows).items())),
+        # What it offers the models built from it (manifest/contracts.py): its row schema's fields.
+        "columns": schema_columns(member.name if isinstance(member, SklearnDataset) else member.schema_),
         "examples": [
             {"line": f.line, "id": f.row_id, "field": f.field, "error": f.error} for f in loaded.failures[:20]
         ],

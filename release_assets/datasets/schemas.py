@@ -88,3 +88,16 @@ class SupportMessage(_Row):
 
 
 SCHEMAS: dict[str, type[_Row]] = {"iris": IrisRow, "digits": DigitRow, "support_message": SupportMessage}
+
+
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list"}
+
+
+def schema_columns(schema: str) -> dict[str, str]:
+    """Each field of a row schema with its type (str, int, float, bool, list, object): what the dataset offers
+    the models built from it (manifest/contracts.py). A closed set of strings (an intent) is a str."""
+    out = {}
+    for name, prop in SCHEMAS[schema].model_json_schema(by_alias=True)["properties"].items():
+        typed = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+        out[name] = _JSON_TYPES.get(typed[0].get("type", "") if typed else "", "object")
+    return dict(sorted(out.items()))

@@ -365,6 +365,8 @@ def build_raw(member: TableDataset, project_root: Path, out_dir: Path, value: An
         **({"asset_digest": asset_digest(value)} if member.asset is not None else {}),
         "metrics": {"rows": len(rows), "invalid_rows": len(failures)},
         "labels": dict(sorted(Counter(r["label"] for r in rows).items())) if member.task != "regression" else {},
+        # What the table offers the models built from it (manifest/contracts.py): each declared column's dtype.
+        "columns": {name: spec.dtype for name, spec in sorted(member.columns.items())},
         "examples": [
             {"line": f.line, "id": f.row_id, "field": f.field, "error": f.error} for f in listed[:MAX_EXAMPLES]
         ],

@@ -96,6 +96,14 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
                     f"{where}: members.{name}.{field}: '{dep}' is not a declared member "
                     f"(declared: {', '.join(sorted(manifest.members))})"
                 )
+    for name, member in manifest.members.items():
+        for producer in member.expects:
+            if producer not in member.upstream:
+                built_from = ", ".join(member.upstream) or "nothing"
+                raise ManifestError(
+                    f"{where}: members.{name}.expects.{producer}: '{producer}' is not a member {name} is built "
+                    f"from (it is built from: {built_from})"
+                )
     for name, model in manifest.members_of_family("model").items():
         data = manifest.members[model.upstream[0]]
         if not isinstance(data, DatasetConfig):

@@ -36,7 +36,8 @@ class GateRule:
     family: Family  # the family that reports it (latency: models and chains); which kinds support it, each declares
     # The asset the gate reads, so the one its check is attached to: raw rows, the split, the model's report, the
     # chain's evaluation; "summary" is whichever of those reports the member's metrics (raw, report, evaluation).
-    reads: Literal["summary", "raw", "split", "model", "report", "evaluation", "shadow"]
+    # "built" is the member's own built artifact (a model, a chain), before anything evaluates it.
+    reads: Literal["summary", "raw", "split", "model", "report", "evaluation", "shadow", "built"]
     range: tuple[float | None, float | None] = UNIT
     needs: Literal["min", "max", "any"] = "any"  # the bound the manifest must give
     whole: bool = False  # counts rows: compared as integers, so `max: 0.5` would silently mean 0
@@ -48,6 +49,8 @@ class GateRule:
     user_metric: bool = False
 
     def role(self, kind: str) -> str:
+        if self.reads == "built":
+            return {"dataset": "split", "model": "model", "chain": "chain"}[member_kind(kind).family]
         if self.reads != "summary":
             return self.reads
         return {"dataset": "raw", "model": "report", "chain": "evaluation"}[member_kind(kind).family]
@@ -64,6 +67,9 @@ def _shadow(name: str, rng: tuple[float | None, float | None], needs: Literal["m
 
 
 _RULES: list[GateRule] = [
+    # what a consumer expects of the members it is built from, against what they offer (manifest/contracts.py):
+    # the number of unmet expectations. On by default for every member that has any (``default_gates``).
+    GateRule("contract", "chain", "built", NON_NEGATIVE, "max", True),
     # data: raw rows, then the split
     GateRule("invalid_rows", "dataset", "summary", NON_NEGATIVE, whole=True),
     GateRule("rows", "dataset", "summary", NON_NEGATIVE),
@@ -118,7 +124,9 @@ assert len(RULES) == len(_RULES), "a gate is declared twice"
 
 # The gates each family's built-in kinds support (plugins name theirs, e.g. ``gates=DATASET_GATES``).
 DATASET_GATES = frozenset(n for n, g in RULES.items() if g.family == "dataset")
-MODEL_GATES = frozenset({"accuracy", "macro_f1", "min_class_recall", "slice_gap", "regression", "p50_ms", "p95_ms"})
+MODEL_GATES = frozenset(
+    {"accuracy", "macro_f1", "min_class_recall", "slice_gap", "regression", "p50_ms", "p95_ms", "contract"}
+)
 TABLE_MODEL_GATES = MODEL_GATES | {"roc_auc", "pr_auc", "calibration_error", "rmse", "mae", "r2"}
 TRAINED_MODEL_GATES = TABLE_MODEL_GATES | {"reproducibility"}  # a model this package trains can be retrained
 CHAIN_GATES = frozenset(n for n, g in RULES.items() if g.family == "chain") | {"p50_ms", "p95_ms"}

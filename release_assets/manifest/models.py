@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from release_assets.manifest.contracts import ExpectSpec
 from release_assets.manifest.errors import ManifestError, validation_problems
 from release_assets.manifest.kinds import Family, Task, member_kind
 from release_assets.manifest.rollout import RolloutSpec
@@ -45,6 +46,10 @@ class MemberConfig(_Strict):
     """A member's manifest entry: every kind's config model derives from the base of its family (below)."""
 
     kind: str
+    # What this member needs of the members it is built from, beyond what its kind derives (manifest/contracts.py):
+    # checked by its `contract` gate. Left out of the dump when empty, so members that state nothing keep the code
+    # version (and so the release version) they had before the field existed.
+    expects: dict[str, ExpectSpec] = Field(default_factory=dict, exclude_if=lambda v: not v)
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -217,6 +222,23 @@ class ReleaseManifest(_Strict):
     gates: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
     rollout: RolloutSpec | None = None  # how a published version reaches users (manifest/rollout.py)
     source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _default_gates(self) -> ReleaseManifest:
+        """Gates a member has unless its manifest entry says otherwise: ``contract`` (no unmet expectation) on
+        every member that expects anything of another (a chain that uses models, any member with ``expects:``),
+        whatever its kind, since a broken contract is never a trade-off to weigh. ``contract: {max: 0,
+        severity: warn}`` reports without holding."""
+        added = {}
+        for name, member in self.members.items():
+            consumes = bool(member.expects) or (isinstance(member, FAMILY_BASES["chain"]) and bool(member.upstream))
+            gates = self.gates.get(name, {})
+            if consumes and "contract" in member_kind(member.kind).gates and "contract" not in gates:
+                added[name] = {**gates, "contract": Threshold(max=0)}
+        if added:
+            # A frozen model: the defaults join the gates once, while the manifest is being built.
+            self.__dict__["gates"] = {**self.gates, **added}
+        return self
 
     def members_of(self, *kinds: str) -> dict[str, MemberConfig]:
         return {name: m for name, m in self.members.items() if m.kind in kinds}

@@ -14,7 +14,7 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.regression_triage import explain_held
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ReleaseManifest
-from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts
+from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts, producer_roles
 from release_assets.promotion.policy import Verdict, bounds_text
 from release_assets.record.champion import ChampionView
 
@@ -81,6 +81,8 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
     gates = {g: t for g, t in manifest.gates[member].items() if gate_role(kind, g, manifest.members[member]) == role}
     target = dg.AssetKey(roles[role])
     used_roles = {role} | ({"model", "split"} if "regression" in gates else set())
+    if "contract" in gates:  # the interfaces of the members it is built from
+        used_roles |= set(producer_roles(manifest, member))
     read = [dg.AssetKey(roles[r]) for r in sorted(used_roles)]
     specs = [
         dg.AssetCheckSpec(

@@ -21,7 +21,15 @@ from release_assets.promotion.gate_table import gate_spec
 from release_assets.promotion.inputs import MemberInputs
 from release_assets.promotion.policy import Verdict, threshold_verdict
 
-__all__ = ["MemberInputs", "consistency_verdicts", "gate_role", "member_roles", "member_verdicts"]
+__all__ = [
+    "MemberInputs",
+    "consistency_verdicts",
+    "gate_role",
+    "member_roles",
+    "member_verdicts",
+    "producer_role",
+    "producer_roles",
+]
 
 
 def gate_role(kind: str, gate: str, spec_of: Any = None) -> str:
@@ -70,6 +78,7 @@ def _measured(manifest: ReleaseManifest, member: str, gate: str, t, inputs: Memb
 
 def member_verdicts(manifest: ReleaseManifest, member: str, inputs: MemberInputs) -> list[Verdict]:
     out = []
+    inputs = replace(inputs, config=manifest.members[member])
     for gate, t in sorted(manifest.gates.get(member, {}).items()):
         decide = gate_spec(manifest.members[member].kind, gate, manifest.members[member]).decide
         out.append(
@@ -88,11 +97,25 @@ def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]
         return {"raw": keys.raw(name, member), "split": keys.split(name, member)}
     if family(kind) == "model":
         data = manifest.model(member).data
-        return {"model": keys.model(name, member), "report": keys.report(name, member), "split": keys.split(name, data)}
-    roles = {"evaluation": keys.chain_evaluation(name, member)}
-    if keys.traffic_chain(manifest) == member:
-        roles["shadow"] = keys.shadow_comparison(name)  # recorded traffic, candidate against champion
-    return roles
+        roles = {"model": keys.model(name, member), "report": keys.report(name, member)}
+        roles["split"] = keys.split(name, data)
+    else:
+        roles = {"chain": keys.chain(name, member), "evaluation": keys.chain_evaluation(name, member)}
+        if keys.traffic_chain(manifest) == member:
+            roles["shadow"] = keys.shadow_comparison(name)  # recorded traffic, candidate against champion
+    return roles | producer_roles(manifest, member)
+
+
+def producer_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]:
+    """The built asset of each member ``member`` is built from, whose interface its contract gate reads: a
+    dataset's raw rows (labels, columns), a model, a chain. Role names are identifiers (a check's inputs)."""
+    built = {"dataset": keys.raw, "model": keys.model, "chain": keys.chain}
+    upstream = manifest.members[member].upstream
+    return {producer_role(p): built[family(manifest.members[p].kind)](manifest.name, p) for p in upstream}
+
+
+def producer_role(member: str) -> str:
+    return f"producer__{member}"
 
 
 def consistency_verdicts(refs_by_key: dict[str, ArtifactRef]) -> list[Verdict]:

@@ -17,6 +17,7 @@ class MemberInputs:
     refs: dict[str, ArtifactRef]  # by role: raw, split, model, report, evaluation
     store_root: Path
     champion: Any = None  # a ChampionView, or None when there is no release store to ask
+    config: Any = None  # the member's manifest entry (``member_verdicts`` sets it), for gates that read its fields
     cache: dict[str, Any] = field(default_factory=dict)
 
     def dir(self, role: str) -> Path:

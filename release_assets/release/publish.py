@@ -9,6 +9,7 @@ from typing import Any
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
 from release_assets.core.atomic import replacing
 from release_assets.keys import is_evidence
+from release_assets.manifest.contracts import offered_interface
 from release_assets.promotion.policy import Verdict
 from release_assets.release.bundle import read_manifest, release_version, write_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
@@ -23,6 +24,11 @@ FORMATS = {
     ".j2": "jinja2",
     ".txt": "text",
 }
+
+
+def _interface(name: str, ref: ArtifactRef) -> dict[str, Any]:
+    offered = offered_interface(name, ref.kind, ref.summary).as_json()
+    return offered if len(offered) > 1 else {}  # more than its kind: labels or fields
 
 
 def build_manifest(
@@ -54,6 +60,9 @@ def build_manifest(
             "data_version": ref.digest[:16],
             # A model's hyper-parameters, so the registry sync can log them (outside the version, like metrics).
             **({"params": ref.summary["params"]} if "params" in ref.summary else {}),
+            # What it offers the members built from it, so a later release's contract gate can tell a label that
+            # disappeared from one never emitted (outside the version, like metrics).
+            **({"interface": interface} if (interface := _interface(name, ref)) else {}),
             # Which chain file the chain member was built from (chain.yaml, chain.llm.yaml): serving runs that one.
             **({"chain_file": ref.summary.get("chain_file", "chain.yaml")} if ref.kind == "prompt_chain" else {}),
         }
