@@ -4,33 +4,48 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact versions (with hashes) of everything this repository runs: .[all,dev]. `make lock` writes it.
+LOCK := requirements.lock
 export DAGSTER_HOME := $(CURDIR)/.dagster
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
 .PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage bench-your-model serve clean
-.PHONY: scale-test bench-scale
+.PHONY: scale-test bench-scale lock core-test
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
-	@if [ -e $(STAMP) ]; then echo "pyproject.toml changed: updating .venv"; else echo "First setup: installing \
-	dependencies into .venv (torch, Dagster, MLflow...; about 3 minutes on 2 cores, once)"; fi
+# The locked set first (hash-checked, no resolution: the lock is complete, pip itself included), then the project
+# editable without its dependencies, built with the locked setuptools. torch==2.13.0+cpu in the lock is the CPU
+# wheel pip finds through find-links (/opt/wheels here); elsewhere, point PIP_FIND_LINKS at a CPU wheel of it.
+$(STAMP): pyproject.toml $(LOCK)
+	@if [ -e $(STAMP) ]; then echo "pyproject.toml or $(LOCK) changed: updating .venv"; else echo "First setup: \
+	installing $(LOCK) into .venv (torch, Dagster, MLflow...; about 3 minutes on 2 cores, once)"; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv and install the project with dev tools
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml ## Create .venv from requirements.lock: the project, every extra, the dev tools
+
+# pip-compile keeps the versions the lock already has unless asked: LOCK_ARGS="--upgrade-package dagster" (or
+# --upgrade) moves them. The project itself is never in the lock (--unsafe-package): `make setup` installs it.
+lock: setup ## Re-resolve requirements.lock (pip-compile: the core, [all], [dev], hashes), then install it
+	$(BIN)/pip-compile --quiet --extra all --extra dev --generate-hashes --strip-extras --unsafe-package release-assets \
+	--no-emit-index-url --no-emit-find-links --output-file $(LOCK) $(LOCK_ARGS) pyproject.toml
+	$(MAKE) --no-print-directory setup
 
 release: setup ## Materialize, gate and publish every release (releases/*.yaml) on the embedded defaults, then register them in MLflow
 	$(BIN)/release-assets release; status=$$?; $(BIN)/release-assets registry sync || exit $$?; exit $$status
+
+core-test: setup ## The wheel without extras in fresh venvs (3.11, and 3.12 if present): no torch, releases sklearn models
+	RELEASE_ASSETS_CORE_TEST=1 $(BIN)/pytest release_assets_tests/test_light_core.py -p no:cacheprovider
 
 test: setup ## Lint, format check, type check, the layer contracts, actionlint on the CI workflow, dg check defs, then the whole test suite
 	$(BIN)/ruff check .
@@ -91,9 +106,12 @@ watch: setup ## Materialize what each edit (prompt, data, manifest, code) made s
 serve: setup ## Serve the promoted champions on http://127.0.0.1:8000 (predict, healthz, readyz, metrics)
 	$(BIN)/release-assets serve --host $(HOST) --port 8000
 
+# The scale extra is not in the lock (with it installed, `make test` would run the Celery tests too): it is
+# resolved here, every package the lock has held at the lock's version (its pins without hashes, as constraints).
 SCALE_STAMP := $(VENV)/.scale-installed
-$(SCALE_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e ".[dev,scale]"
+$(SCALE_STAMP): $(STAMP) pyproject.toml $(LOCK)
+	sed -n 's/^\([A-Za-z0-9_.-]*==[^ ]*\).*/\1/p' $(LOCK) > $(VENV)/lock-pins.txt
+	$(BIN)/python -m pip install --quiet --no-build-isolation -c $(VENV)/lock-pins.txt -e ".[all,dev,scale]"
 	touch $(SCALE_STAMP)
 
 scale-test: $(SCALE_STAMP) ## Scale-out profile on this machine: Postgres, queue, Celery, MLflow server, S3 (~6 min)

@@ -16,6 +16,7 @@ from release_assets.cli.scaffold import add_parser as add_scaffold_parser
 from release_assets.cli.serving import cmd_flags, cmd_predict, cmd_serve
 from release_assets.cli.triage import add_parser as add_triage_parser
 from release_assets.cli.watch import add_parser as add_watch_parser
+from release_assets.core.extras import missing_extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
 
             args.by = default_actor()
         return args.fn(args)
+    except ModuleNotFoundError as exc:
+        # A library of an extra that is not installed (`serve` without [serve]): one line naming the extra. First,
+        # so the errors below are never looked up (some of them live beside such libraries) for it.
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        print(f"FAILED: {line}", file=sys.stderr)
+        return 2
     except _user_errors() as exc:
         # Errors written for people (they name the file, field, line or endpoint): one line, no traceback.
         print(f"FAILED: {exc}", file=sys.stderr)
@@ -107,7 +116,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from release_assets.release.bundle import BundleError
     from release_assets.release.store import LedgerError, StoreError
     from release_assets.rollout.environments import EnvironmentsError
-    from release_assets.serving.flags import FlagError
+    from release_assets.serving.flag_error import FlagError  # not serving.flags: that loads OpenFeature ([serve])
     from release_assets.serving.loader import StepFailed
     from release_assets.serving.requests import RequestError
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from release_assets.cli.common import definitions, manifests_named, run_job
+from release_assets.core.extras import not_installed
 
 
 def _unchanged(manifests: list, settings) -> dict[str, str]:
@@ -100,7 +101,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     if not publish:
         why = "--no-publish" if args.no_publish else "RELEASE_ASSETS_PUBLISH=false"
         print(f"evaluated only ({why}): nothing was published and no ledger event was written")
-    if any(s.published_ok and s.published for s in summaries):  # a new version: MLflow does not have it yet
+    if any(s.published_ok and s.published for s in summaries) and not_installed("mlflow") is None:
+        # A new version, which MLflow does not have yet (without the mlflow extra there is no registry to tell of).
         # Off the release's critical path (importing MLflow and opening its database cost seconds).
         print("MLflow registration follows: `release-assets registry sync`, or the registry_sync_sensor")
     if not args.set:  # a build with overrides is not what the manifest on disk builds

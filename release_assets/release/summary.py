@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from release_assets.core.extras import missing_extra
+
 
 @dataclass
 class GateLine:
@@ -112,6 +114,9 @@ def error_text(error: Any) -> str:
     while error.cause is not None:
         error = error.cause
     message = (error.message or "").strip()
+    # A library of an extra that is not installed (a text model trained without torch): which extra to install.
+    if error.cls_name == "ModuleNotFoundError" and (line := missing_extra(message)):
+        return line
     # SerializableErrorInfo words it `module.path.ClassName: text` (or `ClassName: text`).
     qualified = re.match(rf"^(?:[A-Za-z_][\w]*\.)*{re.escape(error.cls_name)}: ", message)
     if qualified:

@@ -44,6 +44,7 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from release_assets.core.atomic import replacing
 from release_assets.manifest import release_name_problem
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
+from release_assets.serving.flag_error import FlagError
 from release_assets.serving.throttle import Throttle
 
 CHAMPION, CANARY = "champion", "canary"
@@ -55,16 +56,6 @@ _BUCKET = {"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}
 _TOP_KEYS = ("$schema", "metadata", "flags")
 _FLAG_KEYS = ("state", "variants", "defaultVariant", "targeting", "metadata")
 log = logging.getLogger(__name__)
-
-
-class FlagError(ValueError):
-    """A flag document that would not mean what was asked; the message names the field (and the file, when read
-    from one). ``reason`` is one fixed word for metrics: malformed, unreadable, structure, variants, weights,
-    version, flagd (and ``invalid`` for :func:`flag_document`'s arguments)."""
-
-    def __init__(self, message: str, reason: str = "invalid") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
