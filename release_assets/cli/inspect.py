@@ -123,7 +123,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("FAILED: verify needs a bundle (or its folder), or --ledger", file=sys.stderr)
         return 2
     from release_assets.record.verified import check_agreement
-    from release_assets.release.bundle import BundleError, verify_bundle
+    from release_assets.release.bundle import BundleError, referenced_files, verify_bundle
 
     path = Path(args.path)
     if path.is_dir():
@@ -139,10 +139,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     files = sum(len(m["files"]) for m in manifest["members"].values())
+    held = referenced_files(manifest)
+    note = ""
+    if held and not args.bundle_only:
+        missing = _missing_data(held)
+        if missing:
+            for line in missing:
+                print(f"FAILED: {line}", file=sys.stderr)
+            return 1
+        note = f" ({len(held)} held by reference, in the release store)"
+    elif held:
+        note = f" ({len(held)} held by reference, not checked: --bundle-only)"
     print(
-        f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files verified"
+        f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files "
+        f"verified{note}"
     )
     return 0
+
+
+def _missing_data(held: list[dict]) -> list[str]:
+    """Each file held by reference that the release store does not have, or has with other bytes."""
+    import tempfile
+
+    from release_assets.release.store import StoreError
+
+    store = release_store()
+    out = []
+    with tempfile.TemporaryDirectory(prefix="verify-data-") as tmp:
+        for entry in held:
+            try:
+                store.fetch_data(entry["sha256"], Path(tmp) / entry["sha256"])
+            except StoreError as exc:
+                out.append(f"{entry['path']} is held by reference (sha256 {entry['sha256'][:16]}...): {exc}")
+            finally:
+                (Path(tmp) / entry["sha256"]).unlink(missing_ok=True)
+    return out
 
 
 def _verify_ledgers(names: list[str]) -> int:

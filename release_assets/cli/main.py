@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RELEASE",
         help="verify the promotion ledgers' hash chains instead (default: every release)",
     )
+    p.add_argument(
+        "--bundle-only",
+        action="store_true",
+        help="do not check the data the bundle holds by reference in the release store (by default each such "
+        "file must be there and match its sha256)",
+    )
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("validate", help="validate every release manifest")
     p.set_defaults(fn=cmd_validate)

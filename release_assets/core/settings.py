@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="the default branch weakened gates are judged against and builds are checked to be on "
         "(default: origin/main, else main); CI sets the pull request's base branch",
     )
+    data_by_reference_above: int = Field(
+        256 * 1024,
+        ge=0,
+        description="bytes: a dataset member (or evaluation evidence) whose row files (.jsonl, .csv, .parquet) "
+        "exceed this is held by reference (sha256, in the store's data/), not copied into every bundle; a member "
+        "with `asset:` always is; 0 holds every data file by reference",
+    )
     require_git_provenance: bool = Field(
         False,
         description="true: promotion also refuses (without an override) a build whose git provenance is unknown",

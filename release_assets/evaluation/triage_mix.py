@@ -78,7 +78,8 @@ def extract_verified(store: ReleaseStore, release: str, version: str, dest: Path
     bundle = store.fetch_bundle(release, version, dest / BUNDLE)
     where = store.bundle_uri(release, version)
     try:
-        own = extract_bundle(bundle, dest / "files")
+        # With the data it holds by reference: a side is scored on the golden suite its evaluation carries.
+        own = extract_bundle(bundle, dest / "files", fetch_data=store.fetch_data)
     except BundleError as exc:  # name the bundle where it is stored, not the temporary copy
         raise BundleError(str(exc).replace(str(bundle), where)) from None
     finally:

@@ -13,6 +13,7 @@ import io
 import json
 import tarfile
 import zlib
+from collections.abc import Callable, Collection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +30,22 @@ COMPRESS_LEVEL = 6
 
 class BundleError(ValueError):
     """A bundle that must not be trusted; the message says which entry and why."""
+
+
+# A file entry of manifest.json marked ``"stored": "reference"`` is part of its member (its digest counts towards
+# the member's and so the version's) but not of the tarball: its bytes are in the release store's data/, under
+# their sha256 (``uri``). The version is the same whichever way a file travels.
+REFERENCE = "reference"
+
+
+def is_referenced(entry: dict[str, Any]) -> bool:
+    return entry.get("stored") == REFERENCE
+
+
+def referenced_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The file entries the bundle holds by reference, in path order."""
+    files = (f for m in manifest["members"].values() for f in m["files"] if is_referenced(f))
+    return sorted(files, key=lambda f: f["path"])
 
 
 def _info(name: str, size: int) -> tarfile.TarInfo:
@@ -96,7 +113,7 @@ def _verify(bundle: Path) -> dict[str, Any]:
             manifest = json.loads(_read(tar, tar.getmember(MANIFEST)))
         except KeyError:
             raise BundleError(f"{bundle}: has no {MANIFEST}") from None
-        expected = {f["path"]: f for m in manifest["members"].values() for f in m["files"]}
+        expected = {f["path"]: f for m in manifest["members"].values() for f in m["files"] if not is_referenced(f)}
         seen = set()
         for info in tar.getmembers():
             if info.name == MANIFEST:
@@ -143,15 +160,41 @@ def release_version(members: dict[str, dict[str, Any]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def extract_bundle(bundle: Path, target: Path) -> dict[str, Any]:
-    """Verify, then extract regular files only, each inside ``target``."""
+def extract_bundle(
+    bundle: Path,
+    target: Path,
+    members: Collection[str] | None = None,
+    fetch_data: Callable[[str, Path], Path] | None = None,
+) -> dict[str, Any]:
+    """Verify, then extract regular files only, each inside ``target``.
+
+    ``members``: only these members' files (a server needs its models and chain, not the training data);
+    ``fetch_data(sha256, dest)``: also write the files held by reference, from where the store keeps them, each
+    checked against its digest (without it they are left out: only a rebuild or a triage needs them).
+    """
     manifest = verify_bundle(bundle)
     target = target.resolve()
+
+    def destination(name: str) -> Path | None:
+        if members is not None and name.split("/", 1)[0] not in members:
+            return None
+        dest = (target / name).resolve()
+        if not dest.is_relative_to(target):
+            raise BundleError(f"{bundle}: entry {name!r} escapes {target}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest
+
     with tarfile.open(bundle, "r:gz") as tar:
         for info in tar.getmembers():
-            dest = (target / info.name).resolve()
-            if not dest.is_relative_to(target):
-                raise BundleError(f"{bundle}: entry {info.name!r} escapes {target}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(_read(tar, info))
+            dest = target / MANIFEST if info.name == MANIFEST else destination(info.name)
+            if dest is not None:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(_read(tar, info))
+    if fetch_data is not None:
+        for entry in referenced_files(manifest):
+            dest = destination(entry["path"])
+            if dest is not None:
+                fetch_data(entry["sha256"], dest)
+                if hashlib.sha256(dest.read_bytes()).hexdigest() != entry["sha256"]:
+                    raise BundleError(f"{bundle}: {entry['path']} (held by reference) does not match its sha256")
     return manifest

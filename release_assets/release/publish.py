@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,9 +11,10 @@ from typing import Any
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
 from release_assets.core.atomic import replacing
 from release_assets.keys import is_evidence
+from release_assets.manifest import installed_kinds
 from release_assets.manifest.contracts import offered_interface
 from release_assets.promotion.policy import Verdict
-from release_assets.release.bundle import read_manifest, release_version, write_bundle
+from release_assets.release.bundle import REFERENCE, read_manifest, referenced_files, release_version, write_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
 
 FORMATS = {
@@ -31,21 +34,53 @@ def _interface(name: str, ref: ArtifactRef) -> dict[str, Any]:
     return offered if len(offered) > 1 else {}  # more than its kind: labels or fields
 
 
+# Files of rows: what a dataset member (or the evaluation's evidence) holds in bulk, and what a server never reads.
+ROW_SUFFIXES = frozenset({".jsonl", ".csv", ".parquet"})
+SPLIT_KIND = "split"  # a dataset's split artifact (datasets/assets.py): train, val and test rows
+
+
+@dataclass(frozen=True)
+class ByReference:
+    """Which data a release unit holds by reference rather than copying it into the bundle (Settings:
+    ``data_by_reference_above``), and where the store keeps it (``data_uri(sha256)``)."""
+
+    above: int  # bytes of a member's row files beyond which they are held by reference
+    data_uri: Callable[[str], str]
+    always: frozenset[str] = frozenset()  # manifest members whose data is never copied (`asset:` tables)
+
+    def files(self, name: str, ref: ArtifactRef) -> set[str]:
+        """The files of bundle member ``name`` held by reference: the row files of a dataset or of evidence,
+        when they are big or the member is always held so; everything a model or chain is stays in the bundle."""
+        declared = installed_kinds().get(ref.kind)
+        data = ref.kind == SPLIT_KIND or (declared is not None and declared.family == "dataset")
+        if not data and not is_evidence(name):
+            return set()
+        rows = {p: e.size for p, e in ref.files.items() if Path(p).suffix in ROW_SUFFIXES and not p.startswith("_")}
+        return set(rows) if ref.member in self.always or sum(rows.values()) > self.above else set()
+
+
 def build_manifest(
     release: str,
     refs: dict[str, ArtifactRef],
     verdicts: list[Verdict],
     lineage: dict[str, Any],
     weakened_gates: list[str] | None = None,
+    by_reference: ByReference | None = None,
 ) -> dict[str, Any]:
     members = {}
     for name, ref in sorted(refs.items()):
+        held = by_reference.files(name, ref) if by_reference is not None else set()
         files: list[dict[str, Any]] = [
             {
                 "path": f"{name}/{path}",
                 "sha256": entry.sha256,
                 "size": entry.size,
                 "format": FORMATS.get(Path(path).suffix, "binary"),
+                **(
+                    {"stored": REFERENCE, "uri": by_reference.data_uri(entry.sha256)}
+                    if by_reference is not None and path in held
+                    else {}
+                ),
             }
             for path, entry in sorted(ref.files.items())
             if not path.startswith("_")
@@ -92,14 +127,22 @@ def publish_release(
     local_bundle = cache.root / "bundles" / release / version / BUNDLE
     if local_bundle.exists():
         manifest = read_manifest(local_bundle)
-    else:
+    held = {f["path"] for f in referenced_files(manifest)}
+
+    def source(path: str) -> Path:
+        name, _, rel = path.partition("/")
+        return refs[name].path(cache.root, rel)
+
+    if not local_bundle.exists():
         entries = {
             f"{name}/{path}": refs[name].path(cache.root, path)
             for name in refs
             for path in refs[name].files
-            if not path.startswith("_")
+            if not path.startswith("_") and f"{name}/{path}" not in held
         }
         with replacing(local_bundle) as tmp:
             write_bundle(entries, manifest, tmp)
-    published = releases.publish(release, version, local_bundle, manifest)
+    # The data held by reference goes to the store before the bundle that names it (ReleaseStore.publish).
+    data = {f["sha256"]: source(f["path"]) for f in referenced_files(manifest)}
+    published = releases.publish(release, version, local_bundle, manifest, data=data)
     return local_bundle, manifest, published

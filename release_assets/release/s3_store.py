@@ -23,6 +23,7 @@ from release_assets.release.store import (
     ReleaseStore,
     StoreError,
     check_release_name,
+    check_sha256,
     check_version,
     manifest_json,
 )
@@ -104,6 +105,30 @@ class S3ReleaseStore(ReleaseStore):
     def latest(self, name: str) -> str | None:
         body = self._get(self._key("releases", name, "latest.json"))
         return json.loads(body)["version"] if body else None
+
+    def _data_key(self, digest: str) -> str:
+        return self._key("data", "sha256", check_sha256(digest))
+
+    def has_data(self, digest: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._data_key(digest))
+        except Exception as exc:  # botocore's ClientError; a 404 is "not there", anything else is an error
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StoreError(f"{self.data_uri(digest)}: cannot check ({exc})") from None
+        return True
+
+    def _put_data(self, digest: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self._data_key(digest))
+
+    def _get_data(self, digest: str, dest: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, self._data_key(digest), str(dest))
+        except Exception as exc:
+            raise StoreError(f"{self.data_uri(digest)}: cannot download ({exc})") from None
+
+    def data_uri(self, digest: str) -> str:
+        return self._uri(self._data_key(digest))
 
     def _uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

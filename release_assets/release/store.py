@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.core.atomic import copy_atomic, write_atomic
+from release_assets.core.hashing import sha256_file
 from release_assets.manifest import release_name_problem
 from release_assets.release.ledger_chain import (
     GENESIS,
@@ -88,14 +89,32 @@ def check_writable_folder(root: Path, what: str) -> None:
         raise StoreError(f"{what} at {root} is not writable: {exc.strerror or exc}") from None
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_sha256(digest: str) -> str:
+    if not isinstance(digest, str) or not _SHA256.match(digest):
+        raise StoreError(f"{digest!r} is not a sha256 digest (64 lower-case hex digits)")
+    return digest
+
+
 class ReleaseStore(ABC):
-    """Published release units and the append-only promotion ledger."""
+    """Published release units, the data they hold by reference, and the append-only promotion ledger."""
 
     # -- releases --------------------------------------------------------------------------------------------
-    def publish(self, name: str, version: str, bundle: Path, manifest: dict[str, Any]) -> bool:
-        """Publish ``bundle`` and ``manifest`` as ``name``/``version``; False if that version already exists."""
+    def publish(
+        self, name: str, version: str, bundle: Path, manifest: dict[str, Any], data: dict[str, Path] | None = None
+    ) -> bool:
+        """Publish ``bundle`` and ``manifest`` as ``name``/``version``; False if that version already exists.
+
+        ``data``: the files the bundle holds by reference (sha256 -> file), stored first, content-addressed, so
+        a visible version never names data that is not there; one already stored (an earlier version's) is kept.
+        """
         if self.is_published(name, version):
             return False
+        for digest, path in sorted((data or {}).items()):
+            if not self.has_data(digest):
+                self._put_data(digest, path)
         self._put_bundle(name, version, bundle)
         self._put_manifest(name, version, manifest)  # from here on the version is visible
         self._put_pointer(name, {"version": version})
@@ -129,6 +148,30 @@ class ReleaseStore(ABC):
 
     @abstractmethod
     def latest(self, name: str) -> str | None: ...
+
+    # -- data held by reference (content-addressed: data/sha256/<digest>) --------------------------------------
+    @abstractmethod
+    def has_data(self, digest: str) -> bool: ...
+
+    @abstractmethod
+    def _put_data(self, digest: str, path: Path) -> None: ...
+
+    @abstractmethod
+    def _get_data(self, digest: str, dest: Path) -> None:
+        """Copy the stored bytes to ``dest``; :class:`StoreError` when they are not there."""
+
+    @abstractmethod
+    def data_uri(self, digest: str) -> str:
+        """Where the bytes of ``digest`` are kept: a local path or an ``s3://`` URI."""
+
+    def fetch_data(self, digest: str, dest: Path) -> Path:
+        """The stored bytes of ``digest`` at ``dest``, checked against it (a changed object is refused, removed)."""
+        self._get_data(check_sha256(digest), dest)
+        found = sha256_file(dest)
+        if found != digest:
+            dest.unlink(missing_ok=True)
+            raise StoreError(f"{self.data_uri(digest)}: sha256 {found[:16]}... does not match {digest[:16]}...")
+        return dest
 
     # -- ledger ----------------------------------------------------------------------------------------------
     @abstractmethod
@@ -196,6 +239,25 @@ class LocalReleaseStore(ReleaseStore):
     def latest(self, name: str) -> str | None:
         path = self._release_dir(name) / "latest.json"
         return json.loads(path.read_text())["version"] if path.exists() else None
+
+    def _data_path(self, digest: str) -> Path:
+        digest = check_sha256(digest)
+        return self.root / "data" / "sha256" / digest[:2] / digest
+
+    def has_data(self, digest: str) -> bool:
+        return self._data_path(digest).is_file()
+
+    def _put_data(self, digest: str, path: Path) -> None:
+        copy_atomic(path, self._data_path(digest))
+
+    def _get_data(self, digest: str, dest: Path) -> None:
+        source = self._data_path(digest)
+        if not source.is_file():
+            raise StoreError(f"{source}: no such data in the release store")
+        shutil.copyfile(source, dest)
+
+    def data_uri(self, digest: str) -> str:
+        return str(self._data_path(digest))
 
     def _ledger(self, name: str) -> Path:
         return self.root / "ledger" / f"{check_release_name(name)}.jsonl"

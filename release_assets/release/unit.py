@@ -21,7 +21,7 @@ from release_assets.promotion.policy import Verdict, release_decision
 from release_assets.promotion.weakened import weakened_against_base
 from release_assets.record.champion import ChampionView
 from release_assets.record.ledger import record_published, replay
-from release_assets.release.publish import build_manifest, publish_release
+from release_assets.release.publish import ByReference, build_manifest, publish_release
 from release_assets.release.store import ReleaseStore
 
 
@@ -97,7 +97,9 @@ def release(
         raise HeldBack(manifest.name, verdicts, holding)
     weakened, committed_from = weakened_against_base(manifest, project_root)
     lineage = {**lineage, "committed_manifest": committed_from}
-    candidate = build_manifest(manifest.name, refs, verdicts, lineage, weakened)
+    always = frozenset(n for n, m in manifest.members.items() if getattr(m, "asset", None) is not None)
+    by_reference = ByReference(get_settings().data_by_reference_above, releases.data_uri, always)
+    candidate = build_manifest(manifest.name, refs, verdicts, lineage, weakened, by_reference)
     if not publish:
         return PublishedUnit(
             version=candidate["version"],

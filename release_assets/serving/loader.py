@@ -21,6 +21,7 @@ from release_assets.chains.runner import ChainRequest, ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
 from release_assets.keys import is_evidence
+from release_assets.manifest import installed_kinds
 from release_assets.models.tabular import MODEL_FILE
 from release_assets.models.trainers import MODEL_KINDS
 from release_assets.record.ledger import replay
@@ -77,7 +78,7 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
         work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{release}-{version}-"))
         try:
             bundle = store.fetch_bundle(release, version, work / BUNDLE)
-            extract_bundle(bundle, work / "files")
+            extract_bundle(bundle, work / "files", members=served_members(manifest))
             bundle.unlink()
             (work / VERIFIED).write_text(json.dumps(manifest, sort_keys=True))
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +93,8 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
     _check_marker(manifest, release, version, marker)
     # The extracted copy sits on a disk anyone may edit: it is trusted only file by file, on every load.
     listed = set()
-    for member in manifest["members"].values():
-        for entry in member["files"]:
+    for name in served_members(manifest):
+        for entry in manifest["members"][name]["files"]:
             path = target / "files" / entry["path"]
             listed.add(path)
             if not path.is_file() or sha256_file(path) != entry["sha256"]:
@@ -103,10 +104,23 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
         listed.add(own)
         if json.loads(own.read_text()) != manifest:
             raise BundleError(f"{own}: differs from the manifest the files were verified against")
+    # (A copy extracted before serving took only its own members holds the others too: listed, so not refused.)
+    listed |= {target / "files" / f["path"] for m in manifest["members"].values() for f in m["files"]}
     unlisted = sorted(str(p) for p in (target / "files").rglob("*") if p.is_file() and p not in listed)
     if unlisted:
         raise BundleError(f"{unlisted[0]}: not in the verified bundle; refusing to serve {release} {version}")
     return target / "files", manifest
+
+
+def served_members(manifest: dict[str, Any]) -> list[str]:
+    """The members a server reads (models and chains): only these are extracted, so training data, splits and
+    evaluation evidence never reach a serving machine's disk."""
+    kinds = installed_kinds()
+    return sorted(
+        name
+        for name, member in manifest["members"].items()
+        if member["kind"] in kinds and kinds[member["kind"]].family in ("model", "chain")
+    )
 
 
 def _check_marker(manifest: dict[str, Any], release: str, version: str, marker: Path) -> None:

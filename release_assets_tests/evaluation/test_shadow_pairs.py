@@ -91,7 +91,10 @@ def manifest_with(gates: dict, traffic: bool = True):
     if not traffic:
         data["members"]["chain"].pop("traffic")
     data["gates"]["chain"] = gates
-    return parse_manifest(data, "helpdesk.yaml")
+    manifest = parse_manifest(data, "helpdesk.yaml")
+    # Only the shadow gates: the chain's default contract gate reads the built chain, which these tests do not have.
+    chain_gates = {g: t for g, t in manifest.gates["chain"].items() if g != "contract"}
+    return manifest.model_copy(update={"gates": {**manifest.gates, "chain": chain_gates}})
 
 
 def decide(pairs: list[dict], gates: dict | None = None, champion: str | None = CHAMPION):

@@ -170,3 +170,68 @@ def test_a_manifest_rewritten_to_match_tampered_files_is_still_refused(tmp_path)
     _rewrite(bundle, forge)
     with pytest.raises(BundleError, match=r"member m: digest .* does not match its files"):
         verify_bundle(bundle)
+
+
+def _held(files: dict[str, bytes], held: set[str]) -> dict:
+    manifest = _manifest(files)
+    for entry in manifest["members"]["m"]["files"]:
+        if entry["path"] in held:
+            entry.update(stored="reference", uri=f"data/{entry['sha256']}")
+    return manifest
+
+
+ROWS = {**FILES, "m/rows.jsonl": b'{"id": 1}\n'}
+
+
+def test_a_file_held_by_reference_counts_towards_the_version_but_is_not_in_the_bundle(tmp_path):
+    manifest = _held(ROWS, {"m/rows.jsonl"})
+    assert manifest["version"] == _manifest(ROWS)["version"]  # the same version however the file travels
+    for n, b in FILES.items():
+        (tmp_path / n.replace("/", "_")).write_bytes(b)
+    out = tmp_path / "held.tar.gz"
+    write_bundle({n: tmp_path / n.replace("/", "_") for n in FILES}, manifest, out)
+    assert verify_bundle(out)["version"] == manifest["version"]
+    extract_bundle(out, tmp_path / "x")
+    assert not (tmp_path / "x" / "m" / "rows.jsonl").exists()
+
+    blobs = {hashlib.sha256(ROWS["m/rows.jsonl"]).hexdigest(): ROWS["m/rows.jsonl"]}
+
+    def fetch(digest, dest):
+        dest.write_bytes(blobs[digest])
+        return dest
+
+    extract_bundle(out, tmp_path / "y", fetch_data=fetch)
+    assert (tmp_path / "y" / "m" / "rows.jsonl").read_bytes() == ROWS["m/rows.jsonl"]
+    blobs = dict.fromkeys(blobs, b"other rows\n")
+    with pytest.raises(BundleError, match=r"m/rows.jsonl \(held by reference\) does not match its sha256"):
+        extract_bundle(out, tmp_path / "z", fetch_data=fetch)
+
+
+def test_a_file_marked_held_by_reference_but_bundled_is_refused(tmp_path):
+    for n, b in ROWS.items():
+        (tmp_path / n.replace("/", "_")).write_bytes(b)
+    out = tmp_path / "both.tar.gz"
+    write_bundle({n: tmp_path / n.replace("/", "_") for n in ROWS}, _held(ROWS, {"m/rows.jsonl"}), out)
+    with pytest.raises(BundleError, match=r"entry 'm/rows.jsonl' is not listed"):
+        verify_bundle(out)
+
+
+def test_extract_can_take_only_some_members(tmp_path):
+    files = {**FILES, "d/rows.jsonl": b"x\n"}
+    entries = [{"path": n, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in sorted(files.items())]
+    members = {}
+    for name in ("m", "d"):
+        own = [e for e in entries if e["path"].startswith(name + "/")]
+        digest = member_digest({e["path"].split("/", 1)[1]: e["sha256"] for e in own})
+        members[name] = {"digest": digest, "files": own, "role": "artifact"}
+    manifest = {"release": "r", "version": release_version(members), "members": members}
+    for n, b in files.items():
+        (tmp_path / n.replace("/", "_")).write_bytes(b)
+    out = tmp_path / "two.tar.gz"
+    write_bundle({n: tmp_path / n.replace("/", "_") for n in files}, manifest, out)
+    extract_bundle(out, tmp_path / "x", members={"m"})
+    assert sorted(p.relative_to(tmp_path / "x").as_posix() for p in (tmp_path / "x").rglob("*") if p.is_file()) == [
+        "m/model.json",
+        "m/report.md",
+        "manifest.json",
+    ]

@@ -1,5 +1,6 @@
 """Both release stores behind one interface: local folder and S3 through a real S3 endpoint on 127.0.0.1."""
 
+import hashlib
 import json
 import multiprocessing
 import re
@@ -373,3 +374,34 @@ def test_names_that_could_leave_the_store_are_refused_everywhere(tmp_path, name)
     ):
         with pytest.raises(StoreError, match=r"is not a release (name|version)"):
             call()
+
+
+def test_data_is_content_addressed_idempotent_and_checked_on_the_way_out(store, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b'{"id": 1}\n')
+    digest = hashlib.sha256(rows.read_bytes()).hexdigest()
+    assert not store.has_data(digest)
+    assert store.publish("iris", "a" * 16, _bundle(tmp_path), {"version": "a" * 16}, data={digest: rows})
+    assert store.has_data(digest)
+    assert digest in store.data_uri(digest)
+    out = store.fetch_data(digest, tmp_path / "back")
+    assert out.read_bytes() == rows.read_bytes()
+    # A second version naming the same bytes stores nothing new.
+    assert store.publish("iris", "b" * 16, _bundle(tmp_path), {"version": "b" * 16}, data={digest: rows})
+    missing = hashlib.sha256(b"never stored").hexdigest()
+    with pytest.raises(StoreError, match=missing[:2]):
+        store.fetch_data(missing, tmp_path / "none")
+    with pytest.raises(StoreError, match="is not a sha256 digest"):
+        store.fetch_data("../../etc/passwd", tmp_path / "none")
+
+
+def test_data_whose_stored_bytes_changed_is_refused(tmp_path):
+    store = LocalReleaseStore(tmp_path / "store")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b'{"id": 1}\n')
+    digest = hashlib.sha256(rows.read_bytes()).hexdigest()
+    store.publish("iris", "a" * 16, _bundle(tmp_path), {"version": "a" * 16}, data={digest: rows})
+    Path(store.data_uri(digest)).write_bytes(b"tampered\n")
+    with pytest.raises(StoreError, match="does not match"):
+        store.fetch_data(digest, tmp_path / "back")
+    assert not (tmp_path / "back").exists()
