@@ -15,7 +15,7 @@ from typing import Any
 from release_assets.artifacts import LocalArtifactStore
 from release_assets.core.hashing import sha256_file
 from release_assets.record.ledger import replay
-from release_assets.release.bundle import extract_bundle
+from release_assets.release.bundle import extract_bundle, is_referenced
 from release_assets.release.store import ReleaseStore
 
 
@@ -35,8 +35,9 @@ class ChampionView:
     def member(self, name: str) -> dict[str, Any] | None:
         return (self.manifest or {}).get("members", {}).get(name)
 
-    def member_dir(self, name: str) -> Path | None:
-        """A folder holding the champion's files of bundle member ``name`` (cache hit or verified extraction)."""
+    def member_dir(self, name: str, data: bool = False) -> Path | None:
+        """A folder holding the champion's files of bundle member ``name`` (cache hit or verified extraction);
+        ``data``: with the files its bundle holds by reference too, fetched from the store by their sha256."""
         entry, manifest = self.member(name), self.manifest
         if entry is None or manifest is None or self.version is None:
             return None  # (an entry comes from a manifest, which exists only with a version)
@@ -52,6 +53,12 @@ class ChampionView:
             self._extracted = Path(self._tmp.name)
             bundle = self.releases.fetch_bundle(self.release, self.version, self._extracted / "bundle.tar.gz")
             extract_bundle(bundle, self._extracted / "files")
+        if data:
+            for f in entry["files"]:
+                dest = self._extracted / "files" / f["path"]
+                if is_referenced(f) and not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self.releases.fetch_data(f["sha256"], dest)  # checked against its sha256 on the way
         return self._extracted / "files" / name
 
 

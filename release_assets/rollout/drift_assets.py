@@ -55,7 +55,7 @@ def reference_rows(view: Any, manifest: ReleaseManifest) -> list[dict[str, Any]]
     for name, member in manifest.members.items():
         if family(member.kind) != "dataset":
             continue
-        folder = view.member_dir(f"{name}_split")
+        folder = view.member_dir(f"{name}_split", data=True)  # its rows may be held by reference
         if folder is None:
             raise FileNotFoundError(f"{manifest.name} {view.version} has no member {name}_split in its release unit")
         for path in sorted(folder.glob("*.jsonl")):

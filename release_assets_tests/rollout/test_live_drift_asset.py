@@ -28,16 +28,24 @@ def _rows(seed: int, n: int, shift: float = 0.0) -> list[dict]:
     return [{"id": f"r{i}", "features": x[i].round(2).tolist(), "label": "setosa"} for i in range(n)]
 
 
-def _publish_split(store: LocalReleaseStore, release: str, sides: dict[str, list[dict]]) -> str:
-    """A release unit whose one member is ``dataset_split`` (as the real pipeline bundles a dataset's split)."""
+def _publish_split(
+    store: LocalReleaseStore, release: str, sides: dict[str, list[dict]], by_reference: bool = False
+) -> str:
+    """A release unit whose one member is ``dataset_split`` (as the real pipeline bundles a dataset's split);
+    ``by_reference``: its rows held in the store's data/, not in the bundle (publish.ByReference)."""
     with tempfile.TemporaryDirectory() as tmp:
-        entries, files = {}, []
+        entries, files, data = {}, [], {}
         for side, rows in sides.items():
             path = Path(tmp) / f"{side}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            entries[f"dataset_split/{side}.jsonl"] = path
-            files.append({"path": f"dataset_split/{side}.jsonl", "sha256": sha, "size": path.stat().st_size})
+            entry = {"path": f"dataset_split/{side}.jsonl", "sha256": sha, "size": path.stat().st_size}
+            if by_reference:
+                data[sha] = path
+                entry.update(stored="reference", uri=store.data_uri(sha))
+            else:
+                entries[f"dataset_split/{side}.jsonl"] = path
+            files.append(entry)
         digest = member_digest({f["path"].split("/", 1)[1]: f["sha256"] for f in files})
         members = {"dataset_split": {"kind": "dataset", "role": "artifact", "digest": digest, "files": files}}
         version = release_version(members)
@@ -49,7 +57,7 @@ def _publish_split(store: LocalReleaseStore, release: str, sides: dict[str, list
             "lineage": {"fingerprints": {}},  # no build cache entry: the view extracts the verified bundle
         }
         write_bundle(entries, manifest, Path(tmp) / "bundle.tar.gz")
-        store.publish(release, version, Path(tmp) / "bundle.tar.gz", manifest)
+        store.publish(release, version, Path(tmp) / "bundle.tar.gz", manifest, data=data)
     return version
 
 
@@ -62,10 +70,11 @@ def _trace(path: Path, rows: list[dict], version: str) -> None:
     path.write_text("".join(json.dumps(s) + "\n" for s in spans))
 
 
-def test_live_drift_materializes_the_verdict_the_canary_reads(tmp_path):
+@pytest.mark.parametrize("by_reference", [False, True], ids=["bundled", "by_reference"])
+def test_live_drift_materializes_the_verdict_the_canary_reads(tmp_path, by_reference):
     root = tmp_path / "store"
     store = LocalReleaseStore(root)
-    version = _publish_split(store, "iris", {"train": _rows(1, 150), "test": _rows(2, 50)})
+    version = _publish_split(store, "iris", {"train": _rows(1, 150), "test": _rows(2, 50)}, by_reference)
     promote(store, "iris", version, "alice", "first")
     trace = tmp_path / "serve.jsonl"
     _trace(trace, _rows(3, 60, shift=1.5), version)
