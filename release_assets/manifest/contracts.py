@@ -61,13 +61,17 @@ class Expectation:
         return out | {k: v for k, v in (("name", self.name), ("type", self.type), ("because", self.because)) if v}
 
 
+# The types a stated expectation may name: a table's dtypes, a row schema's JSON types, and "number" (int or float).
+FieldType = Literal["int", "float", "number", "str", "bool", "datetime", "list", "object"]
+
+
 class ExpectSpec(BaseModel):
     """``expects: {<member>: {labels: [...], fields: {name: type}}}`` in a manifest entry: what this member needs
     of an upstream member beyond what its kind derives (a downstream system's labels, a python step's branches)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     labels: list[str] = Field(default_factory=list)
-    fields: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, FieldType] = Field(default_factory=dict)
 
 
 def stated_expectations(consumer: str, expects: Mapping[str, ExpectSpec]) -> list[Expectation]:

@@ -89,6 +89,9 @@ def test_expects_names_a_member_it_is_built_from():
     data["members"]["intent_model"]["expects"] = {"messages": {"columns": ["text"]}}
     with pytest.raises(ManifestError, match=r"members.intent_model.expects.messages.columns"):
         parse_manifest(data, "releases/helpdesk.yaml")
+    data["members"]["intent_model"]["expects"] = {"messages": {"fields": {"text": "string"}}}
+    with pytest.raises(ManifestError, match=r"members.intent_model.expects.messages.fields.text: .*'number'"):
+        parse_manifest(data, "releases/helpdesk.yaml")
 
 
 def test_an_empty_expects_leaves_the_member_dump_unchanged():
