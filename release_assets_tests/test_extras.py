@@ -200,6 +200,19 @@ def test_not_installed_names_the_extra_only_when_the_library_is_absent(monkeypat
         not_installed("numpy")
 
 
+def test_without_mlflow_a_ledger_move_mirrors_nothing_and_leaves_nothing_pending(monkeypatch, tmp_path):
+    """A core install has no registry: promote, rollback and canary moves stand on the ledger alone, not failed."""
+    from release_assets.release.store import LocalReleaseStore
+    from release_assets.rollout.aliases import mirror_or_pending
+
+    def registry():
+        raise AssertionError("the registry is not opened without MLflow")
+
+    monkeypatch.setattr(extras, "find_spec", lambda name: None)
+    state, pending = mirror_or_pending(LocalReleaseStore(tmp_path / "store"), registry, "iris")
+    assert pending is None and state.champion is None
+
+
 def test_the_cli_says_which_extra_serve_needs_in_one_line(monkeypatch, capsys):
     from release_assets.cli.main import main
 

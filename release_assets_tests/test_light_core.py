@@ -2,8 +2,9 @@
 its site-packages, unlike component/projects.py's fresh_venv), on Python 3.11 and on 3.12 where the machine has
 it. pip installs the core's dependencies from the package index, held at requirements.lock's versions. No torch,
 transformers, MLflow or Evidently is installed; `release-assets release` publishes iris (scikit-learn) and a team's
-table with its own training function (examples/your_project's loans) and its chain (desk), and `predict` answers;
-`serve`, and a release with a torch model, each fail with the one line naming the extra to install.
+table with its own training function (examples/your_project's loans) and its chain (desk), `promote` moves the
+ledger with no MLflow to mirror it to, and `predict` answers; `serve`, and a release with a torch model, each fail
+with the one line naming the extra to install.
 
 Slow (a wheel, a venv per interpreter, ~1 min each): `make core-test`, which .ci/run calls; skipped by `make test`.
 """
@@ -140,9 +141,13 @@ def test_the_wheel_without_extras_installs_no_torch_and_releases_scikit_learn_mo
         assert (project / ".release_store" / "releases" / name / version / "bundle.tar.gz").is_file()
     assert "MLflow registration follows" not in released.stdout  # no registry without the mlflow extra
 
+    # Promotion stands on the ledger alone: no MLflow to mirror it to, and nothing pending that fails the move.
+    iris = _version(released.stdout, "iris")
+    promoted = run([cli, "promote", "iris", iris, "--approved-by", "ci", "--reason", "core"], project, env)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     flower = json.dumps({"features": [6.7, 3.0, 5.2, 2.3]})
     predicted = subprocess.run(
-        [cli, "predict", "iris", "--alias", "candidate", "--json", "-"],
+        [cli, "predict", "iris", "--json", "-"],
         input=flower,
         cwd=project,
         env=env,
@@ -151,7 +156,8 @@ def test_the_wheel_without_extras_installs_no_torch_and_releases_scikit_learn_mo
         timeout=RUN_TIMEOUT_S,
     )
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
-    assert json.loads(predicted.stdout)["label"] == "virginica"
+    answer = json.loads(predicted.stdout)
+    assert (answer["label"], answer["version"], answer["variant"]) == ("virginica", iris, "champion")
 
     # A person's mistake is still its one line: the CLI's error handling itself loads nothing of an extra.
     unknown = run([cli, "release", "no_such_release"], project, env, timeout=RUN_TIMEOUT_S)

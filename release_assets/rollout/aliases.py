@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from release_assets.core.extras import not_installed
 from release_assets.record.ledger import LedgerState, replay
 from release_assets.release.registry_sync import register_published
 from release_assets.release.store import ReleaseStore
@@ -29,8 +30,11 @@ def mirror_or_pending(
 
     The move stands either way: the ledger is the truth (serving reads it), so a promotion, a rollback or a canary
     step never waits on MLflow, and the next ``registry sync`` (or the one the ledger's growth launches) points
-    the aliases. The caller reports the line; it is None when the aliases mirror the ledger now."""
+    the aliases. The caller reports the line; it is None when the aliases mirror the ledger now, and without the
+    mlflow extra (a core install has no registry to mirror: the ledger alone is the truth)."""
 
+    if not_installed("mlflow") is not None:
+        return replay(releases.events(release)), None
     opened = None
     try:
         opened = registry()
