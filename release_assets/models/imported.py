@@ -24,6 +24,7 @@ from release_assets.models.table_predictor import (
     ModelFileError,
     TablePredictor,
     check_onnx,
+    ordered_features,
     untrusted_types,
     write_signature,
 )
@@ -94,7 +95,14 @@ class ImportedModelRuntime:
             raise
         except Exception as exc:  # onnxruntime or the estimator, on inputs it does not take
             raise ModelFileError(f"{source}: cannot predict rows of this table: {one_line(exc)}") from None
-        return {"labels": table["labels"], "task": table["task"], "format": fmt, "source": member.path}
+        columns = {name: spec["dtype"] for name, spec in ordered_features(table).items()}  # what it reads
+        return {
+            "labels": table["labels"],
+            "columns": columns,
+            "task": table["task"],
+            "format": fmt,
+            "source": member.path,
+        }
 
     def load(self, model_dir: Path, runtime: str | None = None) -> TablePredictor:
         return TablePredictor(model_dir)

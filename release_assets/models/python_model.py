@@ -111,6 +111,8 @@ class PythonModelRuntime:
             raise TrainingError(f"train: the model {member.train} returned cannot predict: {one_line(exc)}") from None
         return {
             "labels": table["labels"],
+            # The interface it offers (manifest/contracts.py): the feature columns it reads, with their dtypes.
+            "columns": {name: spec["dtype"] for name, spec in ordered_features(table).items()},
             "task": table["task"],
             "format": member.format,
             "train_rows": len(rows),

@@ -76,6 +76,7 @@ def test_a_model_in_mlflow_is_imported_by_alias_and_an_alias_move_is_a_new_input
     out.mkdir()
     summary = RUNTIME.build(member, split, out, tmp_path)
     assert summary["format"] == "onnx" and summary["labels"] == ["a", "b"]
+    assert summary["columns"] == {"petal_length": "float", "petal_width": "float"}  # the interface it offers
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "signature.json"]  # no MLmodel, no volatile files
     predictor = RUNTIME.load(out)
     assert (
