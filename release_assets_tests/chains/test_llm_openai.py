@@ -294,3 +294,112 @@ def test_cache_bypass_by_env_and_by_step_config(chain_dir, server, tmp_path, mon
     write_variant(chain_dir, server.base_url, cache=False)
     _runner(chain_dir, cache).run(requests)
     assert server.count() == 6
+
+
+# Retry-After: a server that is rate limiting says when to come back, in seconds or as an HTTP-date (RFC 9110
+# 10.2.3); the backend waits at least that long, at most MAX_BACKOFF_S.
+NOW = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example date
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("2", 2.0),
+        (" 3.5 ", 3.5),
+        ("-1", 0.0),
+        ("Sun, 06 Nov 1994 08:50:07 GMT", 30.0),  # IMF-fixdate
+        ("Sunday, 06-Nov-94 08:50:07 GMT", 30.0),  # obsolete RFC 850 form
+        ("Sun Nov  6 08:50:07 1994", 30.0),  # obsolete asctime form: no zone, GMT
+        ("Sun, 06 Nov 1994 08:49:00 GMT", 0.0),  # already past
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header, seconds):
+    from release_assets.chains.llm.openai_backend import _retry_after
+
+    assert _retry_after(header, now=NOW) == (None if seconds is None else pytest.approx(seconds))
+
+
+class RateLimitedOnce(FakeLLM):
+    """Answers the first request with 429 and the given Retry-After (a callable: an HTTP-date is made at request
+    time), every later one with a completion."""
+
+    def __init__(self, retry_after) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+        self.times: list[float] = []
+
+    def app(self):
+        import time
+
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def chat(request):
+            body = await request.json()
+            with self.lock:
+                self.requests.append(body)
+                self.times.append(time.monotonic())
+                first = len(self.requests) == 1
+            if first:
+                headers = {"retry-after": self.retry_after()}
+                return JSONResponse({"error": "slow down"}, status_code=429, headers=headers)
+            message = {"role": "assistant", "content": '{"ok": true}'}
+            return JSONResponse({"choices": [{"index": 0, "message": message}], "usage": {}})
+
+        return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def _complete(base_url: str) -> str:
+    from release_assets.chains.llm.openai_backend import OpenAIBackend
+    from release_assets.chains.schema import LLMSpec
+
+    spec = LLMSpec(model="m", base_url=base_url, timeout_s=5, backoff_s=0.01, max_retries=2, response_format="none")
+    backend = OpenAIBackend(spec, "step")
+    try:
+        return backend.complete([{"role": "user", "content": "hi"}], {}).text
+    finally:
+        backend.close()
+
+
+def _waited(fake: RateLimitedOnce) -> float:
+    first, second = fake.times
+    return second - first
+
+
+def test_an_http_date_retry_after_is_waited_for(caplog):
+    import email.utils
+    import time
+
+    # Two seconds ahead, at the date's whole-second precision: the wait is between one and two seconds.
+    fake = RateLimitedOnce(lambda: email.utils.formatdate(time.time() + 2, usegmt=True))
+    with serve(fake), caplog.at_level(logging.WARNING, logger="release_assets.chains.llm"):
+        assert _complete(fake.base_url) == '{"ok": true}'
+    assert 0.9 <= _waited(fake) <= 2.5, _waited(fake)  # our own backoff alone: 0.005-0.015 s
+    assert "llm step: HTTP 429; retry 1/2 in " in caplog.text and "(Retry-After: " in caplog.text
+
+
+def test_a_retry_after_in_seconds_is_waited_for():
+    fake = RateLimitedOnce(lambda: "1")
+    with serve(fake):
+        assert _complete(fake.base_url) == '{"ok": true}'
+    assert 0.9 <= _waited(fake) <= 2.0, _waited(fake)
+
+
+@pytest.mark.parametrize("header", ["3600", "date an hour ahead"])
+def test_a_long_retry_after_is_capped(monkeypatch, header):
+    import email.utils
+    import time
+
+    from release_assets.chains.llm import openai_backend
+
+    monkeypatch.setattr(openai_backend, "MAX_BACKOFF_S", 0.4)
+    value = (lambda: "3600") if header == "3600" else (lambda: email.utils.formatdate(time.time() + 3600, usegmt=True))
+    fake = RateLimitedOnce(value)
+    with serve(fake):
+        assert _complete(fake.base_url) == '{"ok": true}'
+    assert 0.35 <= _waited(fake) <= 1.5, _waited(fake)

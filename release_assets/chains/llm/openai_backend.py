@@ -1,16 +1,20 @@
 """The ``llm:openai`` backend: chat completions from an OpenAI-compatible HTTP endpoint, with retries on
-429/5xx/timeouts (exponential backoff with jitter) and the API key kept out of everything but request headers.
+429/5xx/timeouts (exponential backoff with jitter, never sooner than the server's ``Retry-After``, in seconds or as
+an HTTP-date, capped at :data:`MAX_BACKOFF_S`) and the API key kept out of everything but request headers.
 
 httpx is imported inside the methods that use it: an offline chain never loads it.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import os
 import random
 import threading
 import time
+from datetime import UTC
 from typing import Any
 
 from release_assets.chains.llm.base import BINDING_VERSIONS, Completion, LLMCallError, LLMError
@@ -20,7 +24,7 @@ from release_assets.chains.schema import LLMSpec
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
-MAX_BACKOFF_S = 60.0
+MAX_BACKOFF_S = 60.0  # the longest wait before a retry, whatever the backoff or the server's Retry-After says
 
 
 def _read_key(env_name: str) -> _Secret:
@@ -134,11 +138,15 @@ class OpenAIBackend:
             attempt += 1
             if attempt >= attempts:
                 raise LLMCallError(f"{problem} from {self.url}; gave up after {attempts} attempt(s)")
-            delay = min(MAX_BACKOFF_S, self.cfg.backoff_s * 2 ** (attempt - 1))
+            delay = self.cfg.backoff_s * 2 ** (attempt - 1)
             delay *= 0.5 + self._rng.random()  # jitter: parallel cases must not retry in lockstep
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, MAX_BACKOFF_S))
-            log.warning("llm %s: %s; retry %d/%d in %.2fs", self.step_id, problem, attempt, attempts - 1, delay)
+            asked = ""
+            if retry_after is not None and retry_after > delay:  # never sooner than the server asked
+                delay, asked = retry_after, f" (Retry-After: {retry_after:.2f}s)"
+            delay = min(delay, MAX_BACKOFF_S)
+            log.warning(
+                "llm %s: %s; retry %d/%d in %.2fs%s", self.step_id, problem, attempt, attempts - 1, delay, asked
+            )
             time.sleep(delay)
 
     def _completion(self, resp: Any, latency_ms: float) -> Completion:
@@ -156,8 +164,21 @@ class OpenAIBackend:
         )
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: delay-seconds (``"2"``) or an HTTP-date (``"Wed, 21 Oct 2026
+    07:28:00 GMT"``, counted from ``now``, default the clock), never negative; None when absent or unreadable (our
+    own backoff then decides). The caller caps it."""
+    if value is None:
+        return None
+    value = value.strip()
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # the obsolete RFC 850 and asctime forms carry no zone: HTTP-dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
