@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tarfile
 
 from bench.support.project import make_tiny
@@ -17,6 +18,7 @@ from release_assets.release.bundle import extract_bundle, referenced_files
 from release_assets.release.publish import ByReference
 from release_assets.release.store import LocalReleaseStore
 from release_assets.serving.loader import load_release
+from release_assets_tests.conftest import point_cli
 
 
 def _ref(member: str, kind: str, sizes: dict[str, int]) -> ArtifactRef:
@@ -68,6 +70,13 @@ def test_helpdesk_publishes_its_rows_by_reference_and_verify_serve_and_rebuild_u
     # verify re-hashes the bundle, and each file it holds by reference where the store keeps it
     assert cli.main(["verify", str(bundle.parent)]) == 0
     assert "held by reference, in the release store" in capsys.readouterr().out
+    # Another environment's store holds a copy of the bundle, not the data: the copy the unit names answers.
+    region = tmp_path / "region"
+    shutil.copytree(bundle.parent, region / "releases" / "helpdesk" / version)
+    point_cli(monkeypatch, cli_env, region, tmp_path)
+    assert cli.main(["verify", str(region / "releases" / "helpdesk" / version)]) == 0, capsys.readouterr().err
+    point_cli(monkeypatch, cli_env, store_root, tmp_path)
+    capsys.readouterr()
     stored.unlink()
     assert cli.main(["verify", str(bundle.parent)]) == 1
     err = capsys.readouterr().err
