@@ -99,7 +99,7 @@ def compare_profiles(
     return out
 
 
-def _explain(d: FeatureDrift) -> str:
+def explain_drift(d: FeatureDrift) -> str:
     if d.test == "missing":
         return f"{d.feature} (missing from the current data)"
     if d.p_value is not None:
@@ -125,7 +125,7 @@ def drift_verdict(
     drifts = compare_profiles(reference_profile, current_profile, th)
     bad = [d for d in drifts if d.drifted]
     if bad:
-        listed = "; ".join(_explain(d) for d in bad)
+        listed = "; ".join(explain_drift(d) for d in bad)
         reason = f"{len(bad)} of {len(drifts)} features drifted from the champion's data: {listed}"
     else:
         reason = f"none of {len(drifts)} features drifted from the champion's data (alpha {th['alpha']:g})"

@@ -24,7 +24,6 @@ from release_assets.manifest import ReleaseManifest, family
 from release_assets.record.champion import ChampionView
 from release_assets.record.ledger import replay
 from release_assets.rollout.live_drift import (
-    DEFAULT_DRIFT_SHARE,
     DEFAULT_MIN_ROWS,
     DEFAULT_WINDOW,
     drift_report,
@@ -46,7 +45,6 @@ class LiveDriftConfig(dg.Config):
     live_version: str | None = None  # only requests this version answered; default every request of the release
     window: int = DEFAULT_WINDOW  # newest requests
     min_rows: int = DEFAULT_MIN_ROWS
-    drift_share: float = DEFAULT_DRIFT_SHARE
 
 
 def reference_rows(view: Any, manifest: ReleaseManifest) -> list[dict[str, Any]]:
@@ -107,14 +105,7 @@ def live_drift_asset(manifest: ReleaseManifest, project_root: Path) -> dg.Assets
         view = ChampionView(releases, root, release)
         view.version = version  # a cached_property: assigning it points the view at this version, not the champion
         reference = redact_rows(reference_rows(view, manifest))
-        result = drift_report(
-            reference,
-            live,
-            None,
-            root / "live_drift" / release / version,
-            drift_share=config.drift_share,
-            min_rows=config.min_rows,
-        )
+        result = drift_report(reference, live, root / "live_drift" / release / version, min_rows=config.min_rows)
         times = [r["time"] for r in live if r.get("time")]
         result |= {
             "release": release,

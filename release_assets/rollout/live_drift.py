@@ -20,21 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.core.atomic import write_atomic
-from release_assets.datasets.profile import row_features
+from release_assets.datasets.profile import build_profile, row_features
+from release_assets.promotion.drift import compare_profiles, explain_drift
 from release_assets.release.store import check_release_name, check_version
-from release_assets.rollout.live_text import oov_columns, oov_increase_test
+from release_assets.rollout.live_text import oov_columns
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 500  # newest requests read from the traces
 DEFAULT_MIN_ROWS = 30  # live values a feature needs before it is judged; below it the feature is inconclusive
-DEFAULT_DRIFT_SHARE = 0.5  # Evidently's default: drifted when at least this share of the judged features drifted
-# What a request can carry, by feature name; labels and slice fields (channel, register, length) never arrive live.
-LIVE_FEATURES = ("text.length", "text.oov_rate", "image.mean_intensity", "image.ink_ratio")
-
-
-def _observable(feature: str) -> bool:
-    return feature in LIVE_FEATURES or feature.startswith("features[")
 
 
 def request_rows(payload: Any) -> list[dict[str, Any]]:
@@ -109,103 +103,136 @@ def _frame(rows: list[dict[str, Any]], oov: list[float | None]) -> Any:
     return pd.DataFrame([{**row_features(r), "text.oov_rate": o} for r, o in zip(rows, oov, strict=True)])
 
 
+# Which part of a request each judged feature comes from: a part with fewer than ``min_rows`` live values is not
+# judged (too little data is inconclusive, never clean).
+_PARTS = {"text": "text", "image": "pixels", "features": "features"}
+
+
+def _part(feature: str) -> str:
+    return _PARTS[feature.split(".")[0].split("[")[0]]
+
+
+def _observable_profile(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The drift gate's profile (``datasets/profile.build_profile``) of what a live request carries: message text,
+    attached digit images and features, each profiled from the rows that have it (a release's reference rows mix
+    its datasets; a request, a message and its images). Labels and slice fields never arrive live: left out."""
+    profile: dict[str, Any] = {"labels": {}, "categorical": {}, "numeric": {}}
+    counts = {}
+    for part in ("text", "pixels", "features"):
+        group = [{part: r[part]} for r in rows if r.get(part) is not None]
+        counts[part] = len(group)
+        if group:
+            built = build_profile(group, categorical=())
+            profile["categorical"] |= built["categorical"]
+            profile["numeric"] |= built["numeric"]
+            profile |= {k: built[k] for k in ("text", "images") if k in built}
+    return profile, counts
+
+
+def _without(profile: dict[str, Any], parts: set[str]) -> dict[str, Any]:
+    """``profile`` without the features of ``parts`` (the parts live traffic did not bring enough of)."""
+    out = {**profile}
+    for key in ("categorical", "numeric"):
+        out[key] = {f: v for f, v in profile[key].items() if _part(f) not in parts}
+    if "pixels" in parts:
+        out.pop("images", None)
+    if "text" in parts:
+        out.pop("text", None)
+    return out
+
+
 def drift_report(
     reference_rows: list[dict[str, Any]],
     live_rows: list[dict[str, Any]],
-    features: list[str] | None,
     out_dir: Path,
     *,
-    drift_share: float = DEFAULT_DRIFT_SHARE,
     min_rows: int = DEFAULT_MIN_ROWS,
-    method: str | None = None,
-    threshold: float | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Evidently's drift preset over ``features`` (default: every live-observable feature the reference has),
-    ``out_dir/report.html`` as evidence, and the verdict: ``drifted`` when the share of drifted features reaches
-    ``drift_share`` (Evidently's own dataset-drift rule), ``clean`` below it, ``inconclusive`` when no feature has
-    ``min_rows`` live values. ``method``/``threshold`` override Evidently's per-column choice (K-S p < 0.05 up to
-    1000 reference rows, Wasserstein distance >= 0.1 above; chi-square or Jensen-Shannon for categories)."""
-    import evidently
-    import pandas as pd
-
-    ref_oov, live_oov = oov_columns(reference_rows, live_rows)
-    ref, cur = _frame(reference_rows, ref_oov), _frame(live_rows, live_oov)
-    if features is None:
-        features = [f for f in ref.columns if _observable(f) and ref[f].notna().any()]
-    unjudged: dict[str, dict[str, Any]] = {}  # drifted None: not judged, and why
-    for f in features:
-        ref_n = int(ref[f].notna().sum()) if f in ref else 0
-        live_n = int(cur[f].notna().sum()) if f in cur else 0
-        if ref_n == 0 or live_n < min_rows:
-            why = "no reference values" if ref_n == 0 else f"{live_n} live values < min_rows {min_rows}"
-            unjudged[f] = {"feature": f, "test": why, "score": None, "threshold": None, "drifted": None}
-    judged = [f for f in features if f not in unjudged]
+    """Live inputs against a release's reference rows, judged by the offline drift gate's own tests and rules
+    (``promotion/drift.compare_profiles``: K-S with an effect-size floor on numbers and image statistics,
+    chi-square with a distance floor on categories, the increase of unknown words and of the token distribution's
+    distance over the reference's own noise), so the canary and the gate cannot disagree about the same data:
+    ``drifted`` when any judged feature drifted, ``clean`` when none did, ``inconclusive`` when no part of the
+    requests (text, images, features) has ``min_rows`` live values. ``out_dir/report.html`` is Evidently's
+    picture of the same per-row columns, as evidence beside the verdict; it does not decide."""
+    ref_profile, _ = _observable_profile(reference_rows)
+    live_profile, live_counts = _observable_profile(live_rows)
+    thin = {part for part, n in live_counts.items() if n < min_rows}
+    candidates = compare_profiles(ref_profile, {"labels": {}, "categorical": {}, "numeric": {}}, thresholds)
+    unjudged = [
+        {
+            "feature": d.feature,
+            "test": f"{live_counts[_part(d.feature)]} live values < min_rows {min_rows}",
+            "score": None,
+            "threshold": None,
+            "drifted": None,
+        }
+        for d in candidates
+        if _part(d.feature) in thin
+    ]
+    drifts = compare_profiles(_without(ref_profile, thin), live_profile, thresholds)
+    judged = [
+        {
+            "feature": d.feature,
+            "test": d.test,
+            "score": d.p_value if d.p_value is not None else d.statistic,
+            "score_is_p_value": d.p_value is not None,
+            "threshold": d.threshold,
+            "drifted": d.drifted,
+        }
+        for d in drifts
+    ]
+    table = judged + unjudged
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     html = out_dir / "report.html"
     head: dict[str, Any] = {"live_rows": len(live_rows), "reference_rows": len(reference_rows), "min_rows": min_rows}
-    head |= {"drift_share": drift_share, "evidently": evidently.__version__, "report": str(html)}
+    head |= {"method": "the drift gate's (promotion/drift.py)", "report": str(html)}
     if not judged:
-        reason = f"inconclusive: no feature has {min_rows} live values ({len(live_rows)} live rows)"
-        if not features:
+        reason = f"inconclusive: no part of the requests has {min_rows} live values ({len(live_rows)} live rows)"
+        if not candidates:
             reason = "inconclusive: the reference data has no feature a live request carries"
         write_atomic(html, f"<!doctype html><title>live drift</title><p>{reason}</p>\n".encode())
-        table = list(unjudged.values())
         return {"verdict": "inconclusive", "reason": reason, "drifted_share": None, "features": table, **head}
-
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    categorical = [f for f in judged if pd.api.types.is_object_dtype(ref[f]) or pd.api.types.is_object_dtype(cur[f])]
-    definition = DataDefinition(
-        numerical_columns=[f for f in judged if f not in categorical], categorical_columns=categorical
-    )
-    per_column = {"text.oov_rate": oov_increase_test()} if method is None and "text.oov_rate" in judged else None
-    preset = DataDriftPreset(
-        columns=judged, drift_share=drift_share, method=method, threshold=threshold, per_column_method=per_column
-    )
-    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        # The report's correlation heatmap divides by zero for a constant column; the drift tests are unaffected.
-        snapshot = Report([preset], include_tests=True).run(
-            Dataset.from_pandas(cur[judged], data_definition=definition),
-            Dataset.from_pandas(ref[judged], data_definition=definition),
-        )
-    snapshot.save_html(str(html))
-    result = _read_snapshot(snapshot.dict())
-    table = [unjudged.get(f) or result["columns"][f] for f in features]
-    bad = [r["feature"] for r in table if r["drifted"]]
-    share = len(bad) / len(judged)
-    verdict = "drifted" if result["dataset_drift"] else "clean"
-    reason = f"{len(bad)} of {len(judged)} features drifted (share {share:.2f}, drifted at >= {drift_share:g})"
+    bad = [d for d in drifts if d.drifted]
+    share = len(bad) / len(drifts)
+    verdict = "drifted" if bad else "clean"
+    reason = f"{len(bad)} of {len(drifts)} features drifted from the reference data (the drift gate's rules)"
     if bad:
-        reason += ": " + ", ".join(f"{r['feature']} ({r['test']} {r['score']:.3g})" for r in table if r["drifted"])
+        reason += ": " + "; ".join(explain_drift(d) for d in bad)
+    head["evidently"] = _evidently_report(reference_rows, live_rows, [d.feature for d in drifts], html)
     return {"verdict": verdict, "reason": reason, "drifted_share": share, "features": table, **head}
 
 
-def _read_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Per column: the test (Evidently's method name), its score (a p-value when the name says so, else a
-    distance), threshold and the column's drift test; and the dataset-level drift test."""
-    columns: dict[str, dict[str, Any]] = {}
-    for m in snapshot["metrics"]:
-        config = m.get("config", {})
-        if config.get("type", "").endswith(":ValueDrift"):
-            method = str(config.get("method"))
-            columns[config["column"]] = {
-                "feature": config["column"],
-                "test": method,
-                "score": float(m["value"]),
-                "score_is_p_value": "p_value" in method,
-                "threshold": config.get("threshold"),
-                "drifted": None,
-            }
-    dataset_drift = False
-    for t in snapshot["tests"]:
-        params = t.get("metric_config", {}).get("params", {})
-        if params.get("type", "").endswith(":ValueDrift") and params.get("column") in columns:
-            columns[params["column"]]["drifted"] = t["status"] == "FAIL"
-        elif params.get("type", "").endswith(":DriftedColumnsCount"):
-            dataset_drift = t["status"] == "FAIL"
-    return {"columns": columns, "dataset_drift": dataset_drift}
+def _evidently_report(
+    reference_rows: list[dict[str, Any]], live_rows: list[dict[str, Any]], features: list[str], html: Path
+) -> str:
+    """Evidently's data drift report over the per-row columns of ``features`` (the profile-level text features,
+    ``text.tokens``, have no per-row value; ``text.oov_rate`` is scored per message), written to ``html``."""
+    import evidently
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    ref_oov, live_oov = oov_columns(reference_rows, live_rows)
+    ref, cur = _frame(reference_rows, ref_oov), _frame(live_rows, live_oov)
+    columns = [f for f in features if f in ref and f in cur and ref[f].notna().any() and cur[f].notna().any()]
+    if not columns:
+        write_atomic(html, b"<!doctype html><title>live drift</title><p>no per-row column to draw</p>\n")
+        return evidently.__version__
+    categorical = [f for f in columns if pd.api.types.is_object_dtype(ref[f]) or pd.api.types.is_object_dtype(cur[f])]
+    definition = DataDefinition(
+        numerical_columns=[f for f in columns if f not in categorical], categorical_columns=categorical
+    )
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+        # The report's correlation heatmap divides by zero for a constant column.
+        snapshot = Report([DataDriftPreset(columns=columns)]).run(
+            Dataset.from_pandas(cur[columns], data_definition=definition),
+            Dataset.from_pandas(ref[columns], data_definition=definition),
+        )
+    snapshot.save_html(str(html))
+    return evidently.__version__
 
 
 def verdict_path(store_path: Path, release: str, version: str) -> Path:

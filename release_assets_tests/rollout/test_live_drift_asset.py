@@ -90,7 +90,7 @@ def test_live_drift_materializes_the_verdict_the_canary_reads(tmp_path, by_refer
     meta = event.materialization.metadata
     assert meta["verdict"].value == "drifted" and meta["version"].value == version
     assert meta["reference_rows"].value == 200 and meta["live_rows"].value == 60
-    assert "| features[0] | K-S p_value |" in meta["features"].value
+    assert "| features[0] | ks |" in meta["features"].value
     assert Path(meta["report"].value).name == "report.html" and Path(meta["report"].value).exists()
     saved = read_live_drift(root, "iris", version)
     assert saved["verdict"] == "drifted" and saved["live_from"] == "t000" and saved["live_to"] == "t059"
