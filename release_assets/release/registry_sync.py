@@ -13,30 +13,64 @@ import contextlib
 import fcntl
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from release_assets.models.trainers import MODEL_KINDS
-from release_assets.release.bundle import BundleError, extract_bundle
+from release_assets.release.bundle import BundleError, extract_bundle, is_referenced
 from release_assets.release.store import ReleaseStore, StoreError
 
 
 @dataclass(frozen=True)
 class Registered:
-    """One release version newly registered: its MLflow run and the model versions registered with it."""
+    """One release version newly registered: its MLflow run and the model and prompt versions registered with it."""
 
     release: str
     version: str
     mlflow_run_id: str
     models: list[str] = field(default_factory=list)  # newly registered: "<release>.<member> v<n>"
     model_members: list[str] = field(default_factory=list)  # the bundle's model members, registered now or before
+    prompts: list[str] = field(default_factory=list)  # newly registered prompt versions: "<prompt> v<n>"
 
     def models_text(self) -> str:
         if not self.model_members:
             return "no model members"
         return ", ".join(self.models) or "none new (the same digests were registered before)"
+
+    def prompts_text(self) -> str:
+        return ", ".join(self.prompts) or "none new"
+
+
+@dataclass(frozen=True)
+class UnitFiles:
+    """One release version's files as the registry reads them: the verified bundle extracted under ``root``, and a
+    file the bundle holds by reference (a test split, the golden suite) fetched from the store when asked for,
+    checked against its sha256. The registry reads a few of those to make its models' input examples."""
+
+    root: Path
+    manifest: dict[str, Any]
+    fetch_data: Callable[[str, Path], Path] | None = None
+
+    def file(self, path: str) -> Path | None:
+        """The file at ``path`` in the bundle, or None when it is neither extracted nor fetchable."""
+        local = (self.root / path).resolve()
+        if not local.is_relative_to(self.root.resolve()):
+            return None
+        if local.is_file():
+            return local
+        entry = next(
+            (f for m in self.manifest["members"].values() for f in m["files"] if f["path"] == path),
+            None,
+        )
+        if entry is None or not is_referenced(entry) or self.fetch_data is None:
+            return None
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self.fetch_data(entry["sha256"], local)
+        except StoreError:  # an input example is not worth refusing a verified version over
+            return None
 
 
 def published_versions(events: list[dict[str, Any]]) -> list[str]:
@@ -79,9 +113,10 @@ class SyncResult:
 def register_published(releases: ReleaseStore, registry: Any, release: str) -> SyncResult:
     """Register in MLflow every published version of ``release`` that is not there yet, oldest first.
 
-    Each is one MLflow run (member metrics, manifest, the bundle as fetched from the store and verified) and a
-    version of the registered model ``<release>``; each model member becomes a version of ``<release>.<member>``
-    unless a version with its digest exists already (a model reused by the next release version is one version).
+    Each is one MLflow run (member metrics, manifest, the release as a pyfunc over the bundle as fetched from the
+    store and verified) and a version of the registered model ``<release>``; each model member becomes a pyfunc
+    version of ``<release>.<member>`` unless one with its digest exists already (a model reused by the next release
+    version is one version), and each chain template a prompt version unless one with its sha256 exists.
     """
 
     result = SyncResult()
@@ -102,8 +137,11 @@ def register_published(releases: ReleaseStore, registry: Any, release: str) -> S
                     if member["kind"] in MODEL_KINDS
                 }
                 dagster_run_id = manifest.get("lineage", {}).get("dagster_run_id") or ""  # the run that built it
-                run_id, model_versions = registry.log_release_unit(
-                    release, manifest, bundle, dagster_run_id, models=models
+                files = UnitFiles(Path(tmp) / "unit", manifest, releases.fetch_data)
+                run_id, model_versions, prompt_versions = registry.log_release_unit(
+                    release, manifest, bundle, dagster_run_id, models=models, files=files
                 )
-            result.registered.append(Registered(release, version, run_id, model_versions, sorted(models)))
+            result.registered.append(
+                Registered(release, version, run_id, model_versions, sorted(models), prompt_versions)
+            )
     return result

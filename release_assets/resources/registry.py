@@ -2,7 +2,12 @@
 
 The ledger is the source of truth for what is published and who is champion. Release runs never touch MLflow;
 ``release/registry_sync.py`` registers what the ledger published, and :meth:`Registry.mirror` makes MLflow's
-aliases (``candidate``, ``champion``, ``canary``) match it, after every sync, promotion and rollback.
+aliases (``candidate``, ``champion``, ``canary``) match it, after every sync, promotion and rollback: on the
+release's model, on the model versions of its members and on the prompt versions of its chain templates.
+
+Every version this registers loads as a pyfunc (``rollout/mlflow_models.py``): ``<release>`` answers requests as
+``serve`` does, from its verified bundle; ``<release>.<member>`` is the member's model with a signature and an input
+example. Prompt versions are registered by ``rollout/prompt_registry.py``.
 
 A tracking server (an http(s) URI) is checked before any work and every MLflow request after it is bounded
 (``release/tracking_server.py``), so an unreachable or hanging server is one line naming it, in seconds, rather than
@@ -12,6 +17,7 @@ MLflow's retries for minutes.
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,13 +25,28 @@ from urllib.parse import urlparse
 import dagster as dg
 from pydantic import PrivateAttr
 
+from release_assets.release.bundle import extract_bundle
+from release_assets.release.registry_sync import UnitFiles
 from release_assets.release.tracking_server import PREFLIGHT_TIMEOUT, bound_requests, check_tracking_server
 from release_assets.release.tracking_server import RegistryUnavailable as RegistryUnavailable  # what the CLI catches
 from release_assets.resources.mlflow_cleanup import DAGSTER_RUN_TAG, process_tags, sweep_for_run
+from release_assets.rollout.mlflow_models import (
+    MemberExample,
+    member_example,
+    release_example,
+    save_member_model,
+    save_release_model,
+    serves,
+)
+from release_assets.rollout.prompt_registry import chain_templates, mirror_prompt_aliases, register_templates
 
 EXPERIMENT = "release_assets"
 RELEASE_VERSION_TAG = "release_version"
 BUILT_BY_TAG = "built_by_dagster_run_id"  # the release run that built and published the unit
+PYFUNC_TAG = "pyfunc"  # "true" on a version that loads as a pyfunc (those registered before were raw folders)
+# On a release's model version: what it shipped, so its aliases can be mirrored onto its members and prompts.
+MEMBERS_TAG = "member_model_versions"  # JSON: "<release>.<member>" -> model version
+PROMPTS_TAG = "prompt_versions"  # JSON: prompt name -> prompt version
 
 
 def _mlflow():
@@ -101,12 +122,19 @@ class Registry:
         bundle: Path,
         dagster_run_id: str,
         models: dict[str, Path] | None = None,
-    ) -> tuple[str, list[str]]:
-        """One MLflow run per release unit: its manifest, member metrics and params, and the bundle, registered as a
-        version of ``release``; each of ``models`` (member -> its extracted folder) logged under ``members/<name>`` and
-        registered as a version of ``<release>.<member>`` unless one with its digest exists.
+        files: UnitFiles | None = None,
+    ) -> tuple[str, list[str], list[str]]:
+        """One MLflow run per release unit: its manifest, member metrics and params, and the release as a pyfunc
+        over the verified ``bundle`` (``release/``), registered as a version of ``release``. Each of ``models``
+        (member -> its extracted folder) is saved as a pyfunc under ``members/<name>`` and registered as a version
+        of ``<release>.<member>`` unless a pyfunc with its digest exists; each chain template is a prompt version
+        unless one with its sha256 exists. ``files``: the bundle extracted, and the files it holds by reference
+        (input examples are read from them); without it the bundle is extracted here and examples come from what
+        it carries. A release `serve` could not answer for (no chain, not exactly one model) is registered as its
+        bundle file, as before pyfuncs.
 
-        Returns the MLflow run id and the model versions registered (``"<release>.<member> v<n>"``)."""
+        Returns the MLflow run id, the model versions registered (``"<release>.<member> v<n>"``) and the prompt
+        versions registered (``"<prompt> v<n>"``)."""
         client, version = self.client, manifest["version"]
         run = client.create_run(
             self.experiment_id,
@@ -138,29 +166,79 @@ class Registry:
             run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics], params=[Param(k, v) for k, v in params]
         )
         client.log_dict(run_id, manifest, "manifest.json")
-        client.log_artifact(run_id, str(bundle))
-        artifact_uri = client.get_run(run_id).info.artifact_uri
-        registered = []
-        for member, folder in sorted((models or {}).items()):
-            name, digest = f"{release}.{member}", manifest["members"][member]["digest"]
-            if self._versions_tagged(name, "digest", digest):
-                continue
-            client.log_artifacts(run_id, str(folder), f"members/{member}")
-            tags = {"digest": digest, RELEASE_VERSION_TAG: version, BUILT_BY_TAG: dagster_run_id}
-            registered.append(f"{name} v{self.register(name, f'{artifact_uri}/members/{member}', run_id, tags)}")
+        try:
+            source, tags, registered, prompts = self._log_models(
+                run_id, release, manifest, bundle, dagster_run_id, models, files
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                client.set_terminated(run_id, "FAILED")  # the next sync registers this version again
+            raise
         client.set_terminated(run_id)
         self._ensure_model(release, description=f"Release units of `{release}`; aliases mirror the ledger.")
         if not self._version_of(release, version):
-            self.register(release, f"{artifact_uri}/{bundle.name}", run_id, {RELEASE_VERSION_TAG: version})
-        return run_id, registered
+            self.register(release, source, run_id, {RELEASE_VERSION_TAG: version, **tags})
+        return run_id, registered, prompts
 
-    def _versions_tagged(self, name: str, tag: str, value: str) -> list[str]:
+    def _log_models(
+        self,
+        run_id: str,
+        release: str,
+        manifest: dict[str, Any],
+        bundle: Path,
+        dagster_run_id: str,
+        models: dict[str, Path] | None,
+        files: UnitFiles | None,
+    ) -> tuple[str, dict[str, str], list[str], list[str]]:
+        """Log the members' pyfuncs (registering those whose digest has none), the chain templates' prompt
+        versions and the release's pyfunc to the run; returns the release version's source and tags, and the model
+        and prompt versions newly registered."""
+        client, version = self.client, manifest["version"]
+        artifact_uri = client.get_run(run_id).info.artifact_uri
+        registered: list[str] = []
+        shipped_models: dict[str, str] = {}
+        with tempfile.TemporaryDirectory(prefix="registry-models-") as tmp:
+            if files is None:
+                extract_bundle(bundle, Path(tmp) / "unit")
+                files = UnitFiles(Path(tmp) / "unit", manifest)
+            examples: dict[str, MemberExample] = {}
+            for member, folder in sorted((models or {}).items()):
+                name, digest = f"{release}.{member}", manifest["members"][member]["digest"]
+                examples[member] = member_example(manifest, member, folder, files.file)
+                same = self._versions_tagged(name, "digest", digest, pyfunc_only=True)
+                if same:
+                    shipped_models[name] = same[0]
+                    continue
+                save_member_model(Path(tmp) / "members" / member, manifest, member, folder, examples[member])
+                client.log_artifacts(run_id, str(Path(tmp) / "members" / member), f"members/{member}")
+                tags = {"digest": digest, RELEASE_VERSION_TAG: version, BUILT_BY_TAG: dagster_run_id}
+                tags[PYFUNC_TAG] = "true"
+                shipped_models[name] = str(self.register(name, f"{artifact_uri}/members/{member}", run_id, tags))
+                registered.append(f"{name} v{shipped_models[name]}")
+            templates = chain_templates(manifest, files.root)
+            shipped_prompts, prompts = register_templates(client, release, version, templates)
+            shipped = {
+                MEMBERS_TAG: json.dumps(shipped_models, sort_keys=True),
+                PROMPTS_TAG: json.dumps(shipped_prompts, sort_keys=True),
+            }
+            if not serves(manifest):  # nothing `serve` could answer with (no chain, not one model): the bundle
+                client.log_artifact(run_id, str(bundle))
+                return f"{artifact_uri}/{bundle.name}", shipped, registered, prompts
+            example = release_example(manifest, files.file, examples)
+            save_release_model(Path(tmp) / "release", manifest, bundle, example)
+            client.log_artifacts(run_id, str(Path(tmp) / "release"), "release")
+        return f"{artifact_uri}/release", {PYFUNC_TAG: "true", **shipped}, registered, prompts
+
+    def _versions_tagged(self, name: str, tag: str, value: str, pyfunc_only: bool = False) -> list[str]:
+        """Versions of ``name`` with ``tag`` = ``value``, oldest first (only pyfunc ones with ``pyfunc_only``)."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return [v.version for v in self.client.search_model_versions(f"name='{name}' and tags.{tag}='{value}'")]
+            found = self.client.search_model_versions(f"name='{name}' and tags.{tag}='{value}'")
         except MlflowException:
             return []  # no registered model yet
+        kept = [v for v in found if not pyfunc_only or (v.tags or {}).get(PYFUNC_TAG) == "true"]
+        return [str(v.version) for v in sorted(kept, key=lambda v: int(v.version))]
 
     def has_version(self, release: str, release_version: str) -> bool:
         return self._version_of(release, release_version) is not None
@@ -170,7 +248,8 @@ class Registry:
         return found[0] if found else None
 
     def mirror(self, release: str, aliases: dict[str, str | None]) -> None:
-        """Point each alias at the model version of the given release version (or remove it when None)."""
+        """Point each alias at the model version of the given release version (or remove it when None), and at the
+        member model versions and prompt versions that release version shipped (removed from those it did not)."""
         self._ensure_model(release)
         for alias, release_version in aliases.items():
             mv = self._version_of(release, release_version) if release_version else None
@@ -179,6 +258,30 @@ class Registry:
                     self.client.delete_registered_model_alias(release, alias)
             else:
                 self.client.set_registered_model_alias(release, alias, mv)
+        shipped = self._shipped(release)
+        none: tuple[dict[str, str], dict[str, int]] = ({}, {})
+        targets = {alias: shipped.get(rv, none) if rv else none for alias, rv in aliases.items()}
+        for name in sorted({n for members, _ in shipped.values() for n in members}):
+            current = self.client.get_registered_model(name).aliases or {}
+            for alias, (members, _) in targets.items():
+                want = None if members.get(name) is None else str(members[name])
+                if want is None and alias in current:
+                    self.client.delete_registered_model_alias(name, alias)
+                elif want is not None and str(current.get(alias)) != want:
+                    self.client.set_registered_model_alias(name, alias, want)
+        prompts = {n for _, shipped_prompts in shipped.values() for n in shipped_prompts}
+        mirror_prompt_aliases(self.client, prompts, {alias: p for alias, (_, p) in targets.items()})
+
+    def _shipped(self, release: str) -> dict[str, tuple[dict[str, str], dict[str, int]]]:
+        """Release version -> the member model versions and prompt versions its registered version shipped
+        (none for a version registered before these were recorded)."""
+        out = {}
+        for mv in self.client.search_model_versions(f"name='{release}'"):
+            tags = mv.tags or {}
+            if RELEASE_VERSION_TAG in tags:
+                members = json.loads(tags.get(MEMBERS_TAG, "{}"))
+                out[tags[RELEASE_VERSION_TAG]] = (members, json.loads(tags.get(PROMPTS_TAG, "{}")))
+        return out
 
     def aliases(self, release: str) -> dict[str, str]:
         """Alias -> release version, as MLflow currently has them."""

@@ -25,7 +25,7 @@ class FakeRegistry:
     def has_version(self, release, version):
         return (release, version) in self.versions
 
-    def log_release_unit(self, release, manifest, bundle, run_id, models=None):
+    def log_release_unit(self, release, manifest, bundle, run_id, models=None, files=None):
         self.logged.append((release, manifest["version"], run_id, sorted(p.name for p in bundle.parent.iterdir())))
         registered = []
         for member, folder in sorted((models or {}).items()):
@@ -36,7 +36,7 @@ class FakeRegistry:
                 registered.append(f"{release}.{member} v{len(self.models[f'{release}.{member}'])}")
         run_id = f"mlflow-{len(self.versions)}"
         self.versions[(release, manifest["version"])] = run_id
-        return run_id, registered
+        return run_id, registered, []
 
     def mirror(self, release, aliases):
         assert all(v is None or self.has_version(release, v) for v in aliases.values()), "alias to an unregistered"
