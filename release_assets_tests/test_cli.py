@@ -181,9 +181,9 @@ def test_store_problems_are_one_line_each(env, tmp_path, capsys):
     assert "OK: ledger iris: 1 events, hash chain intact" in capsys.readouterr().out
     ledger = tmp_path / "store" / "ledger" / "iris.jsonl"
     ledger.write_text(ledger.read_text().replace('"actor": "dagster"', '"actor": "mallory"'))
-    assert cli.main(["verify", "--ledger", "iris"]) == 2
+    assert cli.main(["verify", "--ledger", "iris"]) == 1  # a ledger that does not verify: refused, like a bundle
     assert "iris.jsonl line 1: edited" in _one_line_error(capsys.readouterr().err)
-    assert cli.main(["history", "iris"]) == 2
+    assert cli.main(["history", "iris"]) == 1  # every command that replays it stops
     assert "iris.jsonl line 1: edited" in _one_line_error(capsys.readouterr().err)
 
 
@@ -201,12 +201,15 @@ def test_an_unreachable_s3_store_fails_at_once_naming_the_endpoint(env, monkeypa
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     get_settings.cache_clear()
     start = time.perf_counter()
-    assert cli.main(["release", "iris"]) == 2
-    assert cli.main(["list"]) == 2
-    assert cli.main(["history", "iris"]) == 2
+    assert cli.main(["release", "iris"]) == 3  # an unreachable service
+    assert cli.main(["list"]) == 3
+    assert cli.main(["history", "iris"]) == 3
     assert time.perf_counter() - start < 30
     err = _one_line_error(capsys.readouterr().err)
     assert err.count(f"http://127.0.0.1:{port} is unreachable") == 3, err
+    assert cli.main(["history", "iris", "--json"]) == 3
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["code"] == 3 and f"http://127.0.0.1:{port} is unreachable" in answer["error"]
 
 
 def test_weakened_gates_show_in_list_and_history_and_need_an_override(env, capsys):
@@ -272,7 +275,7 @@ def test_flags_route_a_canary_share_through_the_flag_file(env, tmp_path, capsys)
     assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "101"]) == 2
     assert "canary_percent" in _one_line_error(capsys.readouterr().err)
     assert cli.main(["flags", "iris", "--canary", version, "--canary-percent", "10"]) == 2
-    assert "needs both `approved_by` and `reason`" in _one_line_error(capsys.readouterr().err)
+    assert "needs both --approved-by and --reason" in _one_line_error(capsys.readouterr().err)
     canary = ["flags", "iris", "--canary", version, "--canary-percent", "10", "--approved-by", "bob"]
     assert cli.main([*canary, "--reason", "5% first"]) == 0
     last = json.loads((tmp_path / "store" / "ledger" / "iris.jsonl").read_text().splitlines()[-1])

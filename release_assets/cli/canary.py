@@ -9,29 +9,28 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-from release_assets.cli.common import release_store, run_op
+from release_assets.cli.common import OK, UNREACHABLE, print_json, release_store, run_op
 
 
 def _rollout(release: str):
     from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
-    from release_assets.manifest import release_manifest
-    from release_assets.record.ledger import PromotionError
+    from release_assets.manifest import ManifestError, release_manifest
     from release_assets.rollout.canary import Rollout
     from release_assets.serving.flags import store_flags_dir
 
     settings = get_settings()
     manifest = release_manifest(settings.releases_path, release)
     if manifest.rollout is None:
-        raise PromotionError(f"releases/{release}.yaml has no `rollout:` section: nothing says how to ramp a canary")
+        raise ManifestError(f"releases/{release}.yaml has no `rollout:` section: nothing says how to ramp a canary")
     store = release_store()
     registry = resources_for(settings)["registry"]
     return Rollout(store, release, manifest.rollout, store_flags_dir(store), registry.get)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-
     config = {
         "release": args.release,
         "version": args.version,
@@ -39,49 +38,72 @@ def cmd_start(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "override_weakened_gates": args.override_weakened_gates,
     }
-    if not run_op("start_canary", "start_canary_op", config):
-        return 1
+    code = run_op("start_canary", "start_canary_op", config, args.release)
+    if code != OK:
+        return code
     return cmd_status(args)
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-
-    if not run_op(
-        "abort_canary", "abort_canary_op", {"release": args.release, "requested_by": args.by, "reason": args.reason}
-    ):
-        return 1
-    print(f"{args.release}: canary aborted; every request goes to the champion")
-    return 0
+    config = {"release": args.release, "requested_by": args.by, "reason": args.reason}
+    code = run_op("abort_canary", "abort_canary_op", config, args.release)
+    if code == OK:
+        print(f"{args.release}: canary aborted; every request goes to the champion")
+    return code
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def canary_status(release: str) -> dict[str, Any]:
+    """The running canary (None when there is none), the champion, and a live analysis of its step now (None when
+    no baseline was recorded yet, or the metrics could not be read: ``analysis_error`` says why)."""
+    from dataclasses import asdict
+
     from release_assets.record.ledger import replay
     from release_assets.rollout.canary import analyse_step
     from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
 
-    r = _rollout(args.release)
-    state = replay(r.store.events(args.release))
+    r = _rollout(release)
+    state = replay(r.store.events(release))
     c = state.canary
+    out: dict[str, Any] = {"release": release, "champion": state.champion, "canary": None}
+    out.update(analysis=None, analysis_error=None)
     if c is None:
-        print(f"{args.release}: no canary in progress; champion {state.champion or 'none'}")
-        return 0
-    steps = " -> ".join(f"[{p}%]" if i == c.step else f"{p}%" for i, p in enumerate(c.steps))
-    print(f"{args.release}: canary {c.version} vs champion {c.champion} at {c.percent}% ({steps})")
-    print(f"  step since {c.step_started}; failed analyses in a row: {c.breaches}")
-    print(f"  approved by {c.approval['by']}: {c.approval['reason']}")
-    if c.baseline is None:
+        return out
+    canary = {k: v for k, v in asdict(c).items() if k != "baseline"}
+    out["canary"] = {**canary, "percent": c.percent, "baseline_recorded": c.baseline is not None}
+    if c.baseline is not None:
+        try:
+            out["analysis"] = analyse_step(r.spec, state, source_from_env().snapshot(release)).as_dict()
+        except MetricsUnavailable as exc:
+            out["analysis_error"] = str(exc)
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = canary_status(args.release)
+    # The state is read from the ledger either way; a metrics source that does not answer is an unreachable service.
+    code = UNREACHABLE if status["analysis_error"] else OK
+    if getattr(args, "json", False):
+        return print_json(status, code, status["analysis_error"])
+    c, analysis = status["canary"], status["analysis"]
+    if c is None:
+        print(f"{args.release}: no canary in progress; champion {status['champion'] or 'none'}")
+        return OK
+    steps = " -> ".join(f"[{p}%]" if i == c["step"] else f"{p}%" for i, p in enumerate(c["steps"]))
+    print(f"{args.release}: canary {c['version']} vs champion {c['champion']} at {c['percent']}% ({steps})")
+    print(f"  step since {c['step_started']}; failed analyses in a row: {c['breaches']}")
+    print(f"  approved by {c['approval']['by']}: {c['approval']['reason']}")
+    if not c["baseline_recorded"]:
         print("  no baseline yet (metrics unavailable at start): the next tick that reads metrics records it")
-        return 0
-    try:
-        analysis = analyse_step(r.spec, state, source_from_env().snapshot(args.release))
-    except MetricsUnavailable as exc:
-        print(f"  live analysis unavailable: {exc}")
-        return 0
-    print(f"  now: {analysis.decision}: {analysis.reason}")
-    for k in analysis.kpis:
-        verdict = {True: "BREACH", False: "ok", None: "-"}[k.breached]
-        print(f"    {k.name:<20} canary {_num(k.canary):>10}  champion {_num(k.champion):>10}  {k.budget}  {verdict}")
-    return 0
+        return OK
+    if analysis is None:
+        print(f"  live analysis unavailable: {status['analysis_error']}")
+        return code
+    print(f"  now: {analysis['decision']}: {analysis['reason']}")
+    for k in analysis["kpis"]:
+        verdict = {True: "BREACH", False: "ok", None: "-"}[k["breached"]]
+        canary, champion = _num(k["canary"]), _num(k["champion"])
+        print(f"    {k['name']:<20} canary {canary:>10}  champion {champion:>10}  {k['budget']}  {verdict}")
+    return OK
 
 
 def _num(v: float | None) -> str:
@@ -98,7 +120,9 @@ def cmd_tick(args: argparse.Namespace) -> int:
         print(json.dumps({"action": t.action, "note": t.note, "events": t.events}, default=str, indent=1))
     else:
         print(f"{args.release}: {t.action}" + (f": {t.note}" if t.note else ""))
-    return 1 if r.mirror_pending else 0  # the move stands; MLflow's aliases wait for the next registry sync
+    # A move stands when MLflow's aliases could not follow it (the next registry sync points them); metrics that
+    # could not be read hold the canary where it is. Either way a service did not answer.
+    return UNREACHABLE if r.mirror_pending or t.action == "unavailable" else OK
 
 
 def add_parser(sub) -> None:
@@ -113,6 +137,7 @@ def add_parser(sub) -> None:
     p.set_defaults(fn=cmd_start)
     p = commands.add_parser("status", help="the running canary: step, approval, and a live analysis now")
     p.add_argument("release")
+    p.add_argument("--json", action="store_true", help="print the canary, the champion and the analysis as JSON")
     p.set_defaults(fn=cmd_status)
     p = commands.add_parser("abort", help="stop the canary: every request back to the champion")
     p.add_argument("release")

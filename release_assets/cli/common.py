@@ -1,113 +1,97 @@
-"""What every ``release-assets`` command shares: the Dagster instance, the definitions, running a job in this
-process, the manifests a person named, and the release store. The command modules import from here; ``main.py``
-imports them, so nothing here imports a command module."""
+"""What every ``release-assets`` command shares: the exit codes, JSON output, and thin wrappers over
+``release_assets.api`` (the Python API: one implementation for the commands and for users). The wrappers import it
+only when a command runs, so ``release-assets --help`` and a release with nothing to do start without Dagster.
+
+The command modules import from here; ``main.py`` imports them, so nothing here imports a command module.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import os
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from release_assets.core.atomic import copy_atomic
-
-
-def dagster_instance(project_root: Path):
-    """The Dagster instance under ``$DAGSTER_HOME`` (default ``.dagster/``, seeded from the top dagster.yaml)."""
-    import dagster as dg
-
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_root / ".dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    # Concurrent first runs (two CI jobs on a fresh clone) would each create the sqlite schemas and stamp their
-    # alembic revision, leaving tables with two heads that no later run can open: one process at a time opens it.
-    with open(home / ".instance.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not config.exists() and (project_root / "dagster.yaml").exists():
-                copy_atomic(project_root / "dagster.yaml", config)
-            return dg.DagsterInstance.get()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+# Exit codes (README.md, "Exit codes"); argparse's own usage errors are USAGE too.
+OK = 0
+REFUSED = 1  # held back by a gate, a promotion or rollback refused, a bundle or ledger that does not verify
+USAGE = 2  # bad arguments or configuration: a manifest, a setting, a release name, a file that is not there
+UNREACHABLE = 3  # a service did not answer: the S3 store, the MLflow tracking server, a server's /metrics
 
 
-def definitions(manifests=None):
-    from release_assets.core.settings import get_settings
-    from release_assets.definitions import build_defs, project_definitions, resources_for
-    from release_assets.manifest import load_each
-
-    settings = get_settings()
-    if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
-        manifests = load_each(settings.releases_path, settings.project_root)[0]
-    return build_defs(manifests, settings.project_root, resources_for(settings), project_definitions(settings))
+def print_json(payload: dict[str, Any], code: int = OK, error: str | None = None) -> int:
+    """Print ``payload`` as the command's one JSON object on standard output and return ``code``; a command that
+    does not succeed says why and with which code in the same object (``error``, ``code``)."""
+    if code != OK:
+        payload = {**payload, "error": error or "", "code": code}
+    print(json.dumps(payload, indent=1, default=str))
+    return code
 
 
-def run_job(job_name: str, run_config: dict | None = None, manifests=None, defs=None, progress: bool = False):
+def dagster_instance(project_root: Path) -> Any:
+    from release_assets.api import dagster_instance
+
+    return dagster_instance(project_root)
+
+
+def definitions(manifests: list | None = None) -> Any:
+    from release_assets.api import definitions
+
+    return definitions(manifests)
+
+
+def run_job(
+    job_name: str,
+    run_config: dict | None = None,
+    manifests: list | None = None,
+    defs: Any = None,
+    progress: bool = False,
+) -> Any:
     """Execute a job in this process; ``progress`` shows each step (and training epochs) on standard error."""
-    from contextlib import nullcontext
-
+    from release_assets.api import run_job
     from release_assets.cli.progress import showing
-    from release_assets.core.settings import get_settings
 
-    settings = get_settings()
-    defs = defs or definitions(manifests)
-    job = defs.resolve_job_def(job_name)
-    if progress and run_config and "loggers" in run_config:  # loggers named in run config are the only ones built
-        run_config = {**run_config, "loggers": {**run_config["loggers"], "progress": {}}}
-    with dagster_instance(settings.project_root) as instance, showing(job) if progress else nullcontext(job) as shown:
-        return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    return run_job(job_name, run_config, manifests=manifests, defs=defs, display=showing if progress else None)
 
 
-def failure_messages(result) -> list[str]:
-    from release_assets.release.summary import error_text
-    from release_assets.resources.artifact_store import store_unavailable
+def failure_messages(result: Any) -> list[str]:
+    from release_assets.api import failure_messages
 
-    unusable = store_unavailable(result)
-    return ([unusable] if unusable else []) + [
-        error_text(e.step_failure_data.error) if e.step_failure_data.error else e.step_key
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    ]
-
-
-def manifests_named(names: list[str] | None = None) -> tuple[list, bool]:
-    """The manifests asked for (default: all that load), and whether any failed to load. A broken manifest is
-    reported on one line and does not stop the others; asking for it by name is an error."""
-    from release_assets.core.settings import get_settings
-    from release_assets.manifest import ManifestError, load_each
-
-    settings = get_settings()
-    manifests, errors = load_each(settings.releases_path, settings.project_root)
-    for error in errors:
-        print(f"FAILED: {error}", file=sys.stderr)
-    if not names:
-        return manifests, bool(errors)
-    known = {m.name: m for m in manifests}
-    missing = [n for n in names if n not in known]
-    if missing:
-        broken = {Path(e.split(":", 1)[0]).stem for e in errors}
-        why = "cannot be loaded (see above)" if set(missing) <= broken else f"not found; known: {sorted(known)}"
-        raise ManifestError(f"release(s) {', '.join(missing)} {why}")
-    return [known[n] for n in names], False
+    return failure_messages(result)
 
 
 def quiet_run_config(log_level: str = "CRITICAL") -> dict:
-    # The refusal is printed once, cleanly, by the command; Dagster's step-failure traceback is noise here.
-    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    from release_assets.api import quiet_run_config
+
+    return quiet_run_config(log_level)
 
 
-def run_op(job: str, op: str, op_config: dict) -> bool:
-    """Run a one-op job with typed config; print its refusal (if any) once, without Dagster's traceback."""
-    result = run_job(job, {**quiet_run_config(), "ops": {op: {"config": op_config}}})
-    for message in [] if result.success else failure_messages(result):
+def manifests_named(names: list[str] | None = None) -> tuple[list, bool]:
+    """The manifests asked for (default: all that load), and whether any failed to load when none was named. A
+    broken manifest is reported on one line and does not stop the others; asking for it by name is an error."""
+    from release_assets.api import load_manifests
+
+    manifests, errors = load_manifests(names)
+    for error in errors:
+        print(f"FAILED: {error}", file=sys.stderr)
+    return manifests, bool(errors) and not names
+
+
+def run_op(job: str, op: str, op_config: dict, release: str) -> int:
+    """Run a one-op job that moves ``release``'s ledger (canary start, abort) with typed config; print its failure
+    (if any) once, without Dagster's traceback. OK; REFUSED when it recorded nothing; UNREACHABLE when the move
+    was recorded but MLflow's aliases could not follow it (the move stands)."""
+    from release_assets.api import run_move
+
+    moved, _, failures = run_move(job, op, op_config, release)
+    for message in failures:
         print(message, file=sys.stderr)
-    return result.success
+    if not failures:
+        return OK
+    return UNREACHABLE if moved else REFUSED
 
 
-def release_store():
-    from release_assets.core.settings import get_settings
-    from release_assets.definitions import resources_for
+def release_store() -> Any:
+    from release_assets.api import release_store
 
-    store = resources_for(get_settings())["store"]
-    store.preflight()  # an unreachable store is one line naming the endpoint, not a botocore traceback
-    return store.releases()
+    return release_store()

@@ -1,7 +1,8 @@
-"""The read-only ``release-assets`` commands: ``list``, ``history``, ``verify`` and ``validate``.
+"""The read-only ``release-assets`` commands: ``list``, ``history``, ``verify`` and ``validate``, as text or JSON.
 
-They read the manifests and the release store, never run a job; ``cli/main.py`` parses the arguments and reports
-errors written for people on one line.
+They read the manifests and the release store, never run a job; ``list`` and ``history`` print what
+``release_assets.api`` returns. ``cli/main.py`` parses the arguments and reports errors written for people on one
+line (or as JSON).
 """
 
 from __future__ import annotations
@@ -9,119 +10,75 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from release_assets.cli.common import manifests_named, release_store
-
-
-def _environments():
-    from release_assets.rollout.environments import project_environments
-
-    return project_environments()
-
-
-def promoted_to(release: str, version: str, environment: str) -> str:
-    """What `promote --to` prints once the job succeeded: the environment's champion and the regions it is in."""
-    from release_assets.rollout.environment_promotion import champions
-
-    events = release_store().events(release)
-    moved = next(e for e in reversed(events) if e.get("environment") == environment and e["action"] == "promoted")
-    champion = champions(_environments(), events)[environment]
-    return (
-        f"{release}: {champion} is now champion of {environment} (regions: {', '.join(moved['regions'])}; "
-        f"by {moved['actor']})"
-    )
-
-
-def _note(e: dict) -> str:
-    """What a history row must not hide: a promotion over weakened gates or a dirty or off-branch build (the
-    override), a release built with weakened gates."""
-    from release_assets.record.servable import override_text
-
-    override = e.get("override")
-    if isinstance(override, dict) and override_text(override):
-        return f" [OVERRIDE of {override_text(override)}]"
-    if e.get("weakened_gates"):
-        return f" [built with weakened gates: {'; '.join(e['weakened_gates'])}]"
-    return ""
-
-
-def _provenance_marks(git: dict | None) -> list[str]:
-    """What `list` shows of where a version was built, when promoting it will need an override."""
-    git = git or {}
-    marks = ["DIRTY tree"] if git.get("dirty") else []
-    if git.get("on_default_branch") is False:
-        marks.append(f"OFF {git.get('base_ref') or 'the default branch'}")
-    return marks
+from release_assets.cli.common import OK, REFUSED, manifests_named, print_json, release_store
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from release_assets import api
     from release_assets.evaluation.report import plain_table
-    from release_assets.rollout.environment_promotion import environment_of
 
-    events = release_store().events(args.release)
-    if not events:
+    found = api.history(args.release)
+    if args.json:
+        return print_json(found.as_dict())
+    if not found.events:
         print(f"{args.release}: no ledger events yet")
-        return 0
-    envs = _environments()
+        return OK
     rows = [
         [
-            e["time"][:19].replace("T", " "),
-            environment_of(envs, e),
-            e["action"],
-            e["actor"],
-            e.get("run_by", "-"),
-            e["from_version"] or "-",
-            e["to_version"] or "-",
-            e["reason"] + _note(e),
+            e.time[:19].replace("T", " "),
+            e.environment,
+            e.action,
+            e.actor,
+            e.run_by or "-",
+            e.from_version or "-",
+            e.to_version or "-",
+            e.reason + api.override_note(e),
         ]
-        for e in events
+        for e in found.events
     ]
     print(plain_table(["time (UTC)", "environment", "action", "actor", "run by", "from", "to", "reason"], rows))
-    return 0
+    return OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from release_assets import api
     from release_assets.evaluation.report import plain_table
-    from release_assets.record.ledger import replay
-    from release_assets.release.store import StoreError
-    from release_assets.rollout.environment_promotion import champions
 
-    store = release_store()
-    names = args.release or [m.name for m in manifests_named()[0]]
-    envs = _environments()
-    rows, problems = [], 0
-    for name in names:
-        events = store.events(name)
-        state = replay(events)
-        runs = champions(envs, events)  # environment -> its champion
-        for version in store.versions(name):
-            try:
-                m = store.manifest(name, version) or {}
-            except StoreError as exc:  # one unreadable manifest must not hide the other versions
-                print(f"FAILED: {exc}", file=sys.stderr)
-                problems += 1
-                continue
-            gates = m.get("gates", [])
-            passed = sum(g["status"] == "passed" for g in gates)
-            marks = [a for a, v in (("champion", state.champion), ("candidate", state.candidate)) if v == version]
-            if m.get("weakened_gates"):
-                marks.append(f"WEAKENED gates ({len(m['weakened_gates'])})")
-            marks += _provenance_marks((m.get("lineage") or {}).get("git"))
-            champion_of = ", ".join(env for env, v in runs.items() if v == version) or "-"
-            created = m.get("created_at", "")[:19]
-            rows.append([name, version, created, f"{passed}/{len(gates)} passed", ", ".join(marks), champion_of])
-    rows.sort(key=lambda r: (r[0], r[2]))
+    names = args.release
+    manifest_errors: list[str] = []
+    if not names:  # every manifest that loads; one that does not is named and does not hide the others
+        manifests, manifest_errors = api.load_manifests()
+        names = [m.name for m in manifests]
+    found = api.versions(names) if names else []
+    problems = [error for r in found for error in r.errors]
+    if args.json:
+        listed = {"releases": [r.as_dict() for r in found], "manifest_errors": manifest_errors}
+        return print_json(listed, REFUSED if problems else OK, "; ".join(problems))
+    for problem in manifest_errors + problems:  # one unreadable manifest does not hide the other versions
+        print(f"FAILED: {problem}", file=sys.stderr)
+    rows = []
+    for r in found:
+        for v in r.versions:
+            marks = list(v.aliases)
+            if v.weakened_gates:
+                marks.append(f"WEAKENED gates ({len(v.weakened_gates)})")
+            marks += v.provenance
+            gates = f"{v.gates_passed}/{v.gates_total} passed"
+            champion_of = ", ".join(v.champion_of) or "-"
+            rows.append([r.release, v.version, v.created_at[:19], gates, ", ".join(marks), champion_of])
+    rows.sort(key=lambda row: (row[0], row[2]))
     header = ["release", "version", "created (UTC)", "gates", "aliases", "champion of"]
     print(plain_table(header, rows) if rows else "nothing published")
-    return 1 if problems else 0
+    return REFUSED if problems else OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.ledger is not None:
-        return _verify_ledgers(args.ledger)
+        return _verify_ledgers(args.ledger, args.json)
     if not args.path:
-        print("FAILED: verify needs a bundle (or its folder), or --ledger", file=sys.stderr)
-        return 2
+        raise _usage("verify needs a bundle (or its folder), or --ledger")
     from release_assets.record.verified import check_agreement
     from release_assets.release.bundle import BundleError, referenced_files, verify_bundle
 
@@ -136,17 +93,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
             check_agreement(json.loads(beside.read_text()), manifest, str(beside))
     except (BundleError, ValueError) as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _not_verified(args, {"path": str(path), "ok": False}, [str(exc)])
     files = sum(len(m["files"]) for m in manifest["members"].values())
     held = referenced_files(manifest)
-    note = ""
-    if held and not args.bundle_only:
+    checked = bool(held) and not args.bundle_only
+    result: dict[str, Any] = {
+        "path": str(path),
+        "ok": True,
+        "release": manifest["release"],
+        "version": manifest["version"],
+        "members": len(manifest["members"]),
+        "files": files,
+        "held_by_reference": len(held),
+        "references_checked": checked,  # false with --bundle-only (or when the bundle holds none)
+    }
+    if checked:
         missing = _missing_data(held)
         if missing:
-            for line in missing:
-                print(f"FAILED: {line}", file=sys.stderr)
-            return 1
+            return _not_verified(args, {**result, "ok": False}, missing)
+    if args.json:
+        return print_json(result)
+    note = ""
+    if checked:
         note = f" ({len(held)} held by reference, in the release store)"
     elif held:
         note = f" ({len(held)} held by reference, not checked: --bundle-only)"
@@ -154,7 +122,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files "
         f"verified{note}"
     )
-    return 0
+    return OK
+
+
+def _not_verified(args: argparse.Namespace, result: dict[str, Any], problems: list[str]) -> int:
+    if args.json:
+        return print_json({**result, "problems": problems}, REFUSED, "; ".join(problems))
+    for line in problems:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return REFUSED
+
+
+def _usage(message: str) -> Exception:
+    from release_assets.api import UsageError
+
+    return UsageError(message)
 
 
 def _missing_data(held: list[dict]) -> list[str]:
@@ -181,15 +163,33 @@ def _missing_data(held: list[dict]) -> list[str]:
     return out
 
 
-def _verify_ledgers(names: list[str]) -> int:
+def _verify_ledgers(names: list[str], as_json: bool) -> int:
+    """Every ledger asked for (default: every release's), each checked even when another does not verify."""
     from release_assets.record.ledger import verify_ledger
+    from release_assets.release.store import LedgerError, check_release_name
 
+    for name in names:
+        check_release_name(name)  # a name that is not one is a usage error, not a ledger that fails to verify
     store = release_store()
+    results, problems = [], []
     for name in names or [m.name for m in manifests_named()[0]]:
-        summary = verify_ledger(store, name)  # LedgerError names the line; main() prints it
-        legacy = f", {summary['legacy']} written before chaining" if summary["legacy"] else ""
-        print(f"OK: ledger {name}: {summary['events']} events, hash chain intact{legacy}")
-    return 0
+        try:
+            summary = verify_ledger(store, name)
+        except LedgerError as exc:
+            results.append({"release": name, "ok": False, "problem": str(exc)})
+            problems.append(str(exc))
+            continue
+        results.append({"release": name, "ok": True, "events": summary["events"], "legacy": summary["legacy"]})
+    code = REFUSED if problems else OK
+    if as_json:
+        return print_json({"ledgers": results}, code, "; ".join(problems))
+    for r in results:
+        if r["ok"]:
+            legacy = f", {r['legacy']} written before chaining" if r["legacy"] else ""
+            print(f"OK: ledger {r['release']}: {r['events']} events, hash chain intact{legacy}")
+        else:
+            print(f"FAILED: {r['problem']}", file=sys.stderr)
+    return code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -198,15 +198,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     manifests, errors = load_each(settings.releases_path, settings.project_root)
+    valid = []
     for m in manifests:
         broken = _chain_errors(m, settings.project_root)
         if broken:
             errors += broken
             continue
-        print(f"OK: {m.name}: {len(m.members)} members, {sum(len(g) for g in m.gates.values())} gates")
+        gates = sum(len(g) for g in m.gates.values())
+        valid.append({"release": m.name, "source": str(m.source or ""), "members": len(m.members), "gates": gates})
+    code = REFUSED if errors else OK
+    if args.json:
+        return print_json({"valid": valid, "errors": errors}, code, "; ".join(errors))
+    for v in valid:
+        print(f"OK: {v['release']}: {v['members']} members, {v['gates']} gates")
     for error in errors:
         print(f"FAILED: {error}", file=sys.stderr)
-    return 1 if errors else 0
+    return code
 
 
 def _chain_errors(manifest, project_root: Path) -> list[str]:

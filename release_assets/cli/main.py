@@ -1,4 +1,10 @@
-"""``release-assets``: run releases on the embedded defaults, verify bundles, validate manifests."""
+"""``release-assets``: run releases on the embedded defaults, verify bundles, validate manifests.
+
+Exit codes (README.md): 0 success; 1 held or refused (a gate held a release, a promotion or rollback was refused, a
+bundle or ledger does not verify, a manifest does not validate); 2 a usage or configuration error; 3 a service did
+not answer (the S3 store, the MLflow tracking server, a server's metrics). With ``--json`` a command prints one JSON
+object on standard output, its error too: ``{"error": "...", "code": N}``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import sys
 
 from release_assets.cli.canary import add_parser as add_canary_parser
+from release_assets.cli.common import REFUSED, UNREACHABLE, USAGE, print_json
 from release_assets.cli.config import add_parser as add_config_parser
 from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
 from release_assets.cli.promotion import add_parser as add_promotion_parser
@@ -24,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # Dagster flags data versions as beta; the flag is noise for people running a release.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-    parser = argparse.ArgumentParser(prog="release-assets", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="release-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_release_parser(sub)
     p = sub.add_parser("verify", help="re-hash a release bundle against its manifest, or check ledgers")
@@ -41,15 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         help="do not check the data the bundle holds by reference in the release store (by default each such "
         "file must be there and match its sha256)",
     )
+    _json_flag(p)
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("validate", help="validate every release manifest")
+    _json_flag(p)
     p.set_defaults(fn=cmd_validate)
     add_promotion_parser(sub)
     p = sub.add_parser("history", help="the promotion ledger of a release, as a table")
     p.add_argument("release")
+    _json_flag(p)
     p.set_defaults(fn=cmd_history)
     p = sub.add_parser("list", help="published versions with their gate verdicts and aliases")
     p.add_argument("release", nargs="*")
+    _json_flag(p)
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("predict", help="answer one request with a published release, as JSON")
     p.add_argument("release")
@@ -86,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_parser(sub)
     add_scaffold_parser(sub)
     args = parser.parse_args(argv)
+    as_json = getattr(args, "json", None) is True  # `predict --json FILE` names its request file: not this
     try:
         if getattr(args, "by", "") is None:
             from release_assets.record.ledger import default_actor
@@ -98,34 +113,99 @@ def main(argv: list[str] | None = None) -> int:
         line = missing_extra(exc)
         if line is None:
             raise
-        print(f"FAILED: {line}", file=sys.stderr)
-        return 2
-    except _user_errors() as exc:
-        # Errors written for people (they name the file, field, line or endpoint): one line, no traceback.
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, UnicodeDecodeError, KeyError) as exc:
-        # A file named on the command line that is missing or unreadable, a nameless container user: the message
-        # names it; a traceback would not help the person who typed the command.
-        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return _failed(line, USAGE, as_json)
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        # Errors written for people (they name the file, field, line or endpoint): one line, no traceback. A file
+        # named on the command line that is missing or unreadable, a nameless container user: its class too.
+        return _failed(str(exc) if isinstance(exc, _worded()) else f"{type(exc).__name__}: {exc}", code, as_json)
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object (errors too)")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("release_assets")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _failed(line: str, code: int, as_json: bool) -> int:
+    if as_json:
+        return print_json({}, code, line)
+    print(f"FAILED: {line}", file=sys.stderr)
+    return code
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code an error ends a command with (None: not one written for people; its traceback shows)."""
+    if _unreachable(exc):
+        return UNREACHABLE
+    if isinstance(exc, _refusals()):
+        return REFUSED
+    if isinstance(exc, (*_user_errors(), OSError, UnicodeDecodeError, KeyError)):
+        return USAGE
+    return None
+
+
+def _worded() -> tuple[type[Exception], ...]:
+    """Errors whose message is written for people: printed as it is (other errors get their class name)."""
+    from release_assets.release.tracking_server import RegistryUnavailable
+    from release_assets.rollout.metrics_source import MetricsUnavailable
+
+    return (*_user_errors(), *_refusals(), RegistryUnavailable, MetricsUnavailable)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A service that did not answer: the MLflow tracking server, a server's /metrics or Prometheus, a connection
+    refused or timed out, or the S3 store (its errors keep botocore's on their context)."""
+    from release_assets.release.store import StoreError
+    from release_assets.release.tracking_server import RegistryUnavailable
+    from release_assets.rollout.metrics_source import MetricsUnavailable
+
+    if isinstance(exc, RegistryUnavailable | MetricsUnavailable | ConnectionError | TimeoutError):
+        return True
+    botocore = sys.modules.get("botocore.exceptions")  # not loaded: no S3 call was made
+    if not isinstance(exc, StoreError) or botocore is None:
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, botocore.ConnectionError | botocore.HTTPClientError):  # refused, timed out, dropped
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    from release_assets.record.ledger import PromotionError
+    from release_assets.release.bundle import BundleError
+    from release_assets.release.store import LedgerError
+
+    api = sys.modules.get("release_assets.api")  # not imported: none of its errors can have been raised
+    return (PromotionError, LedgerError, BundleError) + ((api.RunFailed,) if api is not None else ())
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from pydantic import ValidationError  # an invalid RELEASE_ASSETS_* setting: pydantic names the variable
 
     from release_assets.chains.spec import ChainSpecError
+    from release_assets.core.git_base import BaseRefError
     from release_assets.datasets.build import DataFileError
     from release_assets.evaluation.golden_inputs import GoldenSuiteError
     from release_assets.manifest import ManifestError
-    from release_assets.record.ledger import PromotionError
-    from release_assets.release.bundle import BundleError
-    from release_assets.release.store import LedgerError, StoreError
+    from release_assets.release.store import StoreError
     from release_assets.rollout.environments import EnvironmentsError
     from release_assets.serving.flag_error import FlagError  # not serving.flags: that loads OpenFeature ([serve])
     from release_assets.serving.loader import StepFailed
     from release_assets.serving.requests import RequestError
 
+    api = sys.modules.get("release_assets.api")
     return (
         ValidationError,
         RequestError,
@@ -134,14 +214,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
         json.JSONDecodeError,
         ManifestError,
         StoreError,
-        LedgerError,
-        BundleError,
-        PromotionError,
         ChainSpecError,
         GoldenSuiteError,
         DataFileError,
         EnvironmentsError,
-    )
+        BaseRefError,
+    ) + ((api.UsageError,) if api is not None else ())
 
 
 if __name__ == "__main__":

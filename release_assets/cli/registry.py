@@ -7,29 +7,40 @@ import argparse
 import sys
 import time
 
-from release_assets.cli.common import failure_messages, manifests_named, quiet_run_config, run_job
+from release_assets.cli.common import (
+    OK,
+    REFUSED,
+    UNREACHABLE,
+    USAGE,
+    failure_messages,
+    manifests_named,
+    quiet_run_config,
+    run_job,
+)
 
 
 def cmd_registry_sync(args: argparse.Namespace) -> int:
     from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
-    from release_assets.resources.registry import RegistryUnavailable
+    from release_assets.release.tracking_server import unreachable_line
 
     start = time.perf_counter()
     manifests, broken = manifests_named(args.release)
     if not manifests:
-        return 2
-    try:  # before any work: an unreachable tracking server is one line naming it, in seconds
-        resources_for(get_settings())["registry"].preflight()
-    except RegistryUnavailable as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
-        return 2
+        return USAGE
+    registry = resources_for(get_settings())["registry"]
+    # Before any work: an unreachable tracking server is one line naming it, in seconds (RegistryUnavailable,
+    # which main() reports with its exit code).
+    registry.preflight()
     names = [m.name for m in manifests]
     result = run_job("registry_sync", {**quiet_run_config(), "ops": {"sync_registry": {"config": {"releases": names}}}})
     if not result.success:
-        for message in failure_messages(result):
+        messages = failure_messages(result)
+        for message in messages:
             print(f"FAILED: {message}", file=sys.stderr)
-        return 1
+        # The server passed the check, then stopped answering: the step failed with the same line as the check's.
+        gone = unreachable_line(registry.tracking_uri, "").partition(" unreachable: ")[0] + " unreachable: "
+        return UNREACHABLE if any(m.startswith(gone) for m in messages) else REFUSED
     observations = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     for event in observations:
         meta = {k: v.value for k, v in event.event_specific_data.asset_observation.metadata.items()}
@@ -42,7 +53,7 @@ def cmd_registry_sync(args: argparse.Namespace) -> int:
         f"registry: {len(observations)} version(s) newly registered; MLflow aliases mirror the ledgers of "
         f"{', '.join(names)} ({time.perf_counter() - start:.1f} s)"
     )
-    return 1 if broken else 0
+    return REFUSED if broken else OK
 
 
 def add_parser(sub) -> None:

@@ -11,9 +11,9 @@ from release_assets.cli.common import manifests_named, release_store
 
 def serving_cache() -> Path:
     """Extracted, verified release versions for serving: beside the store's build cache, reused across runs."""
-    from release_assets.core.settings import get_settings
+    from release_assets.api import serving_cache
 
-    return get_settings().store_path / "serving"
+    return serving_cache()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import base64
     import json
 
-    from release_assets.serving.loader import load_release
+    from release_assets.api import load_release
 
     if args.json == "-" or (args.json is None and args.message is None):
         request = json.loads(sys.stdin.read())
@@ -33,7 +33,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not isinstance(request, dict):
             raise ValueError("--image needs a JSON object request")
         request["attachment"] = {"image_b64": base64.b64encode(Path(args.image).read_bytes()).decode()}
-    loaded = load_release(release_store(), args.release, args.version, args.alias, cache_dir=serving_cache())
+    loaded = load_release(args.release, args.version, args.alias)
     print(json.dumps(loaded.predict(request), indent=1, sort_keys=True))
     return 0
 
@@ -99,6 +99,10 @@ def cmd_flags(args: argparse.Namespace) -> int:
     champion = resolve_version(store, args.release, None, "champion")
     document = flag_document(args.release, champion, args.canary, args.canary_percent, args.shadow, args.shadow_percent)
     if args.canary and args.canary_percent > 0:
+        if not (args.approved_by and args.reason):  # a usage error, before anything is checked or written
+            from release_assets.api import UsageError
+
+            raise UsageError("sending traffic to a canary needs both --approved-by and --reason")
         # Users will get this version's answers: the same checks as promotion, and a ledger record of who and why.
         check_servable(store, args.release, args.canary, args.override_weakened_gates)
         routing = {"canary": args.canary, "canary_percent": args.canary_percent}

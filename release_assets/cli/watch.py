@@ -108,8 +108,8 @@ class Watcher:
 
         import dagster as dg
 
+        from release_assets.api import stamp_published
         from release_assets.cli.progress import showing
-        from release_assets.cli.release import stamp_published
         from release_assets.release.summary import summarise_run
 
         start = time.perf_counter()
