@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from release_assets.core.hashing import member_digest, sha256_file
 from release_assets.manifest import PythonModel
 from release_assets.models.python_model import RUNTIME as PYTHON_MODEL
 from release_assets.record.ledger import promote
-from release_assets.release.bundle import BundleError
+from release_assets.release.bundle import BundleError, release_version, write_bundle
 from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.registry import Registry
 from release_assets.rollout import mlflow_models
@@ -242,7 +241,9 @@ def fit_small(X, y, params):
     return LogisticRegression(max_iter=200).fit(X, y)
 
 
-def test_a_python_model_member_is_a_pyfunc_over_its_feature_columns(tmp_path):
+def _python_model(tmp_path: Path) -> tuple[dict, Path, list[dict]]:
+    """A python_model member trained by the team function above on a small table, extracted as a bundle would
+    be (``unit/risk``, its test split beside it); returns its manifest, its folder and the table's rows."""
     rng = np.random.default_rng(0)
     split, model_dir = tmp_path / "split", tmp_path / "unit" / "risk"
     split.mkdir()
@@ -259,38 +260,35 @@ def test_a_python_model_member_is_a_pyfunc_over_its_feature_columns(tmp_path):
     rows = []
     for i in range(60):
         income, age = float(rng.uniform(10, 100)), int(rng.integers(18, 80))
-        rows.append(
-            {"id": f"r{i}", "label": "yes" if income < 40 else "no", "features": {"income": income, "age": age}}
-        )
+        label = "yes" if income < 40 else "no"
+        rows.append({"id": f"r{i}", "label": label, "features": {"income": income, "age": age}})
     (split / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (split / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
     member = PythonModel(kind="python_model", data="loans", train=f"{__name__}:fit_small")
     PYTHON_MODEL.build(member, split, model_dir, tmp_path)
-    files = {p.name: sha256_file(p) for p in model_dir.iterdir()}
-    manifest = {
-        "release": "loans",
-        "version": "0123456789abcdef",
-        "members": {
-            "risk": {
-                "kind": "python_model",
-                "digest": member_digest(files),
-                "files": [{"path": f"risk/{n}", "sha256": d} for n, d in files.items()],
-            },
-            "applications_split": {
-                "kind": "split",
-                "digest": "x",
-                "files": [{"path": "applications_split/test.jsonl"}],
-            },
-        },
-    }
     (tmp_path / "unit" / "applications_split").mkdir()
-    shutil.copy(split / "test.jsonl", tmp_path / "unit" / "applications_split" / "test.jsonl")
+    test_rows = tmp_path / "unit" / "applications_split" / "test.jsonl"
+    test_rows.write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    members = {}
+    for name, folder in (("risk", model_dir), ("applications_split", test_rows.parent)):
+        listed = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
+        files = [{"path": f"{name}/{n}", "sha256": d, "size": (folder / n).stat().st_size} for n, d in listed.items()]
+        kind = "python_model" if name == "risk" else "split"
+        members[name] = {"kind": kind, "digest": member_digest(listed), "files": files, "metrics": {}}
+    manifest = {"release": "loans", "version": release_version(members), "members": members}
+    return manifest, model_dir, rows
 
+
+def _unit_file(tmp_path: Path):
     def fetch(path: str) -> Path | None:
         found = tmp_path / "unit" / path
         return found if found.is_file() else None
 
-    example = mlflow_models.member_example(manifest, "risk", model_dir, fetch)
+    return fetch
+
+
+def test_a_python_model_member_is_a_pyfunc_over_its_feature_columns(tmp_path):
+    manifest, model_dir, rows = _python_model(tmp_path)
+    example = mlflow_models.member_example(manifest, "risk", model_dir, _unit_file(tmp_path))
     assert example.rows == [r["features"] for r in rows[:3]]  # the feature columns, one column each
     mlflow_models.save_member_model(tmp_path / "pyfunc", manifest, "risk", model_dir, example)
     model = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc"))
@@ -300,6 +298,26 @@ def test_a_python_model_member_is_a_pyfunc_over_its_feature_columns(tmp_path):
     with pytest.raises(mlflow.exceptions.MlflowException, match=r"row 0: .*age"):
         model.predict([{"income": 20.0, "age": 7}])
     assert not list((tmp_path / "pyfunc").rglob("*.pkl"))
+
+
+def test_a_table_models_release_is_a_pyfunc_answering_feature_rows(tmp_path):
+    manifest, model_dir, rows = _python_model(tmp_path)
+    bundle = tmp_path / "bundle.tar.gz"
+    write_bundle(
+        {f["path"]: tmp_path / "unit" / f["path"] for m in manifest["members"].values() for f in m["files"]},
+        manifest,
+        bundle,
+    )
+    assert mlflow_models.serves(manifest)
+    examples = {"risk": mlflow_models.member_example(manifest, "risk", model_dir, _unit_file(tmp_path))}
+    example = mlflow_models.release_example(manifest, _unit_file(tmp_path), examples)
+    assert example == [{"features": r["features"]} for r in rows[:3]]
+    mlflow_models.save_release_model(tmp_path / "release", manifest, bundle, example)
+    model = mlflow.pyfunc.load_model(str(tmp_path / "release"))
+    assert model.metadata.signature.inputs.input_names() == ["features", "user_id"]
+    [poor, rich] = model.predict([{"features": {"income": 20.0, "age": 30}}, {"features": {"income": 95.0, "age": 61}}])
+    assert (poor["label"], rich["label"]) == ("yes", "no") and rich["version"] == manifest["version"]
+    assert not mlflow_models.serves({"members": {"a": {"kind": "split"}}})
 
 
 def test_an_unknown_model_config_is_refused():
