@@ -55,8 +55,9 @@ def mirror_or_pending(
 def point_aliases(releases: ReleaseStore, registry: Any, release: str, environments: Any = None) -> LedgerState:
     """Replay ``release``'s ledger and point the registry's ``candidate``, ``champion`` and ``canary`` aliases where
     it says (``canary`` is removed when no canary is in progress). With ``environments`` (``environments.yaml``,
-    loaded), also ``<env>-champion`` for every environment after the first (``champion`` is the first's). Returns
-    the replayed state."""
+    loaded), also ``<env>-champion`` for every environment after the first (``champion`` is the first's). The
+    registry points each alias on ``<release>`` and on the member model versions and prompt versions the aliased
+    release version shipped (``Registry.mirror``). Returns the replayed state."""
     events = releases.events(release)
     state = replay(events)
     canary = state.canary.version if state.canary else None
