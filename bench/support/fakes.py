@@ -14,9 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.release.store import LocalReleaseStore
-from release_assets.serving.requests import parse_chain_request, parse_features
+from release_assets.serving.requests import parse_chain_request, parse_features, parse_table_row
+from release_assets.serving.schemas import chain_signature, classifier_signature, table_signature
 
 EXPLODE = "__explode__"  # a message containing this makes the fake's "reply" step fail
+IRIS_LABELS = ("setosa", "versicolor", "virginica")
+# A table model's feature columns (kind="table"): one of each dtype, a range, allowed values, a nullable column.
+TABLE_COLUMNS = {
+    "income": {"dtype": "float", "min": 0.0},
+    "age": {"dtype": "int", "min": 18.0, "max": 120.0},
+    "region": {"dtype": "str", "allowed": ["north", "south"]},
+    "member": {"dtype": "bool"},
+    "joined": {"dtype": "datetime", "nullable": True},
+}
 INTENTS = {"refund": "refund", "where": "order_status", "cancel": "cancel_order"}
 CHAIN_FIELDS = {
     "release": str,
@@ -42,12 +52,18 @@ class StepFailed(RuntimeError):
 
 
 class FakeRelease:
-    """The ``LoadedRelease`` interface: deterministic answers, a call log, optional slowness."""
+    """The ``LoadedRelease`` interface: deterministic answers, a call log, optional slowness. ``kind``: chain,
+    classifier (iris: 4 features) or table (``TABLE_COLUMNS``, classifying into approve/decline)."""
 
     def __init__(self, release: str = "helpdesk", version: str = "v1", kind: str = "chain", delay: float = 0.0):
         self.release, self.version, self.kind, self.delay = release, version, kind, delay
         self.calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.signature = {
+            "chain": chain_signature,
+            "classifier": lambda: classifier_signature(4, IRIS_LABELS),
+            "table": lambda: table_signature(TABLE_COLUMNS, ("approve", "decline"), "binary", "Loans"),
+        }[kind]()
 
     def predict(
         self, request: Any, *, variant: str = "champion", request_id: str | None = None, observer: Any = None
@@ -57,10 +73,15 @@ class FakeRelease:
         request_id = request_id or uuid.uuid4().hex
         head = {"release": self.release, "version": self.version, "variant": variant}
         if self.kind == "classifier":
-            features = parse_features(request, 4)
+            features = parse_features(request, 4, self.signature.request)
             label = "setosa" if features[2] < 2.5 else "versicolor"
-            other = "versicolor" if label == "setosa" else "setosa"
-            return {**head, "label": label, "probabilities": {label: 0.9, other: 0.1}, "request_id": request_id}
+            probabilities = {name: 0.9 if name == label else 0.05 for name in IRIS_LABELS}
+            return {**head, "label": label, "probabilities": probabilities, "request_id": request_id}
+        if self.kind == "table":
+            row = parse_table_row(request, TABLE_COLUMNS, self.signature.request)
+            label = "approve" if row["income"] > 30000 else "decline"
+            probabilities = {"approve": 0.8, "decline": 0.2} if label == "approve" else {"approve": 0.3, "decline": 0.7}
+            return {**head, "label": label, "probabilities": probabilities, "request_id": request_id}
         parsed = parse_chain_request(request)
         if EXPLODE in parsed.message:
             raise StepFailed(f"request {request_id}: reply: template error", {"reply": "template error"})

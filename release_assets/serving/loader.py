@@ -29,9 +29,17 @@ from release_assets.record.verified import verified_manifest
 from release_assets.release.bundle import BundleError, extract_bundle, member_digest, release_version
 from release_assets.release.store import BUNDLE, ReleaseStore, StoreError, check_release_name, check_version
 from release_assets.serving.requests import RequestError, parse_chain_request, parse_features, parse_table_row
+from release_assets.serving.schemas import (
+    CHAIN,
+    CLASSIFIER,
+    TABLE,
+    Signature,
+    chain_signature,
+    classifier_signature,
+    table_signature,
+)
 
 ALIASES = ("champion", "candidate", "canary")
-CHAIN, CLASSIFIER, TABLE = "chain", "classifier", "table"  # what a release answers: a chain, features, a table row
 VERIFIED = ".verified.json"  # written last into an extracted version: the manifest the files were checked against
 
 
@@ -157,17 +165,26 @@ class LoadedRelease:
         chains = [name for name, m in members.items() if m["kind"] == "prompt_chain"]
         models = {name: m["kind"] for name, m in members.items() if m["kind"] in MODEL_KINDS}
         self._predictors = {name: MODEL_KINDS[kind].load(dirs[name]) for name, kind in models.items()}
+        # What it takes and answers (serving/schemas.py): the request model validates every request, and is what
+        # /openapi.json and the Open Inference Protocol's metadata describe.
+        self.signature: Signature
         if chains:
             self.kind = CHAIN
             self._chain_member = chains[0]
             self._runner = self._chain_runner(dirs[chains[0]], members[chains[0]].get("chain_file", "chain.yaml"))
+            self.signature = chain_signature()
         elif len(self._predictors) == 1:
             [(self._model_name, self._model)] = self._predictors.items()
             # A table model (python_model, imported_model) takes the columns its signature declares.
             self._columns: dict[str, dict[str, Any]] | None = getattr(self._model, "features", None)
             self.kind = TABLE if isinstance(self._columns, dict) else CLASSIFIER
+            labels = list(getattr(self._model, "labels", None) or [])
             if self.kind == CLASSIFIER:
                 self._n_features = _feature_count(dirs, members)
+                self.signature = classifier_signature(self._n_features, labels)
+            else:
+                task = getattr(self._model, "task", "multiclass")
+                self.signature = table_signature(self._columns or {}, labels, task, _title(release))
         else:
             raise BundleError(f"{release} {version}: no chain and not exactly one model: nothing to serve")
 
@@ -188,13 +205,10 @@ class LoadedRelease:
         request_id = request_id or str(uuid.uuid4())
         head = {"release": self.release, "version": self.version, "variant": variant}
         if self.kind == TABLE:
-            return {
-                **head,
-                **self._table_answer(parse_table_row(request, self._columns or {})),
-                "request_id": request_id,
-            }
+            row = parse_table_row(request, self._columns or {}, self.signature.request)
+            return {**head, **self._table_answer(row), "request_id": request_id}
         if self.kind == CLASSIFIER:
-            features = parse_features(request, self._n_features)
+            features = parse_features(request, self._n_features, self.signature.request)
             proba = self._model.predict_proba([{"features": features}])[0]
             label = self._model.labels[int(proba.argmax())]
             probabilities = {name: round(float(p), 6) for name, p in zip(self._model.labels, proba, strict=True)}
@@ -258,6 +272,11 @@ def _freeze_templates(template_dir: Path) -> None:
 def _latencies(result, total_ms: float) -> dict[str, float]:
     steps = {step: round(u.get("latency_ms", 0.0), 3) for step, u in result.usage.items()}
     return {**steps, "total": round(total_ms, 3)}
+
+
+def _title(release: str) -> str:
+    """A release name as the prefix of its models' names in /openapi.json: loans_v2 -> LoansV2."""
+    return "".join(part[:1].upper() + part[1:] for part in release.replace("-", "_").split("_")) or "Table"
 
 
 def _feature_count(dirs: dict[str, Path], members: dict[str, Any]) -> int:

@@ -1,36 +1,44 @@
-"""What a prediction request may hold, checked field by field, and a photo turned into the digits the model reads.
+"""A prediction request checked against its release's model (serving/schemas.py), and a photo turned into digits.
 
-A request is a JSON object. Chains take ``{"message": str, "user_id": str?, "attachment": {"image_b64": str} |
-{"digits": [[64 ints 0..16], ...]}?}``; a classifier on features (iris) takes ``{"features": [floats]}``. Every
-problem is a :class:`RequestError` naming the field, so the HTTP layer answers 422 (or 400 for an image that does
-not decode) and never 500.
+Every problem is a :class:`RequestError` naming the field (``message``, ``features[1]``, ``features.age``,
+``attachment.digits[0]``), so the HTTP layer answers 422 (or 400 for an image that does not decode) and never 500.
+The checks themselves are the pydantic models' (the same ones ``/openapi.json`` is generated from); this module only
+words pydantic's errors for a person, reading the bounds and sizes from the model's own JSON schema.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
-import math
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
-MAX_MESSAGE_CHARS = 4000
-MAX_DIGITS = 16  # an order number is a handful of digits; more is not a photo of one
-MAX_FEATURE = 1e6  # far beyond any measurement in centimetres, far below overflow
+from release_assets.serving.schemas import (
+    DIGIT_SIDE,
+    ISO_DATE,
+    MAX_DIGITS,
+    ChainPredictRequest,
+    column_values,
+    features_request,
+    table_request,
+)
+
 MAX_PIXELS = 4_000_000  # a phone photo of a number; a bigger image is refused before it is decoded
-DIGIT_SIDE = 8  # scikit-learn's digits: 8x8 pixels, intensity 0..16, ink bright on a dark ground
+BODY = "<body>"  # the field named when the body as a whole is wrong
 
 
 class RequestError(ValueError):
-    """A request that cannot be answered as sent; ``field`` names what is wrong, ``status`` the HTTP answer."""
+    """A request that cannot be answered as sent; ``field`` names what is wrong, ``status`` the HTTP answer,
+    ``message`` the problem without the field (``str()`` is ``"field: message"``)."""
 
-    def __init__(self, message: str, field: str, status: int = 422) -> None:
+    def __init__(self, message: str, field: str, status: int = 422, kind: str = "") -> None:
         super().__init__(f"{field}: {message}")
-        self.field, self.status = field, status
+        self.field, self.status, self.message, self.kind = field, status, message, kind
 
 
 @dataclass(frozen=True)
@@ -40,136 +48,162 @@ class ChainInput:
     digits: list[list[int]] | None  # flat 8x8 images, one per digit of the attached number
 
 
-def _object(request: Any) -> dict[str, Any]:
-    if not isinstance(request, dict):
-        raise RequestError(f"expected a JSON object, got {type(request).__name__}", "<body>")
-    return request
+def validate(model: type[BaseModel], request: Any) -> Any:
+    """``request`` as an instance of ``model``, or :class:`RequestError` for its first problem (an unknown field
+    first, then in the order the model declares its fields)."""
+    try:
+        return model.model_validate(request)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        first = errors[0]
+        field = field_name(first["loc"])
+        raise RequestError(_wording(first, _schema(model)), field, kind=first["type"]) from None
+
+
+def field_name(loc: tuple[Any, ...]) -> str:
+    """pydantic's location as the field a client reads: ``features[1]``, ``features.age``; the body is <body>."""
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or BODY
+
+
+@functools.lru_cache(maxsize=512)
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def _node(schema: dict[str, Any], loc: tuple[Any, ...]) -> dict[str, Any]:
+    """The JSON schema of the value at ``loc`` (refs resolved, a nullable value's non-null side), or {}."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            if "$ref" in node:
+                node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+            elif "anyOf" in node:
+                node = next((o for o in node["anyOf"] if o.get("type") != "null"), {})
+            else:
+                return node
+
+    node = resolve(schema)
+    for part in loc:
+        child = node.get("items", {}) if isinstance(part, int) else node.get("properties", {}).get(part, {})
+        node = resolve(child)
+    return node
+
+
+# What a pattern of serving/schemas.py means, for a person.
+PATTERNS = {r"\S": "must not be empty", ISO_DATE: "{value!r} is not an ISO 8601 date or time"}
+ITEMS = {"number": "numbers", "integer": "integers", "string": "strings", "array": "lists", "object": "objects"}
+
+
+def _range(value: Any, node: dict[str, Any]) -> str:
+    low, high = node.get("minimum", "-inf"), node.get("maximum", "inf")
+    shown = f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)
+    return f"{shown} is outside [{_bound(low)}, {_bound(high)}]"
+
+
+def _bound(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _size(node: dict[str, Any]) -> str:
+    low, high = node.get("minItems"), node.get("maxItems")
+    items = ITEMS.get(node.get("items", {}).get("type", ""), "items")
+    if low is not None and low == high:
+        return f"expected a list of {low} {items}"
+    if low is not None and high is not None:
+        return f"expected {low} to {high} {items}"
+    return f"expected a list of {items}"
+
+
+def _json_type(value: Any) -> str:
+    """What a client sent, in JSON's words."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else "a boolean"
+    names = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _wording(error: Any, schema: dict[str, Any]) -> str:
+    """One pydantic error in the words the 422 gives, with the bounds read from the model's JSON schema."""
+    kind, value, ctx, loc = error["type"], error.get("input"), error.get("ctx") or {}, tuple(error["loc"])
+    node = _node(schema, loc)
+    if kind == "missing":
+        return "missing (required)"
+    if kind == "extra_forbidden":
+        known = list(_node(schema, loc[:-1]).get("properties", {}))
+        return f"unknown field (expected: {', '.join(known)})" if loc[:-1] else f"unknown field(s) {[loc[-1]]}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a JSON object, got {_json_type(value)}" if not loc else "expected a JSON object"
+    if kind == "string_type":
+        return "must be a string"
+    if kind == "string_unicode":
+        return "contains a lone surrogate (not valid Unicode text)"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        return PATTERNS.get(str(ctx.get("pattern")), "does not match {pattern}").format(value=value, **ctx)
+    if kind == "string_too_long":
+        return f"longer than {ctx.get('max_length')} characters"
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return "must be a finite number"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be a whole number"
+    if kind in ("bool_type", "bool_parsing"):
+        return "must be true or false"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return _range(value, node)
+    if kind == "literal_error":
+        return f"{value!r}: expected {ctx.get('expected')}"
+    if kind == "union_tag_invalid":
+        return f"{ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"missing {ctx.get('discriminator')}"
+    if kind in ("list_type", "tuple_type", "too_short", "too_long"):
+        return _size(node)
+    return str(error["msg"])  # a custom error (attachment, datetime, allowed values) is worded where it is raised
 
 
 def parse_chain_request(request: Any) -> ChainInput:
-    request = _object(request)
-    unknown = set(request) - {"message", "user_id", "attachment"}
-    if unknown:
-        raise RequestError(f"unknown field(s) {sorted(unknown)}", sorted(unknown)[0])
-    message = request.get("message")
-    if not isinstance(message, str):
-        raise RequestError("required, a string" if message is None else "must be a string", "message")
-    if not message.strip():
-        raise RequestError("must not be empty", "message")
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise RequestError(f"longer than {MAX_MESSAGE_CHARS} characters", "message")
-    _encodable(message, "message")
-    user_id = request.get("user_id")
-    if user_id is not None and (not isinstance(user_id, str) or not user_id or len(user_id) > 200):
-        raise RequestError("must be a non-empty string of at most 200 characters", "user_id")
-    if user_id is not None:
-        _encodable(user_id, "user_id")
-    attachment = request.get("attachment")
-    return ChainInput(message, user_id, None if attachment is None else _attachment(attachment))
+    """A chain's request (:class:`~release_assets.serving.schemas.ChainPredictRequest`); a photo attachment is
+    decoded here into the digits the model reads."""
+    parsed = validate(ChainPredictRequest, request)
+    attachment, digits = parsed.attachment, None
+    if attachment is not None and attachment.digits is not None:
+        digits = [list(image) for image in attachment.digits]
+    elif attachment is not None and attachment.image_b64 is not None:
+        try:
+            data = base64.b64decode(attachment.image_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError("not valid base64", "attachment.image_b64", 400) from None
+        digits = image_to_digits(data)
+    return ChainInput(parsed.message, parsed.user_id, digits)
 
 
-def _encodable(text: str, field: str) -> None:
-    """JSON may carry a lone surrogate ("\\ud800"), which no tokenizer or trace file can encode: refuse it here."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RequestError("contains a lone surrogate (not valid Unicode text)", field) from None
+def parse_features(request: Any, n_features: int, model: type[BaseModel] | None = None) -> list[float]:
+    """A classifier's ``{"features": [n_features numbers]}`` (``model``: the release's, else built for the count)."""
+    return [float(x) for x in validate(model or features_request(n_features), request).features]
 
 
-def _attachment(attachment: Any) -> list[list[int]]:
-    if not isinstance(attachment, dict) or len(attachment) != 1 or not ({"image_b64", "digits"} & set(attachment)):
-        raise RequestError('expected {"image_b64": str} or {"digits": [[64 ints], ...]}', "attachment")
-    if "digits" in attachment:
-        return _digit_lists(attachment["digits"])
-    encoded = attachment["image_b64"]
-    if not isinstance(encoded, str):
-        raise RequestError("must be a base64 string", "attachment.image_b64")
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError("not valid base64", "attachment.image_b64", 400) from None
-    return image_to_digits(data)
-
-
-def _digit_lists(value: Any) -> list[list[int]]:
-    if not isinstance(value, list) or not value or len(value) > MAX_DIGITS:
-        raise RequestError(f"expected 1 to {MAX_DIGITS} images of 64 pixels", "attachment.digits")
-    out = []
-    for i, image in enumerate(value):
-        ok = isinstance(image, list) and len(image) == DIGIT_SIDE * DIGIT_SIDE
-        if not ok or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 16 for p in image):
-            raise RequestError("expected 64 integers from 0 to 16", f"attachment.digits[{i}]")
-        out.append(list(image))
-    return out
-
-
-def parse_features(request: Any, n_features: int) -> list[float]:
-    request = _object(request)
-    unknown = set(request) - {"features", "user_id"}
-    if unknown:
-        raise RequestError(f"unknown field(s) {sorted(unknown)}", sorted(unknown)[0])
-    features = request.get("features")
-    if not isinstance(features, list) or len(features) != n_features:
-        raise RequestError(f"expected a list of {n_features} numbers", "features")
-    for i, x in enumerate(features):
-        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
-            raise RequestError("must be a finite number", f"features[{i}]")
-        if abs(x) > MAX_FEATURE:  # 1e308 scales to inf, and inf - inf is a NaN probability: refuse, do not 500
-            raise RequestError(f"outside [-{MAX_FEATURE:g}, {MAX_FEATURE:g}]", f"features[{i}]")
-    return [float(x) for x in features]
-
-
-def parse_table_row(request: Any, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def parse_table_row(
+    request: Any, columns: dict[str, dict[str, Any]], model: type[BaseModel] | None = None
+) -> dict[str, Any]:
     """``{"features": {column: value}}`` checked against a table model's feature columns (its signature, from the
     dataset's declared schema): a missing, unknown, mistyped or out-of-range column is a 422 naming it."""
-    request = _object(request)
-    unknown = set(request) - {"features", "user_id"}
-    if unknown:
-        raise RequestError(f"unknown field(s) {sorted(unknown)}", sorted(unknown)[0])
-    features = request.get("features")
-    if not isinstance(features, dict):
-        raise RequestError(f"expected an object of the columns {', '.join(columns)}", "features")
-    extra = sorted(set(features) - set(columns))
-    if extra:
-        raise RequestError(f"not a feature column (expected: {', '.join(columns)})", f"features.{extra[0]}")
-    row = {}
-    for name, spec in columns.items():
-        row[name] = _table_value(features.get(name), spec, f"features.{name}")
-    return row
-
-
-def _table_value(value: Any, spec: dict[str, Any], field: str) -> Any:
-    dtype = spec.get("dtype")
-    if value is None:
-        if spec.get("nullable"):
-            return None
-        raise RequestError("missing (the column is not nullable)", field)
-    if dtype in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise RequestError(f"must be a finite number ({dtype})", field)
-        if dtype == "int" and not float(value).is_integer():
-            raise RequestError("must be a whole number (int)", field)
-        low, high = spec.get("min"), spec.get("max")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise RequestError(
-                f"{value:g} is outside [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]",
-                field,
-            )
-        value = int(value) if dtype == "int" else float(value)
-    elif dtype == "bool":
-        if not isinstance(value, bool):
-            raise RequestError("must be true or false", field)
-    elif not isinstance(value, str):
-        raise RequestError(f"must be a string ({dtype})", field)
-    elif dtype == "datetime":
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            raise RequestError(f"{value!r} is not an ISO 8601 date or time", field) from None
-    allowed = spec.get("allowed")
-    if allowed is not None and value not in allowed:
-        raise RequestError(f"{value!r} is not one of {allowed}", field)
-    return value
+    try:
+        return column_values(validate(model or table_request(columns), request).features)
+    except RequestError as exc:
+        # The same checks, in a table's words: the fields under features are its columns.
+        listed = ", ".join(columns)
+        if exc.field.startswith("features.") and exc.kind == "missing":
+            raise RequestError("missing (the column is not nullable)", exc.field, kind=exc.kind) from None
+        if exc.field.startswith("features.") and exc.kind == "extra_forbidden":
+            raise RequestError(f"not a feature column (expected: {listed})", exc.field, kind=exc.kind) from None
+        if exc.field == "features" and exc.kind != "missing":
+            raise RequestError(f"expected an object of the columns {listed}", exc.field, kind=exc.kind) from None
+        raise
 
 
 def image_to_digits(data: bytes) -> list[list[int]]:

@@ -35,6 +35,8 @@ def test_helpdesk_answers_a_message_with_the_chain_it_was_built_with(published):
     assert answer["entities"]["order_id"] == "12345"
     assert {"classify_intent", "extract_entities", "generate_response", "total"} <= set(answer["latency_ms"])
     assert isinstance(answer["escalate"], bool) and isinstance(answer["abstained"], bool)
+    assert loaded.signature.kind == "chain"
+    loaded.signature.answer.model_validate(answer)  # the answer /openapi.json documents (ChainAnswer)
 
 
 def test_iris_answers_features_with_probabilities(published):
@@ -43,6 +45,9 @@ def test_iris_answers_features_with_probabilities(published):
     answer = loaded.predict({"features": [5.1, 3.5, 1.4, 0.2]})
     assert answer["label"] == "setosa"
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
+    signature = loaded.signature
+    assert (signature.kind, signature.n_features, signature.labels) == ("classifier", 4, tuple(answer["probabilities"]))
+    signature.answer.model_validate(answer)  # ClassAnswer
     with pytest.raises(RequestError) as bad:
         loaded.predict({"features": [5.1, "x", 1.4, 0.2]})
     assert bad.value.field == "features[1]" and bad.value.status == 422
@@ -53,6 +58,7 @@ def test_kbqa_a_chain_with_other_step_names_answers_through_its_mapping(publishe
     loaded = load_release(store, "kbqa", version=versions["kbqa"], cache_dir=cache)
     answer = loaded.predict({"message": "How long do I have to send something back?"})
     assert isinstance(answer["reply"], str) and answer["reply"]
+    loaded.signature.answer.model_validate(answer)
     assert set(answer["latency_ms"]) >= {"retrieve", "answer", "total"}
 
 
