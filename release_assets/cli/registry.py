@@ -47,7 +47,8 @@ def cmd_registry_sync(args: argparse.Namespace) -> int:
         release = event.asset_key.path[0]
         print(
             f"{release} {meta['version']}: registered in MLflow "
-            f"(run {meta['mlflow_run_id']}; model versions: {meta['model_versions']})"
+            f"(run {meta['mlflow_run_id']}; model versions: {meta['model_versions']}; "
+            f"prompt versions: {meta.get('prompt_versions', 'none new')})"
         )
     print(
         f"registry: {len(observations)} version(s) newly registered; MLflow aliases mirror the ledgers of "

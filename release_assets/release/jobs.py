@@ -103,6 +103,7 @@ def build_registry_sync(release_names: list[str]) -> tuple[dg.JobDefinition, dg.
                                 "mlflow_run_id": done.mlflow_run_id,
                                 **({"mlflow_run": dg.MetadataValue.url(link)} if link else {}),
                                 "model_versions": done.models_text(),
+                                "prompt_versions": done.prompts_text(),
                             },
                         )
                     )
