@@ -1,4 +1,5 @@
-"""The Starlette app ``release-assets serve`` runs: predict, health, readiness and metrics.
+"""The Starlette app ``release-assets serve`` runs: predict (/v1, and the Open Inference Protocol's /v2), health,
+readiness, metrics and /openapi.json.
 
 Bad input never becomes a 5xx: every check a client can fail is answered 4xx before the model runs, and only an
 exception from inside ``predict`` (a failing step) is a 500, counted and logged while the process keeps serving.
@@ -8,6 +9,7 @@ Routing is decided only by the flag router the process was started with: there i
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -17,6 +19,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -25,8 +28,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from release_assets.serving import oip, openapi
 from release_assets.serving.metrics import CONTENT_TYPE, ServingMetrics, schema_failures
-from release_assets.serving.requests import RequestError
+from release_assets.serving.requests import BODY, RequestError, validate
 
 if TYPE_CHECKING:
     from release_assets.serving.breaker import Breakers
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LOAD_RETRY_S = 60.0  # a version that failed to load is retried after this, not on every request
 NONE = "none"  # the variant/version label of a request refused before routing chose one
+MAX_DEPTH = 64  # JSON nesting a request may have: no body this server takes goes deeper than 4
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -64,17 +69,31 @@ def _reject_constant(name: str) -> float:
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+    """A request answered with an error: ``status``, what is wrong, the field at fault, and what else the /v1 body
+    carries (``extra``) and the response's headers; ``request_error`` when the release's request model refused it."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        field: str | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        request_error: RequestError | None = None,
+    ) -> None:
         super().__init__(error)
-        self.status, self.body = status, {"error": error, **({"field": field} if field else {})}
+        self.status, self.error, self.field, self.extra, self.headers = status, error, field, extra or {}, headers
+        self.request_error = request_error
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The /v1 error body (without the request id)."""
+        return {"error": self.error, **({"field": self.field} if self.field else {}), **self.extra}
 
 
-async def _read_json(request: Request, limit: int) -> tuple[bytes, Any]:
-    """The raw body and its JSON, or ``_Refused`` (415/413/400); past ``limit`` the body is never read further."""
-    media, *params = (request.headers.get("content-type") or "").split(";")
-    charsets = [p.split("=", 1)[1].strip().strip('"').lower() for p in params if p.strip().startswith("charset=")]
-    if media.strip().lower() != "application/json" or any(c not in ("utf-8", "utf8") for c in charsets):
-        raise _Refused(415, "expected Content-Type: application/json (UTF-8)")
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, or ``_Refused`` (413/400); past ``limit`` the body is never read further."""
     declared = request.headers.get("content-length")
     if declared is not None and not (declared.isascii() and declared.isdigit()):
         raise _Refused(400, "invalid Content-Length")
@@ -90,13 +109,78 @@ async def _read_json(request: Request, limit: int) -> tuple[bytes, Any]:
             chunks.append(chunk)
     except ClientDisconnect:
         raise _Refused(400, "client disconnected while sending the body") from None
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def _parse_json(raw: bytes) -> Any:
     try:
-        return raw, json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
-        raise _Refused(400, "body is not valid UTF-8", "<body>") from None
+        raise _Refused(400, "body is not valid UTF-8", BODY) from None
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise _Refused(400, "body is not valid JSON", "<body>") from None
+        raise _Refused(400, "body is not valid JSON", BODY) from None
+    if _deeper_than(value, MAX_DEPTH):  # whatever the interpreter's recursion limit let json.loads read
+        raise _Refused(400, f"body is not valid JSON (nested deeper than {MAX_DEPTH} levels)", BODY)
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _media_type(request: Request) -> tuple[str | None, list[str]]:
+    """The Content-Type's media type (lower case; None when there is none) and its charsets."""
+    header = request.headers.get("content-type")
+    if header is None:
+        return None, []
+    media, *params = header.split(";")
+    charsets = [p.split("=", 1)[1].strip().strip('"').lower() for p in params if p.strip().startswith("charset=")]
+    return media.strip().lower(), charsets
+
+
+async def _read_json(request: Request, limit: int) -> tuple[bytes, Any]:
+    """The raw body and its JSON, or ``_Refused`` (415/413/400); past ``limit`` the body is never read further."""
+    media, charsets = _media_type(request)
+    if media != "application/json" or any(c not in ("utf-8", "utf8") for c in charsets):
+        raise _Refused(415, "expected Content-Type: application/json (UTF-8)")
+    raw = await _read_body(request, limit)
+    return raw, _parse_json(raw)
+
+
+async def _read_infer(request: Request, limit: int) -> tuple[Any, bytes]:
+    """A v2 inference request: its JSON, and the binary tensor data after it (Triton's binary extension: the
+    JSON's length in Inference-Header-Content-Length). tritonclient sends no Content-Type: none is JSON too."""
+    media, charsets = _media_type(request)
+    if media not in (None, "application/json", "application/octet-stream") or any(
+        c not in ("utf-8", "utf8") for c in charsets
+    ):
+        raise _Refused(415, "expected Content-Type: application/json, or application/octet-stream (binary tensors)")
+    if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        raise _Refused(415, "compressed request bodies are not accepted (Content-Encoding)")
+    raw = await _read_body(request, limit)
+    header = request.headers.get(oip.HEADER_LENGTH)
+    if header is None:
+        return _parse_json(raw), b""
+    if not (header.isascii() and header.isdigit()) or int(header) > len(raw):
+        raise _Refused(400, f"invalid {oip.HEADER_LENGTH}: {header[:20]!r} for a body of {len(raw)} bytes")
+    return _parse_json(raw[: int(header)]), raw[int(header) :]
+
+
+class _Call:
+    """One prediction request on its way through: its id, when it started, and the metric labels it is counted
+    under (the release, then the version and variant routing chose)."""
+
+    def __init__(self, name: str, rid: str, known: bool, champion: Any) -> None:
+        self.name, self.rid, self.started = name, rid, time.perf_counter()
+        # Unknown names share one label: a client must not be able to mint time series.
+        self.labels = (name if known else "_unknown", getattr(champion, "version", NONE), NONE)
 
 
 class _Versions:
@@ -157,6 +241,11 @@ def create_app(
     default readiness rule (every release loaded); ``breakers`` (breaker.Breakers): a canary whose breaker is open
     is not routed to, and every answer's outcome feeds the breaker of the version that gave it.
     ``app.state.metrics`` is the ``ServingMetrics`` in use.
+
+    Two protocols answer predictions through one path (:func:`answer` below): ``POST /v1/{release}/predict`` (the
+    release's own JSON) and the Open Inference Protocol's ``POST /v2/models/{release}/infer`` (tensors, serving/
+    oip.py, converted to the /v1 body before and from the answer after). ``/openapi.json`` describes both, generated
+    from the pydantic models that validate them (serving/schemas.py, serving/openapi.py).
     """
     if token is not None and not token:
         # An empty RELEASE_ASSETS_SERVE_TOKEN must not silently mean "no authentication".
@@ -164,34 +253,29 @@ def create_app(
     metrics = metrics if metrics is not None else ServingMetrics()
     versions = _Versions(releases, loader)
     secret = token.encode() if token else None
+    documents = openapi.Documents(protected=secret is not None)
 
-    async def predict(request: Request) -> Response:
-        started = time.perf_counter()
-        rid = _request_id(request.headers.get("x-request-id"))
-        name = request.path_params["release"]
-        champion = releases.get(name)
-        # Unknown names share one label: a client must not be able to mint time series.
-        labels = (name if name in releases else "_unknown", getattr(champion, "version", NONE), NONE)
-
-        def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-            metrics.observe_request(*labels, status)
-            return _json(status, {**body, "request_id": rid}, {"X-Request-Id": rid, **(headers or {})})
-
-        # Authentication first: an unauthenticated client learns nothing, not even which releases exist.
+    def admit(request: Request, name: str) -> LoadedRelease:
+        """The champion of ``name``, or ``_Refused``: 401 first (an unauthenticated client learns nothing, not even
+        which releases exist), then 404 for an unknown release and 503 for one that is not loaded."""
         if secret is not None and not _authorized(request.headers.get("authorization"), secret):
-            return answer(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
+            raise _Refused(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
         if name not in releases:
-            return answer(404, {"error": "unknown release", "release": name[:64], "known": sorted(releases)})
+            raise _Refused(404, "unknown release", extra={"release": name[:64], "known": sorted(releases)})
+        champion = releases[name]
         if champion is None:
-            return answer(503, {"error": f"{name} is not loaded", "release": name})
-        try:
-            raw, payload = await _read_json(request, max_body)
-        except _Refused as refused:
-            return answer(refused.status, refused.body)
+            raise _Refused(503, f"{name} is not loaded", extra={"release": name})
+        return champion
 
-        # Same user, same variant; without a user id the same body lands on the same variant (stable retries).
+    async def answer(
+        call: _Call, champion: LoadedRelease, payload: Any, key: str, render: Callable[[dict[str, Any], Any], bytes]
+    ) -> bytes:
+        """Route, load, predict (traced, off the event loop), count, feed the breaker, submit the shadow: the path
+        of every prediction, whichever protocol asked. ``render(answer, target)`` encodes the answer (in the
+        thread, so an answer that cannot be encoded is a counted failing step); ``_Refused`` for a request the
+        release's model refused (422, 400) or a failing step (500)."""
+        name, rid = call.name, call.rid
         user_id = payload.get("user_id") if isinstance(payload, dict) else None
-        key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(raw).hexdigest()
         variant, version, shadow_version = "champion", None, None
         if router is not None:
             try:
@@ -205,7 +289,7 @@ def create_app(
         target = await versions.get(name, version)
         if target is None:
             target, variant = champion, "champion"
-        labels = (name, target.version, variant)
+        call.labels = labels = (name, target.version, variant)
 
         def run() -> tuple[dict[str, Any], bytes, float]:
             t0 = time.perf_counter()
@@ -220,8 +304,7 @@ def create_app(
                     span.set_output(out)
             out = {**out, "request_id": rid}
             # Encoded here so an unserialisable answer (NaN, a numpy scalar) is a counted failing step too.
-            encoded = json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-            return out, encoded, (time.perf_counter() - t0) * 1000
+            return out, render(out, target), (time.perf_counter() - t0) * 1000
 
         def outcome(failed: bool) -> None:  # 4xx never reached the model: no outcome
             is_open = breakers.record(name, target.version, variant, failed) if breakers is not None else None
@@ -235,16 +318,16 @@ def create_app(
         except RequestError as exc:
             answered = False  # bad input never reached the model: not an answer, no latency sample
             status = exc.status if 400 <= exc.status < 500 else 422
-            return answer(status, {"error": str(exc), "field": exc.field})
+            raise _Refused(status, str(exc), exc.field, request_error=exc) from None
         except Exception as exc:
             log.exception("predict failed: release=%s version=%s variant=%s request_id=%s", *labels, rid)
             metrics.observe_error(*labels, exc)
             outcome(True)
             # Short on purpose: step errors may quote the request; the log has the whole story under this id.
-            return answer(500, {"error": f"prediction failed ({type(exc).__name__})"})
+            raise _Refused(500, f"prediction failed ({type(exc).__name__})") from None
         finally:
             if answered:
-                metrics.observe_latency(*labels, time.perf_counter() - started)
+                metrics.observe_latency(*labels, time.perf_counter() - call.started)
         metrics.observe_response(*labels, response)
         outcome(bool(schema_failures(response)))
         if shadow_version is not None:
@@ -255,32 +338,150 @@ def create_app(
                 accepted = False
             metrics.observe_shadow_submit(name, target.version, shadow_version, accepted)
         metrics.observe_request(*labels, 200)
-        return Response(encoded, media_type="application/json", headers={"X-Request-Id": rid})
+        return encoded
+
+    def refuse(call: _Call, refused: _Refused, body: dict[str, Any]) -> Response:
+        metrics.observe_request(*call.labels, refused.status)
+        return _json(refused.status, body, {"X-Request-Id": call.rid, **(refused.headers or {})})
+
+    async def predict(request: Request) -> Response:
+        name = request.path_params["release"]
+        call = _Call(name, _request_id(request.headers.get("x-request-id")), name in releases, releases.get(name))
+        try:
+            champion = admit(request, name)
+            raw, payload = await _read_json(request, max_body)
+            # Same user, same variant; without a user id the same body lands on the same variant (stable retries).
+            user_id = payload.get("user_id") if isinstance(payload, dict) else None
+            key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(raw).hexdigest()
+            encoded = await answer(call, champion, payload, key, _encode_v1)
+        except _Refused as refused:
+            return refuse(call, refused, {**refused.body, "request_id": call.rid})
+        return Response(encoded, media_type="application/json", headers={"X-Request-Id": call.rid})
+
+    async def infer(request: Request) -> Response:
+        """POST /v2/models/{name}/infer: the tensors as the /v1 body, then the same path as predict."""
+        name = request.path_params["name"]
+        call = _Call(name, _request_id(request.headers.get("x-request-id")), name in releases, releases.get(name))
+        try:
+            champion = admit(request, name)
+            body, binary = await _read_infer(request, max_body)
+            sig = champion.signature
+            try:
+                parsed = validate(oip.infer_request(sig), body)
+                requested = oip.requested_outputs(parsed)
+                payload = oip.to_payload(sig, parsed, binary)
+            except RequestError as exc:
+                raise _Refused(exc.status, str(exc), exc.field, request_error=exc) from None
+            given_id = parsed.id
+            if given_id is not None and request.headers.get("x-request-id") is None:
+                call.rid = _request_id(given_id)  # the request's own id, when it is a plain token
+            user_id = payload.get("user_id")
+            # Without a user id, the same tensors land on the same variant, whatever their encoding or id.
+            canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(canonical.encode()).hexdigest()
+
+            def render(out: dict[str, Any], target: Any) -> bytes:
+                response = oip.infer_response(name, getattr(target, "signature", sig), out, given_id, requested)
+                return json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+            encoded = await answer(call, champion, payload, key, render)
+        except _Refused as refused:
+            return refuse(call, refused, {"error": _v2_error(refused, releases.get(name))})
+        return Response(encoded, media_type="application/json", headers={"X-Request-Id": call.rid})
+
+    def model(request: Request) -> tuple[str, LoadedRelease] | Response:
+        """The release a /v2/models/{name}... GET is about, or its error response (401, 404, 503 as for infer)."""
+        name = request.path_params["name"]
+        try:
+            return name, admit(request, name)
+        except _Refused as refused:
+            return _json(refused.status, {"error": _v2_error(refused, None)}, refused.headers)
+
+    async def model_metadata(request: Request) -> Response:
+        found = model(request)
+        if isinstance(found, Response):
+            return found
+        name, champion = found
+        return _json(200, oip.metadata(name, champion.signature))
+
+    async def model_ready(request: Request) -> Response:
+        # Health answers carry no body (predict API v2): 200 is true, a 4xx false.
+        found = model(request)
+        if isinstance(found, Response):
+            return Response(status_code=400) if found.status_code == 503 else found
+        return Response(status_code=200)
+
+    def readiness() -> tuple[bool, Any]:
+        try:
+            return ready() if ready is not None else _loaded(releases)
+        except Exception as exc:
+            log.exception("readiness check failed")
+            return False, f"readiness check failed ({type(exc).__name__})"
 
     async def healthz(request: Request) -> Response:
         return _json(200, {"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        try:
-            ok, detail = ready() if ready is not None else _loaded(releases)
-        except Exception as exc:
-            log.exception("readiness check failed")
-            ok, detail = False, f"readiness check failed ({type(exc).__name__})"
+        ok, detail = readiness()
         return _json(200 if ok else 503, {"ready": bool(ok), "reason": detail})
+
+    async def live_v2(request: Request) -> Response:
+        return Response(status_code=200)
+
+    async def ready_v2(request: Request) -> Response:
+        return Response(status_code=200 if readiness()[0] else 400)
+
+    async def server_metadata(request: Request) -> Response:
+        return _json(200, {"name": oip.PLATFORM, "version": _package_version(), "extensions": []})
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    async def openapi_json(request: Request) -> Response:
+        if secret is not None and not _authorized(request.headers.get("authorization"), secret):
+            return _json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
+        return Response(documents.get(releases, _package_version()), media_type="application/json")
+
     app = Starlette(
         routes=[
             Route("/v1/{release}/predict", predict, methods=["POST"]),
+            Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+            Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+            Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+            Route("/v2/health/live", live_v2, methods=["GET"]),
+            Route("/v2/health/ready", ready_v2, methods=["GET"]),
+            Route("/v2", server_metadata, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
         ]
     )
     app.state.metrics, app.state.versions = metrics, versions  # the CLI hands metrics to the shadow pool
     return app
+
+
+def _encode_v1(out: dict[str, Any], target: Any) -> bytes:
+    return json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _v2_error(refused: _Refused, champion: Any) -> str:
+    """The v2 error text: the /v1 message, with a field named as the input it came from and a 404's known list."""
+    exc, sig = refused.request_error, getattr(champion, "signature", None)
+    if exc is not None:
+        field = oip.v2_field(sig, exc.field) if sig is not None else exc.field
+        return f"{field}: {exc.message}"
+    if refused.status == 404:
+        return f"unknown model {refused.extra.get('release')!r} (known: {', '.join(refused.extra.get('known', []))})"
+    return refused.error
+
+
+@functools.cache
+def _package_version() -> str:
+    try:
+        return metadata.version("release_assets")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _loaded(releases: dict[str, Any]) -> tuple[bool, Any]:

@@ -1,5 +1,6 @@
 """`release-assets serve` end to end: champions from a real store, flag-routed canary, live shadow, readiness."""
 
+import json
 import os
 import socket
 import subprocess
@@ -8,9 +9,11 @@ import time
 
 import dagster as dg
 import httpx
+import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from bench.support.live import serving
 from bench.support.project import edit_manifest
 from release_assets.record.ledger import promote
 from release_assets.release.store import LocalReleaseStore
@@ -18,6 +21,7 @@ from release_assets.serving.flags import flag_document, flags_path, store_flags_
 from release_assets.serving.server import build_server
 from release_assets_tests.conftest import REPO
 from release_assets_tests.serving.published import publish_tiny
+from release_assets_tests.serving.test_openapi import schemathesis
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +176,19 @@ def test_the_serve_command_is_ready_in_seconds_and_stops(store_with_two_iris, tm
         assert answer.status_code == 200 and answer.json()["version"] == versions["iris"]
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert metrics.status_code == 200 and "release_assets_serving_requests_total" in metrics.text
+        # The same champion through the Open Inference Protocol, with Triton's own client.
+        import tritonclient.http as triton
+
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{port}", network_timeout=10)
+        try:
+            assert client.is_server_ready()
+            features = triton.InferInput("features", [1, 4], "FP32")
+            features.set_data_from_numpy(np.asarray([FLOWER["features"]], dtype=np.float32))
+            result = client.infer("iris", [features], headers={"Authorization": "Bearer s3cret"})
+            assert result.as_numpy("label").tolist() == [answer.json()["label"]]
+            assert result.get_response()["model_version"] == versions["iris"]
+        finally:
+            client.close()
     finally:
         proc.terminate()
         try:
@@ -179,3 +196,41 @@ def test_the_serve_command_is_ready_in_seconds_and_stops(store_with_two_iris, tm
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def test_the_real_champions_answer_v2_as_v1_and_as_their_document_says(store_with_two_iris, tmp_path):
+    """tritonclient and schemathesis against the real iris and helpdesk (answers of the real loader, not fakes)."""
+    import tritonclient.http as triton
+
+    store, versions, root = store_with_two_iris
+    server = _server(store, root)
+    try:
+        with serving(server.app) as base, httpx.Client(base_url=base, timeout=10) as http:
+            client = triton.InferenceServerClient(url=base.removeprefix("http://"), network_timeout=10)
+            try:
+                meta = client.get_model_metadata("iris")
+                assert meta["inputs"][0] == {"name": "features", "datatype": "FP32", "shape": [1, 4]}
+                assert meta["outputs"][1]["shape"] == [1, 3]
+                features = triton.InferInput("features", [1, 4], "FP32")
+                features.set_data_from_numpy(np.asarray([FLOWER["features"]], dtype=np.float32))
+                v2 = client.infer("iris", [features])
+                v1 = http.post("/v1/iris/predict", json={"features": FLOWER["features"]}).json()
+                assert v2.as_numpy("label").tolist() == [v1["label"]]
+                assert v2.get_response()["model_version"] == versions["iris"] == v1["version"]
+                assert v2.as_numpy("classes").tolist() == list(v1["probabilities"])
+                assert np.allclose(v2.as_numpy("probabilities")[0], list(v1["probabilities"].values()))
+
+                text = "Where is my order 12345?"
+                message = triton.InferInput("message", [1], "BYTES")
+                message.set_data_from_numpy(np.asarray([text], dtype=object))
+                v2 = client.infer("helpdesk", [message])
+                v1 = http.post("/v1/helpdesk/predict", json={"message": text}).json()
+                assert v2.as_numpy("intent").tolist() == [v1["intent"]]
+                assert v2.as_numpy("reply").tolist() == [v1["reply"]]
+                assert json.loads(v2.as_numpy("entities")[0]) == v1["entities"]
+            finally:
+                client.close()
+            run = schemathesis(base, tmp_path)
+            assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
+    finally:
+        server.close()
