@@ -38,6 +38,7 @@ EXTRAS: dict[str, str] = {
     "boto3": "s3",
     "botocore": "s3",
     "dagster_webserver": "ui",
+    "matplotlib": "plots",
     "dagster_celery": "scale",
     "dagster_k8s": "k8s",
 }
@@ -52,6 +53,7 @@ PURPOSE: dict[str, str] = {
     "llm": "llm:openai steps",
     "s3": "S3 (the release store, s3:// tables, an environment's region)",
     "ui": "the Dagster UI",
+    "plots": "plots in reports and failed checks",
     "scale": "the Celery executor (RELEASE_ASSETS_EXECUTOR=celery)",
     "k8s": "the Kubernetes executor (RELEASE_ASSETS_EXECUTOR=k8s)",
 }

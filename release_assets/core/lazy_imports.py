@@ -23,6 +23,7 @@ HEAVY: dict[str, str] = {
     "pandera": "checking a `table` dataset against its declared schema",
     "skops": "storing and loading a scikit-learn model of a python_model or imported_model member (never pickle)",
     "PIL": "decoding an image attached to a request",
+    "matplotlib": "drawing the plots of reports, failed checks, the canary and triage (~0.3 s); never at load",
     "httpx": "llm:openai steps only",
     "requests": "checking an MLflow tracking server, and wording its failures (sqlite users never load it)",
     "urllib3": "wording a tracking server's failures, with requests",

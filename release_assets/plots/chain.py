@@ -1,0 +1,89 @@
+"""A chain evaluation's plots: accuracy per expected intent, and how the cases split between right and wrong,
+acted on and asked about (a wrong intent acted on is the costly mistake: ``confident_wrong_rate``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from release_assets.plots.render import BAD, GOOD, MUTED, Plot, draw, kept, shorten
+
+TITLES = {
+    "intent_accuracy": "Intent accuracy per expected intent",
+    "abstain_split": "Right or wrong, acted on or asked",
+}
+OUTCOMES = ("right, acted", "right, asked", "wrong, asked", "wrong, acted")
+COLOURS = (GOOD, "#98df8a", MUTED, BAD)
+
+
+def outcome(case: dict[str, Any]) -> str:
+    """One case (``expected``, ``got`` intents, ``abstained``) as one of OUTCOMES."""
+    right = case["got"] == case["expected"]
+    return f"{'right' if right else 'wrong'}, {'asked' if case.get('abstained') else 'acted'}"
+
+
+def intent_accuracy(cases: Sequence[dict[str, Any]]) -> Plot | None:
+    """Per expected intent, the share of its cases in each outcome (stacked), its accuracy in the label."""
+    intents = sorted({str(c["expected"]) for c in cases})
+    if not intents:
+        return None
+    table = np.zeros((len(intents), len(OUTCOMES)))
+    for c in cases:
+        table[intents.index(str(c["expected"])), OUTCOMES.index(outcome(c))] += 1
+    totals = table.sum(axis=1)
+    share = table / totals[:, None]
+
+    def paint(fig: Any) -> None:
+        ax = fig.add_subplot()
+        y = np.arange(len(intents))
+        left = np.zeros(len(intents))
+        for j, (name, colour) in enumerate(zip(OUTCOMES, COLOURS, strict=True)):
+            if table[:, j].any():
+                ax.barh(y, share[:, j], left=left, color=colour, label=name, height=0.7)
+            left += share[:, j]
+        right = share[:, 0] + share[:, 1]
+        ax.set_yticks(
+            y, [f"{shorten(k, 16)} {r:.0%} (n={int(n)})" for k, r, n in zip(intents, right, totals, strict=True)]
+        )
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of the intent's golden cases")
+        ax.set_title("Intent accuracy per expected intent")
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2), ncols=4, fontsize=6, frameon=False)
+        fig.tight_layout()
+
+    return draw("intent_accuracy", TITLES["intent_accuracy"], paint, size=(5.0, max(2.6, 1.4 + 0.25 * len(intents))))
+
+
+def abstain_split(cases: Sequence[dict[str, Any]]) -> Plot | None:
+    if not cases:
+        return None
+    counts = [sum(outcome(c) == o for c in cases) for o in OUTCOMES]
+    n = len(cases)
+
+    def paint(fig: Any) -> None:
+        ax = fig.add_subplot()
+        x = np.arange(len(OUTCOMES))
+        ax.bar(x, [k / n for k in counts], color=COLOURS)
+        for i, k in enumerate(counts):
+            ax.text(i, k / n, f"{k}\n{k / n:.1%}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, OUTCOMES)
+        ax.set_ylim(0, 1.15)
+        ax.set_ylabel("share of golden cases")
+        wrong = counts[2] + counts[3]
+        asked = counts[1] + counts[2]
+        ax.set_title(
+            f"{n} golden cases: abstain rate {asked / n:.1%}, confident-wrong rate {counts[3] / n:.1%}"
+            + (f"\n{counts[2]} of the {wrong} wrong intents asked instead of acting" if wrong else "")
+        )
+        fig.tight_layout()
+
+    return draw("abstain_split", TITLES["abstain_split"], paint)
+
+
+def chain_plots(cases: Sequence[dict[str, Any]], abstains: bool) -> list[Plot]:
+    """``cases``: ``{"expected", "got", "abstained"}`` per golden case whose intent is mapped; ``abstains``: whether
+    the chain maps an abstain decision (else every case counts as acted on, and the split is not drawn)."""
+    return kept([intent_accuracy(cases), abstain_split(cases) if abstains else None])
