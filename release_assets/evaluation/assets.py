@@ -13,7 +13,12 @@ from release_assets.evaluation.chain_evaluation import build_chain_evaluation
 from release_assets.evaluation.model_eval import REGRESSION_EXAMPLE_COLUMNS, build_model_report
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ManifestError, ModelConfig, ReleaseManifest, member_section
+from release_assets.plots import chain as chain_plots
+from release_assets.plots import model as model_plots
+from release_assets.plots import render
+from release_assets.promotion.shadow_gates import shadow_verdict
 from release_assets.record.ledger import replay
+from release_assets.rollout.shadow_assets import shadow_gates, verdicts_plot
 from release_assets.serving.loader import load_release
 from release_assets.serving.shadow_replay import build_shadow_comparison, subset_text
 
@@ -37,20 +42,29 @@ CHAIN_EVAL_MODULES = [
 ]
 
 
+def plots_metadata(folder: Path, titles: dict[str, str]) -> dict[str, dg.MetadataValue]:
+    """The plots an evidence artifact holds (``plots/*.png``), each inline as ``plot_<name>``: read from the
+    artifact, so a reused report shows the plots drawn when it was built."""
+    return {key: dg.MetadataValue.md(md) for key, md in render.metadata(render.read(folder, titles)).items()}
+
+
 def _report_metadata(ref: ArtifactRef, store_root: Path) -> dict:
     s = ref.summary
-    report_path = {"report": dg.MetadataValue.path(str(ref.path(store_root, "report.md")))}
+    shared = {
+        "report": dg.MetadataValue.path(str(ref.path(store_root, "report.md"))),
+        **plots_metadata(ref.path(store_root), model_plots.TITLES),
+    }
     if s.get("task") == "regression":  # no classes: errors per slice and the rows it missed by most
         return {
             **({"slices": dg.MetadataValue.md(report.slice_errors_markdown(s["slices"]))} if s["slices"] else {}),
             "worst_examples": dg.MetadataValue.md(report.examples_markdown(s["examples"], REGRESSION_EXAMPLE_COLUMNS)),
-            **report_path,
+            **shared,
         }
     return {
         "confusion_matrix": dg.MetadataValue.md(report.confusion_markdown(s["labels"], s["confusion"])),
         "per_class": dg.MetadataValue.md(report.per_class_markdown(s["per_class"])),
         "slices": dg.MetadataValue.md(report.slices_markdown(s["slices"])),
-        **report_path,
+        **shared,
     }
 
 
@@ -156,6 +170,7 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
                     examples_markdown(ref.summary["examples"], ["id", "message", "expected", "got", "problems"])
                 ),
                 "report": dg.MetadataValue.path(str(ref.path(local.root, "report.md"))),
+                **plots_metadata(ref.path(local.root), chain_plots.TITLES),
             },
         )
 
@@ -227,10 +242,20 @@ def _shadow_comparison_asset(manifest: ReleaseManifest, name: str, project_root:
                     )
                 ),
                 "report": dg.MetadataValue.path(str(ref.path(local.root, "report.md"))),
+                **_shadow_plot(manifest, ref),
             },
         )
 
     return shadow_comparison
+
+
+def _shadow_plot(manifest: ReleaseManifest, ref: ArtifactRef) -> dict[str, dg.MetadataValue]:
+    """The shadow gates on the recorded traffic (as their checks decide them), against their bounds."""
+    member, gates = shadow_gates(manifest)
+    if member is None or not ref.summary.get("champion"):
+        return {}
+    verdicts = [shadow_verdict(member, gate, ref.summary, t) for gate, t in gates.items()]
+    return verdicts_plot(verdicts, f"{manifest.name}: recorded traffic against champion {ref.summary['champion']}")
 
 
 def evaluation_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:

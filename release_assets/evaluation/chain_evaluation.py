@@ -15,9 +15,11 @@ from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
 from release_assets.evaluation import report
-from release_assets.evaluation.golden import evaluate, repeat_outcomes
+from release_assets.evaluation.golden import evaluate, intent_outcomes, repeat_outcomes
 from release_assets.evaluation.golden_inputs import load_cases
 from release_assets.models.trainers import MODEL_KINDS
+from release_assets.plots import render
+from release_assets.plots.chain import chain_plots
 
 GOLDEN_FILE = "golden.jsonl"
 
@@ -91,4 +93,7 @@ def build_chain_evaluation(
         + report.examples_markdown(summary["examples"], ["id", "message", "expected", "got", "problems"])
         + "\n"
     )
+    # Evidence beside the report (plots/<name>.png, linked from report.md); none without matplotlib.
+    outcomes, abstains = intent_outcomes(cases, results, spec.evaluation)
+    render.append_links(out_dir / "report.md", render.write(chain_plots(outcomes, abstains), out_dir))
     return summary

@@ -201,6 +201,26 @@ def score(
     return summary
 
 
+def intent_outcomes(
+    cases: list[dict[str, Any]], results: list[CaseResult], evaluation: EvaluationSpec | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Each case's expected intent, the intent the chain decided and whether it abstained (asked instead of
+    acting), read through ``evaluation`` as :func:`score` reads them; and whether the chain maps an abstain
+    decision at all. No cases when the chain maps no intent."""
+    targets = _Targets(evaluation or EvaluationSpec())
+    if not targets.intent:
+        return [], bool(targets.abstained)
+    rows = [
+        {
+            "expected": (case.get("expected") or {}).get("intent"),
+            "got": targets.intent_of(res),
+            "abstained": targets.abstained_of(res),
+        }
+        for case, res in zip(cases, results, strict=True)
+    ]
+    return rows, bool(targets.abstained)
+
+
 def llm_accounting(runner: ChainRunner, results: list[CaseResult]) -> tuple[dict[str, float], dict[str, Any]]:
     """Token, call and cost totals for the summary metrics (zeros for an offline chain), and per-step totals."""
 

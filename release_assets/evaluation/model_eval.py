@@ -30,6 +30,8 @@ from release_assets.evaluation.metrics import (
 from release_assets.evaluation.user_metrics import metrics_function, user_metrics
 from release_assets.models.language import ABSTAIN_FILE
 from release_assets.models.trainers import MODEL_KINDS, Predictor, predict_labels, task_of
+from release_assets.plots import render
+from release_assets.plots.model import report_plots
 
 WORST_EXAMPLES = 10
 LATENCY_SAMPLES = 100
@@ -37,20 +39,27 @@ CLASSIFIER_EXAMPLE_COLUMNS = ["id", "input", "expected", "got", "confidence"]
 REGRESSION_EXAMPLE_COLUMNS = ["id", "input", "expected", "got", "abs_error"]
 
 
-def evaluate(predictor: Predictor, test_rows: list[dict[str, Any]], metrics: str | None = None) -> dict[str, Any]:
+def evaluate(
+    predictor: Predictor,
+    test_rows: list[dict[str, Any]],
+    metrics: str | None = None,
+    rows_out: dict[str, list[Any]] | None = None,
+) -> dict[str, Any]:
     """The model's figures on its test split, by its task (``task_of``): classifiers (multiclass and binary) get
     accuracy, macro-F1, per-class and confusion views, binary ones also ROC AUC, PR AUC and calibration error;
     regression models RMSE, MAE and R². A metric that cannot be measured on these rows (None) is left out.
     ``metrics``: a member's own metrics function (``package.module:function``, ``user_metrics.py``), whose
-    figures join the summary's metrics (their names under ``user_metrics``)."""
+    figures join the summary's metrics (their names under ``user_metrics``). ``rows_out``, when given, receives
+    the test rows as evaluated, for the report's plots (``plots/model.report_plots``): ``expected``, ``predicted``,
+    and for classifiers ``confidence``, for binary ones ``positive`` and ``score``."""
 
     task = task_of(predictor)
     if task not in ("multiclass", "binary", "regression"):
         raise ValueError(f"cannot evaluate a model of task {task!r}: expected multiclass, binary or regression")
     own = (metrics, metrics_function(metrics)) if metrics else None  # imported before any prediction: fails fast
     if task == "regression":
-        return _evaluate_regression(predictor, test_rows, own)
-    return _evaluate_classifier(predictor, test_rows, task, own)
+        return _evaluate_regression(predictor, test_rows, own, rows_out)
+    return _evaluate_classifier(predictor, test_rows, task, own, rows_out)
 
 
 # A member's own metrics function, by the reference its manifest entry gives it.
@@ -70,7 +79,11 @@ def _add_own_metrics(summary: dict[str, Any], own: OwnMetrics, y_true: Any, y_pr
 
 
 def _evaluate_classifier(
-    predictor: Predictor, test_rows: list[dict[str, Any]], task: str, own: OwnMetrics = None
+    predictor: Predictor,
+    test_rows: list[dict[str, Any]],
+    task: str,
+    own: OwnMetrics = None,
+    rows_out: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     predicted, proba = predict_labels(predictor, test_rows)
     expected = [r["label"] for r in test_rows]
@@ -91,6 +104,9 @@ def _evaluate_classifier(
     ]
     wrong.sort(key=lambda e: -e["confidence"])
     ranking: dict[str, float | None] = {}
+    if rows_out is not None:
+        confidence = [float(p.max()) for p in proba] if len(test_rows) else []
+        rows_out.update(expected=expected, predicted=list(predicted), confidence=confidence)
     if task == "binary":
         if len(predictor.labels) != 2:
             raise ValueError(f"a binary model has two labels (negative, positive), not {predictor.labels}")
@@ -102,6 +118,8 @@ def _evaluate_classifier(
             "pr_auc": pr_auc(positive, scores),
             "calibration_error": calibration_error(positive, scores),
         }
+        if rows_out is not None:
+            rows_out.update(positive=positive, score=scores)
     latency = measure_latency(lambda row: predictor.predict_proba([row]), test_rows[:LATENCY_SAMPLES])
     summary = {
         "metrics": {
@@ -134,13 +152,20 @@ def positive_column(predictor: Any) -> int:
     return predictor.labels.index(declared) if declared in predictor.labels else 1
 
 
-def _evaluate_regression(predictor: Any, test_rows: list[dict[str, Any]], own: OwnMetrics = None) -> dict[str, Any]:
+def _evaluate_regression(
+    predictor: Any,
+    test_rows: list[dict[str, Any]],
+    own: OwnMetrics = None,
+    rows_out: dict[str, list[Any]] | None = None,
+) -> dict[str, Any]:
     """Errors in the target's unit (overall, and MAE per slice value when the rows name slice columns), the rows
     with the largest absolute errors, and single-item latency of ``predict_values``."""
 
     values = [float(v) for v in predictor.predict_values(test_rows)] if test_rows else []
     expected = [float(r["label"]) for r in test_rows]
     errors = [abs(e - v) for e, v in zip(expected, values, strict=True)]
+    if rows_out is not None:
+        rows_out.update(expected=expected, predicted=values)
     worst = [
         {"id": row["id"], "input": describe(row), "expected": exp, "got": got, "abs_error": err}
         for row, exp, got, err in zip(test_rows, expected, values, errors, strict=True)
@@ -259,7 +284,8 @@ def build_model_report(
 
     predictor = MODEL_KINDS[kind].load(model_dir)
     test_rows = read_jsonl(split_dir / "test.jsonl")
-    summary = evaluate(predictor, test_rows, metrics)
+    evaluated: dict[str, list[Any]] = {}
+    summary = evaluate(predictor, test_rows, metrics, evaluated)
     if kind == "text_classifier":
 
         def predict(texts: list[str]) -> list[str]:
@@ -280,5 +306,8 @@ def build_model_report(
             # hold the release) rather than fail the report on a missing number.
             summary["metrics"].update({k: v for k, v in figures.items() if v is not None})
     write_report(summary, out_dir, title)
+    # Evidence beside the report (plots/<name>.png, linked from report.md): drawn once here, shown by the asset's
+    # metadata; a report is evidence, so its plots never enter a release version. Without matplotlib none are drawn.
+    render.append_links(out_dir / "report.md", render.write(report_plots(summary, evaluated), out_dir))
     del summary["predictions"]  # in report.json; the reference handed downstream stays small
     return summary

@@ -7,6 +7,7 @@ its own run) and the members that evaluation was built from, found in the artifa
 retrains. The failed chain gate computed the same triage already: this reuses it from the cache.
 """
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -15,8 +16,16 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import versioned
 from release_assets.core.hashing import CodeInputs
-from release_assets.evaluation.regression_triage import MARKDOWN_FILE, TRIAGE_MODULES, headline, markdown, triage_build
+from release_assets.evaluation.regression_triage import (
+    JSON_FILE,
+    MARKDOWN_FILE,
+    TRIAGE_MODULES,
+    headline,
+    markdown,
+    triage_build,
+)
 from release_assets.manifest import ReleaseManifest
+from release_assets.plots.triage import waterfalls
 from release_assets.record.champion import ChampionView
 
 
@@ -24,6 +33,12 @@ def triage_chain(manifest: ReleaseManifest) -> str | None:
     """The chain member whose golden suite triage re-runs (the first, by name), if the release has one."""
     chains = manifest.members_of("prompt_chain")
     return sorted(chains)[0] if chains else None
+
+
+def waterfall_metadata(triage: dict[str, Any]) -> dict[str, dg.MetadataValue]:
+    """Each moved metric's waterfall (champion's value, each member's share, interaction, this build's), inline as
+    ``plot_waterfall_<metric>``; none without matplotlib."""
+    return {p.key: dg.MetadataValue.md(p.markdown()) for p in waterfalls(triage)}
 
 
 def regression_triage_defs(manifest: ReleaseManifest) -> tuple[dg.AssetsDefinition, Any]:
@@ -66,6 +81,7 @@ def regression_triage_defs(manifest: ReleaseManifest) -> tuple[dg.AssetsDefiniti
                 "blamed": dg.MetadataValue.json(ref.summary["blamed"]),
                 "mixed_evaluations": ref.summary["mixes"],
                 "seconds": ref.summary["seconds"],
+                **waterfall_metadata(json.loads(ref.path(local.root, JSON_FILE).read_text())),
             },
             data_version=dg.DataVersion(ref.digest[:16]),
         )

@@ -3,10 +3,15 @@
 Each check is attached to the asset whose output it reads (raw rows, split, model report, chain evaluation) and
 asks :func:`release_assets.promotion.gates.member_verdicts` for the verdict: the same function the release unit
 calls before publishing. A failing check's metadata shows the reason, threshold, observed and champion values,
-and a markdown table of the worst examples.
+a markdown table of the worst examples, and, for the gates that read data, a plot (``plot_<name>``): the drifted
+features' distributions, champion against candidate, for a failed drift gate; the worst slices against the overall
+accuracy for a failed slice gap.
 """
 
+import json
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -14,13 +19,63 @@ from release_assets.artifacts import ArtifactRef
 from release_assets.evaluation.regression_triage import explain_held
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ReleaseManifest
+from release_assets.plots import gates as gate_plots
+from release_assets.plots.render import Plot
 from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts, producer_roles
 from release_assets.promotion.policy import Verdict, bounds_text
 from release_assets.record.champion import ChampionView
 
+log = logging.getLogger(__name__)
+
 
 def check_name(gate: str) -> str:
     return f"{gate}_gate"
+
+
+def _profiles(member: str, inputs: MemberInputs) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The champion's reference profile and this build's, as the drift gate compared them (catalogue.drift)."""
+    champion = inputs.champion
+    if champion is None or champion.version is None or "split" not in inputs.refs:
+        return None
+    folder = champion.member_dir(f"{member}_split")
+    if folder is None:
+        return None
+    current = json.loads((inputs.dir("split") / "profile.json").read_text())
+    return json.loads((folder / "profile.json").read_text()), current
+
+
+def verdict_plots(verdict: Verdict, inputs: MemberInputs | None = None) -> list[Plot]:
+    """The plot a failed gate that reads data shows (none for the others, or without matplotlib). Never raises:
+    a plot that cannot be drawn leaves the verdict as it is."""
+    if verdict.status != "failed":
+        return []
+    try:
+        if verdict.gate == "slice_gap" and verdict.examples and verdict.threshold.get("max") is not None:
+            worst = verdict.examples[0]
+            overall = float(worst["accuracy"]) + float(worst["gap"])
+            plot = gate_plots.slice_gap(verdict.examples, overall, float(verdict.threshold["max"] or 0.0))
+            return [plot] if plot else []
+        if verdict.gate == "drift" and inputs is not None:
+            profiles = _profiles(verdict.member, inputs)
+            if profiles is None:
+                return []
+            drifted = [row for row in verdict.examples if row.get("drifted")]
+            features = []
+            for row in drifted:
+                series = gate_plots.drift_series(*profiles, row["feature"])
+                if series is not None:
+                    features.append({"feature": row["feature"], "caption": _drift_caption(row), **series})
+            plot = gate_plots.drift(features)
+            return [plot] if plot else []
+    except Exception as exc:  # evidence only: the gate's verdict stands without its plot
+        log.warning(f"{verdict.member} {verdict.gate}: plot not drawn: {type(exc).__name__}: {exc}")
+    return []
+
+
+def _drift_caption(row: dict[str, Any]) -> str:
+    if row.get("test") in ("ks", "chi_square"):
+        return f"{row['feature']}: {row['test']} {row['statistic']:.3g}, p={row['p_value_or_psi']:.2g}"
+    return f"{row['feature']}: {row['test']} {row['statistic']:.3g}"
 
 
 def _example_tables(examples: list[dict]) -> dict[str, dg.MetadataValue]:
@@ -37,9 +92,13 @@ def _example_tables(examples: list[dict]) -> dict[str, dg.MetadataValue]:
 
 
 def check_result(
-    verdict: Verdict, asset_key: dg.AssetKey, triage: tuple[str, str] | None = None
+    verdict: Verdict,
+    asset_key: dg.AssetKey,
+    triage: tuple[str, str] | None = None,
+    plots: list[Plot] | None = None,
 ) -> dg.AssetCheckResult:
-    """The check's outcome; ``triage`` (headline, markdown table) explains a failed chain gate by member."""
+    """The check's outcome; ``triage`` (headline, markdown table) explains a failed chain gate by member; ``plots``
+    (:func:`verdict_plots`) go inline into the metadata as ``plot_<name>``."""
     meta: dict = {
         "status": verdict.status,
         "reason": verdict.reason,
@@ -54,6 +113,7 @@ def check_result(
         meta["champion"] = float(verdict.champion)
     if verdict.status != "passed":
         meta.update(_example_tables(verdict.examples))
+    meta.update({p.key: dg.MetadataValue.md(p.markdown()) for p in plots or []})
     description = verdict.reason
     if triage is not None and verdict.holds_release:
         description += "\n\n" + triage[0]
@@ -118,7 +178,7 @@ def _member_checks(manifest: ReleaseManifest, member: str, role: str) -> dg.Asse
             triage = explain_held(store.local(), store.releases(), refs["evaluation"], champion.version)
             context.log.info(triage[0])
         for verdict in verdicts:
-            yield check_result(verdict, target, triage)
+            yield check_result(verdict, target, triage, verdict_plots(verdict, inputs))
 
     return gates_check
 

@@ -20,6 +20,7 @@ from release_assets.manifest import ReleaseManifest
 from release_assets.record.ledger import PromotionError, replay
 from release_assets.release.store import StoreError
 from release_assets.rollout.canary import Rollout, Tick, analyse_step, tick
+from release_assets.rollout.canary_plot import canary_plot
 from release_assets.rollout.live_drift import read_live_drift
 from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
 from release_assets.sensors import post_webhook
@@ -108,10 +109,12 @@ def analysis_metadata(analysis: Any) -> dict[str, Any]:
     return meta
 
 
-def check_evaluation(release: str, analysis: Any, version: str, evaluation: bool = True):
+def check_evaluation(
+    release: str, analysis: Any, version: str, evaluation: bool = True, plot: dict[str, Any] | None = None
+):
     """A judged step as the ``canary_budgets`` check: an evaluation (sensor) or a result (executed check)."""
     passed = analysis.decision != "breach"
-    meta = {**analysis_metadata(analysis), "canary_version": version}
+    meta = {**analysis_metadata(analysis), "canary_version": version, **(plot or {})}
     severity = dg.AssetCheckSeverity.ERROR if not passed else dg.AssetCheckSeverity.WARN
     if evaluation:
         return dg.AssetCheckEvaluation(
@@ -125,16 +128,20 @@ def check_evaluation(release: str, analysis: Any, version: str, evaluation: bool
     return dg.AssetCheckResult(passed=passed, metadata=meta, severity=severity, description=analysis.reason)
 
 
-def tick_events(release: str, t: Any) -> list[Any]:
-    """What the UI shows of one tick: an observation always, a check evaluation when a step was judged."""
+def tick_events(release: str, t: Any, history: list[dict[str, Any]] | None = None, spec: Any = None) -> list[Any]:
+    """What the UI shows of one tick: an observation always, a check evaluation when a step was judged. When the
+    tick recorded a move, ``history`` (the ledger's events, that move included) and ``spec`` (the rollout policy)
+    add the canary's KPI series so far as a plot (``plot_canary_kpis``) to both."""
     meta: dict[str, Any] = {"action": t.action, "note": t.note}
     if t.canary is not None:
         meta |= {"canary_version": t.canary.version, "champion": t.canary.champion or "none"}
     if t.analysis is not None:
         meta |= analysis_metadata(t.analysis)
-    events: list[Any] = [dg.AssetObservation(asset_key=dg.AssetKey(keys.rollout(release)), metadata=meta)]
+    drawn = canary_plot(release, history, spec) if t.events and history and spec is not None else None
+    plot = {drawn.key: dg.MetadataValue.md(drawn.markdown())} if drawn else {}
+    events: list[Any] = [dg.AssetObservation(asset_key=dg.AssetKey(keys.rollout(release)), metadata=meta | plot)]
     if t.analysis is not None and t.analysis.decision in ("breach", "advance", "promote"):
-        events.append(check_evaluation(release, t.analysis, t.canary.version))
+        events.append(check_evaluation(release, t.analysis, t.canary.version, plot=plot))
     return events
 
 
@@ -169,7 +176,7 @@ def build_canary_monitor(manifests: list[ReleaseManifest]) -> dg.SensorDefinitio
             t, circuits = run_tick(context, release, policy, cursor.get("open", {}).get(release, []))
             open_circuits[release] = circuits
             notes.append(f"{release}: {t.action}" + (f" ({t.note})" if t.note else ""))
-            events += tick_events(release, t)
+            events += tick_events(release, t, _history(context, release) if t.events else None, policy)
         context.update_cursor(json.dumps({"open": open_circuits}, sort_keys=True))
         return dg.SensorResult(asset_events=events, skip_reason="; ".join(notes) or "no release has a rollout")
 
@@ -208,6 +215,15 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
         kpis = [k.__dict__ for k in t.analysis.breached] if t.analysis else []
         _alert(context, {**payload, "kpis": kpis, "text": f"{release} canary {t.canary.version} {t.action}: {t.note}"})
     return t, circuits
+
+
+def _history(context: dg.SensorEvaluationContext, release: str) -> list[dict[str, Any]] | None:
+    """The release's ledger after a tick that recorded a move: what the canary's KPI plot is drawn from."""
+    try:
+        return context.resources.store.releases().events(release)
+    except (StoreError, PromotionError, OSError) as exc:
+        context.log.warning(f"{release}: canary plot not drawn, the ledger could not be read: {exc}")
+        return None
 
 
 def _live_drift(release: str, version: str) -> dict[str, Any] | None:

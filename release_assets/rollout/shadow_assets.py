@@ -19,6 +19,7 @@ from release_assets.core.hashing import CodeInputs
 from release_assets.evaluation.report import examples_markdown, markdown_table
 from release_assets.evaluation.shadow_pairs import summarize
 from release_assets.manifest import ReleaseManifest, Threshold
+from release_assets.plots.gates import gate_bars
 from release_assets.promotion.checks import check_name, check_result
 from release_assets.promotion.gate_table import GATES
 from release_assets.promotion.policy import Verdict, bounds_text
@@ -69,6 +70,23 @@ def _verdict_rows(verdicts: list[Verdict]) -> str:
         for v in verdicts
     ]
     return markdown_table(["gate", "status", "observed", "threshold", "reason"], rows)
+
+
+def verdicts_plot(verdicts: list[Verdict], title: str) -> dict[str, dg.MetadataValue]:
+    """The shadow gates' observed values against their bounds, inline as ``plot_shadow_gates`` (none without
+    matplotlib or with nothing observed)."""
+    rows = [
+        {
+            "gate": v.gate,
+            "observed": v.observed,
+            "min": v.threshold.get("min"),
+            "max": v.threshold.get("max"),
+            "status": v.status,
+        }
+        for v in verdicts
+    ]
+    drawn = gate_bars(rows, title, name="shadow_gates")
+    return {drawn.key: dg.MetadataValue.md(drawn.markdown())} if drawn else {}
 
 
 def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
@@ -148,6 +166,7 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
                 **{k: float(v) for k, v in metrics.items()},
                 "disagreeing_pairs": dg.MetadataValue.md(examples_markdown(summary["examples"], columns)),
                 "verdicts": dg.MetadataValue.md(_verdict_rows(verdicts)),
+                **verdicts_plot(verdicts, f"{manifest.name} {version}: live shadow against champion {champion}"),
                 "pairs_file": dg.MetadataValue.path(str(pairs_path(root, manifest.name, version))),
             },
             check_results=[check_result(v, key) for v in verdicts],
