@@ -8,6 +8,7 @@ import yaml
 
 from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.evaluation.golden_inputs import load_cases
+from release_assets.record.report_html import REPORT_MEMBER
 from release_assets.release.bundle import verify_bundle
 from release_assets_tests.test_release_end_to_end import materializations, run_release
 
@@ -32,7 +33,8 @@ def test_kbqa_materializes_passes_its_gates_and_publishes(project, tmp_path):
     }
     assert all(g.passed for g in gates.values()), s.render()
     manifest = verify_bundle(Path(s.bundle))
-    assert manifest["version"] == s.version and set(manifest["members"]) == {"chain", "chain_evaluation"}
+    assert manifest["version"] == s.version
+    assert set(manifest["members"]) == {"chain", "chain_evaluation", REPORT_MEMBER}  # the release report: evidence
     assert set(materializations(result)) == {"kbqa/chain", "kbqa/chain_evaluation", "kbqa/release_unit"}
     metrics = manifest["members"]["chain_evaluation"]["metrics"]
     # Mapped: intent (the retrieved fact) and reply. Not mapped: entities, so entity_f1 is not measured at all.

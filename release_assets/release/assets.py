@@ -165,6 +165,9 @@ def release_unit_asset(
                 **where,
                 "git": dg.MetadataValue.json(git),
                 "champion": unit.champion or "none yet",
+                # The release report (gates against the champion, plots, lineage, changes): the bundle's copy, in
+                # the build cache; `release-assets report <release> <version>` fetches it from the store.
+                "report": dg.MetadataValue.path(str(unit.report)) if unit.report else "none (bundled before reports)",
                 # MLflow follows: the registry_sync job registers it and records the MLflow run on this asset.
                 "members": dg.MetadataValue.md(_member_table(unit.manifest)),
                 "gates": dg.MetadataValue.md(_verdict_table(unit.verdicts)),

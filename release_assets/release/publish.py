@@ -1,7 +1,12 @@
-"""Assemble a release unit from its members' artifacts and publish it atomically."""
+"""Assemble a release unit from its members' artifacts and publish it atomically.
+
+Each new bundle also carries the release report (``record/report_html.py``) as an evidence member, rendered from
+the manifest of the other members, the champion's published manifest and the evidence members' plots.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +19,14 @@ from release_assets.keys import is_evidence
 from release_assets.manifest import installed_kinds
 from release_assets.manifest.contracts import offered_interface
 from release_assets.promotion.policy import Verdict
+from release_assets.record.report_html import (
+    REPORT_FILE,
+    REPORT_KIND,
+    REPORT_MEMBER,
+    Champion,
+    plot_paths,
+    report_bytes,
+)
 from release_assets.release.bundle import REFERENCE, read_manifest, referenced_files, release_version, write_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
 
@@ -26,6 +39,8 @@ FORMATS = {
     ".yaml": "yaml",
     ".j2": "jinja2",
     ".txt": "text",
+    ".html": "html",
+    ".png": "png",
 }
 
 
@@ -59,6 +74,41 @@ class ByReference:
         return set(rows) if ref.member in self.always or sum(rows.values()) > self.above else set()
 
 
+def _member_entry(name: str, ref: ArtifactRef, by_reference: ByReference | None) -> dict[str, Any]:
+    held = by_reference.files(name, ref) if by_reference is not None else set()
+    files: list[dict[str, Any]] = [
+        {
+            "path": f"{name}/{path}",
+            "sha256": entry.sha256,
+            "size": entry.size,
+            "format": FORMATS.get(Path(path).suffix, "binary"),
+            **(
+                {"stored": REFERENCE, "uri": by_reference.data_uri(entry.sha256)}
+                if by_reference is not None and path in held
+                else {}
+            ),
+        }
+        for path, entry in sorted(ref.files.items())
+        if not path.startswith("_")
+    ]
+    return {
+        "kind": ref.kind,
+        "role": "evidence" if is_evidence(name) else "artifact",
+        "digest": ref.digest,
+        "files": files,
+        "size": sum(f["size"] for f in files),
+        "metrics": ref.metrics,
+        "data_version": ref.digest[:16],
+        # A model's hyper-parameters, so the registry sync can log them (outside the version, like metrics).
+        **({"params": ref.summary["params"]} if "params" in ref.summary else {}),
+        # What it offers the members built from it, so a later release's contract gate can tell a label that
+        # disappeared from one never emitted (outside the version, like metrics).
+        **({"interface": interface} if (interface := _interface(name, ref)) else {}),
+        # Which chain file the chain member was built from (chain.yaml, chain.llm.yaml): serving runs that one.
+        **({"chain_file": ref.summary.get("chain_file", "chain.yaml")} if ref.kind == "prompt_chain" else {}),
+    }
+
+
 def build_manifest(
     release: str,
     refs: dict[str, ArtifactRef],
@@ -67,40 +117,7 @@ def build_manifest(
     weakened_gates: list[str] | None = None,
     by_reference: ByReference | None = None,
 ) -> dict[str, Any]:
-    members = {}
-    for name, ref in sorted(refs.items()):
-        held = by_reference.files(name, ref) if by_reference is not None else set()
-        files: list[dict[str, Any]] = [
-            {
-                "path": f"{name}/{path}",
-                "sha256": entry.sha256,
-                "size": entry.size,
-                "format": FORMATS.get(Path(path).suffix, "binary"),
-                **(
-                    {"stored": REFERENCE, "uri": by_reference.data_uri(entry.sha256)}
-                    if by_reference is not None and path in held
-                    else {}
-                ),
-            }
-            for path, entry in sorted(ref.files.items())
-            if not path.startswith("_")
-        ]
-        members[name] = {
-            "kind": ref.kind,
-            "role": "evidence" if is_evidence(name) else "artifact",
-            "digest": ref.digest,
-            "files": files,
-            "size": sum(f["size"] for f in files),
-            "metrics": ref.metrics,
-            "data_version": ref.digest[:16],
-            # A model's hyper-parameters, so the registry sync can log them (outside the version, like metrics).
-            **({"params": ref.summary["params"]} if "params" in ref.summary else {}),
-            # What it offers the members built from it, so a later release's contract gate can tell a label that
-            # disappeared from one never emitted (outside the version, like metrics).
-            **({"interface": interface} if (interface := _interface(name, ref)) else {}),
-            # Which chain file the chain member was built from (chain.yaml, chain.llm.yaml): serving runs that one.
-            **({"chain_file": ref.summary.get("chain_file", "chain.yaml")} if ref.kind == "prompt_chain" else {}),
-        }
+    members = {name: _member_entry(name, ref, by_reference) for name, ref in sorted(refs.items())}
     return {
         "release": release,
         "version": release_version(members),
@@ -114,24 +131,88 @@ def build_manifest(
     }
 
 
+def report_artifact(
+    cache: LocalArtifactStore,
+    release: str,
+    refs: dict[str, ArtifactRef],
+    manifest: dict[str, Any],
+    champion: Champion | None,
+) -> ArtifactRef:
+    """The release report of ``manifest`` (whose members are ``refs``) against ``champion``, in the build cache
+    under the sha256 of its bytes; the plots of its evidence members are read from their cached files."""
+    plots = {path: _cached_file(cache, refs, path).read_bytes() for path in plot_paths(manifest)}
+    html = report_bytes(manifest, champion, plots)
+
+    def write(out: Path) -> dict[str, Any]:
+        (out / REPORT_FILE).write_bytes(html)
+        return {}
+
+    fingerprint = hashlib.sha256(html).hexdigest()[:24]
+    ref, _ = cache.build(
+        release=release, member=REPORT_MEMBER, kind=REPORT_KIND, fingerprint=fingerprint, builder=write
+    )
+    return ref
+
+
+def with_report(
+    cache: LocalArtifactStore,
+    release: str,
+    refs: dict[str, ArtifactRef],
+    manifest: dict[str, Any],
+    champion: Champion | None,
+) -> tuple[dict[str, ArtifactRef], dict[str, Any]]:
+    """``refs`` and ``manifest`` with the release report added as the evidence member ``REPORT_MEMBER``: the
+    version is unchanged (evidence is outside its digest), and so is everything else the manifest says."""
+    ref = report_artifact(cache, release, refs, manifest, champion)
+    members = dict(sorted({**manifest["members"], REPORT_MEMBER: _member_entry(REPORT_MEMBER, ref, None)}.items()))
+    if release_version(members) != manifest["version"]:  # is_evidence(REPORT_MEMBER) keeps it out
+        raise AssertionError(f"{release}: the release report changed the version {manifest['version']}")
+    return {**refs, REPORT_MEMBER: ref}, {**manifest, "members": members}
+
+
+def report_file(cache: LocalArtifactStore, release: str, manifest: dict[str, Any]) -> Path | None:
+    """The cached copy of the report ``manifest`` carries (None: it carries none, or the cache lost it)."""
+    member = manifest["members"].get(REPORT_MEMBER)
+    if member is None:
+        return None
+    entry = next((f for f in member["files"] if f["path"] == f"{REPORT_MEMBER}/{REPORT_FILE}"), None)
+    if entry is None:
+        return None
+    path = cache.artifact_dir(release, REPORT_MEMBER, entry["sha256"][:24]) / REPORT_FILE
+    return path if path.is_file() else None
+
+
+def _cached_file(cache: LocalArtifactStore, refs: dict[str, ArtifactRef], path: str) -> Path:
+    name, _, rel = path.partition("/")
+    return refs[name].path(cache.root, rel)
+
+
 def publish_release(
-    cache: LocalArtifactStore, releases: ReleaseStore, release: str, refs: dict[str, ArtifactRef], manifest: dict
+    cache: LocalArtifactStore,
+    releases: ReleaseStore,
+    release: str,
+    refs: dict[str, ArtifactRef],
+    manifest: dict,
+    *,
+    report: bool = False,
+    champion: Champion | None = None,
 ) -> tuple[Path, dict[str, Any], bool]:
     """Write the bundle from the members' cached files, then publish it (bundle, manifest, pointer).
 
     Returns the local bundle (kept under the cache's ``bundles/`` for the registry to log), the manifest actually
     published, and whether the version was new. A bundle written by an earlier, interrupted attempt is reused
     with its own manifest, so the bundle and the published manifest always agree.
+
+    ``report``: a new bundle also carries the release report against ``champion`` (``with_report``). It is
+    rendered only when a bundle is written: a version whose bundle exists keeps the report it has.
     """
     version = manifest["version"]
     local_bundle = cache.root / "bundles" / release / version / BUNDLE
     if local_bundle.exists():
         manifest = read_manifest(local_bundle)
+    elif report:
+        refs, manifest = with_report(cache, release, refs, manifest, champion)
     held = {f["path"] for f in referenced_files(manifest)}
-
-    def source(path: str) -> Path:
-        name, _, rel = path.partition("/")
-        return refs[name].path(cache.root, rel)
 
     if not local_bundle.exists():
         entries = {
@@ -143,6 +224,6 @@ def publish_release(
         with replacing(local_bundle) as tmp:
             write_bundle(entries, manifest, tmp)
     # The data held by reference goes to the store before the bundle that names it (ReleaseStore.publish).
-    data = {f["sha256"]: source(f["path"]) for f in referenced_files(manifest)}
+    data = {f["sha256"]: _cached_file(cache, refs, f["path"]) for f in referenced_files(manifest)}
     published = releases.publish(release, version, local_bundle, manifest, data=data)
     return local_bundle, manifest, published

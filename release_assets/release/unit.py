@@ -21,7 +21,8 @@ from release_assets.promotion.policy import Verdict, release_decision
 from release_assets.promotion.weakened import weakened_against_base
 from release_assets.record.champion import ChampionView
 from release_assets.record.ledger import record_published, replay
-from release_assets.release.publish import ByReference, build_manifest, publish_release
+from release_assets.record.report_html import REPORT_FILE, Champion
+from release_assets.release.publish import ByReference, build_manifest, publish_release, report_artifact, report_file
 from release_assets.release.store import ReleaseStore
 
 
@@ -47,6 +48,9 @@ class PublishedUnit:
     # Gated and reported, but not published: no bundle written, nothing in the release store, no ledger event.
     evaluated_only: bool = False
     already_published: bool = False  # evaluated only, and this very content is already a published version
+    # The release report's cached copy (the bundle's evidence member; evaluated only: rendered for the candidate,
+    # bundled nowhere); None when the bundle carries none (written before reports).
+    report: Path | None = None
 
 
 def decide(
@@ -100,7 +104,9 @@ def release(
     always = frozenset(n for n, m in manifest.members.items() if getattr(m, "asset", None) is not None)
     by_reference = ByReference(get_settings().data_by_reference_above, releases.data_uri, always)
     candidate = build_manifest(manifest.name, refs, verdicts, lineage, weakened, by_reference)
+    champion = _champion(releases, manifest.name)
     if not publish:
+        report = report_artifact(cache, manifest.name, refs, candidate, champion)
         return PublishedUnit(
             version=candidate["version"],
             published=False,
@@ -112,8 +118,11 @@ def release(
             weakened_gates=weakened,
             evaluated_only=True,
             already_published=candidate["version"] in releases.versions(manifest.name),
+            report=report.path(cache.root, REPORT_FILE),
         )
-    bundle, published_manifest, published = publish_release(cache, releases, manifest.name, refs, candidate)
+    bundle, published_manifest, published = publish_release(
+        cache, releases, manifest.name, refs, candidate, report=True, champion=champion
+    )
     version = published_manifest["version"]
     if version not in replay(releases.events(manifest.name)).published:
         record_published(
@@ -134,4 +143,12 @@ def release(
         verdicts=verdicts,
         champion=state.champion,
         weakened_gates=list(published_manifest.get("weakened_gates") or []),
+        report=report_file(cache, manifest.name, published_manifest),
     )
+
+
+def _champion(releases: ReleaseStore, release: str) -> Champion | None:
+    """The champion the release report compares with: replayed from the ledger, with its published manifest."""
+    version = replay(releases.events(release)).champion
+    published = releases.manifest(release, version) if version else None
+    return Champion(version, published) if version and published is not None else None
