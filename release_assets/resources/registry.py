@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import dagster as dg
 from pydantic import PrivateAttr
 
+from release_assets.record.report_html import REPORT_PATH
 from release_assets.release.bundle import extract_bundle
 from release_assets.release.registry_sync import UnitFiles
 from release_assets.release.tracking_server import PREFLIGHT_TIMEOUT, bound_requests, check_tracking_server
@@ -124,7 +125,8 @@ class Registry:
         models: dict[str, Path] | None = None,
         files: UnitFiles | None = None,
     ) -> tuple[str, list[str], list[str]]:
-        """One MLflow run per release unit: its manifest, member metrics and params, and the release as a pyfunc
+        """One MLflow run per release unit: its manifest, member metrics and params, its release report
+        (``report.html``, when the bundle carries one), and the release as a pyfunc
         over the verified ``bundle`` (``release/``), registered as a version of ``release``. Each of ``models``
         (member -> its extracted folder) is saved as a pyfunc under ``members/<name>`` and registered as a version
         of ``<release>.<member>`` unless a pyfunc with its digest exists; each chain template is a prompt version
@@ -201,6 +203,9 @@ class Registry:
             if files is None:
                 extract_bundle(bundle, Path(tmp) / "unit")
                 files = UnitFiles(Path(tmp) / "unit", manifest)
+            report = files.file(REPORT_PATH)  # the release report (bundles since reports): at the run's root
+            if report is not None:
+                client.log_artifact(run_id, str(report))
             examples: dict[str, MemberExample] = {}
             for member, folder in sorted((models or {}).items()):
                 name, digest = f"{release}.{member}", manifest["members"][member]["digest"]
