@@ -143,3 +143,27 @@ def test_a_bundle_that_disagrees_with_the_store_or_a_version_not_published_is_re
     assert cli.main(["report", "helpdesk", first, "--out", str(tmp_path / "x.html")]) == 1
     assert "differs from the bundle's own in gates" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_the_release_unit_links_its_report_published_or_evaluated_only(project, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from release_assets_tests.test_release_end_to_end import materializations, run_release
+
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        result, summaries = run_release(project, store, instance, only=["iris"])
+        meta = materializations(result)["iris/release_unit"]
+        version = summaries["iris"].version
+        assert meta["published"] and Path(meta["report"]).read_bytes() == _bundled_report(
+            store / "releases" / "iris" / version / "bundle.tar.gz"
+        )
+        # Publishing off (a pull request's build): a report of the candidate, linked, in no bundle.
+        monkeypatch.setenv("RELEASE_ASSETS_PUBLISH", "false")
+        get_settings.cache_clear()
+        try:
+            result, _ = run_release(project, store, instance, only=["iris"])
+        finally:
+            get_settings.cache_clear()
+        meta = materializations(result)["iris/release_unit"]
+        assert meta["evaluated_only"] and f"iris {version}".encode() in Path(meta["report"]).read_bytes()
