@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-canary bench-onnx bench-triage bench-your-model serve clean
+.PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-serving-oip bench-canary bench-onnx bench-triage bench-your-model serve clean
 .PHONY: scale-test bench-scale lock core-test
 
 help: ## List every target
@@ -85,8 +85,11 @@ ui: setup ## Start the Dagster UI (webserver + daemon: sensors run) on 127.0.0.1
 bench: setup ## Measure every performance figure (5 runs each, ~8 min) and write BENCHMARKS.md
 	$(BIN)/python bench/run.py
 
-bench-serving: setup ## Measure the serving figures (load at 100 req/s, shadow, routing, ~6 min) into BENCHMARKS.md
+bench-serving: setup ## Measure the serving figures (load at 100 req/s, shadow, routing, /v1 vs /v2, ~8 min) into BENCHMARKS.md
 	$(BIN)/python bench/serving.py
+
+bench-serving-oip: setup ## Only /v1 against the Open Inference Protocol's /v2 at 100 req/s, interleaved (publish, then ~2 min)
+	$(BIN)/python bench/serving.py --only protocols
 
 bench-canary: setup ## Measure breach-to-rollback time and the canary monitor's tick cost (~1.5 min) into BENCHMARKS.md
 	$(BIN)/python bench/canary.py
