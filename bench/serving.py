@@ -7,7 +7,15 @@ Publishes iris and helpdesk (full-size models) into a fresh workspace, promotes 
   helpdesk, then the same with 100% shadow sampling, and to iris;
 - finds saturation throughput with a closed loop of concurrent clients;
 - measures, in one process, what routing and flag evaluation add to a direct `predict` call (interleaved);
+- compares /v1/{release}/predict with the Open Inference Protocol's /v2/models/{release}/infer on one server: one
+  open-loop stream of 100 requests/s alternating request by request between the two routes (the same rows, so the
+  same predictions), p50/p99 of each and their ratios; and, in one process, what the v2 conversion (the inference
+  request's model, tensors to the /v1 body, the answer to tensors) adds to a prediction, interleaved with /v1's;
 - reads the server's resident memory from /proc.
+
+`python bench/serving.py --only protocols` (`make bench-serving-oip`: publish, then ~2 min) runs the /v1 vs /v2
+comparison alone and rewrites only its part of the section.
+
 The load generator runs in this process on the same 2-core machine as the server, so it competes for the CPU:
 the figures are what one machine does with both on it.
 """
@@ -181,6 +189,111 @@ print(json.dumps({{"direct_p50_ms": statistics.median(direct), "routed_p50_ms": 
     return result
 
 
+def _v2_body(release: str, i: int) -> dict:
+    """The Open Inference Protocol request carrying the same row as ``_body(release, i)``."""
+    body = _body(release, i)
+    user = {"name": "user_id", "datatype": "BYTES", "shape": [1], "data": [body["user_id"]]}
+    if release == "iris":
+        return {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": body["features"]}, user]}
+    return {"inputs": [{"name": "message", "datatype": "BYTES", "shape": [1], "data": [body["message"]]}, user]}
+
+
+async def _interleaved(server: ServerProcess, release: str, rate: float, seconds: float) -> dict:
+    """One open-loop stream at ``rate``: request i goes to /v1 when i is even and to /v2 when it is odd, both with
+    row i // 2 (the same prediction); each latency runs from when the request was due, kept per route."""
+    routes = {
+        "v1": (server.url(f"/v1/{release}/predict"), _body),
+        "v2": (server.url(f"/v2/models/{release}/infer"), _v2_body),
+    }
+    latencies: dict[str, list[float]] = {"v1": [], "v2": []}
+    errors = {"v1": 0, "v2": 0}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+        start = time.perf_counter() + 0.2
+
+        async def one(i: int) -> None:
+            route = "v1" if i % 2 == 0 else "v2"
+            url, body = routes[route]
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                ok = (await client.post(url, json=body(release, i // 2))).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies[route].append((time.perf_counter() - due) * 1000)
+            errors[route] += not ok
+
+        await asyncio.gather(*(one(i) for i in range(int(rate * seconds))))
+    out: dict = {}
+    for route, values in latencies.items():
+        out[route] = {
+            "requests": len(values),
+            "errors": errors[route],
+            "p50_ms": _percentile(values, 50),
+            "p99_ms": _percentile(values, 99),
+            "max_ms": max(values),
+        }
+    out["p50_ratio"] = out["v2"]["p50_ms"] / out["v1"]["p50_ms"]
+    out["p99_ratio"] = out["v2"]["p99_ms"] / out["v1"]["p99_ms"]
+    return out
+
+
+def _conversion_cost(env: dict[str, str], rounds: int = 2000) -> dict:
+    """In one process, per release: a /v1 answer (validated body, predict, JSON) against a /v2 one (the inference
+    request's model, tensors to the /v1 body, predict, answer to tensors, JSON), interleaved; p50 of each."""
+    code = f"""
+import json, statistics, sys, time
+sys.path.insert(0, "bench")
+from serving import _body, _v2_body
+from release_assets.cli.inspect import release_store
+from release_assets.cli.serving import serving_cache
+from release_assets.serving import oip
+from release_assets.serving.loader import load_release
+from release_assets.serving.requests import validate
+store = release_store()
+out = {{}}
+for release in ("iris", "helpdesk"):
+    loaded = load_release(store, release, cache_dir=serving_cache())
+    sig = loaded.signature
+    def v1(i):
+        answer = loaded.predict(_body(release, i), request_id="r")
+        return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    def v2(i):
+        parsed = validate(oip.infer_request(sig), _v2_body(release, i))
+        answer = loaded.predict(oip.to_payload(sig, parsed), request_id="r")
+        response = oip.infer_response(release, sig, answer, parsed.id, oip.requested_outputs(parsed))
+        return json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    for i in range(50):
+        v1(i); v2(i)
+    first, second = [], []
+    for i in range({rounds}):
+        t0 = time.perf_counter(); v1(i); t1 = time.perf_counter(); v2(i); t2 = time.perf_counter()
+        first.append((t1 - t0) * 1000); second.append((t2 - t1) * 1000)
+    out[release] = {{"v1_p50_ms": statistics.median(first), "v2_p50_ms": statistics.median(second),
+                    "added_p50_ms": statistics.median(b - a for a, b in zip(first, second))}}
+print(json.dumps(out))
+"""
+    out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _protocols(env: dict[str, str], seconds: float, command: str) -> dict:
+    """/v1 against /v2 on one fresh server (iris and helpdesk), then the conversion cost in process."""
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = [os.getloadavg()[0]]
+    out: dict = {"started": started, "seconds": seconds, "rate": 100, "command": command}
+    server = ServerProcess(env, ["iris", "helpdesk"])
+    try:
+        for release in ("helpdesk", "iris"):
+            asyncio.run(_interleaved(server, release, 20, 2))  # warm both routes, the pool and the models
+            out[release] = asyncio.run(_interleaved(server, release, 100, seconds))
+    finally:
+        server.stop()
+    out["conversion"] = _conversion_cost(env)
+    out["load_average"] = [*load, os.getloadavg()[0]]
+    return out
+
+
 def _publish(env: dict[str, str]) -> dict[str, str]:
     out = subprocess.run([*CLI, "release", "iris", "helpdesk"], env=env, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
@@ -213,10 +326,24 @@ def _with_shadow(env: dict[str, str], release: str, version: str, percent: int) 
 def main() -> None:
     seconds = float(os.environ.get("BENCH_SERVING_SECONDS", "60"))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only not in (None, "protocols"):
+        raise SystemExit(f"--only {only}: the one part that runs alone is protocols")
     root, env = workspace()
     env = {**env, "RELEASE_ASSETS_STORE_ROOT": str(root / "store")}
     versions = _publish(env)
-    results: dict = {"seconds": seconds, "versions": versions}
+    if only == "protocols":  # the rest of the section stays as its own run measured it
+        results = json.loads(RESULTS.read_text())
+        results["protocols"] = _protocols(
+            env, seconds, "make bench-serving-oip` (`python bench/serving.py --only protocols"
+        )
+        RESULTS.write_text(json.dumps(results, indent=1))
+        section = (ROOT / "BENCHMARKS.md").read_text().split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0]
+        kept = section.split(PROTOCOLS_HEADING, 1)[0].strip("\n").splitlines()
+        replace_section(MARK_BEGIN, MARK_END, [MARK_BEGIN, *kept, *protocol_lines(results["protocols"]), MARK_END])
+        print(json.dumps(results["protocols"], indent=1))
+        return
+    results: dict = {"seconds": seconds, "versions": versions, "started": started}
 
     ready = []
     for _ in range(3):
@@ -251,12 +378,53 @@ def main() -> None:
     finally:
         server.stop()
     results["routing"] = _routing_cost(env)
-    (ROOT / "bench" / "serving_results.json").write_text(json.dumps(results, indent=1))
+    results["protocols"] = _protocols(env, seconds, "make bench-serving` (`python bench/serving.py")
+    RESULTS.write_text(json.dumps(results, indent=1))
     write_section(results, started)
     print(json.dumps(results, indent=1))
 
 
 MARK_BEGIN, MARK_END = "<!-- serving: bench/serving.py -->", "<!-- /serving -->"
+RESULTS = ROOT / "bench" / "serving_results.json"
+PROTOCOLS_HEADING = "### /v1 against the Open Inference Protocol's /v2, interleaved"
+
+
+def protocol_lines(p: dict) -> list[str]:
+    """The /v1 vs /v2 part of the section: its own command and time, as it may be measured alone."""
+    c = p["conversion"]
+    lines = [
+        "",
+        PROTOCOLS_HEADING,
+        "",
+        f"Produced by `{p['command']}`) on {p['started']} (`make bench-serving-oip` measures this part alone): "
+        f"one fresh `release-assets serve iris helpdesk`, one open-loop stream of {p['rate']} "
+        f"requests/s per release for {p['seconds']:.0f} s alternating request by request between "
+        "`POST /v1/{release}/predict` and `POST /v2/models/{release}/infer` (JSON tensors, as httpx sends them), the "
+        "same rows on both, so each route carries 50 requests/s under the same conditions. 1-minute load average "
+        f"{p['load_average'][0]:.1f} before, {p['load_average'][1]:.1f} after. The ratios are the figures to read.",
+        "",
+        "| release | /v1 p50 / p99 | /v2 p50 / p99 | v2/v1 p50 | v2/v1 p99 | errors v1 / v2 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for release in ("helpdesk", "iris"):
+        r = p[release]
+        lines.append(
+            f"| {release} | {r['v1']['p50_ms']:.2f} / {r['v1']['p99_ms']:.2f} ms | {r['v2']['p50_ms']:.2f} / "
+            f"{r['v2']['p99_ms']:.2f} ms | {r['p50_ratio']:.2f}x | {r['p99_ratio']:.2f}x | "
+            f"{r['v1']['errors']} / {r['v2']['errors']} |"
+        )
+    lines += [
+        "",
+        "In one process, no HTTP (2,000 rounds each, interleaved; p50): what the v2 conversion (the release's "
+        "inference request model, tensors to the /v1 body, the answer to tensors) adds to a prediction and its JSON: "
+        + "; ".join(
+            f"{release} {c[release]['v1_p50_ms']:.3f} ms (v1) vs {c[release]['v2_p50_ms']:.3f} ms (v2), "
+            f"+{c[release]['added_p50_ms'] * 1000:.0f} us"
+            for release in ("helpdesk", "iris")
+        )
+        + ".",
+    ]
+    return lines
 
 
 def write_section(r: dict, started: str) -> None:
@@ -291,6 +459,7 @@ def write_section(r: dict, started: str) -> None:
         f"| server resident memory after the load | {r['rss_mb']:.0f} MB | | |",
         f"| helpdesk p99 with 100% shadow sampling vs without | {hs['p99_ms']:.1f} vs {h['p99_ms']:.1f} ms "
         f"({shadow_ratio:.2f}x; {r['shadow_pairs']:.0f} pairs compared) | <= 1.20x | {shadow_ratio <= 1.2} |",
+        *(protocol_lines(r["protocols"]) if "protocols" in r else []),
         MARK_END,
     ]
     replace_section(MARK_BEGIN, MARK_END, lines)
