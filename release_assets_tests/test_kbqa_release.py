@@ -8,8 +8,8 @@ import yaml
 
 from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.evaluation.golden_inputs import load_cases
-from release_assets.record.report_html import REPORT_MEMBER
 from release_assets.release.bundle import verify_bundle
+from release_assets.release.report_html import REPORT_MEMBER
 from release_assets_tests.test_release_end_to_end import materializations, run_release
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from release_assets.artifacts import LocalArtifactStore
 from release_assets.cli import main as cli
 from release_assets.core.settings import get_settings
 from release_assets.record.ledger import event, record_published
-from release_assets.record.report_html import REPORT_MEMBER, REPORT_PATH
 from release_assets.release.bundle import release_version, verify_bundle
 from release_assets.release.publish import build_manifest, publish_release
+from release_assets.release.report_html import REPORT_MEMBER, REPORT_PATH
 from release_assets.release.store import LocalReleaseStore
 from release_assets_tests.release.test_publish import artifact
 

@@ -66,9 +66,9 @@ def published_report(store: Any, release: str, version: str) -> tuple[bytes, boo
     """The report of ``release`` ``version`` from its verified bundle, and True; or, for a bundle without one,
     one rendered from the verified manifest, and False. Raises ``StoreError`` for a version not published and
     ``BundleError`` for a bundle that does not verify or disagrees with the store's manifest."""
-    from release_assets.record.report_html import REPORT_MEMBER, REPORT_PATH, plot_paths, report_bytes
     from release_assets.record.verified import check_agreement
     from release_assets.release.bundle import BundleError, extract_bundle
+    from release_assets.release.report_html import REPORT_MEMBER, REPORT_PATH, plot_paths, report_bytes
     from release_assets.release.store import BUNDLE, StoreError
 
     stored = store.manifest(release, version)
@@ -96,7 +96,7 @@ def published_report(store: Any, release: str, version: str) -> tuple[bytes, boo
 def _champion_when_published(store: Any, release: str, version: str) -> Any:
     """The champion ``version`` was published beside (the one its gates compared with), with its manifest."""
     from release_assets.record.ledger import replay
-    from release_assets.record.report_html import Champion
+    from release_assets.release.report_html import Champion
 
     events = store.events(release)
     at = next(

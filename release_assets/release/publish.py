@@ -1,6 +1,6 @@
 """Assemble a release unit from its members' artifacts and publish it atomically.
 
-Each new bundle also carries the release report (``record/report_html.py``) as an evidence member, rendered from
+Each new bundle also carries the release report (``release/report_html.py``) as an evidence member, rendered from
 the manifest of the other members, the champion's published manifest and the evidence members' plots.
 """
 
@@ -19,7 +19,8 @@ from release_assets.keys import is_evidence
 from release_assets.manifest import installed_kinds
 from release_assets.manifest.contracts import offered_interface
 from release_assets.promotion.policy import Verdict
-from release_assets.record.report_html import (
+from release_assets.release.bundle import REFERENCE, read_manifest, referenced_files, release_version, write_bundle
+from release_assets.release.report_html import (
     REPORT_FILE,
     REPORT_KIND,
     REPORT_MEMBER,
@@ -27,7 +28,6 @@ from release_assets.record.report_html import (
     plot_paths,
     report_bytes,
 )
-from release_assets.release.bundle import REFERENCE, read_manifest, referenced_files, release_version, write_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
 
 FORMATS = {

@@ -21,8 +21,8 @@ from release_assets.promotion.policy import Verdict, release_decision
 from release_assets.promotion.weakened import weakened_against_base
 from release_assets.record.champion import ChampionView
 from release_assets.record.ledger import record_published, replay
-from release_assets.record.report_html import REPORT_FILE, Champion
 from release_assets.release.publish import ByReference, build_manifest, publish_release, report_artifact, report_file
+from release_assets.release.report_html import REPORT_FILE, Champion
 from release_assets.release.store import ReleaseStore
 
 

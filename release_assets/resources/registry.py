@@ -25,9 +25,9 @@ from urllib.parse import urlparse
 import dagster as dg
 from pydantic import PrivateAttr
 
-from release_assets.record.report_html import REPORT_PATH
 from release_assets.release.bundle import extract_bundle
 from release_assets.release.registry_sync import UnitFiles
+from release_assets.release.report_html import REPORT_PATH
 from release_assets.release.tracking_server import PREFLIGHT_TIMEOUT, bound_requests, check_tracking_server
 from release_assets.release.tracking_server import RegistryUnavailable as RegistryUnavailable  # what the CLI catches
 from release_assets.resources.mlflow_cleanup import DAGSTER_RUN_TAG, process_tags, sweep_for_run

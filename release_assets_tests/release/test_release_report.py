@@ -1,4 +1,4 @@
-"""The release report (record/report_html.py): escaped, self-contained, the same bytes for the same inputs, and
+"""The release report (release/report_html.py): escaped, self-contained, the same bytes for the same inputs, and
 bundled as evidence by publishing without changing the version."""
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ import pytest
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
 from release_assets.keys import is_evidence
 from release_assets.manifest.models import NAME
-from release_assets.promotion.policy import Verdict, bounds_text
-from release_assets.record.report_html import (
+from release_assets.promotion.policy import Verdict
+from release_assets.release.bundle import read_manifest, release_version, verify_bundle
+from release_assets.release.publish import build_manifest, publish_release, report_file, with_report
+from release_assets.release.report_html import (
     REPORT_MEMBER,
     REPORT_PATH,
     Champion,
-    _bounds,
     plot_paths,
     render_report,
     report_bytes,
 )
-from release_assets.release.bundle import read_manifest, release_version, verify_bundle
-from release_assets.release.publish import build_manifest, publish_release, report_file, with_report
 from release_assets.release.store import LocalReleaseStore
 from release_assets_tests.release.test_publish import RELEASE, artifact
 
@@ -216,11 +215,6 @@ def test_lineage_lists_members_digests_sizes_and_what_is_held_by_reference():
 def test_the_report_member_is_evidence_and_no_member_can_take_its_name():
     assert is_evidence(REPORT_MEMBER) and REPORT_PATH.split("/") == [REPORT_MEMBER, "report.html"]
     assert re.match(NAME, REPORT_MEMBER) is None  # member names (and so their bundle names) start with a letter
-
-
-@pytest.mark.parametrize("bounds", [{"min": 0.9}, {"max": 5.0, "min": None}, {"min": -0.02, "max": 1}, {}, None])
-def test_thresholds_are_worded_as_everywhere_else(bounds):
-    assert _bounds(bounds) == bounds_text(bounds)
 
 
 # -- publishing ----------------------------------------------------------------------------------------------------

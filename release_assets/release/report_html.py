@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 
 from release_assets.keys import is_evidence
+from release_assets.promotion.policy import bounds_text
 from release_assets.release.bundle import is_referenced
 
 # Its bundle name: a member's bundle name starts with a letter (manifest NAME), so none can take it, and it ends
@@ -86,15 +87,6 @@ def _delta(candidate: Any, champion: Any) -> str:
     return "0" if diff == 0 else f"{diff:+.4g}"
 
 
-def _bounds(threshold: Mapping[str, Any] | None) -> str:
-    """The threshold in the words of ``promotion/policy.bounds_text`` (the report sits below promotion)."""
-    threshold = threshold or {}
-    parts = [
-        f"{sign} {threshold[op]:g}" for op, sign in (("min", ">="), ("max", "<=")) if threshold.get(op) is not None
-    ]
-    return " and ".join(parts)
-
-
 def _size(size: Any) -> str:
     if not isinstance(size, int):
         return _number(size)
@@ -132,7 +124,7 @@ def _gate_rows(gates: list[Mapping[str, Any]], champion: Champion | None) -> lis
                 "status": text,
                 "css": css,
                 "observed": _number(g.get("observed")),
-                "threshold": _bounds(threshold) or "–",
+                "threshold": bounds_text(threshold) or "–",
                 "params": params,
                 "champion": _number(value),
                 "delta": _delta(g.get("observed"), value),
