@@ -97,6 +97,9 @@ def draw(name: str, title: str, paint: Callable[[Any], None], size: tuple[float,
             figure = Figure(figsize=size, dpi=DPI)
             FigureCanvasAgg(figure)
             paint(figure)
+            # tight_layout leaves a placeholder layout engine behind, for which savefig lays the figure out again
+            # (a whole draw without rendering): the same bytes without it, a sixth less time.
+            figure.set_layout_engine(None)
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
         except Exception as exc:  # evidence must not fail a build, a check or a tick
