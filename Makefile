@@ -12,7 +12,7 @@ PORT ?= 3000
 
 .DEFAULT_GOAL := help
 .PHONY: help setup release watch test lint format dg-check dg-dev ui validate verify bench bench-serving bench-serving-oip bench-canary bench-onnx bench-triage bench-your-model serve clean
-.PHONY: scale-test bench-scale lock core-test
+.PHONY: scale-test bench-scale lock core-test bench-plots
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -102,6 +102,9 @@ bench-your-model: setup ## A python_model release from a CSV vs the team's plain
 
 bench-triage: setup ## Measure regression triage of a held full-size helpdesk build against its champion (~5 min)
 	$(BIN)/python bench/triage.py
+
+bench-plots: setup ## Drawing the plots of a helpdesk release against its cold release, interleaved pairs (~6 min) into BENCHMARKS.md
+	$(BIN)/python bench/plots.py
 
 watch: setup ## Materialize what each edit (prompt, data, manifest, code) made stale, in one warm process
 	$(BIN)/release-assets watch
