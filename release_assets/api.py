@@ -24,26 +24,22 @@ published, gates not passed, bundle does not verify, nothing to roll back to), `
 does not resolve), :class:`UsageError`, :class:`RunFailed`. A held release is not an error: its summary says so; a
 move MLflow could not follow is not one either (:attr:`Move.mlflow_pending`).
 
-Importing this module loads Dagster (it runs the jobs); ``release-assets``'s commands import it only when they run.
+Importing this module loads Dagster through the definitions it runs (``definitions.py``: the instance, the jobs);
+``release-assets``'s commands import it only when they run.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-
-from release_assets.core.atomic import copy_atomic
 from release_assets.core.git_base import configured_base_ref, resolve_base
 from release_assets.core.settings import Settings, get_settings
-from release_assets.definitions import build_defs, project_definitions, resources_for
+from release_assets.definitions import definitions, resources_for, run_job
 from release_assets.manifest import ManifestError, ReleaseManifest, load_each
 from release_assets.manifest.overrides import apply_release_overrides
 from release_assets.record.ledger import PromotionError, default_actor, replay
@@ -427,51 +423,6 @@ def environments() -> Environments:
 def serving_cache() -> Path:
     """Extracted, verified release versions for serving: beside the store's build cache, reused across runs."""
     return get_settings().store_path / "serving"
-
-
-def dagster_instance(project_root: Path) -> dg.DagsterInstance:
-    """The Dagster instance under ``$DAGSTER_HOME`` (default ``.dagster/``, seeded from the top dagster.yaml)."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_root / ".dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    # Concurrent first runs (two CI jobs on a fresh clone) would each create the sqlite schemas and stamp their
-    # alembic revision, leaving tables with two heads that no later run can open: one process at a time opens it.
-    with open(home / ".instance.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not config.exists() and (project_root / "dagster.yaml").exists():
-                copy_atomic(project_root / "dagster.yaml", config)
-            return dg.DagsterInstance.get()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def definitions(manifests: list[ReleaseManifest] | None = None) -> dg.Definitions:
-    settings = get_settings()
-    if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
-        manifests = load_each(settings.releases_path, settings.project_root)[0]
-    return build_defs(manifests, settings.project_root, resources_for(settings), project_definitions(settings))
-
-
-def run_job(
-    job_name: str,
-    run_config: dict[str, Any] | None = None,
-    *,
-    manifests: list[ReleaseManifest] | None = None,
-    defs: dg.Definitions | None = None,
-    display: Display | None = None,
-) -> dg.ExecuteInProcessResult:
-    """Execute a job of the definitions in this process, on the project's instance; ``display`` wraps the job while
-    it runs (loggers it adds are enabled in a run config that names loggers: only those named are built)."""
-    settings = get_settings()
-    defs = defs or definitions(manifests)
-    job = defs.resolve_job_def(job_name)
-    wrapped = display(job) if display is not None else nullcontext(job)
-    with dagster_instance(settings.project_root) as instance, wrapped as shown:
-        if run_config and "loggers" in run_config:
-            added: dict[str, Any] = {name: {} for name in shown.loggers if name not in job.loggers}
-            run_config = {**run_config, "loggers": {**run_config["loggers"], **added}}
-        return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
 
 
 def failure_messages(result: Any) -> list[str]:

@@ -7,7 +7,11 @@ one factory, also used by ``dg`` projects) whose definitions come from the stage
 
 from __future__ import annotations
 
+import fcntl
 import importlib
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +19,10 @@ import dagster as dg
 
 from release_assets.component.component import ReleaseComponent
 from release_assets.component.wiring import resources_for, shared_defs
+from release_assets.core.atomic import copy_atomic
 from release_assets.core.settings import Settings, get_settings
 from release_assets.core.team_code import one_line
-from release_assets.manifest import ManifestError, ReleaseManifest, load_manifests
+from release_assets.manifest import ManifestError, ReleaseManifest, load_each, load_manifests
 from release_assets.manifest.paths import manifest_root
 
 # resources_for: what the CLI configures runs with
@@ -82,6 +87,51 @@ def project_definitions(settings: Settings) -> dg.Definitions | None:
             "not a dagster Definitions"
         )
     return found
+
+
+def dagster_instance(project_root: Path) -> dg.DagsterInstance:
+    """The Dagster instance under ``$DAGSTER_HOME`` (default ``.dagster/``, seeded from the top dagster.yaml)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_root / ".dagster")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    # Concurrent first runs (two CI jobs on a fresh clone) would each create the sqlite schemas and stamp their
+    # alembic revision, leaving tables with two heads that no later run can open: one process at a time opens it.
+    with open(home / ".instance.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not config.exists() and (project_root / "dagster.yaml").exists():
+                copy_atomic(project_root / "dagster.yaml", config)
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def definitions(manifests: list[ReleaseManifest] | None = None) -> dg.Definitions:
+    settings = get_settings()
+    if manifests is None:  # promote/rollback: the jobs need definitions, and a broken manifest must not stop them
+        manifests = load_each(settings.releases_path, settings.project_root)[0]
+    return build_defs(manifests, settings.project_root, resources_for(settings), project_definitions(settings))
+
+
+def run_job(
+    job_name: str,
+    run_config: dict[str, Any] | None = None,
+    *,
+    manifests: list[ReleaseManifest] | None = None,
+    defs: dg.Definitions | None = None,
+    display: Callable[[Any], AbstractContextManager[Any]] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Execute a job of the definitions in this process, on the project's instance; ``display`` wraps the job while
+    it runs (loggers it adds are enabled in a run config that names loggers: only those named are built)."""
+    settings = get_settings()
+    defs = defs or definitions(manifests)
+    job = defs.resolve_job_def(job_name)
+    wrapped = display(job) if display is not None else nullcontext(job)
+    with dagster_instance(settings.project_root) as instance, wrapped as shown:
+        if run_config and "loggers" in run_config:
+            added: dict[str, Any] = {name: {} for name in shown.loggers if name not in job.loggers}
+            run_config = {**run_config, "loggers": {**run_config["loggers"], **added}}
+        return shown.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
 
 
 @dg.definitions

@@ -29,7 +29,7 @@ def print_json(payload: dict[str, Any], code: int = OK, error: str | None = None
 
 
 def dagster_instance(project_root: Path) -> Any:
-    from release_assets.api import dagster_instance
+    from release_assets.definitions import dagster_instance
 
     return dagster_instance(project_root)
 
