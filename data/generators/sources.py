@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -217,5 +218,69 @@ generator asserts all three). Many use other words than the fact (`borrow` for `
 
 Unanswerable questions: {"; ".join(f"`{q}`" for q in KBQA_OUT_OF_SCOPE)}.
 """
+    text += judge_labels_section(LABELLED)
     path.write_text(text, encoding="utf-8", newline="\n")
     return text
+
+
+# Written by hand, not by this generator: SOURCES.md describes it so the notes stay in one place.
+LABELLED = Path(__file__).resolve().parents[1] / "judge" / "labelled.jsonl"
+
+
+def judge_labels_section(labelled: Path) -> str:
+    """The notes on data/judge/labelled.jsonl, with counts read from the file itself."""
+    rows = [json.loads(line) for line in labelled.read_text(encoding="utf-8").splitlines() if line.strip()]
+    by_split = {
+        split: Counter(row["verdict"] for row in rows if row["split"] == split) for split in ("train", "heldout")
+    }
+    kinds = Counter(row["kind"] for row in rows)
+    kind_table = "\n".join(f"| `{kind}` | {n} |" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    groups = {split: len({row["group"] for row in rows if row["split"] == split}) for split in ("train", "heldout")}
+    domains = Counter(row["domain"] for row in rows)
+    return f"""
+## Written by hand: `judge/labelled.jsonl` (not generated)
+
+The judge's calibration set: {len(rows)} (message, facts, reply, verdict) rows ({domains["helpdesk"]} helpdesk,
+{domains["kbqa"]} kbqa), each reply written and labelled one at a time, not by a rule or a script. They were
+written by the AI engineering session that built the judge (issue 27) and have not yet been reviewed by a second
+labeller, so agreement with them is agreement with one careful annotator. `data/generate.py` does not write this
+file, and the judge's generated training negatives are not drawn from it. One JSON object per line:
+`{{"id", "group", "domain", "split", "kind", "message", "facts", "reply", "verdicts": {{"factual_consistency",
+"tone"}}, "verdict"}}`.
+
+**How it was written.** A *group* is one customer message (in the style of the golden suites) with the facts its
+reply was given: the knowledge-base sentences the chain's reply step would quote (`support/knowledge_base.yaml`
+for helpdesk, the one retrieved fact of `kbqa/knowledge_base.yaml` for kbqa, none for a question the help centre
+cannot answer) plus, for helpdesk, what the message told us (its order number, email or product) as a sentence.
+For each group, five or six replies were then written by hand, each aiming at one `kind` of hard case, and each
+labelled on its own against the two rubrics below. The wording of every wrong reply was chosen case by case
+(which number to change, how to negate, what to invent, how to be rude), not by a rule.
+
+**Rubrics.** `factual_consistency` fails when the reply states anything the facts contradict or do not support (a
+changed number, time, amount, order number, email or address; a negation or reversed condition; an invented
+policy, action or promise) or leaves out the fact that answers the customer's question (including declining to
+answer when the facts hold the answer). It passes paraphrases, reordering, courtesy, dropping a fact the
+question did not need, asking for a missing order number, and an honest "I could not find that" when the facts do
+not answer the question. `tone` fails when the reply is rude, sarcastic, condescending or blames the customer,
+whatever its facts. `verdict` is `pass` only when both pass.
+
+**Split.** Fixed by group (the `split` field): all replies to one message are on the same side, so the held-out
+half ({groups["heldout"]} groups) has no message or reply the judge was trained on; the judge trains on `train`
+({groups["train"]} groups) and is scored on `heldout` only.
+
+| split | pass | fail |
+|---|---|---|
+| train | {by_split["train"]["pass"]} | {by_split["train"]["fail"]} |
+| heldout | {by_split["heldout"]["pass"]} | {by_split["heldout"]["fail"]} |
+
+| kind | rows |
+|---|---|
+{kind_table}
+
+Kinds: `faithful` (close to the chain's template), `paraphrase` (right facts, other words), `wrong_number` (one
+number changed, the rest fluent and right), `negation` (a fact negated or its condition reversed),
+`wrong_entity` (a wrong order number, email, address or product name), `invented` (a claim or promise the facts do
+not hold), `partial` (a fact left out: fails only if it was the one the question needed), `polite_refusal`
+(declines kindly: fails when the facts hold the answer, passes when they do not), `rude` (right facts, rude
+tone), `rude_wrong` (both), `clarify` (asks for the order number), `abstain` (the kbqa abstention).
+"""
