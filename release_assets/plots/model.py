@@ -20,6 +20,20 @@ TITLES = {
     "residuals": "Residuals",
     "predicted_vs_actual": "Predicted vs actual",
 }
+# The report plots that show why each metric gate failed: a failed check shows these, read from the report's
+# evidence (drawn when the report was built, so nothing is drawn twice and the check shows what the report shows).
+EXPLAINS = {
+    "accuracy": ("confusion_matrix",),
+    "macro_f1": ("per_class_recall", "confusion_matrix"),
+    "min_class_recall": ("per_class_recall",),
+    "regression": ("confusion_matrix", "predicted_vs_actual"),  # a classifier's, or a regression model's
+    "roc_auc": ("roc",),
+    "pr_auc": ("pr",),
+    "calibration_error": ("reliability",),
+    "rmse": ("predicted_vs_actual", "residuals"),
+    "mae": ("predicted_vs_actual", "residuals"),
+    "r2": ("predicted_vs_actual",),
+}
 BINS = 10
 MAX_POINTS = 2000  # a scatter of more points shows nothing more at 400 pixels
 

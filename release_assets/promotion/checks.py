@@ -3,9 +3,9 @@
 Each check is attached to the asset whose output it reads (raw rows, split, model report, chain evaluation) and
 asks :func:`release_assets.promotion.gates.member_verdicts` for the verdict: the same function the release unit
 calls before publishing. A failing check's metadata shows the reason, threshold, observed and champion values,
-a markdown table of the worst examples, and, for the gates that read data, a plot (``plot_<name>``): the drifted
-features' distributions, champion against candidate, for a failed drift gate; the worst slices against the overall
-accuracy for a failed slice gap.
+a markdown table of the worst examples, and plots (``plot_<name>``): the drifted features' distributions, champion
+against candidate, for a failed drift gate; the worst slices against the overall accuracy for a failed slice gap;
+the model report's confusion matrix, recall per class, curves or residuals for a failed metric gate.
 """
 
 import json
@@ -20,6 +20,8 @@ from release_assets.evaluation.regression_triage import explain_held
 from release_assets.evaluation.report import examples_markdown
 from release_assets.manifest import ReleaseManifest
 from release_assets.plots import gates as gate_plots
+from release_assets.plots import model as model_plots
+from release_assets.plots import render
 from release_assets.plots.render import Plot
 from release_assets.promotion.gates import MemberInputs, gate_role, member_roles, member_verdicts, producer_roles
 from release_assets.promotion.policy import Verdict, bounds_text
@@ -44,12 +46,27 @@ def _profiles(member: str, inputs: MemberInputs) -> tuple[dict[str, Any], dict[s
     return json.loads((folder / "profile.json").read_text()), current
 
 
+def _report_plots(verdict: Verdict, inputs: MemberInputs | None) -> list[Plot]:
+    """The model report's own plots that explain a failed metric gate (``plots.model.EXPLAINS``), as the report
+    drew them: a failed accuracy gate shows which classes the model confuses. Bytes read, nothing drawn, so a
+    model's report and its failed check always show the same picture (none for a report built without matplotlib)."""
+    wanted = model_plots.EXPLAINS.get(verdict.gate, ())
+    if not wanted or inputs is None or "report" not in inputs.refs:
+        return []
+    drawn = {p.name: p for p in render.read(inputs.dir("report"), model_plots.TITLES)}
+    return [drawn[name] for name in wanted if name in drawn]
+
+
 def verdict_plots(verdict: Verdict, inputs: MemberInputs | None = None) -> list[Plot]:
-    """The plot a failed gate that reads data shows (none for the others, or without matplotlib). Never raises:
-    a plot that cannot be drawn leaves the verdict as it is."""
+    """The plots a failed gate shows: the drifted features or the worst slices, drawn from the data the gate read;
+    for a model's metric gate, its report's plots that explain the metric. None for the other gates, for a gate
+    that did not fail, or without matplotlib. Never raises: a plot that cannot be drawn leaves the verdict as it
+    is."""
     if verdict.status != "failed":
         return []
     try:
+        if verdict.gate in model_plots.EXPLAINS:
+            return _report_plots(verdict, inputs)
         if verdict.gate == "slice_gap" and verdict.examples and verdict.threshold.get("max") is not None:
             worst = verdict.examples[0]
             overall = float(worst["accuracy"]) + float(worst["gap"])

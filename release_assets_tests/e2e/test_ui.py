@@ -54,6 +54,20 @@ def test_failed_gate_shows_reason_and_worst_examples(page):
     save_screenshot(page, "failed_check.png")
 
 
+def test_failed_gate_shows_the_plot_that_explains_it(page):
+    """The failed accuracy check carries its report's confusion matrix: the image renders in the UI's markdown."""
+    page.goto("/assets/iris/classifier_report?view=checks&checkDetail=accuracy_gate")
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
+    row = page.locator("tr").filter(has=page.get_by_text("plot_confusion_matrix", exact=True))
+    row.get_by_text("[Show Markdown]").click()
+    image = page.get_by_role("dialog").get_by_role("img", name="Confusion matrix")
+    expect(image).to_be_visible()
+    # Decoded, not a broken-image icon: the data: URI's PNG has its real size (400 x 320 pixels at 80 dpi).
+    width = image.evaluate("img => img.complete ? img.naturalWidth : 0")
+    assert width >= 300, f"the confusion matrix did not render (natural width {width})"
+    save_screenshot(page, "failed_check_plot.png")
+
+
 def test_release_unit_page_shows_the_member_table(page, ui):
     [published] = [p.name for p in (ui.root / "store" / "releases" / "helpdesk").iterdir() if p.is_dir()]
     page.goto("/assets/helpdesk/release_unit")

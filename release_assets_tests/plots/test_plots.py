@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +27,7 @@ from release_assets.release.bundle import member_digest, release_version
 from release_assets.rollout.canary import start, tick
 from release_assets.rollout.canary_plot import canary_points, limit
 from release_assets.rollout.sensors import tick_events
+from release_assets.verdict import Verdict
 from release_assets_tests.conftest import REPO
 from release_assets_tests.evaluation.test_model_eval import ROWS, TableIntents
 from release_assets_tests.plots import fixtures
@@ -142,6 +144,37 @@ def test_a_failed_slice_gap_check_shows_the_worst_slices():
     assert _png_of(result.metadata["plot_slice_gap"].value).startswith(PNG)
     passing = check_result(fixtures.slice_gap_verdict_passing(), dg.AssetKey(["x"]), None, [])
     assert not any(k.startswith("plot_") for k in passing.metadata)
+
+
+def _report_ref(folder: Path, plots: list) -> ArtifactRef:
+    render.write(plots, folder)
+    return ArtifactRef(
+        release="iris", member="classifier_report", kind="report", fingerprint="f", location=folder.name, files={}
+    )
+
+
+def test_a_failed_metric_check_shows_the_report_plots_that_explain_it(tmp_path):
+    """A failed accuracy gate shows the report's confusion matrix; recall per class for min_class_recall: the very
+    bytes the report drew, nothing drawn again. A passing gate, or a report drawn without plots, shows none."""
+    drawn = model.report_plots(*fixtures.classifier_rows())
+    inputs = MemberInputs(refs={"report": _report_ref(tmp_path / "report", drawn)}, store_root=tmp_path)
+    by_name = {p.name: p.png for p in drawn}
+
+    def failed(gate: str) -> Verdict:
+        return Verdict("classifier", gate, "failed", f"{gate} = 0.3 violates the gate >= 0.9", 0.3, {"min": 0.9})
+
+    result = check_result(
+        failed("accuracy"), dg.AssetKey(["iris", "classifier_report"]), None, verdict_plots(failed("accuracy"), inputs)
+    )
+    assert [k for k in result.metadata if k.startswith("plot_")] == ["plot_confusion_matrix"]
+    assert _png_of(result.metadata["plot_confusion_matrix"].value) == by_name["confusion_matrix"]
+    assert [p.name for p in verdict_plots(failed("min_class_recall"), inputs)] == ["per_class_recall"]
+    assert [p.name for p in verdict_plots(failed("macro_f1"), inputs)] == ["per_class_recall", "confusion_matrix"]
+    assert verdict_plots(failed("roc_auc"), inputs) == []  # a multiclass report draws no ROC curve
+    assert verdict_plots(replace(failed("accuracy"), status="passed"), inputs) == []
+    bare = MemberInputs(refs={"report": _report_ref(tmp_path / "bare", [])}, store_root=tmp_path)
+    assert verdict_plots(failed("accuracy"), bare) == []
+    assert verdict_plots(failed("accuracy")) == []  # no inputs: nothing to read
 
 
 def test_chain_plots_split_right_and_wrong_by_acted_and_asked():
