@@ -79,11 +79,15 @@ def test_bad_override_and_bad_manifest_are_clear(env, capsys):
     assert "iris.yaml: members.classifier" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["status", "tick", "start", "abort"])
+@pytest.mark.parametrize("command", ["status", "tick", "start", "abort", "resume"])
 def test_canary_commands_refuse_a_release_name_that_is_a_path(env, tmp_path, capsys, command):
     outside = tmp_path / "x.yaml"  # what ../../x would have read
     outside.write_text("name: x\nmembers: {}\n")
-    extra = {"start": ["0" * 16, "--approved-by", "a", "--reason", "r"], "abort": ["--reason", "r"]}.get(command, [])
+    extra = {
+        "start": ["0" * 16, "--approved-by", "a", "--reason", "r"],
+        "abort": ["--reason", "r"],
+        "resume": ["--reason", "r"],
+    }.get(command, [])
     code = cli.main(["canary", command, "../../x", *extra])
     err = capsys.readouterr().err
     assert code in (1, 2) and "'../../x' is not a release name" in err, err

@@ -1,8 +1,8 @@
-"""``release-assets canary start|status|abort|tick``: the canary from a terminal.
+"""``release-assets canary start|status|abort|resume|tick``: the canary from a terminal.
 
 ``start`` and ``abort`` run the same Dagster jobs as the launchpad (so the run, its config and the observation on
 ``<release>/rollout`` are in the UI); ``tick`` runs one monitor analysis without the daemon, exactly what the
-``canary_monitor`` sensor does each interval.
+``canary_monitor`` sensor does each interval; ``resume`` lets a canary the monitor paused (undecided in time) go on.
 """
 
 from __future__ import annotations
@@ -52,6 +52,21 @@ def cmd_abort(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    from release_assets.rollout.canary import resume
+
+    r = _rollout(args.release)
+    resume(r, args.by or _actor(), args.reason)
+    print(f"{args.release}: canary resumed; its step's bake time and deadline start again")
+    return OK
+
+
+def _actor() -> str:
+    from release_assets.record.ledger import default_actor
+
+    return default_actor()
+
+
 def canary_status(release: str) -> dict[str, Any]:
     """The running canary (None when there is none), the champion, and a live analysis of its step now (None when
     no baseline was recorded yet, or the metrics could not be read: ``analysis_error`` says why)."""
@@ -91,6 +106,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     steps = " -> ".join(f"[{p}%]" if i == c["step"] else f"{p}%" for i, p in enumerate(c["steps"]))
     print(f"{args.release}: canary {c['version']} vs champion {c['champion']} at {c['percent']}% ({steps})")
     print(f"  step since {c['step_started']}; failed analyses in a row: {c['breaches']}")
+    if c["inconclusive"]:
+        print(f"  inconclusive analyses at this step: {c['inconclusive']}")
+    if c["paused"]:
+        print(f"  PAUSED for a person: {c['paused']} (`canary resume` or `canary abort`)")
     print(f"  approved by {c['approval']['by']}: {c['approval']['reason']}")
     if not c["baseline_recorded"]:
         print("  no baseline yet (metrics unavailable at start): the next tick that reads metrics records it")
@@ -103,6 +122,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         verdict = {True: "BREACH", False: "ok", None: "-"}[k["breached"]]
         canary, champion = _num(k["canary"]), _num(k["champion"])
         print(f"    {k['name']:<20} canary {canary:>10}  champion {champion:>10}  {k['budget']}  {verdict}")
+    tests = analysis.get("judgement")
+    if tests:
+        score = "-" if tests["score"] is None else f"{tests['score']:g}"
+        print(f"  statistical judgement: {tests['verdict']}, score {score} (α {tests['alpha_per_test']:.2g} a test)")
+        for m in tests["metrics"]:
+            print(f"    {m['name']:<20} {m['outcome'].upper():<6} {'critical ' if m['critical'] else ''}{m['reason']}")
     return OK
 
 
@@ -126,7 +151,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    canary = sub.add_parser("canary", help="start, watch, tick or abort a release's canary rollout")
+    canary = sub.add_parser("canary", help="start, watch, tick, resume or abort a release's canary rollout")
     commands = canary.add_subparsers(dest="canary_command", required=True)
     p = commands.add_parser("start", help="send the rollout's first step of traffic to a published version")
     p.add_argument("release")
@@ -144,6 +169,11 @@ def add_parser(sub) -> None:
     p.add_argument("--by", default=None, help="who stops it (default: $RELEASE_ASSETS_ACTOR or the OS user)")
     p.add_argument("--reason", required=True)
     p.set_defaults(fn=cmd_abort)
+    p = commands.add_parser("resume", help="let a canary the monitor paused (undecided in time) go on at its step")
+    p.add_argument("release")
+    p.add_argument("--by", default=None, help="who lets it go on (default: $RELEASE_ASSETS_ACTOR or the OS user)")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(fn=cmd_resume)
     p = commands.add_parser("tick", help="one canary_monitor analysis, acted on (without the Dagster daemon)")
     p.add_argument("release")
     p.add_argument("--json", action="store_true", help="print the decision and ledger events as JSON")

@@ -7,6 +7,7 @@ nothing can breach) fails when the file loads, naming the field, not halfway thr
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,6 +45,55 @@ class Budgets(_Strict):
     intent_distance: Budget | None = None  # total variation distance of the intent shares, canary vs champion
 
 
+class MetricTest(_Strict):
+    """One KPI judged by a statistical test (rollout/judgement.py): it fails only when the canary is worse beyond
+    chance, by more than ``tolerance`` (a rate difference; milliseconds of Hodges-Lehmann shift for latency; total
+    variation distance for the intent distribution). A critical metric that fails fails the canary whatever the
+    score."""
+
+    critical: bool = False
+    tolerance: float = Field(default=0.0, ge=0)
+    weight: float = Field(default=1.0, gt=0)  # its share of the score among the metrics with data
+
+
+class StatisticalMetrics(_Strict):
+    """The KPIs the statistical judgement tests; ``null`` leaves one out. By default every KPI the servers count,
+    latency and errors critical (what users feel first)."""
+
+    latency: MetricTest | None = MetricTest(critical=True)  # Mann-Whitney U over the request-duration histogram
+    error_rate: MetricTest | None = MetricTest(critical=True)  # two-proportion tests, per answer
+    schema_failure_rate: MetricTest | None = MetricTest()
+    escalation_rate: MetricTest | None = MetricTest()
+    abstain_rate: MetricTest | None = MetricTest()
+    intents: MetricTest | None = MetricTest()  # G-test of homogeneity of the intent counts
+
+
+class Judgement(_Strict):
+    """Per-metric statistical tests combined into a score out of 100, as Kayenta scores a canary: at least ``pass``
+    passes the analysis, at least ``marginal`` is inconclusive (held, counted against ``inconclusive_limit``),
+    below fails it. ``false_alarm_rate``: the chance a canary no worse than the champion is ever failed by a test,
+    over every metric, step and tick of its rollout. ``budgets``: ``guardrail`` keeps judging the rollout's
+    ``budgets`` beside the tests (a manifest that adds statistics never loosens a bound someone wrote down);
+    ``off`` shows them without judging (the tests replace them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    pass_score: float = Field(default=95, ge=0, le=100, alias="pass")
+    marginal: float = Field(default=75, ge=0, le=100)
+    false_alarm_rate: float = Field(default=0.05, gt=0, le=0.5)
+    min_samples: int = Field(default=100, ge=10)  # answers a side under which a metric is NODATA, never judged
+    metrics: StatisticalMetrics = Field(default_factory=StatisticalMetrics)
+    budgets: Literal["guardrail", "off"] = "guardrail"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Judgement:
+        if self.marginal > self.pass_score:
+            raise ValueError(f"`marginal` ({self.marginal:g}) is above `pass` ({self.pass_score:g})")
+        if not any(getattr(self.metrics, name) for name in StatisticalMetrics.model_fields):
+            raise ValueError("`metrics` leaves every metric out: nothing would be judged")
+        return self
+
+
 class CircuitBreaker(_Strict):
     failure_rate: float = Field(gt=0, le=1)
     window: int = Field(default=20, ge=1, le=10_000)
@@ -67,6 +117,13 @@ class RolloutSpec(_Strict):
     require_shadow: bool = False  # canary start needs a passed live shadow report of the version
     budgets: Budgets = Field(default_factory=Budgets)
     circuit_breaker: CircuitBreaker | None = None
+    judgement: Judgement | None = None  # statistical tests per metric and a score; None: the budgets alone
+    # Inconclusive analyses (a marginal score) allowed at one step, and the time a step may take to decide (from its
+    # start, metrics unavailable included): past either the canary is paused for a person or rolled back, as
+    # `on_undecided` says. None: a canary may hold as long as its data stays inconclusive.
+    inconclusive_limit: int | None = Field(default=None, ge=1)
+    progress_deadline_s: float | None = Field(default=None, gt=0)
+    on_undecided: Literal["pause", "rollback"] = "pause"
 
     @field_validator("steps")
     @classmethod
@@ -78,3 +135,17 @@ class RolloutSpec(_Strict):
         if steps[-1] != 100:
             raise ValueError(f"{steps}: the last step must be 100 (reaching it promotes the canary)")
         return steps
+
+    @model_validator(mode="after")
+    def _deadline_after_bake(self) -> RolloutSpec:
+        if self.progress_deadline_s is not None and self.progress_deadline_s <= self.bake_s:
+            raise ValueError(
+                f"`progress_deadline_s` ({self.progress_deadline_s:g}) must be longer than `bake_s` "
+                f"({self.bake_s:g}): no step could decide before it"
+            )
+        return self
+
+    @property
+    def judged_steps(self) -> int:
+        """Steps the canary is judged at against the champion: every one below 100."""
+        return sum(1 for s in self.steps if s < 100)

@@ -26,11 +26,15 @@ Action = Literal[
     "rolled_back",
     "routed",
     "shadow_reported",
-    # the canary (rollout/canary.py): started, each step reached, each failed analysis, stopped by a person
+    # the canary (rollout/canary.py): started, each step reached, each failed or inconclusive analysis, paused when
+    # undecided in time and resumed by a person, stopped by a person
     "canary_started",
     "canary_baselined",
     "canary_advanced",
     "canary_breach",
+    "canary_inconclusive",
+    "canary_paused",
+    "canary_resumed",
     "canary_aborted",
 ]
 

@@ -3,24 +3,32 @@
 Pure: counters in, a decision out. The order of the rules is the policy:
 
 1. the canary's circuit breaker is open: a breach, whatever the bake time (users are already being failed);
-2. the step has not baked yet: wait;
-3. too few requests on either side: hold, inconclusive. Never advance or promote on no data (argo-rollouts#1905,
+2. the statistical judgement (``rollout.judgement``, rollout/judgement.py) fails: a breach, whatever the bake time
+   (its tests keep their false-alarm rate at every look, so waiting would only expose more users);
+3. the step has not baked yet: wait;
+4. too few requests on either side: hold, inconclusive. Never advance or promote on no data (argo-rollouts#1905,
    flagger#883 are both bugs where an empty query read as success);
-4. any KPI over its budget: a breach (the controller rolls back after ``failures_to_rollback`` in a row);
-5. live inputs drifted from the release's reference data: hold (both variants see the same inputs, so this is
+5. any KPI over its budget: a breach (the controller rolls back after ``failures_to_rollback`` in a row); with a
+   judgement whose ``budgets`` is ``off`` the budgets are shown, not judged;
+6. the judgement has no metric with enough data (``nodata``) or a marginal score (``inconclusive``): hold; the
+   controller counts inconclusive analyses against ``inconclusive_limit``;
+7. live inputs drifted from the release's reference data: hold (both variants see the same inputs, so this is
    not the canary's fault, but a ramp judged on unusual traffic proves little);
-6. otherwise advance to the next step, and reaching 100% promotes.
+8. otherwise advance to the next step, and reaching 100% promotes.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
 from release_assets.manifest.rollout import Budget, RolloutSpec
+from release_assets.rollout import judgement as statistical
 from release_assets.rollout.counters import VersionCounters, quantile_ms
+from release_assets.rollout.sequential import total_variation
 
-Decision = Literal["bake", "hold", "breach", "advance", "promote"]
+Decision = Literal["bake", "hold", "nodata", "inconclusive", "breach", "advance", "promote"]
 KPIS = ("error_rate", "schema_failure_rate", "p99_ms", "escalation_rate", "abstain_rate", "intent_distance")
 
 
@@ -44,6 +52,7 @@ class Analysis:
     champion_requests: float
     elapsed_s: float
     kpis: list[Kpi] = field(default_factory=list)
+    judgement: dict[str, Any] | None = None  # the statistical judgement (StatisticalJudgement.as_dict), if any
 
     @property
     def breached(self) -> list[Kpi]:
@@ -70,10 +79,7 @@ def _rate(part: float, whole: float) -> float | None:
 
 def intent_distance(canary: dict[str, float], champion: dict[str, float]) -> float | None:
     """Total variation distance between the two intent distributions: 0 identical, 1 disjoint."""
-    a, b = sum(canary.values()), sum(champion.values())
-    if a <= 0 or b <= 0:
-        return None
-    return 0.5 * sum(abs(canary.get(k, 0.0) / a - champion.get(k, 0.0) / b) for k in canary.keys() | champion.keys())
+    return total_variation(canary, champion)
 
 
 # The 99th percentile of fewer answers is their slowest one or two: a single stall (a thread starting, a collection
@@ -151,25 +157,41 @@ def analyse(
         "elapsed_s": round(elapsed_s, 3),
     }
     kpis = judge(canary, champion, spec)
+    tests = statistical.judge(canary, champion, spec) if spec.judgement is not None else None
+    decided = functools.partial(Analysis, judgement=tests.as_dict() if tests else None)
     if canary.circuit_open:
-        return Analysis("breach", "the canary's circuit breaker is open in serve", kpis=kpis, **head)
+        return decided("breach", "the canary's circuit breaker is open in serve", kpis=kpis, **head)
+    if tests is not None and tests.verdict == "fail":
+        return decided("breach", f"statistical judgement failed: {tests.reason}", kpis=kpis, **head)
     if elapsed_s < spec.bake_s:
-        return Analysis("bake", f"baking: {elapsed_s:.0f} of {spec.bake_s:g} s at {percent}%", kpis=kpis, **head)
+        return decided("bake", f"baking: {elapsed_s:.0f} of {spec.bake_s:g} s at {percent}%", kpis=kpis, **head)
     short = [
         f"{side} {n:g} of {spec.min_requests}"
         for side, n in (("canary", canary.requests), ("champion", champion.requests))
         if n < spec.min_requests
     ]
     if short:
-        return Analysis("hold", f"inconclusive, too little traffic: {', '.join(short)} requests", kpis=kpis, **head)
-    breached = [k for k in kpis if k.breached]
+        return decided("hold", f"inconclusive, too little traffic: {', '.join(short)} requests", kpis=kpis, **head)
+    breached = (
+        [k for k in kpis if k.breached] if spec.judgement is None or spec.judgement.budgets == "guardrail" else []
+    )
     if breached:
         listed = "; ".join(f"{k.name} {k.canary:g} vs champion {k.champion:g} ({k.budget})" for k in breached)
-        return Analysis("breach", f"over budget: {listed}", kpis=kpis, **head)
+        return decided("breach", f"over budget: {listed}", kpis=kpis, **head)
+    if tests is not None and tests.verdict in ("nodata", "marginal"):
+        decision: Decision = "nodata" if tests.verdict == "nodata" else "inconclusive"
+        return decided(decision, f"statistical judgement {tests.reason}", kpis=kpis, **head)
     if drift is not None and drift.get("verdict") == "drifted":
-        return Analysis(
+        return decided(
             "hold", f"live inputs drifted from the reference data: {drift.get('reason', '')}", kpis=kpis, **head
         )
     if nxt is None or nxt == 100:
-        return Analysis("promote", f"every budget met at {percent}%: promote to champion", kpis=kpis, **head)
-    return Analysis("advance", f"every budget met at {percent}%: advance to {nxt}%", kpis=kpis, **head)
+        return decided("promote", f"{_met(spec, tests)} at {percent}%: promote to champion", kpis=kpis, **head)
+    return decided("advance", f"{_met(spec, tests)} at {percent}%: advance to {nxt}%", kpis=kpis, **head)
+
+
+def _met(spec: RolloutSpec, tests: statistical.StatisticalJudgement | None) -> str:
+    if tests is None:
+        return "every budget met"
+    judged = f"statistical judgement {tests.reason}"
+    return judged if spec.judgement is not None and spec.judgement.budgets == "off" else f"every budget met, {judged}"

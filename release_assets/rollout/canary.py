@@ -41,9 +41,10 @@ class Rollout:
 
 @dataclass
 class Tick:
-    """What one monitor tick saw and did. ``action``: idle, bake, hold, breach, advanced, rolled_back, promoted,
-    aborted (the champion moved under the canary), unavailable (metrics could not be read) or baselined (the first
-    counters of a canary started without them were recorded; judging starts at the next tick)."""
+    """What one monitor tick saw and did. ``action``: idle, bake, hold, nodata, inconclusive, breach, advanced,
+    rolled_back, promoted, paused (undecided in time, waiting for a person), aborted (the champion moved under the
+    canary), unavailable (metrics could not be read) or baselined (the first counters of a canary started without
+    them were recorded; judging starts at the next tick)."""
 
     action: str
     canary: CanaryState | None
@@ -210,6 +211,56 @@ def _promote(r: Rollout, state, analysis: Analysis) -> list[dict[str, Any]]:
     return written
 
 
+def resume(r: Rollout, actor: str, reason: str) -> dict[str, Any]:
+    """A person lets a paused canary go on at its step: its bake time, deadline and inconclusive count start again,
+    the counters since the step began are kept."""
+    if not actor.strip() or not reason.strip():
+        raise PromotionError("resuming a canary needs who and why")
+    state = replay(r.store.events(r.release))
+    c = state.canary
+    if c is None or c.paused is None:
+        raise PromotionError(f"{r.release} has no paused canary" + (f" ({c.version} is running)" if c else ""))
+    return _append(
+        r,
+        event(
+            "canary_resumed", r.release, actor=actor, reason=reason, from_version=state.champion, to_version=c.version
+        ),
+    )
+
+
+def _undecided(r: Rollout, state, why: str, analysis: Analysis | None) -> Tick:
+    """The step could not decide in time (``inconclusive_limit`` or ``progress_deadline_s``): pause for a person,
+    traffic staying where it is, or roll back, as the rollout's ``on_undecided`` says. The ledger records why."""
+    c = state.canary
+    recorded = {"analysis": analysis.as_dict()} if analysis else {}
+    if r.spec.on_undecided == "rollback":
+        e = _end(r, state, "rolled_back", MONITOR, why, undecided=True, **recorded)
+        return Tick("rolled_back", c, analysis, [e], why)
+    e = _append(
+        r,
+        event(
+            "canary_paused",
+            r.release,
+            actor=MONITOR,
+            reason=why,
+            from_version=state.champion,
+            to_version=c.version,
+            **recorded,
+        ),
+    )
+    return Tick("paused", replay(r.store.events(r.release)).canary, analysis, [e], why)
+
+
+def _past_deadline(r: Rollout, c: CanaryState, now: datetime | None) -> str | None:
+    """Why the step is past its progress deadline, or None."""
+    if r.spec.progress_deadline_s is None:
+        return None
+    elapsed = ((now or datetime.now(UTC)) - datetime.fromisoformat(c.step_started)).total_seconds()
+    if elapsed < r.spec.progress_deadline_s:
+        return None
+    return f"progress deadline: no decision at {c.percent}% within {r.spec.progress_deadline_s:g} s ({elapsed:.0f} s)"
+
+
 def _take_baseline(r: Rollout, state, snapshot: Snapshot) -> Tick:
     """The canary started while the servers' metrics could not be read, so no counters mark where its traffic
     begins: judging now would count every error since the servers started (an earlier rollout's among them). The
@@ -252,6 +303,34 @@ def analyse_step(
     )
 
 
+def _inconclusive(r: Rollout, state, analysis: Analysis, now: datetime | None) -> Tick:
+    """A marginal score: recorded (the count is the ledger's), then undecided once ``inconclusive_limit`` are."""
+    c = state.canary
+    e = _append(
+        r,
+        event(
+            "canary_inconclusive",
+            r.release,
+            actor=MONITOR,
+            reason=analysis.reason,
+            from_version=state.champion,
+            to_version=c.version,
+            analysis=analysis.as_dict(),
+        ),
+    )
+    count, limit = c.inconclusive + 1, r.spec.inconclusive_limit
+    if limit is not None and count >= limit:
+        why = f"inconclusive limit: {count} inconclusive analyses at {c.percent}% (limit {limit}): {analysis.reason}"
+        t = _undecided(r, state, why, analysis)
+        return Tick(t.action, t.canary, analysis, [e, *t.events], t.note)
+    late = _past_deadline(r, c, now)
+    if late:
+        t = _undecided(r, state, f"{late}; last analysis: {analysis.reason}", analysis)
+        return Tick(t.action, t.canary, analysis, [e, *t.events], t.note)
+    note = f"{count} inconclusive" + (f" of {limit}" if limit else "") + f": {analysis.reason}"
+    return Tick("inconclusive", replay(r.store.events(r.release)).canary, analysis, [e], note)
+
+
 def tick(r: Rollout, source: Any, now: datetime | None = None, drift: dict[str, Any] | None = None) -> Tick:
     """Read the metrics, analyse the current step, act on the decision, and keep the mirrors in line. A move whose
     MLflow aliases could not follow (MLflow unreachable) still happened: its note says so."""
@@ -271,14 +350,24 @@ def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] |
         why = f"the champion moved from {c.champion} to {state.champion} during the canary"
         return Tick("aborted", c, events=[_end(r, state, "canary_aborted", MONITOR, why)], note=why)
     sync_flags(r, state.champion, c)  # a flag file lost or edited by hand comes back to the recorded step
+    if c.paused is not None:
+        return Tick("paused", c, note=f"paused for a person at {c.percent}% ({c.paused}): `canary resume` or `abort`")
     try:
         snapshot = source.snapshot(r.release)
     except MetricsUnavailable as exc:
+        late = _past_deadline(r, c, now)
+        if late:
+            return _undecided(r, state, f"{late}; metrics unavailable: {exc}", None)
         return Tick("unavailable", c, note=f"metrics unavailable, holding at {c.percent}%: {exc}")
     if c.baseline is None:
         return _take_baseline(r, state, snapshot)
     analysis = analyse_step(r.spec, state, snapshot, now, drift)
-    if analysis.decision in ("bake", "hold"):
+    if analysis.decision == "inconclusive":
+        return _inconclusive(r, state, analysis, now)
+    if analysis.decision in ("bake", "hold", "nodata"):
+        late = _past_deadline(r, c, now)
+        if late:
+            return _undecided(r, state, f"{late}; last analysis: {analysis.reason}", analysis)
         return Tick(analysis.decision, c, analysis, note=analysis.reason)
     if analysis.decision == "breach":
         if c.breaches + 1 < r.spec.failures_to_rollback:
@@ -298,7 +387,9 @@ def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] |
                 "breach", c, analysis, [e], f"{c.breaches + 1} of {r.spec.failures_to_rollback}: {analysis.reason}"
             )
         kpis = [asdict(k) for k in analysis.breached]
-        e = _end(r, state, "rolled_back", MONITOR, analysis.reason, kpis=kpis, analysis=analysis.as_dict())
+        failed = [m for m in (analysis.judgement or {}).get("metrics", []) if m["outcome"] == "fail"]
+        tests = {"failed_tests": failed} if failed else {}  # the statistical tests that failed, beside the budgets
+        e = _end(r, state, "rolled_back", MONITOR, analysis.reason, kpis=kpis, analysis=analysis.as_dict(), **tests)
         return Tick("rolled_back", c, analysis, [e], analysis.reason)
     if analysis.decision == "promote":
         return Tick("promoted", c, analysis, _promote(r, state, analysis), analysis.reason)
