@@ -92,6 +92,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             import json
 
             check_agreement(json.loads(beside.read_text()), manifest, str(beside))
+        signature = _signature(path, args.trusted_key)
     except (BundleError, ValueError) as exc:
         return _not_verified(args, {"path": str(path), "ok": False}, [str(exc)])
     files = sum(len(m["files"]) for m in manifest["members"].values())
@@ -106,6 +107,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "files": files,
         "held_by_reference": len(held),
         "references_checked": checked,  # false with --bundle-only (or when the bundle holds none)
+        "signature": signature,
     }
     if checked:
         missing = _missing_data(held)
@@ -120,9 +122,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
         note = f" ({len(held)} held by reference, not checked: --bundle-only)"
     print(
         f"OK: {manifest['release']} {manifest['version']}: {len(manifest['members'])} members, {files} files "
-        f"verified{note}"
+        f"verified{note}; {signature['text']}"
     )
     return OK
+
+
+def _signature(bundle: Path, trusted_key: list[str] | None) -> dict[str, Any]:
+    """The unit's signature checked against whom this machine trusts (``checking_trust``): a refusal raises
+    ``SignatureError`` with the reason. With nobody to trust, what is beside the bundle is said, unchecked."""
+    from release_assets.provenance.attest import check_unit
+    from release_assets.provenance.keys import short
+    from release_assets.provenance.signing import SIGNATURE, signer_of
+    from release_assets.rollout.environments import checking_trust
+
+    def beside(name: str) -> bytes | None:
+        path = bundle.parent / name
+        return path.read_bytes() if path.is_file() else None
+
+    trust = checking_trust(trusted_key)
+    if trust is not None:
+        check = check_unit(bundle, beside, trust, str(bundle))
+        return {"signed": True, "verified": True, "key_id": check.key_id, "text": check.summary()}
+    raw = beside(SIGNATURE)
+    if raw is None:
+        text = "unsigned (no signing key configured, no trusted key: nothing to check)"
+        return {"signed": False, "verified": False, "text": text}
+    made_by = signer_of(raw, str(bundle.parent / SIGNATURE))
+    who = f"key {short(made_by['key_id'])}" if "key_id" in made_by else "a Sigstore certificate (keyless)"
+    text = f"signed by {who}, not checked (no trusted key: --trusted-key, environments.yaml trusted_keys)"
+    return {"signed": True, "verified": False, **made_by, "text": text}
 
 
 def _not_verified(args: argparse.Namespace, result: dict[str, Any], problems: list[str]) -> int:

@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         help="do not check the data the bundle holds by reference in the release store (by default each such "
         "file must be there and match its sha256)",
     )
+    p.add_argument(
+        "--trusted-key",
+        action="append",
+        metavar="PEM",
+        help="a public key the unit must be signed by (repeatable; default: environments.yaml's trusted_keys, "
+        "else the configured signing key's public half; with none of these the signature is reported unchecked)",
+    )
     _json_flag(p)
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("validate", help="validate every release manifest")
@@ -83,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--traces", metavar="PATH", help="span file (default: <store>/traces/serve.jsonl)")
     p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body in bytes (default 64 KiB)")
+    p.add_argument(
+        "--signed-only",
+        action="store_true",
+        help="load only release units signed by a trusted key (--trusted-key, else environments.yaml's "
+        "trusted_keys, else the configured signing key's public half); any other is NOT READY, with the reason",
+    )
+    p.add_argument("--trusted-key", action="append", metavar="PEM", help="a public key to trust (repeatable)")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("flags", help="route a share of a release's traffic to a canary, or shadow it (flag file)")

@@ -47,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from release_assets.serving.flags import store_flags_dir
     from release_assets.serving.server import build_server
 
+    trust = _serving_trust(args.signed_only, args.trusted_key)
     store = release_store()
     manifests = manifests_named()[0]  # every manifest that loads: a served release's breaker policy is in its own
     releases = args.release or [m.name for m in manifests]
@@ -63,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         shadow_log_dir=get_settings().store_path / "shadow",  # live pairs for the shadow_report asset
         breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
+        trust=trust,
     )
     for release, problem in server.problems.items():
         print(f"NOT READY: {release}: {problem}", file=sys.stderr)
@@ -74,6 +76,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+def _serving_trust(signed_only: bool, trusted_key: list[str] | None):
+    """With ``signed_only`` (``--signed-only``), whose signatures the server accepts (``checking_trust``); a usage
+    error when there is nobody to trust, and for ``--trusted-key`` without it."""
+    from release_assets.api import UsageError
+
+    if not signed_only:
+        if trusted_key:
+            raise UsageError("--trusted-key is for --signed-only")
+        return None
+    from release_assets.rollout.environments import checking_trust
+
+    trust = checking_trust(trusted_key)
+    if trust is None:
+        raise UsageError(
+            "--signed-only needs a key to trust: --trusted-key PEM, trusted_keys in environments.yaml, or "
+            "RELEASE_ASSETS_SIGNING_KEY(_FILE)"
+        )
+    return trust
 
 
 def _breaker_policies(manifests: list) -> dict:

@@ -39,6 +39,11 @@ EXTRAS: dict[str, str] = {
     "botocore": "s3",
     "dagster_webserver": "ui",
     "matplotlib": "plots",
+    "model_signing": "provenance",
+    "sigstore": "provenance",
+    "cryptography": "provenance",
+    "cyclonedx": "provenance",
+    "packageurl": "provenance",
     "dagster_celery": "scale",
     "dagster_k8s": "k8s",
 }
@@ -54,6 +59,7 @@ PURPOSE: dict[str, str] = {
     "s3": "S3 (the release store, s3:// tables, an environment's region)",
     "ui": "the Dagster UI",
     "plots": "plots in reports and failed checks",
+    "provenance": "signing release units, their attestations and SBOM (and checking signatures)",
     "scale": "the Celery executor (RELEASE_ASSETS_EXECUTOR=celery)",
     "k8s": "the Kubernetes executor (RELEASE_ASSETS_EXECUTOR=k8s)",
 }

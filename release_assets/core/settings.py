@@ -124,6 +124,27 @@ class Settings(BaseSettings):
         "(default: the OS user)",
     )
 
+    # Signing (provenance/): OpenSSF model signing of each published unit, its attestations signed with the same key
+    signing_mode: Literal["key", "keyless"] = Field(
+        "key",
+        description="key: sign with RELEASE_ASSETS_SIGNING_KEY(_FILE) when one is set (else publish unsigned); "
+        "keyless: Sigstore with the CI runner's OIDC identity (GitHub Actions, `id-token: write`)",
+    )
+    signing_key: str | None = Field(
+        None,
+        description="the elliptic-curve private key (unencrypted PEM) that signs published units; or _FILE",
+        json_schema_extra=SECRET,
+    )
+    signing_key_file: Path | None = Field(None, description="a file holding the signing key (PEM)")
+    signing_identity: str | None = Field(
+        None, description="keyless: the identity recorded as signer (default: $GITHUB_WORKFLOW_REF)"
+    )
+    builder_id: str | None = Field(
+        None,
+        description="the builder named in the SLSA provenance (default: the GitHub Actions workflow run's URL in "
+        "CI, else release-assets on this host)",
+    )
+
     # The release store
     store_backend: Literal["local", "s3"] = Field(
         "local", description="where release units and the ledger are published: local or s3"
@@ -259,7 +280,7 @@ class Settings(BaseSettings):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("serve_token", mode="before")
+    @field_validator("serve_token", "signing_key", mode="before")
     @classmethod
     def _token(cls, value: Any) -> Any:
         # Only the empty string is "no token": a token of spaces is a (bad) token, never silently no authentication.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from release_assets.core.settings import Settings
+from release_assets.provenance.keys import Trust
 from release_assets.record.canary_state import CanaryState, next_canary
 from release_assets.record.servable import PromotionError, check_names, check_servable, overridden_controls, verified
 from release_assets.release.store import LedgerError, ReleaseStore, StoreError, check_release_name
@@ -146,8 +147,10 @@ def promote(
     approved_by: str,
     reason: str,
     override_weakened_gates: bool = False,
+    trust: Trust | None = None,
 ) -> list[dict[str, Any]]:
-    """Manual approval then promotion of ``version`` to champion.
+    """Manual approval then promotion of ``version`` to champion (with ``trust``, the first environment's
+    ``trusted_keys``: only a unit signed by one of them).
 
     Decides from the verified bundle's own manifest: refuses anything unpublished, not all-passed, or whose bundle
     does not verify; a release built with weakened gates, or from a dirty tree or off the default branch, needs
@@ -157,7 +160,7 @@ def promote(
     check_names(release, version)
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a promotion needs both `approved_by` and `reason`")
-    manifest = check_servable(store, release, version, override_weakened_gates, action="promoted")
+    manifest = check_servable(store, release, version, override_weakened_gates, action="promoted", trust=trust)
     state = replay(store.events(release))
     if state.champion == version:
         raise PromotionError(f"{release} {version} is already the champion")

@@ -7,6 +7,7 @@ from typing import Any
 
 from release_assets.core.git_base import provenance_problems
 from release_assets.core.settings import get_settings
+from release_assets.provenance.keys import SignatureError, Trust
 from release_assets.record.verified import verified_manifest
 from release_assets.release.bundle import BundleError
 from release_assets.release.store import ReleaseStore, StoreError, check_release_name, check_version
@@ -37,11 +38,16 @@ def check_names(release: str, version: str | None = None) -> None:
         raise PromotionError(str(exc)) from None
 
 
-def verified(store: ReleaseStore, release: str, version: str, action: str) -> dict[str, Any]:
-    """The bundle's own manifest, verified; a corrupt or missing bundle refuses the move with the store's words."""
+def verified(
+    store: ReleaseStore, release: str, version: str, action: str, trust: Trust | None = None
+) -> dict[str, Any]:
+    """The bundle's own manifest, verified (with ``trust``: signed by a key it holds); a corrupt or missing bundle,
+    or one whose signature ``trust`` does not accept, refuses the move with the store's words."""
 
     try:
-        return verified_manifest(store, release, version)
+        return verified_manifest(store, release, version, trust)
+    except SignatureError as exc:
+        raise PromotionError(f"{release} {version} cannot be {action}: its signature is not accepted: {exc}") from None
     except (BundleError, StoreError) as exc:
         raise PromotionError(f"{release} {version} cannot be {action}: its bundle does not verify: {exc}") from None
 
@@ -78,16 +84,17 @@ def check_servable(
     version: str,
     override_weakened_gates: bool = False,
     action: str = "served",
+    trust: Trust | None = None,
 ) -> dict[str, Any]:
     """What a version must be before it answers users, as champion (``promote``) or canary (``flags``): published,
     its bundle verified, every gate passed, and weakened gates or a dirty or off-branch build only with an explicit
-    override (``override_weakened_gates``: one override for every control, recorded by the caller). Returns the
-    bundle's own manifest."""
+    override (``override_weakened_gates``: one override for every control, recorded by the caller); with ``trust``
+    (an environment's ``trusted_keys``), signed by one of its keys. Returns the bundle's own manifest."""
     check_names(release, version)
     if store.manifest(release, version) is None:
         known = ", ".join(sorted(store.versions(release))) or "none"
         raise PromotionError(f"{release} {version} was never published (published versions: {known})")
-    manifest = verified(store, release, version, action)
+    manifest = verified(store, release, version, action, trust)
     holding = _blocking_verdicts(manifest)
     if holding:
         listed = "; ".join(f"{g['member']}.{g['gate']}: {g['status']} ({g['reason']})" for g in holding)

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from release_assets.provenance.attest import UnitCheck, check_unit
+from release_assets.provenance.keys import Trust
 from release_assets.release.bundle import BundleError, verify_bundle
 from release_assets.release.store import BUNDLE, ReleaseStore
 
@@ -44,20 +46,32 @@ def check_agreement(stored: dict[str, Any] | None, own: dict[str, Any], where: s
         )
 
 
-def verified_manifest(store: ReleaseStore, release: str, version: str) -> dict[str, Any]:
+def verified_manifest(store: ReleaseStore, release: str, version: str, trust: Trust | None = None) -> dict[str, Any]:
     """The manifest inside ``release``/``version``'s bundle, after every digest was recomputed and the store's
-    copy compared with it. Raises :class:`BundleError` (or ``StoreError`` when the bundle cannot be fetched)."""
+    copy compared with it; with ``trust``, also its signature and attestations (``verified_unit``). Raises
+    :class:`BundleError` (``SignatureError``, a kind of it, for the signature) or ``StoreError`` when the bundle
+    cannot be fetched."""
+    return verified_unit(store, release, version, trust)[0]
+
+
+def verified_unit(
+    store: ReleaseStore, release: str, version: str, trust: Trust | None = None
+) -> tuple[dict[str, Any], UnitCheck | None]:
+    """``verified_manifest``, and with ``trust`` the check of the unit's signature and attestations by a key it
+    holds (refused unsigned, signed by another key, or changed since signing: the reason names the file)."""
     stored = store.manifest(release, version)
+    where = store.bundle_uri(release, version)
     with tempfile.TemporaryDirectory(prefix=f"verify-{release}-") as tmp:
         bundle = store.fetch_bundle(release, version, Path(tmp) / BUNDLE)
         try:
             own = verify_bundle(bundle)
         except BundleError as exc:  # name the bundle where it is stored, not the temporary copy
-            raise BundleError(str(exc).replace(str(bundle), store.bundle_uri(release, version))) from None
+            raise BundleError(str(exc).replace(str(bundle), where)) from None
+        # The digests first: a changed member is named by them; the signature then refuses a consistent rewrite.
+        check = None
+        if trust is not None:
+            check = check_unit(bundle, lambda name: store.beside(release, version, name), trust, where)
     if own.get("release") != release or own.get("version") != version:
-        raise BundleError(
-            f"{store.bundle_uri(release, version)}: the bundle is {own.get('release')} {own.get('version')}, "
-            f"not {release} {version}"
-        )
-    check_agreement(stored, own, store.bundle_uri(release, version))
-    return own
+        raise BundleError(f"{where}: the bundle is {own.get('release')} {own.get('version')}, not {release} {version}")
+    check_agreement(stored, own, where)
+    return own, check

@@ -1,5 +1,6 @@
 """Release stage wiring: the release unit asset around :func:`release_assets.release.unit.release`."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,12 @@ def _member_table(published: dict) -> str:
     return markdown_table(["member", "sha256", "size", "metrics"], rows)
 
 
+def _run_started(context: dg.AssetExecutionContext) -> str | None:
+    """When this Dagster run started (RFC 3339, UTC), for the unit's provenance; None if the instance lacks it."""
+    start = context.instance.get_run_stats(context.run.run_id).start_time
+    return datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if start else None
+
+
 def release_unit_asset(
     manifest: ReleaseManifest, project_root: Path, code_versions: dict[str, str | None]
 ) -> dg.AssetsDefinition:
@@ -118,6 +125,7 @@ def release_unit_asset(
                 run_id=context.run.run_id,
                 project_root=project_root,
                 publish=publish,
+                started_on=_run_started(context),
             )
         except HeldBack as held:
             raise dg.Failure(

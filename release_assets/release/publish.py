@@ -19,6 +19,7 @@ from release_assets.keys import is_evidence
 from release_assets.manifest import installed_kinds
 from release_assets.manifest.contracts import offered_interface
 from release_assets.promotion.policy import Verdict
+from release_assets.provenance.sbom import SBOM_FILE, SBOM_KIND, SBOM_MEMBER
 from release_assets.release.bundle import REFERENCE, read_manifest, referenced_files, release_version, write_bundle
 from release_assets.release.report_html import (
     REPORT_FILE,
@@ -131,6 +132,20 @@ def build_manifest(
     }
 
 
+def _cached_member(
+    cache: LocalArtifactStore, release: str, member: str, kind: str, filename: str, body: bytes
+) -> ArtifactRef:
+    """``body`` as the one file of evidence member ``member``, in the build cache under the sha256 of its bytes."""
+
+    def write(out: Path) -> dict[str, Any]:
+        (out / filename).write_bytes(body)
+        return {}
+
+    fingerprint = hashlib.sha256(body).hexdigest()[:24]
+    ref, _ = cache.build(release=release, member=member, kind=kind, fingerprint=fingerprint, builder=write)
+    return ref
+
+
 def report_artifact(
     cache: LocalArtifactStore,
     release: str,
@@ -142,16 +157,18 @@ def report_artifact(
     under the sha256 of its bytes; the plots of its evidence members are read from their cached files."""
     plots = {path: _cached_file(cache, refs, path).read_bytes() for path in plot_paths(manifest)}
     html = report_bytes(manifest, champion, plots)
+    return _cached_member(cache, release, REPORT_MEMBER, REPORT_KIND, REPORT_FILE, html)
 
-    def write(out: Path) -> dict[str, Any]:
-        (out / REPORT_FILE).write_bytes(html)
-        return {}
 
-    fingerprint = hashlib.sha256(html).hexdigest()[:24]
-    ref, _ = cache.build(
-        release=release, member=REPORT_MEMBER, kind=REPORT_KIND, fingerprint=fingerprint, builder=write
-    )
-    return ref
+def _with_evidence(
+    release: str, refs: dict[str, ArtifactRef], manifest: dict[str, Any], name: str, ref: ArtifactRef
+) -> tuple[dict[str, ArtifactRef], dict[str, Any]]:
+    """``refs`` and ``manifest`` with ``ref`` added as the evidence member ``name``: the version is unchanged
+    (evidence is outside its digest), and so is everything else the manifest says."""
+    members = dict(sorted({**manifest["members"], name: _member_entry(name, ref, None)}.items()))
+    if release_version(members) != manifest["version"]:  # is_evidence(name) keeps it out
+        raise AssertionError(f"{release}: the evidence member {name} changed the version {manifest['version']}")
+    return {**refs, name: ref}, {**manifest, "members": members}
 
 
 def with_report(
@@ -161,13 +178,19 @@ def with_report(
     manifest: dict[str, Any],
     champion: Champion | None,
 ) -> tuple[dict[str, ArtifactRef], dict[str, Any]]:
-    """``refs`` and ``manifest`` with the release report added as the evidence member ``REPORT_MEMBER``: the
-    version is unchanged (evidence is outside its digest), and so is everything else the manifest says."""
-    ref = report_artifact(cache, release, refs, manifest, champion)
-    members = dict(sorted({**manifest["members"], REPORT_MEMBER: _member_entry(REPORT_MEMBER, ref, None)}.items()))
-    if release_version(members) != manifest["version"]:  # is_evidence(REPORT_MEMBER) keeps it out
-        raise AssertionError(f"{release}: the release report changed the version {manifest['version']}")
-    return {**refs, REPORT_MEMBER: ref}, {**manifest, "members": members}
+    """``refs`` and ``manifest`` with the release report added as the evidence member ``REPORT_MEMBER``."""
+    return _with_evidence(
+        release, refs, manifest, REPORT_MEMBER, report_artifact(cache, release, refs, manifest, champion)
+    )
+
+
+def with_sbom(
+    cache: LocalArtifactStore, release: str, refs: dict[str, ArtifactRef], manifest: dict[str, Any], sbom: bytes
+) -> tuple[dict[str, ArtifactRef], dict[str, Any]]:
+    """``refs`` and ``manifest`` with the CycloneDX SBOM of the building environment as the evidence member
+    ``SBOM_MEMBER`` (named by sha256 in the unit's provenance)."""
+    ref = _cached_member(cache, release, SBOM_MEMBER, SBOM_KIND, SBOM_FILE, sbom)
+    return _with_evidence(release, refs, manifest, SBOM_MEMBER, ref)
 
 
 def report_file(cache: LocalArtifactStore, release: str, manifest: dict[str, Any]) -> Path | None:
@@ -187,6 +210,11 @@ def _cached_file(cache: LocalArtifactStore, refs: dict[str, ArtifactRef], path: 
     return refs[name].path(cache.root, rel)
 
 
+# What signs a written bundle: bundle file and its manifest -> the files kept beside it in the store (file name ->
+# bytes: the signature and the attestations, ``provenance.attest.unit_files``).
+Attest = Callable[[Path, dict[str, Any]], dict[str, bytes]]
+
+
 def publish_release(
     cache: LocalArtifactStore,
     releases: ReleaseStore,
@@ -196,22 +224,30 @@ def publish_release(
     *,
     report: bool = False,
     champion: Champion | None = None,
+    sbom: bytes | None = None,
+    attest: Attest | None = None,
 ) -> tuple[Path, dict[str, Any], bool]:
-    """Write the bundle from the members' cached files, then publish it (bundle, manifest, pointer).
+    """Write the bundle from the members' cached files, then publish it (bundle, the files beside it, manifest,
+    pointer).
 
     Returns the local bundle (kept under the cache's ``bundles/`` for the registry to log), the manifest actually
     published, and whether the version was new. A bundle written by an earlier, interrupted attempt is reused
     with its own manifest, so the bundle and the published manifest always agree.
 
-    ``report``: a new bundle also carries the release report against ``champion`` (``with_report``). It is
-    rendered only when a bundle is written: a version whose bundle exists keeps the report it has.
+    ``report``: a new bundle also carries the release report against ``champion`` (``with_report``); ``sbom``: the
+    CycloneDX SBOM of the building environment (``with_sbom``). Both are added only when a bundle is written: a
+    version whose bundle exists keeps what it has. ``attest``: signs the bundle; what it returns is stored beside
+    the bundle before the manifest makes the version visible (None: published unsigned).
     """
     version = manifest["version"]
     local_bundle = cache.root / "bundles" / release / version / BUNDLE
     if local_bundle.exists():
         manifest = read_manifest(local_bundle)
-    elif report:
-        refs, manifest = with_report(cache, release, refs, manifest, champion)
+    else:
+        if sbom is not None:
+            refs, manifest = with_sbom(cache, release, refs, manifest, sbom)
+        if report:  # last: the report lists every other member, the SBOM included
+            refs, manifest = with_report(cache, release, refs, manifest, champion)
     held = {f["path"] for f in referenced_files(manifest)}
 
     if not local_bundle.exists():
@@ -223,7 +259,10 @@ def publish_release(
         }
         with replacing(local_bundle) as tmp:
             write_bundle(entries, manifest, tmp)
+    if releases.is_published(release, version):
+        return local_bundle, manifest, False
+    beside = attest(local_bundle, manifest) if attest is not None else None
     # The data held by reference goes to the store before the bundle that names it (ReleaseStore.publish).
     data = {f["sha256"]: _cached_file(cache, refs, f["path"]) for f in referenced_files(manifest)}
-    published = releases.publish(release, version, local_bundle, manifest, data=data)
+    published = releases.publish(release, version, local_bundle, manifest, data=data, beside=beside)
     return local_bundle, manifest, published

@@ -22,6 +22,7 @@ from release_assets.release.store import (
     MANIFEST,
     ReleaseStore,
     StoreError,
+    check_beside_name,
     check_release_name,
     check_sha256,
     check_version,
@@ -105,6 +106,17 @@ class S3ReleaseStore(ReleaseStore):
     def latest(self, name: str) -> str | None:
         body = self._get(self._key("releases", name, "latest.json"))
         return json.loads(body)["version"] if body else None
+
+    def _put_beside(self, name: str, version: str, filename: str, body: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key("releases", name, version, filename), Body=body)
+
+    def beside(self, name: str, version: str, filename: str) -> bytes | None:
+        return self._get(self._key("releases", name, version, check_beside_name(filename)))
+
+    def names_beside(self, name: str, version: str) -> list[str]:
+        base = self._key("releases", name, check_version(version)) + "/"
+        names = (k[len(base) :] for k in self._list(base))
+        return sorted(n for n in names if "/" not in n and n not in (BUNDLE, MANIFEST))
 
     def _data_key(self, digest: str) -> str:
         return self._key("data", "sha256", check_sha256(digest))

@@ -39,6 +39,9 @@ __all__ = ["GENESIS", "LedgerError", "VerifiedLedger", "event_hash", "verify_cha
 
 BUNDLE = "bundle.tar.gz"
 MANIFEST = "manifest.json"
+# Files kept beside a version's bundle (its signature, its attestations): named by the writer, never part of the
+# bundle, so never of the version. A plain lower-case file name, so it cannot leave the version's folder.
+_BESIDE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
 class StoreError(RuntimeError):
@@ -89,6 +92,14 @@ def check_writable_folder(root: Path, what: str) -> None:
         raise StoreError(f"{what} at {root} is not writable: {exc.strerror or exc}") from None
 
 
+def check_beside_name(filename: str) -> str:
+    if not isinstance(filename, str) or not _BESIDE.match(filename) or filename in (BUNDLE, MANIFEST):
+        raise StoreError(
+            f"{filename!r} cannot be kept beside a bundle (a lower-case file name, not {BUNDLE} or {MANIFEST})"
+        )
+    return filename
+
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -103,12 +114,20 @@ class ReleaseStore(ABC):
 
     # -- releases --------------------------------------------------------------------------------------------
     def publish(
-        self, name: str, version: str, bundle: Path, manifest: dict[str, Any], data: dict[str, Path] | None = None
+        self,
+        name: str,
+        version: str,
+        bundle: Path,
+        manifest: dict[str, Any],
+        data: dict[str, Path] | None = None,
+        beside: dict[str, bytes] | None = None,
     ) -> bool:
         """Publish ``bundle`` and ``manifest`` as ``name``/``version``; False if that version already exists.
 
         ``data``: the files the bundle holds by reference (sha256 -> file), stored first, content-addressed, so
         a visible version never names data that is not there; one already stored (an earlier version's) is kept.
+        ``beside``: files kept beside the bundle (file name -> bytes: its signature, its attestations), written
+        before the manifest, so a signed version is never visible unsigned.
         """
         if self.is_published(name, version):
             return False
@@ -116,6 +135,8 @@ class ReleaseStore(ABC):
             if not self.has_data(digest):
                 self._put_data(digest, path)
         self._put_bundle(name, version, bundle)
+        for filename, body in sorted((beside or {}).items()):
+            self.put_beside(name, version, filename, body)
         self._put_manifest(name, version, manifest)  # from here on the version is visible
         self._put_pointer(name, {"version": version})
         return True
@@ -148,6 +169,21 @@ class ReleaseStore(ABC):
 
     @abstractmethod
     def latest(self, name: str) -> str | None: ...
+
+    # -- files beside a version's bundle (signature, attestations: outside the bundle and the version) -----------
+    def put_beside(self, name: str, version: str, filename: str, body: bytes) -> None:
+        self._put_beside(name, version, check_beside_name(filename), body)
+
+    @abstractmethod
+    def _put_beside(self, name: str, version: str, filename: str, body: bytes) -> None: ...
+
+    @abstractmethod
+    def beside(self, name: str, version: str, filename: str) -> bytes | None:
+        """The bytes of ``filename`` beside ``name``/``version``'s bundle; None when there is no such file."""
+
+    @abstractmethod
+    def names_beside(self, name: str, version: str) -> list[str]:
+        """The file names kept beside ``name``/``version``'s bundle, sorted."""
 
     # -- data held by reference (content-addressed: data/sha256/<digest>) --------------------------------------
     @abstractmethod
@@ -239,6 +275,23 @@ class LocalReleaseStore(ReleaseStore):
     def latest(self, name: str) -> str | None:
         path = self._release_dir(name) / "latest.json"
         return json.loads(path.read_text())["version"] if path.exists() else None
+
+    def _put_beside(self, name: str, version: str, filename: str, body: bytes) -> None:
+        write_atomic(self._dir(name, version) / filename, body)
+
+    def beside(self, name: str, version: str, filename: str) -> bytes | None:
+        path = self._dir(name, version) / check_beside_name(filename)
+        return path.read_bytes() if path.is_file() else None
+
+    def names_beside(self, name: str, version: str) -> list[str]:
+        folder = self._dir(name, version)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_file() and _BESIDE.match(p.name) and p.name not in (BUNDLE, MANIFEST)
+        )
 
     def _data_path(self, digest: str) -> Path:
         digest = check_sha256(digest)

@@ -13,15 +13,28 @@ from pathlib import Path
 from typing import Any
 
 from release_assets.artifacts import ArtifactRef, LocalArtifactStore
-from release_assets.core.settings import get_settings
+from release_assets.core.extras import not_installed
+from release_assets.core.settings import Settings, get_settings
 from release_assets.manifest import ReleaseManifest
 from release_assets.models.onnx_parity import release_verdicts as onnx_parity_verdicts
 from release_assets.promotion.gates import MemberInputs, consistency_verdicts, member_roles, member_verdicts
 from release_assets.promotion.policy import Verdict, release_decision
 from release_assets.promotion.weakened import weakened_against_base
+from release_assets.provenance.attest import unit_files
+from release_assets.provenance.builder import build_record, now
+from release_assets.provenance.sbom import sbom_bytes
+from release_assets.provenance.signing import UnitSigner, configured_signer
+from release_assets.provenance.statements import BuildRecord
 from release_assets.record.champion import ChampionView
 from release_assets.record.ledger import record_published, replay
-from release_assets.release.publish import ByReference, build_manifest, publish_release, report_artifact, report_file
+from release_assets.release.publish import (
+    Attest,
+    ByReference,
+    build_manifest,
+    publish_release,
+    report_artifact,
+    report_file,
+)
 from release_assets.release.report_html import REPORT_FILE, Champion
 from release_assets.release.store import ReleaseStore
 
@@ -84,6 +97,7 @@ def release(
     run_id: str,
     project_root: Path | None = None,
     publish: bool = True,
+    started_on: str | None = None,
 ) -> PublishedUnit:
     """Decide, then publish ``refs`` (bundle name -> artifact) as one release unit; raise :class:`HeldBack`.
 
@@ -91,6 +105,10 @@ def release(
     retry. MLflow is not touched: ``release/registry_sync.py`` registers what the ledger says was published.
     With ``publish=False`` (a pull request's build) everything is decided and reported the same way, but nothing
     is written: no bundle, nothing in the release store, no ledger event.
+
+    A new bundle carries the SBOM of this environment (with the provenance extra) and, with a signing key
+    configured, is signed with its attestations beside it (``_attest``); ``started_on``: when the run started,
+    for the provenance (default: now).
     """
 
     if project_root is None:
@@ -120,8 +138,19 @@ def release(
             already_published=candidate["version"] in releases.versions(manifest.name),
             report=report.path(cache.root, REPORT_FILE),
         )
+    settings = get_settings()
+    signer = configured_signer(settings)  # a key that cannot be used fails here, before anything is published
+    attest = _attest(manifest, signer, project_root, started_on or now(), settings) if signer else None
     bundle, published_manifest, published = publish_release(
-        cache, releases, manifest.name, refs, candidate, report=True, champion=champion
+        cache,
+        releases,
+        manifest.name,
+        refs,
+        candidate,
+        report=True,
+        champion=champion,
+        sbom=sbom_bytes() if not_installed("cyclonedx") is None else None,
+        attest=attest,
     )
     version = published_manifest["version"]
     if version not in replay(releases.events(manifest.name)).published:
@@ -145,6 +174,28 @@ def release(
         weakened_gates=list(published_manifest.get("weakened_gates") or []),
         report=report_file(cache, manifest.name, published_manifest),
     )
+
+
+def _attest(
+    manifest: ReleaseManifest, signer: UnitSigner, project_root: Path, started_on: str, settings: Settings
+) -> Attest:
+    """What signs the bundle ``publish_release`` writes: its signature, SLSA provenance and test result."""
+
+    def attest(bundle: Path, bundle_manifest: dict[str, Any]) -> dict[str, bytes]:
+        def build() -> BuildRecord:
+            return build_record(
+                project_root=project_root,
+                manifest_source=manifest.source,
+                bundle_manifest=bundle_manifest,
+                started_on=started_on,
+                signer=signer.identity,
+                configured_builder=settings.builder_id,
+            )
+
+        policy = f"releases/{manifest.name}.yaml" if manifest.source is None else manifest.source.name
+        return unit_files(bundle, bundle_manifest, signer, build, policy)
+
+    return attest
 
 
 def _champion(releases: ReleaseStore, release: str) -> Champion | None:

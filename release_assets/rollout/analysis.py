@@ -52,6 +52,9 @@ class Analysis:
     champion_requests: float
     elapsed_s: float
     kpis: list[Kpi] = field(default_factory=list)
+    # Requests of the release shed by admission control in the window (503/429 before routing): load, not any
+    # version's errors; reported so a thin window is explained, never judged.
+    shed_requests: float = 0.0
     judgement: dict[str, Any] | None = None  # the statistical judgement (StatisticalJudgement.as_dict), if any
 
     @property
@@ -144,8 +147,10 @@ def analyse(
     step: int,
     elapsed_s: float,
     drift: dict[str, Any] | None = None,
+    shed: float = 0.0,
 ) -> Analysis:
-    """The decision for a canary at ``spec.steps[step]`` whose step began ``elapsed_s`` ago, on window counters."""
+    """The decision for a canary at ``spec.steps[step]`` whose step began ``elapsed_s`` ago, on window counters;
+    ``shed``: the release's requests shed by admission control in the window (reported, never an error)."""
     percent = spec.steps[step]
     nxt = spec.steps[step + 1] if step + 1 < len(spec.steps) else None
     head: _Head = {
@@ -158,7 +163,7 @@ def analyse(
     }
     kpis = judge(canary, champion, spec)
     tests = statistical.judge(canary, champion, spec) if spec.judgement is not None else None
-    decided = functools.partial(Analysis, judgement=tests.as_dict() if tests else None)
+    decided = functools.partial(Analysis, shed_requests=shed, judgement=tests.as_dict() if tests else None)
     if canary.circuit_open:
         return decided("breach", "the canary's circuit breaker is open in serve", kpis=kpis, **head)
     if tests is not None and tests.verdict == "fail":
@@ -171,7 +176,10 @@ def analyse(
         if n < spec.min_requests
     ]
     if short:
-        return decided("hold", f"inconclusive, too little traffic: {', '.join(short)} requests", kpis=kpis, **head)
+        why = f"inconclusive, too little traffic: {', '.join(short)} requests"
+        if shed:
+            why += f" ({shed:g} more shed by admission control, counted as shed load, not answers)"
+        return decided("hold", why, kpis=kpis, **head)
     breached = (
         [k for k in kpis if k.breached] if spec.judgement is None or spec.judgement.budgets == "guardrail" else []
     )

@@ -300,6 +300,7 @@ def analyse_step(
         c.step,
         elapsed,
         drift,
+        shed=sum(current.shed.values()),
     )
 
 

@@ -40,6 +40,9 @@ class Snapshot:
     # subtracts each server's counts from its own and a restarted server counts from its restart only.
     started: dict[str, float] = field(default_factory=dict, compare=False)
     by_server: dict[str, dict[str, VersionCounters]] = field(default_factory=dict, compare=False)
+    # Requests of the release refused by admission control (reason -> count, summed over servers): shed before
+    # routing, so no version's counters hold them; the analysis reports them beside its verdict.
+    shed: dict[str, float] = field(default_factory=dict)
 
     def counters(self, version: str) -> VersionCounters:
         """The version's counters; all zero when nothing was read for it (no traffic yet, or not exported)."""
@@ -92,6 +95,9 @@ def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
     ``circuit_open`` is a state, not a count: it is ``after``'s."""
     if before is None:
         return after
+    shed = _minus(after.shed, before.shed)
+    if any(n < 0 for n in shed.values()):  # a server restarted: its shed count began again
+        shed = dict(after.shed)
     sources = [*before.sources, *after.sources]
     if after.started and before.started:
         parts = []
@@ -101,8 +107,8 @@ def window(before: Snapshot | None, after: Snapshot) -> Snapshot:
                 parts.append(_subtract(Snapshot(before.by_server.get(server, {})), Snapshot(counters)).versions)
             else:
                 parts.append({v: replace(c, reset=True) for v, c in counters.items()})
-        return Snapshot(summed(parts), sources, after.started, after.by_server)
-    return Snapshot(_subtract(before, after).versions, sources, after.started, after.by_server)
+        return Snapshot(summed(parts), sources, after.started, after.by_server, shed)
+    return Snapshot(_subtract(before, after).versions, sources, after.started, after.by_server, shed)
 
 
 def _subtract(before: Snapshot, after: Snapshot) -> Snapshot:
@@ -174,6 +180,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
         "sources": list(snapshot.sources),
         "started": dict(snapshot.started),
         "by_server": {s: {v: counters(c) for v, c in part.items()} for s, part in snapshot.by_server.items()},
+        "shed": dict(snapshot.shed),
     }
 
 
@@ -190,4 +197,5 @@ def snapshot_from_dict(data: dict[str, Any] | None) -> Snapshot | None:
         sources=data.get("sources", []),
         started=data.get("started", {}),
         by_server={s: {v: counters(c) for v, c in part.items()} for s, part in data.get("by_server", {}).items()},
+        shed=data.get("shed", {}),  # baselines recorded before admission control have none
     )

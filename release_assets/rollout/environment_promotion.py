@@ -10,18 +10,25 @@ nothing; a retry skips the regions that already hold the verified bundle.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from release_assets.core.settings import get_settings
+from release_assets.provenance.attest import ATTESTATIONS
+from release_assets.provenance.keys import Trust
+from release_assets.provenance.signing import SIGNATURE, configured_signer, signed_sha256
+from release_assets.provenance.statements import verification_file, verification_summary
 from release_assets.record.ledger import PromotionError, check_servable, default_actor, event, replay
 from release_assets.record.servable import overridden_controls
 from release_assets.record.verified import verified_manifest
 from release_assets.release.bundle import verify_bundle
-from release_assets.release.store import BUNDLE, ReleaseStore
-from release_assets.rollout.environments import Environment, Environments, store_for
+from release_assets.release.store import BUNDLE, ReleaseStore, event_hash
+from release_assets.rollout.environments import Environment, Environments, store_for, trust_of
 
 MONITOR = "canary_monitor"  # rollout.canary.MONITOR: a promotion the canary monitor made when the canary completed
 
@@ -115,14 +122,24 @@ def _check_soak(
         )
 
 
-def _copy(target: ReleaseStore, release: str, version: str, bundle: Path, manifest: dict[str, Any]) -> str:
-    """Publish into one region, then verify it back there. A region already holding it verified is left alone."""
+def _copy(
+    target: ReleaseStore,
+    release: str,
+    version: str,
+    bundle: Path,
+    manifest: dict[str, Any],
+    beside: dict[str, bytes],
+    trust: Trust | None,
+) -> str:
+    """Publish into one region with the files beside the bundle (signature, attestations), then verify it back
+    there. A region already holding it verified is left alone."""
 
     if target.manifest(release, version) is not None:
-        verified_manifest(target, release, version)  # a copy that does not verify is named, never trusted
+        verified_manifest(target, release, version, trust)  # a copy that does not verify is named, never trusted
         return "already there"
-    target.publish(release, version, bundle, manifest)  # bundle first, manifest last: visible only when whole
-    verified_manifest(target, release, version)
+    # Bundle, the files beside it, manifest last: visible only when whole, and never unsigned when it was signed.
+    target.publish(release, version, bundle, manifest, beside=beside)
+    verified_manifest(target, release, version, trust)
     return "copied"
 
 
@@ -132,12 +149,17 @@ def copy_to_regions(
     release: str,
     version: str,
     stores: Callable[[Environment, str], ReleaseStore] = store_for,
+    trust: Trust | None = None,
 ) -> dict[str, str]:
-    """Copy the verified bundle to every region of ``env`` in order (the first region is the first wave, so a
-    broken setup fails there before touching the others). Returns region -> "copied" | "already there"; the first
-    failure raises :class:`PromotionError` naming the region and what the earlier regions hold."""
+    """Copy the verified bundle, and the files beside it, to every region of ``env`` in order (the first region is
+    the first wave, so a broken setup fails there before touching the others); each copy is verified back, with
+    ``trust`` its signature too. Returns region -> "copied" | "already there"; the first failure raises
+    :class:`PromotionError` naming the region and what the earlier regions hold."""
 
     done: dict[str, str] = {}
+    beside = {
+        n: b for n in source.names_beside(release, version) if (b := source.beside(release, version, n)) is not None
+    }
     with tempfile.TemporaryDirectory(prefix=f"promote-{release}-") as tmp:
         bundle = source.fetch_bundle(release, version, Path(tmp) / BUNDLE)
         verify_bundle(bundle)  # what is uploaded is what was verified, not a second download
@@ -148,7 +170,7 @@ def copy_to_regions(
             )
         for region in env.regions():
             try:
-                done[region] = _copy(stores(env, region), release, version, bundle, manifest)
+                done[region] = _copy(stores(env, region), release, version, bundle, manifest, beside, trust)
             except Exception as exc:  # any failure (endpoint, bucket, credentials, digest) stops the wave here
                 earlier = f" (regions before it hold the bundle: {', '.join(done)})" if done else ""
                 raise PromotionError(
@@ -178,14 +200,17 @@ def promote_to(
     if env.approval and not (approved_by.strip() and reason.strip()):
         missing = " and ".join(f for f, v in (("--approved-by", approved_by), ("--reason", reason)) if not v.strip())
         raise PromotionError(f"promotion to {env.name} needs an approval: {missing} missing")
-    manifest = check_servable(store, release, version, override_weakened_gates, action=f"promoted to {env.name}")
+    trust = trust_of(env)
+    manifest = check_servable(
+        store, release, version, override_weakened_gates, action=f"promoted to {env.name}", trust=trust
+    )
     events = store.events(release)
     _check_previous(envs, events, release, version, env, prev)
     _check_soak(envs, events, release, version, env, now or datetime.now(UTC))
     current = replay(events, env.name).champion
     if current == version:
         raise PromotionError(f"{release} {version} is already the champion of {env.name}")
-    copies = copy_to_regions(store, env, release, version, stores)
+    copies = copy_to_regions(store, env, release, version, stores, trust)
     actor = approved_by.strip() or default_actor()
     why = reason.strip() or f"promoted from {prev.name}"
     extra: dict[str, Any] = {"environment": env.name, "regions": list(copies)}
@@ -202,4 +227,36 @@ def promote_to(
             f"{release} {version} was not promoted to {env.name}: another promotion moved its champion at the same "
             "time (see `release-assets history`)"
         )
+    if trust is not None:
+        summary = verification_summary_file(store, manifest, env, written[0], trust)
+        if summary is not None:  # beside the unit in the ledger's store and in every region it was copied to
+            name, body = summary
+            for target in [store, *(stores(env, region) for region in copies)]:
+                target.put_beside(release, version, name, body)
     return written
+
+def verification_summary_file(
+    store: ReleaseStore, manifest: dict[str, Any], env: Environment, approved: dict[str, Any], trust: Trust
+) -> tuple[str, bytes] | None:
+    """The promotion into ``env`` as a signed SLSA verification summary (file name, envelope), citing the
+    attestations checked and the ledger's ``approved`` event; None when no signer is configured here (the ledger
+    event still records the move)."""
+    signer = configured_signer(get_settings())
+    if signer is None:
+        return None
+    release, version = manifest["release"], manifest["version"]
+    read = {n: b for n in ATTESTATIONS if (b := store.beside(release, version, n)) is not None}
+    policy = json.dumps({**env.model_dump(mode="json"), "trusted_key_ids": sorted(trust.keys)}, sort_keys=True)
+    statement = verification_summary(
+        manifest,
+        signed_sha256(store.beside(release, version, SIGNATURE) or b"") or "",
+        environment=env.name,
+        policy_sha256=hashlib.sha256(policy.encode()).hexdigest(),
+        approval=approved,
+        approval_uri=f"ledger/{release}#seq={approved['seq']}",
+        approval_sha256=event_hash(approved),
+        input_attestations={n: hashlib.sha256(b).hexdigest() for n, b in read.items()},
+        time_verified=approved["time"],
+        resource_uri=store.bundle_uri(release, version),
+    )
+    return verification_file(env.name), signer.sign_statement(statement)

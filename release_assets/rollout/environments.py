@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from release_assets.core.s3_client import bounded_client
 from release_assets.core.settings import get_settings
+from release_assets.provenance.keys import SignatureError, Trust, TrustedKey, read_trusted_keys
+from release_assets.provenance.signing import KeySigner, configured_signer
 from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore, ReleaseStore
 
@@ -80,6 +82,9 @@ class Environment(_Strict):
     approval: bool = False  # promotion into it needs --approved-by and --reason
     soak: Soak | None = None
     flags: str | None = None  # flag file folder for this environment's servers
+    # Public keys (PEM files, relative to the project root unless absolute): a unit enters only signed by one of
+    # them, its attestations too (provenance/). Empty: signatures are not required.
+    trusted_keys: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -173,6 +178,41 @@ def load_environments(path: Path) -> Environments:
 
 def project_environments() -> Environments:
     return load_environments(get_settings().environments_path)
+
+
+def trust_of(env: Environment, settings: Any = None) -> Trust | None:
+    """Whose signatures ``env`` accepts (None: it requires none); an unreadable key file is an
+    :class:`EnvironmentsError` naming it."""
+    if not env.trusted_keys:
+        return None
+    root = (settings or get_settings()).project_root
+    paths = [Path(k) if Path(k).is_absolute() else root / k for k in env.trusted_keys]
+    try:
+        keys = read_trusted_keys(paths)
+    except SignatureError as exc:
+        raise EnvironmentsError(f"environments.yaml: {env.name}.trusted_keys: {exc}") from None
+    return Trust(keys, f"environment {env.name}")
+
+
+def checking_trust(key_files: list[str] | None = None, settings: Any = None) -> Trust | None:
+    """Whose signatures ``verify`` and ``serve --signed-only`` accept: the ``key_files`` given (``--trusted-key``),
+    else every key an environment of environments.yaml trusts, else the public half of the signing key configured
+    here (RELEASE_ASSETS_SIGNING_KEY(_FILE)); None when there is none of these (nothing to check against)."""
+    settings = settings or get_settings()
+    if key_files:
+        try:
+            return Trust(read_trusted_keys(Path(k) for k in key_files), "--trusted-key")
+        except SignatureError as exc:
+            raise EnvironmentsError(str(exc)) from None
+    keys: dict[str, TrustedKey] = {}
+    for env in load_environments(settings.environments_path).environments:
+        keys |= (trust_of(env, settings) or Trust({}, "")).keys
+    if keys:
+        return Trust(keys, "the trusted_keys of environments.yaml")
+    signer = configured_signer(settings)
+    if isinstance(signer, KeySigner):
+        return Trust({signer.key.key_id: signer.key.public}, f"the signing key ({signer.key.where})")
+    return None
 
 
 def store_for(env: Environment, region: str | None = None, settings: Any = None) -> ReleaseStore:

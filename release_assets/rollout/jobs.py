@@ -19,7 +19,7 @@ from release_assets.record.ledger import rollback as rollback_version
 from release_assets.rollout.aliases import mirror_or_pending
 from release_assets.rollout.canary import Rollout, abort, start
 from release_assets.rollout.environment_promotion import champions, promote_to
-from release_assets.rollout.environments import EnvironmentsError, project_environments
+from release_assets.rollout.environments import EnvironmentsError, project_environments, trust_of
 from release_assets.rollout.metrics_source import source_from_env
 
 
@@ -150,6 +150,10 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
         _promote_to_environment(context, config)
         return
     with _refused("promotion"):
+        try:  # the first environment's trusted_keys (none without environments.yaml)
+            trust = trust_of(project_environments().first)
+        except EnvironmentsError as exc:
+            raise PromotionError(str(exc)) from None
         events = promote_version(
             context.resources.store.releases(),
             config.release,
@@ -157,6 +161,7 @@ def promote(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
             config.approved_by,
             config.reason,
             override_weakened_gates=config.override_weakened_gates,
+            trust=trust,
         )
     aliases, pending = _mirror(context, config.release)
     _observe(context, config.release, events[-1], aliases, pending)

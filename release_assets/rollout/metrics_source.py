@@ -6,7 +6,8 @@ the rows they read into one accumulator (:class:`_Rows`), so they cannot drift a
 
 Counters are cumulative since each server started; what they mean between two reads is in
 :mod:`release_assets.rollout.counters`.
-Requests refused before routing (variant ``none``) never reached a model and are left out everywhere.
+Requests refused before routing (variant ``none``) never reached a model and are left out of every version's
+counters; those admission control shed (503/429) are counted apart, as the snapshot's ``shed``.
 Plain Python (urllib, prometheus_client's parser): no Dagster here.
 """
 
@@ -36,10 +37,15 @@ class _Rows:
     def __init__(self) -> None:
         self._servers: dict[str, dict[str, dict]] = {}
         self._started: dict[str, float] = {}
+        self._shed: dict[str, float] = {}
 
     def add(self, kind: str, server: str, version: str, labels: Mapping[str, str], value: float) -> None:
         if kind == "started":
             self._started[server] = value
+            return
+        if kind == "shed":
+            reason = labels.get("reason", "")
+            self._shed[reason] = self._shed.get(reason, 0.0) + value
             return
         zero = dict.fromkeys(SCALARS, 0.0) | {"intents": {}, "latency_buckets": {}, "circuit_open": False}
         c = self._servers.setdefault(server, {}).setdefault(version, zero)
@@ -65,7 +71,8 @@ class _Rows:
             server: {v: VersionCounters(**c) for v, c in sorted(versions.items())}
             for server, versions in sorted(self._servers.items())
         }
-        return Snapshot(summed(by_server.values()), sources, dict(sorted(self._started.items())), by_server)
+        started = dict(sorted(self._started.items()))
+        return Snapshot(summed(by_server.values()), sources, started, by_server, dict(sorted(self._shed.items())))
 
 
 # Row kind -> (series, how PrometheusSource combines servers, grouping label besides version).
@@ -77,6 +84,7 @@ _SERIES = {
     "intents": (f"{PREFIX}_intents_total", "sum", "intent"),
     "latency": (f"{PREFIX}_request_duration_seconds_bucket", "sum", "le"),
     "circuit_open": (f"{PREFIX}_circuit_open", "max", None),
+    "shed": (f"{PREFIX}_shed_total", "sum", "reason"),
     "started": (f"{PREFIX}_started_seconds", "max", None),
 }
 _KINDS = {series: kind for kind, (series, _, _) in _SERIES.items()}
@@ -97,6 +105,34 @@ def _fetch(url: str, timeout: float, named: str | None = None) -> bytes:
         raise MetricsUnavailable(f"{named}: {reason}") from None
 
 
+def add_text(rows: _Rows, text: str, release: str, server: str) -> None:
+    """Add the samples of one server's ``/metrics`` text about ``release`` to ``rows``; ValueError for text that is
+    not the Prometheus text format."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        families = list(text_string_to_metric_families(text))
+    except Exception as exc:  # the parser raises ValueError and friends on malformed text
+        raise ValueError(f"not Prometheus text format ({exc})") from None
+    for family in families:
+        for sample in family.samples:
+            kind, labels = _KINDS.get(sample.name), sample.labels
+            if kind == "started":
+                rows.add(kind, server, "", labels, sample.value)
+            if kind is None or labels.get("release") != release or labels.get("variant") == REFUSED:
+                continue
+            rows.add(kind, server, labels.get("version", ""), labels, sample.value)
+
+
+def snapshot_of_text(texts: Mapping[str, str], release: str) -> Snapshot:
+    """The snapshot of ``release`` from ``/metrics`` texts already read (server -> text), as
+    :class:`MetricsEndpointSource` reads it from the servers."""
+    rows = _Rows()
+    for server, text in texts.items():
+        add_text(rows, text, release, server)
+    return rows.snapshot(list(texts))
+
+
 class MetricsEndpointSource:
     """Reads each server's ``/metrics`` (Prometheus text format) and sums them."""
 
@@ -106,24 +142,14 @@ class MetricsEndpointSource:
             raise ValueError("MetricsEndpointSource needs at least one /metrics URL")
 
     def snapshot(self, release: str) -> Snapshot:
-        from prometheus_client.parser import text_string_to_metric_families
-
         rows = _Rows()
         for url in self.urls:
             server = urllib.parse.urlsplit(url).netloc  # host:port, what Prometheus calls the instance
             text = _fetch(url, self.timeout).decode("utf-8", "replace")
             try:
-                families = list(text_string_to_metric_families(text))
-            except Exception as exc:  # the parser raises ValueError and friends on malformed text
-                raise MetricsUnavailable(f"{url}: not Prometheus text format ({exc})") from None
-            for family in families:
-                for sample in family.samples:
-                    kind, labels = _KINDS.get(sample.name), sample.labels
-                    if kind == "started":
-                        rows.add(kind, server, "", labels, sample.value)
-                    if kind is None or labels.get("release") != release or labels.get("variant") == REFUSED:
-                        continue
-                    rows.add(kind, server, labels.get("version", ""), labels, sample.value)
+                add_text(rows, text, release, server)
+            except ValueError as exc:
+                raise MetricsUnavailable(f"{url}: {exc}") from None
         return rows.snapshot(self.urls)
 
     def __repr__(self) -> str:

@@ -8,7 +8,6 @@ Routing is decided only by the flag router the process was started with: there i
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import hmac
@@ -16,6 +15,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from release_assets.serving import oip, openapi
+from release_assets.serving.admission import Admission, AdmissionPolicy
 from release_assets.serving.metrics import CONTENT_TYPE, ServingMetrics, schema_failures
 from release_assets.serving.requests import BODY, RequestError, validate
 
@@ -184,39 +185,70 @@ class _Call:
 
 
 class _Versions:
-    """The champions given at start, plus versions the router names, each loaded at most once and off the loop."""
+    """The champions given at start, plus the versions the router names, each loaded (and verified) once, in a
+    thread of its own: a request never waits for a load. A request routed to a version that is not loaded yet is
+    answered by the champion while the version loads, so no user reaches a version before it is loaded and verified
+    (``serve`` also preloads the versions its flag files name, so usually it is ready before the first request)."""
 
     def __init__(self, champions: dict[str, LoadedRelease], loader: Callable[[str, str], LoadedRelease] | None):
         self.champions, self.loader = champions, loader
         self.loaded: dict[tuple[str, str], LoadedRelease] = {}
         self.failed: dict[tuple[str, str], float] = {}
-        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._loading: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
     def _retry_later(self, key: tuple[str, str]) -> bool:
         return time.monotonic() - self.failed.get(key, -math.inf) < LOAD_RETRY_S
 
-    async def get(self, release: str, version: str | None) -> LoadedRelease | None:
-        """The release at ``version``; None when it cannot be had (the caller serves the champion)."""
+    @property
+    def loading(self) -> frozenset[tuple[str, str]]:
+        """The versions loading in the background now."""
+        with self._lock:
+            return frozenset(self._loading)
+
+    def get(self, release: str, version: str | None) -> LoadedRelease | None:
+        """The release at ``version`` if it is loaded; else None (the caller serves the champion) and, unless it
+        failed within ``LOAD_RETRY_S``, its load starts in the background."""
         champion = self.champions[release]
         if version is None or version == champion.version:
             return champion
         key = (release, version)
-        if key in self.loaded:
-            return self.loaded[key]
-        if self._retry_later(key):
-            return None
+        found = self.loaded.get(key)
+        if found is not None:
+            return found
         if self.loader is None:
-            log.warning("%s %s is routed to but not loaded and no loader was given: serving the champion", *key)
-            self.failed[key] = math.inf  # never retried, so warned once, not on every request
+            if key not in self.failed:  # warned once, not on every request
+                log.warning("%s %s is routed to but not loaded and no loader was given: serving the champion", *key)
+                self.failed[key] = math.inf
             return None
-        async with self.locks.setdefault(key, asyncio.Lock()):  # concurrent requests share one load
-            if key not in self.loaded and not self._retry_later(key):
-                try:
-                    self.loaded[key] = await run_in_threadpool(self.loader, release, version)
-                except Exception:
-                    log.exception("loading %s %s failed: serving the champion", *key)
-                    self.failed[key] = time.monotonic()
+        with self._lock:
+            if key in self._loading or self._retry_later(key):
+                return None
+            self._loading.add(key)
+        threading.Thread(target=self.preload, args=key, name=f"load-{release}-{version}", daemon=True).start()
+        return None
+
+    def preload(self, release: str, version: str) -> LoadedRelease | None:
+        """Load (and verify) ``version`` now, in the calling thread; None (logged, retried later) when it fails."""
+        key = (release, version)
+        try:
+            if key not in self.loaded and self.loader is not None:
+                self.loaded[key] = self.loader(release, version)
+                self.failed.pop(key, None)
+        except Exception:
+            log.exception("loading %s %s failed: serving the champion", *key)
+            self.failed[key] = time.monotonic()
+        finally:
+            with self._lock:
+                self._loading.discard(key)
         return self.loaded.get(key)
+
+    def retire(self, keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Forget every loaded version not in ``keep``: the next request for one loads it again."""
+        gone = [key for key in list(self.loaded) if key not in keep]
+        for key in gone:
+            self.loaded.pop(key, None)
+        return gone
 
 
 def create_app(
@@ -231,6 +263,7 @@ def create_app(
     ready: Callable[[], tuple[bool, Any]] | None = None,
     loader: Callable[[str, str], LoadedRelease] | None = None,
     breakers: Breakers | None = None,
+    admission: AdmissionPolicy | None = None,
 ) -> Starlette:
     """The app over ``releases`` (name -> loaded champion; None: configured but failed to load, so ``/readyz``
     and that release's predict answer 503).
@@ -239,7 +272,9 @@ def create_app(
     (shadow.ShadowPool, whose ``on_pair`` may be ``metrics.observe_pair``); ``tracing``: traces.Tracing;
     ``loader(release, version)``: loads a version the router names; ``ready() -> (ok, detail)`` replaces the
     default readiness rule (every release loaded); ``breakers`` (breaker.Breakers): a canary whose breaker is open
-    is not routed to, and every answer's outcome feeds the breaker of the version that gave it.
+    is not routed to, and every answer's outcome feeds the breaker of the version that gave it. ``admission``
+    (admission.AdmissionPolicy; default: its defaults): how many predictions this app holds at once and, optionally,
+    each client's rate; a request past either is answered 503/429 with ``Retry-After`` before its body is read.
     ``app.state.metrics`` is the ``ServingMetrics`` in use.
 
     Two protocols answer predictions through one path (:func:`answer` below): ``POST /v1/{release}/predict`` (the
@@ -254,6 +289,23 @@ def create_app(
     versions = _Versions(releases, loader)
     secret = token.encode() if token else None
     documents = openapi.Documents(protected=secret is not None)
+    gate = Admission(admission if admission is not None else AdmissionPolicy())
+
+    def shed(call: _Call, request: Request) -> None:
+        """``_Refused`` (503 overloaded, 429 rate limited, with Retry-After) unless the request may take a slot;
+        admitted, the caller must ``gate.leave()``. With a token every client presents the same one, so the rate is
+        the token's; without, each address has its own."""
+        client = "bearer" if secret is not None else (request.client.host if request.client else "unknown")
+        refused = gate.enter(client)
+        if refused is None:
+            return
+        metrics.observe_shed(call.labels[0], refused.reason)
+        what = (
+            f"overloaded: {gate.policy.max_in_flight} predictions in flight"
+            if refused.status == 503
+            else "rate limit exceeded"
+        )
+        raise _Refused(refused.status, f"{what}; retry after {refused.retry_after_s} s", headers=refused.headers)
 
     def admit(request: Request, name: str) -> LoadedRelease:
         """The champion of ``name``, or ``_Refused``: 401 first (an unauthenticated client learns nothing, not even
@@ -286,7 +338,7 @@ def create_app(
                 variant, version, shadow_version = "champion", None, None
         if breakers is not None:  # a canary whose breaker is open gives way to the champion
             variant, version = breakers.route(name, variant, version)
-        target = await versions.get(name, version)
+        target = versions.get(name, version)
         if target is None:
             target, variant = champion, "champion"
         call.labels = labels = (name, target.version, variant)
@@ -349,11 +401,15 @@ def create_app(
         call = _Call(name, _request_id(request.headers.get("x-request-id")), name in releases, releases.get(name))
         try:
             champion = admit(request, name)
-            raw, payload = await _read_json(request, max_body)
-            # Same user, same variant; without a user id the same body lands on the same variant (stable retries).
-            user_id = payload.get("user_id") if isinstance(payload, dict) else None
-            key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(raw).hexdigest()
-            encoded = await answer(call, champion, payload, key, _encode_v1)
+            shed(call, request)
+            try:
+                raw, payload = await _read_json(request, max_body)
+                # Same user, same variant; without a user id the same body lands on the same variant (stable retries).
+                user_id = payload.get("user_id") if isinstance(payload, dict) else None
+                key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(raw).hexdigest()
+                encoded = await answer(call, champion, payload, key, _encode_v1)
+            finally:
+                gate.leave()
         except _Refused as refused:
             return refuse(call, refused, {**refused.body, "request_id": call.rid})
         return Response(encoded, media_type="application/json", headers={"X-Request-Id": call.rid})
@@ -364,30 +420,39 @@ def create_app(
         call = _Call(name, _request_id(request.headers.get("x-request-id")), name in releases, releases.get(name))
         try:
             champion = admit(request, name)
-            body, binary = await _read_infer(request, max_body)
-            sig = champion.signature
+            shed(call, request)
             try:
-                parsed = validate(oip.infer_request(sig), body)
-                requested = oip.requested_outputs(parsed)
-                payload = oip.to_payload(sig, parsed, binary)
-            except RequestError as exc:
-                raise _Refused(exc.status, str(exc), exc.field, request_error=exc) from None
-            given_id = parsed.id
-            if given_id is not None and request.headers.get("x-request-id") is None:
-                call.rid = _request_id(given_id)  # the request's own id, when it is a plain token
-            user_id = payload.get("user_id")
-            # Without a user id, the same tensors land on the same variant, whatever their encoding or id.
-            canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-            key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(canonical.encode()).hexdigest()
-
-            def render(out: dict[str, Any], target: Any) -> bytes:
-                response = oip.infer_response(name, getattr(target, "signature", sig), out, given_id, requested)
-                return json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-
-            encoded = await answer(call, champion, payload, key, render)
+                encoded = await infer_admitted(request, call, champion)
+            finally:
+                gate.leave()
         except _Refused as refused:
             return refuse(call, refused, {"error": _v2_error(refused, releases.get(name))})
         return Response(encoded, media_type="application/json", headers={"X-Request-Id": call.rid})
+
+    async def infer_admitted(request: Request, call: _Call, champion: LoadedRelease) -> bytes:
+        """An admitted v2 request: its body read and converted, then answered through :func:`answer`."""
+        name = call.name
+        body, binary = await _read_infer(request, max_body)
+        sig = champion.signature
+        try:
+            parsed = validate(oip.infer_request(sig), body)
+            requested = oip.requested_outputs(parsed)
+            payload = oip.to_payload(sig, parsed, binary)
+        except RequestError as exc:
+            raise _Refused(exc.status, str(exc), exc.field, request_error=exc) from None
+        given_id = parsed.id
+        if given_id is not None and request.headers.get("x-request-id") is None:
+            call.rid = _request_id(given_id)  # the request's own id, when it is a plain token
+        user_id = payload.get("user_id")
+        # Without a user id, the same tensors land on the same variant, whatever their encoding or id.
+        canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        key = user_id if isinstance(user_id, str) and user_id else hashlib.sha256(canonical.encode()).hexdigest()
+
+        def render(out: dict[str, Any], target: Any) -> bytes:
+            response = oip.infer_response(name, getattr(target, "signature", sig), out, given_id, requested)
+            return json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+        return await answer(call, champion, payload, key, render)
 
     def model(request: Request) -> tuple[str, LoadedRelease] | Response:
         """The release a /v2/models/{name}... GET is about, or its error response (401, 404, 503 as for infer)."""

@@ -24,6 +24,7 @@ from release_assets.keys import is_evidence
 from release_assets.manifest import installed_kinds
 from release_assets.models.tabular import MODEL_FILE
 from release_assets.models.trainers import MODEL_KINDS
+from release_assets.provenance.keys import Trust
 from release_assets.record.ledger import replay
 from release_assets.record.verified import verified_manifest
 from release_assets.release.bundle import BundleError, extract_bundle, member_digest, release_version
@@ -76,11 +77,16 @@ def resolve_version(store: ReleaseStore, release: str, version: str | None, alia
     return found
 
 
-def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """The verified files of ``release``/``version`` under ``cache_dir``, extracted once; every load re-hashes them."""
+def _extract(
+    store: ReleaseStore, release: str, version: str, cache_dir: Path, trust: Trust | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """The verified files of ``release``/``version`` under ``cache_dir``, extracted once; every load re-hashes them.
+    With ``trust`` (``serve --signed-only``), every load also checks the stored unit's signature by one of its
+    keys, and that the extracted copy is of that signed bundle."""
 
     target = cache_dir / release / version
     marker = target / VERIFIED
+    signed = verified_manifest(store, release, version, trust) if trust is not None else None
     if not marker.exists():
         manifest = verified_manifest(store, release, version)  # fetch, re-hash every entry, compare manifests
         work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{release}-{version}-"))
@@ -99,6 +105,8 @@ def _extract(store: ReleaseStore, release: str, version: str, cache_dir: Path) -
             shutil.rmtree(work, ignore_errors=True)
     manifest = json.loads(marker.read_text())
     _check_marker(manifest, release, version, marker)
+    if signed is not None and signed != manifest:
+        raise BundleError(f"{marker}: the extracted copy is not of the signed bundle; refusing to serve it")
     # The extracted copy sits on a disk anyone may edit: it is trusted only file by file, on every load.
     listed = set()
     for name in served_members(manifest):
@@ -310,12 +318,14 @@ def load_release(
     version: str | None = None,
     alias: str | None = None,
     cache_dir: Path | None = None,
+    trust: Trust | None = None,
 ) -> LoadedRelease:
-    """Load ``release`` at ``version`` (or the version ``alias`` points at; default: the champion), verified."""
+    """Load ``release`` at ``version`` (or the version ``alias`` points at; default: the champion), verified; with
+    ``trust``, only signed by one of its keys (refused unsigned, by another key, or changed since signing)."""
     version = resolve_version(store, release, version, alias)
     cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "release_assets_serving")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    root, manifest = _extract(store, release, version, cache_dir)
+    root, manifest = _extract(store, release, version, cache_dir, trust)
     return LoadedRelease(release, version, root, manifest)
 
 

@@ -16,9 +16,22 @@ What the response-derived counters read (``observe_response``):
 - intents: the decided ``intent`` (chains), else the ``label`` (classifiers), when a non-empty string; a value that
   is not a short plain token counts as ``"other"``, so a model's output can never mint unbounded time series.
 
+Shed load (``observe_shed``): ``shed`` counts requests refused by admission control before routing, by ``reason``
+(``overloaded``: 503, the worker's in-flight limit; ``rate_limited``: 429, the client's rate). They are also in
+``requests`` under variant ``none``, like every request refused before routing, so no version's error rate holds
+them.
+
 Two gauges describe routing rather than answers: ``circuit_open`` (set by the app on a breaker's state change) and
 ``canary_weight``, computed from the ``weights`` callback each time the registry is rendered, so it always shows
 what routes now (``serve`` passes the flag router's applied flags: never a weight from a file it refused).
+
+Several workers (``serve --workers N``): with ``PROMETHEUS_MULTIPROC_DIR`` set before the workers start, every
+value lives in that folder's per-process files and :meth:`ServingMetrics.render` sums them, so ``/metrics`` answers
+for the whole server whichever worker the scrape reaches. Counters and histograms add up; the gauges say how: a
+breaker or a refused flag file is open/refused if any live worker says so (``livemax``), the counters' start is the
+earliest worker's (``min``: a restarted worker's counts are still in the folder, so nothing went down), a shadow
+agreement ratio is the latest any worker computed (``livemostrecent``; the comparison counters are exact).
+``canary_weight`` is read from the rendering worker's router: every worker applies the same flag file.
 
 Flag files (``observe_flag_file``, the flag router's ``on_file``): ``flag_errors`` counts each flag document the
 router refused, by a fixed ``reason`` word; ``flag_file_rejected`` is 1 while the file on disk is refused and the
@@ -28,6 +41,7 @@ last good flags route instead, 0 once a file applies (or is removed).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -41,6 +55,7 @@ from prometheus_client.core import GaugeMetricFamily
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 PREFIX = "release_assets_serving"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable: its values go to files there
 # 0.5 ms .. 500 ms, roughly 1-2.5-5 per decade, plus 1 s so a slow tail is visible rather than all in +Inf.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LABELS = ("release", "version", "variant")
@@ -150,6 +165,12 @@ class ServingMetrics:
         self.schema_failures = Counter(
             f"{PREFIX}_schema_failures", "Step outputs that failed schema validation.", [*LABELS, "step"], registry=r
         )
+        self.shed = Counter(
+            f"{PREFIX}_shed",
+            "Requests refused by admission control before routing (answered 503/429 with Retry-After), by reason.",
+            ["release", "reason"],
+            registry=r,
+        )
         self.escalations = Counter(f"{PREFIX}_escalations", "Answers with escalate=true.", LABELS, registry=r)
         self.abstentions = Counter(f"{PREFIX}_abstentions", "Answers with abstained=true.", LABELS, registry=r)
         self.low_confidence_answers = Counter(
@@ -166,9 +187,12 @@ class ServingMetrics:
             "1 while the version's circuit breaker is open (or half-open).",
             LABELS,
             registry=r,
+            multiprocess_mode="livemax",
         )
         # When this process's counters began: a reader tells a restarted server (counters from zero) by a new value.
-        self.started = Gauge(f"{PREFIX}_started_seconds", "Unix time these counters started from.", registry=r)
+        self.started = Gauge(
+            f"{PREFIX}_started_seconds", "Unix time these counters started from.", registry=r, multiprocess_mode="min"
+        )
         self.started.set(time.time())
         self.canary_weights = _CanaryWeights(weights)
         r.register(self.canary_weights)
@@ -183,6 +207,7 @@ class ServingMetrics:
             "1 while the release's flag file is refused and its last good flags route instead.",
             ["release"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.shadow_submitted = Counter(
             f"{PREFIX}_shadow_submitted", "Requests handed to the shadow pool.", SHADOW_LABELS, registry=r
@@ -204,6 +229,7 @@ class ServingMetrics:
             "Share of shadow comparisons that agreed since start, per field.",
             [*SHADOW_LABELS, "field"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         # A Summary, not a Histogram: the difference is signed (a faster shadow is negative), and sum/count
         # give the mean shift, which is what a rollout decision reads.
@@ -216,6 +242,9 @@ class ServingMetrics:
 
     def observe_request(self, release: str, version: str, variant: str, status: int) -> None:
         self.requests.labels(release, version, variant, status_class(status)).inc()
+
+    def observe_shed(self, release: str, reason: str) -> None:
+        self.shed.labels(release, reason).inc()
 
     def observe_latency(self, release: str, version: str, variant: str, seconds: float) -> None:
         self.latency.labels(release, version, variant).observe(seconds)
@@ -295,5 +324,21 @@ class ServingMetrics:
         self.observe_shadow(*labels, pair.get("agreement") or {}, pair.get("latency_diff_ms"))
 
     def render(self) -> bytes:
-        """The registry in the Prometheus text format (version 0.0.4)."""
-        return generate_latest(self.registry)
+        """The registry in the Prometheus text format (version 0.0.4); with ``PROMETHEUS_MULTIPROC_DIR`` set, every
+        worker's values summed (see the module docstring)."""
+        folder = os.environ.get(MULTIPROC_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=folder)
+        merged.register(self.canary_weights)  # computed now, not stored: this worker's router, the same flag file
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """This worker is stopping: its live gauges (breakers, refused flag files) stop counting in the sum."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())

@@ -21,8 +21,11 @@ from release_assets.serving.breaker import Breakers
 from release_assets.serving.champion_watch import ChampionWatch
 from release_assets.serving.shadow import ShadowPool
 from release_assets.serving.shadow_log import ShadowLog
+from release_assets.serving.version_keeper import VersionKeeper
 
 if TYPE_CHECKING:
+    from release_assets.provenance.keys import Trust
+    from release_assets.serving.admission import AdmissionPolicy
     from release_assets.serving.breaker import BreakerPolicy
 
 log = logging.getLogger(__name__)
@@ -57,9 +60,15 @@ def build_server(
     shadow_log_dir: Path | None = None,
     breaker_policies: dict[str, BreakerPolicy] | None = None,
     champion_poll_s: float | None = 2.0,
+    admission: AdmissionPolicy | None = None,
+    versions_poll_s: float = 1.0,
+    trust: Trust | None = None,
 ) -> Server:
     """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker.
-    ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never)."""
+    ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never).
+    ``admission``: in-flight limit and rate per client (admission.AdmissionPolicy; None: its defaults).
+    ``versions_poll_s``: how often the versions the flag files name are preloaded, and the others unloaded.
+    ``trust``: serve only units signed by one of its keys (``serve --signed-only``), every version loaded."""
     from release_assets.serving.app import create_app
     from release_assets.serving.flags import FlagRouter
     from release_assets.serving.metrics import ServingMetrics
@@ -69,7 +78,7 @@ def build_server(
     problems: dict[str, str] = {}
     for release in releases:
         try:
-            loaded[release] = loader.load_release(store, release, cache_dir=cache_dir)
+            loaded[release] = loader.load_release(store, release, cache_dir=cache_dir, trust=trust)
         except Exception as exc:  # each failure names its file or reason; the others still serve
             loaded[release], problems[release] = None, f"{type(exc).__name__}: {exc}"
             log.error("%s: champion not loaded: %s", release, exc)
@@ -83,11 +92,21 @@ def build_server(
     lock = threading.Lock()
 
     def load_version(release: str, version: str):
-        """Canary and shadow versions, loaded (and verified) on first use, then kept."""
+        """Canary and shadow versions, loaded (and verified) once, then kept while a flag names them."""
         with lock:
             if (release, version) not in versions:
-                versions[(release, version)] = loader.load_release(store, release, version=version, cache_dir=cache_dir)
+                versions[(release, version)] = loader.load_release(
+                    store, release, version=version, cache_dir=cache_dir, trust=trust
+                )
             return versions[(release, version)]
+
+    def unload(keep: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Drop every loaded version not in ``keep`` from the app's cache and this one: nothing refers to it."""
+        with lock:
+            gone = [key for key in versions if key not in keep]
+            for key in gone:
+                del versions[key]
+        return sorted({*gone, *app.state.versions.retire(keep)})
 
     def weights() -> dict[str, tuple[str, int] | None]:
         # The router's applied flags, its files looked at again at every scrape (at most once per poll interval):
@@ -135,9 +154,13 @@ def build_server(
         ready=ready,
         loader=load_version,
         breakers=Breakers(breaker_policies) if breaker_policies else None,
+        admission=admission,
     )
     closers = [shadow.close, *([shadow_log.close] if shadow_log else []), *([router.close] if router else [])]
     closers.append(tracing.shutdown)
+    if router is not None:
+        keeper = VersionKeeper(loaded, router.routing, app.state.versions.preload, unload, versions_poll_s)
+        closers.insert(0, keeper.start().close)
     if champion_poll_s:
         watch = ChampionWatch(lambda r: replay(store.events(r)).champion, load_version, loaded, champion_poll_s)
         closers.insert(0, watch.start().close)

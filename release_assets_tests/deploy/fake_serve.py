@@ -61,6 +61,7 @@ def fake_app() -> Iterator[tuple[Any, ServingMetrics, ShadowPool]]:
         metrics=metrics,
         loader=load,
     )
+    app.state.versions.preload("helpdesk", "v2")  # as serve's version keeper does before any user reaches it
     try:
         yield app, metrics, pool
     finally:

@@ -52,6 +52,15 @@ def test_healthy_canary_advances_after_its_bake_time_and_promotes_at_the_last_st
     assert analyse(counters(), counters(), SPEC, 1, 61).decision == "promote"  # the next step is 100%
 
 
+def test_shed_requests_are_reported_beside_the_verdict_never_judged_as_errors():
+    healthy = analyse(counters(), counters(), SPEC, 0, 61, shed=500.0)
+    assert healthy.decision == "advance" and healthy.shed_requests == 500.0
+    assert all(not k.breached for k in healthy.kpis)
+    thin = analyse(counters(requests=3), counters(), SPEC, 0, 61, shed=40.0)
+    assert thin.decision == "hold" and "40 more shed by admission control" in thin.reason
+    assert thin.as_dict()["shed_requests"] == 40.0
+
+
 def test_too_little_traffic_holds_and_never_promotes():
     for canary, champion in ((counters(5), counters()), (counters(), counters(3)), (counters(0), counters(0))):
         held = analyse(canary, champion, SPEC, 1, 10_000)

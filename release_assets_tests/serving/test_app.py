@@ -241,7 +241,14 @@ def test_readiness():
     assert client(ready=broken).get("/healthz").status_code == 200
 
 
-def test_routing_key_is_user_id_else_body_hash_and_canary_loads_lazily():
+def _loads_settled(app, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while app.state.versions.loading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not app.state.versions.loading, "a background load did not finish"
+
+
+def test_routing_key_is_user_id_else_body_hash_and_a_canary_serves_only_once_loaded():
     router, loads = FakeRouter("canary", "v2"), []
 
     def load(release, version):
@@ -250,19 +257,23 @@ def test_routing_key_is_user_id_else_body_hash_and_canary_loads_lazily():
 
     c = client(router=router, loader=load)
     r = c.post(URL, json={"message": "refund", "user_id": "alice"})
+    # Not loaded yet: the champion answers while the canary loads off the request path.
+    assert (r.json()["variant"], r.json()["version"]) == ("champion", "v1")
+    _loads_settled(c.app)
+    r = c.post(URL, json={"message": "refund", "user_id": "alice"})
     assert (r.json()["variant"], r.json()["version"]) == ("canary", "v2")
     raw = b'{"message": "refund"}'
     assert c.post(URL, content=raw, headers={"content-type": "application/json"}).status_code == 200
-    assert router.keys == ["alice", hashlib.sha256(raw).hexdigest()]
+    assert router.keys == ["alice", "alice", hashlib.sha256(raw).hexdigest()]
     assert loads == [("helpdesk", "v2")]  # loaded once, then reused
 
 
-def test_concurrent_requests_share_one_lazy_load():
+def test_concurrent_requests_share_one_background_load_and_none_waits_for_it():
     loads = []
 
     def load(release, version):
         loads.append(version)
-        time.sleep(0.2)
+        time.sleep(0.5)
         return FakeRelease(release, version)
 
     app = create_app({"helpdesk": FakeRelease()}, router=FakeRouter("canary", "v2"), loader=load)
@@ -271,8 +282,12 @@ def test_concurrent_requests_share_one_lazy_load():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as ac:
             return await asyncio.gather(*(ac.post(URL, json={"message": "refund"}) for _ in range(5)))
 
+    started = time.monotonic()
     responses = run_async(asyncio.wait_for(main(), 10))
-    assert {r.json()["version"] for r in responses} == {"v2"} and loads == ["v2"]
+    assert time.monotonic() - started < 0.5  # nobody waited for the 0.5 s load
+    assert {r.json()["version"] for r in responses} == {"v1"}
+    _loads_settled(app)
+    assert loads == ["v2"] and ("helpdesk", "v2") in app.state.versions.loaded
 
 
 def test_unloadable_versions_fall_back_to_the_champion(caplog):
@@ -289,7 +304,9 @@ def test_unloadable_versions_fall_back_to_the_champion(caplog):
             raise OSError("sha256 mismatch")
 
         c = client(router=FakeRouter("canary", "v2"), loader=tampered)
-        assert [c.post(URL, json={"message": "refund"}).json()["version"] for _ in range(2)] == ["v1", "v1"]
+        for _ in range(2):
+            assert c.post(URL, json={"message": "refund"}).json()["version"] == "v1"
+            _loads_settled(c.app)
         assert attempts == ["v2"]  # a failed load is not retried on every request
         assert client(router=BrokenRouter()).post(URL, json={"message": "refund"}).status_code == 200
 

@@ -65,6 +65,7 @@ def app_with(canary, policy=POLICY, champion=None, clock=None, metrics=None):
         breakers=breakers,
         metrics=metrics,
     )
+    app.state.versions.preload("helpdesk", "v2")  # as serve's version keeper does before any user reaches it
     return TestClient(app)
 
 
@@ -137,14 +138,14 @@ def test_an_open_champion_breaker_keeps_serving_the_champion_and_warns(caplog):
 
 
 def test_without_a_policy_there_is_no_breaker():
-    c = TestClient(
-        create_app(
-            {"helpdesk": FakeRelease()},
-            router=FakeRouter("canary", "v2"),
-            loader=lambda release, version: BrokenCanary(),
-            breakers=Breakers({"iris": BreakerPolicy(0.5, 10, 4)}),
-        )
+    app = create_app(
+        {"helpdesk": FakeRelease()},
+        router=FakeRouter("canary", "v2"),
+        loader=lambda release, version: BrokenCanary(),
+        breakers=Breakers({"iris": BreakerPolicy(0.5, 10, 4)}),
     )
+    app.state.versions.preload("helpdesk", "v2")
+    c = TestClient(app)
     assert variants(c, 6) == [(500, "-", "-")] * 6
     assert f"{PREFIX}_circuit_open{{" not in c.get("/metrics").text
 

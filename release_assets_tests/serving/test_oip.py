@@ -143,7 +143,9 @@ def test_v2_goes_down_the_v1_path_routing_shadow_traces_metrics():
         loaded.append(version)
         return FakeRelease(release, version)
 
-    c = TestClient(create_app(releases(), router=router, shadow=shadow, tracing=tracing, metrics=metrics, loader=load))
+    app = create_app(releases(), router=router, shadow=shadow, tracing=tracing, metrics=metrics, loader=load)
+    app.state.versions.preload("helpdesk", "v2")  # as serve's version keeper does before any user reaches it
+    c = TestClient(app)
     body = {"id": "t-1", "inputs": [tensor("message", "BYTES", ["refund please"]), tensor("user_id", "BYTES", ["u-9"])]}
     r = c.post(INFER.format("helpdesk"), json=body)
     assert r.status_code == 200, r.text

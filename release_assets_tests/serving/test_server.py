@@ -1,11 +1,13 @@
 """`release-assets serve` end to end: champions from a real store, flag-routed canary, live shadow, readiness."""
 
+import gc
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import weakref
 
 import dagster as dg
 import httpx
@@ -77,6 +79,43 @@ def test_champions_serve_and_a_canary_flag_routes_without_restart(store_with_two
         path.unlink()
     finally:
         server.close()
+
+
+def test_a_canary_is_preloaded_before_its_first_user_and_unloaded_once_its_flag_goes(store_with_two_iris):
+    store, versions, root = store_with_two_iris
+    path = flags_path(store_flags_dir(store), "iris")
+    key = ("iris", versions["iris_v2"])
+    server = _server(store, root, versions_poll_s=0.05)
+    try:
+        client = TestClient(server.app)
+        loaded = server.app.state.versions.loaded
+        # Named at 0%: no user is routed to it, and the server loads (and verifies) it meanwhile.
+        write_flags(path, flag_document("iris", versions["iris"], versions["iris_v2"], 0))
+        deadline = time.monotonic() + 20
+        while key not in loaded and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert key in loaded
+        write_flags(path, flag_document("iris", versions["iris"], versions["iris_v2"], 100))
+        deadline = time.monotonic() + 10
+        while server.app.state.metrics.canary_weights.weights()["iris"] != (versions["iris_v2"], 100):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # The first user the flag sends to the canary gets the canary: it was in memory already.
+        first = client.post("/v1/iris/predict", json=FLOWER).json()
+        assert (first["variant"], first["version"]) == ("canary", versions["iris_v2"])
+        canary = weakref.ref(loaded[key])
+        path.unlink()  # the canary leaves the flags (a rollback): the server lets go of it
+        deadline = time.monotonic() + 10
+        while key in loaded and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert key not in loaded
+        del first
+        gc.collect()
+        assert canary() is None, gc.get_referrers(canary())
+        assert client.post("/v1/iris/predict", json=FLOWER).json()["variant"] == "champion"
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(
