@@ -8,7 +8,8 @@ Writes (byte-identically on every rerun), under data/ or DIR:
   golden/helpdesk.jsonl         curated chain cases built from held-out phrasings
   traffic/helpdesk.jsonl        unlabelled recorded requests for replay
   kbqa/knowledge_base.yaml      the kbqa release's help-centre facts and their headings
-  golden/kbqa.jsonl             questions with the fact each must be answered from
+  golden/kbqa.jsonl             questions with the fact each must be answered from: the held-out part
+  golden/kbqa_build.jsonl       the part of those questions used while building the kbqa chain
   SOURCES.md                    provenance, counts and split notes
 
 What each file holds and how it is built is in data/generators/, one module per file (the package's docstring
@@ -28,7 +29,7 @@ from generators.attachments import Attacher, digits_test_split
 from generators.common import DATA, ROOT, SEED, sha, write_jsonl
 from generators.golden_helpdesk import build_edge_golden, build_golden
 from generators.helpdesk_checks import check
-from generators.kbqa_golden import build_kbqa_golden, check_kbqa
+from generators.kbqa_golden import build_kbqa_golden, check_kbqa, split_kbqa_golden
 from generators.kbqa_kb import write_kbqa_kb
 from generators.messages import build_messages
 from generators.sources import write_sources
@@ -61,18 +62,22 @@ def main(argv: list[str] | None = None) -> None:
     check(messages, golden, traffic, test_indices)
     kbqa_golden = build_kbqa_golden(random.Random(SEED + 6))
     check_kbqa(kbqa_golden)
+    kbqa_build, kbqa_held_out = split_kbqa_golden(kbqa_golden, random.Random(SEED + 8))
 
     outputs = {
         "support/messages.jsonl": messages,
         "golden/helpdesk.jsonl": golden,
         "traffic/helpdesk.jsonl": traffic,
-        "golden/kbqa.jsonl": kbqa_golden,
+        "golden/kbqa.jsonl": kbqa_held_out,
+        "golden/kbqa_build.jsonl": kbqa_build,
     }
     for rel, rows in outputs.items():
         write_jsonl(out / rel, rows)
     write_kb(out / "support/knowledge_base.yaml")
     write_kbqa_kb(out / "kbqa/knowledge_base.yaml")
-    write_sources(out / "SOURCES.md", messages, golden, traffic, traffic_meta, test_indices, kbqa_golden)
+    write_sources(
+        out / "SOURCES.md", messages, golden, traffic, traffic_meta, test_indices, kbqa_golden, kbqa_build
+    )
 
     print("messages per intent:", dict(Counter(r["intent"] for r in messages)))
     for key in ("channel", "register", "length"):
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         "unanswerable:",
         sum(1 for c in kbqa_golden if c["expected"]["intent"] is None),
     )
+    print("kbqa build part:", len(kbqa_build), "held out:", len(kbqa_held_out))
     for rel in [*outputs, "support/knowledge_base.yaml", "kbqa/knowledge_base.yaml", "SOURCES.md"]:
         print(f"{sha(out / rel)}  {_shown(out / rel)}")
 

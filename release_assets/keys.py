@@ -106,7 +106,8 @@ def bundled(manifest: ReleaseManifest) -> dict[str, list[str]]:
             out[name] = raw(manifest.name, name)
         elif family(member.kind) == "model":
             out[name] = model(manifest.name, name)
-            out[f"{name}_report"] = report(manifest.name, name)
+            if member.upstream:  # evaluated on its dataset's test split; pre-trained embeddings have no report
+                out[f"{name}_report"] = report(manifest.name, name)
         else:
             out[name] = chain(manifest.name, name)
             out[f"{name}_evaluation"] = chain_evaluation(manifest.name, name)

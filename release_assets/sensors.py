@@ -154,7 +154,9 @@ def triaged_assets(manifest: ReleaseManifest) -> set[str]:
     out = set()
     for name, member in manifest.members.items():
         if family(member.kind) == "model":
-            out |= {"/".join(keys.model(manifest.name, name)), "/".join(keys.report(manifest.name, name))}
+            out.add("/".join(keys.model(manifest.name, name)))
+            if member.upstream:  # a model evaluated on a dataset has a report
+                out.add("/".join(keys.report(manifest.name, name)))
         elif member.kind == "prompt_chain":
             out.add("/".join(keys.chain_evaluation(manifest.name, name)))
     return out

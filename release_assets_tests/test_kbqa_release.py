@@ -1,5 +1,6 @@
-"""The kbqa release: a prompt chain and no model or dataset at all, materialized, gated and published in process;
-held back when its knowledge base loses the phrases answers must quote."""
+"""The kbqa release: a prompt chain retrieving by sentence embeddings (a pre-trained embedding member, no dataset),
+materialized, gated on the held-out part of its golden suite and published in process; held back when its
+knowledge base loses the phrases answers must quote."""
 
 from pathlib import Path
 
@@ -29,16 +30,26 @@ def test_kbqa_materializes_passes_its_gates_and_publishes(project, tmp_path):
         "required_facts_gate",
         "forbidden_absent_gate",
         "reply_similarity_gate",
+        "semantic_similarity_gate",
         "p95_ms_gate",
+        "contract_gate",
     }
     assert all(g.passed for g in gates.values()), s.render()
     manifest = verify_bundle(Path(s.bundle))
     assert manifest["version"] == s.version
-    assert set(manifest["members"]) == {"chain", "chain_evaluation", REPORT_MEMBER}  # the release report: evidence
-    assert set(materializations(result)) == {"kbqa/chain", "kbqa/chain_evaluation", "kbqa/release_unit"}
+    # The embedding model is a member, by digest: a changed model is a change triage can blame. No report of its own.
+    assert {"chain", "chain_evaluation", "embedder", REPORT_MEMBER} <= set(manifest["members"])
+    assert manifest["members"]["embedder"]["kind"] == "sentence_embedder" and manifest["members"]["embedder"]["digest"]
+    assert {"kbqa/embedder", "kbqa/chain", "kbqa/chain_evaluation", "kbqa/release_unit"} == set(
+        materializations(result)
+    )
     metrics = manifest["members"]["chain_evaluation"]["metrics"]
     # Mapped: intent (the retrieved fact) and reply. Not mapped: entities, so entity_f1 is not measured at all.
-    assert "entity_f1" not in metrics and metrics["intent_accuracy"] > 0.4 and metrics["format_valid"] == 1.0
+    assert "entity_f1" not in metrics and metrics["format_valid"] == 1.0
+    # Scored on the held-out part only (39 questions); measured 0.692 when the retriever and gates were chosen.
+    held_out = load_cases(project / "data" / "golden" / "kbqa.jsonl")
+    assert metrics["cases"] == len(held_out) and metrics["intent_accuracy"] >= 0.62
+    assert metrics["semantic_similarity"] >= 0.72
 
 
 def test_a_knowledge_base_without_its_key_phrases_fails_required_facts(project, tmp_path):
@@ -69,13 +80,21 @@ def test_a_knowledge_base_without_its_key_phrases_fails_required_facts(project, 
 
 def test_shipped_kbqa_data_is_consistent():
     kb = load_knowledge_base(REPO / "data" / "kbqa" / "knowledge_base.yaml")
-    cases = load_cases(REPO / "data" / "golden" / "kbqa.jsonl")
-    assert 25 <= len(kb.facts) <= 40 and 60 <= len(cases) <= 110
+    held_out = load_cases(REPO / "data" / "golden" / "kbqa.jsonl")
+    build = load_cases(REPO / "data" / "golden" / "kbqa_build.jsonl")
+    cases = held_out + build
+    assert 25 <= len(kb.facts) <= 40 and 60 <= len(cases) <= 110 and 30 <= len(held_out) < len(build)
     assert set(kb.questions) <= set(kb.facts)
+    # Two parts of one suite: no question in both, every fact asked in both, abstentions in both.
+    assert not {c["message"] for c in held_out} & {c["message"] for c in build}
+    assert {c["id"] for c in held_out}.isdisjoint(c["id"] for c in build)
+    assert {c["expected"]["intent"] for c in held_out} == {c["expected"]["intent"] for c in build}
+    assert None in {c["expected"]["intent"] for c in held_out}
     for case in cases:
         fact = case["expected"]["intent"]
         if fact is not None:
             assert fact in kb.facts, case["id"]
             assert all(p in kb.facts[fact] for p in case["must_contain"]), case["id"]
     manifest = yaml.safe_load((REPO / "releases" / "kbqa.yaml").read_text())
-    assert manifest["members"]["chain"]["uses"] == []
+    assert manifest["members"]["chain"]["uses"] == ["embedder"]
+    assert manifest["members"]["chain"]["golden"] == "data/golden/kbqa.jsonl"  # the gates report on the held-out part

@@ -56,6 +56,21 @@ def build_kbqa_golden(rng: random.Random) -> list[dict]:
     return [{"id": f"k{i:03d}", **case} for i, case in enumerate(cases, start=1)]
 
 
+def split_kbqa_golden(cases: list[dict], rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """``(build, held_out)``: per fact, half its questions (rounded up) for building the chain (choosing the
+    retriever, its threshold, the headings it indexes) and the rest held out, on which the release's gates report;
+    half the unanswerable questions each way. Drawn per fact, so every fact is asked in both parts."""
+    by_fact: dict[str | None, list[dict]] = {}
+    for case in cases:
+        by_fact.setdefault(case["expected"]["intent"], []).append(case)
+    build_ids: set[str] = set()
+    for fact in sorted(by_fact, key=str):
+        group = sorted(by_fact[fact], key=lambda c: c["id"])
+        rng.shuffle(group)
+        build_ids |= {c["id"] for c in group[: (len(group) + 1) // 2 if fact is not None else len(group) // 2]}
+    return [c for c in cases if c["id"] in build_ids], [c for c in cases if c["id"] not in build_ids]
+
+
 def _word_runs(text: str, n: int = 4) -> set[tuple[str, ...]]:
     words = _WORDS.findall(text.lower())
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}

@@ -14,7 +14,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "shipping_standard": (
         "Standard shipping takes 4-6 business days within the continental US.",
         "4-6 business days",
-        ["How long does standard shipping take?"],
+        ["How long does standard shipping take?", "Delivery times for regular orders in the US"],
         [
             "How long until my package shows up if I pick the normal delivery option?",
             "I live in Ohio, when would a regular order get to me?",
@@ -34,7 +34,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "shipping_express": (
         "Express shipping costs $18 and arrives in 2 business days.",
         "$18",
-        ["How much does express shipping cost and how fast is it?"],
+        ["How much does express shipping cost and how fast is it?", "Faster or rush delivery options"],
         [
             "I need my tent by the weekend, is there a faster option and what does it cost?",
             "How much is express delivery?",
@@ -92,7 +92,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "return_window": (
         "Unused items can be returned within 45 days of delivery.",
         "45 days",
-        ["What is the return window?"],
+        ["What is the return window?", "Return deadline in days after delivery"],
         [
             "How long do I have to send something back?",
             "Is it too late to return boots I got last month?",
@@ -102,7 +102,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "return_condition": (
         "Returned items must be unused, with original tags and packaging.",
         "original tags",
-        ["What condition must returned items be in?"],
+        ["What condition must returned items be in?", "Can I return worn or used items?"],
         [
             "I wore the jacket once, can I still return it?",
             "Do I need the box to send an item back?",
@@ -178,7 +178,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "warranty_exclusions": (
         "The warranty does not cover normal wear, accidents or damage from misuse.",
         "normal wear",
-        ["What does the warranty not cover?"],
+        ["What does the warranty not cover?", "Is wear and tear or accidental damage covered?"],
         [
             "I ripped my tent on a rock, is that covered?",
             "What isn't included in the guarantee?",
@@ -228,7 +228,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "gift_cards": (
         "Gift cards come in amounts from $25 to $500 and never expire.",
         "never expire",
-        ["Do gift cards expire?"],
+        ["Do gift cards expire?", "Are vouchers and gift certificates still valid?"],
         [
             "Is there an expiry date on your gift cards?",
             "What values can I buy a gift card in?",
@@ -238,7 +238,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "promo_codes": (
         "Only one promo code can be used per order, and codes do not apply to gift cards.",
         "one promo code",
-        ["Can I use more than one promo code?"],
+        ["Can I use more than one promo code?", "Why is my discount code or coupon not accepted?"],
         [
             "Can I combine two discount codes?",
             "Why won't my coupon work when buying a gift card?",
@@ -333,7 +333,7 @@ KBQA_FACTS: dict[str, tuple[str, str, list[str], list[str]]] = {
     "bulk_orders": (
         "Groups, clubs and schools ordering 10 or more of an item get a quote from our team sales desk.",
         "team sales desk",
-        ["Do you offer group or bulk orders?"],
+        ["Do you offer group or bulk orders?", "Discounts for teams, clubs and large quantities"],
         [
             "Our scout troop needs 25 sleeping bags, do you do group pricing?",
             "Is there a discount for buying in bulk?",

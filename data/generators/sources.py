@@ -21,7 +21,9 @@ def table(counter: Counter, keys=None) -> str:
     return "\n".join(f"| {k} | {counter.get(k, 0)} |" for k in keys)
 
 
-def write_sources(path: Path, messages, golden, traffic, traffic_meta, test_indices, kbqa_golden) -> str:
+def write_sources(
+    path: Path, messages, golden, traffic, traffic_meta, test_indices, kbqa_golden, kbqa_build=()
+) -> str:
     intent_c = Counter(r["intent"] for r in messages)
     stats = {
         "intent": table(intent_c, INTENTS),
@@ -71,7 +73,8 @@ Nothing is downloaded. This file is itself written by the generator (counts belo
 | `golden/helpdesk.jsonl` | {len(golden)} | curated chain cases from held-out phrasings |
 | `traffic/helpdesk.jsonl` | {len(traffic)} | unlabelled recorded requests for replay / shadow runs |
 | `kbqa/knowledge_base.yaml` | {len(KBQA_FACTS)} facts | help-centre facts of a fictional store, with their headings |
-| `golden/kbqa.jsonl` | {len(kbqa_golden)} | questions, each with the fact its answer must come from |
+| `golden/kbqa.jsonl` | {len(kbqa_golden) - len(kbqa_build)} | held-out questions, each with the fact its answer must come from |
+| `golden/kbqa_build.jsonl` | {len(kbqa_build)} | the other questions, used while building the kbqa chain |
 
 ### `support/messages.jsonl`
 
@@ -194,8 +197,10 @@ Traffic-only phrasings:
 
 The help centre of Pinecrest Supply Co., a fictional outdoor-gear store, written for this project (no real
 store's policies). `facts:` maps fact id -> one sentence; `questions:` maps fact id -> the help-centre
-heading(s) the fact sits under. The kbqa chain's `retrieve` step indexes each fact's id words, sentence and
-headings with TF-IDF, and its `answer` step quotes the retrieved sentence word for word. Every fact has a key
+heading(s) the fact sits under. The kbqa chain's `retrieve` step embeds each fact's id words, headings and
+sentence with the release's sentence-embedding model, and its `answer` step quotes the retrieved sentence word for
+word. The second heading of eight facts was written while reading the chain's misses on `golden/kbqa_build.jsonl`
+only. Every fact has a key
 phrase that no other fact contains (asserted), so an answer from the wrong fact cannot pass `must_contain`.
 
 ### `golden/kbqa.jsonl`
@@ -206,6 +211,11 @@ the knowledge base cannot answer (the chain must abstain); `must_contain` is tha
 abstention: `{KBQA_ABSTAIN_KEY}`), `must_not_contain` template debris, `reference_reply` the fact's sentence (or
 the abstention). {len(kbqa_golden)} cases, {kbqa_answerable} answerable (2-3 per fact) and {len(kbqa_golden) - kbqa_answerable} unanswerable, in an
 order shuffled by `Random(SEED + 6)`.
+
+**Split.** Per fact, half its questions (rounded up) go to `golden/kbqa_build.jsonl`, for building the chain
+(choosing the retriever, its `min_score`, the headings), and the rest stay in `golden/kbqa.jsonl`, the held-out
+part the release's gates report on; half the unanswerable questions each way (`Random(SEED + 8)`, per fact, so
+every fact is asked in both parts).
 
 **Phrased differently.** Questions are written the way customers ask, not from the facts: none contains its
 fact's key phrase, none shares a run of 4 words with its fact's sentence or headings, and none is a heading (the

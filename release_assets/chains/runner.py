@@ -199,7 +199,8 @@ class ChainRunner:
                     results[live[j]].errors[step.id] = error
                 raw[j] = value
         elif step.binding_kind == "retrieve":
-            outs = bindings.retrieve(step, ok_texts, self.kb.facts, self.kb.questions)
+            embedder = self.predictors[step.binding_target] if step.binding_target else None
+            outs = bindings.retrieve(step, ok_texts, self.kb.facts, self.kb.questions, embedder)
             for j, out in zip(ok, outs, strict=True):
                 raw[j] = out
         elif step.binding_kind == "template":

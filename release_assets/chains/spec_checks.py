@@ -133,8 +133,7 @@ def check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str
         raise ChainSpecError(f"{where}: min_score: only a step with binding retrieve takes `min_score`")
     check_abstain(step, where)
     if step.binding_kind == "retrieve":
-        if step.binding != "retrieve":
-            raise ChainSpecError(f"{where}: binding: retrieve searches the knowledge base and names no model")
+        # `retrieve` (TF-IDF over the knowledge base) or `retrieve:<model>`, a sentence_embedder of the release.
         check_output(step, RETRIEVE_OUTPUT, set(RETRIEVE_OUTPUT), where)
         if step.min_score is not None and not step.fields()["fact"].optional:
             raise ChainSpecError(f"{where}: output.fact: below min_score there is no fact, so declare `fact: str?`")

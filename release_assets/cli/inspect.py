@@ -261,6 +261,9 @@ def _chain_errors(manifest, project_root: Path) -> list[str]:
         try:
             for used in member.uses:
                 if used not in labels and family(manifest.members[used].kind) == "model":
+                    if not manifest.members[used].upstream:  # pre-trained embeddings: no labels to branch on
+                        labels[used] = []
+                        continue
                     data = manifest.members[manifest.members[used].upstream[0]]
                     rows = normalise(load_member(data, root).rows, data)
                     labels[used] = sorted({str(r["label"]) for r in rows})

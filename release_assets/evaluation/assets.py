@@ -80,6 +80,7 @@ def _report_code(member: ModelConfig) -> CodeInputs:
 
 def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     member = manifest.model(name)
+    assert member.data is not None, "only a model built from a dataset has a report"
     own_metrics = getattr(member, "metrics", None)
 
     @dg.asset(
@@ -259,7 +260,8 @@ def _shadow_plot(manifest: ReleaseManifest, ref: ArtifactRef) -> dict[str, dg.Me
 
 
 def evaluation_assets(manifest: ReleaseManifest, project_root: Path) -> list[dg.AssetsDefinition]:
-    out = [_report_asset(manifest, name) for name in manifest.members_of_family("model")]
+    # A model built from no dataset (pre-trained embeddings) has no test split to be evaluated on.
+    out = [_report_asset(manifest, name) for name in manifest.members_of_family("model") if manifest.model(name).data]
     out += [_chain_evaluation_asset(manifest, name, project_root) for name in manifest.members_of("prompt_chain")]
     served = keys.traffic_chain(manifest)
     for name in manifest.members_of("prompt_chain"):

@@ -62,6 +62,9 @@ def build_chain_evaluation(
     shutil.copyfile(golden_path, out_dir / GOLDEN_FILE)
     runner = ChainRunner(spec, schemas, predictors, kb, llm_cache_dir=llm_cache_dir)
     summary, results = evaluate(runner, cases)
+    # Each case's own scores go to cases.jsonl (the paired regression gate reads them there, the champion's from
+    # its bundle); the summary keeps the totals.
+    case_scores = summary.pop("case_scores")
     _trace(out_dir / "traces.jsonl", spec, cases, results, golden_path)
     if repeats > 1:
         extra = repeat_outcomes(ChainRunner(spec, schemas, predictors, kb), cases, results, repeats)
@@ -69,7 +72,7 @@ def build_chain_evaluation(
         summary.update(extra)
     with (out_dir / "cases.jsonl").open("w") as fh:
         for case, res in zip(cases, results, strict=True):
-            row = {"id": case["id"], "outputs": res.outputs, "errors": res.errors}
+            row = {"id": case["id"], "outputs": res.outputs, "errors": res.errors, "scores": case_scores[case["id"]]}
             if runner.has_llm:
                 # What the chain consumed, which replays identically from the cache; offline timings and
                 # calls-versus-cache-hits differ per run and live in the summary.

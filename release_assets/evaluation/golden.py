@@ -96,14 +96,41 @@ def _labelled(intent: list[Any], entities: dict[str, Any]) -> str:
     return ", ".join([*(f"{v}" for v in intent), *(f"{k}={v}" for k, v in entities.items())])
 
 
+def semantic_similarities(embedder: Any, cases: list[dict[str, Any]], replies: list[str]) -> dict[str, float]:
+    """Cosine similarity of each reply with its case's ``reference_reply`` in the embedding model's space, by case
+    id (cases without a reference reply are not measured). A paraphrase of the reference scores high where token
+    F1 does not; a reply that negates it scores high too, which only the fact checks and the judge catch."""
+    pairs = [
+        (c["id"], reply, c["reference_reply"])
+        for c, reply in zip(cases, replies, strict=True)
+        if c.get("reference_reply")
+    ]
+    if not pairs:
+        return {}
+    values = embedder.similarity([p[1] for p in pairs], [p[2] for p in pairs])
+    return {case_id: round(float(v), 6) for (case_id, _, _), v in zip(pairs, values, strict=True)}
+
+
 def score(
-    cases: list[dict[str, Any]], results: list[CaseResult], evaluation: EvaluationSpec | None = None
+    cases: list[dict[str, Any]],
+    results: list[CaseResult],
+    evaluation: EvaluationSpec | None = None,
+    embedder: Any = None,
 ) -> dict[str, Any]:
     """Compare each result with its case through ``evaluation`` (default: nothing mapped, so only format
-    validity is measured)."""
+    validity is measured). ``embedder``: the chain's embedding model, which adds ``semantic_similarity``.
+
+    ``case_scores`` holds each case's own value of every metric a case can score (1.0 or 0.0 for a rate), by case
+    id: what the paired regression gate compares with the champion's, case by case."""
     targets = _Targets(evaluation or EvaluationSpec())
     n = len(cases)
     similarities = []
+    case_scores: dict[str, dict[str, float]] = {}
+    semantic = (
+        semantic_similarities(embedder, cases, [targets.reply_of(r) for r in results])
+        if embedder is not None and targets.reply
+        else {}
+    )
     tp = fp = fn = 0
     intent_ok = facts_ok = forbidden_ok = valid = abstained_n = confident_wrong = 0
     failures = []
@@ -116,10 +143,14 @@ def score(
         reply = targets.reply_of(res)
         abstained = targets.abstained_of(res)
         problems = []
+        own = case_scores[case["id"]] = {"format_valid": float(res.format_valid)}
         if not res.format_valid:
             problems.append("format: " + "; ".join(f"{k}: {v}" for k, v in res.errors.items()))
         if targets.intent:
             intent_ok += intent == expected["intent"]
+            own["intent_accuracy"] = float(intent == expected["intent"])
+            if targets.abstained:
+                own["confident_wrong_rate"] = float(intent != expected["intent"] and not abstained)
             if intent != expected["intent"]:
                 # Acting on a wrong intent is the costly mistake (a fluent wrong answer); asking is not.
                 acted_wrongly = bool(targets.abstained) and not abstained
@@ -133,6 +164,7 @@ def score(
         if targets.entities:
             t, f_p, f_n = _entity_counts(expected.get("entities", {}), entities)
             tp, fp, fn = tp + t, fp + f_p, fn + f_n
+            own["entity_f1"] = 2 * t / (2 * t + f_p + f_n) if t + f_p + f_n else 1.0
             if f_p or f_n:
                 problems.append("entities")
         if targets.reply:
@@ -140,12 +172,16 @@ def score(
             forbidden = [p for p in case.get("must_not_contain", []) if p.lower() in reply.lower()]
             if case.get("reference_reply"):
                 similarities.append(token_f1(reply, case["reference_reply"]))
+                own["reply_similarity"] = similarities[-1]
+            if case["id"] in semantic:
+                own["semantic_similarity"] = semantic[case["id"]]
             if missing:
                 problems.append(f"missing {missing}")
             if forbidden:
                 problems.append(f"forbidden {forbidden}")
             facts_ok += not missing
             forbidden_ok += not forbidden
+            own["required_facts"], own["forbidden_absent"] = float(not missing), float(not forbidden)
         valid += res.format_valid
         if problems:
             decided = [intent] if targets.intent else []
@@ -198,6 +234,9 @@ def score(
     }
     if similarities:  # no golden replies, no measurement (the gate reports it as not measured)
         summary["metrics"]["reply_similarity"] = sum(similarities) / len(similarities)
+    if semantic:
+        summary["metrics"]["semantic_similarity"] = sum(semantic.values()) / len(semantic)
+    summary["case_scores"] = case_scores
     return summary
 
 
@@ -238,12 +277,18 @@ def llm_accounting(runner: ChainRunner, results: list[CaseResult]) -> tuple[dict
     return metrics, per_step
 
 
+def embedding_model(runner: ChainRunner) -> Any:
+    """The chain's embedding model (a used model that computes sentence embeddings), the first by member name,
+    or None: what scores ``semantic_similarity``."""
+    return next((p for _, p in sorted(runner.predictors.items()) if hasattr(p, "similarity")), None)
+
+
 def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str, Any], list[CaseResult]]:
     requests = to_requests(cases)
     start = time.perf_counter()
     results = runner.run(requests)
     elapsed = time.perf_counter() - start
-    summary = score(cases, results, runner.spec.evaluation)
+    summary = score(cases, results, runner.spec.evaluation, embedding_model(runner))
     if runner.has_llm:
         # Re-running cases one at a time would pay for every LLM call again (or time only the cache): per-case
         # latency comes from this run instead, with each call's model latency (the original one on a cache hit,

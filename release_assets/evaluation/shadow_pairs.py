@@ -17,6 +17,7 @@ METRICS = (
     "shadow_intent_agreement",
     "shadow_entity_agreement",
     "shadow_reply_similarity",
+    "shadow_reply_semantic_similarity",
     "shadow_abstain_rate_diff",
     "shadow_escalation_rate_diff",
     "shadow_latency_diff_ms",
@@ -120,11 +121,19 @@ def summarize(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         for p in compared
         if "reply_similarity" in p or _failed_chain(p)
     ]
+    # Measured only where the candidate has an embedding model; there, a failed candidate agrees with nothing.
+    measured_semantic = any("reply_semantic_similarity" in p for p in compared)
+    semantic = [
+        0.0 if _failed_chain(p) else float(p["reply_semantic_similarity"])
+        for p in compared
+        if measured_semantic and ("reply_semantic_similarity" in p or _failed_chain(p))
+    ]
     latency = [float(p["latency_diff_ms"]) for p in answered if p.get("latency_diff_ms") is not None]
     metrics = {
         "shadow_intent_agreement": agreement("intent"),
         "shadow_entity_agreement": agreement("entities"),
         "shadow_reply_similarity": _mean(similarity),
+        "shadow_reply_semantic_similarity": _mean(semantic),
         "shadow_abstain_rate_diff": _diff(
             _rate(answered, "shadow", "abstained"), _rate(answered, "primary", "abstained")
         ),

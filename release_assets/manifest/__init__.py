@@ -105,6 +105,12 @@ def _check_references(manifest: ReleaseManifest, where: str) -> None:
                     f"from (it is built from: {built_from})"
                 )
     for name, model in manifest.members_of_family("model").items():
+        assert isinstance(model, ModelConfig)  # members_of_family("model") holds ModelConfig instances
+        if not model.from_data:
+            _check_params(name, model, where)
+            continue
+        if not model.upstream:
+            raise ManifestError(f"{where}: members.{name}.data: missing (a {model.kind} learns from a dataset)")
         data = manifest.members[model.upstream[0]]
         if not isinstance(data, DatasetConfig):
             raise ManifestError(f"{where}: members.{name}.data: '{model.upstream[0]}' is not a dataset")

@@ -18,6 +18,7 @@ from release_assets.manifest.models import (
     ImageClassifier,
     JsonlDataset,
     PromptChain,
+    SentenceEmbedder,
     SklearnDataset,
     TabularClassifier,
     TextClassifier,
@@ -108,4 +109,14 @@ PROMPT_CHAIN = MemberKind(
     "A prompt chain (chain.yaml, templates, step schemas) evaluated on its golden suite.",
     gates=CHAIN_GATES,
     tags=frozenset({"jinja"}),
+)
+SENTENCE_EMBEDDER = MemberKind(
+    "sentence_embedder",
+    "model",
+    SentenceEmbedder,
+    "release_assets.models.embedding:RUNTIME",
+    "Pre-trained sentence embeddings (weights from a pinned package or a folder, checked by sha256), exported to "
+    "ONNX and served by onnxruntime: a chain's retrieval and the golden suite's semantic similarity.",
+    gates=frozenset({"contract"}),
+    tags=frozenset({"onnx", "transformers"}),
 )

@@ -100,7 +100,15 @@ _RULES: list[GateRule] = [
     GateRule("format_valid", "chain", "summary"),
     *_metrics(
         "chain",
-        ("intent_accuracy", "entity_f1", "required_facts", "forbidden_absent", "reply_similarity", "flaky_rate"),
+        (
+            "intent_accuracy",
+            "entity_f1",
+            "required_facts",
+            "forbidden_absent",
+            "reply_similarity",
+            "semantic_similarity",
+            "flaky_rate",
+        ),
     ),
     *_metrics("chain", ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
     # share of golden cases the chain acted on (did not ask) with a wrong intent: only an upper bound makes sense
@@ -114,6 +122,7 @@ _RULES: list[GateRule] = [
     _shadow("shadow_intent_agreement", UNIT, "min"),
     _shadow("shadow_entity_agreement", UNIT, "min"),
     _shadow("shadow_reply_similarity", UNIT, "min"),
+    _shadow("shadow_reply_semantic_similarity", UNIT, "min"),  # needs the chain to use a sentence_embedder
     _shadow("shadow_abstain_rate_diff", RATE_DIFF, "max"),
     _shadow("shadow_escalation_rate_diff", RATE_DIFF, "max"),
     _shadow("shadow_latency_diff_ms", LATENCY_DIFF, "max"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -66,14 +66,17 @@ class DatasetConfig(MemberConfig):
 
 
 class ModelConfig(MemberConfig):
-    """A model kind: built from the split of its ``data`` member, with ``params`` for its trainer."""
+    """A model kind: built from the split of its ``data`` member, with ``params`` for its trainer; or, for a kind
+    that comes whole from elsewhere (``from_data`` false: pre-trained weights), from no member at all."""
 
-    data: str
+    # Whether a member of the kind is built from a dataset's split (and so has `data` and an evaluation report).
+    from_data: ClassVar[bool] = True
+    data: str | None = None  # required when from_data: the manifest's loader says which member lacks it
     params: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def upstream(self) -> tuple[str, ...]:
-        return (self.data,)
+        return (self.data,) if self.data is not None else ()
 
 
 FAMILY_BASES: dict[Family, type[MemberConfig]] = {}  # filled below, once the chain's base is defined
@@ -117,6 +120,27 @@ class TextClassifier(ModelConfig):
 
 class ImageClassifier(ModelConfig):
     kind: Literal["image_classifier"]
+
+
+class SentenceEmbedder(ModelConfig):
+    """Pre-trained sentence embeddings (models/embedding.py): weights from an installed package's folder or a
+    project folder, pinned by sha256; trained from nothing, so it names no `data` and has no evaluation report."""
+
+    from_data: ClassVar[bool] = False
+    kind: Literal["sentence_embedder"]
+    package: str | None = None  # an installed package that ships the weights (its import name)
+    package_folder: str = "model"  # the weights' folder inside that package
+    path: str | None = None  # or a folder of the project: config.json, model.safetensors, tokenizer.json
+    weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    max_length: int = Field(default=128, ge=8, le=512)  # tokens per sentence; longer ones are cut
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SentenceEmbedder:
+        if (self.package is None) == (self.path is None):
+            raise ValueError("name exactly one of `package` (an installed package shipping the weights) or `path`")
+        if self.data is not None:
+            raise ValueError("data: an embedding model is not trained from a dataset; remove `data`")
+        return self
 
 
 class PromptChain(MemberConfig):
@@ -266,9 +290,10 @@ class ReleaseManifest(_Strict):
     def task_of(self, name: str) -> Task | None:
         """What a model member learns (its dataset's task); None for members that are not models."""
         member = self.members[name]
-        if not isinstance(member, ModelConfig) or not isinstance(self.members.get(member.data), DatasetConfig):
+        if not isinstance(member, ModelConfig) or member.data is None:
             return None
-        return self.dataset(member.data).learning_task()
+        data = self.members.get(member.data)
+        return data.learning_task() if isinstance(data, DatasetConfig) else None
 
     def chain(self, name: str) -> PromptChain:
         member = self.members[name]

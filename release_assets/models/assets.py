@@ -48,9 +48,34 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
     source_files = runtime.source_files(member, project_root)
     check_reproducible = "reproducibility" in manifest.gates.get(name, {})
 
-    @dg.asset(
+    # A model built from a dataset reads its split; pre-trained embeddings (from_data false) read nothing.
+    ins = {"data": dg.AssetIn(keys.split(manifest.name, member.data))} if member.data is not None else {}
+    built_from = f"Built from the split of `{member.data}`." if member.data is not None else "Built from its weights."
+
+    def materialize(context: dg.AssetExecutionContext, data: ArtifactRef | None):
+        local = context.resources.store.local()
+        split_dir = data.path(local.root) if data is not None else None
+        output = build_output(
+            context,
+            local,
+            release=manifest.name,
+            member=name,
+            kind=member.kind,
+            inputs={"data": data} if data is not None else {},
+            params=_build_params(member, runtime, source_files, project_root, check_reproducible),
+            builder=lambda out: build_model(member, split_dir, out, project_root, check_reproducible),
+            metadata=lambda ref: {
+                "labels": ", ".join(ref.summary["labels"]) or ("(regression: none)" if data is not None else "(none)"),
+                "format": ref.summary["format"],
+            },
+        )
+        yield output
+        if checks and data is not None:
+            yield _parity_result(name, member.kind, output.value, data, local.root, keys.model(manifest.name, name))
+
+    decorate = dg.asset(
         key=keys.model(manifest.name, name),
-        ins={"data": dg.AssetIn(keys.split(manifest.name, member.data))},
+        ins=ins,
         required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "models"),
         **versioned(
@@ -64,31 +89,22 @@ def _model_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg
             manifest,
             name,
         ),
-        description=f"{declared.description} Built from the split of `{member.data}`.",
+        description=f"{declared.description} {built_from}",
         owners=manifest.owners,
         kinds=set(declared.tags),
         check_specs=checks,
     )
-    def model(context: dg.AssetExecutionContext, data: ArtifactRef):
-        local = context.resources.store.local()
+    if member.data is None:
 
-        output = build_output(
-            context,
-            local,
-            release=manifest.name,
-            member=name,
-            kind=member.kind,
-            inputs={"data": data},
-            params=_build_params(member, runtime, source_files, project_root, check_reproducible),
-            builder=lambda out: build_model(member, data.path(local.root), out, project_root, check_reproducible),
-            metadata=lambda ref: {
-                "labels": ", ".join(ref.summary["labels"]) or "(regression: none)",
-                "format": ref.summary["format"],
-            },
-        )
-        yield output
-        if checks:
-            yield _parity_result(name, member.kind, output.value, data, local.root, keys.model(manifest.name, name))
+        @decorate
+        def pretrained_model(context: dg.AssetExecutionContext):
+            yield from materialize(context, None)
+
+        return pretrained_model
+
+    @decorate
+    def model(context: dg.AssetExecutionContext, data: ArtifactRef):
+        yield from materialize(context, data)
 
     return model
 

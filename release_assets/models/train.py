@@ -15,13 +15,14 @@ from release_assets.models.trainers import MODEL_KINDS, task_of
 
 
 def build_model(
-    member: ModelConfig, split_dir: Path, out_dir: Path, project_root: Path, check_reproducible: bool = False
+    member: ModelConfig, split_dir: Path | None, out_dir: Path, project_root: Path, check_reproducible: bool = False
 ) -> dict[str, Any]:
     """``check_reproducible`` (the member has a `reproducibility` gate): train a second time and record how far
-    the two models are apart, as the metric the gate compares with its `max`."""
+    the two models are apart, as the metric the gate compares with its `max`. ``split_dir`` is None for a model
+    built from no dataset (pre-trained embeddings), which has nothing to retrain."""
     runtime = MODEL_KINDS[member.kind]
     summary = runtime.build(member, split_dir, out_dir, project_root)
-    if check_reproducible:
+    if check_reproducible and split_dir is not None:
         difference = retrain_difference(member, split_dir, out_dir, project_root)
         summary["metrics"] = {**summary.get("metrics", {}), "reproducibility": difference}
     return summary

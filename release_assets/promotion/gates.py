@@ -97,8 +97,9 @@ def member_roles(manifest: ReleaseManifest, member: str) -> dict[str, list[str]]
         return {"raw": keys.raw(name, member), "split": keys.split(name, member)}
     if family(kind) == "model":
         data = manifest.model(member).data
-        roles = {"model": keys.model(name, member), "report": keys.report(name, member)}
-        roles["split"] = keys.split(name, data)
+        roles = {"model": keys.model(name, member)}
+        if data is not None:  # a model built from a dataset is evaluated on its test split
+            roles |= {"report": keys.report(name, member), "split": keys.split(name, data)}
     else:
         roles = {"chain": keys.chain(name, member), "evaluation": keys.chain_evaluation(name, member)}
         if keys.traffic_chain(manifest) == member:

@@ -196,6 +196,12 @@ class LoadedRelease:
         else:
             raise BundleError(f"{release} {version}: no chain and not exactly one model: nothing to serve")
 
+    @property
+    def embedding_model(self) -> Any:
+        """The release's sentence-embedding model (the first by member name), or None: what compares a shadow
+        pair's replies by meaning."""
+        return next((p for _, p in sorted(self._predictors.items()) if hasattr(p, "similarity")), None)
+
     def _chain_runner(self, chain_dir: Path, chain_file: str):
         labels = {name: p.labels for name, p in self._predictors.items()}
         spec, schemas = load_chain(chain_dir / "chain", labels, chain_file)

@@ -44,19 +44,24 @@ def side(response: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compare(primary: dict[str, Any], shadow: dict[str, Any]) -> dict[str, Any]:
+def compare(primary: dict[str, Any], shadow: dict[str, Any], embedder: Any = None) -> dict[str, Any]:
     """How the shadow's answer agrees with the primary's, on the fields the primary's release kind has.
 
     ``agreement`` holds ``label`` (classifier) and ``intent``/``entities`` (chain); ``reply_similarity`` is the
-    token F1 of the replies (chain); ``latency_diff_ms`` is shadow minus primary, when both report a latency.
-    Chains also get ``primary`` and ``shadow``: each side's intent, abstained, escalate and (shortened) reply.
+    token F1 of the replies (chain), and ``reply_semantic_similarity`` their cosine in ``embedder``'s space when
+    the chain has an embedding model (a reworded reply that says the same agrees); ``latency_diff_ms`` is shadow
+    minus primary, when both report a latency. Chains also get ``primary`` and ``shadow``: each side's intent,
+    abstained, escalate and (shortened) reply.
     """
     agreement = {
         field: shadow.get(field) == primary[field] for field in ("intent", "entities", "label") if field in primary
     }
     out: dict[str, Any] = {"agreement": agreement}
     if "reply" in primary:
-        out["reply_similarity"] = round(token_f1(str(shadow.get("reply") or ""), str(primary["reply"] or "")), 6)
+        replies = [str(shadow.get("reply") or ""), str(primary["reply"] or "")]
+        out["reply_similarity"] = round(token_f1(*replies), 6)
+        if embedder is not None:
+            out["reply_semantic_similarity"] = round(float(embedder.similarity(replies[:1], replies[1:])[0]), 6)
         out["primary"], out["shadow"] = side(primary), side(shadow)
     got, want = _latency_ms(shadow), _latency_ms(primary)
     if got is not None and want is not None:
