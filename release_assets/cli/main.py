@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--trusted-key", action="append", metavar="PEM", help="a public key to trust (repeatable)")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
-    p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("flags", help="route a share of a release's traffic to a canary, or shadow it (flag file)")
     p.add_argument("release")
