@@ -98,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--trusted-key", action="append", metavar="PEM", help="a public key to trust (repeatable)")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    p.add_argument(
+        "--max-in-flight", type=int, default=8, help="predictions one worker holds at once; past it 503 (default 8)"
+    )
+    p.add_argument("--retry-after", type=int, default=1, help="seconds a 503 tells the client to wait (default 1)")
+    p.add_argument("--rate-limit", type=float, help="requests/s per client credential; past it 429 (default: none)")
+    p.add_argument("--burst", type=int, help="requests a client may send at once within its rate (default: 1 s worth)")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("flags", help="route a share of a release's traffic to a canary, or shadow it (flag file)")
     p.add_argument("release")

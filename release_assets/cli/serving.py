@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -38,44 +39,116 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_OPTIONS_ENV = "RELEASE_ASSETS_SERVE_OPTIONS"  # serve's options, as JSON, for the workers it starts
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the champions of the named releases (default: every manifest) on 127.0.0.1 until interrupted."""
+    """Serve the champions of the named releases (default: every manifest) on 127.0.0.1 until interrupted; with
+    ``--workers N``, N uvicorn worker processes share the port, each loading the releases itself."""
     import uvicorn
 
+    options = {
+        "release": args.release,
+        "traces": args.traces,
+        "max_body": args.max_body,
+        "max_in_flight": args.max_in_flight,
+        "retry_after": args.retry_after,
+        "rate_limit": args.rate_limit,
+        "burst": args.burst,
+        "signed_only": args.signed_only,
+        "trusted_key": args.trusted_key,
+    }
+    _serving_trust(args.signed_only, args.trusted_key)  # a usage error here, before any worker starts
+    if args.workers < 1:
+        raise ValueError(f"--workers: {args.workers}; at least 1")
+    if args.workers == 1:
+        server = _build_server(options)
+        _announce(server, args.host, args.port)
+        try:
+            uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+        finally:
+            server.close()
+        return 0
+    import os
+    import shutil
+    import tempfile
+
+    # Each worker writes its metric values to files in this folder and /metrics sums them (prometheus_client's
+    # multiprocess mode); set before the workers start, a fresh folder per server so no old counts are summed.
+    folder = tempfile.mkdtemp(prefix="release-assets-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    os.environ[SERVE_OPTIONS_ENV] = json.dumps(options)
+    print(f"serving with {args.workers} workers at http://{args.host}:{args.port} (metrics summed in {folder})")
+    try:
+        uvicorn.run(
+            "release_assets.cli.serving:worker_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def worker_app():
+    """One worker of ``serve --workers N`` (uvicorn calls this in each worker process): the server built from the
+    options the parent process left in the environment, closed when the worker stops."""
+    import contextlib
+    import os
+
+    server = _build_server(json.loads(os.environ[SERVE_OPTIONS_ENV]))
+    _announce(server, None, None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:
+            server.close()
+            server.app.state.metrics.close()
+
+    server.app.router.lifespan_context = lifespan
+    return server.app
+
+
+def _build_server(options: dict):
     from release_assets.core.settings import get_settings
     from release_assets.release.store import LocalReleaseStore
+    from release_assets.serving.admission import AdmissionPolicy
     from release_assets.serving.flags import store_flags_dir
     from release_assets.serving.server import build_server
 
-    trust = _serving_trust(args.signed_only, args.trusted_key)
+    trust = _serving_trust(options["signed_only"], options["trusted_key"])
     store = release_store()
     manifests = manifests_named()[0]  # every manifest that loads: a served release's breaker policy is in its own
-    releases = args.release or [m.name for m in manifests]
+    releases = options["release"] or [m.name for m in manifests]
     # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing.
     flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
-    trace_path = Path(args.traces) if args.traces else get_settings().store_path / "traces" / "serve.jsonl"
-    server = build_server(
+    traces = options["traces"]
+    trace_path = Path(traces) if traces else get_settings().store_path / "traces" / "serve.jsonl"
+    admission = AdmissionPolicy(
+        max_in_flight=options["max_in_flight"],
+        retry_after_s=options["retry_after"],
+        rate_per_s=options["rate_limit"],
+        burst=options["burst"],
+    )
+    return build_server(
         store,
         releases,
         cache_dir=serving_cache(),
         flags_dir=flags_dir,
         trace_path=trace_path,
         token=get_settings().serve_token,  # unset or empty: no token
-        max_body=args.max_body,
+        max_body=options["max_body"],
         shadow_log_dir=get_settings().store_path / "shadow",  # live pairs for the shadow_report asset
         breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
+        admission=admission,
         trust=trust,
     )
-    for release, problem in server.problems.items():
-        print(f"NOT READY: {release}: {problem}", file=sys.stderr)
-    for release, loaded in server.loaded.items():
-        if loaded is not None:
-            print(f"serving {release} {loaded.version} at http://{args.host}:{args.port}/v1/{release}/predict")
-    try:
-        uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
-    finally:
-        server.close()
-    return 0
 
 
 def _serving_trust(signed_only: bool, trusted_key: list[str] | None):
@@ -96,6 +169,15 @@ def _serving_trust(signed_only: bool, trusted_key: list[str] | None):
             "RELEASE_ASSETS_SIGNING_KEY(_FILE)"
         )
     return trust
+
+
+def _announce(server, host: str | None, port: int | None) -> None:
+    for release, problem in server.problems.items():
+        print(f"NOT READY: {release}: {problem}", file=sys.stderr)
+    for release, loaded in server.loaded.items():
+        if loaded is not None:
+            where = f" at http://{host}:{port}/v1/{release}/predict" if host else ""
+            print(f"serving {release} {loaded.version}{where}")
 
 
 def _breaker_policies(manifests: list) -> dict:

@@ -94,7 +94,7 @@ def replay(candidate: Any, champion: Any, requests: list[tuple[str, dict[str, An
             elif shadow is None:
                 pair.update(primary=side(primary), agreement={}, shadow_error=shadow_error)
             else:
-                pair.update(compare(primary, shadow, candidate.embedding_model), shadow_error=None)
+                pair.update(compare(primary, shadow, getattr(candidate, "embedding_model", None)), shadow_error=None)
             pairs.append(pair)
     return pairs
 

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 import weakref
+from pathlib import Path
 
 import dagster as dg
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from bench.support.live import serving
@@ -273,3 +275,60 @@ def test_the_real_champions_answer_v2_as_v1_and_as_their_document_says(store_wit
             assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     finally:
         server.close()
+
+
+def test_two_workers_share_the_port_route_alike_and_metrics_sum_them(store_with_two_iris, tmp_path):
+    store, versions, root = store_with_two_iris
+    port, flags = _free_port(), flags_path(store_flags_dir(store), "iris")
+    write_flags(flags, flag_document("iris", versions["iris"], versions["iris_v2"], 50))
+    env = {
+        **os.environ,
+        "RELEASE_ASSETS_PROJECT_ROOT": str(root / "project"),
+        "RELEASE_ASSETS_STORE_ROOT": str(store.root),
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("RELEASE_ASSETS_SERVE_TOKEN", None)
+    cmd = [sys.executable, "-m", "release_assets.cli.main", "serve", "iris", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        folder = proc.stdout.readline().split("metrics summed in ")[1].rstrip(")\n")
+        deadline = time.monotonic() + 60
+        pids: set[str] = set()
+        while len(pids) < 2:  # both workers answered (each writes its counters to a file of its own)
+            assert time.monotonic() < deadline and proc.poll() is None, f"workers seen: {pids}"
+            try:
+                httpx.post(f"{base}/v1/iris/predict", json={**FLOWER, "user_id": "warm"}, timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.1)
+            pids = {p.stem.split("_")[-1] for p in Path(folder).glob("counter_*.db")}
+        time.sleep(1.5)  # each worker has read the flag file and preloaded the canary it names
+        # Every request on a connection of its own: the kernel hands them to either worker.
+        seen: dict[str, set[str]] = {}
+        for i in range(60):
+            user = f"user-{i % 10}"
+            answer = httpx.post(f"{base}/v1/iris/predict", json={**FLOWER, "user_id": user}, timeout=5).json()
+            seen.setdefault(user, set()).add(answer["version"])
+        assert all(len(v) == 1 for v in seen.values()), seen  # one user, one version, whichever worker answered
+        assert {v for s in seen.values() for v in s} == {versions["iris"], versions["iris_v2"]}  # both are used
+
+        def answered() -> float:
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            return sum(
+                s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "release_assets_serving_requests_total" and s.labels["status_class"] == "2xx"
+            )
+
+        counts = {answered() for _ in range(10)}  # scrapes land on either worker: each answers for both
+        assert len(counts) == 1 and counts.pop() >= 62, counts
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        flags.unlink(missing_ok=True)
+    assert not Path(folder).exists()  # the metric files go with the server
