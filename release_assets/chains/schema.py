@@ -163,12 +163,43 @@ class EvaluationSpec(BaseModel):
         return step, name or None
 
 
+class RubricSpec(BaseModel):
+    """One rubric of the judge: the template that words it (for an LLM judge, the whole prompt; for the trained
+    judge, the rubric's definition, part of its cache key) and the score a reply needs to pass it."""
+
+    model_config = ConfigDict(extra="forbid")
+    template: str  # a file of the chain folder, rendered with `message`, `facts` (a list of sentences) and `reply`
+    threshold: float = Field(default=0.5, ge=0, le=1)
+
+
+class JudgeSpec(BaseModel):
+    """The ``judge:`` section: who judges each golden reply, on which rubrics, against which facts.
+
+    ``backend`` is ``model:<member>`` (a judge_model of the release, run by onnxruntime: no endpoint) or
+    ``llm:openai`` (any OpenAI-compatible endpoint, configured by ``llm:`` as a step's). The facts a reply is
+    judged against are the ones it was given: the knowledge-base entries the reply step's template read, and the
+    output fields of the steps named in ``facts_from`` (e.g. the extracted order number).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    backend: str = Field(pattern=r"^(model:[a-z][a-z0-9_]*|llm:openai)$")
+    llm: LLMSpec | None = None  # llm:openai only
+    rubrics: dict[str, RubricSpec] = Field(min_length=1)
+    facts_from: list[str] = Field(default_factory=list)  # step ids whose outputs the reply step also saw
+
+    @property
+    def model(self) -> str | None:
+        """The judge_model member a ``model:`` backend names."""
+        return self.backend.split(":", 1)[1] if self.backend.startswith("model:") else None
+
+
 class ChainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
     steps: list[StepSpec] = Field(min_length=1)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    judge: JudgeSpec | None = None  # judges each golden reply (evaluation/judge.py); needs `evaluation.reply`
     directory: Path | None = Field(default=None, exclude=True)
     chain_file: str = Field(default="chain.yaml", exclude=True)  # which file of `directory` it was read from
 

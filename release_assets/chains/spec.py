@@ -20,6 +20,7 @@ from release_assets.chains.spec_checks import (
     check_binding,
     check_clarify,
     check_evaluation,
+    check_judge,
     check_template_file,
     read_spec,
     template_names,
@@ -74,6 +75,7 @@ def load_chain(
         fields[step.id] = tuple(step.fields())
         enums[step.id] = enum_values(step, model_labels)
     check_evaluation(spec, path)
+    check_judge(spec, model_labels, path)
     return spec, schemas
 
 

@@ -295,3 +295,38 @@ def pattern_files(directory: Path, pattern: str, where: str) -> dict[str, str]:
     if not names:
         raise ChainSpecError(f"{where}: template: {pattern!r} can name no file (none in {folder} matches)")
     return {name: f" (template {pattern!r} can name it)" for name in names}
+
+
+# What a rubric template is rendered with (evaluation/judge.py): the customer's message, the facts the reply was
+# given (a list of sentences) and the reply.
+JUDGE_CONTEXT = frozenset({"message", "facts", "reply"})
+
+
+def check_judge(spec: ChainSpec, model_labels: dict[str, list[str]], path: Path) -> None:
+    """The ``judge:`` section: a backend that can run, rubric templates that compile and read only the judge's
+    context, and `facts_from` naming steps of this chain."""
+    judge = spec.judge
+    if judge is None:
+        return
+    where = f"{path}: judge"
+    if spec.evaluation.reply is None:
+        raise ChainSpecError(f"{where}: the judge reads the reply, so map it: evaluation.reply: <step>.<field>")
+    if judge.model is not None:
+        if judge.model not in model_labels:
+            raise ChainSpecError(
+                f"{where}.backend: {judge.backend!r} names no model of this release ({', '.join(sorted(model_labels))}"
+                "); add the judge_model member to the chain's `uses`"
+            )
+        if judge.llm is not None:
+            raise ChainSpecError(f"{where}.llm: only the llm:openai backend takes `llm:`")
+    else:
+        step = StepSpec(id="judge", template="-", binding=judge.backend, output={"reason": "str"}, llm=judge.llm)
+        check_llm(step, where)
+    steps = {s.id for s in spec.steps}
+    for i, step_id in enumerate(judge.facts_from):
+        if step_id not in steps:
+            raise ChainSpecError(f"{where}.facts_from[{i}]: no step {step_id!r} (steps: {', '.join(steps)})")
+    scope = Scope(names=JUDGE_CONTEXT)
+    directory = spec.directory or path.parent
+    for name, rubric in judge.rubrics.items():
+        check_template_file(directory, rubric.template, scope, f" (named by judge.rubrics.{name}.template)", where)

@@ -1,6 +1,7 @@
 """Evaluation stage: a report per model on its held-out split, and the chain on its golden suite."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -8,7 +9,9 @@ from release_assets import keys
 from release_assets.artifacts import ArtifactRef
 from release_assets.assets import build_output, versioned
 from release_assets.core.hashing import CodeInputs, files_digest
+from release_assets.core.settings import Settings
 from release_assets.evaluation import report
+from release_assets.evaluation.breaker import BreakerSettings
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation
 from release_assets.evaluation.model_eval import REGRESSION_EXAMPLE_COLUMNS, build_model_report
 from release_assets.evaluation.report import examples_markdown
@@ -19,6 +22,7 @@ from release_assets.plots import render
 from release_assets.promotion.shadow_gates import shadow_verdict
 from release_assets.record.ledger import replay
 from release_assets.rollout.shadow_assets import shadow_gates, verdicts_plot
+from release_assets.sensors import post_webhook
 from release_assets.serving.loader import load_release
 from release_assets.serving.shadow_replay import build_shadow_comparison, subset_text
 
@@ -126,9 +130,34 @@ def _report_asset(manifest: ReleaseManifest, name: str) -> dg.AssetsDefinition:
     return model_report
 
 
+def _alert_stopped(context: dg.AssetExecutionContext, release: str, member: str, summary: dict[str, Any]) -> None:
+    """Post the breaker's stop to RELEASE_ASSETS_GATE_WEBHOOK (read now), as the failed-gate sensor posts a held
+    release: the evaluation stopped on its own, before any gate ran. A failing webhook is logged, not raised."""
+    stopped = summary.get("breaker")
+    if not stopped:
+        return
+    text = (
+        f"{release}: the golden evaluation of {member} stopped after {stopped['cases_run']} cases "
+        f"({stopped['failure_rate']:.0%} failed validation, above {stopped['max_failure_rate']:.0%}); "
+        f"{stopped['cases_skipped']} cases not run"
+    )
+    context.log.warning(text)
+    url = Settings().gate_webhook
+    if not url:
+        return
+    payload = {"release": release, "member": member, "breaker": stopped, "text": text, "run_id": context.run_id}
+    try:
+        post_webhook(url, payload)
+    except OSError as exc:
+        context.log.warning(f"could not post the breaker's alert to the webhook: {exc}")
+
+
 def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: Path) -> dg.AssetsDefinition:
     member = manifest.chain(name)
     golden = project_root / member.golden
+    labels = project_root / member.judge_labels if member.judge_labels else None
+    data_files = [golden, *([labels] if labels else [])]
+    breaker = BreakerSettings(**member.breaker.model_dump()) if member.breaker else None
     model_ins = {m: dg.AssetIn(keys.model(manifest.name, m)) for m in member.uses}
 
     @dg.asset(
@@ -136,7 +165,9 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
         ins={"chain": dg.AssetIn(keys.chain(manifest.name, name)), **model_ins},
         required_resource_keys={"store"},
         group_name=keys.group(manifest.name, "evaluation"),
-        **versioned(CodeInputs(CHAIN_EVAL_MODULES, [golden], member_section(manifest, name)["member"]), manifest, name),
+        **versioned(
+            CodeInputs(CHAIN_EVAL_MODULES, data_files, member_section(manifest, name)["member"]), manifest, name
+        ),
         description=(
             f"`{name}` run with the release's own models over the golden suite `{member.golden}`: format validity, "
             "and what the chain file's `evaluation:` maps (decision accuracy, entity F1, required facts, forbidden "
@@ -148,14 +179,14 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
     def chain_evaluation(context: dg.AssetExecutionContext, chain: ArtifactRef, **models):
         local = context.resources.store.local()
         model_dirs = {m: (ref.kind, ref.path(local.root)) for m, ref in models.items()}
-        return build_output(
+        output = build_output(
             context,
             local,
             release=manifest.name,
             member=f"{name}_evaluation",
             kind="chain_evaluation",
             inputs={"chain": chain, **models},
-            params=files_digest([golden]),
+            params=files_digest(data_files),
             # LLM answers are cached in the store, so re-evaluating an unchanged chain costs no calls.
             builder=lambda out: build_chain_evaluation(
                 chain.path(local.root),
@@ -165,6 +196,8 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
                 local.root / "llm_cache",
                 member.chain_file,
                 member.repeats,
+                judge_labels=labels,
+                breaker=breaker,
             ),
             metadata=lambda ref: {
                 "worst_cases": dg.MetadataValue.md(
@@ -174,6 +207,8 @@ def _chain_evaluation_asset(manifest: ReleaseManifest, name: str, project_root: 
                 **plots_metadata(ref.path(local.root), chain_plots.TITLES),
             },
         )
+        _alert_stopped(context, manifest.name, name, output.value.summary)
+        return output
 
     return chain_evaluation
 

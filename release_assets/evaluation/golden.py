@@ -16,6 +16,7 @@ from typing import Any
 from release_assets.chains.llm import sum_usage
 from release_assets.chains.runner import CaseResult, ChainRunner
 from release_assets.chains.schema import EvaluationSpec
+from release_assets.evaluation.breaker import BreakerSettings, run_with_breaker
 from release_assets.evaluation.golden_inputs import to_requests
 from release_assets.evaluation.latency import measure_latency
 from release_assets.evaluation.metrics import percentiles_ms
@@ -283,10 +284,16 @@ def embedding_model(runner: ChainRunner) -> Any:
     return next((p for _, p in sorted(runner.predictors.items()) if hasattr(p, "similarity")), None)
 
 
-def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str, Any], list[CaseResult]]:
+def evaluate(
+    runner: ChainRunner, cases: list[dict[str, Any]], breaker: BreakerSettings | None = None
+) -> tuple[dict[str, Any], list[CaseResult]]:
+    """Run and score the golden suite. With a ``breaker`` (evaluation/breaker.py) the run stops once validation
+    failures pass its rate: the results, the scores and the returned list cover the cases run, ``stopped_early``
+    is 1 and ``breaker`` in the summary says what it saw."""
     requests = to_requests(cases)
     start = time.perf_counter()
-    results = runner.run(requests)
+    results, tripped = run_with_breaker(runner, requests, breaker)
+    cases, requests = cases[: len(results)], requests[: len(results)]
     elapsed = time.perf_counter() - start
     summary = score(cases, results, runner.spec.evaluation, embedding_model(runner))
     if runner.has_llm:
@@ -303,6 +310,10 @@ def evaluate(runner: ChainRunner, cases: list[dict[str, Any]]) -> tuple[dict[str
     summary["metrics"]["cases_per_second"] = len(requests) / elapsed if elapsed else float("inf")
     totals, per_step = llm_accounting(runner, results)
     summary["metrics"].update(totals)
+    if breaker is not None:
+        summary["metrics"]["stopped_early"] = float(tripped is not None)
+    if tripped is not None:
+        summary["breaker"] = tripped
     if per_step:
         summary["llm_steps"] = per_step
     return summary, results

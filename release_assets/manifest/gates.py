@@ -126,6 +126,14 @@ _RULES: list[GateRule] = [
     _shadow("shadow_abstain_rate_diff", RATE_DIFF, "max"),
     _shadow("shadow_escalation_rate_diff", RATE_DIFF, "max"),
     _shadow("shadow_latency_diff_ms", LATENCY_DIFF, "max"),
+    # chains with a `judge:` section (evaluation/judge.py): the share of golden replies the judge passes, on every
+    # rubric and per rubric of the built-in judge model; inconclusive when the judge could not answer a case
+    *_metrics("chain", ("judge_pass_rate", "judge_factual_consistency", "judge_tone"), needs="min"),
+    # the judge against the labelled set's held-out half: a judge that disagrees with people cannot gate a release
+    GateRule("judge_agreement", "chain", "summary", UNIT, "min"),
+    GateRule("judge_kappa", "chain", "summary", (-1.0, 1.0), "min"),
+    # 1 when the evaluation's circuit breaker stopped the golden run early (members.<chain>.breaker)
+    GateRule("stopped_early", "chain", "summary", UNIT, "max", requires="breaker"),
 ]
 RULES: dict[str, GateRule] = {g.name: g for g in _RULES}
 assert len(RULES) == len(_RULES), "a gate is declared twice"

@@ -143,6 +143,15 @@ class SentenceEmbedder(ModelConfig):
         return self
 
 
+class BreakerSpec(_Strict):
+    """When the golden run stops: above ``max_failure_rate`` of cases failing validation, once ``min_cases`` ran
+    (looked at every ``batch`` cases); the cases not run are not paid for."""
+
+    max_failure_rate: float = Field(ge=0, lt=1)
+    min_cases: int = Field(default=20, ge=1)
+    batch: int = Field(default=10, ge=1)
+
+
 class PromptChain(MemberConfig):
     kind: Literal["prompt_chain"]
     path: str
@@ -153,6 +162,11 @@ class PromptChain(MemberConfig):
     traffic: str | None = None
     # Runs of the golden suite; above 1, cases whose outcome changes between runs are reported (flaky_rate gate).
     repeats: int = Field(default=1, ge=1, le=20)
+    # The labelled set the chain's judge (chain.yaml `judge:`) is calibrated on: judge_agreement, judge_kappa.
+    # (Both left out of the dump when unset, so chains that set neither keep their code version.)
+    judge_labels: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    # Stop the golden run early when validation failures pass a rate (evaluation/breaker.py): stopped_early gate.
+    breaker: BreakerSpec | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def upstream(self) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""A chain evaluation's plots: accuracy per expected intent, and how the cases split between right and wrong,
-acted on and asked about (a wrong intent acted on is the costly mistake: ``confident_wrong_rate``)."""
+"""A chain evaluation's plots: accuracy per expected intent, how the cases split between right and wrong, acted on
+and asked about (a wrong intent acted on is the costly mistake: ``confident_wrong_rate``), and the judge's scores."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from release_assets.plots.render import BAD, GOOD, MUTED, Plot, draw, kept, shor
 TITLES = {
     "intent_accuracy": "Intent accuracy per expected intent",
     "abstain_split": "Right or wrong, acted on or asked",
+    "judge_scores": "The judge's scores of the golden replies",
 }
 OUTCOMES = ("right, acted", "right, asked", "wrong, asked", "wrong, acted")
 COLOURS = (GOOD, "#98df8a", MUTED, BAD)
@@ -93,3 +94,34 @@ def chain_plots(cases: Sequence[dict[str, Any]], abstains: bool) -> list[Plot]:
     """``cases``: ``{"expected", "got", "abstained"}`` per golden case whose intent is mapped; ``abstains``: whether
     the chain maps an abstain decision (else every case counts as acted on, and the split is not drawn)."""
     return kept([intent_accuracy(cases), abstain_split(cases) if abstains else None])
+
+
+def judge_scores(scores: Sequence[float], judge: dict[str, Any]) -> Plot | None:
+    """Histogram of each golden reply's judge score (its lowest rubric score), with each rubric's pass threshold:
+    a pile-up just above a threshold is a gate that passes by little."""
+    if not scores:
+        return None
+    thresholds = judge.get("thresholds", {})
+
+    def paint(fig: Any) -> None:
+        ax = fig.add_subplot()
+        bins = np.linspace(0, 1, 21)
+        values = np.asarray(scores, dtype=float)
+        below = min(thresholds.values(), default=0.5)
+        ax.hist(values[values < below], bins=bins, color=BAD, label="below a threshold")
+        ax.hist(values[values >= below], bins=bins, color=GOOD, label="at or above")
+        for rubric, t in sorted(thresholds.items()):
+            ax.axvline(t, color=MUTED, linestyle="--", linewidth=1)
+            ax.text(t, ax.get_ylim()[1] * 0.95, f" {rubric} {t:g}", fontsize=6, va="top", color=MUTED)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("judge score (lowest rubric)")
+        ax.set_ylabel("golden replies")
+        rate = judge.get("pass_rate")
+        ax.set_title(
+            f"{len(values)} replies judged by {judge.get('backend', 'the judge')}"
+            + (f": {rate:.1%} pass every rubric" if rate is not None else "")
+        )
+        ax.legend(fontsize=6, frameon=False, loc="upper left")
+        fig.tight_layout()
+
+    return draw("judge_scores", TITLES["judge_scores"], paint)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from release_assets.manifest.gates import RULES, GateRule, rules_for, user_metric_rule
-from release_assets.promotion import catalogue, contract_gate, explain, shadow_gates
+from release_assets.promotion import catalogue, contract_gate, explain, judge_gates, shadow_gates
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ DECIDE: dict[str, Callable[..., Any]] = {
     "contract": contract_gate.contract,
     # the candidate against the champion on the same requests, recorded (shadow_comparison) or live (shadow_report)
     **{name: shadow_gates.decide(name) for name, rule in RULES.items() if rule.reads == "shadow"},
+    # the judge: inconclusive when it could not answer; its worst cases or disagreements as the table
+    **{name: judge_gates.decide(name) for name in RULES if name.startswith("judge_")},
 }
 EXPLAIN: dict[str, Callable[..., Any]] = {"invalid_rows": explain.invalid_rows, "format_valid": explain.format_valid}
 assert set(DECIDE) | set(EXPLAIN) <= set(RULES), "a decision attached to an undeclared gate"

@@ -27,6 +27,7 @@ def trace_golden_run(
     spec: ChainSpec | None = None,
     variant: str = "golden",
     metadata: Mapping[str, Any] | None = None,
+    judgements: Mapping[str, Any] | None = None,
 ) -> int:
     """Spans for a finished golden run, shaped like served requests: one per case (its message as input, its
     outputs as output, its ``expected`` and ``metadata``, e.g. the golden file's digest, in the metadata) with
@@ -35,6 +36,7 @@ def trace_golden_run(
     Built after the run from the ``CaseResult``s: step spans carry outputs, errors and latency, and for LLM steps
     the recorded prompt and answer (a non-LLM step's rendered text is not kept in a result). Steps are laid end
     to end, ending now. ``spec`` gives each step's binding (without it only LLM steps' are known).
+    ``judgements``: the judge's verdict, score and reason per case id (evaluation/judge.py), in each case's metadata.
     """
     if not tracing.enabled:
         return 0
@@ -47,6 +49,8 @@ def trace_golden_run(
         end_ns = time.time_ns()
         t = end_ns - int(sum(latencies) * 1e6)
         extra = {"expected": case.get("expected"), **(metadata or {})}
+        if judgements and res.id in judgements:
+            extra["judge"] = judgements[res.id]
         attrs = request_attributes(release, version, variant, res.id, "prompt_chain", case.get("message"), **extra)
         span = tracing.tracer.start_span(f"{release} request", attributes=attrs, start_time=t)
         context = trace.set_span_in_context(span)

@@ -74,6 +74,8 @@ def answer(messages: list[dict[str, str]]) -> str:
     retry = len(messages) > 1
     if "NEVER" in message:
         return '{"amount": "a lot", "order_id": null}'
+    if "You are judging" in prompt:
+        return judge_answer(prompt)
     if "BROKEN" in message and not retry:
         return "Sure! Here it is: {order_id: 12345, amount: }"
     if "Classify" in prompt:
@@ -94,6 +96,22 @@ def answer(messages: list[dict[str, str]]) -> str:
         reply = f"Thanks for reaching out{f' about order {order.group(1)}' if order else ''}. {KB_REFUND}"
         return json.dumps({"reply": reply, "escalate": "unacceptable" in message.lower()})
     return "I am not sure what you mean."
+
+
+def judge_answer(prompt: str) -> str:
+    """A scripted judge (prompts/helpdesk/judge/*.j2): fails a reply that states a number its facts do not hold,
+    or that says "obviously"; JUDGE_GARBLED in the reply is an answer that never validates."""
+    facts = prompt.split("Facts the reply was given:", 1)[-1].split("Customer message:", 1)[0]
+    reply = prompt.rsplit("Reply:", 1)[-1].split("Answer with one JSON object", 1)[0]
+    if "JUDGE_GARBLED" in reply:
+        return "The reply looks fine to me, score: high"
+    if "tone of a customer-support reply" in prompt:
+        rude = "obviously" in reply.lower()
+        return json.dumps({"score": 0.1 if rude else 0.9, "reason": "dismissive" if rude else "courteous"})
+    unsupported = sorted(set(re.findall(r"\d+", reply)) - set(re.findall(r"\d+", facts)))
+    if unsupported:
+        return json.dumps({"score": 0.05, "reason": f"states {unsupported[0]}, which the facts do not"})
+    return json.dumps({"score": 0.95, "reason": "consistent with the facts"})
 
 
 @contextmanager
