@@ -73,11 +73,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    # Each worker writes its metric values to files in this folder and /metrics sums them (prometheus_client's
-    # multiprocess mode); set before the workers start, a fresh folder per server so no old counts are summed.
-    folder = tempfile.mkdtemp(prefix="release-assets-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    os.environ[SERVE_OPTIONS_ENV] = json.dumps(options)
+    # What the workers share, in a fresh folder per server (so no old count or open breaker carries over): their
+    # metric values, which /metrics sums (prometheus_client's multiprocess mode, set before the workers start), and
+    # the breakers one of them opened.
+    shared = Path(tempfile.mkdtemp(prefix="release-assets-serve-"))
+    folder = shared / "metrics"
+    folder.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    os.environ[SERVE_OPTIONS_ENV] = json.dumps({**options, "breaker_board": str(shared / "breakers")})
     print(f"serving with {args.workers} workers at http://{args.host}:{args.port} (metrics summed in {folder})")
     try:
         uvicorn.run(
@@ -90,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
         )
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 
@@ -148,6 +151,7 @@ def _build_server(options: dict):
         breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
         admission=admission,
         trust=trust,
+        breaker_board=Path(options["breaker_board"]) if options.get("breaker_board") else None,
     )
 
 

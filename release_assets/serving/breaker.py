@@ -8,7 +8,9 @@ one request through: a success closes it (window cleared), a failure opens it ag
 The app asks :meth:`Breakers.route` after the flag router picked a canary, and tells :meth:`Breakers.record` the
 outcome of every answer. Only a canary can be routed away from: the champion's breaker is recorded and exported,
 but nothing safer is loaded, so it only warns (once a minute per release). Pure Python, thread-safe: requests run
-in the threadpool.
+in the threadpool. With several workers (``serve --workers N``) a :class:`~release_assets.serving.breaker_board.
+BreakerBoard` shares the opening: a canary any worker's breaker opened is routed around by all of them for the
+cooldown.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from release_assets.serving.throttle import Throttle
+
+if TYPE_CHECKING:
+    from release_assets.serving.breaker_board import BreakerBoard
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +135,14 @@ class CircuitBreaker:
 class Breakers:
     """The breakers of every release with a policy, made on first use; a release without a policy has none."""
 
-    def __init__(self, policies: dict[str, BreakerPolicy], clock: Callable[[], float] = time.monotonic) -> None:
-        self.policies, self._clock = dict(policies), clock
+    def __init__(
+        self,
+        policies: dict[str, BreakerPolicy],
+        clock: Callable[[], float] = time.monotonic,
+        board: BreakerBoard | None = None,
+    ) -> None:
+        """``board``: where the workers of one server share which breakers are open (None: this process alone)."""
+        self.policies, self._clock, self.board = dict(policies), clock, board
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._warned = Throttle(WARN_EVERY_S, clock)
         self._reported: set[tuple[str, str]] = set()  # breakers whose state the caller has been told
@@ -152,9 +164,13 @@ class Breakers:
         if version is None or variant == CHAMPION:
             return variant, version
         breaker = self.get(release, version)
-        if breaker is None or breaker.allow():
+        if breaker is None:
             return variant, version
-        return CHAMPION, None
+        if self.board is not None:  # another worker opened it: route around it here too, for its cooldown
+            opened_at = self.board.open_since(release, version)
+            if opened_at is not None and self.board.age(opened_at) < breaker.policy.cooldown_s:
+                return CHAMPION, None
+        return (variant, version) if breaker.allow() else (CHAMPION, None)
 
     def record(self, release: str, version: str, variant: str, failed: bool) -> bool | None:
         """The outcome of an answer ``version`` gave; the breaker's new open/closed state when it changed (or the
@@ -169,6 +185,8 @@ class Breakers:
         assert breaker is not None, "the release has a policy (checked above)"
         changed = breaker.record(failed)
         is_open = breaker.is_open
+        if changed and self.board is not None:
+            (self.board.opened if is_open else self.board.closed)(release, version)
         if changed:
             if is_open:
                 policy = breaker.policy

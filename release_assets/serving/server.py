@@ -18,6 +18,7 @@ from release_assets.record.ledger import replay
 from release_assets.release.store import ReleaseStore
 from release_assets.serving import loader
 from release_assets.serving.breaker import Breakers
+from release_assets.serving.breaker_board import BreakerBoard
 from release_assets.serving.champion_watch import ChampionWatch
 from release_assets.serving.shadow import ShadowPool
 from release_assets.serving.shadow_log import ShadowLog
@@ -63,12 +64,14 @@ def build_server(
     admission: AdmissionPolicy | None = None,
     versions_poll_s: float = 1.0,
     trust: Trust | None = None,
+    breaker_board: Path | None = None,
 ) -> Server:
     """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker.
     ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never).
     ``admission``: in-flight limit and rate per client (admission.AdmissionPolicy; None: its defaults).
     ``versions_poll_s``: how often the versions the flag files name are preloaded, and the others unloaded.
-    ``trust``: serve only units signed by one of its keys (``serve --signed-only``), every version loaded."""
+    ``trust``: serve only units signed by one of its keys (``serve --signed-only``), every version loaded.
+    ``breaker_board``: a folder the workers of one server share, so a breaker one opens is open for all."""
     from release_assets.serving.app import create_app
     from release_assets.serving.flags import FlagRouter
     from release_assets.serving.metrics import ServingMetrics
@@ -153,7 +156,9 @@ def build_server(
         max_body=max_body,
         ready=ready,
         loader=load_version,
-        breakers=Breakers(breaker_policies) if breaker_policies else None,
+        breakers=Breakers(breaker_policies, board=BreakerBoard(breaker_board) if breaker_board else None)
+        if breaker_policies
+        else None,
         admission=admission,
     )
     closers = [shadow.close, *([shadow_log.close] if shadow_log else []), *([router.close] if router else [])]
