@@ -20,6 +20,7 @@ from release_assets.cli.promotion import add_parser as add_promotion_parser
 from release_assets.cli.registry import add_parser as add_registry_parser
 from release_assets.cli.release import add_parser as add_release_parser
 from release_assets.cli.report import add_parser as add_report_parser
+from release_assets.cli.reproduce import add_parser as add_reproduce_parser
 from release_assets.cli.scaffold import add_parser as add_scaffold_parser
 from release_assets.cli.serving import cmd_flags, cmd_predict, cmd_serve
 from release_assets.cli.triage import add_parser as add_triage_parser
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     _json_flag(p)
     p.set_defaults(fn=cmd_list)
     add_report_parser(sub)
+    add_reproduce_parser(sub)
     p = sub.add_parser("predict", help="answer one request with a published release, as JSON")
     p.add_argument("release")
     which = p.add_mutually_exclusive_group()
