@@ -67,9 +67,7 @@ NEGATIONS = {
     "only",
     "unfortunately",
 }
-# Words that limit what follows as a negation does: "until they ship" holds what "hasn't shipped" says.
-LIMITS = {"until", "unless", "except", "before"}
-# How many content words after a negation (or limit) it governs, for the polarity comparison.
+# How many content words after a negation it governs, for the polarity comparison.
 SCOPE = 2
 # Sweeping words a policy rarely holds unless it says so: a reply that adds one invents a promise.
 ABSOLUTES = {
@@ -82,7 +80,6 @@ ABSOLUTES = {
     "automatically",
     "guaranteed",
     "cash",
-    "instead",
     "including",
     "also",
     "even",
@@ -90,6 +87,19 @@ ABSOLUTES = {
     "unlimited",
     "whenever",
 }
+# Words a reply can swap for their opposite without a negation ("closed" for "open", "next" for "same"). Not
+# "free"/"cost": "no cost" and "costs nothing" say "free" with the other word.
+ANTONYMS = (
+    ("open", "closed"),
+    ("always", "never"),
+    ("same", "next"),
+    ("include", "exclude"),
+    ("accept", "refuse"),
+    ("accept", "reject"),
+    ("allow", "forbid"),
+    ("earliest", "latest"),
+    ("minimum", "maximum"),
+)
 # Claims that something was done or will happen, which a fact sheet of policies cannot back.
 ACTION_CLAIM = re.compile(
     r"\b(?:i|we)(?:'ve| have| had)\s+(?:just\s+|already\s+)?\w+(?:ed|en|t)\b|\b(?:already|just now|tomorrow|today|"
@@ -126,6 +136,7 @@ DISMISSIVE = re.compile(
     r"many times|don't have time|not sure why you)\b",
     re.IGNORECASE,
 )
+_CLAUSE_END = re.compile(r"[.;:,!?]+(?:\s|$)")
 _WORD = re.compile(r"[a-z0-9]+(?:['.@/-][a-z0-9]+)*", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _EMAILISH = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+\.(?:com|org|net|example)(?:/[\w/-]*)?\b")
@@ -144,8 +155,10 @@ FEATURES = (
     "negation_surplus",  # negation words beyond what the facts say
     "polarity_flips",  # words of the facts negated in the reply but not in the facts, or the other way round
     "absolute_claims",  # sweeping words ("free", "always", "any") the facts do not use
+    "antonym_swaps",  # a word whose opposite the facts use, where they do not use the word itself
     "unsupported_entities",  # emails, addresses, URLs, capitalised names the facts and message do not hold
     "fact_coverage",  # share of the facts' content words the reply carries
+    "answer_coverage",  # share of the content words of the fact closest to the message that the reply carries
     "reply_novelty",  # share of the reply's content words from neither the facts nor the message
     "action_claims",  # "I have refunded", "tomorrow": a claim of something done or scheduled
     "refusal",  # declines to answer
@@ -159,8 +172,8 @@ FEATURES = (
     "you_blame",  # "you" near a dismissive word
     "short_curt",  # a terse reply with no courtesy
 )
-FACTUAL = FEATURES[:13]
-TONE = FEATURES[13:]
+FACTUAL = FEATURES[:15]
+TONE = FEATURES[15:]
 
 
 def _words(text: str) -> list[str]:
@@ -199,21 +212,23 @@ def _negations(text: str) -> Counter[str]:
 
 
 def _polarity(text: str) -> tuple[set[str], set[str]]:
-    """The content words of ``text`` under a negation or a limit (the next SCOPE content words), and the rest."""
+    """The content words of ``text`` under a negation (the next SCOPE content words of its clause), and the rest.
+    ("until they ship" is not read as a negation: it would flag the subject, "the order", as negated.)"""
     negated, plain = set(), set()
-    remaining = 0
-    for word in _words(text):
-        if word in NEGATIONS or word in LIMITS or word.endswith("n't"):
-            remaining = SCOPE
-            continue
-        if word in STOPWORDS or word.isdigit():
-            continue
-        stem = _stem(word)
-        if remaining:
-            negated.add(stem)
-            remaining -= 1
-        else:
-            plain.add(stem)
+    for clause in _CLAUSE_END.split(text):  # a negation does not reach past its clause
+        remaining = 0
+        for word in _words(clause):
+            if word in NEGATIONS or word.endswith("n't"):
+                remaining = SCOPE
+                continue
+            if word in STOPWORDS or word.isdigit():
+                continue
+            stem = _stem(word)
+            if remaining:
+                negated.add(stem)
+                remaining -= 1
+            else:
+                plain.add(stem)
     return negated, plain
 
 
@@ -259,15 +274,32 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
         | ((reply_plain - reply_negated) & (fact_negated - fact_plain))
     )
     fact_words = set(_words(fact_text))
+    fact_stems, reply_stems = {_stem(w) for w in fact_words}, {_stem(w) for w in _words(reply)}
+    message_stems = {_stem(w) for w in _words(message)}
+    swaps = sorted(
+        {
+            w
+            for a, b in ANTONYMS
+            for w, other in ((a, b), (b, a))
+            if w in reply_stems and other in fact_stems and w not in fact_stems and w not in message_stems
+        }
+    )
     absolutes = sorted({w for w in _words(reply) if w in ABSOLUTES and w not in fact_words})
 
     known_entities = _entities(fact_text) | _entities(message)
     known_words = set(_words(fact_text)) | set(_words(message))
-    odd_entities = sorted(e for e in _entities(reply) - known_entities if not all(w in known_words for w in e.split()))
+    known_stems = {_stem(w) for w in known_words}
+    odd_entities = sorted(
+        e for e in _entities(reply) - known_entities if not all(_stem(w) in known_stems for w in _words(e))
+    )
 
     fact_content, reply_content = set(_content(fact_text)), _content(reply)
     message_content = set(_content(message))
     coverage = len(fact_content & set(reply_content)) / len(fact_content) if fact_content else 1.0
+    # The fact that answers: the one sharing most content words with the message (the first on a tie).
+    per_fact = [set(_content(f)) for f in facts]
+    answer = max(per_fact, key=lambda words: len(words & set(_content(message))), default=set())
+    answer_coverage = len(answer & set(reply_content)) / len(answer) if answer else 1.0
     novel = [w for w in reply_content if w not in fact_content and w not in message_content]
     novelty = len(novel) / len(reply_content) if reply_content else 0.0
     a, b = Counter(_content(fact_text)), Counter(reply_content)
@@ -289,8 +321,10 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
         "negation_surplus": float(len(surplus)),
         "polarity_flips": float(len(flips)),
         "absolute_claims": float(len(absolutes)),
+        "antonym_swaps": float(len(swaps)),
         "unsupported_entities": float(len(odd_entities)),
         "fact_coverage": coverage,
+        "answer_coverage": answer_coverage,
         "reply_novelty": novelty,
         "action_claims": float(len(ACTION_CLAIM.findall(reply))),
         "refusal": float(bool(REFUSAL.search(reply))),
