@@ -13,6 +13,7 @@ import json
 import sys
 
 from release_assets.cli.canary import add_parser as add_canary_parser
+from release_assets.cli.ci import add_parser as add_ci_parser
 from release_assets.cli.common import REFUSED, UNREACHABLE, USAGE, print_json
 from release_assets.cli.config import add_parser as add_config_parser
 from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_list)
     add_report_parser(sub)
     add_reproduce_parser(sub)
+    add_ci_parser(sub)
     p = sub.add_parser("predict", help="answer one request with a published release, as JSON")
     p.add_argument("release")
     which = p.add_mutually_exclusive_group()
