@@ -13,6 +13,7 @@ from release_assets.manifest.gates import (
     TABLE_MODEL_GATES,
     TRAINED_MODEL_GATES,
 )
+from release_assets.manifest.judge_model import JudgeModel
 from release_assets.manifest.kinds import TASKS, MemberKind
 from release_assets.manifest.models import (
     ImageClassifier,
@@ -119,4 +120,15 @@ SENTENCE_EMBEDDER = MemberKind(
     "ONNX and served by onnxruntime: a chain's retrieval and the golden suite's semantic similarity.",
     gates=frozenset({"contract"}),
     tags=frozenset({"onnx", "transformers"}),
+)
+JUDGE_MODEL = MemberKind(
+    "judge_model",
+    "model",
+    JudgeModel,
+    "release_assets.models.judge_model:RUNTIME",
+    "A judge of chain replies (factual consistency with the facts a reply was given; tone): a logistic regression "
+    "per rubric over named features, trained on a hand-labelled set's train half and rows generated from golden "
+    "facts, exported to ONNX and served by onnxruntime (a chain's `judge:` section names it: no endpoint).",
+    gates=frozenset({"contract"}),
+    tags=frozenset({"onnx", "sklearn"}),
 )

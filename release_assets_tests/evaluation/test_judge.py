@@ -364,3 +364,28 @@ def test_the_chain_evaluation_judges_every_reply_traces_and_plots_it(judge_dir, 
     assert 0 < changed < 30
     lookups = again["judge"]["cache"]["lookups"]
     assert again["judge"]["cache"]["hits"] == lookups - 2 * changed  # two rubrics per changed reply
+
+
+def test_the_judge_model_kind_declares_its_config_runtime_and_inputs():
+    from pydantic import ValidationError
+
+    from release_assets.manifest.builtin_kinds import JUDGE_MODEL
+
+    assert JUDGE_MODEL.family == "model" and JUDGE_MODEL.load_runtime() is RUNTIME
+    entry = {
+        "kind": "judge_model",
+        "labelled": "data/judge/labelled.jsonl",
+        "golden": [{"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"}],
+    }
+    member = JudgeModel.model_validate(entry)
+    assert member.upstream == () and not member.from_data
+    # What it trains from is an input of its build: an edited label or golden case retrains it.
+    assert [p.relative_to(REPO).as_posix() for p in RUNTIME.source_files(member, REPO)] == [
+        "data/judge/labelled.jsonl",
+        "data/golden/kbqa.jsonl",
+        "data/kbqa/knowledge_base.yaml",
+    ]
+    with pytest.raises(ValidationError, match="data"):
+        JudgeModel.model_validate({**entry, "data": "messages"})
+    with pytest.raises(ValidationError, match="golden"):
+        JudgeModel.model_validate({**entry, "golden": []})
