@@ -230,6 +230,10 @@ class Settings(BaseSettings):
         "celery_training_retries",
         "trace_redact",
         "llm_cache",
+        "signing_mode",  # a CI variable that is not set (`${{ vars.RELEASE_ASSETS_SIGNING_MODE }}`) gives ""
+        "signing_key_file",
+        "signing_identity",
+        "builder_id",
         mode="before",
     )
     @classmethod
