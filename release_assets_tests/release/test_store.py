@@ -97,6 +97,21 @@ def test_round_trip(store, tmp_path):
     )  # idempotent
 
 
+def test_files_beside_a_bundle_are_written_before_its_manifest_and_listed(store, tmp_path):
+    """A signature and attestations travel beside the bundle (provenance/): written with it, before the manifest
+    makes the version visible, listed and read back by name; a name that could leave the folder is refused."""
+    beside = {"bundle.sig": b"sig", "provenance.intoto.json": b"{}"}
+    assert store.publish("iris", "00000000000000b2", _bundle(tmp_path), {"version": "00000000000000b2"}, beside=beside)
+    assert store.names_beside("iris", "00000000000000b2") == ["bundle.sig", "provenance.intoto.json"]
+    assert store.beside("iris", "00000000000000b2", "bundle.sig") == b"sig"
+    assert store.beside("iris", "00000000000000b2", "test-result.intoto.json") is None
+    store.put_beside("iris", "00000000000000b2", "verification.prod.intoto.json", b"vsa")
+    assert store.names_beside("iris", "00000000000000b2")[-1] == "verification.prod.intoto.json"
+    for bad in ("../x", "bundle.tar.gz", "manifest.json", "A.sig", ""):
+        with pytest.raises(StoreError, match="cannot be kept beside a bundle"):
+            store.put_beside("iris", "00000000000000b2", bad, b"x")
+
+
 def test_missing_bundle_is_a_clear_error(store, tmp_path):
     with pytest.raises(StoreError, match="v9"):
         store.fetch_bundle("iris", "v9", tmp_path / "x")
