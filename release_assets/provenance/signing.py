@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,10 +32,6 @@ SIGNATURE = "bundle.sig"  # beside bundle.tar.gz
 
 
 class UnitSigner(Protocol):
-    @property
-    def mode(self) -> str:
-        """``key`` or ``keyless``."""
-
     @property
     def identity(self) -> str:
         """Who signs, as recorded in the provenance: ``key:<key id>`` or the OIDC identity."""
@@ -62,7 +58,6 @@ def _sign_with(config: Any, bundle: Path) -> bytes:
 @dataclass(frozen=True)
 class KeySigner:
     key: SigningKey
-    mode: str = "key"
 
     @property
     def identity(self) -> str:
@@ -113,7 +108,6 @@ class KeylessSigner:
     who: str  # the identity expected in the certificate (GitHub: the workflow's ref), recorded in the provenance
     unit_config: Callable[[], Any] = _sigstore_unit_config
     statement_signer: Callable[[bytes], bytes] = _sigstore_sign_statement
-    mode: str = field(default="keyless")
 
     @property
     def identity(self) -> str:
