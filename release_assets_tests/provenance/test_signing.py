@@ -195,3 +195,32 @@ def test_keyless_signing_goes_through_model_signings_sigstore_signer_with_ambien
     # Offline, a keyless signature is named and refused by a verifier that trusts keys.
     with pytest.raises(SignatureError, match=r"signed keylessly .*model_signing verify sigstore"):
         verify_unit_signature(bundle, signature, trust(key), "b")
+
+
+def test_trusted_keys_come_from_environments_yaml_and_a_bad_one_is_named(tmp_path):
+    from release_assets.core.settings import Settings
+    from release_assets.rollout.environments import EnvironmentsError, checking_trust, parse_environments, trust_of
+
+    prod_key, public = new_key(tmp_path, "prod")
+    (tmp_path / "not-a-key.pub").write_text("hello")
+    envs = parse_environments(
+        {
+            "environments": [
+                {"name": "dev"},
+                {"name": "prod", "store": {"local": "prod"}, "trusted_keys": ["prod.pub"]},
+                {"name": "dr", "store": {"local": "dr"}, "trusted_keys": ["missing.pub", "not-a-key.pub"]},
+            ]
+        }
+    )
+    settings = Settings(project_root=tmp_path)
+    assert trust_of(envs.get("dev"), settings) is None  # trusts nobody: signatures not required
+    prod = trust_of(envs.get("prod"), settings)
+    assert prod is not None and prod.who == "environment prod" and list(prod.keys) == [prod_key.key_id]
+    assert prod.keys[prod_key.key_id].where == str(public)
+    with pytest.raises(EnvironmentsError, match=r"environments.yaml: dr.trusted_keys: .*missing.pub: trusted key"):
+        trust_of(envs.get("dr"), settings)
+    # verify's and serve's trust: the keys given, before environments.yaml and the signing key.
+    given = checking_trust([str(public)], settings)
+    assert given is not None and given.who == "--trusted-key" and set(given.keys) == set(prod.keys)
+    with pytest.raises(EnvironmentsError, match=r"not-a-key\.pub: not a PEM public key"):
+        checking_trust([str(tmp_path / "not-a-key.pub")], settings)
