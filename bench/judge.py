@@ -66,7 +66,7 @@ def train(work: Path) -> tuple[Path, float]:
         {
             "kind": "judge_model",
             "labelled": "data/judge/labelled.jsonl",
-            "golden": [
+            "generated_from": [
                 {"golden": "data/golden/helpdesk.jsonl", "knowledge_base": "data/support/knowledge_base.yaml"},
                 {"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"},
             ],
@@ -146,7 +146,7 @@ def main() -> None:
         model_dir, train_s = train(work)
         rubrics = {r: {"template": f"judge/{r}.j2"} for r in RUBRICS}
         spec_dir = ROOT / "prompts" / "helpdesk"
-        model_section = {"backend": "model:judge_model", "facts_from": ["extract_entities"], "rubrics": rubrics}
+        model_section = {"backend": "model", "facts_from": ["extract_entities"], "rubrics": rubrics}
         from release_assets.chains.schema import JudgeSpec
 
         judge = Judge(JudgeSpec.model_validate(model_section), spec_dir, RUNTIME.load(model_dir), model_dir)

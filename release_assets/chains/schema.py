@@ -175,22 +175,22 @@ class RubricSpec(BaseModel):
 class JudgeSpec(BaseModel):
     """The ``judge:`` section: who judges each golden reply, on which rubrics, against which facts.
 
-    ``backend`` is ``model:<member>`` (a judge_model of the release, run by onnxruntime: no endpoint) or
-    ``llm:openai`` (any OpenAI-compatible endpoint, configured by ``llm:`` as a step's). The facts a reply is
+    ``backend`` is ``model`` (the judge_model among the models the chain uses, run by onnxruntime: no endpoint;
+    found when the evaluation runs, so serving and the chain's own tests need not load it) or ``llm:openai`` (any
+    OpenAI-compatible endpoint, configured by ``llm:`` as a step's). The facts a reply is
     judged against are the ones it was given: the knowledge-base entries the reply step's template read, and the
     output fields of the steps named in ``facts_from`` (e.g. the extracted order number).
     """
 
     model_config = ConfigDict(extra="forbid")
-    backend: str = Field(pattern=r"^(model:[a-z][a-z0-9_]*|llm:openai)$")
+    backend: Literal["model", "llm:openai"]
     llm: LLMSpec | None = None  # llm:openai only
     rubrics: dict[str, RubricSpec] = Field(min_length=1)
     facts_from: list[str] = Field(default_factory=list)  # step ids whose outputs the reply step also saw
 
     @property
-    def model(self) -> str | None:
-        """The judge_model member a ``model:`` backend names."""
-        return self.backend.split(":", 1)[1] if self.backend.startswith("model:") else None
+    def by_model(self) -> bool:
+        return self.backend == "model"
 
 
 class ChainSpec(BaseModel):

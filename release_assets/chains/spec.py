@@ -75,7 +75,7 @@ def load_chain(
         fields[step.id] = tuple(step.fields())
         enums[step.id] = enum_values(step, model_labels)
     check_evaluation(spec, path)
-    check_judge(spec, model_labels, path)
+    check_judge(spec, path)
     return spec, schemas
 
 

@@ -302,21 +302,17 @@ def pattern_files(directory: Path, pattern: str, where: str) -> dict[str, str]:
 JUDGE_CONTEXT = frozenset({"message", "facts", "reply"})
 
 
-def check_judge(spec: ChainSpec, model_labels: dict[str, list[str]], path: Path) -> None:
-    """The ``judge:`` section: a backend that can run, rubric templates that compile and read only the judge's
-    context, and `facts_from` naming steps of this chain."""
+def check_judge(spec: ChainSpec, path: Path) -> None:
+    """The ``judge:`` section: an LLM backend's settings, rubric templates that compile and read only the judge's
+    context, and `facts_from` naming steps of this chain. (A `model` backend's judge_model is found among the
+    chain's models when the evaluation runs: evaluation/chain_evaluation.py.)"""
     judge = spec.judge
     if judge is None:
         return
     where = f"{path}: judge"
     if spec.evaluation.reply is None:
         raise ChainSpecError(f"{where}: the judge reads the reply, so map it: evaluation.reply: <step>.<field>")
-    if judge.model is not None:
-        if judge.model not in model_labels:
-            raise ChainSpecError(
-                f"{where}.backend: {judge.backend!r} names no model of this release ({', '.join(sorted(model_labels))}"
-                "); add the judge_model member to the chain's `uses`"
-            )
+    if judge.by_model:
         if judge.llm is not None:
             raise ChainSpecError(f"{where}.llm: only the llm:openai backend takes `llm:`")
     else:

@@ -12,14 +12,14 @@ from typing import Any
 
 from release_assets.chains.build import chain_knowledge
 from release_assets.chains.runner import CaseResult, ChainRunner, KnowledgeBase
-from release_assets.chains.schema import ChainSpec
+from release_assets.chains.schema import ChainSpec, ChainSpecError
 from release_assets.chains.spec import load_chain
 from release_assets.core.hashing import sha256_file
 from release_assets.evaluation import report
 from release_assets.evaluation.breaker import BreakerSettings
 from release_assets.evaluation.golden import evaluate, intent_outcomes, repeat_outcomes
 from release_assets.evaluation.golden_inputs import load_cases
-from release_assets.evaluation.judge import Judge, JudgeItem, judge_metrics, reply_facts, summarise
+from release_assets.evaluation.judge import Judge, JudgeItem, is_judge_model, judge_metrics, reply_facts, summarise
 from release_assets.evaluation.judge_calibration import calibrate, calibration_metrics
 from release_assets.models.judge_model import load_labelled
 from release_assets.models.trainers import MODEL_KINDS
@@ -146,14 +146,16 @@ def _judge(
     if spec.judge is None:
         return None
     assert spec.directory is not None
-    model = spec.judge.model
-    judge = Judge(
-        spec.judge,
-        spec.directory,
-        predictors.get(model) if model else None,
-        model_dirs[model][1] if model and model in model_dirs else None,
-        cache_dir,
-    )
+    predictor, model_dir = None, None
+    if spec.judge.by_model:
+        judges = sorted(name for name, p in predictors.items() if is_judge_model(p))
+        if len(judges) != 1:
+            raise ChainSpecError(
+                f"{spec.path}: judge.backend: model needs exactly one judge_model among the models the chain uses "
+                f"(found {', '.join(judges) or 'none'} among {', '.join(sorted(predictors)) or 'none'})"
+            )
+        predictor, model_dir = predictors[judges[0]], model_dirs[judges[0]][1]
+    judge = Judge(spec.judge, spec.directory, predictor, model_dir, cache_dir)
     items = [
         JudgeItem(
             case["id"],

@@ -34,6 +34,11 @@ WORST_CASES = 10
 JUDGE_BINDING_VERSION = "judge-model/1"  # part of the trained judge's cache key: bump when its meaning changes
 
 
+def is_judge_model(predictor: Any) -> bool:
+    """A trained judge (models/judge_model.OnnxJudgePredictor, or anything answering like it)."""
+    return hasattr(predictor, "rubrics") and hasattr(predictor, "scores") and hasattr(predictor, "reason")
+
+
 class JudgeAnswer(BaseModel):
     """What an LLM judge must answer, per rubric: validated, and asked again with the error when it is not."""
 
@@ -159,19 +164,18 @@ class Judge:
         self.spec, self.template_dir, self.cache_dir = spec, template_dir, cache_dir
         self.templates = {r: (template_dir / rubric.template).read_text() for r, rubric in spec.rubrics.items()}
         self.predictor = predictor
-        if spec.model is not None:
+        if spec.by_model:
             if predictor is None or model_dir is None:
-                raise ValueError(f"judge backend {spec.backend}: the judge model was not loaded")
+                raise ValueError("judge backend model: no judge model was loaded")
             unknown = sorted(set(spec.rubrics) - set(predictor.rubrics))
             if unknown:
                 raise ValueError(
-                    f"judge.rubrics.{unknown[0]}: the judge model {spec.model} was trained on "
-                    f"{', '.join(predictor.rubrics)} only"
+                    f"judge.rubrics.{unknown[0]}: the judge model was trained on {', '.join(predictor.rubrics)} only"
                 )
             self.identity = model_digest(model_dir)
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgement]:
-        return self._by_model(items) if self.spec.model is not None else self._by_llm(items)
+        return self._by_model(items) if self.spec.by_model else self._by_llm(items)
 
     # -- the trained judge --------------------------------------------------------------------------------------
     def _by_model(self, items: Sequence[JudgeItem]) -> list[Judgement]:

@@ -1,6 +1,7 @@
 """The ``judge_model`` member kind's manifest entry: the trained judge (``models/judge_model.py``), built from the
 files it names rather than from a dataset member's split: the hand-labelled set (its `train` half; the `heldout`
-half is what the judge's calibration is scored on) and the golden suites whose facts its generated rows come from.
+half is what the judge's calibration is scored on) and the golden suites whose facts its generated rows come from
+(`generated_from`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class JudgeModel(ModelConfig):
     kind: Literal["judge_model"]
     data: None = None
     labelled: str  # e.g. data/judge/labelled.jsonl: rows with `split` train / heldout, verdicts per rubric
-    golden: list[GoldenFacts] = Field(min_length=1)
+    # The golden suites whose facts its generated training rows come from (models/judge_negatives.py).
+    generated_from: list[GoldenFacts] = Field(min_length=1)
 
     @property
     def upstream(self) -> tuple[str, ...]:

@@ -11,7 +11,14 @@ from release_assets.manifest.external_models import MLFLOW_SCHEMES, ImportedMode
 from release_assets.manifest.models import PromptChain, ReleaseManifest
 
 # Member fields that name files or folders of the project; checked at load so a typo is not found mid-run.
-_PATH_FIELDS = {"path": "path", "golden": "file", "knowledge_base": "file", "traffic": "file"}
+_PATH_FIELDS = {
+    "path": "path",
+    "golden": "file",
+    "knowledge_base": "file",
+    "traffic": "file",
+    "labelled": "file",  # a judge_model's labelled set
+    "judge_labels": "file",  # the labelled set a chain's judge is calibrated on
+}
 
 
 def manifest_root(manifest: ReleaseManifest, project_root: Path) -> Path:
@@ -36,6 +43,14 @@ def check_paths(manifest: ReleaseManifest, project_root: Path) -> ReleaseManifes
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} does not exist (in {project_root})")
             if what == "file" and not target.is_file():
                 raise ManifestError(f"{where}: members.{name}.{field}: {value} is not a file")
+        # A judge_model's golden suites and knowledge bases (the facts its generated rows come from).
+        for i, source in enumerate(getattr(member, "generated_from", None) or []):
+            for field in ("golden", "knowledge_base"):
+                if not (project_root / getattr(source, field)).is_file():
+                    raise ManifestError(
+                        f"{where}: members.{name}.generated_from[{i}].{field}: {getattr(source, field)} is not a file "
+                        f"(in {project_root})"
+                    )
         # The team's code is found (not run) now: its source is the model's (training) or the report's (metrics)
         # code version, read at load.
         code = {"train": member.train} if isinstance(member, PythonModel) else {}

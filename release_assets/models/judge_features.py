@@ -106,6 +106,17 @@ ACTION_CLAIM = re.compile(
     r"this morning|yesterday|automatically|right away)\b",
     re.IGNORECASE,
 )
+# A question asking the customer for what the reply needs before it can act (an order number, an address).
+CLARIFYING = re.compile(
+    r"\b(?:could|can|would|will) you (?:please )?(?:reply|send|share|tell|give|confirm|let (?:me|us) know|provide)"
+    r"\b[^?]*\?",
+    re.IGNORECASE,
+)
+# A number with its unit ("45 days", "3 weeks"): the same number in another unit is another fact.
+_MEASURE = re.compile(
+    r"(\d+(?:\.\d+)?)(?:-\d+)?\s*(?:business\s+)?(minute|hour|day|week|month|year|second|point|percent|%)s?\b",
+    re.IGNORECASE,
+)
 REFUSAL = re.compile(
     r"\b(?:(?:i am|i'm|we are|we're) (?:not able|unable)|(?:i|we) (?:can't|cannot|can not) (?:help|say|discuss|"
     r"share|advise|change|process)|not able to (?:help|process|discuss|give|share)|unable to (?:help|share|give)|"
@@ -152,6 +163,7 @@ FEATURES = (
     # factual consistency
     "unsupported_numbers",  # numbers in the reply that neither the facts nor the message hold
     "missing_numbers",  # share of the facts' numbers the reply leaves out
+    "unit_mismatch",  # a number the facts give in one unit and the reply in another ("45 hours" for "45 days")
     "negation_surplus",  # negation words beyond what the facts say
     "polarity_flips",  # words of the facts negated in the reply but not in the facts, or the other way round
     "absolute_claims",  # sweeping words ("free", "always", "any") the facts do not use
@@ -162,6 +174,7 @@ FEATURES = (
     "reply_novelty",  # share of the reply's content words from neither the facts nor the message
     "action_claims",  # "I have refunded", "tomorrow": a claim of something done or scheduled
     "refusal",  # declines to answer
+    "clarifying",  # asks the customer for what it needs before acting
     "abstains_honestly",  # says it could not find the answer (right only when the facts are empty)
     "no_facts",  # the reply was given no facts
     "cosine",  # bag-of-words cosine between reply and facts
@@ -172,8 +185,8 @@ FEATURES = (
     "you_blame",  # "you" near a dismissive word
     "short_curt",  # a terse reply with no courtesy
 )
-FACTUAL = FEATURES[:15]
-TONE = FEATURES[15:]
+FACTUAL = FEATURES[:17]
+TONE = FEATURES[17:]
 
 
 def _words(text: str) -> list[str]:
@@ -251,6 +264,8 @@ class Signals:
     flips: tuple[str, ...]
     absolutes: tuple[str, ...]
     dismissive: tuple[str, ...]
+    swaps: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
 
     def vector(self) -> list[float]:
         return [self.values[name] for name in FEATURES]
@@ -265,6 +280,14 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
     fact_numbers = numbers(fact_text)
     missing = len(fact_numbers - reply_numbers) / len(fact_numbers) if fact_numbers else 0.0
 
+    fact_units = {(n, u.lower()) for n, u in _MEASURE.findall(fact_text)}
+    fact_measured = {n for n, _ in fact_units}
+    mismatched = {
+        f"{n} {u.lower()}"
+        for n, u in _MEASURE.findall(reply)
+        if n in fact_measured and (n, u.lower()) not in fact_units
+    }
+    unsupported = sorted({*unsupported, *mismatched})
     surplus = sorted((_negations(reply) - _negations(fact_text)).elements())
     fact_negated, fact_plain = _polarity(fact_text)
     reply_negated, reply_plain = _polarity(reply)
@@ -318,6 +341,7 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
     values = {
         "unsupported_numbers": float(len(unsupported)),
         "missing_numbers": missing,
+        "unit_mismatch": float(len(mismatched)),
         "negation_surplus": float(len(surplus)),
         "polarity_flips": float(len(flips)),
         "absolute_claims": float(len(absolutes)),
@@ -328,6 +352,7 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
         "reply_novelty": novelty,
         "action_claims": float(len(ACTION_CLAIM.findall(reply))),
         "refusal": float(bool(REFUSAL.search(reply))),
+        "clarifying": float(bool(CLARIFYING.search(reply))),
         "abstains_honestly": float(bool(ABSTAIN.search(reply))),
         "no_facts": float(not facts),
         "cosine": dot / norm if norm else 0.0,
@@ -345,4 +370,6 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
         tuple(flips),
         tuple(absolutes),
         tuple(dismissive),
+        tuple(swaps),
+        tuple(sorted(mismatched)),
     )

@@ -160,7 +160,13 @@ def _reason(name: str, found: Signals) -> str:
             return f"makes a sweeping claim the facts do not ({', '.join(found.absolutes)})"
         case "unsupported_entities":
             return f"names {', '.join(found.unsupported_entities)}, which the facts and message do not"
-        case "fact_coverage" | "cosine":
+        case "unit_mismatch":
+            return f"gives {', '.join(found.units)} where the facts give that number in another unit"
+        case "antonym_swaps":
+            return f"says the opposite of the facts ({', '.join(found.swaps)})"
+        case "clarifying":
+            return "asks the customer a question instead of answering"
+        case "fact_coverage" | "answer_coverage" | "cosine":
             return "does not carry the facts it was given"
         case "reply_novelty":
             return "adds content that is not in the facts"
@@ -230,7 +236,7 @@ class JudgeRuntime:
         labelled = load_labelled(project_root / member.labelled, list(RUBRICS))
         train_rows = [r for r in labelled if r["split"] == TRAIN]
         generated: list[dict[str, Any]] = []
-        for k, source in enumerate(member.golden):
+        for k, source in enumerate(member.generated_from):
             golden = [json.loads(line) for line in (project_root / source.golden).read_text().splitlines() if line]
             kb = read_yaml(project_root / source.knowledge_base, ValueError)
             generated += generated_rows(golden, kb["facts"], seed=params.seed + k, source=source.golden)
@@ -239,7 +245,7 @@ class JudgeRuntime:
         return summary
 
     def source_files(self, member: Any, project_root: Path) -> list[Path]:
-        files = [member.labelled, *(f for s in member.golden for f in (s.golden, s.knowledge_base))]
+        files = [member.labelled, *(f for s in member.generated_from for f in (s.golden, s.knowledge_base))]
         return [project_root / f for f in files]
 
     def source_identity(self, member: Any, project_root: Path) -> Any:

@@ -49,7 +49,7 @@ def judge_dir(tmp_path_factory) -> Path:
         {
             "kind": "judge_model",
             "labelled": "data/judge/labelled.jsonl",
-            "golden": [
+            "generated_from": [
                 {"golden": "data/golden/helpdesk.jsonl", "knowledge_base": "data/support/knowledge_base.yaml"},
                 {"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"},
             ],
@@ -61,7 +61,7 @@ def judge_dir(tmp_path_factory) -> Path:
     return out
 
 
-def _spec(backend: str = "model:judge_model", **llm_cfg) -> JudgeSpec:
+def _spec(backend: str = "model", **llm_cfg) -> JudgeSpec:
     rubrics = {r: {"template": f"judge/{r}.j2"} for r in RUBRICS}
     return JudgeSpec.model_validate({"backend": backend, "rubrics": rubrics, **({"llm": llm_cfg} if llm_cfg else {})})
 
@@ -240,23 +240,23 @@ LABELS = {"intent_model": KeywordIntents.labels, "vision_model": PixelSumDigits.
     [
         (
             {"backend": "model:judge", "rubrics": {"tone": {"template": "judge/tone.j2"}}},
-            "judge.backend: 'model:judge' names no model",
+            "judge.backend: Input should be 'model' or 'llm:openai'",
         ),
         (
-            {"backend": "model:judge_model", "rubrics": {"tone": {"template": "judge/nope.j2"}}},
+            {"backend": "model", "rubrics": {"tone": {"template": "judge/nope.j2"}}},
             "judge.rubrics.tone.template",
         ),
         ({"backend": "llm:openai", "rubrics": {"tone": {"template": "judge/tone.j2"}}}, "needs an `llm:` mapping"),
         (
             {
-                "backend": "model:judge_model",
+                "backend": "model",
                 "facts_from": ["extract"],
                 "rubrics": {"tone": {"template": "judge/tone.j2"}},
             },
             "judge.facts_from[0]: no step 'extract'",
         ),
         (
-            {"backend": "model:judge_model", "rubrics": {"tone": {"template": "judge/tone.j2", "threshold": 2}}},
+            {"backend": "model", "rubrics": {"tone": {"template": "judge/tone.j2", "threshold": 2}}},
             "judge.rubrics.tone.threshold: Input should be less than or equal to 1",
         ),
     ],
@@ -272,7 +272,7 @@ def test_the_facts_a_reply_was_given_are_the_kb_entries_its_template_read(tmp_pa
     chain = _chain(
         tmp_path,
         {
-            "backend": "model:judge_model",
+            "backend": "model",
             "facts_from": ["extract_entities"],
             "rubrics": {r: {"template": f"judge/{r}.j2"} for r in RUBRICS},
         },
@@ -333,7 +333,7 @@ def test_the_chain_evaluation_judges_every_reply_traces_and_plots_it(judge_dir, 
         "judge_model": ("judge_model", judge_dir),
     }
     section = {
-        "backend": "model:judge_model",
+        "backend": "model",
         "facts_from": ["extract_entities"],
         "rubrics": {r: {"template": f"judge/{r}.j2"} for r in RUBRICS},
     }
@@ -375,7 +375,7 @@ def test_the_judge_model_kind_declares_its_config_runtime_and_inputs():
     entry = {
         "kind": "judge_model",
         "labelled": "data/judge/labelled.jsonl",
-        "golden": [{"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"}],
+        "generated_from": [{"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"}],
     }
     member = JudgeModel.model_validate(entry)
     assert member.upstream == () and not member.from_data
@@ -387,5 +387,24 @@ def test_the_judge_model_kind_declares_its_config_runtime_and_inputs():
     ]
     with pytest.raises(ValidationError, match="data"):
         JudgeModel.model_validate({**entry, "data": "messages"})
-    with pytest.raises(ValidationError, match="golden"):
-        JudgeModel.model_validate({**entry, "golden": []})
+    with pytest.raises(ValidationError, match="generated_from"):
+        JudgeModel.model_validate({**entry, "generated_from": []})
+
+
+def test_a_model_judge_needs_a_judge_model_among_the_chains_models(tmp_path, monkeypatch):
+    from release_assets.models import trainers as registry
+
+    class Fake:
+        def __init__(self, cls):
+            self.cls = cls
+
+        def load(self, path):
+            return self.cls()
+
+    monkeypatch.setitem(registry.MODEL_KINDS, "fake_intent", Fake(KeywordIntents))
+    monkeypatch.setitem(registry.MODEL_KINDS, "fake_vision", Fake(PixelSumDigits))
+    models = {"intent_model": ("fake_intent", Path("unused")), "vision_model": ("fake_vision", Path("unused"))}
+    section = {"backend": "model", "rubrics": {"tone": {"template": "judge/tone.j2"}}}
+    chain = _chain(tmp_path, section)
+    with pytest.raises(ChainSpecError, match=r"judge\.backend: model needs exactly one judge_model .*\(found none"):
+        _evaluate(tmp_path, chain, models, tmp_path / "cache", "none", cases=3)
