@@ -421,3 +421,26 @@ def test_under_uvicorn():
         labels = {"release": "helpdesk", "version": "v1", "variant": "champion"}
         assert sample(metrics.text, f"{PREFIX}_requests_total", **labels, status_class="2xx") == 3
         assert sample(metrics.text, f"{PREFIX}_requests_total", **labels, status_class="5xx") == 1
+
+
+class Threads(FakeRelease):
+    """Notes the thread each prediction ran in."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay=delay)
+        self.threads: list[str] = []
+
+    def predict(self, request, **kwargs):
+        self.threads.append(threading.current_thread().name)
+        return super().predict(request, **kwargs)
+
+
+def test_a_fast_version_answers_on_the_event_loop_and_a_slow_one_in_the_threadpool():
+    fast, slow = Threads(), Threads(delay=0.003)
+    for release in (fast, slow):
+        c = TestClient(create_app({"helpdesk": release}))
+        for _ in range(5):
+            assert c.post(URL, json={"message": "refund"}).status_code == 200
+    worker = "AnyIO worker thread"
+    assert fast.threads[0] == worker and worker not in fast.threads[1:]  # measured once, then inline
+    assert slow.threads == [worker] * 5

@@ -305,3 +305,19 @@ def test_a_stale_champion_in_the_flag_file_never_overrides_the_ledger(tmp_path: 
     # Written before a rollback: the file still names the old champion V1; the server's own champion must answer.
     write(tmp_path, canary=V2, canary_percent=0)
     assert {router.route("iris", k) for k in KEYS[:200]} == {("champion", None)}
+
+
+def test_a_key_is_evaluated_once_per_document_and_afresh_when_the_document_changes(
+    tmp_path: Path, router: FlagRouter, monkeypatch
+):
+    write(tmp_path, canary=V2, canary_percent=50)
+    first = [router.route("iris", f"user-{i}") for i in range(20)]
+    assert {variant for variant, _ in first} == {"champion", "canary"}
+    client, calls = router._releases["iris"].client, []
+    evaluate = client.get_string_details
+    monkeypatch.setattr(client, "get_string_details", lambda *a, **kw: calls.append(a[0]) or evaluate(*a, **kw))
+    assert [router.route("iris", f"user-{i}") for i in range(20)] == first and calls == []  # remembered
+    assert router.counts["evaluations"] == 40  # still counted per request
+    write(tmp_path, canary=V2, canary_percent=100)
+    wait_for(lambda: router.route("iris", "user-0") == ("canary", V2))  # user-0's old answer was not kept
+    assert all(router.route("iris", f"user-{i}") == ("canary", V2) for i in range(20)) and len(calls) == 20

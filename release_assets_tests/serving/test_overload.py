@@ -20,8 +20,9 @@ import time
 
 import httpx
 
+from bench.support.raw_http import Connection
 from release_assets_tests.conftest import REPO
-from release_assets_tests.serving.busy_app import URL, Connection
+from release_assets_tests.serving.busy_app import URL
 
 # One prediction at a time: a worker whose model holds the GIL runs no faster with two, each just takes twice as
 # long (measured: with a limit of 2 the probe's p99 was 1.5-2.1x, with 1 it was 0.8-1.0x).
