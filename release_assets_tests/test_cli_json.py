@@ -131,6 +131,7 @@ def test_canary_status_and_tick_say_when_the_metrics_do_not_answer(cli_env, tmp_
     assert cli.main(["canary", "status", "helpdesk", "--json"]) == 0  # no canary there
     assert _json(capsys) == {
         "release": "helpdesk",
+        "environment": "default",  # no environments.yaml: the one implicit environment
         "champion": None,
         "canary": None,
         "analysis": None,

@@ -419,3 +419,60 @@ def test_a_pull_request_publishes_nothing_then_every_step_of_lint_release_and_de
     assert "already the champion of staging" in runner.output("deploy-staging", "Promote to staging")
     assert "already the champion of prod" in runner.output("deploy-prod", "Promote to prod")
     assert len(_ledger(s3)) == len(moves)
+
+
+def _deploy_prod(tmp_path: Path, champion: str, start_says: str = "", wait_code: int = 0) -> tuple[int, list[str]]:
+    """deploy-prod's "Promote to prod" step run as GitHub runs it, with a stand-in `release-assets` that records
+    its arguments, reports ``champion`` as prod's, refuses `canary start` with ``start_says`` when given, and
+    ends `canary wait` with ``wait_code``."""
+    [step] = [s for s in _workflow()["jobs"]["deploy-prod"]["steps"] if s.get("name") == "Promote to prod"]
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(REPO / ".venv" / "bin" / "python")
+    log = tmp_path / "calls.log"
+    stub = bin_dir / "release-assets"
+    stub.write_text(
+        "#!/bin/bash\n"
+        f'echo "$*" >> {log}\n'
+        'case "$1 $2" in\n'
+        f'  "canary status") echo \'{{"champion": {json.dumps(champion or None)}}}\' ;;\n'
+        f'  "canary start") [ -n "{start_says}" ] && {{ echo "{start_says}" >&2; exit 1; }}; echo started ;;\n'
+        f'  "canary wait") exit {wait_code} ;;\n'
+        "esac\n"
+    )
+    stub.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "VERSION": "b" * 16, "APPROVED_BY": "ci-test", "REASON": "run 1"}
+    env["CANARY_TIMEOUT_S"] = "60"
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+def test_deploy_prod_enters_prod_through_a_prod_canary_and_waits_for_its_verdict(tmp_path):
+    version = "b" * 16
+    approval = "--approved-by ci-test --reason run 1"
+    code, calls = _deploy_prod(tmp_path / "canary", "a" * 16)
+    assert code == 0 and calls == [
+        "canary status helpdesk --env prod --json",
+        f"canary start helpdesk {version} --env prod {approval}",
+        f"canary wait helpdesk {version} --env prod --timeout 60",
+    ], calls
+    # The canary's verdict is the job's: rolled back, aborted or paused fails the deploy.
+    assert _deploy_prod(tmp_path / "rolled", "a" * 16, wait_code=1)[0] == 1
+    # A re-run finds its canary running and waits for it again; any other refusal fails.
+    code, calls = _deploy_prod(tmp_path / "rerun", "a" * 16, f"helpdesk already has canary {version} at 25%")
+    assert code == 0 and calls[-1].startswith("canary wait"), calls
+    assert _deploy_prod(tmp_path / "refused", "a" * 16, "cannot go to prod: it is not the champion of staging")[0] == 1
+    # prod's first champion has none to judge a canary against: promoted directly; the champion already: nothing.
+    code, calls = _deploy_prod(tmp_path / "first", "")
+    assert code == 0 and calls[-1] == f"promote helpdesk {version} --to prod {approval}", calls
+    code, calls = _deploy_prod(tmp_path / "same", version)
+    assert code == 0 and calls == ["canary status helpdesk --env prod --json"], calls
+    # What makes the canary the way in: prod's soak in the shipped environments.yaml.
+    assert yaml.safe_load((REPO / "environments.yaml").read_text())["environments"][-1]["soak"] == {"canary": True}

@@ -1,25 +1,27 @@
-"""``release-assets canary start|status|abort|resume|tick``: the canary from a terminal.
+"""``release-assets canary start|status|abort|resume|tick|wait``: the canary from a terminal.
 
 ``start`` and ``abort`` run the same Dagster jobs as the launchpad (so the run, its config and the observation on
 ``<release>/rollout`` are in the UI); ``tick`` runs one monitor analysis without the daemon, exactly what the
-``canary_monitor`` sensor does each interval; ``resume`` lets a canary the monitor paused (undecided in time) go on.
+``canary_monitor`` sensor does each interval; ``resume`` lets a canary the monitor paused (undecided in time) go on;
+``wait`` follows the ledger until a version's canary is decided (the deploy workflow's verdict). Every command takes
+``--env NAME``: the canary of that environment of environments.yaml (default: the first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from release_assets.cli.common import OK, UNREACHABLE, print_json, release_store, run_op
+from release_assets.cli.common import OK, REFUSED, UNREACHABLE, print_json, release_store, run_op
 
 
-def _rollout(release: str):
+def _rollout(release: str, environment: str | None = None):
     from release_assets.core.settings import get_settings
     from release_assets.definitions import resources_for
     from release_assets.manifest import ManifestError, release_manifest
-    from release_assets.rollout.canary import Rollout
-    from release_assets.serving.flags import store_flags_dir
+    from release_assets.rollout.canary import rollout_in
 
     settings = get_settings()
     manifest = release_manifest(settings.releases_path, release)
@@ -27,7 +29,7 @@ def _rollout(release: str):
         raise ManifestError(f"releases/{release}.yaml has no `rollout:` section: nothing says how to ramp a canary")
     store = release_store()
     registry = resources_for(settings)["registry"]
-    return Rollout(store, release, manifest.rollout, store_flags_dir(store), registry.get)
+    return rollout_in(store, release, manifest.rollout, environment, registry.get)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -37,6 +39,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         "approved_by": args.approved_by,
         "reason": args.reason,
         "override_weakened_gates": args.override_weakened_gates,
+        "environment": args.env,
     }
     code = run_op("start_canary", "start_canary_op", config, args.release)
     if code != OK:
@@ -45,7 +48,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    config = {"release": args.release, "requested_by": args.by, "reason": args.reason}
+    config = {"release": args.release, "requested_by": args.by, "reason": args.reason, "environment": args.env}
     code = run_op("abort_canary", "abort_canary_op", config, args.release)
     if code == OK:
         print(f"{args.release}: canary aborted; every request goes to the champion")
@@ -55,7 +58,7 @@ def cmd_abort(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from release_assets.rollout.canary import resume
 
-    r = _rollout(args.release)
+    r = _rollout(args.release, args.env)
     resume(r, args.by or _actor(), args.reason)
     print(f"{args.release}: canary resumed; its step's bake time and deadline start again")
     return OK
@@ -67,19 +70,20 @@ def _actor() -> str:
     return default_actor()
 
 
-def canary_status(release: str) -> dict[str, Any]:
+def canary_status(release: str, environment: str | None = None) -> dict[str, Any]:
     """The running canary (None when there is none), the champion, and a live analysis of its step now (None when
-    no baseline was recorded yet, or the metrics could not be read: ``analysis_error`` says why)."""
+    no baseline was recorded yet, or the metrics could not be read: ``analysis_error`` says why), in
+    ``environment`` (default: the first)."""
     from dataclasses import asdict
 
-    from release_assets.record.ledger import replay
     from release_assets.rollout.canary import analyse_step
-    from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
+    from release_assets.rollout.metrics_source import MetricsUnavailable, source_for
 
-    r = _rollout(release)
-    state = replay(r.store.events(release))
+    r = _rollout(release, environment)
+    state = r.state()
     c = state.canary
-    out: dict[str, Any] = {"release": release, "champion": state.champion, "canary": None}
+    where = r.environments.get(environment or r.environments.first.name)
+    out: dict[str, Any] = {"release": release, "environment": where.name, "champion": state.champion, "canary": None}
     out.update(analysis=None, analysis_error=None)
     if c is None:
         return out
@@ -87,24 +91,25 @@ def canary_status(release: str) -> dict[str, Any]:
     out["canary"] = {**canary, "percent": c.percent, "baseline_recorded": c.baseline is not None}
     if c.baseline is not None:
         try:
-            out["analysis"] = analyse_step(r.spec, state, source_from_env().snapshot(release)).as_dict()
+            out["analysis"] = analyse_step(r.spec, state, source_for(where).snapshot(release)).as_dict()
         except MetricsUnavailable as exc:
             out["analysis_error"] = str(exc)
     return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = canary_status(args.release)
+    status = canary_status(args.release, args.env)
     # The state is read from the ledger either way; a metrics source that does not answer is an unreachable service.
     code = UNREACHABLE if status["analysis_error"] else OK
     if getattr(args, "json", False):
         return print_json(status, code, status["analysis_error"])
     c, analysis = status["canary"], status["analysis"]
+    where = f" in {status['environment']}"
     if c is None:
-        print(f"{args.release}: no canary in progress; champion {status['champion'] or 'none'}")
+        print(f"{args.release}: no canary in progress{where}; champion {status['champion'] or 'none'}")
         return OK
     steps = " -> ".join(f"[{p}%]" if i == c["step"] else f"{p}%" for i, p in enumerate(c["steps"]))
-    print(f"{args.release}: canary {c['version']} vs champion {c['champion']} at {c['percent']}% ({steps})")
+    print(f"{args.release}: canary {c['version']} vs champion {c['champion']} at {c['percent']}%{where} ({steps})")
     print(f"  step since {c['step_started']}; failed analyses in a row: {c['breaches']}")
     if c["inconclusive"]:
         print(f"  inconclusive analyses at this step: {c['inconclusive']}")
@@ -137,10 +142,10 @@ def _num(v: float | None) -> str:
 
 def cmd_tick(args: argparse.Namespace) -> int:
     from release_assets.rollout.canary import tick
-    from release_assets.rollout.metrics_source import source_from_env
+    from release_assets.rollout.metrics_source import source_for
 
-    r = _rollout(args.release)
-    t = tick(r, source_from_env())
+    r = _rollout(args.release, args.env)
+    t = tick(r, source_for(r.environments.get(args.env or r.environments.first.name)))
     if args.json:
         print(json.dumps({"action": t.action, "note": t.note, "events": t.events}, default=str, indent=1))
     else:
@@ -148,6 +153,36 @@ def cmd_tick(args: argparse.Namespace) -> int:
     # A move stands when MLflow's aliases could not follow it (the next registry sync points them); metrics that
     # could not be read hold the canary where it is. Either way a service did not answer.
     return UNREACHABLE if r.mirror_pending or t.action == "unavailable" else OK
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Follow the ledger until ``args.version``'s canary in the environment is decided: 0 when the monitor promoted
+    it, 1 when it was rolled back, aborted or paused for a person, or no verdict came within ``--timeout``."""
+    import time
+
+    from release_assets.rollout.canary import outcome
+
+    if args.timeout <= 0 or args.interval <= 0:
+        raise ValueError(f"--timeout ({args.timeout:g}) and --interval ({args.interval:g}) must be positive")
+    r = _rollout(args.release, args.env)
+    where = f"{args.release} {args.version} in {r.environments.get(args.env or r.environments.first.name).name}"
+    deadline = time.monotonic() + args.timeout
+    while True:
+        status, e = outcome(r, args.version)
+        if status == "none":
+            print(f"{where}: no canary of it was started there", file=sys.stderr)
+            return REFUSED
+        if status == "promoted":
+            print(f"{where}: canary passed every step; champion now ({e['time'] if e else ''})")
+            return OK
+        if status != "running":
+            why = e["reason"] if e else ""
+            print(f"{where}: canary {status.replace('_', ' ')}: {why}", file=sys.stderr)
+            return REFUSED
+        if time.monotonic() >= deadline:
+            print(f"{where}: no verdict within {args.timeout:g} s; the canary is still running", file=sys.stderr)
+            return REFUSED
+        time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
 
 
 def add_parser(sub) -> None:
@@ -178,3 +213,13 @@ def add_parser(sub) -> None:
     p.add_argument("release")
     p.add_argument("--json", action="store_true", help="print the decision and ledger events as JSON")
     p.set_defaults(fn=cmd_tick)
+    p = commands.add_parser("wait", help="follow the ledger until a version's canary is promoted or stopped")
+    p.add_argument("release")
+    p.add_argument("version")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for a verdict (default 3600)")
+    p.add_argument("--interval", type=float, default=10, help="seconds between reads of the ledger (default 10)")
+    p.set_defaults(fn=cmd_wait)
+    for command in commands.choices.values():  # every command acts on one environment's canary
+        command.add_argument(
+            "--env", default=None, metavar="NAME", help="the environment of environments.yaml (default: the first)"
+        )

@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--traces", metavar="PATH", help="span file (default: <store>/traces/serve.jsonl)")
+    p.add_argument(
+        "--env",
+        metavar="NAME",
+        help="route through this environment's flag files (environments.yaml: its `flags`), where its canaries write",
+    )
     p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body in bytes (default 64 KiB)")
     p.add_argument(
         "--signed-only",

@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "burst": args.burst,
         "signed_only": args.signed_only,
         "trusted_key": args.trusted_key,
+        "env": args.env,
     }
     _serving_trust(args.signed_only, args.trusted_key)  # a usage error here, before any worker starts
     if args.workers < 1:
@@ -118,6 +119,18 @@ def worker_app():
     return server.app
 
 
+def _environment_flags(name: str, store) -> Path:
+    from release_assets.rollout.environments import EnvironmentsError, flags_dir_of, project_environments
+
+    envs = project_environments()
+    env = envs.get(name)
+    if env is None:
+        raise EnvironmentsError(
+            f"--env: unknown environment {name!r} (environments.yaml declares: {', '.join(envs.names)})"
+        )
+    return flags_dir_of(env, store, env.name == envs.first.name)
+
+
 def _build_server(options: dict):
     from release_assets.core.settings import get_settings
     from release_assets.release.store import LocalReleaseStore
@@ -129,8 +142,14 @@ def _build_server(options: dict):
     store = release_store()
     manifests = manifests_named()[0]  # every manifest that loads: a served release's breaker policy is in its own
     releases = options["release"] or [m.name for m in manifests]
-    # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing.
-    flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
+    # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing. The
+    # servers of an environment (--env) read that environment's folder (environments.yaml: `flags`), where its
+    # canaries write.
+    flags_dir: Path | None
+    if options.get("env"):
+        flags_dir = _environment_flags(options["env"], store)
+    else:
+        flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
     traces = options["traces"]
     trace_path = Path(traces) if traces else get_settings().store_path / "traces" / "serve.jsonl"
     admission = AdmissionPolicy(

@@ -55,14 +55,16 @@ def mirror_or_pending(
 def point_aliases(releases: ReleaseStore, registry: Any, release: str, environments: Any = None) -> LedgerState:
     """Replay ``release``'s ledger and point the registry's ``candidate``, ``champion`` and ``canary`` aliases where
     it says (``canary`` is removed when no canary is in progress). With ``environments`` (``environments.yaml``,
-    loaded), also ``<env>-champion`` for every environment after the first (``champion`` is the first's). The
-    registry points each alias on ``<release>`` and on the member model versions and prompt versions the aliased
-    release version shipped (``Registry.mirror``). Returns the replayed state."""
+    loaded), also ``<env>-champion`` and ``<env>-canary`` for every environment after the first (``champion`` and
+    ``canary`` are the first's). The registry points each alias on ``<release>`` and on the member model versions
+    and prompt versions the aliased release version shipped (``Registry.mirror``). Returns the replayed state."""
     events = releases.events(release)
     state = replay(events)
     canary = state.canary.version if state.canary else None
     aliases = {"candidate": state.candidate, "champion": state.champion, "canary": canary}
     for env in environments.environments[1:] if environments is not None else []:
-        aliases[f"{env.name}-champion"] = replay(events, env.name).champion
+        there = replay(events, env.name)
+        aliases[f"{env.name}-champion"] = there.champion
+        aliases[f"{env.name}-canary"] = there.canary.version if there.canary else None
     registry.mirror(release, aliases)
     return state

@@ -3,6 +3,11 @@
 The ledger is the only state. Each step's start (time and metric counters) is an event, so a restarted server,
 daemon or CLI resumes at the recorded step; the flag file and the MLflow ``canary`` alias are mirrors, rewritten
 from the ledger whenever they differ. Plain Python: the Dagster job, the sensor and the CLI all call these.
+
+A canary runs in one environment of environments.yaml (``Rollout.environment``; None: the first). Its events carry
+that ``environment``, like promotions into it, so the ledger replays each environment's canary and champion apart:
+the flag file written is that environment's, a rollback restores its champion, and the monitor's promotion at the
+last step makes the canary its champion (``rollout/environment_promotion.admit_canary`` checks and copies first).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from typing import Any
 
 from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.canary_state import CanaryState
-from release_assets.record.ledger import Action, PromotionError, check_servable, event, replay
+from release_assets.record.ledger import Action, LedgerState, PromotionError, check_servable, event, replay
 from release_assets.release.store import ReleaseStore
 from release_assets.rollout.aliases import mirror_or_pending
 from release_assets.rollout.analysis import Analysis, analyse
 from release_assets.rollout.counters import Snapshot, snapshot_from_dict, snapshot_to_dict, window
+from release_assets.rollout.environment_promotion import admit_canary
+from release_assets.rollout.environments import flags_dir_of, project_environments, store_for
 from release_assets.rollout.metrics_source import MetricsUnavailable
 
 MONITOR = "canary_monitor"  # the actor of every event the monitor writes on its own
@@ -37,6 +44,19 @@ class Rollout:
     registry: Callable[[], Any] | None = None  # makes the MLflow registry client, only when an alias must move
     # Why MLflow's aliases could not follow the last move (MLflow unreachable), else None: the move stands.
     mirror_pending: str | None = None
+    # The environment the canary runs in, as its events name it (None: the first environment's events name none);
+    # with it, `environments` (environments.yaml, loaded) and the stores of its regions.
+    environment: str | None = None
+    environments: Any = None
+    stores: Callable[[Any, str], ReleaseStore] | None = None
+
+    def state(self) -> LedgerState:
+        """The ledger replayed for this rollout's environment."""
+        return replay(self.store.events(self.release), self.environment)
+
+    @property
+    def where(self) -> str:
+        return f" in {self.environment}" if self.environment else ""
 
 
 @dataclass
@@ -51,6 +71,27 @@ class Tick:
     analysis: Analysis | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
+
+
+def rollout_in(
+    store: ReleaseStore,
+    release: str,
+    spec: RolloutSpec,
+    environment: str | None,
+    registry: Callable[[], Any] | None = None,
+    environments: Any = None,
+) -> Rollout:
+    """``release``'s canary in ``environment`` of environments.yaml (None: the first): the ledger in ``store`` (the
+    first environment's), that environment's flag folder (its ``flags``), and the environments for the aliases."""
+    envs = environments if environments is not None else project_environments()
+    env = envs.get(environment or envs.first.name)
+    if env is None:
+        raise PromotionError(
+            f"unknown environment {environment!r} (environments.yaml declares: {', '.join(envs.names)})"
+        )
+    first = env.name == envs.first.name
+    flags = flags_dir_of(env, store, first)
+    return Rollout(store, release, spec, flags, registry, environment=None if first else env.name, environments=envs)
 
 
 # -- the mirrors ---------------------------------------------------------------------------------------------------
@@ -79,11 +120,11 @@ def _mirror(r: Rollout) -> None:
     """MLflow's aliases follow the ledger; when MLflow cannot be reached the move stands (the ledger and the flag
     file are written already) and ``r.mirror_pending`` says why, for the caller to report."""
     if r.registry is not None:
-        _, r.mirror_pending = mirror_or_pending(r.store, r.registry, r.release)
+        _, r.mirror_pending = mirror_or_pending(r.store, r.registry, r.release, r.environments)
 
 
 def _append(r: Rollout, e: dict[str, Any]) -> dict[str, Any]:
-    return r.store.append_event(r.release, e)
+    return r.store.append_event(r.release, {**e, "environment": r.environment} if r.environment else e)
 
 
 # -- commands ------------------------------------------------------------------------------------------------------
@@ -100,17 +141,32 @@ def start(
     """Start ``version`` as the canary at the first step: ledger, then flag file, then alias."""
     if not approved_by.strip() or not reason.strip():
         raise PromotionError("a canary needs both `approved_by` and `reason`")
-    state = replay(r.store.events(r.release))
+    state = r.state()
     if state.canary is not None:
         c = state.canary
         raise PromotionError(
-            f"{r.release} already has canary {c.version} at {c.percent}%: abort it first (`canary abort`)"
+            f"{r.release} already has canary {c.version} at {c.percent}%{r.where}: abort it first (`canary abort`)"
         )
+    regions: dict[str, Any] = {}
+    if r.environment is not None:  # checked like a promotion there, and copied to its regions for its servers
+        copied = admit_canary(
+            r.store,
+            r.environments,
+            r.release,
+            version,
+            r.environment,
+            override_weakened_gates,
+            stores=r.stores or store_for,
+        )
+        regions = {"regions": copied}
     if state.champion is None:
-        raise PromotionError(f"{r.release} has no champion to judge a canary against: promote a first champion")
+        raise PromotionError(
+            f"{r.release} has no champion{r.where} to judge a canary against: promote a first champion"
+        )
     if state.champion == version:
-        raise PromotionError(f"{r.release} {version} is already the champion")
-    check_servable(r.store, r.release, version, override_weakened_gates, action="sent canary traffic")
+        raise PromotionError(f"{r.release} {version} is already the champion{r.where}")
+    if r.environment is None:
+        check_servable(r.store, r.release, version, override_weakened_gates, action="sent canary traffic")
     if r.spec.require_shadow:
         _require_shadow_report(r, version)
     baseline = None
@@ -130,15 +186,39 @@ def start(
             to_version=version,
             rollout={"steps": r.spec.steps, "bake_s": r.spec.bake_s, "min_requests": r.spec.min_requests},
             baseline=baseline,
+            **regions,
             **({"override": {"weakened_gates": True}} if override_weakened_gates else {}),
         ),
     )
-    after = replay(r.store.events(r.release))
+    after = r.state()
     if after.canary is None or after.canary.version != version:
         raise PromotionError(f"{r.release} {version}: another command changed the canary at the same time")
     sync_flags(r, after.champion, after.canary)
     _mirror(r)
     return written
+
+
+def outcome(r: Rollout, version: str) -> tuple[str, dict[str, Any] | None]:
+    """Where ``version``'s latest canary in the rollout's environment stands: ``running``, ``paused`` (waiting for a
+    person), ``promoted`` (the monitor made it the champion), ``rolled_back``, ``aborted``, or ``none`` (it never
+    started there), with the event that says so (None while it runs)."""
+    events = [e for e in r.store.events(r.release) if e.get("environment") == r.environment]
+    starts = [i for i, e in enumerate(events) if e["action"] == "canary_started" and e["to_version"] == version]
+    if not starts:
+        return "none", None
+    for e in events[starts[-1] + 1 :]:
+        if e["action"] == "promoted" and e["to_version"] == version and e.get("via") == MONITOR:
+            return "promoted", e
+        if e["action"] == "rolled_back" and e.get("scope") == "canary" and e["from_version"] == version:
+            return "rolled_back", e
+        if e["action"] == "canary_aborted" and e["from_version"] == version:
+            return "aborted", e
+    c = replay(events, r.environment).canary
+    if c is None or c.version != version:
+        return "none", None  # its start was void (another canary ran already)
+    if c.paused is not None:
+        return "paused", next(e for e in reversed(events) if e["action"] == "canary_paused")
+    return "running", None
 
 
 def _require_shadow_report(r: Rollout, version: str) -> None:
@@ -155,9 +235,9 @@ def _require_shadow_report(r: Rollout, version: str) -> None:
 def abort(r: Rollout, actor: str, reason: str) -> dict[str, Any]:
     if not actor.strip() or not reason.strip():
         raise PromotionError("aborting a canary needs who and why")
-    state = replay(r.store.events(r.release))
+    state = r.state()
     if state.canary is None:
-        raise PromotionError(f"{r.release} has no canary in progress")
+        raise PromotionError(f"{r.release} has no canary in progress{r.where}")
     written = _end(r, state, "canary_aborted", actor, reason)
     return written
 
@@ -203,7 +283,7 @@ def _promote(r: Rollout, state, analysis: Analysis) -> list[dict[str, Any]]:
         for a in ("approved", "promoted")
     ]
     written = [_append(r, e) for e in moves]
-    after = replay(r.store.events(r.release))
+    after = r.state()
     if after.champion != c.version:
         raise PromotionError(f"{r.release} {c.version} was not promoted: the champion moved at the same time")
     sync_flags(r, after.champion, None)
@@ -216,7 +296,7 @@ def resume(r: Rollout, actor: str, reason: str) -> dict[str, Any]:
     the counters since the step began are kept."""
     if not actor.strip() or not reason.strip():
         raise PromotionError("resuming a canary needs who and why")
-    state = replay(r.store.events(r.release))
+    state = r.state()
     c = state.canary
     if c is None or c.paused is None:
         raise PromotionError(f"{r.release} has no paused canary" + (f" ({c.version} is running)" if c else ""))
@@ -248,7 +328,7 @@ def _undecided(r: Rollout, state, why: str, analysis: Analysis | None) -> Tick:
             **recorded,
         ),
     )
-    return Tick("paused", replay(r.store.events(r.release)).canary, analysis, [e], why)
+    return Tick("paused", r.state().canary, analysis, [e], why)
 
 
 def _past_deadline(r: Rollout, c: CanaryState, now: datetime | None) -> str | None:
@@ -283,7 +363,7 @@ def _take_baseline(r: Rollout, state, snapshot: Snapshot) -> Tick:
             baseline=snapshot_to_dict(snapshot),
         ),
     )
-    return Tick("baselined", replay(r.store.events(r.release)).canary, events=[e], note=why)
+    return Tick("baselined", r.state().canary, events=[e], note=why)
 
 
 def analyse_step(
@@ -329,7 +409,7 @@ def _inconclusive(r: Rollout, state, analysis: Analysis, now: datetime | None) -
         t = _undecided(r, state, f"{late}; last analysis: {analysis.reason}", analysis)
         return Tick(t.action, t.canary, analysis, [e, *t.events], t.note)
     note = f"{count} inconclusive" + (f" of {limit}" if limit else "") + f": {analysis.reason}"
-    return Tick("inconclusive", replay(r.store.events(r.release)).canary, analysis, [e], note)
+    return Tick("inconclusive", r.state().canary, analysis, [e], note)
 
 
 def tick(r: Rollout, source: Any, now: datetime | None = None, drift: dict[str, Any] | None = None) -> Tick:
@@ -343,12 +423,12 @@ def tick(r: Rollout, source: Any, now: datetime | None = None, drift: dict[str, 
 
 
 def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] | None) -> Tick:
-    state = replay(r.store.events(r.release))
+    state = r.state()
     c = state.canary
     if c is None:
-        return Tick("idle", None, note=f"{r.release}: no canary in progress")
+        return Tick("idle", None, note=f"{r.release}: no canary in progress{r.where}")
     if c.champion != state.champion:
-        why = f"the champion moved from {c.champion} to {state.champion} during the canary"
+        why = f"the champion{r.where} moved from {c.champion} to {state.champion} during the canary"
         return Tick("aborted", c, events=[_end(r, state, "canary_aborted", MONITOR, why)], note=why)
     sync_flags(r, state.champion, c)  # a flag file lost or edited by hand comes back to the recorded step
     if c.paused is not None:
@@ -409,7 +489,7 @@ def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] |
             analysis=analysis.as_dict(),
         ),
     )
-    after = replay(r.store.events(r.release))
+    after = r.state()
     sync_flags(r, after.champion, after.canary)
     _mirror(r)
     return Tick("advanced", after.canary, analysis, [e], analysis.reason)

@@ -95,6 +95,8 @@ def _check_soak(
     if env.soak is None:
         return
     if env.soak.canary:
+        if replay(events, env.name).champion is None:
+            return  # its first champion: no champion there to judge a canary against (see environments.Soak)
         if not any(
             e.get("environment") == key
             and e["action"] == "promoted"
@@ -104,7 +106,8 @@ def _check_soak(
         ):
             raise PromotionError(
                 f"{release} {version} cannot go to {env.name}: its soak needs a completed canary in {prev.name} "
-                "(promoted by the canary monitor), and the ledger has none"
+                f"(promoted by the canary monitor), and the ledger has none; or enter {env.name} through a canary "
+                f"there: `canary start {release} {version} --env {env.name}`"
             )
         return
     assert env.soak.min_minutes is not None, "a soak is exactly one of canary and min_minutes (Soak)"
@@ -181,6 +184,46 @@ def copy_to_regions(
     return done
 
 
+def admit_canary(
+    store: ReleaseStore,
+    envs: Environments,
+    release: str,
+    version: str,
+    environment: str,
+    override_weakened_gates: bool = False,
+    *,
+    stores: Callable[[Environment, str], ReleaseStore] = store_for,
+    now: datetime | None = None,
+) -> list[str]:
+    """Before a canary of ``version`` starts in ``environment`` (not the first): what a promotion there would need
+    (servable, signed when the environment trusts keys, the champion of the environment before, its soak there:
+    a ``canary`` soak is this canary itself), then the bundle copied to every region of the environment, so its
+    servers can load it. Returns the regions; records nothing (the canary's start does, and its completion is the
+    promotion). ``store`` is the first environment's."""
+    env, prev = _target(envs, environment)
+    check_servable(
+        store,
+        release,
+        version,
+        override_weakened_gates,
+        action=f"sent canary traffic in {env.name}",
+        trust=trust_of(env),
+    )
+    events = store.events(release)
+    current = replay(events, env.name).champion
+    if current is None:
+        raise PromotionError(
+            f"{release} has no champion in {env.name} to judge a canary against: promote a first one "
+            f"(`release-assets promote {release} VERSION --to {env.name}`)"
+        )
+    if current == version:
+        raise PromotionError(f"{release} {version} is already the champion of {env.name}")
+    _check_previous(envs, events, release, version, env, prev)
+    if env.soak is not None and not env.soak.canary:
+        _check_soak(envs, events, release, version, env, now or datetime.now(UTC))
+    return list(copy_to_regions(store, env, release, version, stores, trust_of(env)))
+
+
 def promote_to(
     store: ReleaseStore,
     envs: Environments,
@@ -234,6 +277,7 @@ def promote_to(
             for target in [store, *(stores(env, region) for region in copies)]:
                 target.put_beside(release, version, name, body)
     return written
+
 
 def verification_summary_file(
     store: ReleaseStore, manifest: dict[str, Any], env: Environment, approved: dict[str, Any], trust: Trust

@@ -21,7 +21,7 @@ from release_assets.core.settings import get_settings
 from release_assets.provenance.keys import SignatureError, Trust, TrustedKey, read_trusted_keys
 from release_assets.provenance.signing import KeySigner, configured_signer
 from release_assets.release.s3_store import S3ReleaseStore
-from release_assets.release.store import LocalReleaseStore, ReleaseStore
+from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 
 IMPLICIT = "default"  # the one environment of a project without environments.yaml
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")  # it becomes an MLflow alias (`<name>-champion`) and a ledger field
@@ -67,7 +67,10 @@ class StoreSpec(_Strict):
 
 class Soak(_Strict):
     min_minutes: float | None = Field(default=None, ge=0)  # time as champion of the environment before
-    canary: bool = False  # or: a canary there completed (the monitor promoted it)
+    # or: real users judged it through a canary: one completed in the environment before (the monitor promoted it
+    # there), or a canary in this environment itself (`canary start RELEASE VERSION --env NAME`), whose completion is
+    # the promotion. The environment's first champion has no champion to judge a canary against and enters without.
+    canary: bool = False
 
     @model_validator(mode="after")
     def _one_rule(self) -> Soak:
@@ -81,7 +84,13 @@ class Environment(_Strict):
     store: StoreSpec | None = None  # None only for the first: the configured release store
     approval: bool = False  # promotion into it needs --approved-by and --reason
     soak: Soak | None = None
-    flags: str | None = None  # flag file folder for this environment's servers
+    # Flag file folder of this environment's servers (`serve --env NAME` reads it; its canaries write it), relative
+    # to the project root unless absolute. Default: the `flags` folder of its store, when that is a local folder.
+    flags: str | None = None
+    # Where the canary monitor reads this environment's servers: Prometheus, or their /metrics URLs. Default (both
+    # unset): RELEASE_ASSETS_PROMETHEUS_URL / RELEASE_ASSETS_METRICS_URLS, as for the first environment.
+    prometheus_url: str | None = None
+    metrics_urls: list[str] = Field(default_factory=list)
     # Public keys (PEM files, relative to the project root unless absolute): a unit enters only signed by one of
     # them, its attestations too (provenance/). Empty: signatures are not required.
     trusted_keys: list[str] = Field(default_factory=list)
@@ -92,6 +101,14 @@ class Environment(_Strict):
         if not _NAME.match(name):
             raise ValueError(f"{name!r} is not an environment name (lower-case letters, digits, '-' and '_')")
         return name
+
+    @field_validator("prometheus_url", "metrics_urls")
+    @classmethod
+    def _http(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for url in [value] if isinstance(value, str) else value or []:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
 
     def regions(self) -> list[str]:
         """Where a promotion copies to, in wave order; a local store is one region called ``local``."""
@@ -213,6 +230,27 @@ def checking_trust(key_files: list[str] | None = None, settings: Any = None) -> 
     if isinstance(signer, KeySigner):
         return Trust({signer.key.key_id: signer.key.public}, f"the signing key ({signer.key.where})")
     return None
+
+
+def flags_dir_of(env: Environment, first_store: ReleaseStore, first: bool, settings: Any = None) -> Path:
+    """The folder of ``env``'s flag files: its ``flags``, else the ``flags`` folder beside its store's releases
+    (``first_store``, the configured release store, for the first environment); an S3 store has no folder for
+    flagd to watch, so such an environment must name one."""
+    from release_assets.serving.flags import store_flags_dir
+
+    settings = settings or get_settings()
+    if env.flags is not None:
+        folder = Path(env.flags)
+        return folder if folder.is_absolute() else settings.project_root / folder
+    if first:
+        return store_flags_dir(first_store)  # as before environments: a StoreError for a store that is not local
+    try:
+        return store_flags_dir(store_for(env, None, settings))
+    except StoreError:
+        raise EnvironmentsError(
+            f"environments.yaml: {env.name}.flags: its store is not a local folder, so it needs `flags: FOLDER`, "
+            "the folder its servers read their flag files from"
+        ) from None
 
 
 def store_for(env: Environment, region: str | None = None, settings: Any = None) -> ReleaseStore:

@@ -17,10 +17,10 @@ from release_assets.record.ledger import PromotionError, replay
 from release_assets.record.ledger import promote as promote_version
 from release_assets.record.ledger import rollback as rollback_version
 from release_assets.rollout.aliases import mirror_or_pending
-from release_assets.rollout.canary import Rollout, abort, start
+from release_assets.rollout.canary import abort, rollout_in, start
 from release_assets.rollout.environment_promotion import champions, promote_to
 from release_assets.rollout.environments import EnvironmentsError, project_environments, trust_of
-from release_assets.rollout.metrics_source import source_from_env
+from release_assets.rollout.metrics_source import source_for
 
 
 class PromoteConfig(dg.Config):
@@ -204,18 +204,25 @@ class StartCanaryConfig(dg.Config):
     override_weakened_gates: bool = Field(
         default=False, description="allow a version built with weakened gates (recorded in the ledger)"
     )
+    environment: str | None = Field(
+        default=None,
+        description="run the canary in this environment of environments.yaml: its servers' flag file, its champion "
+        "(default: the first)",
+    )
 
 
 class AbortCanaryConfig(dg.Config):
     release: str = Field(description="release name, e.g. helpdesk")
     requested_by: str = Field(description="who stops the canary (recorded in the ledger)")
     reason: str = Field(description="why (recorded in the ledger)")
+    environment: str | None = Field(
+        default=None, description="the environment of environments.yaml the canary runs in (default: the first)"
+    )
 
 
-def rollout_for(context: dg.OpExecutionContext, release: str):
-    """The release's canary context: its ``rollout:`` policy from the manifest, its ledger, flags and registry."""
-    from release_assets.serving.flags import store_flags_dir
-
+def rollout_for(context: dg.OpExecutionContext, release: str, environment: str | None = None):
+    """The release's canary context in ``environment`` (default: the first): its ``rollout:`` policy from the
+    manifest, its ledger, that environment's flag folder, and the registry."""
     settings = get_settings()
     try:
         manifest = release_manifest(settings.releases_path, release)
@@ -224,19 +231,22 @@ def rollout_for(context: dg.OpExecutionContext, release: str):
     if manifest.rollout is None:
         raise PromotionError(f"releases/{release}.yaml has no `rollout:` section: nothing says how to ramp a canary")
     store = context.resources.store.releases()
-    return Rollout(store, release, manifest.rollout, store_flags_dir(store), context.resources.registry.get)
+    try:
+        return rollout_in(store, release, manifest.rollout, environment, context.resources.registry.get)
+    except EnvironmentsError as exc:
+        raise PromotionError(str(exc)) from None
 
 
 @dg.op(required_resource_keys={"store", "registry"}, description="Send the first rollout step to a canary.")
 def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -> None:
     with _refused("canary start"):
-        rollout = rollout_for(context, config.release)
+        rollout = rollout_for(context, config.release, config.environment)
         started = start(
             rollout,
             config.version,
             config.approved_by,
             config.reason,
-            source=source_from_env(),
+            source=source_for(rollout.environments.get(config.environment) if config.environment else None),
             override_weakened_gates=config.override_weakened_gates,
         )
     context.log_event(
@@ -244,6 +254,7 @@ def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -
             asset_key=dg.AssetKey(keys.rollout(config.release)),
             metadata={
                 "event": "canary_started",
+                "environment": config.environment or rollout.environments.first.name,
                 "canary_version": config.version,
                 "champion": started["from_version"] or "none",
                 "percent": rollout.spec.steps[0],
@@ -256,7 +267,7 @@ def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -
             },
         )
     )
-    moved = f"{config.release}: canary {config.version} at {rollout.spec.steps[0]}%"
+    moved = f"{config.release}: canary {config.version} at {rollout.spec.steps[0]}%{rollout.where}"
     _pending(context, f"{moved} (recorded in the ledger)", rollout.mirror_pending)
     context.log.info(f"{moved} (approved by {config.approved_by})")
 
@@ -264,7 +275,7 @@ def start_canary_op(context: dg.OpExecutionContext, config: StartCanaryConfig) -
 @dg.op(required_resource_keys={"store", "registry"}, description="Stop the canary: everyone back to the champion.")
 def abort_canary_op(context: dg.OpExecutionContext, config: AbortCanaryConfig) -> None:
     with _refused("canary abort"):
-        rollout = rollout_for(context, config.release)
+        rollout = rollout_for(context, config.release, config.environment)
         ended = abort(rollout, config.requested_by, config.reason)
     pending = rollout.mirror_pending
     context.log_event(
@@ -272,13 +283,14 @@ def abort_canary_op(context: dg.OpExecutionContext, config: AbortCanaryConfig) -
             asset_key=dg.AssetKey(keys.rollout(config.release)),
             metadata={
                 "event": "canary_aborted",
+                "environment": config.environment or rollout.environments.first.name,
                 "canary_version": ended["from_version"],
                 "reason": config.reason,
                 **({"mlflow_aliases": f"pending: {pending}"} if pending else {}),
             },
         )
     )
-    moved = f"{config.release}: canary {ended['from_version']} aborted"
+    moved = f"{config.release}: canary {ended['from_version']} aborted{rollout.where}"
     _pending(context, f"{moved} (recorded in the ledger)", pending)
     context.log.info(f"{moved} by {config.requested_by}")
 

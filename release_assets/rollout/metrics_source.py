@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from release_assets.core.settings import Settings
 from release_assets.rollout.counters import SCALARS, Snapshot, VersionCounters, summed
@@ -223,3 +224,13 @@ def source_from_env(settings: Settings | None = None) -> MetricsEndpointSource |
     if settings.prometheus_url:
         return PrometheusSource(settings.prometheus_url)
     return MetricsEndpointSource(settings.metrics_urls)
+
+
+def source_for(environment: Any, settings: Settings | None = None) -> MetricsEndpointSource | PrometheusSource:
+    """The servers of ``environment`` (environments.yaml: its ``prometheus_url`` or ``metrics_urls``), so a canary
+    there is judged on its own users' traffic; an environment naming neither reads :func:`source_from_env`'s."""
+    if environment is not None and environment.prometheus_url:
+        return PrometheusSource(environment.prometheus_url)
+    if environment is not None and environment.metrics_urls:
+        return MetricsEndpointSource(list(environment.metrics_urls))
+    return source_from_env(settings)

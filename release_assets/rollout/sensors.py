@@ -5,6 +5,10 @@ Each tick reads every server's counters once per release (``/metrics``, or PromQ
 records the analysis on the rollout asset: an observation (step, weight, KPIs against budgets, plotted by the UI)
 and, for every judged step, a ``canary_budgets`` check evaluation that fails on a breach. A breach, a rollback and
 an open circuit breaker are posted to ``RELEASE_ASSETS_GATE_WEBHOOK``, like a failed gate.
+
+Every environment of environments.yaml can run a canary: the first is ticked always (its champion's circuit is
+watched with or without a canary), a later one while a canary runs there, on its own servers
+(``prometheus_url`` / ``metrics_urls``), and the asset's metadata names the environment.
 """
 
 import json
@@ -19,15 +23,18 @@ from release_assets.evaluation.report import markdown_table
 from release_assets.manifest import ReleaseManifest
 from release_assets.record.ledger import PromotionError, replay
 from release_assets.release.store import StoreError
-from release_assets.rollout.canary import Rollout, Tick, analyse_step, tick
+from release_assets.rollout.canary import Tick, analyse_step, rollout_in, tick
 from release_assets.rollout.canary_plot import canary_plot
+from release_assets.rollout.environments import Environments, EnvironmentsError, project_environments
 from release_assets.rollout.live_drift import read_live_drift
-from release_assets.rollout.metrics_source import MetricsUnavailable, source_from_env
+from release_assets.rollout.metrics_source import MetricsUnavailable, source_for
 from release_assets.sensors import post_webhook
 
 MONITOR_INTERVAL_S = 10
 ROLLOUT_MODULES = [
     "release_assets.rollout.analysis",
+    "release_assets.rollout.judgement",
+    "release_assets.rollout.sequential",
     "release_assets.rollout.canary",
     "release_assets.manifest.rollout",
 ]
@@ -75,7 +82,7 @@ def rollout_specs(manifest: ReleaseManifest) -> tuple[dg.AssetSpec, dg.AssetChec
         state = replay(context.resources.store.releases().events(manifest.name))
         if state.canary is None:
             return dg.AssetCheckResult(passed=True, description="no canary in progress", metadata={"decision": "idle"})
-        analysis = analyse_step(rollout, state, source_from_env().snapshot(manifest.name))
+        analysis = analyse_step(rollout, state, source_for(None).snapshot(manifest.name))
         return check_evaluation(manifest.name, analysis, state.canary.version, evaluation=False)
 
     return spec, canary_budgets
@@ -101,6 +108,13 @@ def analysis_metadata(analysis: Any) -> dict[str, Any]:
         "elapsed_s": float(analysis.elapsed_s),
         "kpis": dg.MetadataValue.md(kpi_table(analysis)),
     }
+    tests = getattr(analysis, "judgement", None)
+    if tests:  # the statistical judgement: its verdict, score and each metric's test
+        rows = [[m["name"], m["outcome"], "yes" if m["critical"] else "", m["reason"]] for m in tests["metrics"]]
+        meta["statistical_verdict"] = tests["verdict"]
+        if tests["score"] is not None:
+            meta["statistical_score"] = float(tests["score"])
+        meta["statistical_tests"] = dg.MetadataValue.md(markdown_table(["metric", "outcome", "critical", "test"], rows))
     for k in analysis.kpis:  # numbers, so the asset page plots each KPI of both variants over the rollout
         for side in ("canary", "champion"):
             value = getattr(k, side)
@@ -128,11 +142,20 @@ def check_evaluation(
     return dg.AssetCheckResult(passed=passed, metadata=meta, severity=severity, description=analysis.reason)
 
 
-def tick_events(release: str, t: Any, history: list[dict[str, Any]] | None = None, spec: Any = None) -> list[Any]:
+def tick_events(
+    release: str,
+    t: Any,
+    history: list[dict[str, Any]] | None = None,
+    spec: Any = None,
+    environment: str | None = None,
+) -> list[Any]:
     """What the UI shows of one tick: an observation always, a check evaluation when a step was judged. When the
-    tick recorded a move, ``history`` (the ledger's events, that move included) and ``spec`` (the rollout policy)
-    add the canary's KPI series so far as a plot (``plot_canary_kpis``) to both."""
+    tick recorded a move, ``history`` (the ledger's events of the canary's environment, that move included) and
+    ``spec`` (the rollout policy) add the canary's KPI series so far as a plot (``plot_canary_kpis``) to both.
+    ``environment``: where the canary runs, named in the metadata."""
     meta: dict[str, Any] = {"action": t.action, "note": t.note}
+    if environment is not None:
+        meta["environment"] = environment
     if t.canary is not None:
         meta |= {"canary_version": t.canary.version, "champion": t.canary.champion or "none"}
     if t.analysis is not None:
@@ -172,29 +195,55 @@ def build_canary_monitor(manifests: list[ReleaseManifest]) -> dg.SensorDefinitio
     def canary_monitor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
         events, notes, open_circuits = [], [], {}
+        try:
+            envs = project_environments()
+        except EnvironmentsError as exc:
+            context.update_cursor(json.dumps({"open": cursor.get("open", {})}, sort_keys=True))
+            return dg.SensorResult(skip_reason=f"no canary judged: {exc}")
         for release, policy in sorted(policies.items()):
-            t, circuits = run_tick(context, release, policy, cursor.get("open", {}).get(release, []))
-            open_circuits[release] = circuits
-            notes.append(f"{release}: {t.action}" + (f" ({t.note})" if t.note else ""))
-            events += tick_events(release, t, _history(context, release) if t.events else None, policy)
+            for environment in _environments_to_tick(context, release, envs):
+                key = release if environment is None else f"{release}@{environment}"  # circuits alerted, per place
+                t, circuits = run_tick(context, release, policy, cursor.get("open", {}).get(key, []), environment, envs)
+                open_circuits[key] = circuits
+                where = f" in {environment}" if environment else ""
+                notes.append(f"{release}{where}: {t.action}" + (f" ({t.note})" if t.note else ""))
+                history = _history(context, release, environment) if t.events else None
+                events += tick_events(release, t, history, policy, environment or envs.first.name)
         context.update_cursor(json.dumps({"open": open_circuits}, sort_keys=True))
         return dg.SensorResult(asset_events=events, skip_reason="; ".join(notes) or "no release has a rollout")
 
     return canary_monitor
 
 
-def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tuple[Any, list[str]]:
-    """One release's tick; returns it and the versions whose circuit is open now (alerted once per opening)."""
-    from release_assets.serving.flags import store_flags_dir
+def _environments_to_tick(context: Any, release: str, envs: Environments) -> list[str | None]:
+    """The first environment (None) always; each later one while a canary of ``release`` runs there."""
+    try:
+        events = context.resources.store.releases().events(release)
+    except (StoreError, PromotionError, OSError):
+        return [None]  # run_tick reports the unreadable ledger
+    return [None, *(e.name for e in envs.environments[1:] if replay(events, e.name).canary is not None)]
 
+
+def run_tick(
+    context: Any,
+    release: str,
+    policy: Any,
+    alerted: list[str],
+    environment: str | None = None,
+    envs: Environments | None = None,
+) -> tuple[Any, list[str]]:
+    """One release's tick in ``environment`` (None: the first); returns it and the versions whose circuit is open
+    now (alerted once per opening)."""
     store = context.resources.store.releases()
     try:
-        rollout = Rollout(store, release, policy, store_flags_dir(store), context.resources.registry.get)
-        state = replay(store.events(release))
-    except (StoreError, PromotionError) as exc:
+        rollout = rollout_in(store, release, policy, environment, context.resources.registry.get, envs)
+        state = rollout.state()
+    except (StoreError, PromotionError, EnvironmentsError) as exc:
         return Tick("error", None, note=str(exc)), alerted
     try:
-        snapshot = source_from_env().snapshot(release)
+        snapshot = source_for(rollout.environments.get(environment or rollout.environments.first.name)).snapshot(
+            release
+        )
     except MetricsUnavailable as exc:
         # No server to read is normal while nothing is rolling out; during a canary the step simply waits.
         return Tick("unavailable" if state.canary else "idle", state.canary, note=str(exc)), alerted
@@ -202,7 +251,10 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
     circuits = sorted(v for v, c in snapshot.versions.items() if c.circuit_open)
     for version in sorted(set(circuits) - set(alerted)):
         role = "champion" if version == state.champion else "canary" if state.canary else "version"
-        text = f"{release}: circuit breaker open for the {role} {version} (serve routes a canary's users away)"
+        text = (
+            f"{release}{rollout.where}: circuit breaker open for the {role} {version} "
+            "(serve routes a canary's users away)"
+        )
         _alert(context, {"release": release, "event": "circuit_open", "version": version, "text": text})
     if state.canary is None:
         return Tick("idle", None, note="no canary in progress"), circuits
@@ -210,17 +262,22 @@ def run_tick(context: Any, release: str, policy: Any, alerted: list[str]) -> tup
         t = tick(rollout, _Fixed(snapshot), drift=_live_drift(release, state.canary.version))
     except (StoreError, PromotionError) as exc:
         return Tick("error", state.canary, note=str(exc)), circuits
-    if t.action in ("breach", "rolled_back") and t.canary is not None:  # (a breach is always of a canary)
+    if t.action in ("breach", "rolled_back", "paused") and t.canary is not None:  # (a breach is always of a canary)
         payload = {"release": release, "event": t.action, "canary_version": t.canary.version}
+        payload["environment"] = environment or rollout.environments.first.name
         kpis = [k.__dict__ for k in t.analysis.breached] if t.analysis else []
-        _alert(context, {**payload, "kpis": kpis, "text": f"{release} canary {t.canary.version} {t.action}: {t.note}"})
+        text = f"{release} canary {t.canary.version}{rollout.where} {t.action}: {t.note}"
+        _alert(context, {**payload, "kpis": kpis, "text": text})
     return t, circuits
 
 
-def _history(context: dg.SensorEvaluationContext, release: str) -> list[dict[str, Any]] | None:
-    """The release's ledger after a tick that recorded a move: what the canary's KPI plot is drawn from."""
+def _history(
+    context: dg.SensorEvaluationContext, release: str, environment: str | None = None
+) -> list[dict[str, Any]] | None:
+    """The release's ledger after a tick that recorded a move, the canary's environment's events only: what the
+    canary's KPI plot is drawn from."""
     try:
-        return context.resources.store.releases().events(release)
+        return [e for e in context.resources.store.releases().events(release) if e.get("environment") == environment]
     except (StoreError, PromotionError, OSError) as exc:
         context.log.warning(f"{release}: canary plot not drawn, the ledger could not be read: {exc}")
         return None

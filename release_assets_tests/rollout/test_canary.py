@@ -85,7 +85,7 @@ def setup(tmp_path):
 
 
 def _later(r: Rollout, seconds: float) -> datetime:
-    started = replay(r.store.events(r.release)).canary.step_started
+    started = r.state().canary.step_started
     return datetime.fromisoformat(started) + timedelta(seconds=seconds)
 
 

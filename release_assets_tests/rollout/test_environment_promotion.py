@@ -94,12 +94,14 @@ def test_soak_by_a_completed_canary_in_the_environment_before(tmp_path, dev):
     envs = parse_environments(
         {"environments": [{"name": "dev"}, {"name": "staging", "store": {"local": "s"}, "soak": {"canary": True}}]}
     )
-    v1 = _publish(dev)
+    v0, v1 = _publish(dev, "c"), _publish(dev)
     stores = lambda env, region: store_for(env, region, Settings(project_root=tmp_path))  # noqa: E731
+    # Staging's first champion has no champion there to judge a canary against: it enters without one.
+    assert promote_to(dev, envs, R, v0, "staging", stores=stores)[-1]["to_version"] == v0
     message = _refusal(dev, envs, R, v1, "staging", stores=stores)
     assert message == (
         f"{R} {v1} cannot go to staging: its soak needs a completed canary in dev (promoted by the canary monitor), "
-        "and the ledger has none"
+        f"and the ledger has none; or enter staging through a canary there: `canary start {R} {v1} --env staging`"
     )
     promote(dev, R, v1, "alice", "by hand")  # a promotion by a person is not a completed canary
     assert "needs a completed canary in dev" in _refusal(dev, envs, R, v1, "staging", stores=stores)

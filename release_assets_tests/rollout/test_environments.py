@@ -90,7 +90,8 @@ def test_the_sample_file_and_its_documented_s3_form_are_valid():
     envs = load_environments(REPO / "environments.yaml")
     assert envs.names == ["dev", "staging", "prod"]
     prod = envs.get("prod")
-    assert prod.approval and prod.soak.min_minutes == 0 and prod.store.local.startswith(".release_store/")
+    assert prod.approval and prod.soak.canary and prod.store.local.startswith(".release_store/")
+    assert prod.flags == ".release_store/environments/prod/flags"
     # The commented S3 form is a valid environment too: the documentation cannot drift from the schema.
     block = "\n".join(line[3:] for line in text.splitlines() if re.match(r"^#   ", line))
     documented = parse_environments({"environments": [DEV, *yaml.safe_load(block)]})
