@@ -40,7 +40,11 @@ def test_both_releases_publish_verify_and_a_rerun_reuses_everything(tiny_project
             assert s.published_ok and s.published, s.render()
             # First release: no champion, so drift and regression are inconclusive and pass with a warning.
             assert all(g.passed or g.severity == "WARN" for g in s.gates), s.render()
-            assert {g.check for g in s.gates if not g.passed} <= {"drift_gate", "regression_gate"}
+            assert {g.check for g in s.gates if not g.passed} <= {
+                "drift_gate",
+                "regression_gate",
+                "golden_regression_gate",
+            }
             manifest = verify_bundle(Path(s.bundle))
             assert manifest["version"] == s.version
             assert manifest["lineage"]["dagster_run_id"] == first.run_id

@@ -254,7 +254,8 @@ def _chain_errors(manifest, project_root: Path) -> list[str]:
     from release_assets.manifest.paths import manifest_root
 
     root = manifest_root(manifest, project_root)
-    errors, labels = [], {}
+    errors: list[str] = []
+    labels: dict[str, list[str]] = {}
     for name, member in manifest.members.items():
         if member.kind != "prompt_chain":
             continue

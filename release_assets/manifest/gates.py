@@ -113,6 +113,9 @@ _RULES: list[GateRule] = [
     *_metrics("chain", ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "cases_per_second"), NON_NEGATIVE),
     # share of golden cases the chain acted on (did not ask) with a wrong intent: only an upper bound makes sense
     GateRule("confident_wrong_rate", "chain", "summary", UNIT, "max"),
+    # every metric the golden cases score against the champion's scores on the same unchanged cases (paired
+    # bootstrap per metric, as `regression` for models): a tolerated worsening, so never positive
+    GateRule("golden_regression", "chain", "evaluation", (-1.0, 0.0), "min"),
     # share of golden cases answered with a clarifying question: either bound (too timid, or never asks)
     GateRule("abstain_rate", "chain", "summary", UNIT),
     # single-request service latency, of a model or of the whole chain (evaluation/latency.py)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from release_assets.manifest.gates import RULES, GateRule, rules_for, user_metric_rule
-from release_assets.promotion import catalogue, contract_gate, explain, judge_gates, shadow_gates
+from release_assets.promotion import catalogue, contract_gate, explain, golden_regression, judge_gates, shadow_gates
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ DECIDE: dict[str, Callable[..., Any]] = {
     "drift": catalogue.drift,
     "slice_gap": catalogue.slice_gap,
     "regression": catalogue.regression,
+    "golden_regression": golden_regression.golden_regression,
     "contract": contract_gate.contract,
     # the candidate against the champion on the same requests, recorded (shadow_comparison) or live (shadow_report)
     **{name: shadow_gates.decide(name) for name, rule in RULES.items() if rule.reads == "shadow"},

@@ -198,6 +198,31 @@ def _relative_change(champion_total: np.ndarray, candidate_total: np.ndarray) ->
     return np.where(champion_total > 0, out, np.where(candidate_total > 0, -np.inf, 0.0))
 
 
+def paired_mean_ci(
+    values_candidate: Sequence[float] | np.ndarray,
+    values_champion: Sequence[float] | np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
+    """``(mean difference, low, high)`` of candidate minus champion per-row values (a similarity, an F1), by the
+    paired percentile bootstrap :func:`paired_bootstrap_ci` runs on right-or-wrong rows: each resample draws the
+    same rows, with replacement, for both sides."""
+    a, b = np.asarray(values_candidate, dtype=float), np.asarray(values_champion, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"need two equal, non-empty lists of per-row values, got {a.shape} and {b.shape}")
+    d = a - b
+    n = len(d)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    chunk = max(1, _BOOT_CELLS // n)
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        means[start : start + size] = d[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(d.mean()), float(low), float(high)
+
+
 def paired_relative_mae_ci(
     errors_candidate: Sequence[float] | np.ndarray,
     errors_champion: Sequence[float] | np.ndarray,
