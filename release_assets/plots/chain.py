@@ -110,9 +110,13 @@ def judge_scores(scores: Sequence[float], judge: dict[str, Any]) -> Plot | None:
         below = min(thresholds.values(), default=0.5)
         ax.hist(values[values < below], bins=bins, color=BAD, label="below a threshold")
         ax.hist(values[values >= below], bins=bins, color=GOOD, label="at or above")
+        by_value: dict[float, list[str]] = {}
         for rubric, t in sorted(thresholds.items()):
+            by_value.setdefault(t, []).append(rubric)
+        for k, (t, rubrics) in enumerate(sorted(by_value.items())):  # one line per threshold, its rubrics named once
             ax.axvline(t, color=MUTED, linestyle="--", linewidth=1)
-            ax.text(t, ax.get_ylim()[1] * 0.95, f" {rubric} {t:g}", fontsize=6, va="top", color=MUTED)
+            label = f" threshold {t:g}: {', '.join(rubrics)}"
+            ax.text(t, ax.get_ylim()[1] * (0.95 - 0.07 * k), label, fontsize=6, va="top", color=MUTED)
         ax.set_xlim(0, 1)
         ax.set_xlabel("judge score (lowest rubric)")
         ax.set_ylabel("golden replies")

@@ -408,3 +408,15 @@ def test_a_model_judge_needs_a_judge_model_among_the_chains_models(tmp_path, mon
     chain = _chain(tmp_path, section)
     with pytest.raises(ChainSpecError, match=r"judge\.backend: model needs exactly one judge_model .*\(found none"):
         _evaluate(tmp_path, chain, models, tmp_path / "cache", "none", cases=3)
+
+
+def test_the_judge_score_histogram_is_a_small_deterministic_png():
+    from release_assets.plots.chain import judge_scores
+
+    part = {"thresholds": {"factual_consistency": 0.5, "tone": 0.6}, "backend": "model", "pass_rate": 0.9}
+    scores = [0.1, 0.45, 0.55, 0.7, 0.9, 0.95, 0.99]
+    first, again = judge_scores(scores, part), judge_scores(scores, part)
+    assert first is not None and again is not None
+    assert first.name == "judge_scores" and first.png.startswith(b"\x89PNG") and len(first.png) < 60_000
+    assert first.png == again.png  # no clock, no software chunk: the same evidence, the same bytes
+    assert judge_scores([], part) is None
