@@ -9,6 +9,8 @@
    chain's own answers, and for helpdesk the reference replies of the next case, which have the same lengths),
    token F1 on the same pairs, and the whole kbqa chain evaluation (retrieval + scoring) in cases/s.
 
+4. The calibration table of the similarity checks on the labelled set (evaluation/similarity_calibration.py).
+
 Prints one JSON line and the rows for BENCHMARKS.md. About a minute on 2 cores.
 """
 
@@ -55,6 +57,7 @@ def main(runs: int) -> dict:
     from release_assets.chains.spec import load_chain
     from release_assets.evaluation.golden import score, semantic_similarities, token_f1
     from release_assets.evaluation.golden_inputs import load_cases, to_requests
+    from release_assets.evaluation.similarity_calibration import calibration_table
     from release_assets.manifest import load_manifest
     from release_assets.models.embedding import OnnxSentenceEmbedder, build
 
@@ -114,6 +117,11 @@ def main(runs: int) -> dict:
         "token_f1_cases_per_s": round(statistics.median(rates["token_f1"]), 1),
         "kbqa_chain_cases_per_s": round(statistics.median(rates["kbqa_chain"]), 1),
     }
+    calibration = _calibration(embedder)
+    out["calibration"] = {
+        name: {"threshold": r["threshold"], "kappa": r["held_out"]["kappa"], "accuracy": r["held_out"]["accuracy"]}
+        for name, r in calibration.items()
+    }
     print(json.dumps(out))
     print(
         "\n| figure | value |\n|---|---|\n"
@@ -127,7 +135,22 @@ def main(runs: int) -> dict:
         f"| kbqa chain evaluation with the embedder (retrieval + scoring), {len(kbqa)} cases | "
         f"{out['kbqa_chain_cases_per_s']} cases/s |"
     )
+    print(
+        "\nSimilarity thresholds on data/judge/labelled.jsonl (truth: factual_consistency), chosen on the train half:\n"
+    )
+    print(calibration_table(calibration))
     return out
+
+
+def _calibration(embedder) -> dict:
+    from release_assets.evaluation.similarity_calibration import calibrate, numbers_check, token_f1_check
+
+    rows = [json.loads(line) for line in (ROOT / "data" / "judge" / "labelled.jsonl").read_text().splitlines()]
+    return {
+        "semantic similarity": calibrate(rows, embedder.similarity),
+        "token F1": calibrate(rows, token_f1_check),
+        "numbers of the reference": calibrate(rows, numbers_check),
+    }
 
 
 if __name__ == "__main__":
