@@ -149,7 +149,7 @@ async def saturate(server: Server, release: str, seconds: float) -> dict:
         "statuses": statuses,
         "server_cpu_ms_per_request": 1000 * cpu / max(answered, 1),
         "client_cpu_ms_per_request": 1000 * own / max(sum(statuses.values()), 1),
-        "workers": len(pids) - (1 if len(pids) > 1 else 0),
+        "processes": len(pids),  # the server's process tree: with workers, the supervisor and its children
     }
 
 
