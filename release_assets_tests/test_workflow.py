@@ -31,6 +31,7 @@ import yaml
 
 from bench.support.project import make_tiny
 from release_assets_tests.conftest import REPO
+from release_assets_tests.provenance.fake_github import approval, fake_github
 
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
 RUN_JOBS = ["lint", "release", "deploy-staging", "deploy-prod"]
@@ -83,6 +84,7 @@ def _clone(dest: Path) -> Path:
 
 
 PR_NUMBER = "7"
+REVIEWER = "prod-reviewer"  # who approved the production deployment, unlike the actor who pushed (ci-test)
 REMOVED_GOLDEN = 5  # the pull request deletes the first cases of helpdesk's golden suite
 
 
@@ -124,10 +126,13 @@ class Runner:
             "ref": "refs/heads/main",
             "sha": sha.stdout.strip(),
             "run_id": "4242",
+            "repository": "acme/models",
+            "workflow_ref": "acme/models/.github/workflows/release.yml@refs/heads/main",
             "token": "",
             "base_ref": "",
             "event.pull_request.number": "",
         }
+        self.variables: dict[str, str] = {}  # `vars.*`: none set, as on a repository that signs nothing
         self.job_outputs: dict[str, dict[str, str]] = {}
         self.step_outputs: dict[str, dict[str, str]] = {}
         self.log: list[tuple[str, str, int, str]] = []  # job, step name, exit code, output
@@ -143,6 +148,8 @@ class Runner:
             GITHUB_ACTIONS="true",
             GITHUB_ACTOR=self.github["actor"],
             GITHUB_SHA=self.github["sha"],
+            GITHUB_REPOSITORY=self.github["repository"],
+            GITHUB_RUN_ID=self.github["run_id"],
         )
 
     def pull_request(self, number: str, base_ref: str) -> None:
@@ -170,6 +177,8 @@ class Runner:
         parts = expr.split(".")
         if parts[0] == "secrets" and len(parts) == 2:
             return self.secrets.get(parts[1], "")  # an unset secret is the empty string on GitHub too
+        if parts[0] == "vars" and len(parts) == 2:
+            return self.variables.get(parts[1], "")  # so is an unset configuration variable
         if parts[0] == "github" and ".".join(parts[1:]) in self.github:
             return self.github[".".join(parts[1:])]
         if parts[0] == "env" and len(parts) == 2:
@@ -397,11 +406,18 @@ def test_a_pull_request_publishes_nothing_then_every_step_of_lint_release_and_de
     if not _promote_has_to(clone, runner.base_env):
         pytest.skip("`release-assets promote` has no --to yet: deploy-staging and deploy-prod steps were not run")
     runner.run_job("deploy-staging")
-    runner.run_job("deploy-prod")
+    # deploy-prod records who approved the `production` deployment of this run, from GitHub's approvals API (a
+    # fake here), not the actor who pushed.
+    reviews = [approval("sam", "staging"), approval(REVIEWER, "production", comment="ship it")]
+    path = f"/repos/{runner.github['repository']}/actions/runs/{runner.github['run_id']}/approvals"
+    with fake_github({path: (200, reviews)}) as (api, seen):
+        runner.base_env["GITHUB_API_URL"] = api
+        runner.run_job("deploy-prod")
+    assert [s["path"] for s in seen] == [path], seen
     staging = runner.output("deploy-staging", "Promote to staging")
     prod = runner.output("deploy-prod", "Promote to prod")
     assert f"helpdesk: {version} is now champion of staging" in staging and "by ci-test" in staging, runner.report()
-    assert f"helpdesk: {version} is now champion of prod" in prod and "by ci-test" in prod, runner.report()
+    assert f"helpdesk: {version} is now champion of prod" in prod and f"by {REVIEWER}" in prod, runner.report()
     for env in ("staging", "prod"):  # the committed environments.yaml keeps both in folders of the project
         assert (clone / ".release_store" / "environments" / env / "releases" / "helpdesk" / version).is_dir()
     moves = [(e["action"], e.get("environment"), e["to_version"]) for e in _ledger(s3)]
@@ -412,10 +428,13 @@ def test_a_pull_request_publishes_nothing_then_every_step_of_lint_release_and_de
         ("approved", "prod", version),
         ("promoted", "prod", version),
     ], moves
+    assert [e["actor"] for e in _ledger(s3) if e["action"] == "approved"] == ["ci-test", REVIEWER]
 
     # A push that does not change the release rebuilds the same version: the deploys pass, promoting nothing.
     runner.run_job("deploy-staging")
-    runner.run_job("deploy-prod")
+    with fake_github({path: (200, reviews)}) as (api, _):
+        runner.base_env["GITHUB_API_URL"] = api
+        runner.run_job("deploy-prod")
     assert "already the champion of staging" in runner.output("deploy-staging", "Promote to staging")
     assert "already the champion of prod" in runner.output("deploy-prod", "Promote to prod")
     assert len(_ledger(s3)) == len(moves)

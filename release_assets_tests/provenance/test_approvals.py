@@ -4,51 +4,28 @@ or a rejection; no approval, an API error and a missing run context each fail wi
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from release_assets.cli import main as cli
+from release_assets_tests.provenance.fake_github import approval, fake_github
 
 REVIEWS = [
-    {"state": "approved", "comment": "staging ok", "environments": [{"name": "staging"}], "user": {"login": "sam"}},
-    {"state": "rejected", "comment": "not yet", "environments": [{"name": "production"}], "user": {"login": "rey"}},
-    {"state": "approved", "comment": "ship", "environments": [{"name": "production"}], "user": {"login": "alice"}},
+    approval("sam", "staging", comment="staging ok"),
+    approval("rey", "production", state="rejected", comment="not yet"),
+    approval("alice", "production", comment="ship"),
 ]
 
 
 @pytest.fixture
 def github(monkeypatch):
     """A fake API answering the approvals of run 42 of acme/models; the requests it saw."""
-    seen: list[dict] = []
     answers = {"/repos/acme/models/actions/runs/42/approvals": (200, REVIEWS)}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append({"path": self.path, "auth": self.headers.get("Authorization")})
-            status, body = answers.get(self.path, (404, {"message": "Not Found"}))
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/models")
-    monkeypatch.setenv("GITHUB_RUN_ID", "42")
-    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
-    yield answers, seen
-    server.shutdown()
-    thread.join(timeout=5)
+    with fake_github(answers) as (url, seen):
+        monkeypatch.setenv("GITHUB_API_URL", url)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/models")
+        monkeypatch.setenv("GITHUB_RUN_ID", "42")
+        monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+        yield answers, seen
 
 
 def test_the_reviewer_who_approved_production_is_printed(github, capsys):
