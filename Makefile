@@ -106,6 +106,21 @@ bench-triage: setup ## Measure regression triage of a held full-size helpdesk bu
 bench-plots: setup ## Drawing the plots of a helpdesk release against its cold release, interleaved pairs (~6 min) into BENCHMARKS.md
 	$(BIN)/python bench/plots.py
 
+bench-canary-judgement: setup ## Statistical canary judgement vs threshold budgets on the same seeded synthetic traffic (~2.5 min) into BENCHMARKS.md
+	$(BIN)/python bench/canary_judgement.py
+
+bench-serving-load: setup ## Saturation, server CPU per answer, p99 at 100 req/s: before/after, 1 and 2 workers, a peer server (~15 min) into BENCHMARKS.md
+	$(BIN)/python bench/serving_load.py
+
+bench-provenance: setup ## Signing and verifying the helpdesk unit, reproduce against its cold release (~4 min) into BENCHMARKS.md
+	$(BIN)/python bench/provenance.py --write
+
+bench-embedding: setup ## The sentence-embedding model: cold load, cases/s on the golden suites, similarity calibration (~1 min)
+	$(BIN)/python bench/embedding.py
+
+bench-judge: setup ## The trained judge's calibration, its cache on a prompt-only change, the LLM path on a scripted endpoint (~1 min) into BENCHMARKS.md
+	$(BIN)/python bench/judge.py
+
 watch: setup ## Materialize what each edit (prompt, data, manifest, code) made stale, in one warm process
 	$(BIN)/release-assets watch
 
