@@ -34,6 +34,11 @@ def test_kbqa_materializes_passes_its_gates_and_publishes(project, tmp_path):
         "p95_ms_gate",
         "contract_gate",
         "golden_regression_gate",
+        "judge_agreement_gate",
+        "judge_kappa_gate",
+        "judge_factual_consistency_gate",
+        "judge_tone_gate",
+        "stopped_early_gate",
     }
     # The first release has no champion to be compared with: inconclusive, passed with a warning.
     assert all(g.passed for n, g in gates.items() if n != "golden_regression_gate"), s.render()
@@ -41,9 +46,9 @@ def test_kbqa_materializes_passes_its_gates_and_publishes(project, tmp_path):
     manifest = verify_bundle(Path(s.bundle))
     assert manifest["version"] == s.version
     # The embedding model is a member, by digest: a changed model is a change triage can blame. No report of its own.
-    assert {"chain", "chain_evaluation", "embedder", REPORT_MEMBER} <= set(manifest["members"])
+    assert {"chain", "chain_evaluation", "embedder", "judge", REPORT_MEMBER} <= set(manifest["members"])
     assert manifest["members"]["embedder"]["kind"] == "sentence_embedder" and manifest["members"]["embedder"]["digest"]
-    assert {"kbqa/embedder", "kbqa/chain", "kbqa/chain_evaluation", "kbqa/release_unit"} == set(
+    assert {"kbqa/embedder", "kbqa/judge", "kbqa/chain", "kbqa/chain_evaluation", "kbqa/release_unit"} == set(
         materializations(result)
     )
     metrics = manifest["members"]["chain_evaluation"]["metrics"]
@@ -53,6 +58,8 @@ def test_kbqa_materializes_passes_its_gates_and_publishes(project, tmp_path):
     held_out = load_cases(project / "data" / "golden" / "kbqa.jsonl")
     assert metrics["cases"] == len(held_out) and metrics["intent_accuracy"] >= 0.62
     assert metrics["semantic_similarity"] >= 0.72
+    # The judge passes every quoted answer and abstention, and agrees with the labels on the held-out half.
+    assert metrics["judge_pass_rate"] == 1.0 and metrics["judge_agreement"] >= 0.80
 
 
 def test_a_knowledge_base_without_its_key_phrases_fails_required_facts(project, tmp_path):
@@ -99,7 +106,7 @@ def test_shipped_kbqa_data_is_consistent():
             assert fact in kb.facts, case["id"]
             assert all(p in kb.facts[fact] for p in case["must_contain"]), case["id"]
     manifest = yaml.safe_load((REPO / "releases" / "kbqa.yaml").read_text())
-    assert manifest["members"]["chain"]["uses"] == ["embedder"]
+    assert manifest["members"]["chain"]["uses"] == ["embedder", "judge"]
     assert manifest["members"]["chain"]["golden"] == "data/golden/kbqa.jsonl"  # the gates report on the held-out part
 
 
