@@ -138,6 +138,7 @@ def build_server(
         lambda release, version, request: load_version(release, version).predict(request, variant="shadow"),
         on_pair,
         max_queue=shadow_queue,
+        embedding_model=lambda release, version: load_version(release, version).embedding_model,
     )
 
     def ready() -> tuple[bool, Any]:

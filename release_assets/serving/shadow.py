@@ -78,9 +78,13 @@ class ShadowPool:
         on_pair: Callable[[dict], None],
         max_queue: int = 256,
         workers: int = 1,
+        embedding_model: Callable[[str, str], Any] | None = None,
     ) -> None:
         if max_queue < 1 or workers < 1:
             raise ValueError(f"max_queue ({max_queue}) and workers ({workers}) must be at least 1")
+        # The shadow version's sentence-embedding model, or None: what compares the two replies by meaning (as the
+        # offline replay does with the candidate's), off the request path like the rest of the pair.
+        self._embedding_model = embedding_model
         self._predict, self._on_pair, self._max_queue = predict_version, on_pair, max_queue
         # The bound is our own count, not Queue(maxsize): close() must always fit its stop markers in.
         self._queue: queue.Queue = queue.Queue()
@@ -208,4 +212,5 @@ class ShadowPool:
             primary = {**primary, "latency_ms": primary_latency_ms}
         with self._lock:
             self._counts["completed"] += 1
-        return {**pair, **compare(primary, shadow), "shadow_error": None}
+        embedder = self._embedding_model(release, version) if self._embedding_model is not None else None
+        return {**pair, **compare(primary, shadow, embedder), "shadow_error": None}

@@ -195,3 +195,31 @@ def test_close_drains_the_queue_with_several_workers():
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="max_queue"):
         ShadowPool(lambda *a: {}, lambda p: None, max_queue=0)
+
+
+def test_live_pairs_compare_replies_by_meaning_with_the_shadow_versions_embedding_model():
+    class Embedder:
+        """Replies that share their first word are the same answer (a stand-in for sentence embeddings)."""
+
+        def similarity(self, texts, references):
+            return [float(t.split()[0] == r.split()[0]) for t, r in zip(texts, references, strict=True)]
+
+    asked = []
+
+    def embedding_model(release, version):
+        asked.append((release, version))
+        return Embedder()
+
+    reworded = {**CHAIN, "reply": "Your money for order 123 comes back soon"}
+    pairs, on_pair = collect()
+    pool = ShadowPool(lambda release, version, request: reworded, on_pair, embedding_model=embedding_model)
+    assert pool.submit("helpdesk", CHAIN, {"message": "hi"}, "2222222222222222")
+    pair = pairs.get(timeout=5)
+    assert pair["reply_semantic_similarity"] == 1.0 and pair["reply_similarity"] < 1.0
+    assert asked == [("helpdesk", "2222222222222222")]  # the shadow version's model, as the offline replay uses
+    pool.close(1)
+    plain, on_plain = collect()
+    pool = ShadowPool(lambda release, version, request: reworded, on_plain)  # no embedding model: token F1 only
+    pool.submit("helpdesk", CHAIN, {"message": "hi"}, "2222222222222222")
+    assert "reply_semantic_similarity" not in plain.get(timeout=5)
+    pool.close(1)
