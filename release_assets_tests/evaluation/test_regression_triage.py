@@ -92,6 +92,7 @@ def test_a_second_triage_of_the_same_build_is_reused(cli_env, project, tmp_path,
         "helpdesk/chain",
         "helpdesk/intent_model",
         "helpdesk/vision_model",
+        "helpdesk/judge",  # the chain's judge is a member it uses, so a changed judge is a factor triage can blame
     }
 
 
