@@ -153,4 +153,4 @@ def test_the_embedding_model_is_a_bundled_member_without_a_report():
     manifest = load_manifest(REPO / "releases" / "kbqa.yaml")
     bundled = keys.bundled(manifest)
     assert bundled["embedder"] == keys.model("kbqa", "embedder") and "embedder_report" not in bundled
-    assert manifest.chain("chain").uses == ["embedder"] and manifest.members["embedder"].upstream == ()
+    assert manifest.chain("chain").uses == ["embedder", "judge"] and manifest.members["embedder"].upstream == ()
