@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         write_jsonl(out / rel, rows)
     write_kb(out / "support/knowledge_base.yaml")
     write_kbqa_kb(out / "kbqa/knowledge_base.yaml")
-    write_sources(
-        out / "SOURCES.md", messages, golden, traffic, traffic_meta, test_indices, kbqa_golden, kbqa_build
-    )
+    write_sources(out / "SOURCES.md", messages, golden, traffic, traffic_meta, test_indices, kbqa_golden, kbqa_build)
 
     print("messages per intent:", dict(Counter(r["intent"] for r in messages)))
     for key in ("channel", "register", "length"):

@@ -21,9 +21,7 @@ def table(counter: Counter, keys=None) -> str:
     return "\n".join(f"| {k} | {counter.get(k, 0)} |" for k in keys)
 
 
-def write_sources(
-    path: Path, messages, golden, traffic, traffic_meta, test_indices, kbqa_golden, kbqa_build=()
-) -> str:
+def write_sources(path: Path, messages, golden, traffic, traffic_meta, test_indices, kbqa_golden, kbqa_build=()) -> str:
     intent_c = Counter(r["intent"] for r in messages)
     stats = {
         "intent": table(intent_c, INTENTS),

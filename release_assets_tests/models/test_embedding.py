@@ -130,7 +130,7 @@ def test_retrieval_by_meaning_finds_what_shares_no_word_with_the_question(embedd
         min_score=0.3,
     )
     asked = ["Could I borrow a camping stove for a weekend?", "Does the present card I got run out at some point?"]
-    found = bindings.retrieve(step, asked + ["What is the capital of Mongolia?"], facts, {}, embedder)
+    found = bindings.retrieve(step, [*asked, "What is the capital of Mongolia?"], facts, {}, embedder)
     assert [r["fact"] for r in found] == ["rentals", "gift_cards", None]  # the last abstains: nothing is close
     assert bindings.retrieve(step, asked, facts, {}, embedder) == found[:2]  # the fact index is reused, same answers
 
