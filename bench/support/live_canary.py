@@ -11,6 +11,7 @@ from release_assets.record.ledger import replay
 from release_assets.serving.app import create_app
 from release_assets.serving.breaker import BreakerPolicy, Breakers
 from release_assets.serving.champion_watch import ChampionWatch
+from release_assets.serving.flag_source import store_flags
 from release_assets.serving.flags import FlagRouter
 from release_assets.serving.loader import StepFailed
 from release_assets.serving.metrics import ServingMetrics
@@ -27,7 +28,7 @@ class SchemaBreaking(FakeRelease):
 def live_server(store, answers: dict, breaker: BreakerPolicy | None = None):
     """A server whose champion follows the ledger and whose canary follows the flag file, as `serve` does."""
     served = {"helpdesk": answers[replay(store.events("helpdesk")).champion]}
-    router = FlagRouter(store.root / "flags", poll_interval_s=0.05)
+    router = FlagRouter(store_flags(store), poll_interval_s=0.05)
     watch = ChampionWatch(lambda r: replay(store.events(r)).champion, lambda r, v: answers[v], served, 0.05).start()
     app = create_app(
         served,

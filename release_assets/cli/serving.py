@@ -119,7 +119,7 @@ def worker_app():
     return server.app
 
 
-def _environment_flags(name: str, store) -> Path:
+def _environment_flags(name: str, store):
     from release_assets.rollout.environments import EnvironmentsError, flags_dir_of, project_environments
 
     envs = project_environments()
@@ -133,23 +133,18 @@ def _environment_flags(name: str, store) -> Path:
 
 def _build_server(options: dict):
     from release_assets.core.settings import get_settings
-    from release_assets.release.store import LocalReleaseStore
     from release_assets.serving.admission import AdmissionPolicy
-    from release_assets.serving.flags import store_flags_dir
+    from release_assets.serving.flag_source import store_flags
     from release_assets.serving.server import build_server
 
     trust = _serving_trust(options["signed_only"], options["trusted_key"])
     store = release_store()
     manifests = manifests_named()[0]  # every manifest that loads: a served release's breaker policy is in its own
     releases = options["release"] or [m.name for m in manifests]
-    # Flags are files flagd watches: a local store has them beside its releases; with S3 there is no routing. The
-    # servers of an environment (--env) read that environment's folder (environments.yaml: `flags`), where its
-    # canaries write.
-    flags_dir: Path | None
-    if options.get("env"):
-        flags_dir = _environment_flags(options["env"], store)
-    else:
-        flags_dir = store_flags_dir(store) if isinstance(store, LocalReleaseStore) else None
+    # Flags live where the release store lives (its flags folder, or its flags/ objects in S3), so every replica
+    # on that store routes alike. The servers of an environment (--env) read that environment's (environments.yaml:
+    # `flags`, else its store's), where its canaries write.
+    flags_dir = _environment_flags(options["env"], store) if options.get("env") else store_flags(store)
     traces = options["traces"]
     trace_path = Path(traces) if traces else get_settings().store_path / "traces" / "serve.jsonl"
     admission = AdmissionPolicy(
@@ -219,7 +214,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
     """Write a release's flag file (champion from the ledger, optional canary and shadow shares); a running
     ``serve`` picks it up without a restart. Routing never changes over HTTP: only through this file."""
     from release_assets.record.ledger import check_servable, record_routing
-    from release_assets.serving.flags import flag_document, flags_path, store_flags_dir, write_flags
+    from release_assets.serving.flag_source import store_flags
+    from release_assets.serving.flags import flag_document, publish_flags
     from release_assets.serving.loader import resolve_version
 
     store = release_store()
@@ -234,8 +230,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
         check_servable(store, args.release, args.canary, args.override_weakened_gates)
         routing = {"canary": args.canary, "canary_percent": args.canary_percent}
         record_routing(store, args.release, routing, args.approved_by or "", args.reason or "")
-    path = flags_path(store_flags_dir(store), args.release)
-    write_flags(path, document)
+    path = publish_flags(store_flags(store), args.release, document)
     print(
         f"{args.release}: champion {champion}"
         + (f", canary {args.canary} {args.canary_percent}%" if args.canary else "")

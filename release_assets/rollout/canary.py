@@ -12,7 +12,6 @@ last step makes the canary its champion (``rollout/environment_promotion.admit_c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from release_assets.rollout.counters import Snapshot, snapshot_from_dict, snapsh
 from release_assets.rollout.environment_promotion import admit_canary
 from release_assets.rollout.environments import flags_dir_of, project_environments, store_for
 from release_assets.rollout.metrics_source import MetricsUnavailable
+from release_assets.serving.flag_source import FlagSource
 
 MONITOR = "canary_monitor"  # the actor of every event the monitor writes on its own
 
@@ -40,7 +40,7 @@ class Rollout:
     store: ReleaseStore
     release: str
     spec: RolloutSpec
-    flags_dir: Path
+    flags_dir: Path | FlagSource  # a folder of flag files, or the S3 store's flags/ objects
     registry: Callable[[], Any] | None = None  # makes the MLflow registry client, only when an alias must move
     # Why MLflow's aliases could not follow the last move (MLflow unreachable), else None: the move stands.
     mirror_pending: str | None = None
@@ -100,19 +100,14 @@ def rollout_in(
 def sync_flags(r: Rollout, champion: str | None, canary: CanaryState | None) -> bool:
     """Write the flag file the ledger implies; True when it had to change. Only called while a canary runs or just
     after one ended: with no canary, the file belongs to ``release-assets flags`` (shadow settings)."""
-    from release_assets.serving.flags import flag_document, flags_path, write_flags
+    from release_assets.serving.flags import current_flags, flag_document, publish_flags
 
     if champion is None:
         return False
     document = flag_document(r.release, champion, *((canary.version, canary.percent) if canary else ()))
-    path = flags_path(r.flags_dir, r.release)
-    try:
-        if json.loads(path.read_text()) == document:
-            return False
-    except (FileNotFoundError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_flags(path, document)
+    if current_flags(r.flags_dir, r.release) == document:
+        return False
+    publish_flags(r.flags_dir, r.release, document)
     return True
 
 

@@ -21,7 +21,8 @@ from release_assets.core.settings import get_settings
 from release_assets.provenance.keys import SignatureError, Trust, TrustedKey, read_trusted_keys
 from release_assets.provenance.signing import KeySigner, configured_signer
 from release_assets.release.s3_store import S3ReleaseStore
-from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
+from release_assets.release.store import LocalReleaseStore, ReleaseStore
+from release_assets.serving.flag_source import FlagSource, store_flags
 
 IMPLICIT = "default"  # the one environment of a project without environments.yaml
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")  # it becomes an MLflow alias (`<name>-champion`) and a ledger field
@@ -85,7 +86,8 @@ class Environment(_Strict):
     approval: bool = False  # promotion into it needs --approved-by and --reason
     soak: Soak | None = None
     # Flag file folder of this environment's servers (`serve --env NAME` reads it; its canaries write it), relative
-    # to the project root unless absolute. Default: the `flags` folder of its store, when that is a local folder.
+    # to the project root unless absolute. Default: beside its store's releases (a `flags` folder, or the `flags/`
+    # objects of an S3 store, which every server of the environment polls).
     flags: str | None = None
     # Where the canary monitor reads this environment's servers: Prometheus, or their /metrics URLs. Default (both
     # unset): RELEASE_ASSETS_PROMETHEUS_URL / RELEASE_ASSETS_METRICS_URLS, as for the first environment.
@@ -232,25 +234,15 @@ def checking_trust(key_files: list[str] | None = None, settings: Any = None) -> 
     return None
 
 
-def flags_dir_of(env: Environment, first_store: ReleaseStore, first: bool, settings: Any = None) -> Path:
-    """The folder of ``env``'s flag files: its ``flags``, else the ``flags`` folder beside its store's releases
-    (``first_store``, the configured release store, for the first environment); an S3 store has no folder for
-    flagd to watch, so such an environment must name one."""
-    from release_assets.serving.flags import store_flags_dir
-
+def flags_dir_of(env: Environment, first_store: ReleaseStore, first: bool, settings: Any = None) -> Path | FlagSource:
+    """Where ``env``'s flag documents live: its ``flags`` folder, else beside its store's releases (``first_store``,
+    the configured release store, for the first environment): the store's ``flags`` folder, or its ``flags/``
+    objects in S3, which every server of the environment reads."""
     settings = settings or get_settings()
     if env.flags is not None:
         folder = Path(env.flags)
         return folder if folder.is_absolute() else settings.project_root / folder
-    if first:
-        return store_flags_dir(first_store)  # as before environments: a StoreError for a store that is not local
-    try:
-        return store_flags_dir(store_for(env, None, settings))
-    except StoreError:
-        raise EnvironmentsError(
-            f"environments.yaml: {env.name}.flags: its store is not a local folder, so it needs `flags: FOLDER`, "
-            "the folder its servers read their flag files from"
-        ) from None
+    return store_flags(first_store if first else store_for(env, None, settings))
 
 
 def store_for(env: Environment, region: str | None = None, settings: Any = None) -> ReleaseStore:

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,15 +42,25 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.provider.no_op_provider import NoOpProvider
 
-from release_assets.core.atomic import replacing
 from release_assets.manifest import release_name_problem
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 from release_assets.serving.flag_error import FlagError
+from release_assets.serving.flag_source import (
+    SUFFIX,
+    UNCHANGED,
+    FlagSource,
+    FlagSourceUnavailable,
+    as_flag_source,
+    store_flags,
+    write_file,
+)
+from release_assets.serving.flag_source import (
+    flags_path as flags_path,  # re-exported: readers of flag files find it here
+)
 from release_assets.serving.throttle import Throttle
 
 CHAMPION, CANARY = "champion", "canary"
 OFF, ON = "off", "on"
-SUFFIX = ".flagd.json"
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
 # The bucket key flag_document writes; flagd's shorthand (no expression) means the same today.
 _BUCKET = {"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}
@@ -84,10 +93,6 @@ class FlagRouting:
         canary = f"canary {self.canary} at {self.canary_percent}%" if self.canary_weight else "no canary"
         shadow = f"shadow {self.shadow} at {self.shadow_percent}%" if self.shadow_percent else "no shadow"
         return f"{canary}, {shadow}"
-
-
-def flags_path(flags_dir: Path, release: str) -> Path:
-    return Path(flags_dir) / f"{release}{SUFFIX}"
 
 
 def store_flags_dir(store: ReleaseStore) -> Path:
@@ -153,29 +158,47 @@ def flag_document(
 def write_flags(path: Path, document: dict[str, Any]) -> None:
     """Write ``document`` whole (temp file + rename), after flagd's own parser and, for a ``<release>.flagd.json``,
     :func:`validate_flag_document` have accepted it."""
-    path, text = Path(path), json.dumps(document, indent=2, sort_keys=True) + "\n"
+    path = Path(path)
+    write_file(path, _checked_text(path, document))
+
+
+def publish_flags(flags: Path | FlagSource, release: str, document: dict[str, Any]) -> str:
+    """Replace ``release``'s document in ``flags`` (a folder, or the store's source) with ``document``, checked as
+    :func:`write_flags` checks a file; returns where it went."""
+    source = as_flag_source(flags)
+    where = source.where(release)
+    source.write(release, _checked_text(Path(f"{release}{SUFFIX}"), document, where))
+    return where
+
+
+def current_flags(flags: Path | FlagSource, release: str) -> Any:
+    """``release``'s document in ``flags`` as parsed JSON, unchecked (to compare with what should be there); None
+    when there is none or it is not JSON."""
+    try:
+        found = as_flag_source(flags).read(release, None)
+        return json.loads(found.raw) if found is not None and found is not UNCHANGED else None
+    except (OSError, FlagSourceUnavailable, ValueError):
+        return None
+
+
+def _checked_text(path: Path, document: dict[str, Any], where: str | None = None) -> str:
+    """``document`` as the text to write, once flagd's parser and the router's validation accept it."""
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    path = Path(path)
+    shown = where or path
     try:
         FlagdCore().set_flags(text)  # refuse a file the provider would reject, instead of discovering it live
     except Exception as exc:
-        raise FlagError(f"{path}: not a flagd document flagd accepts ({exc})") from None
+        raise FlagError(f"{shown}: not a flagd document flagd accepts ({exc})") from None
     owner = path.name.removesuffix(SUFFIX)  # the router looks up <release>.route in <release>.flagd.json only
     if path.name.endswith(SUFFIX) and any(not key.startswith(f"{owner}.") for key in document["flags"]):
-        raise FlagError(f"{path}: holds flags {sorted(document['flags'])}, not {owner}.route/{owner}.shadow")
+        raise FlagError(f"{shown}: holds flags {sorted(document['flags'])}, not {owner}.route/{owner}.shadow")
     if path.name.endswith(SUFFIX):  # what the router would refuse is never written (versions: the writer's check)
         try:
             validate_flag_document(json.loads(text), owner)
         except FlagError as exc:
-            raise FlagError(f"{path}: {exc}", exc.reason) from None
-    try:
-        before = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        before = None
-    with replacing(path) as tmp:
-        tmp.write_text(text)
-        # A file watcher (flagd's, in a sidecar) reloads only when the mtime grows: on a coarse clock two writes can
-        # share one, so step past. 1 ms, not 1 ns, because flagd's watcher compares float seconds.
-        if before is not None and tmp.stat().st_mtime_ns <= before:
-            os.utime(tmp, ns=(before + 1_000_000, before + 1_000_000))
+            raise FlagError(f"{shown}: {exc}", exc.reason) from None
+    return text
 
 
 def _published(field: str, value: Any, release: str, known_versions: Collection[str] | None) -> str:
@@ -311,7 +334,7 @@ def _reject_constant(name: str) -> float:
 
 
 def parse_flag_file(
-    path: Path, raw: bytes, release: str, known_versions: Collection[str] | None = None
+    path: Path | str, raw: bytes, release: str, known_versions: Collection[str] | None = None
 ) -> tuple[FlagRouting, dict[str, Any]]:
     """``(routing, document)`` from a flag file's bytes; :class:`FlagError` naming ``path`` and the field."""
     try:
@@ -342,10 +365,13 @@ def canary_version(store: ReleaseStore, release: str) -> str | None:
     """The version the release's canary variant serves (whatever its share), or None. For loading the version,
     not for routing: routing goes through :class:`FlagRouter`. A file that does not validate (against the store's
     published versions) is a :class:`StoreError` naming the file and the field."""
-    path = flags_path(store_flags_dir(store), release)
+    source = as_flag_source(store_flags(store))
     try:
-        routing = read_flag_file(path, release, store.versions(release))
-    except FlagError as exc:
+        found = source.read(release, None)
+        if found is None or found is UNCHANGED:
+            return None
+        routing = parse_flag_file(source.where(release), found.raw, release, store.versions(release))[0]
+    except (FlagError, OSError, FlagSourceUnavailable) as exc:
         raise StoreError(str(exc)) from None
     return routing.canary if routing is not None else None
 
@@ -403,7 +429,7 @@ class _Release:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_look: float = 0.0
-    seen: tuple[int, ...] | None = None  # the file's (inode, size, mtime, ctime) when last read; None: no file
+    seen: Hashable | None = None  # the document's tag when last read (the file's stat, the object's ETag)
     good: FlagRouting | None = None  # the last document that validated: what routes now (None: no flags)
     rejected: tuple[bytes, str] | None = None  # (bytes, error) of the file on disk while it is not applied
     provider: _ValidatedFlags | None = None
@@ -431,14 +457,15 @@ class FlagRouter:
 
     def __init__(
         self,
-        flags_dir: Path,
+        flags_dir: Path | FlagSource,
         poll_interval_s: float = 0.5,
         known_versions: Callable[[str], Collection[str]] | None = None,
         on_file: Callable[[str, str | None], None] | None = None,
     ) -> None:
         if not poll_interval_s >= 0.001:
             raise ValueError(f"poll_interval_s: {poll_interval_s!r}; at least 0.001 (one look a millisecond)")
-        self.flags_dir, self.poll_interval_s = Path(flags_dir), poll_interval_s
+        # A folder of flag files, or a FlagSource (the S3 store's flags/ objects): looked at the same way.
+        self.source, self.poll_interval_s = as_flag_source(flags_dir), poll_interval_s
         self.known_versions, self.on_file = known_versions, on_file
         self._counts: Counter[str] = Counter()
         self._errors: Counter[tuple[str, str]] = Counter()
@@ -553,21 +580,24 @@ class FlagRouter:
         return state
 
     def _read(self, release: str, state: _Release) -> None:
-        path = flags_path(self.flags_dir, release)
+        path = self.source.where(release)
         try:
-            info = path.stat()
-            seen = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-            if seen == state.seen:
-                return
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            found = self.source.read(release, state.seen)
+        except FlagSourceUnavailable as exc:  # the store, not the document: keep what routes, look again later
+            if self._throttle.allow((release, "source")):
+                log.warning("flags %s: %s; keeping the flags as they are", release, exc)
+            return
+        except OSError as exc:
+            return self._reject(release, state, None, b"", FlagError(f"{path}: not readable ({exc})", "unreadable"))
+        if found is UNCHANGED:
+            return
+        if found is None:
             if state.seen is not None or state.rejected is not None:
                 log.info("flags %s: %s removed: no flags, serving the champion, no shadow", release, path)
                 state.seen, state.good, state.rejected = None, None, None
                 self._report(release, None)
             return
-        except OSError as exc:
-            return self._reject(release, state, None, b"", FlagError(f"{path}: not readable ({exc})", "unreadable"))
+        seen, raw = found.tag, found.raw
         try:
             known = set(self.known_versions(release)) if self.known_versions is not None else None
         except Exception as exc:  # the store, not the file: keep what routes, and look again next interval

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from release_assets.provenance.keys import Trust
     from release_assets.serving.admission import AdmissionPolicy
     from release_assets.serving.breaker import BreakerPolicy
+    from release_assets.serving.flag_source import FlagSource
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def build_server(
     releases: list[str],
     *,
     cache_dir: Path,
-    flags_dir: Path | None,
+    flags_dir: Path | FlagSource | None,
     trace_path: Path | None,
     token: str | None = None,
     max_body: int = 64 * 1024,

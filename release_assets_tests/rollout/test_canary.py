@@ -4,7 +4,6 @@ Every assertion on state reads the ledger back through ``replay``, and the flag 
 with it after each move: the ledger is the truth, the rest mirror it.
 """
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from release_assets.release.store import LocalReleaseStore
 from release_assets.rollout.canary import Rollout, abort, start, tick
 from release_assets.rollout.counters import Snapshot
 from release_assets.rollout.metrics_source import MetricsUnavailable
-from release_assets.serving.flags import canary_version, flags_path
+from release_assets.serving.flags import canary_version, current_flags, flags_path
 from release_assets_tests.rollout.test_analysis import counters
 
 SPEC = RolloutSpec.model_validate(
@@ -95,7 +94,7 @@ def _mirrors_agree(r: Rollout, registry: Registry) -> None:
     assert registry.aliases["helpdesk"]["champion"] == state.champion
     assert canary_version(r.store, "helpdesk") == (state.canary.version if state.canary else None)
     if state.canary:
-        flags = json.loads(flags_path(r.flags_dir, "helpdesk").read_text())
+        flags = current_flags(r.flags_dir, "helpdesk")  # a folder's file, or the S3 store's object
         split = flags["flags"]["helpdesk.route"]["targeting"]["fractional"]
         assert split[-1] == ["canary", state.canary.percent]
 
