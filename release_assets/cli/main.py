@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body in bytes (default 64 KiB)")
     p.add_argument(
+        "--feedback-capacity",
+        type=int,
+        default=100_000,
+        help="recent answers each worker remembers for POST /v1/{release}/feedback (default 100000)",
+    )
+    p.add_argument(
         "--signed-only",
         action="store_true",
         help="load only release units signed by a trusted key (--trusted-key, else environments.yaml's "

@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "release": args.release,
         "traces": args.traces,
         "max_body": args.max_body,
+        "feedback_capacity": args.feedback_capacity,
         "max_in_flight": args.max_in_flight,
         "retry_after": args.retry_after,
         "rate_limit": args.rate_limit,
@@ -76,12 +77,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # What the workers share, in a fresh folder per server (so no old count or open breaker carries over): their
     # metric values, which /metrics sums (prometheus_client's multiprocess mode, set before the workers start), and
-    # the breakers one of them opened.
+    # the breakers one of them opened, and the journal of answers feedback may name (serving/feedback.py).
     shared = Path(tempfile.mkdtemp(prefix="release-assets-serve-"))
     folder = shared / "metrics"
     folder.mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-    os.environ[SERVE_OPTIONS_ENV] = json.dumps({**options, "breaker_board": str(shared / "breakers")})
+    os.environ[SERVE_OPTIONS_ENV] = json.dumps(
+        {**options, "breaker_board": str(shared / "breakers"), "feedback_journal": str(shared / "feedback")}
+    )
     print(f"serving with {args.workers} workers at http://{args.host}:{args.port} (metrics summed in {folder})")
     try:
         uvicorn.run(
@@ -166,6 +169,8 @@ def _build_server(options: dict):
         admission=admission,
         trust=trust,
         breaker_board=Path(options["breaker_board"]) if options.get("breaker_board") else None,
+        feedback_capacity=options["feedback_capacity"],
+        feedback_journal=Path(options["feedback_journal"]) if options.get("feedback_journal") else None,
     )
 
 

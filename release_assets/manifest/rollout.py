@@ -43,6 +43,11 @@ class Budgets(_Strict):
     escalation_rate: Budget | None = None
     abstain_rate: Budget | None = None
     intent_distance: Budget | None = None  # total variation distance of the intent shares, canary vs champion
+    # Business KPIs, from the feedback users post for answers (POST /v1/{release}/feedback), each a share of the
+    # feedback that reported it; judged from `min_feedback` such answers a side, held for more before that.
+    unresolved_rate: Budget | None = None  # resolved: false / feedback with `resolved` (1 - the resolution rate)
+    thumbs_down_rate: Budget | None = None  # thumbs down / feedback with `thumbs`
+    false_escalation_rate: Budget | None = None  # escalation not_needed / feedback with `escalation`
 
 
 class MetricTest(_Strict):
@@ -66,6 +71,10 @@ class StatisticalMetrics(_Strict):
     escalation_rate: MetricTest | None = MetricTest()
     abstain_rate: MetricTest | None = MetricTest()
     intents: MetricTest | None = MetricTest()  # G-test of homogeneity of the intent counts
+    # Business KPIs (two-proportion tests per feedback answer): off unless named, since most releases get none.
+    unresolved_rate: MetricTest | None = None
+    thumbs_down_rate: MetricTest | None = None
+    false_escalation_rate: MetricTest | None = None
 
 
 class Judgement(_Strict):
@@ -113,6 +122,8 @@ class RolloutSpec(_Strict):
     steps: list[int] = Field(min_length=2)
     bake_s: float = Field(default=600, ge=0)  # minimum time at each step before it is judged
     min_requests: int = Field(default=50, ge=1)  # per step, for canary and champion: fewer is inconclusive
+    # feedback answers a side, per business KPI, under which its budget holds the canary (neither pass nor fail)
+    min_feedback: int = Field(default=20, ge=1)
     failures_to_rollback: int = Field(default=1, ge=1)  # failed analyses in a row before rolling back
     require_shadow: bool = False  # canary start needs a passed live shadow report of the version
     budgets: Budgets = Field(default_factory=Budgets)

@@ -10,11 +10,12 @@ Pure: counters in, a decision out. The order of the rules is the policy:
    flagger#883 are both bugs where an empty query read as success);
 5. any KPI over its budget: a breach (the controller rolls back after ``failures_to_rollback`` in a row); with a
    judgement whose ``budgets`` is ``off`` the budgets are shown, not judged;
-6. the judgement has no metric with enough data (``nodata``) or a marginal score (``inconclusive``): hold; the
+6. a business KPI (feedback) has a budget and fewer than ``min_feedback`` answers a side: hold, never pass or fail;
+7. the judgement has no metric with enough data (``nodata``) or a marginal score (``inconclusive``): hold; the
    controller counts inconclusive analyses against ``inconclusive_limit``;
-7. live inputs drifted from the release's reference data: hold (both variants see the same inputs, so this is
+8. live inputs drifted from the release's reference data: hold (both variants see the same inputs, so this is
    not the canary's fault, but a ramp judged on unusual traffic proves little);
-8. otherwise advance to the next step, and reaching 100% promotes.
+9. otherwise advance to the next step, and reaching 100% promotes.
 """
 
 from __future__ import annotations
@@ -25,11 +26,19 @@ from typing import Any, Literal, TypedDict
 
 from release_assets.manifest.rollout import Budget, RolloutSpec
 from release_assets.rollout import judgement as statistical
-from release_assets.rollout.counters import VersionCounters, quantile_ms
+from release_assets.rollout.counters import FEEDBACK_KPIS, VersionCounters, feedback_answers, quantile_ms
 from release_assets.rollout.sequential import total_variation
 
 Decision = Literal["bake", "hold", "nodata", "inconclusive", "breach", "advance", "promote"]
-KPIS = ("error_rate", "schema_failure_rate", "p99_ms", "escalation_rate", "abstain_rate", "intent_distance")
+KPIS = (
+    "error_rate",
+    "schema_failure_rate",
+    "p99_ms",
+    "escalation_rate",
+    "abstain_rate",
+    "intent_distance",
+    *FEEDBACK_KPIS,
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,7 @@ MIN_LATENCY_SAMPLES = 100
 
 def kpi_values(c: VersionCounters) -> dict[str, float | None]:
     return {
+        **{kpi: _rate(getattr(c, bad), feedback_answers(c, kpi)) for kpi, (bad, _) in FEEDBACK_KPIS.items()},
         "error_rate": _rate(c.errors, c.requests),
         "schema_failure_rate": _rate(c.schema_failures, c.requests),
         "p99_ms": quantile_ms(c.latency_buckets, 0.99),
@@ -131,6 +141,11 @@ def judge(canary: VersionCounters, champion: VersionCounters, spec: RolloutSpec)
         c, h = ours[name], theirs[name]
         if name == "p99_ms" and budget is not None and samples < MIN_LATENCY_SAMPLES:
             text = f"{budget_text(budget)} (judged from {MIN_LATENCY_SAMPLES} answers a side; {samples:g} here)"
+            out.append(Kpi(name, c, h, text, None))
+            continue
+        feedback = min(feedback_answers(x, name) for x in (canary, champion)) if name in FEEDBACK_KPIS else None
+        if budget is not None and feedback is not None and feedback < spec.min_feedback:
+            text = f"{budget_text(budget)} (judged from {spec.min_feedback} feedback answers a side; {feedback:g} here)"
             out.append(Kpi(name, c, h, text, None))
             continue
         if budget is None or c is None or h is None:
@@ -186,6 +201,12 @@ def analyse(
     if breached:
         listed = "; ".join(f"{k.name} {k.canary:g} vs champion {k.champion:g} ({k.budget})" for k in breached)
         return decided("breach", f"over budget: {listed}", kpis=kpis, **head)
+    judged = spec.judgement is None or spec.judgement.budgets == "guardrail"
+    starved = [name for name in FEEDBACK_KPIS if judged and _short_of_feedback(canary, champion, spec, name)]
+    if starved:
+        listed = ", ".join(starved)
+        why = f"inconclusive, too little feedback for {listed} (judged from {spec.min_feedback} answers a side)"
+        return decided("hold", why, kpis=kpis, **head)
     if tests is not None and tests.verdict in ("nodata", "marginal"):
         decision: Decision = "nodata" if tests.verdict == "nodata" else "inconclusive"
         return decided(decision, f"statistical judgement {tests.reason}", kpis=kpis, **head)
@@ -196,6 +217,13 @@ def analyse(
     if nxt is None or nxt == 100:
         return decided("promote", f"{_met(spec, tests)} at {percent}%: promote to champion", kpis=kpis, **head)
     return decided("advance", f"{_met(spec, tests)} at {percent}%: advance to {nxt}%", kpis=kpis, **head)
+
+
+def _short_of_feedback(canary: VersionCounters, champion: VersionCounters, spec: RolloutSpec, kpi: str) -> bool:
+    """A business budget without enough feedback either side: never passed, never failed, so the canary holds."""
+    if getattr(spec.budgets, kpi) is None:
+        return False
+    return min(feedback_answers(canary, kpi), feedback_answers(champion, kpi)) < spec.min_feedback
 
 
 def _met(spec: RolloutSpec, tests: statistical.StatisticalJudgement | None) -> str:

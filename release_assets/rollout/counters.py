@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-SCALARS = ("requests", "errors", "schema_failures", "escalations", "abstentions")  # VersionCounters' plain counts
+from release_assets.serving.feedback import FEEDBACK_OUTCOMES as FEEDBACK
+
+SCALARS = ("requests", "errors", "schema_failures", "escalations", "abstentions", *FEEDBACK)  # plain counts
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,13 @@ class VersionCounters:
     latency_buckets: dict[float, float]  # upper bound in seconds (math.inf for +Inf) -> cumulative count
     circuit_open: bool  # any server reports the breaker open for this version
     reset: bool = False  # set by window(): a counter went down (a server restarted), so this is `after` alone
+    # Feedback (POST /v1/{release}/feedback) on the version's answers, by outcome; zero where none came back.
+    resolved: float = 0.0
+    unresolved: float = 0.0
+    thumbs_up: float = 0.0
+    thumbs_down: float = 0.0
+    escalation_needed: float = 0.0
+    escalation_not_needed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,21 @@ class Snapshot:
         """The version's counters; all zero when nothing was read for it (no traffic yet, or not exported)."""
         found = self.versions.get(version)
         return found if found is not None else VersionCounters(0.0, 0.0, 0.0, 0.0, 0.0, {}, {}, False)
+
+
+# Business KPIs, as the rollout's budgets and tests read them: of the feedback answers reporting an outcome either
+# way, the share reporting the bad one (KPI -> (bad outcome, good outcome)).
+FEEDBACK_KPIS = {
+    "unresolved_rate": ("unresolved", "resolved"),
+    "thumbs_down_rate": ("thumbs_down", "thumbs_up"),
+    "false_escalation_rate": ("escalation_not_needed", "escalation_needed"),
+}
+
+
+def feedback_answers(c: VersionCounters, kpi: str) -> float:
+    """The feedback answers a business KPI is a share of (those reporting its outcome either way)."""
+    bad, good = FEEDBACK_KPIS[kpi]
+    return getattr(c, bad) + getattr(c, good)
 
 
 def summed(parts: Iterable[dict[str, VersionCounters]]) -> dict[str, VersionCounters]:

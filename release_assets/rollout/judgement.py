@@ -7,6 +7,8 @@ counts, with a sequential test (rollout/sequential.py) so that looking every tic
   the effect its Hodges-Lehmann shift in milliseconds;
 - ``error_rate``, ``schema_failure_rate``, ``escalation_rate``, ``abstain_rate``: a two-proportion test per answer,
   the effect the difference of the rates;
+- ``unresolved_rate``, ``thumbs_down_rate``, ``false_escalation_rate`` (business KPIs, off unless named): the same
+  two-proportion test per feedback answer that reported the outcome, NODATA below ``min_samples`` of them a side;
 - ``intents``: a G-test of homogeneity of the intent counts, the effect their total variation distance.
 
 A metric fails only when its test rejects "no worse than the champion" in the harmful direction and its effect is
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from release_assets.manifest.rollout import Judgement, MetricTest, RolloutSpec, StatisticalMetrics
 from release_assets.rollout import sequential
-from release_assets.rollout.counters import VersionCounters
+from release_assets.rollout.counters import FEEDBACK_KPIS, VersionCounters, feedback_answers
 
 Outcome = Literal["pass", "fail", "nodata"]
 Verdict = Literal["pass", "marginal", "fail", "nodata"]
@@ -131,10 +133,13 @@ def _latency(canary: VersionCounters, champion: VersionCounters, test: MetricTes
 
 
 def _rate(name: str, canary: VersionCounters, champion: VersionCounters, test: MetricTest, need: int, log_t: float):
-    samples = (canary.requests, champion.requests)
+    if name in FEEDBACK_KPIS:  # a business KPI: a share of the feedback answers that reported its outcome
+        samples = (feedback_answers(canary, name), feedback_answers(champion, name))
+        counter = FEEDBACK_KPIS[name][0]
+    else:
+        samples, counter = (canary.requests, champion.requests), _RATES[name]
     if min(samples) < need:
         return _nodata(name, test, samples, need, log_t)
-    counter = _RATES[name]
     k1, k2 = getattr(canary, counter), getattr(champion, counter)
     z = sequential.two_proportions(k1, samples[0], k2, samples[1])
     return _result(name, test, samples, k1 / samples[0] - k2 / samples[1], z, 1, z > 0, log_t, "")

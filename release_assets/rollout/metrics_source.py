@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from release_assets.core.settings import Settings
-from release_assets.rollout.counters import SCALARS, Snapshot, VersionCounters, summed
+from release_assets.rollout.counters import FEEDBACK, SCALARS, Snapshot, VersionCounters, summed
 
 PREFIX = "release_assets_serving"
 DEFAULT_TIMEOUT_S = 5.0
@@ -58,6 +58,10 @@ class _Rows:
                 c["errors"] += value
         elif kind in ("schema_failures", "escalations", "abstentions"):
             c[kind] += value
+        elif kind == "feedback":
+            outcome = labels.get("outcome", "")
+            if outcome in FEEDBACK:  # an outcome this reader does not know is not guessed into another
+                c[outcome] += value
         elif kind == "intents":
             intent = labels.get("intent", "")
             c["intents"][intent] = c["intents"].get(intent, 0.0) + value
@@ -83,6 +87,7 @@ _SERIES = {
     "escalations": (f"{PREFIX}_escalations_total", "sum", None),
     "abstentions": (f"{PREFIX}_abstentions_total", "sum", None),
     "intents": (f"{PREFIX}_intents_total", "sum", "intent"),
+    "feedback": (f"{PREFIX}_feedback_total", "sum", "outcome"),
     "latency": (f"{PREFIX}_request_duration_seconds_bucket", "sum", "le"),
     "circuit_open": (f"{PREFIX}_circuit_open", "max", None),
     "shed": (f"{PREFIX}_shed_total", "sum", "reason"),

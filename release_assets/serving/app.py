@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,10 @@ from starlette.routing import Route
 
 from release_assets.serving import oip, openapi
 from release_assets.serving.admission import Admission, AdmissionPolicy
+from release_assets.serving.feedback import DuplicateFeedback, FeedbackBook, UnknownRequest
 from release_assets.serving.metrics import CONTENT_TYPE, ServingMetrics, schema_failures
 from release_assets.serving.requests import BODY, RequestError, validate
+from release_assets.serving.schemas import FeedbackRequest
 
 if TYPE_CHECKING:
     from release_assets.serving.breaker import Breakers
@@ -283,6 +286,7 @@ def create_app(
     loader: Callable[[str, str], LoadedRelease] | None = None,
     breakers: Breakers | None = None,
     admission: AdmissionPolicy | None = None,
+    feedback: FeedbackBook | None = None,
 ) -> Starlette:
     """The app over ``releases`` (name -> loaded champion; None: configured but failed to load, so ``/readyz``
     and that release's predict answer 503).
@@ -294,6 +298,8 @@ def create_app(
     is not routed to, and every answer's outcome feeds the breaker of the version that gave it. ``admission``
     (admission.AdmissionPolicy; default: its defaults): how many predictions this app holds at once and, optionally,
     each client's rate; a request past either is answered 503/429 with ``Retry-After`` before its body is read.
+    ``feedback`` (feedback.FeedbackBook; default: this worker's alone): the recent answers ``POST
+    /v1/{release}/feedback`` can name, and the feedback already taken.
     ``app.state.metrics`` is the ``ServingMetrics`` in use.
 
     Two protocols answer predictions through one path (:func:`answer` below): ``POST /v1/{release}/predict`` (the
@@ -310,6 +316,7 @@ def create_app(
     documents = openapi.Documents(protected=secret is not None)
     gate = Admission(admission if admission is not None else AdmissionPolicy())
     costs = _Costs()
+    book = feedback if feedback is not None else FeedbackBook()
 
     def shed(call: _Call, request: Request) -> None:
         """``_Refused`` (503 overloaded, 429 rate limited, with Retry-After) unless the request may take a slot;
@@ -417,6 +424,7 @@ def create_app(
                 accepted = False
             metrics.observe_shadow_submit(name, target.version, shadow_version, accepted)
         metrics.observe_request(*labels, 200)
+        book.answered(call.rid, *labels)
         return encoded
 
     def refuse(call: _Call, refused: _Refused, body: dict[str, Any]) -> Response:
@@ -440,6 +448,38 @@ def create_app(
         except _Refused as refused:
             return refuse(call, refused, {**refused.body, "request_id": call.rid})
         return Response(encoded, media_type="application/json", headers={"X-Request-Id": call.rid})
+
+    async def take_feedback(request: Request) -> Response:
+        """POST /v1/{release}/feedback: an outcome for an answer this server gave, counted once against the version
+        and variant that gave it. 404 for an id not remembered (see serving/feedback.py), 409 for a second one."""
+        name = request.path_params["release"]
+        call = _Call(name, _request_id(request.headers.get("x-request-id")), name in releases, releases.get(name))
+        try:
+            admit(request, name)
+            _, body = await _read_json(request, max_body)
+            try:
+                given = validate(FeedbackRequest, body)
+            except RequestError as exc:
+                raise _Refused(exc.status, str(exc), exc.field, request_error=exc) from None
+            try:
+                answered = book.take(given.request_id, name)
+            except UnknownRequest:
+                raise _Refused(
+                    404, f"no recent answer of {name} has request_id {given.request_id!r}", "request_id"
+                ) from None
+            except DuplicateFeedback:
+                raise _Refused(409, f"feedback for {given.request_id!r} was already taken", "request_id") from None
+        except _Refused as refused:
+            return _json(refused.status, {**refused.body, "request_id": call.rid}, refused.headers)
+        counted = feedback_outcomes(given)
+        metrics.observe_feedback(answered.release, answered.version, answered.variant, counted)
+        if given.text is not None:
+            redact = tracing.redactor.text if tracing is not None else _default_redactor().text
+            log.info(
+                "feedback for %s (%s %s): %s", given.request_id, answered.version, answered.variant, redact(given.text)
+            )
+        body = {"request_id": given.request_id, **asdict(answered), "counted": counted}
+        return _json(200, body, {"X-Request-Id": call.rid})
 
     async def infer(request: Request) -> Response:
         """POST /v2/models/{name}/infer: the tensors as the /v1 body, then the same path as predict."""
@@ -537,6 +577,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/v1/{release}/predict", predict, methods=["POST"]),
+            Route("/v1/{release}/feedback", take_feedback, methods=["POST"]),
             Route("/v2/models/{name}/infer", infer, methods=["POST"]),
             Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
             Route("/v2/models/{name}", model_metadata, methods=["GET"]),
@@ -551,6 +592,25 @@ def create_app(
     )
     app.state.metrics, app.state.versions = metrics, versions  # the CLI hands metrics to the shadow pool
     return app
+
+
+def feedback_outcomes(given: FeedbackRequest) -> list[str]:
+    """The counter outcomes (metrics.FEEDBACK_OUTCOMES) one feedback reports; free text alone counts none."""
+    counted = []
+    if given.resolved is not None:
+        counted.append("resolved" if given.resolved else "unresolved")
+    if given.thumbs is not None:
+        counted.append(f"thumbs_{given.thumbs}")
+    if given.escalation is not None:
+        counted.append(f"escalation_{given.escalation}")
+    return counted
+
+
+@functools.cache
+def _default_redactor() -> Any:
+    from release_assets.serving.trace_export import Redactor  # the trace rules; only loaded for free text
+
+    return Redactor.from_env()
 
 
 def _encode_v1(out: dict[str, Any], target: Any) -> bytes:

@@ -33,6 +33,9 @@ earliest worker's (``min``: a restarted worker's counts are still in the folder,
 agreement ratio is the latest any worker computed (``livemostrecent``; the comparison counters are exact).
 ``canary_weight`` is read from the rendering worker's router: every worker applies the same flag file.
 
+Feedback (``observe_feedback``): ``feedback`` counts the outcomes users reported for answers, by the version and
+variant that answered and a fixed ``outcome`` word (FEEDBACK_OUTCOMES), each answer's feedback once.
+
 Flag files (``observe_flag_file``, the flag router's ``on_file``): ``flag_errors`` counts each flag document the
 router refused, by a fixed ``reason`` word; ``flag_file_rejected`` is 1 while the file on disk is refused and the
 last good flags route instead, 0 once a file applies (or is removed).
@@ -50,6 +53,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+
+from release_assets.serving.feedback import FEEDBACK_OUTCOMES
 
 # Spelled out: prometheus_client >= 0.22 defaults to the 1.0.0 text format, and older ones lack this constant.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -182,6 +187,12 @@ class ServingMetrics:
             [*LABELS, "intent"],
             registry=r,
         )
+        self.feedback = Counter(
+            f"{PREFIX}_feedback",
+            "Outcomes users reported for answers (POST /v1/{release}/feedback), each answer's feedback counted once.",
+            [*LABELS, "outcome"],
+            registry=r,
+        )
         self.circuit_open = Gauge(
             f"{PREFIX}_circuit_open",
             "1 while the version's circuit breaker is open (or half-open).",
@@ -279,6 +290,13 @@ class ServingMetrics:
         intent = intent_of(response)
         if intent is not None:
             self.intents.labels(*labels, intent).inc()
+
+    def observe_feedback(self, release: str, version: str, variant: str, outcomes: list[str]) -> None:
+        """Feedback on an answer of ``version``/``variant``: one count per outcome (FEEDBACK_OUTCOMES)."""
+        for outcome in outcomes:
+            if outcome not in FEEDBACK_OUTCOMES:
+                raise ValueError(f"feedback outcome {outcome!r} is not one of {', '.join(FEEDBACK_OUTCOMES)}")
+            self.feedback.labels(release, version, variant, outcome).inc()
 
     def set_circuit_open(self, release: str, version: str, variant: str, is_open: bool) -> None:
         self.circuit_open.labels(release, version, variant).set(1 if is_open else 0)

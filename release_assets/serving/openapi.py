@@ -19,6 +19,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from release_assets.serving import oip
 from release_assets.serving.schemas import (
     ErrorBody,
+    FeedbackAnswer,
+    FeedbackRequest,
     Health,
     InferResponse,
     ModelMetadata,
@@ -87,6 +89,8 @@ def document(served: dict[str, Signature], version: str, *, protected: bool = Fa
         (InferResponse, "serialization"),
         (ModelMetadata, "serialization"),
         (ServerMetadata, "serialization"),
+        (FeedbackRequest, "validation"),
+        (FeedbackAnswer, "serialization"),
     ]
     for sig in served.values():
         wanted += [(sig.request, "validation"), (sig.answer, "serialization"), (oip.infer_request(sig), "validation")]
@@ -110,6 +114,22 @@ def document(served: dict[str, Signature], version: str, *, protected: bool = Fa
                 "tags": [name],
                 "requestBody": _request_body(ref(sig.request, "validation")),
                 "responses": {"200": _json_body(ref(sig.answer), "The answer."), **v1_errors, **unauthorized},
+                **security,
+            }
+        }
+        paths[f"/v1/{name}/feedback"] = {
+            "post": {
+                "operationId": f"feedback_{name}",
+                "summary": f"{name}: an outcome for one answer, named by its request_id (counted once)",
+                "tags": [name],
+                "requestBody": _request_body(ref(FeedbackRequest, "validation")),
+                "responses": {
+                    "200": _json_body(ref(FeedbackAnswer), "Counted against the version and variant that answered."),
+                    **{code: v1_errors[code] for code in ("400", "413", "415", "422", "503")},
+                    "404": _json_body(ref(ErrorBody), "Unknown release, or no recent answer has this request_id."),
+                    "409": _json_body(ref(ErrorBody), "Feedback for this request_id was already taken."),
+                    **unauthorized,
+                },
                 **security,
             }
         }

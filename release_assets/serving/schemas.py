@@ -256,6 +256,43 @@ class ValueAnswer(_Answer):
     prediction: float
 
 
+FEEDBACK_TEXT_MAX = 2000  # characters of free text a feedback may carry (it is redacted, then logged)
+
+
+class FeedbackRequest(_Body):
+    """What a user reports about one answer, named by the ``request_id`` the answer carried. At least one outcome."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"anyOf": [{"required": [name]} for name in ("resolved", "thumbs", "escalation", "text")]},
+    )
+
+    request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="The answer's request_id.")
+    resolved: bool | None = Field(None, description="Did the answer resolve the user's issue?")
+    thumbs: Literal["up", "down"] | None = None
+    escalation: Literal["needed", "not_needed"] | None = Field(
+        None, description="Was a hand-over to a person needed (whatever the answer's escalate said)?"
+    )
+    text: str | None = Field(None, max_length=FEEDBACK_TEXT_MAX, description="Free text; redacted like traces.")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> FeedbackRequest:
+        if self.resolved is None and self.thumbs is None and self.escalation is None and self.text is None:
+            raise _refuse("feedback_empty", "give at least one of resolved, thumbs, escalation, text")
+        return self
+
+
+class FeedbackAnswer(BaseModel):
+    """Feedback taken: counted once, against the version and variant that gave the answer."""
+
+    request_id: str
+    release: str
+    version: str
+    variant: str
+    counted: list[str] = Field(description="The outcomes counted, e.g. resolved, thumbs_down, escalation_not_needed.")
+
+
 class ErrorBody(BaseModel):
     """Every refusal on /v1: what is wrong, the field when one is to blame, and the request id."""
 

@@ -20,6 +20,7 @@ from release_assets.serving import loader
 from release_assets.serving.breaker import Breakers
 from release_assets.serving.breaker_board import BreakerBoard
 from release_assets.serving.champion_watch import ChampionWatch
+from release_assets.serving.feedback import DEFAULT_CAPACITY, FeedbackBook
 from release_assets.serving.shadow import ShadowPool
 from release_assets.serving.shadow_log import ShadowLog
 from release_assets.serving.version_keeper import VersionKeeper
@@ -66,13 +67,17 @@ def build_server(
     versions_poll_s: float = 1.0,
     trust: Trust | None = None,
     breaker_board: Path | None = None,
+    feedback_capacity: int = DEFAULT_CAPACITY,
+    feedback_journal: Path | None = None,
 ) -> Server:
     """``breaker_policies``: release -> circuit breaker policy; a release without one has no breaker.
     ``champion_poll_s``: how often the ledger is read to follow promotions and rollbacks (None: never).
     ``admission``: in-flight limit and rate per client (admission.AdmissionPolicy; None: its defaults).
     ``versions_poll_s``: how often the versions the flag files name are preloaded, and the others unloaded.
     ``trust``: serve only units signed by one of its keys (``serve --signed-only``), every version loaded.
-    ``breaker_board``: a folder the workers of one server share, so a breaker one opens is open for all."""
+    ``breaker_board``: a folder the workers of one server share, so a breaker one opens is open for all.
+    ``feedback_capacity``: answers each worker remembers for feedback; ``feedback_journal``: a folder the workers
+    share, so feedback reaching another worker than the answer still finds it (serving/feedback.py)."""
     from release_assets.serving.app import create_app
     from release_assets.serving.flags import FlagRouter
     from release_assets.serving.metrics import ServingMetrics
@@ -162,6 +167,7 @@ def build_server(
         if breaker_policies
         else None,
         admission=admission,
+        feedback=FeedbackBook(feedback_capacity, feedback_journal),
     )
     closers = [shadow.close, *([shadow_log.close] if shadow_log else []), *([router.close] if router else [])]
     closers.append(tracing.shutdown)
