@@ -103,6 +103,33 @@ def _panels(release: str, kind: str) -> list[dict[str, Any]]:
             "s",
             min=0,
         ),
+        # Business KPIs beside the technical ones: what users reported back (POST /v1/{release}/feedback).
+        _panel(
+            "Business KPIs from feedback",
+            "Of the feedback reporting each outcome, the share that was bad, per variant, over an hour: unresolved, "
+            "thumbs down, escalations users did not need. Budgets: the manifest's rollout.budgets.",
+            [
+                (f"{RVV}:{P}_unresolved_ratio:rate1h{{{r}}}", "unresolved {{variant}} {{version}}"),
+                (f"{RVV}:{P}_thumbs_down_ratio:rate1h{{{r}}}", "thumbs down {{variant}} {{version}}"),
+                (f"{RVV}:{P}_false_escalation_ratio:rate1h{{{r}}}", "false escalation {{variant}} {{version}}"),
+            ],
+            "percentunit",
+            min=0,
+            max=1,
+        ),
+        _panel(
+            "Feedback received",
+            "Feedback outcomes per hour by variant: how much the business KPIs rest on (the canary waits for "
+            "min_feedback answers a side).",
+            [
+                (
+                    f"sum by (variant, version, outcome) (increase({P}_feedback_total{{{r}}}[1h]))",
+                    "{{variant}} {{version}} {{outcome}}",
+                )
+            ],
+            "short",
+            min=0,
+        ),
     ]
     if kind == "chain":
         panels += [

@@ -97,6 +97,7 @@ def test_every_queried_metric_is_exported_or_recorded():
         assert f"release_assets_serving_{family}" in used
     for family in ("flag_file_rejected", "flag_errors_total"):  # the FlagFileRejected alert's inputs
         assert f"release_assets_serving_{family}" in used
+    assert "release_assets_serving_feedback_total" in used  # the business KPIs' input
 
 
 def test_the_name_check_catches_a_typo():
@@ -128,10 +129,12 @@ def test_dashboards_have_the_panels_the_issue_asks_for():
     chain = [p["title"] for p in generate.dashboard("helpdesk", "chain")["panels"]]
     for title in ("Traffic split by variant", "Error rate by variant", "Latency p50 and p99 by variant",
                   "Schema failures", "Escalation and abstain rates", "Intents by variant", "Shadow agreement",
-                  "Rollout step (canary weight)", "Circuit breaker"):  # fmt: skip
+                  "Rollout step (canary weight)", "Circuit breaker", "Business KPIs from feedback",
+                  "Feedback received"):  # fmt: skip
         assert title in chain
     classifier = [p["title"] for p in generate.dashboard("iris", "classifier")["panels"]]
     assert "Labels by variant" in classifier and "Escalation and abstain rates" not in classifier
+    assert "Business KPIs from feedback" in classifier  # any release can take feedback
     for board in (generate.dashboard("helpdesk"), generate.dashboard("iris", "classifier")):
         ids = [p["id"] for p in board["panels"]]
         assert len(set(ids)) == len(ids)
