@@ -95,3 +95,18 @@ def release_store() -> Any:
     from release_assets.api import release_store
 
     return release_store()
+
+
+def manifest_golden(release: str) -> Path | None:
+    """The chain's ``golden`` file in ``releases/<release>.yaml``, if there is one: the suite ``golden add``
+    appends to, and what ``triage`` scores versions published before evaluations carried their suite on."""
+    from release_assets.core.settings import get_settings
+    from release_assets.manifest import load_manifest
+
+    settings = get_settings()
+    path = settings.releases_path / f"{release}.yaml"
+    if not path.is_file():
+        return None
+    manifest = load_manifest(path)
+    chains = sorted(manifest.members_of("prompt_chain"))
+    return settings.project_root / manifest.chain(chains[0]).golden if chains else None

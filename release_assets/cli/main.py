@@ -16,6 +16,7 @@ from release_assets.cli.canary import add_parser as add_canary_parser
 from release_assets.cli.ci import add_parser as add_ci_parser
 from release_assets.cli.common import REFUSED, UNREACHABLE, USAGE, print_json
 from release_assets.cli.config import add_parser as add_config_parser
+from release_assets.cli.golden import add_parser as add_golden_parser
 from release_assets.cli.inspect import cmd_history, cmd_list, cmd_validate, cmd_verify
 from release_assets.cli.promotion import add_parser as add_promotion_parser
 from release_assets.cli.registry import add_parser as add_registry_parser
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_flags)
     add_canary_parser(sub)
     add_triage_parser(sub)
+    add_golden_parser(sub)
     add_registry_parser(sub)
     add_watch_parser(sub)
     add_config_parser(sub)

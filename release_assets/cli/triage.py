@@ -13,22 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from release_assets.cli.common import release_store
-
-
-def _manifest_golden(release: str) -> Path | None:
-    """The chain's ``golden`` file in ``releases/<release>.yaml``, if there is one: what versions published before
-    evaluations carried their golden suite are scored on."""
-    from release_assets.core.settings import get_settings
-    from release_assets.manifest import load_manifest
-
-    settings = get_settings()
-    path = settings.releases_path / f"{release}.yaml"
-    if not path.is_file():
-        return None
-    manifest = load_manifest(path)
-    chains = sorted(manifest.members_of("prompt_chain"))
-    return settings.project_root / manifest.chain(chains[0]).golden if chains else None
+from release_assets.cli.common import manifest_golden, release_store
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
@@ -54,7 +39,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
             golden,
             baseline_golden,
             llm_cache_dir=llm_cache if llm_cache.is_dir() else None,
-            fallback_golden=_manifest_golden(args.release),
+            fallback_golden=manifest_golden(args.release),
         )
     except TriageError as exc:  # worded for people (names the version, member or file), like cli.py's user errors
         print(f"FAILED: {exc}", file=sys.stderr)
