@@ -47,7 +47,7 @@ MARK_BEGIN, MARK_END = "<!-- judge: bench/judge.py -->", "<!-- /judge -->"
 LABELLED = ROOT / "data" / "judge" / "labelled.jsonl"
 KB = ROOT / "data" / "support" / "knowledge_base.yaml"
 GOLDEN = ROOT / "data" / "golden" / "helpdesk.jsonl"
-KEY_ENV = "RELEASE_ASSETS_BENCH_JUDGE_KEY"
+KEY_ENV = "BENCH_JUDGE_API_KEY"  # the scripted endpoint's key: any name an `llm:` mapping's api_key_env gives
 # The prompt-only change: the cancellation reply reworded, nothing else.
 CHANGED_TEMPLATE = "responses/cancel_order.j2"
 CHANGE = ("We have received", "Thank you, we have received")

@@ -59,6 +59,7 @@ class FakeRelease:
         self.release, self.version, self.kind, self.delay = release, version, kind, delay
         self.calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.embedding_model = None  # a release without a sentence_embedder member: shadow replies by tokens only
         self.signature = {
             "chain": chain_signature,
             "classifier": lambda: classifier_signature(4, IRIS_LABELS),

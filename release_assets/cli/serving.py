@@ -39,7 +39,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-SERVE_OPTIONS_ENV = "RELEASE_ASSETS_SERVE_OPTIONS"  # serve's options, as JSON, for the workers it starts
+# serve's options, as JSON, for the workers it starts. Not a setting (nobody sets it): a handoff from serve to its own
+# workers, so it stays outside the RELEASE_ASSETS_ namespace the settings own (and `config` lists as unknown).
+SERVE_OPTIONS_ENV = "RA_SERVE_WORKER_OPTIONS"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

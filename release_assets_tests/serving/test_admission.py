@@ -16,6 +16,7 @@ from release_assets.rollout.metrics_source import snapshot_of_text
 from release_assets.serving.admission import MAX_CLIENTS, Admission, AdmissionPolicy
 from release_assets.serving.app import create_app
 from release_assets.serving.metrics import PREFIX, ServingMetrics
+from release_assets_tests.serving import own_loop
 
 URL = "/v1/helpdesk/predict"
 
@@ -101,7 +102,7 @@ def test_the_app_sheds_past_its_limit_with_retry_after_and_counts_it_as_shed_not
             held.release_event.set()
             return [await task for task in first], shed
 
-    admitted, shed = asyncio.run(asyncio.wait_for(main(), 20))
+    admitted, shed = own_loop.run(asyncio.wait_for(main(), 20))
     assert [r.status_code for r in admitted] == [200, 200]
     assert [r.status_code for r in shed] == [503] * 3
     assert all(r.headers["retry-after"] == "1" and "overloaded" in r.json()["error"] for r in shed)

@@ -22,6 +22,7 @@ import httpx
 
 from bench.support.raw_http import Connection
 from release_assets_tests.conftest import REPO
+from release_assets_tests.serving import own_loop
 from release_assets_tests.serving.busy_app import URL
 
 # One prediction at a time: a worker whose model holds the GIL runs no faster with two, each just takes twice as
@@ -87,19 +88,19 @@ def test_past_its_limit_the_server_sheds_with_retry_after_and_admitted_requests_
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        asyncio.run(_probe(base, 0.5))  # warm up: imports, first connections
-        before, _ = asyncio.run(_probe(base, 1.5))
+        own_loop.run(_probe(base, 0.5))  # warm up: imports, first connections
+        before, _ = own_loop.run(_probe(base, 1.5))
         crowd = subprocess.Popen(
             [sys.executable, "-m", MODULE, "crowd", base, str(CLIENTS), str(CROWD_S)], stdout=subprocess.PIPE, **run
         )
         try:
             time.sleep(1.0)  # the crowd is in: from here on the worker is full most of the time
-            loaded, probe_statuses = asyncio.run(_probe(base, CROWD_S - 2.0))
+            loaded, probe_statuses = own_loop.run(_probe(base, CROWD_S - 2.0))
             out, err = crowd.communicate(timeout=30)
         finally:
             if crowd.poll() is None:
                 _stop(crowd)
-        after, _ = asyncio.run(_probe(base, 1.5))
+        after, _ = own_loop.run(_probe(base, 1.5))
     finally:
         _stop(server)
     assert crowd.returncode == 0, err

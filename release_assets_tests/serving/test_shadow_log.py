@@ -105,7 +105,7 @@ def test_serve_appends_every_shadow_pair_to_the_log(tmp_path, monkeypatch):
     from release_assets.serving.flags import flag_document, flags_path, write_flags
     from release_assets.serving.server import build_server
 
-    def fake_load(store, release, version=None, alias=None, cache_dir=None):
+    def fake_load(store, release, version=None, alias=None, cache_dir=None, trust=None):
         return FakeRelease(release, version or V1)
 
     monkeypatch.setattr(loader, "load_release", fake_load)
