@@ -15,9 +15,11 @@ OUTPUTS = [
     "traffic/helpdesk.jsonl",
     "kbqa/knowledge_base.yaml",
     "golden/kbqa.jsonl",
+    "golden/kbqa_build.jsonl",
     "SOURCES.md",
 ]
-# Written by hand beside the generated files (SOURCES.md describes it); a project copy keeps it.
+# Written by hand beside the generated files (SOURCES.md describes it; the generator reads it and never writes it);
+# a project copy keeps it.
 HAND_WRITTEN = ["judge/labelled.jsonl"]
 
 

@@ -77,7 +77,9 @@ def test_score_summarises_the_most_common_format_errors():
     results = [CaseResult(str(i), errors=e) for i, e in enumerate(errors)]
     summary = score(cases, results)
     assert summary["metrics"]["format_valid"] == 2 / 12
-    assert set(summary) == {"metrics", "examples", "failed_cases", "format_errors"}
+    assert set(summary) == {"metrics", "examples", "failed_cases", "format_errors", "case_scores"}
+    # Nothing mapped: each case scores format validity alone, 0.0 for each case with an error.
+    assert summary["case_scores"] == {str(i): {"format_valid": 0.0 if e else 1.0} for i, e in enumerate(errors)}
     assert summary["format_errors"] == [
         {"step": "generate_response", "message": security, "count": 3},
         {"step": "extract_entities", "message": "amount: Input should be a valid integer", "count": 2},

@@ -1,6 +1,7 @@
 """A release's chain templates in MLflow's Prompt Registry: one version per template content, and the release's
-aliases on the prompt versions it shipped. kbqa (a chain, no model) is published three times in one store: as
-shipped, with only chain.yaml edited (no template changed), and with answer.j2 edited."""
+aliases on the prompt versions it shipped. kbqa (its chain's templates, the judge's rubric templates among them)
+is published three times in one store: as shipped, with only chain.yaml edited (no template changed), and with
+answer.j2 edited."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ from release_assets.release.store import LocalReleaseStore
 from release_assets.resources.registry import Registry
 from release_assets.rollout.aliases import point_aliases
 from release_assets.rollout.prompt_registry import SHA_TAG, prompt_name
+from release_assets_tests.conftest import REPO
 from release_assets_tests.test_release_end_to_end import run_release
 
 pytest.importorskip("mlflow")
 QUESTION, ANSWER = "kbqa.chain.question_j2", "kbqa.chain.answer_j2"
+# Every template of the shipped chain is a prompt (the judge's rubric templates too), each at version 1 until edited.
+CHAIN = REPO / "prompts" / "kbqa"
+FIRST = {prompt_name("kbqa", "chain", p.relative_to(CHAIN).as_posix()): 1 for p in sorted(CHAIN.rglob("*.j2"))}
 
 
 def _publish(project: Path, store: Path) -> str:
@@ -64,7 +69,8 @@ def _versions(registry, name):
 def test_each_template_is_a_prompt_and_a_new_version_only_when_its_text_changes(kbqa):
     _, registry, versions, synced, _ = kbqa
     [[first], [unchanged], [edited]] = [s.registered for s in synced]
-    assert sorted(first.prompts) == [f"{ANSWER} v1", f"{QUESTION} v1"]
+    assert {ANSWER, QUESTION} < set(FIRST)
+    assert sorted(first.prompts) == sorted(f"{name} v1" for name in FIRST)
     assert unchanged.prompts == [] and unchanged.prompts_text() == "none new"
     assert edited.prompts == [f"{ANSWER} v2"]
     assert set(_versions(registry, QUESTION)) == {1}
@@ -111,9 +117,9 @@ def test_the_release_version_lists_the_prompt_versions_it_shipped(kbqa):
         [mv] = registry.client.search_model_versions(f"name='kbqa' and tags.release_version='{v}'")
         shipped[v] = json.loads(mv.tags["prompt_versions"])
     assert [shipped[v] for v in versions] == [
-        {ANSWER: 1, QUESTION: 1},
-        {ANSWER: 1, QUESTION: 1},
-        {ANSWER: 2, QUESTION: 1},
+        FIRST,
+        FIRST,
+        {**FIRST, ANSWER: 2},
     ]
 
 

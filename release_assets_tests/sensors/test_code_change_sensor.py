@@ -8,6 +8,7 @@ import pytest
 from bench.support.project import edit_manifest
 from release_assets.definitions import build_defs
 from release_assets.manifest import load_manifests
+from release_assets.manifest.judge_model import JudgeModel
 from release_assets_tests.conftest import local_resources
 
 
@@ -58,10 +59,23 @@ def test_prompt_edit_requests_exactly_the_chain_and_downstream_once(defs, projec
 
 def test_data_edit_requests_that_datas_descendants_only(defs, project):
     _, cursor = tick(defs, None)
-    path = project / "data" / "golden" / "helpdesk.jsonl"
+    golden = "data/golden/helpdesk.jsonl"
+    path = project / golden
     path.write_text(path.read_text() + "\n")
     request, _ = tick(defs, cursor)
-    assert keys_of(request) == {"helpdesk/chain_evaluation", "helpdesk/release_unit"}
+    # The golden suite is helpdesk's evaluation input, and both releases' judges generate training rows from it
+    # (members.judge.generated_from): each judge is retrained, and so its chain and everything downstream of it.
+    judged = {
+        manifest.name
+        for manifest in load_manifests(project / "releases")
+        for member in manifest.members.values()
+        if isinstance(member, JudgeModel) and any(s.golden == golden for s in member.generated_from)
+    }
+    assert judged == {"helpdesk", "kbqa"}
+    downstream_of_judge = {"judge", "chain", "chain_evaluation", "release_unit"}
+    assert keys_of(request) == {"helpdesk/shadow_comparison"} | {
+        f"{r}/{k}" for r in judged for k in downstream_of_judge
+    }
 
 
 def test_manifest_edit_touches_only_the_edited_member_of_that_release(defs, project):

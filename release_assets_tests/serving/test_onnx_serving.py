@@ -31,13 +31,32 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != RUNTIME_ENV}
 
 
+# The onnxruntime predictor each model kind of helpdesk is served by; the torch kinds also keep their weights.
+ONNX_PREDICTORS = {
+    "text_classifier": "OnnxTextPredictor",
+    "image_classifier": "OnnxVisionPredictor",
+    "judge_model": "OnnxJudgePredictor",
+}
+TORCH_KINDS = ("text_classifier", "image_classifier")
+
+
+def _models(manifest: dict) -> dict[str, str]:
+    """The unit's model members and their kinds (every member but data, the chain and evidence)."""
+    return {name: m["kind"] for name, m in manifest["members"].items() if m["kind"] in ONNX_PREDICTORS}
+
+
 def test_the_release_unit_carries_each_torch_models_onnx_export(published):
     store, version, cache = published
     loaded = load_release(LocalReleaseStore(store), "helpdesk", version=version, cache_dir=cache)
-    for member in ("intent_model", "vision_model"):
+    models = _models(loaded.manifest)
+    assert set(models) == {"intent_model", "vision_model", "judge"}
+    for member, kind in models.items():
         paths = {f["path"] for f in loaded.manifest["members"][member]["files"]}
-        assert {f"{member}/model.onnx", f"{member}/model.safetensors"} <= paths, sorted(paths)
-    assert {type(p).__name__ for p in loaded._predictors.values()} == {"OnnxTextPredictor", "OnnxVisionPredictor"}
+        weights = {f"{member}/model.safetensors"} if kind in TORCH_KINDS else set()
+        assert {f"{member}/model.onnx", *weights} <= paths, sorted(paths)
+    assert {name: type(p).__name__ for name, p in loaded._predictors.items()} == {
+        name: ONNX_PREDICTORS[kind] for name, kind in models.items()
+    }
 
 
 def test_a_served_request_imports_neither_torch_nor_transformers(published):
@@ -63,23 +82,26 @@ def test_a_served_request_imports_neither_torch_nor_transformers(published):
 def test_the_chain_evaluation_imports_neither_torch_nor_transformers(published, tmp_path):
     store, version, cache = published
     files = cache / "helpdesk" / version / "files"
-    load_release(LocalReleaseStore(store), "helpdesk", version=version, cache_dir=cache)  # extracted, verified
+    loaded = load_release(LocalReleaseStore(store), "helpdesk", version=version, cache_dir=cache)  # extracted
+    # Every model the chain uses, the judge among them: the chain's `judge:` section is evaluated too.
+    models = {name: (kind, str(files / name)) for name, kind in _models(loaded.manifest).items()}
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
         "from release_assets.evaluation.chain_evaluation import build_chain_evaluation\n"
-        "files, golden, out = (Path(a) for a in sys.argv[1:4])\n"
-        "models = {'intent_model': ('text_classifier', files / 'intent_model'),\n"
-        "          'vision_model': ('image_classifier', files / 'vision_model')}\n"
-        "summary = build_chain_evaluation(files / 'chain', models, golden, out)\n"
-        "print(json.dumps({'format_valid': summary['metrics']['format_valid'],\n"
+        "files, golden, out, labels = (Path(a) for a in sys.argv[1:5])\n"
+        "models = {name: (kind, Path(path)) for name, (kind, path) in json.loads(sys.argv[5]).items()}\n"
+        "summary = build_chain_evaluation(files / 'chain', models, golden, out, judge_labels=labels)\n"
+        "print(json.dumps({'metrics': summary['metrics'],\n"
         "                  'heavy': sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers'})}))\n"
     )
-    args = [sys.executable, "-c", code, str(files), str(REPO / "data/golden/helpdesk.jsonl"), str(tmp_path)]
+    golden, labels = REPO / "data/golden/helpdesk.jsonl", REPO / "data/judge/labelled.jsonl"
+    args = [sys.executable, "-c", code, str(files), str(golden), str(tmp_path), str(labels), json.dumps(models)]
     out = subprocess.run(args, cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], result
-    assert result["format_valid"] > 0.99
+    assert result["metrics"]["format_valid"] > 0.99
+    assert {"judge_agreement", "judge_kappa", "judge_factual_consistency", "judge_tone"} <= set(result["metrics"])
     assert (tmp_path / "report.json").exists()
 
 
