@@ -37,7 +37,7 @@ from release_assets.chains.build import build_chain  # noqa: E402
 from release_assets.evaluation.chain_evaluation import build_chain_evaluation  # noqa: E402
 from release_assets.evaluation.judge import Judge  # noqa: E402
 from release_assets.evaluation.judge_calibration import calibrate  # noqa: E402
-from release_assets.manifest.judge_model import JudgeModel  # noqa: E402
+from release_assets.manifest import load_manifest  # noqa: E402
 from release_assets.models import trainers as registry  # noqa: E402
 from release_assets.models.judge_model import RUBRICS, RUNTIME, load_labelled  # noqa: E402
 from release_assets_tests.chains.llm_fakes import FakeLLM, serve  # noqa: E402
@@ -62,16 +62,8 @@ class _Loaded:
 
 
 def train(work: Path) -> tuple[Path, float]:
-    member = JudgeModel.model_validate(
-        {
-            "kind": "judge_model",
-            "labelled": "data/judge/labelled.jsonl",
-            "generated_from": [
-                {"golden": "data/golden/helpdesk.jsonl", "knowledge_base": "data/support/knowledge_base.yaml"},
-                {"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"},
-            ],
-        }
-    )
+    # The member as the releases declare it (helpdesk's and kbqa's judge are the same member).
+    member = load_manifest(ROOT / "releases" / "helpdesk.yaml").members["judge"]
     out = work / "judge_model"
     out.mkdir()
     t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from release_assets.chains.spec import load_chain
 from release_assets.evaluation.golden import evaluate
 from release_assets.evaluation.judge import Judge, JudgeItem, reply_facts, summarise
 from release_assets.evaluation.judge_calibration import agreement, calibrate, calibration_metrics, kappa, wilson
-from release_assets.manifest import Threshold
+from release_assets.manifest import Threshold, load_manifest
 from release_assets.manifest.judge_model import JudgeModel
 from release_assets.models.judge_model import RUBRICS, RUNTIME, load_labelled
 from release_assets.promotion.judge_gates import judge_verdict
@@ -43,18 +43,14 @@ RIGHT = (
 
 @pytest.fixture(scope="module")
 def judge_dir(tmp_path_factory) -> Path:
-    """The judge model trained as the release trains it: the labelled set's train half plus rows generated from
-    both golden suites' facts (a few seconds)."""
-    member = JudgeModel.model_validate(
-        {
-            "kind": "judge_model",
-            "labelled": "data/judge/labelled.jsonl",
-            "generated_from": [
-                {"golden": "data/golden/helpdesk.jsonl", "knowledge_base": "data/support/knowledge_base.yaml"},
-                {"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"},
-            ],
-        }
-    )
+    """The judge model trained as the release trains it, from its member in the manifests (helpdesk's and kbqa's are
+    the same member): the labelled set's train half plus rows generated from the golden suites' facts, kbqa's build
+    part only (a few seconds)."""
+    members = [load_manifest(REPO / "releases" / f"{r}.yaml").members["judge"] for r in ("helpdesk", "kbqa")]
+    assert members[0] == members[1]
+    member = members[0]
+    assert isinstance(member, JudgeModel)
+    assert "data/golden/kbqa.jsonl" not in {s.golden for s in member.generated_from}  # kbqa's held-out part
     out = tmp_path_factory.mktemp("judge_model")
     summary = RUNTIME.build(member, None, out, REPO)
     assert summary["labelled_rows"] == 200 and summary["generated_rows"] > 500
@@ -375,14 +371,16 @@ def test_the_judge_model_kind_declares_its_config_runtime_and_inputs():
     entry = {
         "kind": "judge_model",
         "labelled": "data/judge/labelled.jsonl",
-        "generated_from": [{"golden": "data/golden/kbqa.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"}],
+        "generated_from": [
+            {"golden": "data/golden/kbqa_build.jsonl", "knowledge_base": "data/kbqa/knowledge_base.yaml"}
+        ],
     }
     member = JudgeModel.model_validate(entry)
     assert member.upstream == () and not member.from_data
     # What it trains from is an input of its build: an edited label or golden case retrains it.
     assert [p.relative_to(REPO).as_posix() for p in RUNTIME.source_files(member, REPO)] == [
         "data/judge/labelled.jsonl",
-        "data/golden/kbqa.jsonl",
+        "data/golden/kbqa_build.jsonl",
         "data/kbqa/knowledge_base.yaml",
     ]
     with pytest.raises(ValidationError, match="data"):
