@@ -1,5 +1,6 @@
 """A published helpdesk release served through onnxruntime: the bundle carries model.onnx, a server process and the
-chain evaluation answer without importing torch or transformers, and the answers equal torch's."""
+chain evaluation answer without importing torch or transformers, and the answers equal torch's. kbqa's evaluation
+(its sentence embedder and judge) imports neither either."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from release_assets.manifest import load_manifest
 from release_assets.models.trainers import RUNTIME_ENV
 from release_assets.release.store import LocalReleaseStore
 from release_assets.serving.loader import load_release
@@ -23,8 +25,8 @@ HEAVY = ("torch", "transformers")
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx-serving")
-    store, versions = publish_tiny(root, ("helpdesk",))
-    return store, versions["helpdesk"], root / "cache"
+    store, versions = publish_tiny(root, ("helpdesk", "kbqa"))
+    return store, versions, root / "cache"
 
 
 def _clean_env() -> dict[str, str]:
@@ -36,6 +38,7 @@ ONNX_PREDICTORS = {
     "text_classifier": "OnnxTextPredictor",
     "image_classifier": "OnnxVisionPredictor",
     "judge_model": "OnnxJudgePredictor",
+    "sentence_embedder": "OnnxSentenceEmbedder",
 }
 TORCH_KINDS = ("text_classifier", "image_classifier")
 
@@ -46,7 +49,8 @@ def _models(manifest: dict) -> dict[str, str]:
 
 
 def test_the_release_unit_carries_each_torch_models_onnx_export(published):
-    store, version, cache = published
+    store, versions, cache = published
+    version = versions["helpdesk"]
     loaded = load_release(LocalReleaseStore(store), "helpdesk", version=version, cache_dir=cache)
     models = _models(loaded.manifest)
     assert set(models) == {"intent_model", "vision_model", "judge"}
@@ -60,7 +64,8 @@ def test_the_release_unit_carries_each_torch_models_onnx_export(published):
 
 
 def test_a_served_request_imports_neither_torch_nor_transformers(published):
-    store, version, cache = published
+    store, versions, cache = published
+    version = versions["helpdesk"]
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -79,11 +84,12 @@ def test_a_served_request_imports_neither_torch_nor_transformers(published):
     assert answer["intent"] and answer["reply"]
 
 
-def test_the_chain_evaluation_imports_neither_torch_nor_transformers(published, tmp_path):
-    store, version, cache = published
-    files = cache / "helpdesk" / version / "files"
-    loaded = load_release(LocalReleaseStore(store), "helpdesk", version=version, cache_dir=cache)  # extracted
-    # Every model the chain uses, the judge among them: the chain's `judge:` section is evaluated too.
+@pytest.mark.parametrize("release", ["helpdesk", "kbqa"])
+def test_the_chain_evaluation_imports_neither_torch_nor_transformers(published, tmp_path, release):
+    store, versions, cache = published
+    files = cache / release / versions[release] / "files"
+    loaded = load_release(LocalReleaseStore(store), release, version=versions[release], cache_dir=cache)  # extracted
+    # Every model the chain uses, the judge among them (and kbqa's embedder): its `judge:` section is evaluated too.
     models = {name: (kind, str(files / name)) for name, kind in _models(loaded.manifest).items()}
     code = (
         "import json, sys\n"
@@ -95,7 +101,9 @@ def test_the_chain_evaluation_imports_neither_torch_nor_transformers(published, 
         "print(json.dumps({'metrics': summary['metrics'],\n"
         "                  'heavy': sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers'})}))\n"
     )
-    golden, labels = REPO / "data/golden/helpdesk.jsonl", REPO / "data/judge/labelled.jsonl"
+    chain = load_manifest(REPO / "releases" / f"{release}.yaml").chain("chain")
+    assert chain.golden and chain.judge_labels
+    golden, labels = REPO / chain.golden, REPO / chain.judge_labels
     args = [sys.executable, "-c", code, str(files), str(golden), str(tmp_path), str(labels), json.dumps(models)]
     out = subprocess.run(args, cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,7 +117,8 @@ def test_onnx_and_torch_answer_the_golden_suite_alike(published, monkeypatch):
     """Same intent, entities, digits read and reply on every golden case; confidences within the parity bound."""
     from release_assets.evaluation.golden_inputs import load_cases, to_requests
 
-    store, version, cache = published
+    store, versions, cache = published
+    version = versions["helpdesk"]
     runs = {}
     for runtime in ("onnx", "torch"):
         monkeypatch.setenv(RUNTIME_ENV, runtime)
