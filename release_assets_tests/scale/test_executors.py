@@ -67,7 +67,8 @@ def test_the_celery_executor_routes_the_real_graph_by_stage(monkeypatch, project
     defs = build_defs(load_manifests(project / "releases", project), project, local_resources(project, project / "s"))
     job = defs.resolve_job_def("helpdesk_release")
     assert job.executor_def.name == "release_celery"
-    assert ex._training_nodes(job) == {"helpdesk__intent_model", "helpdesk__vision_model"}
+    # every trained model of helpdesk, the judge of its replies included (it trains on the labelled set)
+    assert ex._training_nodes(job) == {"helpdesk__intent_model", "helpdesk__judge", "helpdesk__vision_model"}
 
 
 class _Result:
