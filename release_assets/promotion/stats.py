@@ -13,7 +13,7 @@ below ``-tolerance``, a tolerated share of the champion's MAE.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -198,6 +198,18 @@ def _relative_change(champion_total: np.ndarray, candidate_total: np.ndarray) ->
     return np.where(champion_total > 0, out, np.where(candidate_total > 0, -np.inf, 0.0))
 
 
+def _resampled(n: int, n_boot: int, seed: int, statistic: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``statistic`` of ``n_boot`` paired resamples of ``n`` rows (each row drawn with replacement, the same rows for
+    both sides), drawn in chunks of at most ``_BOOT_CELLS`` row indices so memory stays bounded."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    chunk = max(1, _BOOT_CELLS // n)
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        out[start : start + size] = statistic(rng.integers(0, n, size=(size, n)))
+    return out
+
+
 def paired_mean_ci(
     values_candidate: Sequence[float] | np.ndarray,
     values_champion: Sequence[float] | np.ndarray,
@@ -212,13 +224,7 @@ def paired_mean_ci(
     if a.shape != b.shape or a.ndim != 1 or not len(a):
         raise ValueError(f"need two equal, non-empty lists of per-row values, got {a.shape} and {b.shape}")
     d = a - b
-    n = len(d)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    chunk = max(1, _BOOT_CELLS // n)
-    for start in range(0, n_boot, chunk):
-        size = min(chunk, n_boot - start)
-        means[start : start + size] = d[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    means = _resampled(len(d), n_boot, seed, lambda rows: d[rows].mean(axis=1))
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(d.mean()), float(low), float(high)
 
@@ -241,14 +247,7 @@ def paired_relative_mae_ci(
         raise ValueError(f"need two equal, non-empty lists of per-row errors, got {a.shape} and {b.shape}")
     if not b.sum() > 0:
         raise ValueError("the champion's MAE is 0: no relative change to measure")
-    n = len(a)
-    rng = np.random.default_rng(seed)
-    changes = np.empty(n_boot)
-    chunk = max(1, _BOOT_CELLS // n)
-    for start in range(0, n_boot, chunk):
-        size = min(chunk, n_boot - start)
-        rows = rng.integers(0, n, size=(size, n))
-        changes[start : start + size] = _relative_change(b[rows].sum(axis=1), a[rows].sum(axis=1))
+    changes = _resampled(len(a), n_boot, seed, lambda rows: _relative_change(b[rows].sum(axis=1), a[rows].sum(axis=1)))
     low, high = np.quantile(changes, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
     return float((b.sum() - a.sum()) / b.sum()), float(low), float(high)
 
