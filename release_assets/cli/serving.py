@@ -141,6 +141,7 @@ def _build_server(options: dict):
     from release_assets.serving.admission import AdmissionPolicy
     from release_assets.serving.flag_source import store_flags
     from release_assets.serving.server import build_server
+    from release_assets.serving.shadow_store import store_shadow_pairs
 
     trust = _serving_trust(options["signed_only"], options["trusted_key"])
     store = release_store()
@@ -166,7 +167,8 @@ def _build_server(options: dict):
         trace_path=trace_path,
         token=get_settings().serve_token,  # unset or empty: no token
         max_body=options["max_body"],
-        shadow_log_dir=get_settings().store_path / "shadow",  # live pairs for the shadow_report asset
+        # Live pairs for the shadow_report asset where the store is: files beside a local one, segments in S3.
+        shadow_log_dir=store_shadow_pairs(store, get_settings().store_path / "shadow"),
         breaker_policies=_breaker_policies([m for m in manifests if m.name in releases]),
         admission=admission,
         trust=trust,

@@ -1,10 +1,11 @@
 """The ``<release>/shadow_report`` asset: live shadow pairs collected by ``serve``, judged by the shadow gates.
 
-``serve`` appends every shadow pair to ``<store>/shadow/<release>/<version>.jsonl`` (serving/shadow_log.py). This
-asset summarizes the pairs of one shadowed version against the champion with the same code as the offline
-``shadow_comparison`` (evaluation/shadow_pairs.py), decides the same gates from the manifest
-(promotion/shadow_gates.py), shows them as checks, and records a ``shadow_reported`` ledger event: the evidence a
-canary start can require (``rollout.require_shadow``).
+``serve`` keeps every shadow pair where the release store is: ``<store>/shadow/<release>/<version>.jsonl`` beside
+a local store, segments per replica beside an S3 store's releases (serving/shadow_store.py), so the pairs of every
+replica are judged together. This asset summarizes the pairs of one shadowed version against the champion with the
+same code as the offline ``shadow_comparison`` (evaluation/shadow_pairs.py), decides the same gates from the
+manifest (promotion/shadow_gates.py), shows them as checks, and records a ``shadow_reported`` ledger event: the
+evidence a canary start can require (``rollout.require_shadow``).
 
 Outside the release job (group ``<release>_rollout``) and with no upstream asset: it reads live files, so neither
 a release run nor the code-change sensor (which runs what is downstream of a change) should ever pick it up.
@@ -26,13 +27,14 @@ from release_assets.promotion.policy import Verdict, bounds_text
 from release_assets.promotion.shadow_gates import shadow_verdict
 from release_assets.record.ledger import record_shadow_report, replay
 from release_assets.release.store import StoreError
-from release_assets.serving.shadow_log import pairs_path, read_pairs
+from release_assets.serving.shadow_store import store_shadow_pairs
 
 MODULES = [
     "release_assets.rollout.shadow_assets",
     "release_assets.evaluation.shadow_pairs",
     "release_assets.promotion.shadow_gates",
     "release_assets.serving.shadow_log",
+    "release_assets.serving.shadow_store",
 ]
 
 
@@ -139,7 +141,11 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
                     f"{manifest.name}: no shadow version: set config `version`, or shadow one first "
                     f"(`release-assets flags {manifest.name} --shadow VERSION ...`)"
                 )
-        pairs = read_pairs(root, manifest.name, version)
+        kept = store_shadow_pairs(releases, root)  # every replica's pairs, from the store they share
+        try:
+            pairs = kept.read(manifest.name, version)
+        except (StoreError, ValueError) as exc:
+            raise dg.Failure(f"{manifest.name}: {exc}") from None
         champion = replay(releases.events(manifest.name)).champion
         summary, verdicts, passed = judge(manifest, pairs, champion)
         metrics = {k: v for k, v in summary["metrics"].items() if v is not None}
@@ -167,7 +173,7 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
                 "disagreeing_pairs": dg.MetadataValue.md(examples_markdown(summary["examples"], columns)),
                 "verdicts": dg.MetadataValue.md(_verdict_rows(verdicts)),
                 **verdicts_plot(verdicts, f"{manifest.name} {version}: live shadow against champion {champion}"),
-                "pairs_file": dg.MetadataValue.path(str(pairs_path(root, manifest.name, version))),
+                "pairs_file": dg.MetadataValue.path(kept.where(manifest.name, version)),
             },
             check_results=[check_result(v, key) for v in verdicts],
         )

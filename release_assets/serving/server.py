@@ -22,7 +22,7 @@ from release_assets.serving.breaker_board import BreakerBoard
 from release_assets.serving.champion_watch import ChampionWatch
 from release_assets.serving.feedback import DEFAULT_CAPACITY, FeedbackBook
 from release_assets.serving.shadow import ShadowPool
-from release_assets.serving.shadow_log import ShadowLog
+from release_assets.serving.shadow_store import as_shadow_pairs
 from release_assets.serving.version_keeper import VersionKeeper
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from release_assets.serving.admission import AdmissionPolicy
     from release_assets.serving.breaker import BreakerPolicy
     from release_assets.serving.flag_source import FlagSource
+    from release_assets.serving.shadow_store import ShadowPairs
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def build_server(
     token: str | None = None,
     max_body: int = 64 * 1024,
     shadow_queue: int = 256,
-    shadow_log_dir: Path | None = None,
+    shadow_log_dir: Path | ShadowPairs | None = None,
     breaker_policies: dict[str, BreakerPolicy] | None = None,
     champion_poll_s: float | None = 2.0,
     admission: AdmissionPolicy | None = None,
@@ -131,8 +132,9 @@ def build_server(
     )
     tracing = Tracing(jsonl_path=trace_path)
 
-    # ``shadow_log_dir``: live pairs kept for the shadow_report asset, the user's message redacted as in traces.
-    shadow_log = ShadowLog(shadow_log_dir, redact=tracing.redactor.text) if shadow_log_dir is not None else None
+    # ``shadow_log_dir``: live pairs kept for the shadow_report asset (a folder, or segments in the S3 store: see
+    # serving/shadow_store.py), the user's message redacted as in traces.
+    shadow_log = as_shadow_pairs(shadow_log_dir).writer(tracing.redactor.text) if shadow_log_dir is not None else None
 
     def on_pair(pair: dict) -> None:
         metrics.observe_pair(pair)

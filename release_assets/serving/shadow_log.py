@@ -25,14 +25,26 @@ _VERSION = re.compile(r"^[0-9a-f]{16}$")
 REDACTED_FIELDS = ("message",)  # free text a user typed; replies are the chain's own words
 
 
-def pairs_path(root: Path, release: object, version: object) -> Path:
-    """Names reach the file system: only a release name and a version digest make a path."""
+def pair_names(release: object, version: object) -> tuple[str, str]:
+    """Names reach a file system or an object key: only a release name and a version digest pass."""
     problem = release_name_problem(release)
     if problem or not isinstance(release, str):
         raise ValueError(f"release: {problem}")
     if not isinstance(version, str) or not _VERSION.match(version):
         raise ValueError(f"shadow_version: {version!r} is not a release version (16 lower-case hex digits)")
+    return release, version
+
+
+def pairs_path(root: Path, release: object, version: object) -> Path:
+    release, version = pair_names(release, version)
     return Path(root) / release / f"{version}.jsonl"
+
+
+def pair_line(pair: dict[str, Any], redact: Callable[[str], str] | None) -> str:
+    """One pair as one JSON line, its free-text fields passed through ``redact`` first."""
+    if redact is not None:
+        pair = {k: redact(v) if k in REDACTED_FIELDS and isinstance(v, str) else v for k, v in pair.items()}
+    return json.dumps(pair, sort_keys=True, default=str) + "\n"
 
 
 class ShadowLog:
@@ -58,9 +70,7 @@ class ShadowLog:
             with self._lock:
                 self._counts["invalid"] += 1
             return False
-        if self._redact is not None:
-            pair = {k: self._redact(v) if k in REDACTED_FIELDS and isinstance(v, str) else v for k, v in pair.items()}
-        line = json.dumps(pair, sort_keys=True, default=str) + "\n"
+        line = pair_line(pair, self._redact)
         with self._lock:
             fh = self._files.get(path)
             if fh is None:
@@ -91,7 +101,13 @@ def read_pairs(root: Path, release: str, version: str) -> list[dict[str, Any]]:
     path = pairs_path(root, release, version)
     if not path.exists():
         return []
-    lines = path.read_bytes().split(b"\n")
+    return parse_pairs(str(path), path.read_bytes(), torn_tail=True)
+
+
+def parse_pairs(where: str, body: bytes, torn_tail: bool) -> list[dict[str, Any]]:
+    """The pairs of one JSONL body read from ``where``; a broken line is an error naming ``where`` and the line,
+    except, with ``torn_tail`` (a file still being appended to), a broken last line, skipped."""
+    lines = body.split(b"\n")
     pairs = []
     for n, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -101,9 +117,9 @@ def read_pairs(root: Path, release: str, version: str) -> list[dict[str, Any]]:
             if not isinstance(pair, dict):
                 raise ValueError(f"expected a JSON object, got {type(pair).__name__}")
         except ValueError as exc:
-            if n == len(lines):  # no newline after it: the writer stopped mid-line
-                log.warning("%s:%d: torn last line skipped", path, n)
+            if torn_tail and n == len(lines):  # no newline after it: the writer stopped mid-line
+                log.warning("%s:%d: torn last line skipped", where, n)
                 continue
-            raise ValueError(f"{path}:{n}: not a shadow pair ({exc})") from None
+            raise ValueError(f"{where}:{n}: not a shadow pair ({exc})") from None
         pairs.append(pair)
     return pairs
