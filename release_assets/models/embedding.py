@@ -32,6 +32,7 @@ from release_assets.manifest.models import SentenceEmbedder
 from release_assets.models.language import _quiet_transformers
 from release_assets.models.onnx_export import ONNX_FILE, OPSET, check_onnx
 from release_assets.models.onnx_runtime import session
+from release_assets.models.trainers import EMBEDDING
 from release_assets.models.wordpiece import encode
 
 WEIGHTS_FILE = "model.safetensors"
@@ -202,6 +203,7 @@ class OnnxSentenceEmbedder:
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._session = session(onnx_path)
         self.labels: list[str] = []
+        self.task = EMBEDDING
         self._corpora: dict[tuple[str, ...], np.ndarray] = {}
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -161,6 +161,9 @@ class ModelRuntimes(MutableMapping[str, ModelRuntime]):
 MODEL_KINDS = ModelRuntimes()
 
 
+EMBEDDING = "embedding"  # a model that maps text to vectors and decides nothing (``models/embedding.py``)
+
+
 def task_of(predictor: Any) -> str:
     return getattr(predictor, "task", "multiclass")
 

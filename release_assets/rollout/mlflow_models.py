@@ -3,7 +3,8 @@
 Each model member of a registered release version becomes a pyfunc wrapping its stored artifact, loaded by its own
 kind's runtime (``MODEL_KINDS[kind].load``, so plugin kinds too), with a signature and an input example: its rows
 as the kind reads them (``{"text": ...}``, ``{"pixels": [...]}``, ``{"features": [...]}``), or a table model's
-feature columns, one column each. It answers ``label`` and ``probabilities`` (``prediction`` for regression). The
+feature columns, one column each. It answers ``label`` and ``probabilities`` (``prediction`` for regression; an
+``embedding``, one unit vector per ``text``, for a sentence-embedding model). The
 release itself is a pyfunc over its bundle: loading it extracts and verifies the bundle and builds the very
 :class:`~release_assets.serving.loader.LoadedRelease` that ``serve`` answers with, so
 ``mlflow.pyfunc.load_model("models:/helpdesk@champion").predict([{"message": ...}])`` answers as the server does.
@@ -36,7 +37,7 @@ import numpy as np
 
 from release_assets import keys
 from release_assets.core.hashing import member_digest, sha256_file
-from release_assets.models.trainers import MODEL_KINDS, task_of
+from release_assets.models.trainers import EMBEDDING, MODEL_KINDS, task_of
 from release_assets.release.bundle import BundleError, extract_bundle, read_manifest
 from release_assets.serving.loader import CHAIN, TABLE, LoadedRelease, served_members
 from release_assets.serving.requests import RequestError, parse_table_row
@@ -44,6 +45,8 @@ from release_assets.serving.requests import RequestError, parse_table_row
 CODE_FILE = Path(__file__).with_name("mlflow_pyfunc.py")  # what MLflow runs to load either kind of model
 MEMBER, RELEASE = "member", "release"  # model_config["model"]: which of the two a saved pyfunc is
 EXAMPLE_ROWS = 3
+# An embedding model has no test split to take rows from; its example is one sentence of the kind it embeds.
+EMBEDDING_EXAMPLE = [{"text": "How do I reset my password?"}]
 VARIANT = "mlflow"  # an answer's `variant`: loaded from the registry, not routed by the server's flags
 # A table's declared dtypes as MLflow column types (a datetime travels as its ISO text, as in a request).
 TABLE_TYPES = {"int": "long", "float": "double", "number": "double", "bool": "boolean", "str": "string"}
@@ -142,6 +145,8 @@ class MemberModel:
         import pandas as pd
 
         rows = self.rows(model_input)
+        if task_of(self.predictor) == EMBEDDING:
+            return pd.DataFrame({"embedding": [v.tolist() for v in self._embed(rows)]})
         try:
             if task_of(self.predictor) == "regression":
                 values = self.predictor.predict_values(rows)
@@ -157,6 +162,15 @@ class MemberModel:
                 "probabilities": [{lab: float(p) for lab, p in zip(labels, row, strict=True)} for row in proba],
             }
         )
+
+    def _embed(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        texts = []
+        for i, row in enumerate(rows):
+            text = row.get("text")
+            if not isinstance(text, str):
+                raise InvalidInput(f"row {i}: an embedding model reads one string field `text`, got {sorted(row)}")
+            texts.append(text)
+        return self.predictor.embed(texts)
 
 
 def _scores(predictor: Any, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -229,6 +243,8 @@ class MemberExample:
 
 def member_example(manifest: dict[str, Any], member: str, model_dir: Path, fetch: FetchFile) -> MemberExample:
     predictor = MODEL_KINDS[manifest["members"][member]["kind"]].load(model_dir)
+    if task_of(predictor) == EMBEDDING:
+        return MemberExample(list(EMBEDDING_EXAMPLE), list(EMBEDDING_EXAMPLE))
     rows = split_rows(manifest, member, fetch, predictor, EXAMPLE_ROWS)
     features = getattr(predictor, "features", None)
     if isinstance(features, dict):  # a table model: its feature columns, from the split or its signature
@@ -253,7 +269,8 @@ def _placeholder(spec: dict[str, Any]) -> Any:
 
 def _member_signature(predictor: Any, example: MemberExample):
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, Map, Schema
+    from mlflow.types import DataType
+    from mlflow.types.schema import Array, ColSpec, Map, Schema
 
     features = getattr(predictor, "features", None)
     if isinstance(features, dict):
@@ -267,7 +284,9 @@ def _member_signature(predictor: Any, example: MemberExample):
         inputs = infer_signature(example.rows).inputs
     else:
         inputs = None
-    if task_of(predictor) == "regression":
+    if task_of(predictor) == EMBEDDING:
+        outputs = Schema([ColSpec(Array(DataType.float), "embedding")])
+    elif task_of(predictor) == "regression":
         outputs = Schema([ColSpec("double", "prediction")])
     else:
         outputs = Schema([ColSpec("string", "label"), ColSpec(Map("double"), "probabilities")])

@@ -101,6 +101,23 @@ def test_each_model_member_loads_from_its_alias_and_predicts_as_its_kind(registe
     assert model.metadata.metadata["release_assets"]["version"] == versions[release]
 
 
+def test_the_sentence_embedder_is_a_pyfunc_answering_an_embedding_per_text(registered):
+    store, _, _, root, _ = registered
+    model = mlflow.pyfunc.load_model("models:/kbqa.embedder@champion")
+    signature = model.metadata.signature
+    assert signature.inputs.input_names() == ["text"]
+    assert signature.outputs.input_names() == ["embedding"]  # vectors, not a label it never decides
+    texts = ["How long do I have to return an item?", "What is the return window?", "My screen is cracked"]
+    answers = model.predict([{"text": t} for t in texts])
+    vectors = np.array(list(answers["embedding"]), dtype=np.float64)
+    served = load_release(store, "kbqa", cache_dir=root / "cache")._predictors["embedder"]
+    np.testing.assert_allclose(vectors, served.embed(texts), atol=1e-6)  # what retrieval and the gates use
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # a paraphrase is nearer than another topic
+    with pytest.raises(Exception, match=r"row 1: an embedding model reads one string field `text`"):
+        model.predict([{"text": "fine"}, {"message": "no text field"}])
+
+
 def test_a_member_whose_files_changed_after_registration_is_refused(registered, tmp_path):
     local = mlflow.artifacts.download_artifacts("models:/iris.classifier@champion", dst_path=str(tmp_path))
     [params] = Path(local).glob("artifacts/*/model.json")
