@@ -122,6 +122,22 @@ def _append(r: Rollout, e: dict[str, Any]) -> dict[str, Any]:
     return r.store.append_event(r.release, {**e, "environment": r.environment} if r.environment else e)
 
 
+def _canary_event(r: Rollout, state, action: Action, reason: str, actor: str = MONITOR, **extra: Any) -> dict[str, Any]:
+    """Record ``action`` about the running canary (from the champion to the canary's version) in the ledger."""
+    return _append(
+        r,
+        event(
+            action,
+            r.release,
+            actor=actor,
+            reason=reason,
+            from_version=state.champion,
+            to_version=state.canary.version,
+            **extra,
+        ),
+    )
+
+
 # -- commands ------------------------------------------------------------------------------------------------------
 
 
@@ -241,6 +257,7 @@ def _end(r: Rollout, state, action: Action, actor: str, reason: str, **extra: An
     """Stop the canary: the ledger first (the truth), then route everyone to the champion, then the alias."""
     c = state.canary
     scope = {"scope": "canary"} if action == "rolled_back" else {}
+    # From the canary back to the champion: the reverse of the events about a running canary.
     written = _append(
         r,
         event(
@@ -295,34 +312,18 @@ def resume(r: Rollout, actor: str, reason: str) -> dict[str, Any]:
     c = state.canary
     if c is None or c.paused is None:
         raise PromotionError(f"{r.release} has no paused canary" + (f" ({c.version} is running)" if c else ""))
-    return _append(
-        r,
-        event(
-            "canary_resumed", r.release, actor=actor, reason=reason, from_version=state.champion, to_version=c.version
-        ),
-    )
+    return _canary_event(r, state, "canary_resumed", reason, actor=actor)
 
 
 def _undecided(r: Rollout, state, why: str, analysis: Analysis | None) -> Tick:
     """The step could not decide in time (``inconclusive_limit`` or ``progress_deadline_s``): pause for a person,
     traffic staying where it is, or roll back, as the rollout's ``on_undecided`` says. The ledger records why."""
     c = state.canary
-    recorded = {"analysis": analysis.as_dict()} if analysis else {}
+    recorded: dict[str, Any] = {"analysis": analysis.as_dict()} if analysis else {}
     if r.spec.on_undecided == "rollback":
         e = _end(r, state, "rolled_back", MONITOR, why, undecided=True, **recorded)
         return Tick("rolled_back", c, analysis, [e], why)
-    e = _append(
-        r,
-        event(
-            "canary_paused",
-            r.release,
-            actor=MONITOR,
-            reason=why,
-            from_version=state.champion,
-            to_version=c.version,
-            **recorded,
-        ),
-    )
+    e = _canary_event(r, state, "canary_paused", why, **recorded)
     return Tick("paused", r.state().canary, analysis, [e], why)
 
 
@@ -346,18 +347,7 @@ def _take_baseline(r: Rollout, state, snapshot: Snapshot) -> Tick:
         f"no baseline was recorded when the canary started (metrics unavailable then): counters taken now, "
         f"the {c.percent}% step is judged from here"
     )
-    e = _append(
-        r,
-        event(
-            "canary_baselined",
-            r.release,
-            actor=MONITOR,
-            reason=why,
-            from_version=state.champion,
-            to_version=c.version,
-            baseline=snapshot_to_dict(snapshot),
-        ),
-    )
+    e = _canary_event(r, state, "canary_baselined", why, baseline=snapshot_to_dict(snapshot))
     return Tick("baselined", r.state().canary, events=[e], note=why)
 
 
@@ -382,18 +372,7 @@ def analyse_step(
 def _inconclusive(r: Rollout, state, analysis: Analysis, now: datetime | None) -> Tick:
     """A marginal score: recorded (the count is the ledger's), then undecided once ``inconclusive_limit`` are."""
     c = state.canary
-    e = _append(
-        r,
-        event(
-            "canary_inconclusive",
-            r.release,
-            actor=MONITOR,
-            reason=analysis.reason,
-            from_version=state.champion,
-            to_version=c.version,
-            analysis=analysis.as_dict(),
-        ),
-    )
+    e = _canary_event(r, state, "canary_inconclusive", analysis.reason, analysis=analysis.as_dict())
     count, limit = c.inconclusive + 1, r.spec.inconclusive_limit
     if limit is not None and count >= limit:
         why = f"inconclusive limit: {count} inconclusive analyses at {c.percent}% (limit {limit}): {analysis.reason}"
@@ -447,18 +426,7 @@ def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] |
         return Tick(analysis.decision, c, analysis, note=analysis.reason)
     if analysis.decision == "breach":
         if c.breaches + 1 < r.spec.failures_to_rollback:
-            e = _append(
-                r,
-                event(
-                    "canary_breach",
-                    r.release,
-                    actor=MONITOR,
-                    reason=analysis.reason,
-                    from_version=state.champion,
-                    to_version=c.version,
-                    analysis=analysis.as_dict(),
-                ),
-            )
+            e = _canary_event(r, state, "canary_breach", analysis.reason, analysis=analysis.as_dict())
             return Tick(
                 "breach", c, analysis, [e], f"{c.breaches + 1} of {r.spec.failures_to_rollback}: {analysis.reason}"
             )
@@ -469,20 +437,15 @@ def _tick(r: Rollout, source: Any, now: datetime | None, drift: dict[str, Any] |
         return Tick("rolled_back", c, analysis, [e], analysis.reason)
     if analysis.decision == "promote":
         return Tick("promoted", c, analysis, _promote(r, state, analysis), analysis.reason)
-    e = _append(
+    e = _canary_event(
         r,
-        event(
-            "canary_advanced",
-            r.release,
-            actor=MONITOR,
-            reason=analysis.reason,
-            from_version=state.champion,
-            to_version=c.version,
-            step=c.step + 1,
-            percent=analysis.next_percent,
-            baseline=snapshot_to_dict(snapshot),
-            analysis=analysis.as_dict(),
-        ),
+        state,
+        "canary_advanced",
+        analysis.reason,
+        step=c.step + 1,
+        percent=analysis.next_percent,
+        baseline=snapshot_to_dict(snapshot),
+        analysis=analysis.as_dict(),
     )
     after = r.state()
     sync_flags(r, after.champion, after.canary)
