@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         server = _build_server(options)
         _announce(server, args.host, args.port)
+        _close_on_shutdown(server)
         try:
             uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
         finally:
@@ -106,11 +107,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def worker_app():
     """One worker of ``serve --workers N`` (uvicorn calls this in each worker process): the server built from the
     options the parent process left in the environment, closed when the worker stops."""
-    import contextlib
     import os
 
     server = _build_server(json.loads(os.environ[SERVE_OPTIONS_ENV]))
     _announce(server, None, None)
+    _close_on_shutdown(server, server.app.state.metrics.close)
+    return server.app
+
+
+def _close_on_shutdown(server, *also) -> None:
+    """Close ``server`` (then ``also``) when uvicorn shuts the app down. On SIGTERM (what Kubernetes sends) uvicorn
+    stops gracefully and then raises the signal again with its default handler, which ends the process before the
+    code after ``uvicorn.run`` runs: closing there would drop the shadow pairs and spans still waiting."""
+    import contextlib
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -118,10 +127,10 @@ def worker_app():
             yield
         finally:
             server.close()
-            server.app.state.metrics.close()
+            for close in also:
+                close()
 
     server.app.router.lifespan_context = lifespan
-    return server.app
 
 
 def _environment_flags(name: str, store):

@@ -43,8 +43,10 @@ class Server:
     closers: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
-        """Stop the shadow workers (bounded), the flag provider and the trace exporters, in that order."""
-        for close in self.closers:
+        """Stop the shadow workers (bounded), the flag provider and the trace exporters, in that order; once (the
+        app's shutdown closes it, and ``serve`` again after uvicorn returns)."""
+        closers, self.closers = self.closers, []
+        for close in closers:
             try:
                 close()
             except Exception:  # shutting down: report, never mask the others

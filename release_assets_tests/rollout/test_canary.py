@@ -90,12 +90,12 @@ def _later(r: Rollout, seconds: float) -> datetime:
 
 def _mirrors_agree(r: Rollout, registry: Registry) -> None:
     state = replay(r.store.events(r.release))
-    assert registry.aliases["helpdesk"].get("canary") == (state.canary.version if state.canary else None)
-    assert registry.aliases["helpdesk"]["champion"] == state.champion
-    assert canary_version(r.store, "helpdesk") == (state.canary.version if state.canary else None)
+    assert registry.aliases[r.release].get("canary") == (state.canary.version if state.canary else None)
+    assert registry.aliases[r.release]["champion"] == state.champion
+    assert canary_version(r.store, r.release) == (state.canary.version if state.canary else None)
     if state.canary:
-        flags = current_flags(r.flags_dir, "helpdesk")  # a folder's file, or the S3 store's object
-        split = flags["flags"]["helpdesk.route"]["targeting"]["fractional"]
+        flags = current_flags(r.flags_dir, r.release)  # a folder's file, or the S3 store's object
+        split = flags["flags"][f"{r.release}.route"]["targeting"]["fractional"]
         assert split[-1] == ["canary", state.canary.percent]
 
 
