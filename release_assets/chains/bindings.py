@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from release_assets.chains import retrieval
 from release_assets.chains.schema import ChainSpec, ChainSpecError, StepSpec
 from release_assets.core.team_code import import_function, one_line
 from release_assets.models.trainers import Predictor, predict_labels
@@ -152,67 +153,21 @@ def retrieve(
     questions: Mapping[str, Sequence[str]] | None = None,
     embedder: Any = None,
 ) -> list[dict[str, Any]]:
-    """The knowledge-base fact each text is most about, with that similarity: the cosine of sentence embeddings
-    when the step names an embedding model (``retrieve:<model>``), else of TF-IDF vectors.
+    """The knowledge-base fact each text is most about, with that score, by the step's retrieval method
+    (retrieval.py: TF-IDF, sentence embeddings of the model ``retrieve:<model>`` names, BM25, or a hybrid).
 
     Nothing is trained: the index is the chain's own knowledge base. Deterministic: a tie goes to the fact listed
-    first. Below ``min_score`` the fact is None, so a later step can abstain rather than answer from a fact that
-    merely shares a word with the question.
+    first. Below ``min_score`` (or within ``retrieval.min_margin`` of the second fact) the fact is None, so a
+    later step can abstain rather than answer from a fact that merely shares a word with the question.
     """
     if not texts:
         return []
     if not facts:
         return [{"fact": None, "score": 0.0} for _ in texts]
-    questions = questions or {}
-    if embedder is not None:
-        scores = _embedding_scores(embedder, texts, facts, questions, step)
-    else:
-        docs = tuple((fact_id, " ".join([text, *questions.get(fact_id, ())])) for fact_id, text in facts.items())
-        _, vectorizer, matrix = _fact_index(docs)
-        # Rows are l2-normalised, so the dot product is the cosine similarity.
-        scores = (vectorizer.transform(list(texts)) @ matrix.T).toarray()
-    ids = list(facts)
-    out = []
-    for row in scores:
-        best = int(row.argmax())  # the first maximum: ties resolve the same way on every run
-        score = float(row[best])
-        fact = ids[best] if step.min_score is None or score >= step.min_score else None
-        out.append({"fact": fact, "score": score})
-    return out
-
-
-def _embedding_scores(
-    embedder: Any,
-    texts: Sequence[str],
-    facts: Mapping[str, str],
-    questions: Mapping[str, Sequence[str]],
-    step: StepSpec,
-) -> Any:
-    """Cosine similarity of each text with each fact, both embedded by the release's embedding model. A fact is
-    indexed as one passage: its title (the id), its help-centre headings and its sentence (measured on the kbqa
-    golden suite, this beat indexing the fact and each heading apart and taking the best)."""
-    if not hasattr(embedder, "embed_corpus"):
+    if embedder is not None and not hasattr(embedder, "embed_corpus"):
         raise TypeError(f"step {step.id}: binding {step.binding!r} names a model that computes no embeddings")
-    docs = tuple(
-        " ".join([fact_id.replace("_", " ") + ".", *questions.get(fact_id, ()), text])
-        for fact_id, text in facts.items()
-    )
-    return embedder.embed(list(texts)) @ embedder.embed_corpus(docs).T
-
-
-@lru_cache(maxsize=4)
-def _fact_index(docs: tuple[tuple[str, str], ...]) -> tuple[list[str], Any, Any]:
-    """Fit once per knowledge base, not once per case: latency is measured one request at a time."""
-    from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn loads only when a chain retrieves
-
-    # A fact's id is its title (`return_window`), so its words are indexed with its text. Character n-grams
-    # within words match inflections and spellings a word index would miss ("returned" and "return",
-    # "instalments" and "installments"); sublinear tf keeps a repeated word from outweighing the rest.
-    vectorizer = TfidfVectorizer(
-        lowercase=True, strip_accents="unicode", analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True
-    )
-    matrix = vectorizer.fit_transform([f"{fact_id.replace('_', ' ')} {text}" for fact_id, text in docs])
-    return [fact_id for fact_id, _ in docs], vectorizer, matrix
+    scores = retrieval.fact_scores(step, texts, facts, questions or {}, embedder)
+    return retrieval.decide(step, scores, list(facts))
 
 
 def step_functions(spec: ChainSpec) -> dict[str, StepFunction]:

@@ -92,6 +92,45 @@ class ClarifySpec(BaseModel):
     requires: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class RetrievalSpec(BaseModel):
+    """The ``retrieval:`` mapping of a retrieve step: how a question is scored against each fact (retrieval.py).
+
+    Without it a step keeps the default of its binding: ``embedding`` for ``retrieve:<model>``, ``tfidf`` for
+    ``retrieve``. Every fact is indexed with its title (the id) and its help-centre headings.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    # tfidf: character n-grams; embedding: cosine of the release's sentence embeddings; bm25: keywords (bm25.py);
+    # hybrid: (1 - bm25_weight) * cosine + bm25_weight * BM25, both in [0, 1]
+    method: Literal["tfidf", "embedding", "bm25", "hybrid"]
+    # embedding side only: `joined` embeds title, headings and fact as one passage; `each` embeds them apart
+    # and a fact scores its best passage (max-pooling)
+    passages: Literal["joined", "each"] | None = None
+    bm25_weight: float | None = Field(default=None, gt=0, lt=1)  # hybrid only, and required there
+    k1: float | None = Field(default=None, gt=0)  # bm25 and hybrid: term-frequency saturation (default 1.2)
+    b: float | None = Field(default=None, ge=0, le=1)  # bm25 and hybrid: passage-length normalisation (0.75)
+    # abstain also when the best fact beats the second by less than this: the question is between two facts
+    min_margin: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fields_of_the_method(self) -> RetrievalSpec:
+        uses_bm25 = self.method in ("bm25", "hybrid")
+        if self.method == "hybrid" and self.bm25_weight is None:
+            raise ValueError("bm25_weight: method hybrid needs the weight of BM25 against the embedding cosine")
+        if self.method != "hybrid" and self.bm25_weight is not None:
+            raise ValueError(f"bm25_weight: only method hybrid takes it (method is {self.method})")
+        for name in ("k1", "b"):
+            if not uses_bm25 and getattr(self, name) is not None:
+                raise ValueError(f"{name}: a BM25 parameter; method {self.method} uses no BM25")
+        if self.passages is not None and self.method not in ("embedding", "hybrid"):
+            raise ValueError(f"passages: how facts are embedded; method {self.method} embeds nothing")
+        return self
+
+    @property
+    def embeds(self) -> bool:
+        return self.method in ("embedding", "hybrid")
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -104,6 +143,7 @@ class StepSpec(BaseModel):
     attachment_field: str = "order_id"  # ... into this output field
     escalate_intents: list[str] = Field(default_factory=list)
     min_score: float | None = Field(default=None, ge=0, le=1)  # retrieve only: below it, no fact (abstain)
+    retrieval: RetrievalSpec | None = None  # retrieve only: the scoring method (default: its binding's)
     # classifier only: below it the step outputs `unsure: true`; "model" reads the threshold the model's trainer
     # chose on its validation split (a number overrides it, e.g. 0 never abstains)
     min_confidence: float | Literal["model"] | None = Field(default=None)

@@ -132,8 +132,12 @@ def check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str
     if step.min_score is not None and step.binding_kind != "retrieve":
         raise ChainSpecError(f"{where}: min_score: only a step with binding retrieve takes `min_score`")
     check_abstain(step, where)
+    if step.retrieval is not None and step.binding_kind != "retrieve":
+        raise ChainSpecError(f"{where}: retrieval: only a step with binding retrieve takes `retrieval`")
     if step.binding_kind == "retrieve":
-        # `retrieve` (TF-IDF over the knowledge base) or `retrieve:<model>`, a sentence_embedder of the release.
+        # `retrieve` (TF-IDF or BM25 over the knowledge base) or `retrieve:<model>`, a sentence_embedder of the
+        # release (embedding or hybrid retrieval): the model is named exactly when the method embeds.
+        check_retrieval(step, where)
         check_output(step, RETRIEVE_OUTPUT, set(RETRIEVE_OUTPUT), where)
         if step.min_score is not None and not step.fields()["fact"].optional:
             raise ChainSpecError(f"{where}: output.fact: below min_score there is no fact, so declare `fact: str?`")
@@ -151,6 +155,22 @@ def check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str
             re.compile(pattern)
         except re.error as exc:
             raise ChainSpecError(f"{where}: patterns.{name}: invalid regular expression: {exc}") from None
+
+
+def check_retrieval(step: StepSpec, where: str) -> None:
+    spec = step.retrieval
+    if spec is None:
+        return
+    if spec.embeds and step.binding_target is None:
+        raise ChainSpecError(
+            f"{where}: retrieval.method: {spec.method} needs an embedding model: bind `retrieve:<model>` to a "
+            "sentence_embedder of the release"
+        )
+    if not spec.embeds and step.binding_target is not None:
+        raise ChainSpecError(
+            f"{where}: retrieval.method: {spec.method} uses no model, but the binding names "
+            f"{step.binding_target!r}: bind plain `retrieve`, or choose method embedding or hybrid"
+        )
 
 
 def check_python(step: StepSpec, where: str) -> None:

@@ -1,12 +1,15 @@
-"""The retrieve binding: TF-IDF over the chain's knowledge base, deterministic, abstaining below min_score; and the
-load-time checks that keep a retrieve or template step's declared output equal to what its binding emits."""
+"""The retrieve binding: TF-IDF or BM25 over the chain's knowledge base, deterministic, abstaining below min_score
+or within min_margin of a second fact; the load-time checks of its `retrieval:` mapping; and the checks that keep
+a retrieve or template step's declared output equal to what its binding emits. (Embedding and hybrid retrieval,
+which need the embedding model, are tested in models/test_embedding.py.)"""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from release_assets.chains import bindings
+from release_assets.chains import bindings, retrieval
+from release_assets.chains.bm25 import BM25Index, tokens
 from release_assets.chains.knowledge import load_knowledge_base
 from release_assets.chains.runner import ChainRequest, ChainRunner, KnowledgeBase
 from release_assets.chains.schema import ChainSpecError, StepSpec
@@ -37,7 +40,7 @@ def test_retrieve_finds_the_right_fact_and_is_deterministic():
     first = bindings.retrieve(_step(), texts, FACTS, QUESTIONS)
     assert [r["fact"] for r in first] == list(ASKED.values())
     assert all(0 < r["score"] <= 1 for r in first)
-    bindings._fact_index.cache_clear()  # a fresh index (another process) answers identically
+    retrieval._tfidf_index.cache_clear()  # a fresh index (another process) answers identically
     assert bindings.retrieve(_step(), texts, FACTS, QUESTIONS) == first
     # One at a time (as latency is measured) or in a batch: the same answers.
     assert [bindings.retrieve(_step(), [t], FACTS, QUESTIONS)[0] for t in texts] == first
@@ -49,6 +52,28 @@ def test_retrieve_abstains_below_min_score_and_breaks_ties_by_kb_order():
     twins = {"b_first": "identical words", "a_second": "identical words"}
     assert bindings.retrieve(_step(), ["identical words"], twins)[0]["fact"] == "b_first"
     assert bindings.retrieve(_step(), ["anything"], {}) == [{"fact": None, "score": 0.0}]
+
+
+def test_bm25_finds_the_fact_that_shares_the_questions_rare_word_and_abstains_on_none():
+    step = _step(min_score=0.1, retrieval={"method": "bm25"})
+    found = bindings.retrieve(step, ["Are the returned boots still OK?", "xyzzy plugh"], FACTS, QUESTIONS)
+    assert found[0]["fact"] == "returns"  # "returned" and "returns" share the stem "return"
+    assert 0.1 < found[0]["score"] < 1
+    assert found[1] == {"fact": None, "score": 0.0}  # no indexed word: nothing to go on, so it abstains
+    # Normalised by what the question's known words could score at most, so a longer question is not favoured.
+    index = BM25Index(["gift cards never expire", "tents can be rented"])
+    short, longer = index.scores(["gift card", "gift card gift card expire expire"])
+    assert short[0] < 1 and longer[0] < 1 and short[1] == longer[1] == 0.0
+    assert tokens("Can I return_window the Boots?") == ["return", "window", "boot"]
+
+
+def test_a_question_between_two_facts_abstains_within_min_margin():
+    twins = {"first": "gift cards never expire", "second": "gift cards can be topped up"}
+    asked = ["gift cards"]  # scores both facts nearly alike
+    sure = bindings.retrieve(_step(retrieval={"method": "bm25"}), asked, twins)[0]
+    assert sure["fact"] is not None
+    step = _step(retrieval={"method": "bm25", "min_margin": 0.2})
+    assert bindings.retrieve(step, asked, twins) == [{"fact": None, "score": sure["score"]}]
 
 
 def _chain(tmp_path: Path, steps: list[dict], evaluation: dict | None = None) -> Path:
@@ -109,3 +134,32 @@ def test_knowledge_base_questions_must_name_facts(tmp_path):
     path.write_text('facts:\n  a: "A."\nquestions:\n  a: "What is A?"\n')
     with pytest.raises(GoldenSuiteError, match=r"kb\.yaml: questions: expected"):
         load_knowledge_base(path)
+
+
+@pytest.mark.parametrize(
+    ("retrieval_spec", "binding", "message"),
+    [
+        ({"method": "hybrid"}, "retrieve:embedder", r"retrieval: Value error, bm25_weight: method hybrid needs"),
+        ({"method": "dense"}, "retrieve:embedder", r"steps\.0\.retrieval\.method: Input should be"),
+        ({"method": "embedding", "k1": 1.5}, "retrieve:embedder", r"k1: a BM25 parameter; method embedding"),
+        ({"method": "bm25", "passages": "each"}, "retrieve", r"passages: how facts are embedded; method bm25"),
+        ({"method": "embedding", "min_margin": 2}, "retrieve:embedder", r"retrieval\.min_margin: Input should be"),
+    ],
+)
+def test_a_retrieval_mapping_that_cannot_work_is_refused_naming_the_field(tmp_path, retrieval_spec, binding, message):
+    chain = _chain(tmp_path, [{**FIND, "binding": binding, "retrieval": retrieval_spec}])
+    with pytest.raises(ChainSpecError, match=r"chain\.yaml: .*" + message):
+        load_chain(chain, {"embedder": []})
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({**FIND, "retrieval": {"method": "hybrid", "bm25_weight": 0.3}}, r"retrieval\.method: hybrid needs an"),
+        ({**FIND, "binding": "retrieve:embedder", "retrieval": {"method": "bm25"}}, r"retrieval\.method: bm25 uses no"),
+        ({**SAY, "id": "find", "retrieval": {"method": "bm25"}}, r"retrieval: only a step with binding retrieve"),
+    ],
+)
+def test_a_retrieval_method_that_does_not_fit_its_binding_is_refused(tmp_path, step, message):
+    with pytest.raises(ChainSpecError, match=r"chain\.yaml: steps\[0\] \(find\): " + message):
+        load_chain(_chain(tmp_path, [step]), {"embedder": []})

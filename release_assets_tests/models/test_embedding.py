@@ -7,10 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from release_assets import keys
 from release_assets.chains import bindings
+from release_assets.chains.retrieval import fact_scores
 from release_assets.chains.runner import CaseResult
 from release_assets.chains.schema import EvaluationSpec, StepSpec
 from release_assets.evaluation.golden import score
@@ -133,6 +135,43 @@ def test_retrieval_by_meaning_finds_what_shares_no_word_with_the_question(embedd
     found = bindings.retrieve(step, [*asked, "What is the capital of Mongolia?"], facts, {}, embedder)
     assert [r["fact"] for r in found] == ["rentals", "gift_cards", None]  # the last abstains: nothing is close
     assert bindings.retrieve(step, asked, facts, {}, embedder) == found[:2]  # the fact index is reused, same answers
+
+
+def test_hybrid_retrieval_ranks_first_the_keyword_match_the_embeddings_miss(embedder):
+    # A name the embedding model has no meaning for: "what time" pulls the question towards the opening hours.
+    facts = {
+        "repair_desk": "Ms Okonkwo runs the repair desk on Tuesdays.",
+        "store_hours": "The store is open every day from 10 am to 7 pm.",
+        "gift_cards": "Gift cards never expire.",
+    }
+    asked = ["What time can I catch Okonkwo?", "Who won the football world cup in 1998?"]
+
+    def ranked(retrieval: dict) -> list[list[str]]:
+        step = StepSpec(
+            id="find",
+            template="q.j2",
+            binding="retrieve" if retrieval["method"] == "bm25" else "retrieve:embedder",
+            output={"fact": "str?", "score": "float"},
+            retrieval=retrieval,
+        )
+        scores = fact_scores(step, asked, facts, {}, embedder)
+        return [[list(facts)[i] for i in np.argsort(-row, kind="stable")] for row in scores]
+
+    assert ranked({"method": "embedding"})[0][0] == "store_hours"  # by meaning alone: the wrong fact
+    assert ranked({"method": "bm25"})[0][0] == "repair_desk"  # the one fact with the name
+    assert ranked({"method": "hybrid", "bm25_weight": 0.3})[0][0] == "repair_desk"
+    assert ranked({"method": "hybrid", "bm25_weight": 0.3, "passages": "each"})[0][0] == "repair_desk"
+    step = StepSpec(
+        id="find",
+        template="q.j2",
+        binding="retrieve:embedder",
+        output={"fact": "str?", "score": "float"},
+        min_score=0.2,
+        retrieval={"method": "hybrid", "bm25_weight": 0.3},
+    )
+    found = bindings.retrieve(step, asked, facts, {}, embedder)
+    assert found[0]["fact"] == "repair_desk" and found[0]["score"] >= 0.2
+    assert found[1]["fact"] is None and 0 <= found[1]["score"] < 0.2  # unrelated: abstains
 
 
 def test_shadow_pairs_compare_replies_by_meaning_when_the_chain_has_an_embedding_model(embedder):
