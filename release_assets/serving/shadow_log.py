@@ -47,11 +47,21 @@ def pair_line(pair: dict[str, Any], redact: Callable[[str], str] | None) -> str:
     return json.dumps(pair, sort_keys=True, default=str) + "\n"
 
 
-class ShadowLog:
-    """Thread-safe appender of pair records; ``redact`` (e.g. the traces' redactor) cleans free-text fields."""
+NotKept = Callable[[str, int], None]  # (reason, pairs): told of every pair not kept, e.g. to count it on /metrics
 
-    def __init__(self, root: Path, max_bytes: int = MAX_BYTES, redact: Callable[[str], str] | None = None) -> None:
-        self.root, self.max_bytes, self._redact = Path(root), max_bytes, redact
+
+class ShadowLog:
+    """Thread-safe appender of pair records; ``redact`` (e.g. the traces' redactor) cleans free-text fields;
+    ``on_not_kept`` is told of every pair not written, with the reason ``stats`` counts it under."""
+
+    def __init__(
+        self,
+        root: Path,
+        max_bytes: int = MAX_BYTES,
+        redact: Callable[[str], str] | None = None,
+        on_not_kept: NotKept | None = None,
+    ) -> None:
+        self.root, self.max_bytes, self._redact, self._on_not_kept = Path(root), max_bytes, redact, on_not_kept
         self._lock = threading.Lock()
         self._files: dict[Path, IO[str]] = {}
         self._counts: Counter[str] = Counter()
@@ -67,26 +77,30 @@ class ShadowLog:
         try:
             path = pairs_path(self.root, pair.get("release"), pair.get("shadow_version"))
         except ValueError:
-            with self._lock:
-                self._counts["invalid"] += 1
-            return False
+            return self._not_kept("invalid")
         line = pair_line(pair, self._redact)
         with self._lock:
             fh = self._files.get(path)
             if fh is None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fh = self._files[path] = path.open("a", encoding="utf-8")
-            if fh.tell() + len(line.encode()) > self.max_bytes:
-                self._counts["full"] += 1
-                if self._counts["full"] == 1:
-                    log.warning(
-                        "%s reached %d bytes: further shadow pairs are counted, not written", path, self.max_bytes
-                    )
-                return False
-            fh.write(line)
-            fh.flush()
-            self._counts["written"] += 1
-        return True
+            full = fh.tell() + len(line.encode()) > self.max_bytes
+            if not full:
+                fh.write(line)
+                fh.flush()
+                self._counts["written"] += 1
+        return self._not_kept("full", path) if full else True
+
+    def _not_kept(self, reason: str, path: Path | None = None) -> bool:
+        """Count one pair not written for ``reason``; False, what ``append`` answers for it."""
+        with self._lock:
+            self._counts[reason] += 1
+            first = self._counts[reason] == 1
+        if first and path is not None:
+            log.warning("%s reached %d bytes: further shadow pairs are counted, not written", path, self.max_bytes)
+        if self._on_not_kept is not None:
+            self._on_not_kept(reason, 1)
+        return False
 
     def close(self) -> None:
         with self._lock:

@@ -36,6 +36,7 @@ from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore, ReleaseStore, StoreError
 from release_assets.serving.shadow_log import (
     MAX_BYTES,
+    NotKept,
     ShadowLog,
     pair_line,
     pair_names,
@@ -72,8 +73,9 @@ class ShadowPairs(Protocol):
         """Every pair of ``release``'s shadow ``version``, from every replica; none when nothing was logged."""
         ...
 
-    def writer(self, redact: Callable[[str], str] | None) -> PairWriter:
-        """This process's writer; ``redact`` cleans the free-text fields of every pair before it is kept."""
+    def writer(self, redact: Callable[[str], str] | None, on_not_kept: NotKept | None = None) -> PairWriter:
+        """This process's writer; ``redact`` cleans the free-text fields of every pair before it is kept;
+        ``on_not_kept(reason, pairs)`` hears of every pair not kept (the reasons ``stats`` counts)."""
         ...
 
 
@@ -89,8 +91,8 @@ class LocalShadowPairs:
     def read(self, release: str, version: str) -> list[dict[str, Any]]:
         return read_pairs(self.root, release, version)
 
-    def writer(self, redact: Callable[[str], str] | None) -> PairWriter:
-        return ShadowLog(self.root, redact=redact)
+    def writer(self, redact: Callable[[str], str] | None, on_not_kept: NotKept | None = None) -> PairWriter:
+        return ShadowLog(self.root, redact=redact, on_not_kept=on_not_kept)
 
 
 def replica_id() -> str:
@@ -145,15 +147,21 @@ class S3ShadowPairs:
             pairs += parse_pairs(uri, body, torn_tail=False)
         return pairs
 
-    def writer(self, redact: Callable[[str], str] | None) -> PairWriter:
-        return SegmentWriter(self, redact, replica_id())
+    def writer(self, redact: Callable[[str], str] | None, on_not_kept: NotKept | None = None) -> PairWriter:
+        return SegmentWriter(self, redact, replica_id(), on_not_kept)
 
 
 class SegmentWriter:
     """One replica's pairs, buffered per shadowed version and uploaded as segments by a background thread."""
 
-    def __init__(self, place: S3ShadowPairs, redact: Callable[[str], str] | None, replica: str) -> None:
-        self.place, self._redact = place, redact
+    def __init__(
+        self,
+        place: S3ShadowPairs,
+        redact: Callable[[str], str] | None,
+        replica: str,
+        on_not_kept: NotKept | None = None,
+    ) -> None:
+        self.place, self._redact, self._on_not_kept = place, redact, on_not_kept
         self._name = f"{_NOT_IN_KEY.sub('_', replica)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         self._lock = threading.Lock()  # buffers and counts: held briefly, never during an upload
         self._flushing = threading.Lock()  # one flush at a time, so a version's segments keep their order
@@ -181,35 +189,44 @@ class SegmentWriter:
         try:
             folder = self.place.folder(pair.get("release"), pair.get("shadow_version"))
         except ValueError:
-            with self._lock:
-                self._counts["invalid"] += 1
-            return False
+            return self._not_kept("invalid", 1)
         line = pair_line(pair, self._redact)
         size = len(line.encode())
         with self._lock:
             if self._kept[folder] + size > self.place.max_bytes:
-                self._counts["full"] += 1
-                if self._counts["full"] == 1:
-                    log.warning(
-                        "s3://%s/%s/: this replica reached %d bytes: further shadow pairs are counted, not written",
-                        self.place.bucket,
-                        folder,
-                        self.place.max_bytes,
-                    )
-                return False
-            if self._buffered + size > self.place.max_buffer_bytes:
-                self._counts["dropped"] += 1
-                if self._counts["dropped"] == 1:
-                    log.warning("%d bytes of shadow pairs wait for upload: further pairs are dropped", self._buffered)
-                return False
-            self._buffers.setdefault(folder, []).append(line)
-            self._kept[folder] += size
-            self._waiting[folder] += size
-            self._buffered += size
-            full_segment = self._waiting[folder] >= self.place.segment_bytes
+                refused = "full"
+            elif self._buffered + size > self.place.max_buffer_bytes:
+                refused = "dropped"
+            else:
+                refused = None
+                self._buffers.setdefault(folder, []).append(line)
+                self._kept[folder] += size
+                self._waiting[folder] += size
+                self._buffered += size
+                full_segment = self._waiting[folder] >= self.place.segment_bytes
+        if refused == "full":
+            where = f"s3://{self.place.bucket}/{folder}/"
+            warning = (
+                f"{where}: this replica reached {self.place.max_bytes} bytes: further pairs are counted, not written"
+            )
+            return self._not_kept(refused, 1, warning)
+        if refused == "dropped":
+            warning = f"{self.place.max_buffer_bytes} bytes of shadow pairs wait for upload: further pairs are dropped"
+            return self._not_kept(refused, 1, warning)
         if full_segment:
             self._wake.set()
         return True
+
+    def _not_kept(self, reason: str, pairs: int, first_warning: str | None = None) -> bool:
+        """Count ``pairs`` not kept for ``reason`` (warning once per reason); False, what ``append`` answers."""
+        with self._lock:
+            first = self._counts[reason] == 0
+            self._counts[reason] += pairs
+        if first and first_warning:
+            log.warning("%s", first_warning)
+        if self._on_not_kept is not None:
+            self._on_not_kept(reason, pairs)
+        return False
 
     def _run(self) -> None:
         while not self._closed.is_set():
@@ -236,17 +253,8 @@ class SegmentWriter:
                 Bucket=self.place.bucket, Key=key, Body="".join(lines).encode(), ContentType="application/x-ndjson"
             )
         except Exception as exc:  # never raised: shadowing is evidence, and the store may be down for a while
-            with self._lock:
-                self._counts["upload_failed"] += len(lines)
-                failures = self._counts["upload_failed"]
-            log.warning(
-                "s3://%s/%s: %d shadow pairs not uploaded (%s); %d lost so far",
-                self.place.bucket,
-                key,
-                len(lines),
-                exc,
-                failures,
-            )
+            log.warning("s3://%s/%s: %d shadow pairs not uploaded (%s)", self.place.bucket, key, len(lines), exc)
+            self._not_kept("upload_failed", len(lines))
             return
         with self._lock:
             self._counts["written"] += len(lines)

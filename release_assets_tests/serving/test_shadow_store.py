@@ -92,8 +92,8 @@ def test_a_full_segment_or_the_flush_interval_uploads_before_shutdown(s3):
 
 
 def test_each_replica_stops_at_max_bytes_per_version(s3):
-    kept = place(s3, f"{PREFIX}/cap", max_bytes=600)
-    a, b = SegmentWriter(kept, None, "pod-a"), SegmentWriter(kept, None, "pod-b")
+    kept, told = place(s3, f"{PREFIX}/cap", max_bytes=600), []
+    a, b = SegmentWriter(kept, None, "pod-a", lambda *heard: told.append(heard)), SegmentWriter(kept, None, "pod-b")
     written = [a.append(make_pair(n)) for n in range(5)]
     assert written == [True, True, False, False, False]  # ~250 bytes a pair: two fit in 600
     assert a.append(make_pair(9, V1))  # another version has a budget of its own
@@ -101,6 +101,7 @@ def test_each_replica_stops_at_max_bytes_per_version(s3):
     a.close()
     b.close()
     assert a.stats["full"] == 3 and a.stats["written"] == 3
+    assert told == [("full", 1)] * 3  # what serve counts on /metrics
     assert len(kept.read("helpdesk", V2)) == 4
 
 
@@ -127,10 +128,12 @@ def test_an_unreachable_store_is_counted_and_never_raised():
         aws_access_key_id="ci",
         aws_secret_access_key="ci",
     )
-    writer = SegmentWriter(S3ShadowPairs(client, BUCKET, PREFIX), None, "pod-a")
+    told = []
+    writer = S3ShadowPairs(client, BUCKET, PREFIX).writer(None, lambda *heard: told.append(heard))
     assert writer.append(make_pair(1)) and writer.append(make_pair(2))
     writer.close()  # uploads what is left: fails, logged, counted
     assert writer.stats["upload_failed"] == 2 and writer.stats["written"] == 0
+    assert told == [("upload_failed", 2)]
 
 
 def test_a_pair_naming_no_version_or_a_broken_segment_is_refused_by_name(s3):
@@ -150,10 +153,12 @@ def test_a_pair_naming_no_version_or_a_broken_segment_is_refused_by_name(s3):
 def test_the_store_decides_where_pairs_live(s3, tmp_path):
     local = store_shadow_pairs(LocalReleaseStore(tmp_path / "store"), tmp_path / "store" / "shadow")
     assert local == LocalShadowPairs(tmp_path / "store" / "shadow") == as_shadow_pairs(tmp_path / "store" / "shadow")
-    writer = local.writer(None)
+    told = []
+    writer = local.writer(None, lambda *heard: told.append(heard))
     assert isinstance(writer, ShadowLog)
-    writer.append(make_pair(1))
+    assert writer.append(make_pair(1)) and not writer.append(make_pair(2, version="latest"))
     writer.close()
+    assert told == [("invalid", 1)]
     assert local.where("helpdesk", V2) == str(pairs_path(tmp_path / "store" / "shadow", "helpdesk", V2))
     assert [p["request_id"] for p in local.read("helpdesk", V2)] == ["r1"]
 
