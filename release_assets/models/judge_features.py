@@ -117,6 +117,14 @@ _MEASURE = re.compile(
     r"(\d+(?:\.\d+)?)(?:-\d+)?\s*(?:business\s+)?(minute|hour|day|week|month|year|second|point|percent|%)s?\b",
     re.IGNORECASE,
 )
+# Lengths of time in minutes, so "24 hours" and "a day", or "1 hour" and "an hour", are the same duration. Months
+# and years are not whole multiples of these, so they only equal themselves.
+_MINUTES = {"minute": 1, "hour": 60, "day": 1440, "week": 10080}
+_DURATION = re.compile(
+    r"\b(\d+(?:\.\d+)?|an?|one|two|three|four|five|six|seven|ten|twelve|fourteen|twenty|thirty)[\s-]+"
+    r"(?:business\s+|working\s+)?(minute|hour|day|week)s?\b",
+    re.IGNORECASE,
+)
 REFUSAL = re.compile(
     r"\b(?:(?:i am|i'm|we are|we're) (?:not able|unable)|(?:i|we) (?:can't|cannot|can not) (?:help|say|discuss|"
     r"share|advise|change|process)|not able to (?:help|process|discuss|give|share)|unable to (?:help|share|give)|"
@@ -147,7 +155,16 @@ DISMISSIVE = re.compile(
     r"many times|don't have time|not sure why you)\b",
     re.IGNORECASE,
 )
+# A sentence that opens with a bare command at the customer ("Stop refreshing", "Don't expect it faster", "Maybe
+# look that up"): support replies instruct with "please" or "you can"; a bare imperative reads as an order. Only the
+# verbs of impatience, not instructions a reply gives ("use the code", "send photos").
+IMPERATIVE = re.compile(
+    r"^(?:just |maybe |so |then |now )?(?:don't (?!worry)|do not (?!worry)|stop|go|look|check|read|try|learn|figure|"
+    r"wait|calm|relax|deal)\b",
+    re.IGNORECASE,
+)
 _CLAUSE_END = re.compile(r"[.;:,!?]+(?:\s|$)")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _WORD = re.compile(r"[a-z0-9]+(?:['.@/-][a-z0-9]+)*", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _EMAILISH = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+\.(?:com|org|net|example)(?:/[\w/-]*)?\b")
@@ -178,15 +195,19 @@ FEATURES = (
     "abstains_honestly",  # says it could not find the answer (right only when the facts are empty)
     "no_facts",  # the reply was given no facts
     "cosine",  # bag-of-words cosine between reply and facts
+    "weakest_fact_coverage",  # share of content words the reply carries of the fact sentence it carries least of
+    "best_fact_coverage",  # the same, of the fact sentence it carries most of
+    "novel_sentence",  # the reply sentence with the largest share of content words from neither facts nor message
     # tone
     "dismissive",  # dismissive or condescending wording
     "courtesy",  # apologies, thanks, offers
     "questions",  # question marks (rhetorical questions at the customer)
     "you_blame",  # "you" near a dismissive word
     "short_curt",  # a terse reply with no courtesy
+    "imperatives",  # sentences opening with a bare command at the customer ("Stop ...", "Don't expect ...")
 )
-FACTUAL = FEATURES[:17]
-TONE = FEATURES[17:]
+FACTUAL = FEATURES[:20]
+TONE = FEATURES[20:]
 
 
 def _words(text: str) -> list[str]:
@@ -216,6 +237,24 @@ def numbers(text: str) -> set[str]:
         for w, nxt in zip(words, following, strict=True)
         if w in NUMBER_WORDS and (_stem(nxt) in UNITS or nxt in NUMBER_WORDS or nxt in {"to", "or", "an", "a"})
     }
+    # A spelled-out number joined to its unit ("a two-year warranty", "a thirty-day window") is that number, as
+    # "2-year" is 2.
+    found |= {
+        NUMBER_WORDS[head]
+        for head, _, unit in (w.partition("-") for w in words if "-" in w)
+        if head in NUMBER_WORDS and _stem(unit) in UNITS
+    }
+    return found
+
+
+def durations(text: str) -> set[tuple[str, float]]:
+    """Each length of time ``text`` states, as (the number as written, minutes): ("24", 1440.0) for "24 hours",
+    ("1", 1440.0) for "a day"."""
+    found = set()
+    for amount, unit in _DURATION.findall(text):
+        word = amount.lower()
+        value = "1" if word in ("a", "an") else NUMBER_WORDS.get(word, word)
+        found.add((value, float(value) * _MINUTES[unit.lower()]))
     return found
 
 
@@ -276,9 +315,14 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
     fact_text = " ".join(facts)
     known_numbers = numbers(fact_text) | numbers(message)
     reply_numbers = numbers(reply)
-    unsupported = sorted(reply_numbers - known_numbers)
+    # A duration the reply states in other units ("a day" for "24 hours") is the facts' number, not a new one.
+    fact_durations, reply_durations = durations(fact_text), durations(reply)
+    fact_minutes, reply_minutes = {m for _, m in fact_durations}, {m for _, m in reply_durations}
+    restated = {n for n, m in reply_durations if m in fact_minutes}
+    unsupported = sorted(reply_numbers - known_numbers - restated)
     fact_numbers = numbers(fact_text)
-    missing = len(fact_numbers - reply_numbers) / len(fact_numbers) if fact_numbers else 0.0
+    carried = reply_numbers | {n for n, m in fact_durations if m in reply_minutes}
+    missing = len(fact_numbers - carried) / len(fact_numbers) if fact_numbers else 0.0
 
     fact_units = {(n, u.lower()) for n, u in _MEASURE.findall(fact_text)}
     fact_measured = {n for n, _ in fact_units}
@@ -325,6 +369,16 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
     answer_coverage = len(answer & set(reply_content)) / len(answer) if answer else 1.0
     novel = [w for w in reply_content if w not in fact_content and w not in message_content]
     novelty = len(novel) / len(reply_content) if reply_content else 0.0
+    # Per fact sentence: a reply that carries every fact but one, or that invents one sentence among faithful ones,
+    # shows in its extremes, not in the averages above.
+    reply_set = set(reply_content)
+    fact_coverages = [len(words & reply_set) / len(words) for words in per_fact if words] or [1.0]
+    sentence_novelties = [
+        sum(1 for w in words if w not in fact_content and w not in message_content) / len(words)
+        for words in (_content(s) for s in _SENTENCE_END.split(reply))
+        if words
+    ]
+    imperatives = sum(1 for s in _SENTENCE_END.split(reply) if IMPERATIVE.search(s.strip()))
     a, b = Counter(_content(fact_text)), Counter(reply_content)
     dot = sum(a[w] * b[w] for w in a.keys() & b.keys())
     norm = math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values()))
@@ -356,11 +410,15 @@ def signals(message: str, facts: Sequence[str], reply: str) -> Signals:
         "abstains_honestly": float(bool(ABSTAIN.search(reply))),
         "no_facts": float(not facts),
         "cosine": dot / norm if norm else 0.0,
+        "weakest_fact_coverage": min(fact_coverages),
+        "best_fact_coverage": max(fact_coverages),
+        "novel_sentence": max(sentence_novelties, default=0.0),
         "dismissive": float(len(dismissive)),
         "courtesy": float(courtesy),
         "questions": float(reply.count("?")),
         "you_blame": float(you_blame),
         "short_curt": float(len(words) < 14 and courtesy == 0),
+        "imperatives": float(imperatives),
     }
     return Signals(
         values,

@@ -67,10 +67,14 @@ class JudgeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # Weight of one generated row against one hand-labelled row: the generated rows are many, alike and written by
-    # rule, so at weight 1 they outvote the labels. Chosen by 5-fold cross-validation over the training half's
-    # groups (0: agreement 0.845; 0.05: 0.86; 0.1 and 0.2: 0.85; 1: 0.83), never on the held-out half.
-    generated_weight: float = Field(default=0.05, ge=0, le=1)
-    c: float = Field(default=1.0, gt=0)  # inverse L2 strength of each logistic regression
+    # rule, so at weight 1 they outvote the labels. Chosen with `c` by 5-fold cross-validation over the training
+    # half's messages (whole groups per fold, six fold assignments averaged), never on the held-out half. Agreement
+    # (kappa) at c = 1: weight 0 0.881 (0.755), 0.02 0.891 (0.775), 0.05 0.905 (0.803), 0.1 0.904 (0.802), 0.2
+    # 0.898 (0.789), 0.3 0.895 (0.784), 1 0.875 (0.743).
+    generated_weight: float = Field(default=0.1, ge=0, le=1)
+    # Inverse L2 strength of each logistic regression. Weights 0.05-0.15 with c 3-30 form a plateau in that
+    # cross-validation (agreement 0.908-0.913, kappa 0.808-0.819; c 0.3 is below at 0.894-0.900); its middle.
+    c: float = Field(default=10.0, gt=0)
     seed: int = 0
 
 
@@ -166,8 +170,12 @@ def _reason(name: str, found: Signals) -> str:
             return f"says the opposite of the facts ({', '.join(found.swaps)})"
         case "clarifying":
             return "asks the customer a question instead of answering"
-        case "fact_coverage" | "answer_coverage" | "cosine":
+        case "fact_coverage" | "answer_coverage" | "cosine" | "best_fact_coverage":
             return "does not carry the facts it was given"
+        case "weakest_fact_coverage":
+            return "leaves out one of the facts it was given"
+        case "novel_sentence":
+            return "has a sentence the facts and the message do not back"
         case "reply_novelty":
             return "adds content that is not in the facts"
         case "action_claims":
@@ -184,6 +192,8 @@ def _reason(name: str, found: Signals) -> str:
             return "rhetorical questions at the customer"
         case "you_blame":
             return "blames the customer"
+        case "imperatives":
+            return "orders the customer about"
         case _:
             return "short and curt"
 

@@ -22,6 +22,7 @@ from release_assets.evaluation.judge import Judge, JudgeItem, reply_facts, summa
 from release_assets.evaluation.judge_calibration import agreement, calibrate, calibration_metrics, kappa, wilson
 from release_assets.manifest import Threshold, load_manifest
 from release_assets.manifest.judge_model import JudgeModel
+from release_assets.models.judge_features import signals
 from release_assets.models.judge_model import RUBRICS, RUNTIME, load_labelled
 from release_assets.promotion.judge_gates import judge_verdict
 from release_assets_tests.chains.llm_fakes import FakeLLM, serve
@@ -85,6 +86,43 @@ def test_a_fluent_reply_with_one_wrong_number_or_a_negation_fails_and_says_why(j
     # Token overlap cannot tell these apart: the wrong number shares every word but one with the right reply.
     record = got["number"].record(spec)
     assert record["verdict"] == "fail" and record["reason"].startswith("factual_consistency: ")
+
+
+def test_a_paraphrase_that_restates_the_facts_numbers_outscores_one_wrong_number(judge_dir):
+    facts = [
+        "A tracking number is emailed within 24 hours of your order leaving the warehouse.",
+        "All products come with a 2-year warranty.",
+    ]
+    message = "When do I get the tracking number, and how long is the warranty?"
+    # "a day" for "24 hours" and "two-year" for "2-year": the facts' numbers in other words, neither new nor missing.
+    paraphrase = "You'll get the tracking number by email a day after your order leaves us; it has a two-year warranty."
+    wrong = "You'll get the tracking number by email 48 hours after your order leaves us; it has a two-year warranty."
+    found = signals(message, facts, paraphrase)
+    assert found.values["missing_numbers"] == 0.0 and found.unsupported_numbers == ()
+    assert signals(message, facts, wrong).unsupported_numbers == ("48",)
+    judge = _model_judge(judge_dir)
+    got = {
+        j.id: j
+        for j in judge.judge([JudgeItem("p", message, facts, paraphrase), JudgeItem("w", message, facts, wrong)])
+    }
+    assert got["p"].scores["factual_consistency"] > got["w"].scores["factual_consistency"]
+    assert got["w"].verdicts(judge.spec)["factual_consistency"] == "fail"
+    assert "48" in got["w"].reasons["factual_consistency"]
+
+
+def test_per_fact_coverage_novel_sentences_and_bare_commands():
+    whole = signals(MESSAGE, FACTS, RIGHT)
+    dropped = signals(
+        MESSAGE, FACTS, "Sorry about the lamp! You can return it for a refund within 30 days of delivery."
+    )
+    invented = signals(MESSAGE, FACTS, RIGHT + " We also send a free replacement lamp by courier tomorrow.")
+    # One fact of two left out: the weakest-covered fact's share drops, the best-covered one's does not move.
+    assert dropped.values["weakest_fact_coverage"] < whole.values["weakest_fact_coverage"]
+    assert dropped.values["best_fact_coverage"] == whole.values["best_fact_coverage"]
+    # The invented sentence's content words are nearly all in neither the facts nor the message.
+    assert invented.values["novel_sentence"] > 0.8 > whole.values["novel_sentence"]
+    assert signals(MESSAGE, FACTS, "Stop asking. " + RIGHT + " Don't expect it sooner.").values["imperatives"] == 2
+    assert signals(MESSAGE, FACTS, "Don't worry! " + RIGHT + " Please check your inbox.").values["imperatives"] == 0
 
 
 def test_calibration_on_the_held_out_half_and_the_gate_it_feeds(judge_dir):
