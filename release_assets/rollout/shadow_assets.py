@@ -119,22 +119,19 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
         kinds={"python"},
     )
     def shadow_report(context: dg.AssetExecutionContext, config: ShadowReportConfig) -> dg.MaterializeResult:
-        from release_assets.serving.flag_reads import shadow_version
-        from release_assets.serving.flags import FlagError, flags_path, store_flags_dir
+        from release_assets.serving.flag_reads import store_shadow_version
+        from release_assets.serving.flag_source import FlagSourceUnavailable
+        from release_assets.serving.flags import FlagError
 
         store = context.resources.store
         releases, root = store.releases(), store.local().root / "shadow"
         version = config.version
         if version is None:
+            # The flag document where the store keeps it (a local file, or the S3 store's object), the one every
+            # serve replica routes by; one serve would refuse is refused here too, naming it and the field.
             try:
-                flags_file = flags_path(store_flags_dir(releases), manifest.name)
-            except StoreError:
-                flags_file = None  # no flag files beside a remote store: the version must be given
-            try:  # a flag file serve would refuse is refused here too, naming the file and the field
-                version = (
-                    shadow_version(flags_file, manifest.name, releases.versions(manifest.name)) if flags_file else None
-                )
-            except FlagError as exc:
+                version = store_shadow_version(releases, manifest.name)
+            except (FlagError, FlagSourceUnavailable, StoreError) as exc:
                 raise dg.Failure(f"{manifest.name}: {exc}") from None
             if version is None:
                 raise dg.Failure(

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from release_assets.serving.flags import FlagError, flags_path, read_flag_file
+from release_assets.release.store import ReleaseStore
+from release_assets.serving.flag_source import UNCHANGED, as_flag_source, store_flags
+from release_assets.serving.flags import FlagError, flags_path, parse_flag_file, read_flag_file
 
-__all__ = ["FlagError", "canary_routing", "shadow_version"]
+__all__ = ["FlagError", "canary_routing", "shadow_version", "store_shadow_version"]
 
 
 def canary_routing(
@@ -32,3 +34,18 @@ def shadow_version(flags_file: Path, release: str, known_versions: Collection[st
     :class:`FlagError` for a file that does not validate."""
     routing = read_flag_file(flags_file, release, known_versions)
     return routing.shadow if routing is not None else None
+
+
+def store_shadow_version(store: ReleaseStore, release: str) -> str | None:
+    """The version ``release``'s flag document in ``store`` shadows, wherever the store keeps it (its flags folder,
+    or its ``flags/`` objects in S3), checked against the store's published versions; None: no document, or no
+    shadow. :class:`FlagError` naming the document and the field; ``FlagSourceUnavailable``: the store cannot be
+    asked."""
+    source = as_flag_source(store_flags(store))
+    try:
+        found = source.read(release, None)
+    except OSError as exc:
+        raise FlagError(f"{source.where(release)}: not a readable flag file ({exc})", "unreadable") from None
+    if found is None or found is UNCHANGED:
+        return None
+    return parse_flag_file(source.where(release), found.raw, release, store.versions(release))[0].shadow

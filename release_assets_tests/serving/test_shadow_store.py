@@ -4,6 +4,7 @@ the local log's byte cap. A local store keeps today's file."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -165,3 +166,25 @@ def test_the_store_decides_where_pairs_live(s3, tmp_path):
     remote = store_shadow_pairs(S3ReleaseStore(s3[1], BUCKET, PREFIX), tmp_path / "unused")
     assert remote == S3ShadowPairs(s3[1], BUCKET, PREFIX)
     assert as_shadow_pairs(remote) is remote
+
+
+def test_the_shadowed_version_is_read_from_the_flag_document_where_the_store_keeps_it(s3):
+    """What the shadow report defaults to, on an S3 store: the store's flag object, checked like serve checks it."""
+    from bench.support.bundles import publish_unit
+    from release_assets.serving.flag_reads import store_shadow_version
+    from release_assets.serving.flag_source import store_flags
+    from release_assets.serving.flags import FlagError, flag_document, publish_flags
+
+    store = S3ReleaseStore(s3[1], BUCKET, f"{PREFIX}/flags-default")
+    v1, v2 = publish_unit(store, "helpdesk", "one"), publish_unit(store, "helpdesk", "two")
+    assert store_shadow_version(store, "helpdesk") is None  # no document
+    publish_flags(store_flags(store), "helpdesk", flag_document("helpdesk", v1))
+    assert store_shadow_version(store, "helpdesk") is None  # no shadow
+    publish_flags(store_flags(store), "helpdesk", flag_document("helpdesk", v1, shadow=v2, shadow_percent=10))
+    assert store_shadow_version(store, "helpdesk") == v2
+    document = flag_document("helpdesk", v1, shadow=v2, shadow_percent=10)
+    document["flags"]["helpdesk.shadow"]["variants"]["on"] = "f" * 16  # never published
+    key = f"{PREFIX}/flags-default/flags/helpdesk.flagd.json"
+    s3[1].put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+    with pytest.raises(FlagError, match=rf"s3://{BUCKET}/{key}: helpdesk.shadow.variants.on: f+ is not a published"):
+        store_shadow_version(store, "helpdesk")
