@@ -27,6 +27,7 @@ from release_assets.promotion.policy import Verdict, bounds_text
 from release_assets.promotion.shadow_gates import shadow_verdict
 from release_assets.record.ledger import record_shadow_report, replay
 from release_assets.release.store import StoreError
+from release_assets.serving.flag_source import FlagSourceUnavailable
 from release_assets.serving.shadow_store import store_shadow_pairs
 
 MODULES = [
@@ -120,7 +121,6 @@ def shadow_report_asset(manifest: ReleaseManifest) -> dg.AssetsDefinition:
     )
     def shadow_report(context: dg.AssetExecutionContext, config: ShadowReportConfig) -> dg.MaterializeResult:
         from release_assets.serving.flag_reads import store_shadow_version
-        from release_assets.serving.flag_source import FlagSourceUnavailable
         from release_assets.serving.flags import FlagError
 
         store = context.resources.store
