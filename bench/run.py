@@ -48,7 +48,12 @@ def workspace() -> tuple[Path, dict[str, str]]:
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("generate.py", "generators"))
     (root / "home").mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", root / "home" / "dagster.yaml")
-    env = {
+    return root, workspace_env(root)
+
+
+def workspace_env(root: Path) -> dict[str, str]:
+    """The environment that points at the workspace ``root`` (also to reuse one made before)."""
+    return {
         **os.environ,
         "DAGSTER_HOME": str(root / "home"),
         "RELEASE_ASSETS_PROJECT_ROOT": str(root),
@@ -57,7 +62,6 @@ def workspace() -> tuple[Path, dict[str, str]]:
         "RELEASE_ASSETS_MLFLOW_ARTIFACT_ROOT": str(root / "mlflow-artifacts"),
         "PYTHONPATH": str(ROOT),
     }
-    return root, env
 
 
 def run_json(args: list[str], env: dict[str, str]) -> dict:

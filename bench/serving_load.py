@@ -20,6 +20,12 @@ with the 1-minute load average) is what differs between them: read the ratios wi
 
 The load generator runs in this process (asyncio, raw HTTP: bench/support/raw_http.py), on the same 2 cores.
 Writes bench/serving_load_results.json and, unless ``--no-write``, its section of BENCHMARKS.md.
+
+Parts, for comparing while working (the section is only written from a full run): ``--servers before,after1``
+(any of before, after1, after2, peer), ``--releases iris``, ``--baseline-tree DIR`` (a folder holding a
+``release_assets`` package to run as ``before`` instead of ``git archive`` of ``--baseline``), ``--workspace DIR``
+(a workspace this script published before, reused: its ``bench_versions.json`` names the versions), ``--after-tree
+DIR`` (a folder holding the ``release_assets`` to run as ``after`` instead of this checkout's).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
-from run import ROOT, replace_section, workspace
+from run import ROOT, replace_section, workspace, workspace_env
 from serving import MESSAGES, _free_port, _percentile, _publish
 from support.raw_http import Connection
 
@@ -49,6 +55,12 @@ MARK_BEGIN, MARK_END = "<!-- serving-load: bench/serving_load.py -->", "<!-- /se
 BASELINE = "facebe2"
 CLIENTS, RATE = 32, 100.0
 GOALS = {"helpdesk": 1000.0, "iris": 3000.0}  # req/s with 2 workers on 2 cores (#33)
+SERVER_KEYS = {"before": "before", "after1": "after, 1 worker", "after2": "after, 2 workers", "peer": "peer"}
+PEER = "peer (Starlette + the same predict)"
+
+
+def _option(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
 
 
 def body(release: str, i: int, rng: random.Random) -> dict:
@@ -185,7 +197,7 @@ async def steady(server: Server, release: str, rate: float, seconds: float) -> d
     }
 
 
-def predict_alone(env: dict[str, str], release: str, rounds: int = 3000) -> float:
+def predict_alone(env: dict[str, str], release: str, rounds: int = 3000, cwd: Path = ROOT) -> float:
     """CPU ms of one ``LoadedRelease.predict`` over the same bodies, in one process, one thread (median of 5)."""
     code = f"""
 import json, random, statistics, sys, time
@@ -205,7 +217,7 @@ for _ in range(5):
     runs.append((time.process_time() - t0) * 1000 / len(bodies))
 print(json.dumps(statistics.median(runs)))
 """
-    out = subprocess.run([PY, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    out = subprocess.run([PY, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -223,9 +235,20 @@ def main() -> None:
     seconds = float(os.environ.get("BENCH_SERVING_LOAD_SECONDS", "10"))
     ref = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else BASELINE
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    root, env = workspace()
-    env = {**env, "RELEASE_ASSETS_STORE_ROOT": str(root / "store")}
-    versions = _publish(env)
+    servers_wanted = (_option("--servers") or ",".join(SERVER_KEYS)).split(",")
+    unknown = [s for s in servers_wanted if s not in SERVER_KEYS]
+    if unknown:
+        raise SystemExit(f"--servers: unknown {', '.join(unknown)} (known: {', '.join(SERVER_KEYS)})")
+    releases = (_option("--releases") or "iris,helpdesk").split(",")
+    reused = _option("--workspace")
+    if reused is not None:
+        root, env = Path(reused), workspace_env(Path(reused))
+        versions = json.loads((root / "bench_versions.json").read_text())
+    else:
+        root, env = workspace()
+        env = {**env, "RELEASE_ASSETS_STORE_ROOT": str(root / "store")}
+        versions = _publish(env)
+        (root / "bench_versions.json").write_text(json.dumps(versions))
     for release, version in versions.items():  # a canary at 10% (the same version): routing evaluated per request
         code = (
             "from release_assets.cli.inspect import release_store\n"
@@ -234,24 +257,34 @@ def main() -> None:
             f"flag_document({release!r}, {version!r}, {version!r}, 10))\n"
         )
         subprocess.run([PY, "-c", code], env=env, check=True, cwd=ROOT)
-    base = baseline_tree(ref)
+    given_tree = _option("--baseline-tree")
+    after_tree = Path(_option("--after-tree") or ROOT)
+    after_env = {**env, "PYTHONPATH": str(after_tree)}
+    base = Path(given_tree) if given_tree else baseline_tree(ref)
     # A closed loop of 32 connections is the load offered; an in-flight limit above it, so it measures answers, not
     # refusals (the overload test measures refusals).
     cli = ["-m", "release_assets.cli.main", "serve", "iris", "helpdesk", "--max-in-flight", "64"]
     servers = {
         "before": ([PY, *cli], {**env, "PYTHONPATH": str(base)}, base, 1),
-        "after, 1 worker": ([PY, *cli], env, ROOT, 1),
-        "after, 2 workers": ([PY, *cli, "--workers", "2"], env, ROOT, 3),
-        "peer (Starlette + the same predict)": ([PY, str(ROOT / "bench" / "support" / "peer_app.py")], env, ROOT, 1),
+        "after, 1 worker": ([PY, *cli], after_env, after_tree, 1),
+        "after, 2 workers": ([PY, *cli, "--workers", "2"], after_env, after_tree, 3),
+        PEER: ([PY, str(ROOT / "bench" / "support" / "peer_app.py")], env, ROOT, 1),
     }
-    results: dict = {"started": started, "seconds": seconds, "baseline": ref, "versions": versions, "servers": {}}
+    servers = {name: spec for name, spec in servers.items() if name.split(" (")[0] in _wanted(servers_wanted)}
+    results: dict = {
+        "started": started,
+        "seconds": seconds,
+        "baseline": given_tree or ref,
+        "versions": versions,
+        "servers": {},
+    }
     results["load_average_before"] = os.getloadavg()[0]
-    results["predict_alone_ms"] = {release: predict_alone(env, release) for release in ("iris", "helpdesk")}
+    results["predict_alone_ms"] = {release: predict_alone(after_env, release, cwd=after_tree) for release in releases}
     for name, (cmd, server_env, cwd, processes) in servers.items():
         server = Server(name, cmd, server_env, cwd, processes)
         try:
             out = {}
-            for release in ("iris", "helpdesk"):
+            for release in releases:
                 asyncio.run(saturate(server, release, 2.0))  # warm: first loads, connections, caches
                 out[release] = {
                     "saturation": asyncio.run(saturate(server, release, seconds)),
@@ -265,8 +298,13 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=1))
     lines = section(results)
     print("\n".join(lines))
-    if "--no-write" not in sys.argv:
+    partial = set(servers_wanted) != set(SERVER_KEYS) or set(releases) != {"iris", "helpdesk"}
+    if "--no-write" not in sys.argv and not partial:
         replace_section(MARK_BEGIN, MARK_END, lines)
+
+
+def _wanted(keys: list[str]) -> set[str]:
+    return {SERVER_KEYS[k] for k in keys}
 
 
 def section(r: dict) -> list[str]:
@@ -303,13 +341,13 @@ def section(r: dict) -> list[str]:
         + "."
     )
     servers = r["servers"]
-    if "before" in servers and "after, 2 workers" in servers:
+    if {"before", "after, 1 worker", "after, 2 workers", PEER} <= set(servers) and set(alone) == set(GOALS):
         ratios = []
         for release in ("iris", "helpdesk"):
             before = servers["before"][release]["saturation"]["requests_per_s"]
             one = servers["after, 1 worker"][release]["saturation"]["requests_per_s"]
             two = servers["after, 2 workers"][release]["saturation"]["requests_per_s"]
-            peer = servers["peer (Starlette + the same predict)"][release]["saturation"]["requests_per_s"]
+            peer = servers[PEER][release]["saturation"]["requests_per_s"]
             ratios.append(
                 f"{release}: after/before {one / before:.2f}x (1 worker), {two / before:.2f}x (2 workers); "
                 f"2 workers vs peer {two / peer:.2f}x; goal {GOALS[release]:.0f} req/s with 2 workers: "

@@ -7,7 +7,9 @@ by the SDK, an attribute another module adds) reaches a file or a collector unre
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -64,14 +66,47 @@ class Redactor(StepRedactor):
         # One pass over each string instead of one per rule: the exporter redacts every attribute of every span
         # while holding the GIL, and seven passes per attribute showed up as request tail latency in `serve`.
         self._combined = re.compile("|".join(_scoped(p) for _, p in self.rules)) if self.rules else None
+        # Even one pass is ~1 us a character (every rule tried at every position). With the default rules, a
+        # string is first asked which rules could match it at all, and only those run (most strings: none); short
+        # strings (span kinds, mime types, ids) are remembered with their answer.
+        self._prefilter = set(self.rules) <= set(DEFAULT_RULES)
+        self._subsets: dict[frozenset[str], re.Pattern[str] | None] = {}
+        self._short: dict[str, str] = {}
 
     def text(self, text: str, values: Sequence[Any] = ()) -> str:
         if self._combined is not None:
-            text = self._combined.sub(REDACTED, text)
+            text = self._rules_applied(self._combined, text)
         for value in values:
             if value not in (None, "") and str(value) in text:
                 text = text.replace(str(value), REDACTED)
         return text
+
+    def _rules_applied(self, combined: re.Pattern[str], text: str) -> str:
+        short = len(text) <= SHORT_CHARS
+        if short:
+            found = self._short.get(text)
+            if found is not None:
+                return found
+        if self._prefilter:
+            pattern = self._only(_default_rules_that_may_match(text))
+            redacted = text if pattern is None else pattern.sub(REDACTED, text)
+        else:
+            redacted = combined.sub(REDACTED, text)
+        if short:
+            if len(self._short) >= SHORT_REMEMBERED:  # bounded, whatever the traffic; dict ops are atomic under the GIL
+                self._short.clear()
+            self._short[text] = redacted
+        return redacted
+
+    def _only(self, names: frozenset[str] | None) -> re.Pattern[str] | None:
+        """The combined pattern of these rules alone, in their order (None: every rule); None when there are none.
+        A rule that cannot match anywhere in a string changes nothing there, so leaving it out gives the same result."""
+        if names is None:
+            return self._combined
+        if names not in self._subsets:
+            chosen = [_scoped(pattern) for name, pattern in self.rules if name in names]
+            self._subsets[names] = re.compile("|".join(chosen)) if chosen else None
+        return self._subsets[names]
 
     @classmethod
     def from_file(cls, path: Path) -> Redactor:
@@ -92,6 +127,30 @@ class Redactor(StepRedactor):
 
         path = Settings().trace_redact
         return cls.from_file(path) if path else cls()
+
+
+SHORT_CHARS = 64  # strings this short are remembered with their redacted form...
+SHORT_REMEMBERED = 8192  # ...this many at most (about 1 MB)
+# What each default rule needs in ASCII text before it can match anywhere in it (a superset of its matches).
+_NEEDS_WORDS = {"bearer": ("bearer",), "credential": ("key", "token", "secret", "password")}  # lower-cased text
+_NEEDS_TEXT = {"api_key": "sk-", "email": "@"}
+_FIVE_DIGITS = re.compile(r"[0-9]{5}")  # order_id
+_LONG_RUN = re.compile(r"[A-Za-z0-9_+/-]{32}")  # hex_secret (hex digits are among these) and base64_secret
+
+
+def _default_rules_that_may_match(text: str) -> frozenset[str] | None:
+    """The names of the DEFAULT_RULES that could match somewhere in ``text``; None (all of them) for non-ASCII
+    text: the rules' ``\\w``, ``\\d`` and ``(?i)`` read Unicode (the Kelvin sign matches ``k``), these checks do not."""
+    if not text.isascii():
+        return None
+    lower = text.lower()
+    names = [name for name, words in _NEEDS_WORDS.items() if any(word in lower for word in words)]
+    names += [name for name, needed in _NEEDS_TEXT.items() if needed in text]
+    if _FIVE_DIGITS.search(text) is not None:
+        names.append("order_id")
+    if _LONG_RUN.search(text) is not None:
+        names += ["hex_secret", "base64_secret"]
+    return frozenset(names)
 
 
 def _scoped(pattern: str) -> str:
@@ -203,7 +262,10 @@ class JsonlSpanExporter(SpanExporter):
     """One span per line in ``path``; past ``max_bytes`` the file becomes ``path.1`` (``path.1`` -> ``path.2``,
     ...) and the oldest beyond ``backups`` is deleted. A line is never split across files, so every file parses.
 
-    Thread-safe: the batch processor's worker and a caller's ``force_flush`` may export at the same time.
+    Thread-safe: the batch processor's worker and a caller's ``force_flush`` may export at the same time. Process-safe
+    too: the workers of ``serve --workers N`` write the same file, each batch whole under an exclusive lock on
+    ``path.lock`` (so lines never interleave), reading the file's size from the file itself and reopening it when
+    another worker has rotated it (so one rotation happens per ``max_bytes``, and no generation is overwritten).
     """
 
     def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
@@ -212,13 +274,23 @@ class JsonlSpanExporter(SpanExporter):
         self.path, self.max_bytes, self.backups = Path(path), max_bytes, backups
         self._lock = threading.Lock()
         self._fh: Any = None
-        self._size = 0
         self._closed = False
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("ab")
-        self._size = self._fh.tell()
+
+    def _current(self) -> int:
+        """Open the file ``path`` names now (another worker may have rotated the one held); its size."""
+        if self._fh is not None:
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fh.fileno()).st_ino:
+                    return os.fstat(self._fh.fileno()).st_size
+            except FileNotFoundError:
+                pass
+            self._fh.close()
+        self._open()
+        return os.fstat(self._fh.fileno()).st_size
 
     def _rotate(self) -> None:
         self._fh.close()
@@ -239,15 +311,18 @@ class JsonlSpanExporter(SpanExporter):
             if self._closed:
                 return SpanExportResult.FAILURE
             try:
-                if self._fh is None:
-                    self._open()
-                for line in lines:
-                    # An oversized line still gets written, alone in a fresh file, rather than dropped.
-                    if self._size and self._size + len(line) > self.max_bytes:
-                        self._rotate()
-                    self._fh.write(line)
-                    self._size += len(line)
-                self._fh.flush()  # per batch: a crash loses at most the batch in flight
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.with_name(f"{self.path.name}.lock").open("ab") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+                    size = self._current()
+                    for line in lines:
+                        # An oversized line still gets written, alone in a fresh file, rather than dropped.
+                        if size and size + len(line) > self.max_bytes:
+                            self._rotate()
+                            size = 0
+                        self._fh.write(line)
+                        size += len(line)
+                    self._fh.flush()  # per batch, inside the lock: a crash loses at most the batch in flight
             except OSError:
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS

@@ -46,6 +46,26 @@ def _step_kind(binding: str) -> Kind:
 
 def step_span(tracer: Tracer, context: Context | None, step: StepRecord, end_ns: int) -> None:
     """One finished step as one span ending at ``end_ns`` and lasting its ``latency_ms`` (a batch step's share)."""
+    span = tracer.start_span(
+        step.step_id, context=context, attributes=step_attributes(step), start_time=step_start(step, end_ns)
+    )
+    span.set_status(step_status(step))
+    span.end(end_time=end_ns)
+
+
+def step_start(step: StepRecord, end_ns: int) -> int:
+    return end_ns - int(step.latency_ms * 1e6)
+
+
+def step_status(step: StepRecord) -> Status:
+    return Status(StatusCode.ERROR, step.error) if step.error else _OK
+
+
+_OK = Status(StatusCode.OK)
+
+
+def step_attributes(step: StepRecord) -> dict[str, Any]:
+    """A step span's attributes: its kind from the binding, what it was given and answered, what validation kept."""
     kind = _step_kind(step.binding)
     attrs: dict[str, Any] = {
         A.OPENINFERENCE_SPAN_KIND: kind.value,
@@ -76,7 +96,4 @@ def step_span(tracer: Tracer, context: Context | None, step: StepRecord, end_ns:
         attrs.update(io_attributes("output", answer))
     if step.output is not None:
         attrs["step.output"] = as_json(step.output)  # what validation kept, next to what the binding said
-    start_ns = end_ns - int(step.latency_ms * 1e6)
-    span = tracer.start_span(step.step_id, context=context, attributes=attrs, start_time=start_ns)
-    span.set_status(Status(StatusCode.ERROR, step.error) if step.error else Status(StatusCode.OK))
-    span.end(end_time=end_ns)
+    return attrs

@@ -24,9 +24,9 @@ from openinference.semconv.trace import SpanAttributes as A
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode, Tracer
 
 from release_assets.serving.trace_export import (
     DEFAULT_BACKUPS,
@@ -37,7 +37,16 @@ from release_assets.serving.trace_export import (
     RedactingExporter,
     Redactor,
 )
-from release_assets.serving.trace_spans import StepRecord, as_json, io_attributes, step_span
+from release_assets.serving.trace_record import RecordedSpan, SpanSink
+from release_assets.serving.trace_spans import (
+    StepRecord,
+    as_json,
+    io_attributes,
+    step_attributes,
+    step_span,
+    step_start,
+    step_status,
+)
 
 if TYPE_CHECKING:
     pass
@@ -56,21 +65,27 @@ __all__ = [
 ]
 
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+SCOPE = "release_assets.serving"  # the instrumentation scope of every span
 FROM_ENV = f"env:{ENDPOINT_ENV}"  # Tracing's default endpoint: read when constructed, not when imported
+
+
+AnySpan = Span | RecordedSpan  # the SDK's, or one recorded without it (trace_record.py)
 
 
 class SpanObserver:
     """A ``ChainRunner.run`` observer: each step a request ran becomes a child of that request's span."""
 
-    def __init__(self, tracer: Tracer, parent: Span | Mapping[str, Span]) -> None:
-        self._tracer = tracer
+    def __init__(self, tracer: Tracer, parent: AnySpan | Mapping[str, AnySpan], sink: SpanSink | None = None) -> None:
+        self._tracer, self._sink = tracer, sink
         # Context is itself a dict, so a batch's {request id: context} lives apart from the single-request context.
-        self._context: Context | None = None if isinstance(parent, Mapping) else trace.set_span_in_context(parent)
-        self._by_request: dict[str, Context] = (
-            {rid: trace.set_span_in_context(span) for rid, span in parent.items()}
-            if isinstance(parent, Mapping)
-            else {}
+        self._context = None if isinstance(parent, Mapping) else self._parent(parent)
+        self._by_request = (
+            {rid: self._parent(span) for rid, span in parent.items()} if isinstance(parent, Mapping) else {}
         )
+
+    def _parent(self, span: AnySpan) -> Context | SpanContext:
+        """A recorded span's children are recorded under its span context; an SDK span's, the SDK's way."""
+        return span.context if isinstance(span, RecordedSpan) else trace.set_span_in_context(span)
 
     def on_step(
         self,
@@ -84,15 +99,24 @@ class SpanObserver:
         binding: str,
     ) -> None:
         context = self._context if self._context is not None else self._by_request.get(request_id)
-        if context is not None:  # None: a request of the batch nobody opened a span for
-            step = StepRecord(request_id, step_id, rendered, raw, output, error, latency_ms, binding)
-            step_span(self._tracer, context, step, time.time_ns())
+        if context is None:  # a request of the batch nobody opened a span for
+            return
+        step, end_ns = (
+            StepRecord(request_id, step_id, rendered, raw, output, error, latency_ms, binding),
+            time.time_ns(),
+        )
+        if isinstance(context, SpanContext) and self._sink is not None:
+            child = self._sink.start(step_id, step_attributes(step), parent=context, start_ns=step_start(step, end_ns))
+            child.set_status(step_status(step))
+            child.end(end_ns)
+        else:
+            step_span(self._tracer, context if isinstance(context, Context) else None, step, end_ns)
 
 
 class RequestSpan:
     """What ``Tracing.request_span`` yields: the OpenTelemetry ``span`` and ``set_output``."""
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: AnySpan) -> None:
         self.span = span
 
     def set_output(self, value: Any, error: str | None = None) -> None:
@@ -102,11 +126,27 @@ class RequestSpan:
 class _ObservedRequestSpan(RequestSpan, SpanObserver):
     """With tracing on, the request span is also its request's chain observer (``runner.run(..., observer=rs)``)
     and keeps the latest step output as the request's output until ``set_output`` says otherwise. With tracing
-    off a plain ``RequestSpan`` is yielded, which has no ``on_step``: nothing to observe, nothing to pay."""
+    off a plain ``RequestSpan`` is yielded, which has no ``on_step``: nothing to observe, nothing to pay.
 
-    def __init__(self, tracer: Tracer, span: Span) -> None:
+    The latest step output is encoded once, when the span ends, not at every step: ``set_output`` usually
+    replaces it anyway."""
+
+    span: RecordedSpan
+
+    def __init__(self, tracer: Tracer, span: RecordedSpan, sink: SpanSink) -> None:
         RequestSpan.__init__(self, span)
-        SpanObserver.__init__(self, tracer, span)
+        SpanObserver.__init__(self, tracer, span, sink)
+        self._step_output: dict[str, Any] | None = None
+
+    def set_output(self, value: Any, error: str | None = None) -> None:
+        if value is not None:
+            self._step_output = None
+        set_output(self.span, value, error)
+
+    def end(self) -> None:
+        if self._step_output is not None:
+            self.span.set_attributes(io_attributes("output", self._step_output))
+        self.span.end()
 
     def on_step(
         self,
@@ -121,16 +161,16 @@ class _ObservedRequestSpan(RequestSpan, SpanObserver):
     ) -> None:
         SpanObserver.on_step(self, request_id, step_id, rendered, raw, output, error, latency_ms, binding)
         if output is not None:
-            self.span.set_attributes(io_attributes("output", output))
+            self._step_output = output
         if error:
             self.span.set_status(Status(StatusCode.ERROR, f"{step_id}: {error}"))
 
 
-def _span_of(span: Span | RequestSpan) -> Span:
+def _span_of(span: AnySpan | RequestSpan) -> AnySpan:
     return span.span if isinstance(span, RequestSpan) else span
 
 
-def set_output(span: Span | RequestSpan, value: Any, error: str | None = None) -> None:
+def set_output(span: AnySpan | RequestSpan, value: Any, error: str | None = None) -> None:
     """The request's answer on its span (``output.value``); an error marks the span failed."""
     span = _span_of(span)
     if span.is_recording():
@@ -183,8 +223,13 @@ class Tracing:
         self.enabled = bool(exporters)
         self.provider: TracerProvider | None = None
         self.tracer: Tracer = trace.NoOpTracer()
+        self._sink: SpanSink | None = None
         if self.enabled:
-            self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            processors = SynchronousMultiSpanProcessor()  # every processor added to the provider, in its order
+            resource = Resource.create({"service.name": service_name})
+            self.provider = TracerProvider(resource=resource, active_span_processor=processors)
+            # Served requests' spans are recorded without the SDK's Span (trace_record.py), for the same processors.
+            self._sink = SpanSink(processors, resource, self.provider.id_generator, SCOPE)
             for exporter in exporters:
                 # Small, frequent batches: exporting (redaction, JSON) holds the GIL, and one 512-span batch every
                 # 5 s stalled requests for a few hundred ms; 64 spans a second spreads the same work thinly.
@@ -194,7 +239,7 @@ class Tracing:
                     schedule_delay_millis=1000,
                 )
                 self.provider.add_span_processor(processor)
-            self.tracer = self.provider.get_tracer("release_assets.serving")
+            self.tracer = self.provider.get_tracer(SCOPE)
 
     @contextmanager
     def request_span(
@@ -211,15 +256,22 @@ class Tracing:
         metadata: Mapping[str, Any] | None = None,
     ) -> Iterator[RequestSpan]:
         """One request's span, current inside the block; an exception marks it failed and propagates."""
-        if not self.enabled:
+        if self._sink is None:
             yield RequestSpan(trace.INVALID_SPAN)
             return
         extra = {"session_id": session_id, "user_id": user_id, **(metadata or {})}
         attrs = request_attributes(release, version, variant, request_id, kind, input_value, **extra)
-        with self.tracer.start_as_current_span(f"{release} request", attributes=attrs) as span:
-            yield _ObservedRequestSpan(self.tracer, span)
+        observed = _ObservedRequestSpan(self.tracer, self._sink.start(f"{release} request", attrs), self._sink)
+        try:
+            yield observed
+        except Exception as exc:  # as the SDK's start_as_current_span: an event, the span failed, raised on
+            observed.span.record_exception(exc)
+            observed.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            observed.end()
 
-    def observer(self, parent: Span | RequestSpan | Mapping[str, Span | RequestSpan]) -> SpanObserver | None:
+    def observer(self, parent: AnySpan | RequestSpan | Mapping[str, AnySpan | RequestSpan]) -> SpanObserver | None:
         """For ``ChainRunner.run(requests, observer=...)``: a request span, or ``{request id: span}`` for a batch.
         None when tracing is off or the span is not recording, so the runner skips all observation work."""
         if not self.enabled:
@@ -227,11 +279,11 @@ class Tracing:
         if isinstance(parent, _ObservedRequestSpan):
             return parent if parent.span.is_recording() else None
         if isinstance(parent, Mapping):
-            return SpanObserver(self.tracer, {k: _span_of(v) for k, v in parent.items()})
+            return SpanObserver(self.tracer, {k: _span_of(v) for k, v in parent.items()}, self._sink)
         span = _span_of(parent)
-        return SpanObserver(self.tracer, span) if span.is_recording() else None
+        return SpanObserver(self.tracer, span, self._sink) if span.is_recording() else None
 
-    def shadow_span(self, pair: Mapping[str, Any], parent: Span | RequestSpan | None = None) -> None:
+    def shadow_span(self, pair: Mapping[str, Any], parent: AnySpan | RequestSpan | None = None) -> None:
         """One span per shadow pair (fits ``ShadowPool(on_pair=tracing.shadow_span)``): the pair as output and
         metadata, the request as input when the pair holds one, failed when ``shadow_error`` (or ``error``) is set.
         Under ``parent`` when given, else under the current span if any."""
@@ -249,7 +301,10 @@ class Tracing:
         for key, attribute in (("session_id", A.SESSION_ID), ("user_id", A.USER_ID)):
             if pair.get(key):
                 attrs[attribute] = str(pair[key])
-        context = trace.set_span_in_context(_span_of(parent)) if parent is not None else None
+        under = _span_of(parent) if parent is not None else None
+        if isinstance(under, RecordedSpan):  # the SDK's tracer takes a parent by its span context
+            under = trace.NonRecordingSpan(under.context)
+        context = trace.set_span_in_context(under) if under is not None else None
         name = f"{pair['release']} shadow" if pair.get("release") else "shadow pair"
         span = self.tracer.start_span(name, context=context, attributes=attrs)
         error = pair.get("shadow_error") or pair.get("error")

@@ -413,3 +413,98 @@ def test_redaction_is_bounded_and_finds_order_ids_next_to_escapes():
     assert _time.perf_counter() - start < 1.0
     assert len(out) <= MAX_ATTRIBUTE_CHARS + len("...[truncated]")
     assert redactor.text('{"message": "hi\\n12345 and ord67890"}').count("[REDACTED]") == 2
+
+
+def test_the_default_rules_shortcut_and_memory_redact_exactly_what_the_rules_do():
+    import random
+
+    from release_assets.serving.trace_export import DEFAULT_RULES
+
+    fast = Redactor()  # the default rules: strings no rule could match skip the regex, short ones are remembered
+    # One more rule that never matches: the same redaction, with every string through the combined regex.
+    every_string = Redactor([*DEFAULT_RULES, ("never", r"(?!x)x")])
+    pieces = [
+        "bearer ",
+        "Bearer abcdefgh12345678",
+        "sk-",
+        "sk-live-4f9a8b7c6d5e4f3a2b1c",
+        "api_key: ",
+        "API-KEY=",
+        "token=",
+        "secret ",
+        "password:",
+        "@",
+        "jo.doe@example.com",
+        "12345",
+        "1234",
+        "ord67890",
+        "\\n12345",
+        "a" * 31,
+        "b" * 33,
+        "0123456789abcdef" * 2,
+        "Ab3" * 11,
+        "-",
+        "_",
+        "+",
+        "/",
+        "=",
+        " ",
+        ".",
+        "\n",
+        '"',
+        "'",
+        ":",
+        "x",
+        "7",
+        "ſecret=abcdefgh",
+        "\u212aey: hunter22",
+        "１２３４５",
+        "ünïcode",
+        "café@bar.fr",
+    ]
+    rng = random.Random(7)
+    texts = [MESSAGE, *SECRETS, *pieces]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(1500)]
+    for text in texts * 2:  # the second time, short strings come from memory
+        assert fast.text(text) == every_string.text(text), text
+    assert fast.text("order 12345 from jo.doe@example.com") == "order [REDACTED] from [REDACTED]"
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
+from release_assets.serving.trace_export import JsonlSpanExporter
+
+path, worker, batches = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+exporter = JsonlSpanExporter(path, max_bytes=16_384, backups=200)
+for b in range(batches):
+    spans = [
+        ReadableSpan(f"{worker}-{b}-{i}", SpanContext(1, 1 + i, False), attributes={"pad": "x" * (100 + 37 * i)})
+        for i in range(16)
+    ]
+    assert exporter.export(spans).name == "SUCCESS"
+exporter.shutdown()
+"""
+
+
+def test_two_processes_share_one_span_file_without_interleaving_or_losing_a_generation(tmp_path):
+    """``serve --workers 2``: both workers export to the same file and rotate it. Every line parses, no file
+    passes the limit, and every span of both is in exactly one generation (none overwritten by a second rotation)."""
+    import subprocess
+    import sys
+
+    path, batches = tmp_path / "serve.jsonl", 60
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), worker, str(batches)], cwd=REPO)
+        for worker in ("a", "b")
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    files = [path, *sorted(tmp_path.glob("serve.jsonl.[0-9]*"), key=lambda f: int(f.suffix[1:]))]
+    names = []
+    for f in files:
+        assert f.stat().st_size <= 16_384
+        names += [record["name"] for record in _records(f)]  # a line cut by the other writer would not parse
+    assert sorted(names) == sorted(f"{w}-{b}-{i}" for w in "ab" for b in range(batches) for i in range(16))
+    assert len(files) < 200  # nothing aged out, so a missing span was lost, not rotated away
