@@ -136,7 +136,11 @@ def build_server(
 
     # ``shadow_log_dir``: live pairs kept for the shadow_report asset (a folder, or segments in the S3 store: see
     # serving/shadow_store.py), the user's message redacted as in traces.
-    shadow_log = as_shadow_pairs(shadow_log_dir).writer(tracing.redactor.text) if shadow_log_dir is not None else None
+    shadow_log = (
+        as_shadow_pairs(shadow_log_dir).writer(tracing.redactor.text, metrics.observe_shadow_not_kept)
+        if shadow_log_dir is not None
+        else None
+    )
 
     def on_pair(pair: dict) -> None:
         metrics.observe_pair(pair)

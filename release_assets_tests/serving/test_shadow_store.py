@@ -14,6 +14,7 @@ from bench.support.s3_moto import moto_s3
 from release_assets.core.s3_client import bounded_client
 from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore
+from release_assets.serving.metrics import ServingMetrics
 from release_assets.serving.shadow_log import ShadowLog, pairs_path
 from release_assets.serving.shadow_store import (
     LocalShadowPairs,
@@ -129,12 +130,12 @@ def test_an_unreachable_store_is_counted_and_never_raised():
         aws_access_key_id="ci",
         aws_secret_access_key="ci",
     )
-    told = []
-    writer = S3ShadowPairs(client, BUCKET, PREFIX).writer(None, lambda *heard: told.append(heard))
+    metrics = ServingMetrics()  # what serve hands the writer: the pairs lost show on /metrics
+    writer = S3ShadowPairs(client, BUCKET, PREFIX).writer(None, metrics.observe_shadow_not_kept)
     assert writer.append(make_pair(1)) and writer.append(make_pair(2))
     writer.close()  # uploads what is left: fails, logged, counted
     assert writer.stats["upload_failed"] == 2 and writer.stats["written"] == 0
-    assert told == [("upload_failed", 2)]
+    assert 'release_assets_serving_shadow_pairs_not_kept_total{reason="upload_failed"} 2.0' in metrics.render().decode()
 
 
 def test_a_pair_naming_no_version_or_a_broken_segment_is_refused_by_name(s3):
