@@ -67,6 +67,7 @@ LABELS = ("release", "version", "variant")
 SHADOW_LABELS = ("release", "primary_version", "shadow_version")
 INTENT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 OTHER = "other"
+MAX_CACHED_CHILDREN = 4096
 NO_CANARY = "none"  # the canary_version label of a release whose flags route no canary
 # release -> (canary version, percent routed to it); None (or absent): no canary
 Weights = Callable[[], dict[str, tuple[str, int] | None]]
@@ -256,26 +257,38 @@ class ServingMetrics:
         )
         # The shadow pool reports from its own thread; the agreement ratio is a read-modify-write.
         self._lock = threading.Lock()
+        # (metric, label values) -> its child: ``labels()`` validates and joins the values under a lock each call,
+        # about 10 us, several times per answer. Children are never removed, so a cached one stays the live one.
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._agreement: dict[tuple[str, ...], list[int]] = {}
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*values)
+            if len(self._children) < MAX_CACHED_CHILDREN:  # label values are bounded; the cache is too, regardless
+                self._children[key] = child
+        return child
+
     def observe_request(self, release: str, version: str, variant: str, status: int) -> None:
-        self.requests.labels(release, version, variant, status_class(status)).inc()
+        self._child(self.requests, release, version, variant, status_class(status)).inc()
 
     def observe_shed(self, release: str, reason: str) -> None:
-        self.shed.labels(release, reason).inc()
+        self._child(self.shed, release, reason).inc()
 
     def observe_latency(self, release: str, version: str, variant: str, seconds: float) -> None:
-        self.latency.labels(release, version, variant).observe(seconds)
+        self._child(self.latency, release, version, variant).observe(seconds)
 
     def observe_error(self, release: str, version: str, variant: str, error: BaseException) -> None:
         """A prediction that raised. An exception carrying ``errors`` ({step: problem}) also counts those steps as
         schema failures: the loader raises rather than answer a response whose steps failed validation."""
         labels = (release, version, variant)
-        self.errors.labels(*labels, type(error).__name__).inc()
+        self._child(self.errors, *labels, type(error).__name__).inc()
         steps = getattr(error, "errors", None)
         if isinstance(steps, dict):
             for step in steps:
-                self.schema_failures.labels(*labels, str(step)).inc()
+                self._child(self.schema_failures, *labels, str(step)).inc()
 
     def observe_response(self, release: str, version: str, variant: str, response: dict[str, Any]) -> None:
         """Feed everything an answer reports about itself: step latencies, schema failures, flags, confidence."""
@@ -284,41 +297,41 @@ class ServingMetrics:
         if isinstance(steps, dict):
             for step, ms in steps.items():
                 if isinstance(ms, int | float) and not isinstance(ms, bool):
-                    self.step_latency.labels(*labels, str(step)).observe(ms / 1000)
+                    self._child(self.step_latency, *labels, str(step)).observe(ms / 1000)
         for step in schema_failures(response):
-            self.schema_failures.labels(*labels, step).inc()
+            self._child(self.schema_failures, *labels, step).inc()
         if response.get("escalate") is True:
-            self.escalations.labels(*labels).inc()
+            self._child(self.escalations, *labels).inc()
         if response.get("abstained") is True:
-            self.abstentions.labels(*labels).inc()
+            self._child(self.abstentions, *labels).inc()
         confidence = confidence_of(response)
         if confidence is not None and confidence < self.low_confidence:
-            self.low_confidence_answers.labels(*labels).inc()
+            self._child(self.low_confidence_answers, *labels).inc()
         intent = intent_of(response)
         if intent is not None:
-            self.intents.labels(*labels, intent).inc()
+            self._child(self.intents, *labels, intent).inc()
 
     def observe_feedback(self, release: str, version: str, variant: str, outcomes: list[str]) -> None:
         """Feedback on an answer of ``version``/``variant``: one count per outcome (FEEDBACK_OUTCOMES)."""
         for outcome in outcomes:
             if outcome not in FEEDBACK_OUTCOMES:
                 raise ValueError(f"feedback outcome {outcome!r} is not one of {', '.join(FEEDBACK_OUTCOMES)}")
-            self.feedback.labels(release, version, variant, outcome).inc()
+            self._child(self.feedback, release, version, variant, outcome).inc()
 
     def set_circuit_open(self, release: str, version: str, variant: str, is_open: bool) -> None:
-        self.circuit_open.labels(release, version, variant).set(1 if is_open else 0)
+        self._child(self.circuit_open, release, version, variant).set(1 if is_open else 0)
 
     def observe_flag_file(self, release: str, reason: str | None) -> None:
         """The flag router's ``on_file``: a document refused for ``reason``, or (None) a file applied or removed."""
         if reason is None:
-            self.flag_file_rejected.labels(release).set(0)
+            self._child(self.flag_file_rejected, release).set(0)
             return
-        self.flag_errors.labels(release, reason).inc()
-        self.flag_file_rejected.labels(release).set(1)
+        self._child(self.flag_errors, release, reason).inc()
+        self._child(self.flag_file_rejected, release).set(1)
 
     def observe_shadow_submit(self, release: str, primary_version: str, shadow_version: str, accepted: bool) -> None:
         counter = self.shadow_submitted if accepted else self.shadow_dropped
-        counter.labels(release, primary_version, shadow_version).inc()
+        self._child(counter, release, primary_version, shadow_version).inc()
 
     def observe_shadow(
         self,
@@ -332,19 +345,19 @@ class ServingMetrics:
         pair = (release, primary_version, shadow_version)
         with self._lock:
             for field, ok in agreed.items():
-                self.shadow_comparisons.labels(*pair, field, "true" if ok else "false").inc()
+                self._child(self.shadow_comparisons, *pair, field, "true" if ok else "false").inc()
                 counts = self._agreement.setdefault((*pair, field), [0, 0])
                 counts[0] += bool(ok)
                 counts[1] += 1
-                self.shadow_agreement.labels(*pair, field).set(counts[0] / counts[1])
+                self._child(self.shadow_agreement, *pair, field).set(counts[0] / counts[1])
         if latency_diff_ms is not None:
-            self.shadow_latency_diff.labels(*pair).observe(latency_diff_ms / 1000)
+            self._child(self.shadow_latency_diff, *pair).observe(latency_diff_ms / 1000)
 
     def observe_pair(self, pair: dict[str, Any]) -> None:
         """``ShadowPool``'s ``on_pair``: its pair record (``agreement``, ``latency_diff_ms``, ``shadow_error``)."""
         labels = (str(pair["release"]), str(pair.get("primary_version")), str(pair["shadow_version"]))
         if pair.get("shadow_error"):
-            self.shadow_failures.labels(*labels).inc()
+            self._child(self.shadow_failures, *labels).inc()
             return  # a failed shadow has nothing to agree with
         self.observe_shadow(*labels, pair.get("agreement") or {}, pair.get("latency_diff_ms"))
 
