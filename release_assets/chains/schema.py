@@ -101,8 +101,10 @@ class RetrievalSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # tfidf: character n-grams; embedding: cosine of the release's sentence embeddings; bm25: keywords (bm25.py);
-    # hybrid: (1 - bm25_weight) * cosine + bm25_weight * BM25, both in [0, 1]
-    method: Literal["tfidf", "embedding", "bm25", "hybrid"]
+    # hybrid: (1 - bm25_weight) * cosine + bm25_weight * BM25, both in [0, 1]; trained: a logistic-regression head
+    # over the frozen sentence embeddings, fitted at load on each fact's title, headings and sentence (classes =
+    # facts), scoring a question by the probability of each fact
+    method: Literal["tfidf", "embedding", "bm25", "hybrid", "trained"]
     # embedding side only: `joined` embeds title, headings and fact as one passage; `each` embeds them apart
     # and a fact scores its best passage (max-pooling)
     passages: Literal["joined", "each"] | None = None
@@ -111,6 +113,9 @@ class RetrievalSpec(BaseModel):
     b: float | None = Field(default=None, ge=0, le=1)  # bm25 and hybrid: passage-length normalisation (0.75)
     # abstain also when the best fact beats the second by less than this: the question is between two facts
     min_margin: float = Field(default=0.0, ge=0, le=1)
+    # trained only: the head's inverse L2 regularisation strength (scikit-learn's C; default 1.0): smaller keeps the
+    # fact probabilities flatter, so fewer questions reach min_score
+    c: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _fields_of_the_method(self) -> RetrievalSpec:
@@ -123,12 +128,17 @@ class RetrievalSpec(BaseModel):
             if not uses_bm25 and getattr(self, name) is not None:
                 raise ValueError(f"{name}: a BM25 parameter; method {self.method} uses no BM25")
         if self.passages is not None and self.method not in ("embedding", "hybrid"):
-            raise ValueError(f"passages: how facts are embedded; method {self.method} embeds nothing")
+            raise ValueError(
+                f"passages: how facts are embedded; method {self.method} "
+                + ("learns from every passage apart" if self.method == "trained" else "embeds nothing")
+            )
+        if self.c is not None and self.method != "trained":
+            raise ValueError(f"c: the trained head's regularisation; method {self.method} trains nothing")
         return self
 
     @property
     def embeds(self) -> bool:
-        return self.method in ("embedding", "hybrid")
+        return self.method in ("embedding", "hybrid", "trained")
 
 
 class StepSpec(BaseModel):

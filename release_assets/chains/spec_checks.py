@@ -136,7 +136,7 @@ def check_binding(step: StepSpec, model_labels: dict[str, list[str]], where: str
         raise ChainSpecError(f"{where}: retrieval: only a step with binding retrieve takes `retrieval`")
     if step.binding_kind == "retrieve":
         # `retrieve` (TF-IDF or BM25 over the knowledge base) or `retrieve:<model>`, a sentence_embedder of the
-        # release (embedding or hybrid retrieval): the model is named exactly when the method embeds.
+        # release (embedding, hybrid or trained retrieval): the model is named exactly when the method embeds.
         check_retrieval(step, where)
         check_output(step, RETRIEVE_OUTPUT, set(RETRIEVE_OUTPUT), where)
         if step.min_score is not None and not step.fields()["fact"].optional:
@@ -169,7 +169,7 @@ def check_retrieval(step: StepSpec, where: str) -> None:
     if not spec.embeds and step.binding_target is not None:
         raise ChainSpecError(
             f"{where}: retrieval.method: {spec.method} uses no model, but the binding names "
-            f"{step.binding_target!r}: bind plain `retrieve`, or choose method embedding or hybrid"
+            f"{step.binding_target!r}: bind plain `retrieve`, or choose method embedding, hybrid or trained"
         )
 
 

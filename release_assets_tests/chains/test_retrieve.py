@@ -5,6 +5,7 @@ which need the embedding model, are tested in models/test_embedding.py.)"""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -144,6 +145,9 @@ def test_knowledge_base_questions_must_name_facts(tmp_path):
         ({"method": "embedding", "k1": 1.5}, "retrieve:embedder", r"k1: a BM25 parameter; method embedding"),
         ({"method": "bm25", "passages": "each"}, "retrieve", r"passages: how facts are embedded; method bm25"),
         ({"method": "embedding", "min_margin": 2}, "retrieve:embedder", r"retrieval\.min_margin: Input should be"),
+        ({"method": "embedding", "c": 1.0}, "retrieve:embedder", r"c: the trained head's regularisation; method emb"),
+        ({"method": "trained", "c": 0}, "retrieve:embedder", r"retrieval\.c: Input should be greater than 0"),
+        ({"method": "trained", "passages": "each"}, "retrieve:embedder", r"passages: .* learns from every passage"),
     ],
 )
 def test_a_retrieval_mapping_that_cannot_work_is_refused_naming_the_field(tmp_path, retrieval_spec, binding, message):
@@ -157,9 +161,74 @@ def test_a_retrieval_mapping_that_cannot_work_is_refused_naming_the_field(tmp_pa
     [
         ({**FIND, "retrieval": {"method": "hybrid", "bm25_weight": 0.3}}, r"retrieval\.method: hybrid needs an"),
         ({**FIND, "binding": "retrieve:embedder", "retrieval": {"method": "bm25"}}, r"retrieval\.method: bm25 uses no"),
+        ({**FIND, "retrieval": {"method": "trained"}}, r"retrieval\.method: trained needs an embedding model"),
         ({**SAY, "id": "find", "retrieval": {"method": "bm25"}}, r"retrieval: only a step with binding retrieve"),
     ],
 )
 def test_a_retrieval_method_that_does_not_fit_its_binding_is_refused(tmp_path, step, message):
     with pytest.raises(ChainSpecError, match=r"chain\.yaml: steps\[0\] \(find\): " + message):
         load_chain(_chain(tmp_path, [step]), {"embedder": []})
+
+
+class WordCountEmbedder:
+    """A stand-in sentence embedder (the real one is tested in models/test_embedding.py): one dimension per word of
+    a small vocabulary, one more for every other word, l2-normalised; enough to show what the trained head learns."""
+
+    VOCABULARY = ("order", "parcel", "return", "refund", "gift", "card")
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            words = text.lower().replace(".", " ").replace("?", " ").split()
+            counts = [words.count(w) for w in self.VOCABULARY] + [sum(w not in self.VOCABULARY for w in words)]
+            rows.append(np.asarray(counts, float) / np.linalg.norm(counts))
+        return np.stack(rows)
+
+    def embed_corpus(self, docs: tuple[str, ...]) -> np.ndarray:
+        return self.embed(list(docs))
+
+
+# "order" is in most facts, "parcel" only in tracking's: the cosine with a joined passage counts a shared word as
+# much as a telling one; a head trained on the facts' passages learns that "order" tells them apart no better.
+SHARED_WORD_FACTS = {
+    "returns": "order order order return",
+    "tracking": "parcel",
+    "refunds": "order order refund",
+    "gift_cards": "gift card order",
+}
+SHARED_WORD_HEADINGS = {"tracking": ["parcel order"]}
+
+
+def _embedding_step(**retrieval_spec) -> StepSpec:
+    return StepSpec(
+        id="find",
+        template="q.j2",
+        binding="retrieve:embedder",
+        output={"fact": "str?", "score": "float"},
+        min_score=0.4,
+        retrieval=retrieval_spec,
+    )
+
+
+def test_the_trained_head_finds_the_fact_a_shared_word_hides_from_the_cosine_and_abstains_on_the_unrelated():
+    asked = ["my order parcel order", "weather tomorrow"]
+    embedder = WordCountEmbedder()
+    by_cosine = bindings.retrieve(
+        _embedding_step(method="embedding"), asked, SHARED_WORD_FACTS, SHARED_WORD_HEADINGS, embedder
+    )
+    assert by_cosine[0]["fact"] == "returns"  # three "order"s outweigh the one telling "parcel"
+    trained = _embedding_step(method="trained", c=100)
+    found = bindings.retrieve(trained, asked, SHARED_WORD_FACTS, SHARED_WORD_HEADINGS, embedder)
+    assert [r["fact"] for r in found] == ["tracking", None]
+    assert found[0]["score"] >= 0.4 > found[1]["score"]  # a probability over four facts: 0.25 is knowing nothing
+    retrieval._trained_head.cache_clear()  # a head fitted afresh (another process) answers identically
+    assert bindings.retrieve(trained, asked, SHARED_WORD_FACTS, SHARED_WORD_HEADINGS, embedder) == found
+
+
+def test_a_trained_head_over_one_fact_scores_by_the_cosine():
+    embedder = WordCountEmbedder()
+    one = {"tracking": SHARED_WORD_FACTS["tracking"]}
+    step, cosine = _embedding_step(method="trained"), _embedding_step(method="embedding")
+    assert bindings.retrieve(step, ["parcel"], one, {}, embedder) == bindings.retrieve(
+        cosine, ["parcel"], one, {}, embedder
+    )
