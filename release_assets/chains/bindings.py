@@ -154,11 +154,13 @@ def retrieve(
     embedder: Any = None,
 ) -> list[dict[str, Any]]:
     """The knowledge-base fact each text is most about, with that score, by the step's retrieval method
-    (retrieval.py: TF-IDF, sentence embeddings of the model ``retrieve:<model>`` names, BM25, or a hybrid).
+    (retrieval.py: TF-IDF, sentence embeddings of the model ``retrieve:<model>`` names, BM25, a hybrid, or a head
+    trained on those embeddings).
 
-    Nothing is trained: the index is the chain's own knowledge base. Deterministic: a tie goes to the fact listed
-    first. Below ``min_score`` (or within ``retrieval.min_margin`` of the second fact) the fact is None, so a
-    later step can abstain rather than answer from a fact that merely shares a word with the question.
+    The index (and the trained head's only training data) is the chain's own knowledge base. Deterministic: a
+    tie goes to the fact listed first. Below ``min_score`` (or within ``retrieval.min_margin`` of the second fact)
+    the fact is None, so a later step can abstain rather than answer from a fact that merely shares a word with
+    the question.
     """
     if not texts:
         return []
