@@ -12,7 +12,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -258,14 +259,27 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself, across processes, for the block; no file is created."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 class JsonlSpanExporter(SpanExporter):
     """One span per line in ``path``; past ``max_bytes`` the file becomes ``path.1`` (``path.1`` -> ``path.2``,
     ...) and the oldest beyond ``backups`` is deleted. A line is never split across files, so every file parses.
 
     Thread-safe: the batch processor's worker and a caller's ``force_flush`` may export at the same time. Process-safe
     too: the workers of ``serve --workers N`` write the same file, each batch whole under an exclusive lock on
-    ``path.lock`` (so lines never interleave), reading the file's size from the file itself and reopening it when
-    another worker has rotated it (so one rotation happens per ``max_bytes``, and no generation is overwritten).
+    the file's folder (so lines never interleave), reading the file's size from the file itself and reopening it
+    when another worker has rotated it (so one rotation happens per ``max_bytes``, and no generation is
+    overwritten). The folder, not a ``path.lock`` beside the file: a golden run writes its traces into an artifact
+    folder, and a lock file there would become a member file of the release bundle.
     """
 
     def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
@@ -312,8 +326,7 @@ class JsonlSpanExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.with_name(f"{self.path.name}.lock").open("ab") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+                with _folder_locked(self.path.parent):
                     size = self._current()
                     for line in lines:
                         # An oversized line still gets written, alone in a fresh file, rather than dropped.

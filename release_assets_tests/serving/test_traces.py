@@ -508,3 +508,5 @@ def test_two_processes_share_one_span_file_without_interleaving_or_losing_a_gene
         names += [record["name"] for record in _records(f)]  # a line cut by the other writer would not parse
     assert sorted(names) == sorted(f"{w}-{b}-{i}" for w in "ab" for b in range(batches) for i in range(16))
     assert len(files) < 200  # nothing aged out, so a missing span was lost, not rotated away
+    # The lock is the folder's: no lock file beside the spans (a golden run's folder is a bundled artifact).
+    assert {f.name for f in tmp_path.iterdir()} == {f.name for f in files}
