@@ -26,3 +26,19 @@ def moto_s3(bucket: str) -> Iterator[tuple[str, Any]]:
         yield endpoint, client
     finally:
         server.stop()
+
+
+def store_client(endpoint: str, timeout_s: float = 5.0, attempts: int = 2) -> Any:
+    """The release store's own bounded client for ``endpoint`` (what ``serve`` and the CLI build), credentials
+    ``ci``/``ci``: connect within 2 s (or ``timeout_s`` if shorter), read within ``timeout_s``."""
+    from release_assets.core.s3_client import bounded_client
+
+    return bounded_client(
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        connect_timeout=min(2.0, timeout_s),
+        read_timeout=timeout_s,
+        max_attempts=attempts,
+        aws_access_key_id="ci",
+        aws_secret_access_key="ci",
+    )

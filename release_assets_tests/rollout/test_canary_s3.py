@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import httpx
 
 from bench.support.bundles import publish_unit
-from bench.support.s3_moto import moto_s3
+from bench.support.s3_moto import moto_s3, store_client
 from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.ledger import promote, replay
 from release_assets.release.s3_store import S3ReleaseStore
@@ -37,18 +37,7 @@ USERS = [f"user-{i}" for i in range(60)]
 
 
 def _store(endpoint: str) -> S3ReleaseStore:
-    from release_assets.core.s3_client import bounded_client
-
-    client = bounded_client(
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        connect_timeout=2,
-        read_timeout=5,
-        max_attempts=2,
-        aws_access_key_id="ci",
-        aws_secret_access_key="ci",
-    )
-    return S3ReleaseStore(client, BUCKET, PREFIX)
+    return S3ReleaseStore(store_client(endpoint), BUCKET, PREFIX)
 
 
 def _serve(endpoint: str, champion: str, canary: str, urls, stop) -> None:

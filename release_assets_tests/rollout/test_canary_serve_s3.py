@@ -29,7 +29,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.support.bundles import publish_classifier
-from bench.support.s3_moto import moto_s3
+from bench.support.s3_moto import moto_s3, store_client
 from release_assets.manifest import load_manifest
 from release_assets.manifest.rollout import RolloutSpec
 from release_assets.record.ledger import promote, replay
@@ -162,18 +162,7 @@ def shadow_settled(url: str) -> bool:
 
 def test_two_serve_processes_on_s3_share_shadow_pairs_and_roll_back_a_worse_canary(tmp_path):
     with moto_s3(BUCKET) as (endpoint, _), ExitStack() as servers:
-        from release_assets.core.s3_client import bounded_client
-
-        client = bounded_client(
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            connect_timeout=2,
-            read_timeout=5,
-            max_attempts=2,
-            aws_access_key_id="ci",
-            aws_secret_access_key="ci",
-        )
-        store = S3ReleaseStore(client, BUCKET, PREFIX)
+        store = S3ReleaseStore(store_client(endpoint), BUCKET, PREFIX)
         v1, v2 = publish_classifier(store, RELEASE, MODEL), publish_classifier(store, RELEASE, BROKEN)
         promote(store, RELEASE, v1, "alice", "first champion")
         # Shadow the candidate before any canary: every request is answered by v1 and replayed on v2.

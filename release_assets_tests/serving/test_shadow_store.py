@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from bench.support.s3_moto import moto_s3
-from release_assets.core.s3_client import bounded_client
+from bench.support.s3_moto import moto_s3, store_client
 from release_assets.release.s3_store import S3ReleaseStore
 from release_assets.release.store import LocalReleaseStore
 from release_assets.serving.metrics import ServingMetrics
@@ -121,15 +120,7 @@ def test_an_unreachable_store_is_counted_and_never_raised():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    client = bounded_client(
-        endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-east-1",
-        connect_timeout=1,
-        read_timeout=1,
-        max_attempts=1,
-        aws_access_key_id="ci",
-        aws_secret_access_key="ci",
-    )
+    client = store_client(f"http://127.0.0.1:{port}", timeout_s=1, attempts=1)
     metrics = ServingMetrics()  # what serve hands the writer: the pairs lost show on /metrics
     writer = S3ShadowPairs(client, BUCKET, PREFIX).writer(None, metrics.observe_shadow_not_kept)
     assert writer.append(make_pair(1)) and writer.append(make_pair(2))
