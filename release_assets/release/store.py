@@ -245,6 +245,28 @@ class LocalReleaseStore(ReleaseStore):
     def _dir(self, name: str, version: str) -> Path:
         return self._release_dir(name) / check_version(version)
 
+    def publish(
+        self,
+        name: str,
+        version: str,
+        bundle: Path,
+        manifest: dict[str, Any],
+        data: dict[str, Path] | None = None,
+        beside: dict[str, bytes] | None = None,
+    ) -> bool:
+        """As :meth:`ReleaseStore.publish`, under an exclusive lock on the version's folder from the check to the
+        manifest: two runs that built the same content at once (same version) would otherwise both find it
+        unpublished, both publish, and both report it as theirs. With the lock one publishes and the other is told
+        the version already exists."""
+        folder = self._dir(name, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return super().publish(name, version, bundle, manifest, data=data, beside=beside)
+        finally:
+            os.close(fd)  # releases the lock
+
     def _put_bundle(self, name: str, version: str, bundle: Path) -> None:
         copy_atomic(bundle, self._dir(name, version) / BUNDLE)  # durable before the manifest that makes it visible
 

@@ -6,6 +6,7 @@ import multiprocessing
 import re
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,34 @@ def test_files_beside_a_bundle_are_written_before_its_manifest_and_listed(store,
     for bad in ("../x", "bundle.tar.gz", "manifest.json", "A.sig", ""):
         with pytest.raises(StoreError, match="cannot be kept beside a bundle"):
             store.put_beside("iris", "00000000000000b2", bad, b"x")
+
+
+def test_two_publishers_of_one_version_at_once_publish_it_once(tmp_path, monkeypatch):
+    """Two runs that built the same content race to publish it: exactly one is told it published, the other that
+    the version already exists, and the manifest is the publisher's (the local store locks the version's folder)."""
+    store = LocalReleaseStore(tmp_path / "store")
+    checked = store.is_published
+
+    def slow_check(name: str, version: str) -> bool:
+        found = checked(name, version)
+        time.sleep(0.3)  # without the lock, the other publisher checks in this window and also finds nothing
+        return found
+
+    monkeypatch.setattr(store, "is_published", slow_check)
+    version, results = "00000000000000c3", {}
+
+    def publish(run: str) -> None:
+        (tmp_path / run).mkdir()
+        results[run] = store.publish("iris", version, _bundle(tmp_path / run), {"version": version, "run": run})
+
+    threads = [threading.Thread(target=publish, args=(run,)) for run in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(results.values()) == [False, True]
+    [winner] = [run for run, published in results.items() if published]
+    assert store.manifest("iris", version)["run"] == winner
 
 
 def test_missing_bundle_is_a_clear_error(store, tmp_path):
