@@ -19,6 +19,8 @@ import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -129,17 +131,25 @@ class ReleaseStore(ABC):
         ``beside``: files kept beside the bundle (file name -> bytes: its signature, its attestations), written
         before the manifest, so a signed version is never visible unsigned.
         """
-        if self.is_published(name, version):
-            return False
-        for digest, path in sorted((data or {}).items()):
-            if not self.has_data(digest):
-                self._put_data(digest, path)
-        self._put_bundle(name, version, bundle)
-        for filename, body in sorted((beside or {}).items()):
-            self.put_beside(name, version, filename, body)
-        self._put_manifest(name, version, manifest)  # from here on the version is visible
-        self._put_pointer(name, {"version": version})
-        return True
+        with self._publishing(name, version):
+            if self.is_published(name, version):
+                return False
+            for digest, path in sorted((data or {}).items()):
+                if not self.has_data(digest):
+                    self._put_data(digest, path)
+            self._put_bundle(name, version, bundle)
+            for filename, body in sorted((beside or {}).items()):
+                self.put_beside(name, version, filename, body)
+            self._put_manifest(name, version, manifest)  # from here on the version is visible
+            self._put_pointer(name, {"version": version})
+            return True
+
+    def _publishing(self, name: str, version: str) -> AbstractContextManager[None]:
+        """Held from the check to the manifest: two runs that built the same content at once (same version) would
+        otherwise both find it unpublished, both publish, and both report it as theirs. The local store locks the
+        version's folder, so one publishes and the other is told the version exists. The S3 store has no lock yet
+        (a conditional PUT of the manifest would be its equivalent)."""
+        return nullcontext()
 
     def is_published(self, name: str, version: str) -> bool:
         return self.manifest(name, version) is not None
@@ -245,25 +255,15 @@ class LocalReleaseStore(ReleaseStore):
     def _dir(self, name: str, version: str) -> Path:
         return self._release_dir(name) / check_version(version)
 
-    def publish(
-        self,
-        name: str,
-        version: str,
-        bundle: Path,
-        manifest: dict[str, Any],
-        data: dict[str, Path] | None = None,
-        beside: dict[str, bytes] | None = None,
-    ) -> bool:
-        """As :meth:`ReleaseStore.publish`, under an exclusive lock on the version's folder from the check to the
-        manifest: two runs that built the same content at once (same version) would otherwise both find it
-        unpublished, both publish, and both report it as theirs. With the lock one publishes and the other is told
-        the version already exists."""
+    @contextmanager
+    def _publishing(self, name: str, version: str) -> Iterator[None]:
+        """An exclusive ``flock`` on the version's folder, across processes, for the block."""
         folder = self._dir(name, version)
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            return super().publish(name, version, bundle, manifest, data=data, beside=beside)
+            yield
         finally:
             os.close(fd)  # releases the lock
 
