@@ -7,6 +7,7 @@ write is removed. One helper for the bundle, the store's manifests and pointers,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -40,3 +41,16 @@ def write_atomic(target: Path, data: bytes) -> None:
 def copy_atomic(source: Path, target: Path) -> None:
     with replacing(target) as tmp:
         shutil.copyfile(source, tmp)
+
+
+@contextlib.contextmanager
+def folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself (created if missing), across processes, for the block. No lock
+    file is created, so the folder holds only what its writers put there (it may be a bundled artifact)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -19,12 +19,11 @@ import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from release_assets.core.atomic import copy_atomic, write_atomic
+from release_assets.core.atomic import copy_atomic, folder_locked, write_atomic
 from release_assets.core.hashing import sha256_file
 from release_assets.manifest import release_name_problem
 from release_assets.release.ledger_chain import (
@@ -255,17 +254,8 @@ class LocalReleaseStore(ReleaseStore):
     def _dir(self, name: str, version: str) -> Path:
         return self._release_dir(name) / check_version(version)
 
-    @contextmanager
-    def _publishing(self, name: str, version: str) -> Iterator[None]:
-        """An exclusive ``flock`` on the version's folder, across processes, for the block."""
-        folder = self._dir(name, version)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+    def _publishing(self, name: str, version: str) -> AbstractContextManager[None]:
+        return folder_locked(self._dir(name, version))  # across processes, on the version's folder
 
     def _put_bundle(self, name: str, version: str, bundle: Path) -> None:
         copy_atomic(bundle, self._dir(name, version) / BUNDLE)  # durable before the manifest that makes it visible

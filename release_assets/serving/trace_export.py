@@ -7,13 +7,11 @@ by the SDK, an attribute another module adds) reaches a file or a collector unre
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from opentelemetry.trace import Status
 
 from release_assets.chains.llm.traces import REDACTED
 from release_assets.chains.llm.traces import Redactor as StepRedactor
+from release_assets.core.atomic import folder_locked
 from release_assets.core.settings import Settings
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -259,17 +258,6 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _folder_locked(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``folder`` itself, across processes, for the block; no file is created."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 class JsonlSpanExporter(SpanExporter):
     """One span per line in ``path``; past ``max_bytes`` the file becomes ``path.1`` (``path.1`` -> ``path.2``,
     ...) and the oldest beyond ``backups`` is deleted. A line is never split across files, so every file parses.
@@ -326,7 +314,7 @@ class JsonlSpanExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with _folder_locked(self.path.parent):
+                with folder_locked(self.path.parent):
                     size = self._current()
                     for line in lines:
                         # An oversized line still gets written, alone in a fresh file, rather than dropped.
