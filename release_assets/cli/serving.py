@@ -49,6 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ``--workers N``, N uvicorn worker processes share the port, each loading the releases itself."""
     import uvicorn
 
+    from release_assets.serving.http_protocol import protocol_class
+
     options = {
         "release": args.release,
         "traces": args.traces,
@@ -70,7 +72,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _announce(server, args.host, args.port)
         _close_on_shutdown(server)
         try:
-            uvicorn.run(server.app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+            uvicorn.run(
+                server.app,
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+                access_log=False,
+                http=protocol_class(),
+            )
         finally:
             server.close()
         return 0
@@ -98,6 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=args.log_level,
             access_log=False,
+            http=protocol_class(),
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)

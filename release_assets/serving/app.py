@@ -8,20 +8,22 @@ Routing is decided only by the flag router the process was started with: there i
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import hashlib
 import hmac
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,9 +33,10 @@ from starlette.routing import Route
 
 from release_assets.serving import oip, openapi
 from release_assets.serving.admission import Admission, AdmissionPolicy
+from release_assets.serving.batching import Batcher
 from release_assets.serving.feedback import DuplicateFeedback, FeedbackBook, UnknownRequest
 from release_assets.serving.metrics import CONTENT_TYPE, ServingMetrics, schema_failures
-from release_assets.serving.requests import BODY, RequestError, validate
+from release_assets.serving.requests import BODY, PredictCall, RequestError, validate
 from release_assets.serving.schemas import FeedbackRequest
 
 if TYPE_CHECKING:
@@ -54,11 +57,33 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return Response(content.encode(), status_code=status, headers=headers, media_type="application/json")
 
 
+class _RandomIds:
+    """Version-4 UUIDs (hyphenated: the trace redactor masks bare 32-hex tokens as secrets) from the OS's random
+    bytes, fetched 256 ids at a time. ``uuid.uuid4()`` asks the OS once per id, and the call releases the GIL: on a
+    busy server the span exporter's thread takes it then, and the request waits for it back."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hex, self._next = "", self.BATCH
+
+    def new(self) -> str:
+        with self._lock:
+            if self._next == self.BATCH:
+                self._hex, self._next = os.urandom(16 * self.BATCH).hex(), 0
+            h = self._hex[32 * self._next : 32 * self._next + 32]
+            self._next += 1
+        variant = "89ab"[int(h[16], 16) & 3]  # RFC 9562: version 4, variant 10xx
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+
+_random_ids = _RandomIds()
+
+
 def _request_id(given: str | None) -> str:
     # The id lands in logs and headers: anything but a short plain token is replaced, never echoed.
-    return (
-        given if given is not None and REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
-    )  # hyphenated: the trace redactor masks bare 32-hex tokens as secrets
+    return given if given is not None and REQUEST_ID.fullmatch(given) else _random_ids.new()
 
 
 def _authorized(header: str | None, token: bytes) -> bool:
@@ -254,23 +279,41 @@ class _Versions:
         return gone
 
 
+class _Job(NamedTuple):
+    """One request waiting for its batch: what ``predict`` needs, the user its span names, how to encode it."""
+
+    payload: Any
+    variant: str
+    rid: str
+    user: str | None
+    render: Callable[[dict[str, Any], Any], bytes]
+
+
 class _Costs:
-    """Each version's recent prediction time (an exponential moving average of the seconds ``run`` took), read and
-    written on the event loop only. Unknown until measured: a version's first answers run in the threadpool."""
+    """Each version's recent prediction times (the seconds ``run`` took, the last ``WINDOW``), read and written on
+    the event loop only; a version is fast while their median is under ``INLINE_BELOW_S``. Unknown until measured:
+    a version's first answers run in the threadpool.
+
+    The median, not a mean: a time is sometimes inflated by waiting for the GIL (the span exporter's thread holds it
+    now and then), and a mean of those outliers once sent iris's 50 us predictions to the threadpool for good, where
+    every hop inflated the next time again."""
 
     INLINE_BELOW_S = 0.001
-    WEIGHT = 0.1  # of the newest sample: about the last ten answers
+    WINDOW = 15
 
     def __init__(self) -> None:
-        self._mean: dict[tuple[str, str], float] = {}
+        self._recent: dict[tuple[str, str], collections.deque[float]] = {}
+        self._fast: dict[tuple[str, str], bool] = {}
 
     def fast(self, key: tuple[str, str]) -> bool:
-        mean = self._mean.get(key)
-        return mean is not None and mean < self.INLINE_BELOW_S
+        return self._fast.get(key, False)
 
     def observe(self, key: tuple[str, str], seconds: float) -> None:
-        mean = self._mean.get(key)
-        self._mean[key] = seconds if mean is None else mean + self.WEIGHT * (seconds - mean)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = collections.deque(maxlen=self.WINDOW)
+        recent.append(seconds)
+        self._fast[key] = sorted(recent)[len(recent) // 2] < self.INLINE_BELOW_S
 
 
 def create_app(
@@ -316,6 +359,7 @@ def create_app(
     documents = openapi.Documents(protected=secret is not None)
     gate = Admission(admission if admission is not None else AdmissionPolicy())
     costs = _Costs()
+    batcher = Batcher()
     book = feedback if feedback is not None else FeedbackBook()
 
     def shed(call: _Call, request: Request) -> None:
@@ -395,8 +439,12 @@ def create_app(
             # A prediction that takes less than a hop to a thread and back (iris: ~50 us against ~200 us of hop
             # and GIL hand-over) runs right here; a slower one runs in the threadpool, so health checks and other
             # requests keep answering meanwhile. Each version's recent cost decides, so one that slows down moves
-            # to the threadpool after a few answers.
-            if costs.fast(labels[:2]):
+            # to the threadpool after a few answers. A chain that runs here whole is answered in batches: the
+            # requests that arrive while its last batch runs share the next (serving/batching.py).
+            if getattr(target, "batchable", False):
+                job = _Job(payload, variant, rid, user_id if isinstance(user_id, str) else None, render)
+                response, encoded, predict_ms = await batcher.submit(target, job, functools.partial(run_batch, target))
+            elif costs.fast(labels[:2]):
                 response, encoded, predict_ms = run()
             else:
                 response, encoded, predict_ms = await run_in_threadpool(run)
@@ -426,6 +474,48 @@ def create_app(
         metrics.observe_request(*labels, 200)
         book.answered(call.rid, *labels)
         return encoded
+
+    def run_batch(target: LoadedRelease, jobs: list[_Job]) -> list[tuple[dict[str, Any], bytes, float] | Exception]:
+        """Several requests for ``target`` in one ``predict_many`` (in the threadpool), each traced in a request
+        span of its own: each one's answer, encoding and the batch's time, or the exception its request gets."""
+        t0 = time.perf_counter()
+        with contextlib.ExitStack() as spans:
+            opened = [
+                spans.enter_context(
+                    tracing.request_span(
+                        target.release,
+                        target.version,
+                        job.variant,
+                        job.rid,
+                        target.kind,
+                        input_value=job.payload,
+                        user_id=job.user,
+                    )
+                )
+                if tracing is not None
+                else None
+                for job in jobs
+            ]
+            calls = [
+                PredictCall(job.payload, job.variant, job.rid, tracing.observer(span) if tracing is not None else None)
+                for job, span in zip(jobs, opened, strict=True)
+            ]
+            answers = target.predict_many(calls)
+            predict_ms = (time.perf_counter() - t0) * 1000
+            results: list[tuple[dict[str, Any], bytes, float] | Exception] = []
+            for job, span, answer in zip(jobs, opened, answers, strict=True):
+                if isinstance(answer, Exception):
+                    if span is not None:
+                        span.set_output(None, error=f"{type(answer).__name__}: {answer}")
+                    results.append(answer)
+                    continue
+                if span is not None:
+                    span.set_output(answer)
+                try:  # an answer that cannot be encoded fails its own request, as in run()
+                    results.append((answer, job.render(answer, target), predict_ms))
+                except Exception as exc:
+                    results.append(exc)
+        return results
 
     def refuse(call: _Call, refused: _Refused, body: dict[str, Any]) -> Response:
         metrics.observe_request(*call.labels, refused.status)

@@ -13,7 +13,7 @@ import binascii
 import functools
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -263,3 +263,12 @@ def _digit_cell(on, image_module) -> list[int]:
     block = BITMAP // DIGIT_SIDE
     counts = bitmap.reshape(DIGIT_SIDE, block, DIGIT_SIDE, block).sum(axis=(1, 3))
     return [int(c) for c in counts.ravel()]
+
+
+class PredictCall(NamedTuple):
+    """One request of ``LoadedRelease.predict_many`` (serving/loader.py): ``predict``'s arguments."""
+
+    request: Any
+    variant: str
+    request_id: str
+    observer: Any = None

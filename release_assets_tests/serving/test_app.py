@@ -444,3 +444,83 @@ def test_a_fast_version_answers_on_the_event_loop_and_a_slow_one_in_the_threadpo
     worker = "AnyIO worker thread"
     assert fast.threads[0] == worker and worker not in fast.threads[1:]  # measured once, then inline
     assert slow.threads == [worker] * 5
+
+
+def test_a_fast_version_stays_on_the_event_loop_through_a_few_slow_answers():
+    """A time inflated by waiting for the GIL must not send a fast version to the threadpool: the median of its
+    recent times decides. A version that really slows down still moves."""
+    from release_assets.serving.app import _Costs
+
+    costs, key = _Costs(), ("iris", "v1")
+    assert not costs.fast(key)  # unknown: measured in the threadpool first
+    for seconds in [50e-6] * 10:
+        costs.observe(key, seconds)
+    assert costs.fast(key)
+    for seconds in [0.02, 50e-6, 0.015, 50e-6, 0.03, 50e-6]:  # every other answer waited 15-30 ms for the GIL
+        costs.observe(key, seconds)
+        assert costs.fast(key)
+    for _ in range(costs.WINDOW // 2 + 1):  # it now takes 3 ms an answer: off the event loop within a window
+        costs.observe(key, 0.003)
+    assert not costs.fast(key)
+
+
+class Batching(FakeRelease):
+    """A chain answered in batches (``predict_many``), each batch slow enough for the next requests to queue."""
+
+    batchable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def predict_many(self, calls):
+        self.batch_sizes.append(len(calls))
+        time.sleep(0.05)
+        answers = []
+        for call in calls:
+            try:
+                answers.append(
+                    self.predict(call.request, variant=call.variant, request_id=call.request_id, observer=call.observer)
+                )
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+
+def test_a_busy_chain_answers_the_requests_that_queued_in_one_batch_each_traced_alone(tmp_path):
+    from release_assets.serving.traces import Tracing
+
+    release, spans = Batching(), tmp_path / "spans.jsonl"
+    tracing = Tracing(jsonl_path=spans, otlp_endpoint=None)
+    from release_assets.serving.admission import AdmissionPolicy
+
+    # In flight at once is what a batch can hold (the default 8 per worker would refuse the last ones).
+    app = create_app({"helpdesk": release}, tracing=tracing, admission=AdmissionPolicy(max_in_flight=32))
+    messages = [f"refund for order {i}" for i in range(11)] + [f"{EXPLODE} now", "no message"]
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as ac:
+            first = asyncio.ensure_future(ac.post(URL, json={"message": "hello"}, headers={"x-request-id": "first"}))
+            await asyncio.sleep(0.02)  # the first batch runs; the rest queue behind it
+            bodies = [{"message": m} if m != "no message" else {"text": m} for m in messages]
+            rest = [ac.post(URL, json=b, headers={"x-request-id": f"r{i}"}) for i, b in enumerate(bodies)]
+            return [await first, *await asyncio.gather(*rest)]
+
+    first, *answers = asyncio.run(go())
+    assert release.batch_sizes == [1, len(messages)]  # everyone who queued went in the next batch
+    assert first.status_code == 200 and first.json()["request_id"] == "first"
+    for i, answer in enumerate(answers[:11]):
+        assert answer.status_code == 200 and answer.json()["request_id"] == f"r{i}" == answer.headers["x-request-id"]
+        assert answer.json()["intent"] == "refund"
+    assert answers[11].status_code == 500 and answers[12].status_code == 422  # each fails alone
+    tracing.force_flush()
+    records = [json.loads(line) for line in spans.read_text().splitlines()]
+    roots = {json.loads(r["attributes"]["metadata"])["request_id"]: r for r in records if r["parent_id"] is None}
+    assert set(roots) == {"first", *(f"r{i}" for i in range(len(messages)))}
+    children = [r for r in records if r["parent_id"] is not None]
+    for child in children:  # each step span under its own request's span
+        rid = json.loads(child["attributes"]["metadata"])["request_id"]
+        assert child["parent_id"] == roots[rid]["span_id"] and child["trace_id"] == roots[rid]["trace_id"]
+    assert len(children) == 12  # one step each for the 12 that reached the model (not the refused body)
+    assert roots["r11"]["status"]["code"] == "ERROR" and roots["r12"]["status"]["code"] == "ERROR"
+    tracing.shutdown()

@@ -247,3 +247,78 @@ def test_a_cached_copy_of_another_version_or_with_extra_files_is_refused(tmp_pat
 
     with pytest.raises(BundleError, match=f"not {other}"):
         _extract(store, "iris", other, cache)
+
+
+def test_a_batch_of_helpdesk_requests_answers_each_as_predict_alone_would(published):
+    """predict_many runs the chain once over every request; each answer (or error) is the one predict gives that
+    request alone, in order, even when two requests share an id or one of them is refused."""
+    from release_assets.serving.requests import PredictCall
+
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    assert loaded.batchable
+    messages = [
+        {"message": "Where is my order 12345? I paid $49.99", "user_id": "u1"},
+        {"message": "I want a refund for my blender"},
+        {"note": "no message at all"},  # refused: RequestError, for this request only
+        {"message": "How do I reset my password?"},
+        {"message": "I want a refund for my blender"},
+    ]
+    calls = [
+        PredictCall(m, "canary" if i % 2 else "champion", "same-id" if i < 2 else f"r{i}")
+        for i, m in enumerate(messages)
+    ]
+    answers = loaded.predict_many(calls)
+    assert len(answers) == len(calls) and isinstance(answers[2], RequestError)
+    for call, answer in zip(calls, answers, strict=True):
+        if isinstance(answer, Exception):
+            with pytest.raises(RequestError):
+                loaded.predict(call.request, variant=call.variant, request_id=call.request_id)
+            continue
+        alone = loaded.predict(call.request, variant=call.variant, request_id=call.request_id)
+        assert set(answer) == set(alone) and set(answer["latency_ms"]) == set(alone["latency_ms"])
+        # A batch pads each message to the longest: the same logits up to float rounding, so the same decisions.
+        assert answer["confidence"] == pytest.approx(alone["confidence"], abs=1e-5)
+        skip = {"latency_ms", "confidence"}
+        assert {k: v for k, v in answer.items() if k not in skip} == {k: v for k, v in alone.items() if k not in skip}
+    assert answers[0]["entities"]["order_id"] == "12345" and answers[1]["variant"] == "canary"
+
+
+def test_a_step_failing_for_one_request_of_a_batch_fails_that_request_alone(published, monkeypatch):
+    from release_assets.serving.requests import PredictCall
+
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    runner = loaded._runner
+    real_run = runner.run
+
+    def run(requests, observer=None):  # the second request's reply step fails validation
+        results = real_run(requests, observer=observer)
+        results[1].errors["generate_response"] = "reply: field required"
+        return results
+
+    monkeypatch.setattr(runner, "run", run)
+    calls = [PredictCall({"message": f"refund please {i}"}, "champion", f"r{i}") for i in range(3)]
+    first, failed, last = loaded.predict_many(calls)
+    assert (
+        isinstance(failed, StepFailed)
+        and "request r1" in str(failed)
+        and failed.errors == {"generate_response": "reply: field required"}
+    )
+    assert first["request_id"] == "r0" and last["request_id"] == "r2"
+
+
+def test_iris_is_not_batched_and_answers_each_call_through_predict(published):
+    from release_assets.serving.requests import PredictCall
+
+    store, versions, cache = published
+    loaded = load_release(store, "iris", version=versions["iris"], cache_dir=cache)
+    assert not loaded.batchable
+    good, bad = loaded.predict_many(
+        [
+            PredictCall({"features": [5.1, 3.5, 1.4, 0.2]}, "champion", "a"),
+            PredictCall({"features": []}, "champion", "b"),
+        ]
+    )
+    assert good == loaded.predict({"features": [5.1, 3.5, 1.4, 0.2]}, request_id="a")
+    assert isinstance(bad, RequestError)

@@ -443,6 +443,17 @@ def test_the_default_rules_shortcut_and_memory_redact_exactly_what_the_rules_do(
         "b" * 33,
         "0123456789abcdef" * 2,
         "Ab3" * 11,
+        "ab3" * 11,
+        "AB3" * 11,
+        "Abc" * 11,
+        "5b8b5920-1aae-4f25-9d62-abd67e7a47b2",  # a request id: not a secret, yet a 36-character run
+        "2e850f0905691e28",
+        "0.29004",
+        "0.",
+        "no.",
+        "123456",
+        "aB-" * 6,
+        "9/" * 9,
         "-",
         "_",
         "+",
@@ -468,6 +479,9 @@ def test_the_default_rules_shortcut_and_memory_redact_exactly_what_the_rules_do(
     for text in texts * 2:  # the second time, short strings come from memory
         assert fast.text(text) == every_string.text(text), text
     assert fast.text("order 12345 from jo.doe@example.com") == "order [REDACTED] from [REDACTED]"
+    # A probability's fraction is no order number; one after "no." is.
+    redacted = fast.text('{"virginica": 0.29004, "order": "no.12345"}')
+    assert redacted == '{"virginica": 0.29004, "order": "no.[REDACTED]"}'
 
 
 WRITER = """
