@@ -85,7 +85,12 @@ def match_product(text: str, catalogue: Sequence[str], aliases: Mapping[str, Seq
     """The catalogue product a text names, in full or by one of its aliases ("rain jacket" for "Harbor Rain
     Jacket"): whole words, any case, the longest name or alias found wins ("Desk Lamp Pro" over "Desk Lamp");
     equally long ones go to the catalogue's order. Aliases of products not in the catalogue are ignored."""
-    for phrase, product in _phrases(tuple(catalogue), tuple((k, tuple(v)) for k, v in aliases.items())):
+    # On ASCII text a phrase can only match where its first word (lower-cased, when ASCII itself) is a substring of
+    # the lower-cased text: a substring test skips most of the phrases' regexes, which are tried at every position.
+    lower = text.lower() if text.isascii() else None
+    for phrase, product, first_word in _phrases(tuple(catalogue), tuple((k, tuple(v)) for k, v in aliases.items())):
+        if lower is not None and first_word is not None and first_word not in lower:
+            continue
         if phrase.search(text):
             return product
     return None
@@ -94,15 +99,20 @@ def match_product(text: str, catalogue: Sequence[str], aliases: Mapping[str, Seq
 @lru_cache(maxsize=8)
 def _phrases(
     catalogue: tuple[str, ...], aliases: tuple[tuple[str, tuple[str, ...]], ...]
-) -> list[tuple[re.Pattern[str], str]]:
-    """Compiled once per catalogue: the chain's latency is measured one request at a time."""
+) -> list[tuple[re.Pattern[str], str, str | None]]:
+    """Compiled once per catalogue: the chain's latency is measured one request at a time. Each phrase's regex, its
+    product, and its first word lower-cased when that word is ASCII (else None: no shortcut for it)."""
     named = dict(aliases)
     pairs = [(name, name) for name in catalogue]
     pairs += [(alias, name) for name in catalogue for alias in named.get(name, ())]
     pairs.sort(key=lambda pair: -len(pair[0]))  # stable: ties keep catalogue order, full names before aliases
     # Whole words: "mat" must not match inside "format"; any run of spaces between words still matches.
     return [
-        (re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?!\w)", re.IGNORECASE), name)
+        (
+            re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?!\w)", re.IGNORECASE),
+            name,
+            phrase.split()[0].lower() if phrase.split() and phrase.split()[0].isascii() else None,
+        )
         for phrase, name in pairs
     ]
 

@@ -69,6 +69,9 @@ ALIASES = {"Desk Lamp": ["lamp"], "Desk Lamp Pro": ["pro lamp"], "Yoga Mat": ["m
         ("which format is it in?", None),  # whole words: no "mat" inside "format"
         ("lamps", None),
         ("a rain jacket", None),  # an alias of a product the catalogue does not sell
+        ("my yoga ſtudio mat", "Yoga Mat"),  # non-ASCII text: every phrase's regex, no substring shortcut
+        ("the \u212aitchen mat", "Yoga Mat"),
+        ("my Desk\tLAMP pro", "Desk Lamp Pro"),
     ],
 )
 def test_product_matching(text, product):
@@ -94,3 +97,9 @@ def test_ambiguous_or_unknown_aliases_are_refused(tmp_path, aliases, error):
     path.write_text(f'facts: {{a: "A."}}\nproducts: ["Lamp", "Mat"]\n{aliases}\n')
     with pytest.raises(GoldenSuiteError, match=error):
         load_knowledge_base(path)
+
+
+def test_a_name_with_non_ascii_letters_still_matches_ascii_text_case_insensitively():
+    # The regex's case folding takes "ſ" (long s) for "s": the substring shortcut must not skip such a name.
+    assert match_product("my skillet pan", ["\u017fkillet Pan"], {}) == "\u017fkillet Pan"
+    assert match_product("my Kettle", ["\u212aettle"], {}) == "\u212aettle"  # the Kelvin sign folds to k

@@ -524,3 +524,19 @@ def test_two_processes_share_one_span_file_without_interleaving_or_losing_a_gene
     assert len(files) < 200  # nothing aged out, so a missing span was lost, not rotated away
     # The lock is the folder's: no lock file beside the spans (a golden run's folder is a bundled artifact).
     assert {f.name for f in tmp_path.iterdir()} == {f.name for f in files}
+
+
+def test_the_order_id_rule_is_five_digits_alone_whatever_its_form():
+    """The rule is written to start with a digit (so the regex engine skips to digits); it must match exactly what
+    the plain form matches: five digits, not after a digit or a digit and a dot, not before a digit."""
+    import random
+    import re
+
+    from release_assets.serving.trace_export import DEFAULT_RULES
+
+    fast = re.compile(dict(DEFAULT_RULES)["order_id"])
+    plain = re.compile(r"(?<!\d)(?<!\d\.)\d{5}(?!\d)")
+    rng = random.Random(3)
+    for _ in range(20_000):
+        text = "".join(rng.choice("0123456789..a \n٣") for _ in range(rng.randint(0, 20)))
+        assert fast.sub("R", text) == plain.sub("R", text), text
