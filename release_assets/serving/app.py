@@ -359,7 +359,7 @@ def create_app(
     documents = openapi.Documents(protected=secret is not None)
     gate = Admission(admission if admission is not None else AdmissionPolicy())
     costs = _Costs()
-    batcher = Batcher()
+    batcher = Batcher(on_batch=lambda target, size: metrics.observe_batch(target.release, target.version, size))
     book = feedback if feedback is not None else FeedbackBook()
 
     def shed(call: _Call, request: Request) -> None:

@@ -22,10 +22,11 @@ class Batcher:
     gets the items waiting together, runs in the threadpool, and gives one result per item, in order: a value, or
     an exception, raised to that item's caller alone. Used on the event loop only."""
 
-    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, max_batch: int = MAX_BATCH, on_batch: Callable[[Any, int], None] | None = None) -> None:
+        """``on_batch(key, size)``: told of each batch as it starts (the server's batch-size histogram)."""
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1 (got {max_batch})")
-        self.max_batch = max_batch
+        self.max_batch, self.on_batch = max_batch, on_batch
         self._waiting: dict[Hashable, list[tuple[Any, asyncio.Future[Any]]]] = {}
         self._draining: dict[Hashable, asyncio.Task[None]] = {}
         self.batches = self.items = 0  # how many of each ran: items / batches is the mean batch size
@@ -49,6 +50,8 @@ class Batcher:
                 batch = [(item, answered) for item, answered in batch if not answered.done()]  # caller gone
                 if not batch:
                     continue
+                if self.on_batch is not None:
+                    self.on_batch(key, len(batch))
                 try:
                     results = await run_in_threadpool(run, [item for item, _ in batch])
                     if len(results) != len(batch):

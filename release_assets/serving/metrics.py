@@ -62,6 +62,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "release_assets_serving"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable: its values go to files there
 # 0.5 ms .. 500 ms, roughly 1-2.5-5 per decade, plus 1 s so a slow tail is visible rather than all in +Inf.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)  # batching.MAX_BATCH is the largest
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LABELS = ("release", "version", "variant")
 SHADOW_LABELS = ("release", "primary_version", "shadow_version")
@@ -177,6 +178,13 @@ class ServingMetrics:
             ["release", "reason"],
             registry=r,
         )
+        self.batch_size = Histogram(
+            f"{PREFIX}_batch_size",
+            "Requests a chain answered together in one run (serving/batching.py): 1 while the server keeps up.",
+            ["release", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.escalations = Counter(f"{PREFIX}_escalations", "Answers with escalate=true.", LABELS, registry=r)
         self.abstentions = Counter(f"{PREFIX}_abstentions", "Answers with abstained=true.", LABELS, registry=r)
         self.low_confidence_answers = Counter(
@@ -276,6 +284,9 @@ class ServingMetrics:
 
     def observe_shed(self, release: str, reason: str) -> None:
         self._child(self.shed, release, reason).inc()
+
+    def observe_batch(self, release: str, version: str, size: int) -> None:
+        self._child(self.batch_size, release, version).observe(size)
 
     def observe_latency(self, release: str, version: str, variant: str, seconds: float) -> None:
         self._child(self.latency, release, version, variant).observe(seconds)

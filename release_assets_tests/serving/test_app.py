@@ -524,3 +524,10 @@ def test_a_busy_chain_answers_the_requests_that_queued_in_one_batch_each_traced_
     assert len(children) == 12  # one step each for the 12 that reached the model (not the refused body)
     assert roots["r11"]["status"]["code"] == "ERROR" and roots["r12"]["status"]["code"] == "ERROR"
     tracing.shutdown()
+    sizes = {
+        s.labels["le"]: s.value
+        for family in text_string_to_metric_families(app.state.metrics.render().decode())
+        for s in family.samples
+        if s.name == "release_assets_serving_batch_size_bucket"
+    }
+    assert sizes["1.0"] == 1 and sizes["8.0"] == 1 and sizes["16.0"] == 2  # a batch of one, then one of 13
