@@ -10,6 +10,8 @@ routing, tracing (the default span file) and metrics are on, as in production. T
 - ``after``: this checkout's ``serve``, with 1 and with 2 workers (``--workers 2``);
 - ``peer``: a minimal Starlette app (bench/support/peer_app.py) answering ``POST /v1/{release}/predict`` with the
   same ``LoadedRelease.predict`` and nothing else (no routing, metrics, traces, admission), one worker;
+- ``mlflow``: ``mlflow models serve`` of iris's registered model (``models:/iris@champion``, synced into the
+  workspace's registry), one worker, answering the same flowers at ``/invocations`` (iris only);
 
 it measures, per release: saturation (closed loop, 32 keep-alive connections, varied bodies, ``--seconds``) with
 the server's CPU per request (its process tree's user+system time over the answers) and the load generator's own
@@ -22,7 +24,7 @@ The load generator runs in this process (asyncio, raw HTTP: bench/support/raw_ht
 Writes bench/serving_load_results.json and, unless ``--no-write``, its section of BENCHMARKS.md.
 
 Parts, for comparing while working (the section is only written from a full run): ``--servers before,after1``
-(any of before, after1, after2, peer), ``--releases iris``, ``--baseline-tree DIR`` (a folder holding a
+(any of before, after1, after2, peer, mlflow), ``--releases iris``, ``--baseline-tree DIR`` (a folder holding a
 ``release_assets`` package to run as ``before`` instead of ``git archive`` of ``--baseline``), ``--workspace DIR``
 (a workspace this script published before, reused: its ``bench_versions.json`` names the versions), ``--after-tree
 DIR`` (a folder holding the ``release_assets`` to run as ``after`` instead of this checkout's).
@@ -56,8 +58,17 @@ MARK_BEGIN, MARK_END = "<!-- serving-load: bench/serving_load.py -->", "<!-- /se
 BASELINE = "ea5d84c"
 CLIENTS, RATE = 32, 100.0
 GOALS = {"helpdesk": 1000.0, "iris": 3000.0}  # req/s with 2 workers on 2 cores (#33)
-SERVER_KEYS = {"before": "before", "after1": "after, 1 worker", "after2": "after, 2 workers", "peer": "peer"}
+SERVER_KEYS = {
+    "before": "before",
+    "after1": "after, 1 worker",
+    "after2": "after, 2 workers",
+    "peer": "peer",
+    "mlflow": "mlflow models serve",
+}
 PEER = "peer (Starlette + the same predict)"
+MLFLOW = "mlflow models serve (iris's registered model, 1 worker)"
+MLFLOW_SERVE = [PY, "-m", "mlflow", "models", "serve", "--workers", "1"]
+MLFLOW_RELEASES = ("iris",)  # the issue's comparison; its pyfunc answers the same flower as serve
 
 
 def _option(name: str) -> str | None:
@@ -103,8 +114,20 @@ def _tree(pid: int) -> set[int]:
 
 
 class Server:
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, expected_workers: int) -> None:
-        self.name, self.port = name, _free_port()
+    """A server process on a free port, ready once ``ready_path`` answers 200 and its process tree has
+    ``expected_workers`` processes. ``mlflow`` servers take MLflow's scoring protocol (``/invocations``)."""
+
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        expected_workers: int,
+        ready_path: str = "/readyz",
+        mlflow: bool = False,
+    ) -> None:
+        self.name, self.port, self.mlflow = name, _free_port(), mlflow
         self.proc = subprocess.Popen(
             [*cmd, "--port", str(self.port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -113,7 +136,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited: {self.proc.stderr.read()[-2000:]!r}")  # type: ignore[union-attr]
             try:
-                if httpx.get(self.url("/readyz"), timeout=1).status_code == 200 and (
+                if httpx.get(self.url(ready_path), timeout=1).status_code == 200 and (
                     len(_tree(self.proc.pid)) >= expected_workers
                 ):
                     break
@@ -126,6 +149,13 @@ class Server:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def request(self, release: str, i: int, rng: random.Random) -> tuple[str, dict]:
+        """The path and body of request ``i``: the same flower or message whichever protocol the server speaks."""
+        given = body(release, i, rng)
+        if self.mlflow:  # one row of the pyfunc's input (the user id is serve's routing key: MLflow has none)
+            return "/invocations", {"dataframe_records": [{k: v for k, v in given.items() if k != "user_id"}]}
+        return f"/v1/{release}/predict", given
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -137,7 +167,7 @@ class Server:
 
 async def saturate(server: Server, release: str, seconds: float) -> dict:
     """Closed loop: CLIENTS connections, each sending as soon as its last answer came."""
-    base, path = f"http://127.0.0.1:{server.port}", f"/v1/{release}/predict"
+    base = f"http://127.0.0.1:{server.port}"
     statuses: dict[int, int] = {}
     rng = random.Random(1)
     connections = [await Connection.open(base) for _ in range(CLIENTS)]
@@ -148,7 +178,7 @@ async def saturate(server: Server, release: str, seconds: float) -> dict:
     async def client(c: Connection, w: int) -> None:
         i = w
         while time.perf_counter() < end:
-            status, _, _ = await c.post(path, body(release, i, rng))
+            status, _, _ = await c.post(*server.request(release, i, rng))
             statuses[status] = statuses.get(status, 0) + 1
             i += CLIENTS
 
@@ -168,7 +198,7 @@ async def saturate(server: Server, release: str, seconds: float) -> dict:
 
 async def steady(server: Server, release: str, rate: float, seconds: float) -> dict:
     """Open loop: request i is due at start + i / rate and its latency runs from then, on a pool of connections."""
-    base, path = f"http://127.0.0.1:{server.port}", f"/v1/{release}/predict"
+    base = f"http://127.0.0.1:{server.port}"
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(16):
         pool.put_nowait(await Connection.open(base))
@@ -181,7 +211,7 @@ async def steady(server: Server, release: str, rate: float, seconds: float) -> d
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         c = await pool.get()
         try:
-            status, _, _ = await c.post(path, body(release, i, rng))
+            status, _, _ = await c.post(*server.request(release, i, rng))
         finally:
             pool.put_nowait(c)
         latencies.append((time.perf_counter() - due) * 1000)
@@ -250,6 +280,8 @@ def main() -> None:
         env = {**env, "RELEASE_ASSETS_STORE_ROOT": str(root / "store")}
         versions = _publish(env)
         (root / "bench_versions.json").write_text(json.dumps(versions))
+    if "mlflow" in servers_wanted:  # the promoted versions into the workspace's registry: models:/iris@champion
+        subprocess.run([PY, "-m", "release_assets.cli.main", "registry", "sync"], env=env, check=True, cwd=ROOT)
     for release, version in versions.items():  # a canary at 10% (the same version): routing evaluated per request
         code = (
             "from release_assets.cli.inspect import release_store\n"
@@ -270,6 +302,18 @@ def main() -> None:
         "after, 1 worker": ([PY, *cli], after_env, after_tree, 1),
         "after, 2 workers": ([PY, *cli, "--workers", "2"], after_env, after_tree, 3),
         PEER: ([PY, str(ROOT / "bench" / "support" / "peer_app.py")], env, ROOT, 1),
+        # MLflow's own server of the same registered model: its CLI starts uvicorn as a child (two processes), from
+        # PATH, as in a shell with the venv active.
+        MLFLOW: (
+            [*MLFLOW_SERVE, "-m", "models:/iris@champion", "--env-manager", "local", "--host", "127.0.0.1"],
+            {
+                **env,
+                "MLFLOW_TRACKING_URI": env["RELEASE_ASSETS_MLFLOW_TRACKING_URI"],
+                "PATH": os.pathsep.join([str(Path(PY).parent), env.get("PATH", "")]),
+            },
+            root,
+            2,
+        ),
     }
     servers = {name: spec for name, spec in servers.items() if name.split(" (")[0] in _wanted(servers_wanted)}
     results: dict = {
@@ -282,10 +326,11 @@ def main() -> None:
     results["load_average_before"] = os.getloadavg()[0]
     results["predict_alone_ms"] = {release: predict_alone(after_env, release, cwd=after_tree) for release in releases}
     for name, (cmd, server_env, cwd, processes) in servers.items():
-        server = Server(name, cmd, server_env, cwd, processes)
+        mlflow = name == MLFLOW
+        server = Server(name, cmd, server_env, cwd, processes, "/ping" if mlflow else "/readyz", mlflow)
         try:
             out = {}
-            for release in releases:
+            for release in [r for r in releases if not mlflow or r in MLFLOW_RELEASES]:
                 asyncio.run(saturate(server, release, 2.0))  # warm: first loads, connections, caches
                 out[release] = {
                     "saturation": asyncio.run(saturate(server, release, seconds)),
@@ -318,7 +363,8 @@ def section(r: dict) -> list[str]:
         "throwaway store, a flag file routing 10% of keys to a canary, tracing and metrics on; each server started in "
         f"turn. Saturation: {CLIENTS} keep-alive connections in a closed loop for {r['seconds']:.0f} s, varied bodies. "
         f"p50/p99: an open loop of {RATE:.0f} requests/s for {r['seconds']:.0f} s. `before` is `serve` at "
-        f"{r['baseline']}; the peer is a minimal Starlette app calling the same `LoadedRelease.predict`. Server and "
+        f"{r['baseline']}; the peer is a minimal Starlette app calling the same `LoadedRelease.predict`; "
+        "`mlflow models serve` serves iris's registered model (its pyfunc, MLflow's scoring protocol). Server and "
         "load generator (this process, raw HTTP) share the 2-core machine with whatever else runs: 1-minute load "
         f"average {r['load_average_before']:.1f} before, {r['load_average_after']:.1f} after. Read the ratios.",
         "",
@@ -349,9 +395,12 @@ def section(r: dict) -> list[str]:
             one = servers["after, 1 worker"][release]["saturation"]["requests_per_s"]
             two = servers["after, 2 workers"][release]["saturation"]["requests_per_s"]
             peer = servers[PEER][release]["saturation"]["requests_per_s"]
+            mlflow = servers.get(MLFLOW, {}).get(release, {}).get("saturation", {}).get("requests_per_s")
             ratios.append(
                 f"{release}: after/before {one / before:.2f}x (1 worker), {two / before:.2f}x (2 workers); "
-                f"2 workers vs peer {two / peer:.2f}x; goal {GOALS[release]:.0f} req/s with 2 workers: "
+                f"2 workers vs peer {two / peer:.2f}x"
+                + (f", 1 worker vs mlflow models serve {one / mlflow:.2f}x" if mlflow else "")
+                + f"; goal {GOALS[release]:.0f} req/s with 2 workers: "
                 f"{'met' if two >= GOALS[release] else 'not met'} ({two:.0f})"
             )
         out.append("")
