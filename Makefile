@@ -109,7 +109,7 @@ bench-plots: setup ## Drawing the plots of a helpdesk release against its cold r
 bench-canary-judgement: setup ## Statistical canary judgement vs threshold budgets on the same seeded synthetic traffic (~2.5 min) into BENCHMARKS.md
 	$(BIN)/python bench/canary_judgement.py
 
-bench-serving-load: setup ## Saturation, server CPU per answer, p99 at 100 req/s: before/after, 1 and 2 workers, a peer server (~15 min) into BENCHMARKS.md
+bench-serving-load: setup ## Saturation, server CPU per answer, p99 at 100 req/s: before/after, 1 and 2 workers, a peer server, mlflow models serve (~10 min) into BENCHMARKS.md
 	$(BIN)/python bench/serving_load.py
 
 bench-provenance: setup ## Signing and verifying the helpdesk unit, reproduce against its cold release (~4 min) into BENCHMARKS.md
