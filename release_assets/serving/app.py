@@ -67,6 +67,12 @@ class _RandomIds:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hex, self._next = "", self.BATCH
+        if hasattr(os, "register_at_fork"):  # a forked worker must not hand out its parent's next ids
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._hex, self._next = "", self.BATCH
 
     def new(self) -> str:
         with self._lock:
@@ -291,14 +297,17 @@ class _Job(NamedTuple):
 
 class _Costs:
     """Each version's recent prediction times (the seconds ``run`` took, the last ``WINDOW``), read and written on
-    the event loop only; a version is fast while their median is under ``INLINE_BELOW_S``. Unknown until measured:
-    a version's first answers run in the threadpool.
+    the event loop only; a version is fast while their median is under ``INLINE_BELOW_S`` and none reached
+    ``BLOCKS_AT_S``. Unknown until measured: a version's first answers run in the threadpool.
 
     The median, not a mean: a time is sometimes inflated by waiting for the GIL (the span exporter's thread holds it
     now and then), and a mean of those outliers once sent iris's 50 us predictions to the threadpool for good, where
     every hop inflated the next time again."""
 
     INLINE_BELOW_S = 0.001
+    # ...and none of them took this long: a version whose answers are fast half of the time and slow the other
+    # half (a cache in front of a slow call) must not hold the event loop for its slow ones.
+    BLOCKS_AT_S = 0.02
     WINDOW = 15
 
     def __init__(self) -> None:
@@ -313,7 +322,8 @@ class _Costs:
         if recent is None:
             recent = self._recent[key] = collections.deque(maxlen=self.WINDOW)
         recent.append(seconds)
-        self._fast[key] = sorted(recent)[len(recent) // 2] < self.INLINE_BELOW_S
+        ordered = sorted(recent)
+        self._fast[key] = ordered[len(ordered) // 2] < self.INLINE_BELOW_S and ordered[-1] < self.BLOCKS_AT_S
 
 
 def create_app(
@@ -505,7 +515,8 @@ def create_app(
             results: list[tuple[dict[str, Any], bytes, float] | Exception] = []
             for job, span, answer in zip(jobs, opened, answers, strict=True):
                 if isinstance(answer, Exception):
-                    if span is not None:
+                    if span is not None:  # as request_span records an exception raised inside it
+                        span.span.record_exception(answer)
                         span.set_output(None, error=f"{type(answer).__name__}: {answer}")
                     results.append(answer)
                     continue

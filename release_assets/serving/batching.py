@@ -9,6 +9,7 @@ server answers as before, and a busy one answers more, each batch in the threadp
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -43,6 +44,7 @@ class Batcher:
         return result
 
     async def _drain(self, key: Hashable, run: Callable[[list[Any]], list[Any]]) -> None:
+        batch: list[tuple[Any, asyncio.Future[Any]]] = []
         try:
             while self._waiting.get(key):
                 queue = self._waiting[key]
@@ -50,20 +52,33 @@ class Batcher:
                 batch = [(item, answered) for item, answered in batch if not answered.done()]  # caller gone
                 if not batch:
                     continue
-                if self.on_batch is not None:
-                    self.on_batch(key, len(batch))
                 try:
+                    if self.on_batch is not None:
+                        self.on_batch(key, len(batch))
                     results = await run_in_threadpool(run, [item for item, _ in batch])
                     if len(results) != len(batch):
                         raise RuntimeError(f"a batch of {len(batch)} gave {len(results)} results")
                 except Exception as exc:  # the whole batch failed: each of its callers gets the error
-                    results = [exc] * len(batch)
+                    results = [_own_copy(exc) for _ in batch]
                 self.batches, self.items = self.batches + 1, self.items + len(batch)
                 for (_, answered), result in zip(batch, results, strict=True):
                     if not answered.done():
                         answered.set_result(result)
+                batch = []
         finally:
             del self._draining[key]
-            # Empty unless this task was cancelled (the server is stopping): nobody is left to run those items.
-            for _, answered in self._waiting.pop(key, []):
-                answered.cancel()
+            # Empty unless this task was cancelled (the server is stopping), mid-batch or between batches: nobody
+            # is left to answer those callers, and each holds an admission slot until told.
+            for _, answered in [*batch, *self._waiting.pop(key, [])]:
+                if not answered.done():
+                    answered.cancel()
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """The exception for one caller of a failed batch: raising one shared object from every caller would pile
+    each caller's frames onto the same traceback."""
+    try:
+        copied = copy.copy(exc)
+    except Exception:  # an exception that cannot be copied is shared, as it is
+        return exc
+    return copied.with_traceback(exc.__traceback__)

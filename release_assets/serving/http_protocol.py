@@ -4,8 +4,8 @@ uvicorn writes an answer's status line and headers as soon as the app sends ``ht
 when the app sends ``http.response.body``: two ``send`` calls per answer. On loopback and on a busy host each
 ``send`` is a system call that also wakes the reader, and it runs holding the GIL: for a small model it was the
 largest single cost of a served answer (a fifth of the server's time on iris). Here the writes of one turn of the
-event loop are joined and written once, at the end of that turn (or as soon as they pass ``FLUSH_AT``, so a
-streamed body is never held in memory). Nothing waits longer than it would have: the bytes leave in the same turn.
+event loop are joined and written once, when the loop next runs its ready callbacks (or as soon as they pass
+``FLUSH_AT``, so a streamed body is never held in memory): the bytes leave before the loop waits for anything else.
 """
 
 from __future__ import annotations
@@ -79,6 +79,13 @@ if HttpToolsProtocol is not None:
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+        def eof_received(self) -> None:
+            # A client that half-closes after its request (``nc -N``, ``shutdown(SHUT_WR)``) may get the answer in
+            # the same turn as its end of stream, and uvicorn then closes the connection: what is pending goes
+            # first, or the answer would be dropped.
+            self.transport._flush()  # type: ignore[attr-defined]
+            super().eof_received()
 
 
 def protocol_class() -> Any:

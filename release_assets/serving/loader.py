@@ -262,11 +262,22 @@ class LoadedRelease:
             # Positions, not the request ids, name the requests in the run: two clients may send the same id.
             requests.append(ChainRequest(str(len(asked)), parsed.message, parsed.digits))
             asked.append(call)
+        if not requests:
+            return answers
+        if len(requests) == 1:  # nothing to share: exactly predict's path, exceptions included
+            return [answer if isinstance(answer, Exception) else self._answer_or_error(asked[0]) for answer in answers]
         observers = {str(n): (c.request_id, c.observer) for n, c in enumerate(asked) if c.observer is not None}
         start = time.perf_counter()
-        results = iter(self._runner.run(requests, observer=_ByRequest(observers) if observers else None))
-        share_ms = (time.perf_counter() - start) * 1000 / max(len(requests), 1)
-        calls_asked = iter(asked)
+        try:
+            ran = self._runner.run(requests, observer=_ByRequest(observers) if observers else None)
+        except Exception:
+            # A binding or model raised for the batch as a whole (a step error of one request is in its result):
+            # each request again alone, so only the one that makes it raise fails, as predict would have.
+            alone = iter(self._answer_or_error(call) for call in asked)
+            return [answer if isinstance(answer, Exception) else next(alone) for answer in answers]
+        # Each request waited for the whole batch: that is its total (the steps show its share of each).
+        waited_ms = (time.perf_counter() - start) * 1000
+        results, calls_asked = iter(ran), iter(asked)
         for i, answer in enumerate(answers):
             if isinstance(answer, Exception):
                 continue
@@ -277,7 +288,7 @@ class LoadedRelease:
                 continue
             head = {"release": self.release, "version": self.version, "variant": call.variant}
             fields = self._chain_fields(result.outputs)
-            answers[i] = {**head, **fields, "latency_ms": _latencies(result, share_ms), "request_id": call.request_id}
+            answers[i] = {**head, **fields, "latency_ms": _latencies(result, waited_ms), "request_id": call.request_id}
         return answers
 
     def _answer_or_error(self, call: PredictCall) -> dict[str, Any] | Exception:

@@ -120,3 +120,47 @@ def test_a_caller_that_left_is_not_run():
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         Batcher(max_batch=0)
+
+
+def test_a_batch_whose_metric_hook_fails_still_answers_and_a_cancelled_drain_leaves_nobody_waiting():
+    def broken_hook(key, size):
+        raise OSError("the metrics folder is gone")
+
+    async def go() -> tuple[object, bool]:
+        batcher = Batcher(on_batch=broken_hook)
+        failed = await asyncio.gather(batcher.submit("k", 1, Model().run), return_exceptions=True)
+        # A drain cancelled while its batch runs (the server stopping): its callers are told, not left waiting.
+        model, stopping = Model(), Batcher()
+        model.gate.clear()
+        running = asyncio.ensure_future(stopping.submit("k", 1, model.run))
+        await asyncio.sleep(0.05)
+        stopping._draining["k"].cancel()
+        done, _ = await asyncio.wait([running], timeout=2)
+        model.gate.set()
+        return failed[0], bool(done) and running.cancelled()
+
+    failed, told = asyncio.run(go())
+    assert isinstance(failed, OSError) and told
+
+
+def test_each_caller_of_a_failed_batch_gets_an_exception_of_its_own():
+    gate = threading.Event()
+
+    def first_alone_then_crash(items):
+        gate.wait(5)
+        if items == [0]:
+            return items
+        raise RuntimeError("the model crashed")
+
+    async def go() -> list[BaseException]:
+        batcher = Batcher()
+        first = asyncio.ensure_future(batcher.submit("k", 0, first_alone_then_crash))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.submit("k", i, first_alone_then_crash)) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        await first
+        return await asyncio.gather(*rest, return_exceptions=True)
+
+    one, two = asyncio.run(go())
+    assert str(one) == str(two) == "the model crashed" and one is not two

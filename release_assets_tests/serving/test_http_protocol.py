@@ -189,3 +189,26 @@ def test_a_served_answer_is_one_socket_write_and_a_stream_still_streams(coalesci
         server.should_exit = True
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+@pytest.mark.skipif(protocol_class() == "auto", reason="httptools is not installed")
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer():
+    """``nc -N``: the request and the end of the stream arrive together; the answer must not be left pending."""
+
+    async def small(request):
+        return Response(b"ok", media_type="text/plain")
+
+    server, thread, port = _serve(Starlette(routes=[Route("/small", small)]), protocol_class())
+    try:
+        for _ in range(20):  # the two arrive in one read only sometimes: try often enough to meet it
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"GET /small HTTP/1.1\r\nhost: x\r\n\r\n")
+                client.shutdown(socket.SHUT_WR)
+                read = b""
+                while chunk := client.recv(1 << 16):
+                    read += chunk
+            assert read.startswith(b"HTTP/1.1 200 OK\r\n") and read.endswith(b"ok"), read
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()

@@ -322,3 +322,24 @@ def test_iris_is_not_batched_and_answers_each_call_through_predict(published):
     )
     assert good == loaded.predict({"features": [5.1, 3.5, 1.4, 0.2]}, request_id="a")
     assert isinstance(bad, RequestError)
+
+
+def test_a_model_that_raises_for_a_batch_fails_only_the_request_that_makes_it_raise(published, monkeypatch):
+    from release_assets.serving.requests import PredictCall
+
+    store, versions, cache = published
+    loaded = load_release(store, "helpdesk", version=versions["helpdesk"], cache_dir=cache)
+    runner = loaded._runner
+    real_run = runner.run
+
+    def run(requests, observer=None):  # a binding that raises on one message, taking its whole batch with it
+        if any("boom" in r.message for r in requests):
+            raise ValueError("the tokenizer choked")
+        return real_run(requests, observer=observer)
+
+    monkeypatch.setattr(runner, "run", run)
+    calls = [PredictCall({"message": m}, "champion", f"r{i}") for i, m in enumerate(["refund please", "boom", "hi"])]
+    first, failed, last = loaded.predict_many(calls)
+    assert isinstance(failed, ValueError) and str(failed) == "the tokenizer choked"
+    assert first["request_id"] == "r0" and last["request_id"] == "r2"
+    assert first == {**loaded.predict({"message": "refund please"}, request_id="r0"), "latency_ms": first["latency_ms"]}
