@@ -511,7 +511,7 @@ def test_a_busy_chain_answers_the_requests_that_queued_in_one_batch_each_traced_
             rest = [ac.post(URL, json=b, headers={"x-request-id": f"r{i}"}) for i, b in enumerate(bodies)]
             return [await first, *await asyncio.gather(*rest)]
 
-    first, *answers = asyncio.run(go())
+    first, *answers = run_async(go())
     assert release.batch_sizes == [1, len(messages)]  # everyone who queued went in the next batch
     assert first.status_code == 200 and first.json()["request_id"] == "first"
     for i, answer in enumerate(answers[:11]):

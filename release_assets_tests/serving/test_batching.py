@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from release_assets.serving.batching import Batcher
+from release_assets_tests.serving import own_loop
 
 
 class Model:
@@ -29,7 +30,7 @@ def test_an_idle_model_answers_at_once_alone():
         model, batcher = Model(), Batcher()
         return await batcher.submit("iris", 4, model.run), model.batches
 
-    assert asyncio.run(go()) == (40, [[4]])
+    assert own_loop.run(go()) == (40, [[4]])
 
 
 def test_requests_arriving_while_a_batch_runs_form_the_next_one_up_to_max_batch():
@@ -44,7 +45,7 @@ def test_requests_arriving_while_a_batch_runs_form_the_next_one_up_to_max_batch(
         answers = await asyncio.gather(first, *rest)
         return answers, model.batches, batcher.batches, batcher.items
 
-    answers, batches, count, items = asyncio.run(go())
+    answers, batches, count, items = own_loop.run(go())
     assert answers == [i * 10 for i in range(8)]
     assert batches == [[0], [1, 2, 3], [4, 5, 6], [7]] and (count, items) == (4, 8)
 
@@ -57,7 +58,7 @@ def test_each_key_has_its_own_queue():
         )
         return model.batches
 
-    assert sorted(asyncio.run(go())) == [[1], [2]]
+    assert sorted(own_loop.run(go())) == [[1], [2]]
 
 
 def test_an_item_refused_raises_to_its_caller_alone():
@@ -71,7 +72,7 @@ def test_an_item_refused_raises_to_its_caller_alone():
         model.gate.set()
         return await asyncio.gather(first, *waiting, return_exceptions=True)
 
-    one, two, refused, three = asyncio.run(go())
+    one, two, refused, three = own_loop.run(go())
     assert (one, two, three) == (10, 20, 30)
     assert isinstance(refused, ValueError) and str(refused) == "item -1 is refused"
 
@@ -94,7 +95,7 @@ def test_a_batch_that_fails_whole_fails_its_callers_and_the_next_batch_still_run
         fine = await batcher.submit("k", 3, flaky)
         return [*crashed, *short, fine]
 
-    crashed, short, fine = asyncio.run(go())
+    crashed, short, fine = own_loop.run(go())
     assert isinstance(crashed, RuntimeError) and str(crashed) == "the model crashed"
     assert isinstance(short, RuntimeError) and "a batch of 1 gave 0 results" in str(short)
     assert fine == 3
@@ -114,7 +115,7 @@ def test_a_caller_that_left_is_not_run():
         await asyncio.gather(first, kept)
         return model.batches
 
-    assert asyncio.run(go()) == [[1], [3]]
+    assert own_loop.run(go()) == [[1], [3]]
 
 
 def test_max_batch_must_be_positive():
@@ -139,7 +140,7 @@ def test_a_batch_whose_metric_hook_fails_still_answers_and_a_cancelled_drain_lea
         model.gate.set()
         return failed[0], bool(done) and running.cancelled()
 
-    failed, told = asyncio.run(go())
+    failed, told = own_loop.run(go())
     assert isinstance(failed, OSError) and told
 
 
@@ -162,5 +163,5 @@ def test_each_caller_of_a_failed_batch_gets_an_exception_of_its_own():
         await first
         return await asyncio.gather(*rest, return_exceptions=True)
 
-    one, two = asyncio.run(go())
+    one, two = own_loop.run(go())
     assert str(one) == str(two) == "the model crashed" and one is not two

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from release_assets.serving.http_protocol import FLUSH_AT, CoalescingTransport, protocol_class
+from release_assets_tests.serving import own_loop
 
 
 class RecordingTransport:
@@ -57,7 +58,7 @@ def test_writes_of_one_turn_leave_together_at_its_end():
         await asyncio.sleep(0)  # the end of the turn
         return during, inner.writes, pending
 
-    during, after, pending = asyncio.run(go())
+    during, after, pending = own_loop.run(go())
     assert during == [] and pending == 40
     assert after == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
 
@@ -72,7 +73,7 @@ def test_a_large_body_is_written_at_the_threshold_not_held():
         await asyncio.sleep(0)
         return sizes + [-1] + [len(w) for w in inner.writes]
 
-    assert asyncio.run(go()) == [FLUSH_AT, FLUSH_AT, -1, FLUSH_AT, FLUSH_AT, FLUSH_AT // 2]
+    assert own_loop.run(go()) == [FLUSH_AT, FLUSH_AT, -1, FLUSH_AT, FLUSH_AT, FLUSH_AT // 2]
 
 
 def test_close_writes_what_is_pending_first_and_abort_drops_it():
@@ -91,7 +92,7 @@ def test_close_writes_what_is_pending_first_and_abort_drops_it():
         await asyncio.sleep(0)
         return closed, aborted, gone
 
-    closed, aborted, gone = asyncio.run(go())
+    closed, aborted, gone = own_loop.run(go())
     assert closed.writes == [b"last"] and closed.closing
     assert aborted.writes == [] and aborted.aborted
     assert gone.writes == []
